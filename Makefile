@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+STAMP := .venv/.rlgen-installed
+export MUJOCO_GL ?= egl
+# Small torch networks: one thread is as fast as two here and makes seeded runs repeat exactly.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: setup demo test test-slow lint bench-throughput clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 goes in first: it is the CPU build on these machines, and once it is installed every
+# later requirement (torch>=2.2) is already met, so a CUDA build is never pulled in.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m rlgen.demo
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	.venv/bin/ruff check rlgen tests benchmarks
+
+bench-throughput: setup
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf .venv runs .pytest_cache
