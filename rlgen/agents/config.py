@@ -1,0 +1,261 @@
+"""Run configuration: one dataclass, saved and read as YAML, with presets and ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALGOS = ("ppo", "trpo", "a2c", "sac")
+VEC_ENVS = ("dummy", "subproc")
+BONUSES: tuple[str | None, ...] = (None,)
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the CLI prints it on one line and exits with code 2."""
+
+
+def algo_class(algo: str) -> type:
+    """The SB3 class for ``algo`` (imported lazily: sb3-contrib is only needed for TRPO)."""
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+
+        return PPO
+    if algo == "a2c":
+        from stable_baselines3 import A2C
+
+        return A2C
+    if algo == "sac":
+        from stable_baselines3 import SAC
+
+        return SAC
+    if algo == "trpo":
+        from sb3_contrib import TRPO
+
+        return TRPO
+    raise ConfigError(f"unknown algorithm {algo!r}; choose one of: {', '.join(ALGOS)}")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run. ``hyperparams`` go to the SB3 constructor."""
+
+    algo: str = "ppo"
+    """SB3 algorithm: ppo, trpo, a2c or sac."""
+    env_id: str = "rlgen/SparseMountainCar-v0"
+    """Gymnasium id; rlgen's tasks are ``rlgen/<Name>-v0``."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``gym.make``."""
+    total_steps: int = 100_000
+    """Environment steps to train for (summed over the vectorised envs)."""
+    n_envs: int = 1
+    """Number of environments stepped together."""
+    vec_env: str = "dummy"
+    """dummy (in-process; the fast choice on a 2-core machine) or subproc."""
+    seed: int = 0
+    """One config and one seed give one result."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """SB3 constructor arguments, e.g. n_steps, learning_rate, policy_kwargs: {net_arch: [64, 64]}."""
+    normalize: bool = True
+    """Wrap the env stack in VecNormalize (observations and rewards)."""
+    norm_reward: bool = True
+    """With ``normalize``: also normalise the reward the agent learns from."""
+    bonus: str | None = None
+    """Reward bonus wrapper (exploration); none yet."""
+    eval_freq: int = 10_000
+    """Evaluate every this many steps (0: only at the end)."""
+    eval_episodes: int = 5
+    """Episodes per evaluation."""
+    checkpoint_freq: int = 50_000
+    """Save a resumable checkpoint every this many steps (0: only at the end)."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    run_name: str | None = None
+    """Run directory name; default ``<algo>_<env>_s<seed>``."""
+    torch_threads: int = 1
+    """One thread is as fast as two for these networks and keeps seeded runs exact."""
+    progress_bar: bool = True
+    """Show SB3's progress bar."""
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        name = self.run_name or default_run_name(self.algo, self.env_id, self.seed)
+        return Path(self.out_dir) / name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        from rlgen.atomic import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(field_names())}")
+        return cls(**data).validated()
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of config keys, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def validated(self) -> RunConfig:
+        """Check every field a user can get wrong; raise ConfigError naming the problem."""
+        if self.algo not in ALGOS:
+            raise ConfigError(f"unknown algorithm {self.algo!r}; choose one of: {', '.join(ALGOS)}")
+        check_env_id(self.env_id)
+        if self.vec_env not in VEC_ENVS:
+            raise ConfigError(f"unknown vec_env {self.vec_env!r}; choose one of: {', '.join(VEC_ENVS)}")
+        if self.bonus not in BONUSES:
+            choices = ", ".join(str(b) for b in BONUSES if b is not None) or "none available yet"
+            raise ConfigError(f"unknown bonus {self.bonus!r}; choices: {choices}")
+        for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("eval_freq", "checkpoint_freq", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.env_kwargs, dict) or not isinstance(self.hyperparams, dict):
+            raise ConfigError("env_kwargs and hyperparams must be mappings")
+        valid = sb3_arguments(self.algo)
+        for key in self.hyperparams:
+            if key not in valid:
+                raise ConfigError(
+                    f"unknown {self.algo} hyperparameter {key!r}; valid: {', '.join(sorted(valid))}"
+                )
+        return self
+
+
+def default_run_name(algo: str, env_id: str, seed: int) -> str:
+    slug = env_id.replace("/", "-")
+    return f"{algo}_{slug}_s{seed}"
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+# Arguments rlgen sets itself from RunConfig fields; a user sets them through those fields.
+_MANAGED = {"policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"}
+
+
+def sb3_arguments(algo: str) -> set[str]:
+    """Constructor arguments of the SB3 class that a config may set in ``hyperparams``."""
+    params = inspect.signature(algo_class(algo).__init__).parameters
+    return {name for name in params if name not in _MANAGED and name != "self"}
+
+
+def check_env_id(env_id: str) -> None:
+    import gymnasium as gym
+
+    import rlgen.envs  # noqa: F401  (registers rlgen/* ids)
+
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.5)
+    hint = f"did you mean: {', '.join(close)}" if close else "see `rlgen envs` for rlgen's tasks"
+    raise ConfigError(f"unknown env id {env_id!r}; {hint}")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``key=value`` -> (["key"], value); dotted keys reach into mappings; values are YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        value = _number_or_text(value)  # YAML 1.1 reads "1e6" and "3e-4" as strings
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"override {item!r} has an empty key")
+    return path, value
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e-" not in text.lower() else number
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``-p key=value`` overrides. A key is a RunConfig field, or else an SB3 hyperparameter
+    (``-p learning_rate=1e-4``, ``-p policy_kwargs.net_arch=[32,32]``), or ``env_kwargs.NAME``."""
+    data = config.to_dict()
+    fields = set(field_names())
+    for item in overrides:
+        path, value = parse_override(item)
+        if path[0] not in fields:
+            valid = sb3_arguments(data["algo"]) if data["algo"] in ALGOS else set()
+            if path[0] not in valid:
+                raise ConfigError(
+                    f"unknown key {path[0]!r} in -p {item}; valid: config keys ({', '.join(sorted(fields))}) "
+                    f"or {data['algo']} hyperparameters ({', '.join(sorted(valid))})"
+                )
+            path = ["hyperparams", *path]
+        target = data
+        for part in path[:-1]:
+            nxt = target.get(part)
+            if nxt is None:
+                nxt = target[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"cannot set {'.'.join(path)}: {part!r} is not a mapping")
+            target = nxt
+        target[path[-1]] = value
+    return RunConfig.from_dict(data)
+
+
+def build_config(
+    algo: str | None = None,
+    env_id: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    use_preset: bool = True,
+    **fields: Any,
+) -> RunConfig:
+    """Resolve a run's config, later sources winning: RunConfig defaults < the preset for
+    (algo, env) < the config file < explicit ``fields`` (CLI flags) < ``key=value`` overrides."""
+    from rlgen.agents.presets import preset_for
+
+    file_data: dict[str, Any] = RunConfig.load(config_file).to_dict() if config_file else {}
+    defaults = RunConfig()
+    algo = algo or file_data.get("algo") or defaults.algo
+    env_id = env_id or file_data.get("env_id") or defaults.env_id
+    if algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of: {', '.join(ALGOS)}")
+    check_env_id(env_id)
+    data: dict[str, Any] = preset_for(algo, env_id) if use_preset else {}
+    # a config file written by RunConfig.save holds every key; only what differs from the defaults
+    # should override the preset
+    default_dict = defaults.to_dict()
+    for key, value in file_data.items():
+        if key == "hyperparams":
+            data["hyperparams"] = {**data.get("hyperparams", {}), **value}
+        elif value != default_dict[key]:
+            data[key] = value
+    data.update({k: v for k, v in fields.items() if v is not None})
+    data["algo"], data["env_id"] = algo, env_id
+    return apply_overrides(RunConfig.from_dict(data), overrides or [])

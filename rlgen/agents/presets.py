@@ -1,0 +1,113 @@
+"""Presets keyed by (algorithm, env id): settings known to learn on each task, applied under the user's.
+
+The MuJoCo PPO settings are the classic ones of the PPO paper (2,048-step rollouts, 10 epochs of
+64-sample minibatches, 64x64 tanh networks), which SB3's defaults follow. TRPO takes the
+rl-baselines3-zoo MuJoCo choices (64x64 ReLU, 20 critic updates, 25 CG steps, damping 0.1) with one
+in-process env of 2,048 steps, the fast layout on a 2-core machine. Sparse classic-control tasks use
+4 envs x 512 steps, the layout of the VIME prototype measured on this machine.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_PPO_MUJOCO: dict[str, Any] = {
+    "normalize": True,
+    "hyperparams": {
+        "n_steps": 2048,
+        "batch_size": 64,
+        "n_epochs": 10,
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.2,
+        "ent_coef": 0.0,
+        "policy_kwargs": {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": "tanh"},
+    },
+}
+
+_TRPO_MUJOCO: dict[str, Any] = {
+    "normalize": True,
+    "hyperparams": {
+        "n_steps": 2048,
+        "batch_size": 128,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "target_kl": 0.01,
+        "learning_rate": 1e-3,
+        "n_critic_updates": 20,
+        "cg_max_steps": 25,
+        "cg_damping": 0.1,
+        "policy_kwargs": {
+            "net_arch": {"pi": [64, 64], "vf": [64, 64]},
+            "activation_fn": "relu",
+            "log_std_init": -1.0,
+            "ortho_init": False,
+        },
+    },
+}
+
+# Humanoid: larger networks and rollouts; its 348-d observation and 17-d action need them.
+_PPO_HUMANOID = copy.deepcopy(_PPO_MUJOCO)
+_PPO_HUMANOID["hyperparams"].update(
+    n_steps=4096, batch_size=256, learning_rate=2.5e-4,
+    policy_kwargs={"net_arch": {"pi": [256, 256], "vf": [256, 256]}, "activation_fn": "tanh",
+                   "log_std_init": -1.0},
+)
+_TRPO_HUMANOID = copy.deepcopy(_TRPO_MUJOCO)
+_TRPO_HUMANOID["hyperparams"].update(
+    n_steps=4096, batch_size=256,
+    policy_kwargs={"net_arch": {"pi": [256, 256], "vf": [256, 256]}, "activation_fn": "relu",
+                   "log_std_init": -1.0, "ortho_init": False},
+)
+
+_PPO_SPARSE: dict[str, Any] = {
+    "n_envs": 4,
+    "normalize": True,
+    "hyperparams": {
+        "n_steps": 512,
+        "batch_size": 256,
+        "n_epochs": 10,
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "policy_kwargs": {"net_arch": [64, 64], "activation_fn": "tanh"},
+    },
+}
+_TRPO_SPARSE: dict[str, Any] = {
+    "n_envs": 4,
+    "normalize": True,
+    "hyperparams": {
+        "n_steps": 512,
+        "batch_size": 256,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "target_kl": 0.01,
+        "policy_kwargs": {"net_arch": [64, 64], "activation_fn": "tanh"},
+    },
+}
+
+_MUJOCO = ("Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+_SPARSE_CLASSIC = ("rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v0")
+_SPARSE_MUJOCO = ("rlgen/SparseHalfCheetah-v0", "rlgen/SparseAnt-v0")
+
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {}
+for _env in _MUJOCO:
+    PRESETS["ppo", _env] = _PPO_MUJOCO
+    PRESETS["trpo", _env] = _TRPO_MUJOCO
+PRESETS["ppo", "Humanoid-v5"] = _PPO_HUMANOID
+PRESETS["trpo", "Humanoid-v5"] = _TRPO_HUMANOID
+PRESETS["ppo", "rlgen/SparseHumanoid-v0"] = _PPO_HUMANOID
+PRESETS["trpo", "rlgen/SparseHumanoid-v0"] = _TRPO_HUMANOID
+for _env in _SPARSE_CLASSIC:
+    PRESETS["ppo", _env] = _PPO_SPARSE
+    PRESETS["trpo", _env] = _TRPO_SPARSE
+for _env in _SPARSE_MUJOCO:
+    PRESETS["ppo", _env] = _PPO_MUJOCO
+    PRESETS["trpo", _env] = _TRPO_MUJOCO
+
+
+def preset_for(algo: str, env_id: str) -> dict[str, Any]:
+    """The preset's RunConfig fields for (algo, env_id), or {} when there is none (SB3 defaults)."""
+    return copy.deepcopy(PRESETS.get((algo, env_id), {}))

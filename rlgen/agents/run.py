@@ -1,0 +1,341 @@
+"""The run loop: config -> env stack -> SB3 learn (evaluation, checkpoints) -> run directory.
+
+A run directory holds everything needed to resume or evaluate a run::
+
+    config.yaml          the resolved RunConfig
+    model.zip            the final SB3 model
+    vecnormalize.npz     VecNormalize statistics (loaded without pickle)
+    checkpoint/          the latest resumable state (model, statistics, progress)
+    eval.csv             evaluation history: timesteps, mean/std of the true env return
+    learning_curve.png   evaluation and training returns against steps
+    monitor/             per-env episode logs (SB3 Monitor)
+    tb/                  TensorBoard logs
+    result.json          final metrics, written when the run finishes
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from rlgen.agents.config import ConfigError, RunConfig, algo_class
+from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
+from rlgen.atomic import atomic_write_bytes, atomic_write_text
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.zip"
+VECNORM_FILE = "vecnormalize.npz"
+CHECKPOINT_DIR = "checkpoint"
+EVAL_FILE = "eval.csv"
+RESULT_FILE = "result.json"
+PLOT_FILE = "learning_curve.png"
+EVAL_FIELDS = ("timesteps", "mean_return", "std_return", "episodes", "wall_time")
+
+_ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports; the same numbers are in ``run_dir/result.json``."""
+
+    run_dir: Path
+    timesteps: int
+    eval_mean_return: float
+    eval_std_return: float
+    wall_time: float
+    eval_history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "timesteps": self.timesteps,
+            "eval_mean_return": self.eval_mean_return,
+            "eval_std_return": self.eval_std_return,
+            "wall_time": self.wall_time,
+        }
+
+
+# -- env stack -----------------------------------------------------------------------------------
+def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool) -> Callable:
+    def make() -> gym.Env:
+        import rlgen.envs  # noqa: F401  (fresh sub-processes need the registrations)
+
+        env = gym.make(env_id, **env_kwargs)
+        return Monitor(env, filename=monitor_file, override_existing=not append)
+
+    return make
+
+
+def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False) -> VecEnv:
+    fns = [
+        make_env_fn(config.env_id, config.env_kwargs,
+                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append)
+        for i in range(config.n_envs)
+    ]
+    if config.vec_env == "subproc" and config.n_envs > 1:
+        return SubprocVecEnv(fns)
+    return DummyVecEnv(fns)
+
+
+def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[BaseCallback]]:
+    """The slot between the raw VecEnv and VecNormalize where reward bonuses and learned rewards go.
+
+    Each wrapper may hand back a callback (e.g. to add a rollout-level bonus); none exist yet.
+    """
+    return venv, []
+
+
+def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
+    """YAML-friendly hyperparameters -> SB3 constructor arguments (activation names -> classes)."""
+    params = dict(config.hyperparams)
+    policy_kwargs = dict(params.get("policy_kwargs") or {})
+    activation = policy_kwargs.get("activation_fn")
+    if isinstance(activation, str):
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(f"unknown activation_fn {activation!r}; choose one of: {', '.join(_ACTIVATIONS)}")
+        policy_kwargs["activation_fn"] = _ACTIVATIONS[activation]
+    if policy_kwargs:
+        params["policy_kwargs"] = policy_kwargs
+    return params
+
+
+def _gamma(config: RunConfig) -> float:
+    return float(config.hyperparams.get("gamma", 0.99))
+
+
+def build_model(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
+    cls = algo_class(config.algo)
+    try:
+        return cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **resolve_hyperparams(config))
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"{config.algo} rejected the hyperparameters: {exc}") from None
+
+
+# -- saving --------------------------------------------------------------------------------------
+def save_model(model: BaseAlgorithm, path: Path) -> None:
+    buffer = io.BytesIO()
+    model.save(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EVAL_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, out.getvalue())
+
+
+def read_eval_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+class Evaluator:
+    """A separate, un-wrapped copy of the env: it scores the true env return with the training
+    env's observation statistics frozen in (deterministic actions by default)."""
+
+    def __init__(self, config: RunConfig, seed: int):
+        self.seed = seed
+        self.venv: VecEnv = DummyVecEnv([make_env_fn(config.env_id, config.env_kwargs, None, False)])
+        if config.normalize:
+            self.venv = VecNormalize(self.venv, training=False, norm_reward=False, gamma=_gamma(config))
+
+    def sync(self, train_env: VecEnv) -> None:
+        if isinstance(self.venv, VecNormalize) and isinstance(train_env, VecNormalize):
+            self.venv.obs_rms = train_env.obs_rms.copy()
+
+    def returns(self, model: BaseAlgorithm, episodes: int, deterministic: bool = True) -> np.ndarray:
+        self.venv.seed(self.seed)  # every evaluation starts from the same states
+        rewards, _ = evaluate_policy(
+            model, self.venv, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+        )
+        return np.asarray(rewards, dtype=np.float64)
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+class RunCallback(BaseCallback):
+    """Periodic evaluation (to eval.csv and TensorBoard) and resumable checkpoints."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, evaluator: Evaluator,
+                 history: list[dict[str, float]], start_time: float):
+        super().__init__()
+        self.config = config
+        self.run_dir = run_dir
+        self.evaluator = evaluator
+        self.history = history
+        self.start_time = start_time
+        self._next_eval = self._next_checkpoint = math.inf
+
+    def _init_callback(self) -> None:
+        self._next_eval = self._next_multiple_from(self.config.eval_freq)
+        self._next_checkpoint = self._next_multiple_from(self.config.checkpoint_freq)
+
+    def _next_multiple_from(self, freq: int) -> float:
+        return math.inf if freq <= 0 else (self.model.num_timesteps // freq + 1) * freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next_eval:
+            self._next_eval = self._next_multiple_from(self.config.eval_freq)
+            self.evaluate()
+        if self.num_timesteps >= self._next_checkpoint:
+            self._next_checkpoint = self._next_multiple_from(self.config.checkpoint_freq)
+            self.checkpoint()
+        return True
+
+    def evaluate(self) -> dict[str, float]:
+        self.evaluator.sync(self.model.get_env())
+        returns = self.evaluator.returns(self.model, self.config.eval_episodes)
+        row = {
+            "timesteps": float(self.num_timesteps),
+            "mean_return": float(returns.mean()),
+            "std_return": float(returns.std()),
+            "episodes": float(len(returns)),
+            "wall_time": time.time() - self.start_time,
+        }
+        self.history.append(row)
+        self.logger.record("eval/mean_reward", row["mean_return"])
+        self.logger.record("eval/std_reward", row["std_return"])
+        write_eval_history(self.run_dir / EVAL_FILE, self.history)
+        return row
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.model, self.run_dir, self.history)
+
+
+def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str, float]]) -> None:
+    """model, statistics, then progress.json last: a checkpoint counts once its progress file names it."""
+    ckpt = run_dir / CHECKPOINT_DIR
+    save_model(model, ckpt / MODEL_FILE)
+    env = model.get_vec_normalize_env()
+    if env is not None:
+        save_vecnormalize_stats(env, ckpt / VECNORM_FILE)
+    write_eval_history(run_dir / EVAL_FILE, history)
+    atomic_write_text(ckpt / "progress.json", json.dumps({"timesteps": int(model.num_timesteps)}))
+    from rlgen.agents.plotting import plot_learning_curve
+
+    plot_learning_curve(run_dir)
+
+
+# -- train ---------------------------------------------------------------------------------------
+def train(config: RunConfig, resume: bool = False) -> RunResult:
+    """Train one run; with ``resume``, continue the run in ``config.run_dir`` from its checkpoint."""
+    config.validated()
+    run_dir = config.run_dir
+    ckpt = run_dir / CHECKPOINT_DIR
+    if resume:
+        if not (ckpt / "progress.json").is_file():
+            raise ConfigError(f"nothing to resume in {run_dir}: no checkpoint/progress.json")
+    elif (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; resume it or choose another run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / CONFIG_FILE)
+
+    torch.set_num_threads(config.torch_threads)
+    set_random_seed(config.seed)
+    start = time.time()
+    venv = make_vec_env(config, run_dir / "monitor", append=resume)
+    venv, wrapper_callbacks = attach_reward_wrappers(venv, config)
+    if config.normalize:
+        venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
+
+    history: list[dict[str, float]] = []
+    if resume:
+        done = json.loads((ckpt / "progress.json").read_text())["timesteps"]
+        model = algo_class(config.algo).load(ckpt / MODEL_FILE, env=venv, device="cpu")
+        if isinstance(venv, VecNormalize):
+            load_vecnormalize_stats(venv, ckpt / VECNORM_FILE)
+        history = [row for row in read_eval_history(run_dir / EVAL_FILE) if row["timesteps"] <= done]
+        start -= history[-1]["wall_time"] if history else 0.0
+    else:
+        model = build_model(config, venv)
+    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+
+    evaluator = Evaluator(config, seed=config.seed + 10_000)
+    run_callback = RunCallback(config, run_dir, evaluator, history, start)
+    remaining = config.total_steps - model.num_timesteps
+    try:
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=CallbackList([*wrapper_callbacks, run_callback]),
+                reset_num_timesteps=not resume,
+                progress_bar=config.progress_bar,
+            )
+        else:
+            run_callback.init_callback(model)
+        if not history or history[-1]["timesteps"] < model.num_timesteps:
+            run_callback.evaluate()
+        save_checkpoint(model, run_dir, history)
+        save_model(model, run_dir / MODEL_FILE)
+        if isinstance(venv, VecNormalize):
+            save_vecnormalize_stats(venv, run_dir / VECNORM_FILE)
+    finally:
+        evaluator.close()
+        venv.close()
+    last = history[-1]
+    result = RunResult(run_dir, int(model.num_timesteps), last["mean_return"], last["std_return"],
+                       time.time() - start, history)
+    atomic_write_text(run_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+# -- evaluate a saved run ------------------------------------------------------------------------
+def load_run(run_dir: str | Path) -> tuple[RunConfig, BaseAlgorithm, Path | None]:
+    """The run's config, its final (or latest checkpointed) model, and its VecNormalize statistics file."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    config = RunConfig.load(run_dir / CONFIG_FILE)
+    model_path = run_dir / MODEL_FILE
+    stats_path = run_dir / VECNORM_FILE
+    if not model_path.is_file():  # an unfinished run: use its latest checkpoint
+        model_path = run_dir / CHECKPOINT_DIR / MODEL_FILE
+        stats_path = run_dir / CHECKPOINT_DIR / VECNORM_FILE
+    if not model_path.is_file():
+        raise ConfigError(f"{run_dir} holds no model yet (neither {MODEL_FILE} nor a checkpoint)")
+    try:
+        model = algo_class(config.algo).load(model_path, device="cpu")
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(f"cannot load model {model_path}: {exc}") from None
+    return config, model, stats_path if config.normalize else None
+
+
+def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int = 0) -> np.ndarray:
+    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy."""
+    if episodes < 1:
+        raise ConfigError(f"episodes must be a positive integer, got {episodes}")
+    config, model, stats_path = load_run(run_dir)
+    torch.set_num_threads(config.torch_threads)
+    evaluator = Evaluator(config, seed=seed)
+    try:
+        if stats_path is not None:
+            load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
+            evaluator.venv.training = False  # type: ignore[attr-defined]
+            evaluator.venv.norm_reward = False  # type: ignore[attr-defined]
+        return evaluator.returns(model, episodes, deterministic)
+    finally:
+        evaluator.close()

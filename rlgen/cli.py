@@ -1,0 +1,153 @@
+"""The ``rlgen`` command line. It only parses arguments and calls rlgen's Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rlgen.agents.config import ALGOS, ConfigError
+
+
+def _steps(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of steps: {text!r}") from None
+    if value < 1 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"steps must be a positive whole number, got {text!r}")
+    return int(value)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an agent (PPO, TRPO, A2C or SAC) and write a run directory",
+        description="Train an SB3 agent on a Gymnasium env. Settings resolve as: built-in defaults < preset "
+        "for (algo, env) < --config FILE < flags < -p key=value. The run directory receives the "
+        "model, VecNormalize statistics, config.yaml, eval.csv, learning_curve.png, TensorBoard logs "
+        "(tb/) and a resumable checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: ppo, or the config file's)")
+    p.add_argument("--env", dest="env_id", default=None,
+                   help="Gymnasium env id, e.g. Ant-v5 or rlgen/SparseHalfCheetah-v0 (see `rlgen envs`)")
+    p.add_argument("--steps", dest="total_steps", type=_steps, default=None, help="total env steps, e.g. 1e6")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
+    p.add_argument("--config", dest="config_file", default=None, help="YAML file of RunConfig keys")
+    p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key or SB3 hyperparameter (repeatable), e.g. -p learning_rate=1e-4 "
+                   "-p policy_kwargs.net_arch=[32,32] -p env_kwargs.goal_x=3")
+    p.add_argument("--out", dest="out_dir", default=None, help="parent folder of run directories (default runs)")
+    p.add_argument("--run-name", default=None, help="run directory name (default <algo>_<env>_s<seed>)")
+    p.add_argument("--no-preset", action="store_true", help="ignore the preset for (algo, env)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its checkpoint (--steps raises its budget)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlgen.agents import RunConfig, apply_overrides, train
+    from rlgen.agents.config import build_config
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+        config = RunConfig.load(run_dir / "config.yaml")
+        # the run keeps its directory wherever it has been moved to
+        config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
+        if args.total_steps:
+            config.total_steps = args.total_steps
+        config = apply_overrides(config, args.overrides)
+    else:
+        config = build_config(
+            algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
+            use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
+            n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name,
+        )
+    if args.no_progress:
+        config.progress_bar = False
+    print(f"run directory: {config.run_dir}")
+    result = train(config, resume=bool(args.resume))
+    print(f"final evaluation: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
+          f"after {result.timesteps} steps ({result.wall_time:.0f} s)")
+    print(f"learning curve:   {result.run_dir / 'learning_curve.png'}")
+    print(f"TensorBoard:      tensorboard --logdir {result.run_dir / 'tb'}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run's policy on the true env return",
+                       description="Roll out a trained run's policy (its VecNormalize statistics applied) and "
+                       "print the mean and standard deviation of the env's own episode return.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to roll out")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation env")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rlgen.agents import evaluate
+
+    returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    summary = {"run_dir": args.run_dir, "episodes": len(returns), "mean_return": float(returns.mean()),
+               "std_return": float(returns.std()), "returns": [float(r) for r in returns]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f} over {len(returns)} episodes")
+    return 0
+
+
+def _add_envs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("envs", help="list rlgen's tasks and their reward definitions",
+                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v0).")
+    p.set_defaults(func=_cmd_envs)
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from rlgen.envs import TASKS
+
+    width = max(len(task.id) for task in TASKS)
+    for task in TASKS:
+        print(f"{task.id:<{width}}  {task.episode_steps:>5} steps  {task.reward}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlgen",
+        description="rlgen: reinforcement learning on Gymnasium where generative models do real work "
+        "(VIME exploration, GAIL imitation, the 2016 generative models).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    _add_envs(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"rlgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlgen: interrupted (the last checkpoint is kept; resume with --resume RUN_DIR)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

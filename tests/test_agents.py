@@ -1,0 +1,133 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rlgen.agents import ConfigError, RunConfig, apply_overrides, evaluate, preset_for, train
+from rlgen.agents.config import build_config, parse_override
+from rlgen.agents.presets import PRESETS
+from rlgen.agents.run import build_model, load_run, make_vec_env
+
+
+def _params(run_dir):
+    _, model, _ = load_run(run_dir)
+    return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+
+def test_config_yaml_round_trip(tmp_path):
+    config = RunConfig(algo="trpo", env_id="Pendulum-v1", seed=3, hyperparams={"n_steps": 256},
+                       env_kwargs={"g": 9.0})
+    config.save(tmp_path / "c.yaml")
+    assert RunConfig.load(tmp_path / "c.yaml") == config
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["env_kwargs"] == {"g": 9.0}
+
+
+def test_config_sources_resolve_in_order(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"hyperparams": {"n_steps": 1024}, "seed": 5}))
+    config = build_config("ppo", "Ant-v5", config_file=tmp_path / "c.yaml", total_steps=1000,
+                          overrides=["learning_rate=1e-4", "total_steps=2e3", "policy_kwargs.net_arch=[8,8]"])
+    preset = preset_for("ppo", "Ant-v5")["hyperparams"]
+    assert config.hyperparams["batch_size"] == preset["batch_size"]  # from the preset
+    assert config.hyperparams["n_steps"] == 1024  # the file beats the preset
+    assert config.seed == 5
+    assert config.total_steps == 2000 and isinstance(config.total_steps, int)  # -p beats flags
+    assert config.hyperparams["learning_rate"] == pytest.approx(1e-4)
+    assert config.hyperparams["policy_kwargs"]["net_arch"] == [8, 8]
+    assert config.hyperparams["policy_kwargs"]["activation_fn"] == "tanh"  # the rest of the preset stays
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: RunConfig(algo="dqn").validated(), "unknown algorithm 'dqn'"),
+        (lambda: RunConfig(env_id="Antt-v5").validated(), "unknown env id 'Antt-v5'"),
+        (lambda: apply_overrides(RunConfig(), ["n_stepz=3"]), "unknown key 'n_stepz'"),
+        (lambda: RunConfig(hyperparams={"n_stepz": 3}).validated(), "unknown ppo hyperparameter 'n_stepz'"),
+        (lambda: RunConfig(total_steps=0).validated(), "total_steps must be a positive integer"),
+        (lambda: parse_override("novalue"), "not of the form key=value"),
+        (lambda: RunConfig.from_dict({"algoo": "ppo"}), "unknown config key 'algoo'"),
+    ],
+)
+def test_bad_config_names_the_problem(make, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_every_preset_builds_a_model():
+    for (algo, env_id), preset in PRESETS.items():
+        config = RunConfig(algo=algo, env_id=env_id, **preset).validated()
+        venv = make_vec_env(config)
+        try:
+            model = build_model(config, venv)
+            assert model.n_steps == preset["hyperparams"]["n_steps"]
+        finally:
+            venv.close()
+
+
+def test_run_directory_holds_everything(tiny_config):
+    result = train(tiny_config())
+    run_dir = result.run_dir
+    for name in ("config.yaml", "model.zip", "vecnormalize.npz", "eval.csv", "learning_curve.png",
+                 "result.json", "checkpoint/model.zip", "checkpoint/progress.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tb").iterdir())
+    assert [row["timesteps"] for row in result.eval_history] == [256, 512]
+    assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512
+    with np.load(run_dir / "vecnormalize.npz", allow_pickle=False) as stats:
+        assert stats["obs_mean"].shape == (4,) and float(stats["obs_count"]) > 500
+    assert RunConfig.load(run_dir / "config.yaml") == tiny_config()
+    returns = evaluate(run_dir, episodes=3)
+    assert returns.shape == (3,) and np.all(returns >= 1)
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_config):
+    a = train(tiny_config(run_name="a"))
+    b = train(tiny_config(run_name="b"))
+    c = train(tiny_config(run_name="c", seed=1))
+    assert torch.equal(_params(a.run_dir), _params(b.run_dir))
+    assert a.eval_history[-1]["mean_return"] == b.eval_history[-1]["mean_return"]
+    assert not torch.equal(_params(a.run_dir), _params(c.run_dir))
+    np.testing.assert_array_equal(evaluate(a.run_dir, 3), evaluate(b.run_dir, 3))
+
+
+def test_resume_continues_the_same_run(tiny_config):
+    first = train(tiny_config(total_steps=256))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny_config(total_steps=256))
+    resumed = train(tiny_config(total_steps=512), resume=True)
+    assert resumed.run_dir == first.run_dir and resumed.timesteps == 512
+    assert [row["timesteps"] for row in resumed.eval_history] == [256, 512]
+    # the resumed model started from the checkpoint, not from scratch: fresh runs differ from it
+    fresh = train(tiny_config(total_steps=512, run_name="fresh"))
+    assert not torch.equal(_params(resumed.run_dir), _params(fresh.run_dir))
+
+
+def test_resume_without_checkpoint_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(tiny_config(), resume=True)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "trpo", "sac"])
+def test_each_algorithm_runs_on_a_continuous_task(tiny_config, algo):
+    hyperparams = {"policy_kwargs": {"net_arch": [16]}}
+    if algo in ("ppo", "trpo", "a2c"):
+        hyperparams["n_steps"] = 64
+    if algo in ("ppo", "trpo"):
+        hyperparams["batch_size"] = 64
+    if algo == "sac":
+        hyperparams.update(learning_starts=64, batch_size=32)
+    result = train(tiny_config(algo=algo, env_id="Pendulum-v1", total_steps=256, eval_freq=0,
+                               hyperparams=hyperparams))
+    assert result.timesteps >= 256
+    assert np.isfinite(result.eval_mean_return)
+
+
+def test_corrupt_model_file_gets_one_line_error(tiny_config):
+    result = train(tiny_config(total_steps=128, eval_freq=0))
+    (result.run_dir / "model.zip").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="cannot load model") as info:
+        evaluate(result.run_dir, episodes=1)
+    assert "\n" not in str(info.value)
