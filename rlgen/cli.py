@@ -123,6 +123,52 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from rlgen.bench.runner import BACKENDS
+
+    p = sub.add_parser(
+        "bench", help="run a multi-seed benchmark suite and write its report",
+        description="Run every run of a suite (env x algo x settings x seed) through the same train() as "
+        "`rlgen train`, then aggregate: final returns with bootstrap intervals, normalised scores "
+        "(IQM and mean), learning curves and a performance profile. Re-running skips finished runs and "
+        "resumes unfinished ones; a failed run is recorded and the suite goes on.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("suite", metavar="SUITE", help="a built-in suite (smoke, locomotion) or a suite YAML file")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local: a process pool on this machine; ray: Ray Tune (pip install 'rlgen[ray]')")
+    p.add_argument("--address", default=None, help="with --backend ray: join this Ray cluster (e.g. auto)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 instead of the suite's")
+    p.add_argument("--steps", type=_steps, default=None, help="budget per run instead of the suite's")
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: the number of cores)")
+    p.add_argument("--out", default=None, help="output folder (default runs/bench/<suite>)")
+    p.add_argument("--report-dir", default=None, help="where <suite>.md and its plots go (default: --out)")
+    p.add_argument("--report-only", action="store_true", help="aggregate the runs already there; train nothing")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from rlgen.bench import load_suite, run_suite, write_report
+
+    suite = load_suite(args.suite)
+    out = args.out or f"runs/bench/{suite.name}"
+    command = "rlgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
+    command = command or f"rlgen bench {args.suite}"
+    if args.report_only:
+        runs = suite.runs(out, seeds=args.seeds, total_steps=args.steps)
+        report = write_report(suite, runs, out, command, args.report_dir)
+        failed = 0
+    else:
+        statuses, report = run_suite(suite, out, backend=args.backend, seeds=args.seeds, total_steps=args.steps,
+                                     workers=args.workers, address=args.address, report_dir=args.report_dir,
+                                     command=command)
+        failed = sum(s.status == "failed" for s in statuses)
+    print(f"report: {report}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlgen",
@@ -133,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_envs(sub)
+    _add_bench(sub)
     return parser
 
 

@@ -61,6 +61,8 @@ class RunResult:
     eval_mean_return: float
     eval_std_return: float
     wall_time: float
+    learn_time: float = 0.0
+    """Seconds inside SB3's ``learn`` in this session (periodic evaluation and checkpoints included)."""
     eval_history: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class RunResult:
             "eval_mean_return": self.eval_mean_return,
             "eval_std_return": self.eval_std_return,
             "wall_time": self.wall_time,
+            "learn_time": self.learn_time,
         }
 
 
@@ -277,14 +280,17 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     evaluator = Evaluator(config, seed=config.seed + 10_000)
     run_callback = RunCallback(config, run_dir, evaluator, history, start)
     remaining = config.total_steps - model.num_timesteps
+    learn_time = 0.0
     try:
         if remaining > 0:
+            learn_start = time.perf_counter()
             model.learn(
                 remaining,
                 callback=CallbackList([*wrapper_callbacks, run_callback]),
                 reset_num_timesteps=not resume,
                 progress_bar=config.progress_bar,
             )
+            learn_time = time.perf_counter() - learn_start
         else:
             run_callback.init_callback(model)
         if not history or history[-1]["timesteps"] < model.num_timesteps:
@@ -298,7 +304,7 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
         venv.close()
     last = history[-1]
     result = RunResult(run_dir, int(model.num_timesteps), last["mean_return"], last["std_return"],
-                       time.time() - start, history)
+                       time.time() - start, learn_time, history)
     atomic_write_text(run_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result
 

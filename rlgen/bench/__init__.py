@@ -1,0 +1,33 @@
+"""Multi-seed benchmark suites on this machine or a Ray cluster, aggregated with honest statistics.
+
+>>> from rlgen.bench import load_suite, run_suite   # doctest: +SKIP
+>>> run_suite(load_suite("smoke"), out_dir="runs/bench/smoke")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlgen.bench.report import write_report
+from rlgen.bench.runner import BACKENDS, RunStatus, run_suite_runs
+from rlgen.bench.suite import Suite, available_suites, load_suite
+
+__all__ = ["BACKENDS", "RunStatus", "Suite", "available_suites", "load_suite", "run_suite", "write_report"]
+
+
+def run_suite(
+    suite: Suite,
+    out_dir: str | Path,
+    backend: str = "local",
+    seeds: int | None = None,
+    total_steps: int | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    report_dir: str | Path | None = None,
+    command: str = "",
+) -> tuple[list[RunStatus], Path]:
+    """Run (or resume) every run of ``suite`` and write its report; returns the statuses and the report path."""
+    runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps)
+    statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address)
+    report = write_report(suite, runs, out_dir, command or f"rlgen bench {suite.name}", report_dir)
+    return statuses, report

@@ -1,0 +1,222 @@
+"""Aggregate a suite's run directories into tables, learning curves and a Markdown report."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlgen.agents.run import EVAL_FILE, read_eval_history
+from rlgen.atomic import atomic_write_bytes, atomic_write_text
+from rlgen.bench import stats
+from rlgen.bench.runner import ERROR_FILE, run_finished
+from rlgen.bench.suite import Suite, SuiteRun
+
+RANDOM_SCORES_FILE = "random_scores.json"
+
+
+@dataclass
+class RunRecord:
+    run: SuiteRun
+    state: str  # finished | incomplete | failed | missing
+    steps: np.ndarray
+    returns: np.ndarray
+    error: str | None = None
+
+    @property
+    def final(self) -> float:
+        return float(self.returns[-1]) if len(self.returns) else float("nan")
+
+
+def collect(runs: list[SuiteRun]) -> list[RunRecord]:
+    records = []
+    for run in runs:
+        run_dir = run.config.run_dir
+        history = read_eval_history(run_dir / EVAL_FILE)
+        steps = np.array([row["timesteps"] for row in history])
+        returns = np.array([row["mean_return"] for row in history])
+        error = None
+        if run_finished(run.config):
+            state = "finished"
+        elif (run_dir / ERROR_FILE).is_file():
+            state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
+        else:
+            state = "incomplete" if history else "missing"
+        records.append(RunRecord(run, state, steps, returns, error))
+    return records
+
+
+def random_policy_score(env_id: str, env_kwargs: dict, episodes: int = 10, seed: int = 0) -> float:
+    """Mean return of uniformly random actions: the 0 of normalised scores."""
+    import gymnasium as gym
+
+    import rlgen.envs  # noqa: F401
+
+    env = gym.make(env_id, **env_kwargs)
+    env.action_space.seed(seed)
+    total = 0.0
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+    env.close()
+    return total / episodes
+
+
+def reference_scores(suite: Suite, records: list[RunRecord], out_dir: Path) -> dict[str, dict[str, float]]:
+    """Per task: `random` (given, or measured and cached) and `reference` (given, or the best final
+    return of any finished run in the suite)."""
+    cache_path = out_dir / RANDOM_SCORES_FILE
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    refs: dict[str, dict[str, float]] = {}
+    for env_id in dict.fromkeys(r.run.env_id for r in records):
+        given = suite.scores.get(env_id, {})
+        finished = [r for r in records if r.run.env_id == env_id and r.state == "finished"]
+        finals = [r.final for r in finished]
+        if "random" in given:
+            low = given["random"]
+        elif env_id in cache:
+            low = cache[env_id]
+        elif finished:  # measured with the env settings of a run that worked
+            low = cache[env_id] = random_policy_score(env_id, finished[0].run.config.env_kwargs)
+            atomic_write_text(cache_path, json.dumps(cache, indent=2))
+        else:
+            low = float("nan")
+        high = given.get("reference", max(finals) if finals else float("nan"))
+        refs[env_id] = {"random": float(low), "reference": float(high),
+                        "reference_source": "suite file" if "reference" in given else "best run in suite"}
+    return refs
+
+
+def _fmt_ci(point: float, low: float, high: float, digits: int = 1) -> str:
+    if np.isnan(point):
+        return "—"
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for i, label in enumerate(labels):
+            group = [r for r in records if r.run.env_id == task and r.run.label == label and len(r.steps) > 1]
+            if not group:
+                continue
+            end = min(r.steps[-1] for r in group)
+            grid = np.linspace(min(r.steps[0] for r in group), end, 40)
+            values = np.array([np.interp(grid, r.steps, r.returns) for r in group])
+            cis = np.array([stats.bootstrap_ci(values[:, j], resamples=500) for j in range(len(grid))])
+            color = f"C{i}"
+            ax.plot(grid, cis[:, 0], color=color, label=f"{label} (n={len(group)})")
+            ax.fill_between(grid, cis[:, 1], cis[:, 2], color=color, alpha=0.2)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _profile_png(normalised: dict[str, list[float]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    taus = np.linspace(-0.25, 1.25, 61)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, (label, scores) in enumerate(normalised.items()):
+        ax.plot(taus, stats.performance_profile(np.array(scores), taus), color=f"C{i}", label=label)
+    ax.set_xlabel("normalised score τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
+                 report_dir: str | Path | None = None) -> Path:
+    """Write ``<report_dir>/<suite>.md`` (default: the suite's output folder) with its two PNGs."""
+    out_dir = Path(out_dir)
+    report_dir = Path(report_dir) if report_dir is not None else out_dir
+    records = collect(runs)
+    tasks = list(dict.fromkeys(r.run.env_id for r in records))
+    labels = list(dict.fromkeys(r.run.label for r in records))
+    refs = reference_scores(suite, records, out_dir)
+    budgets = sorted({r.run.config.total_steps for r in records})
+
+    lines = [f"# Benchmark suite `{suite.name}`", ""]
+    if suite.description:
+        lines += [suite.description, ""]
+    lines += [
+        f"Command: `{command}`", "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}; budget per run: {', '.join(f'{b:,}' for b in budgets)} "
+        f"env steps; seeds: {sorted({r.run.seed for r in records})}. Return = mean over the evaluation "
+        "episodes of the final evaluation (deterministic policy, true env reward); intervals are 95% "
+        "percentile-bootstrap intervals over seeds.", "",
+        "## Final return per task", "",
+        "| task | method | runs finished | final return, mean [95% CI] | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    normalised: dict[str, list[float]] = defaultdict(list)
+    per_task_norm: dict[str, list[np.ndarray]] = defaultdict(list)
+    for task in tasks:
+        for label in labels:
+            group = [r for r in records if r.run.env_id == task and r.run.label == label]
+            if not group:
+                continue
+            done = [r for r in group if r.state == "finished"]
+            finals = np.array([r.final for r in done])
+            seeds = ", ".join(f"{r.final:.1f}" if r.state == "finished" else r.state for r in group)
+            lines.append(f"| {task} | {label} | {len(done)}/{len(group)} | "
+                         f"{_fmt_ci(*stats.bootstrap_ci(finals))} | {seeds} |")
+            low, high = refs[task]["random"], refs[task]["reference"]
+            if len(finals) and np.isfinite(low) and np.isfinite(high) and high != low:
+                scores = stats.normalise(finals, low, high)
+                normalised[label].extend(scores.tolist())
+                per_task_norm[label].append(scores)
+    lines += ["", "## Normalised score across tasks", "",
+              "Normalised score = (return - random) / (reference - random), per task:", "",
+              "| task | random policy | reference | reference from |", "|---|---|---|---|"]
+    lines += [f"| {t} | {refs[t]['random']:.1f} | {refs[t]['reference']:.1f} | {refs[t]['reference_source']} |"
+              for t in tasks]
+    lines += ["", "| method | IQM [95% CI] | mean [95% CI] | runs |", "|---|---|---|---|"]
+    for label in labels:
+        if per_task_norm[label]:
+            lines.append(
+                f"| {label} | {_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.iqm), digits=3)} | "
+                f"{_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.mean), digits=3)} | "
+                f"{len(normalised[label])} |")
+    failed = [r for r in records if r.state == "failed"]
+    if failed:
+        lines += ["", "## Failed runs", ""] + [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in failed]
+    incomplete = [r for r in records if r.state in ("incomplete", "missing")]
+    if incomplete:
+        lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the command resumes them."]
+    curves, profile = f"{suite.name}_curves.png", f"{suite.name}_profile.png"
+    lines += ["", f"![learning curves]({curves})", "", f"![performance profile]({profile})", ""]
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(report_dir / curves, _curves_png(records, tasks, labels))
+    atomic_write_bytes(report_dir / profile, _profile_png(normalised))
+    path = report_dir / f"{suite.name}.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

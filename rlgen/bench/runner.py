@@ -1,0 +1,158 @@
+"""Run a suite's runs on a backend, skipping finished ones and recording failures.
+
+Every run calls the same ``rlgen.agents.train`` as ``rlgen train``. Backends:
+
+- ``local``: a process pool sized to the cores (each run uses one torch thread);
+- ``ray``: Ray Tune's ``Tuner`` over the same function (``pip install rlgen[ray]``); ``address`` joins
+  an existing cluster, whose nodes must see the output folder (shared storage).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlgen.agents.config import ConfigError, RunConfig
+from rlgen.atomic import atomic_write_text
+from rlgen.bench.suite import SuiteRun
+
+BACKENDS = ("local", "ray")
+ERROR_FILE = "error.json"
+
+
+@dataclass
+class RunStatus:
+    name: str
+    status: str  # "done" (this call), "skipped" (finished before), "failed"
+    seconds: float = 0.0
+    final_return: float | None = None
+    error: str | None = None
+
+
+def run_finished(config: RunConfig) -> bool:
+    """A run counts as finished once its result.json reports the configured budget."""
+    path = config.run_dir / "result.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text())["timesteps"] >= config.total_steps
+    except (ValueError, KeyError):
+        return False
+
+
+def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """Train (or resume) one run; never raises: a failure is returned and written to error.json."""
+    import torch
+
+    from rlgen.agents import train
+
+    torch.set_num_threads(1)
+    config = RunConfig.from_dict(config_dict)
+    start = time.time()
+    resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
+    try:
+        result = train(config, resume=resume)
+    except Exception as exc:  # recorded, so one bad run does not stop the suite
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config.run_dir / ERROR_FILE,
+                          json.dumps({"error": message, "traceback": traceback.format_exc()}, indent=2))
+        return {"name": config.run_dir.name, "status": "failed", "seconds": time.time() - start, "error": message}
+    (config.run_dir / ERROR_FILE).unlink(missing_ok=True)
+    return {"name": config.run_dir.name, "status": "done", "seconds": time.time() - start,
+            "final_return": result.eval_mean_return}
+
+
+def _print_progress(done: int, total: int, start: float, status: RunStatus) -> None:
+    elapsed = time.time() - start
+    detail = f"return {status.final_return:.1f}" if status.final_return is not None else status.error
+    print(f"[{done}/{total}] {status.status:<7} {status.name}  {detail}  "
+          f"({status.seconds:.0f} s; suite {elapsed / 60:.1f} min)", flush=True)
+
+
+def run_suite_runs(
+    runs: list[SuiteRun],
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    on_status: Callable[[int, int, float, RunStatus], None] = _print_progress,
+) -> list[RunStatus]:
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    start = time.time()
+    statuses: list[RunStatus] = []
+    todo = []
+    for run in runs:
+        if run_finished(run.config):
+            statuses.append(RunStatus(run.config.run_dir.name, "skipped"))
+            on_status(len(statuses), len(runs), start, statuses[-1])
+        else:
+            todo.append(run.config.to_dict())
+    if not todo:
+        return statuses
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    results = _run_local(todo, workers) if backend == "local" else _run_ray(todo, workers, address)
+    for result in results:
+        statuses.append(RunStatus(**result))
+        on_status(len(statuses), len(runs), start, statuses[-1])
+    return statuses
+
+
+def _run_local(todo: list[dict[str, Any]], workers: int):
+    if workers == 1:
+        for config in todo:
+            yield run_one(config)
+        return
+    # spawn: fresh interpreters, no inherited torch/MuJoCo state from the parent
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_one, config) for config in todo]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _ray_trainable(params: dict[str, Any]) -> None:
+    from ray import tune
+
+    tune.report(run_one(params["config"]))
+
+
+def _run_ray(todo: list[dict[str, Any]], workers: int, address: str | None):
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray Tune: pip install 'rlgen[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    storage = Path(todo[0]["out_dir"]).parent / "ray_results"
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(_ray_trainable, {"cpu": 1}),
+            param_space={"config": tune.grid_search(todo)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=None if address else workers),
+            run_config=tune.RunConfig(storage_path=str(storage), name="suite", verbose=0),
+        )
+        grid = tuner.fit()
+        for i in range(len(grid)):
+            result = grid[i]
+            metrics = result.metrics or {}
+            if result.error is not None or "status" not in metrics:
+                name = result.config["config"]["run_name"] if result.config else "?"
+                yield {"name": name, "status": "failed", "error": f"ray trial failed: {result.error}".splitlines()[0]}
+            else:
+                yield {k: metrics[k] for k in ("name", "status", "seconds", "final_return", "error") if k in metrics}
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,110 @@
+"""Benchmark suites: a list of runs (env x algo x settings x seed) read from a small YAML file.
+
+    name: smoke
+    description: two seeds of a tiny PPO run on CartPole
+    seeds: 2                   # seeds 0 .. seeds-1 unless `seed_list` is given
+    total_steps: 2048          # default budget of every run
+    runs:
+      - algo: ppo              # each entry: RunConfig fields, plus optional `label` and `overrides`
+        env_id: CartPole-v1
+        overrides: [n_steps=256, policy_kwargs.net_arch=[16]]
+    scores:                    # optional: reference returns for normalised scores, per env id
+      CartPole-v1: {random: 22, reference: 500}
+
+Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML file works too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlgen.agents.config import ConfigError, RunConfig, build_config
+
+SUITES_DIR = Path(__file__).parent / "suites"
+_ENTRY_KEYS = {"label", "overrides", "preset"}
+
+
+@dataclass
+class SuiteRun:
+    """One run of a suite: the method label (what the report groups by), its task, seed and config."""
+
+    label: str
+    env_id: str
+    seed: int
+    config: RunConfig
+
+
+@dataclass
+class Suite:
+    name: str
+    entries: list[dict[str, Any]]
+    seeds: list[int]
+    total_steps: int | None = None
+    description: str = ""
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    source: str = ""
+
+    def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None) -> list[SuiteRun]:
+        """Every run, with its run directory under ``out_dir/runs``; ``seeds`` and ``total_steps``
+        override the suite's own."""
+        seed_list = list(range(seeds)) if seeds is not None else self.seeds
+        runs_dir = Path(out_dir).absolute() / "runs"  # absolute: Ray workers run in other folders
+        out = []
+        for entry in self.entries:
+            fields = {k: v for k, v in entry.items() if k not in _ENTRY_KEYS}
+            algo, env_id = fields.pop("algo", None), fields.pop("env_id", None)
+            if not algo or not env_id:
+                raise ConfigError(f"suite {self.name!r}: every run needs algo and env_id, got {entry}")
+            label = str(entry.get("label") or algo)
+            budget = total_steps or fields.get("total_steps") or self.total_steps
+            if budget:
+                fields["total_steps"] = int(float(budget))
+            for seed in seed_list:
+                config = build_config(
+                    algo, env_id, overrides=list(entry.get("overrides", [])), use_preset=entry.get("preset", True),
+                    **{**fields, "seed": seed, "out_dir": str(runs_dir), "progress_bar": False,
+                       "run_name": f"{label}_{env_id.replace('/', '-')}_s{seed}"},
+                )
+                out.append(SuiteRun(label, env_id, seed, config))
+        names = [run.config.run_name for run in out]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"suite {self.name!r}: two runs share a label and env; give them distinct labels")
+        return out
+
+
+def available_suites() -> list[str]:
+    return sorted(path.stem for path in SUITES_DIR.glob("*.yaml"))
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A built-in suite by name (``smoke``, ``locomotion``) or a suite YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown suite {str(name_or_path)!r}; built-in suites: {', '.join(available_suites())}")
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"suite file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
+        raise ConfigError(f"suite file {path} needs a non-empty `runs` list")
+    unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores"}
+    if unknown:
+        raise ConfigError(f"suite file {path}: unknown key {sorted(unknown)[0]!r}")
+    seeds = data.get("seed_list") or list(range(int(data.get("seeds", 1))))
+    return Suite(
+        name=str(data.get("name") or path.stem),
+        entries=[dict(entry) for entry in data["runs"]],
+        seeds=[int(s) for s in seeds],
+        total_steps=int(float(data["total_steps"])) if data.get("total_steps") else None,
+        description=str(data.get("description", "")),
+        scores={k: {kk: float(vv) for kk, vv in v.items()} for k, v in (data.get("scores") or {}).items()},
+        source=str(path),
+    )

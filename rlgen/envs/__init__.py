@@ -1,0 +1,85 @@
+"""Sparse-reward tasks (VIME's benchmarks), registered with Gymnasium on import as ``rlgen/<Name>-v0``.
+
+Registration uses entry-point strings, so MuJoCo is only imported when a locomotion task is made.
+``TASKS`` describes each task for ``rlgen envs``; every threshold in it is a constructor keyword of the
+env, e.g. ``gymnasium.make("rlgen/SparseAnt-v0", goal_distance=10.0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import gymnasium
+
+__all__ = ["TASKS", "TaskInfo", "register_all"]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One registered task: its id, reward rule, default thresholds (constructor keywords) and horizon."""
+
+    id: str
+    reward: str
+    thresholds: Mapping[str, float]
+    episode_steps: int
+    entry_point: str
+
+
+def _task(
+    id: str, reward: str, thresholds: dict[str, float], episode_steps: int, entry_point: str
+) -> TaskInfo:
+    # A read-only view keeps the shared defaults from being edited through TASKS.
+    return TaskInfo(id, reward, MappingProxyType(dict(thresholds)), episode_steps, entry_point)
+
+
+# Thresholds here must equal the constructor defaults; tests/test_envs.py checks that they do.
+TASKS: tuple[TaskInfo, ...] = (
+    _task(
+        "rlgen/SparseMountainCar-v0",
+        "1 on reaching x >= goal_position (episode ends), else 0",
+        {"goal_position": 0.45},
+        # VIME's path length for MountainCar; Gymnasium's continuous version uses 999.
+        500,
+        "rlgen.envs.mountain_car:SparseMountainCarEnv",
+    ),
+    _task(
+        "rlgen/SparseCartPoleSwingup-v0",
+        "1 while cos(theta) > cos_threshold and |x| <= x_limit, else 0; ends when |x| > x_limit",
+        {"cos_threshold": 0.8, "x_limit": 3.0},
+        500,  # VIME's path length
+        "rlgen.envs.cartpole_swingup:SparseCartPoleSwingupEnv",
+    ),
+    _task(
+        "rlgen/SparseHalfCheetah-v0",
+        "1 while torso x > goal_x, else 0; never ends (truncated at 500 steps)",
+        {"goal_x": 5.0},
+        500,  # VIME's path length; random policies reach x > 5 only after ~600 steps (locomotion.py)
+        "rlgen.envs.locomotion:SparseHalfCheetahEnv",
+    ),
+    _task(
+        "rlgen/SparseAnt-v0",
+        "1 while torso (x, y) is farther than goal_distance from its start, else 0; ends when unhealthy",
+        {"goal_distance": 20.0},
+        1000,
+        "rlgen.envs.locomotion:SparseAntEnv",
+    ),
+    _task(
+        "rlgen/SparseHumanoid-v0",
+        "1 while torso (x, y) is farther than goal_distance from its start, else 0; ends when unhealthy",
+        {"goal_distance": 5.0},
+        1000,
+        "rlgen.envs.locomotion:SparseHumanoidEnv",
+    ),
+)
+
+
+def register_all() -> None:
+    """Register every task with Gymnasium; ids already present are left alone, so repeat calls are no-ops."""
+    for task in TASKS:
+        if task.id not in gymnasium.registry:
+            gymnasium.register(id=task.id, entry_point=task.entry_point, max_episode_steps=task.episode_steps)
+
+
+register_all()

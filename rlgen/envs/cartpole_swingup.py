@@ -1,0 +1,111 @@
+"""Sparse-reward cart-pole swing-up (VIME's SparseCartpoleSwingup), simulated in plain numpy.
+
+Gymnasium has no swing-up task, so the classic cart-pole equations of motion (Barto et al. 1983, with the
+sign fix of Florian 2007, the same model as gymnasium's CartPole) are integrated here with semi-implicit
+Euler. ``theta = 0`` is upright and ``theta = pi`` hangs down; theta is not wrapped, the observation only
+sees it through cos and sin.
+
+Observation (float32): ``[x, x_dot, cos(theta), sin(theta), theta_dot]``.
+Action: force in [-1, 1], scaled by ``max_force`` newtons.
+Reward: 1 while ``cos(theta) > cos_threshold`` and ``|x| <= x_limit``, else 0.
+Termination: ``|x| > x_limit`` (the cart left the track).
+Reset: x ~ U(-1, 1), x_dot ~ U(-2, 2), theta ~ U(pi - 1, pi + 1), theta_dot ~ U(-3, 3).
+Dense terms in info: ``reward_upright`` (cos theta), ``reward_centered`` (-|x| / x_limit) and
+``reward_ctrl`` (-0.01 * action**2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Cart-pole that starts hanging down and is rewarded only while held near upright on the track."""
+
+    metadata = {"render_modes": []}
+
+    gravity = 9.8
+    cart_mass = 1.0
+    pole_mass = 0.1
+    pole_half_length = 0.5
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        cos_threshold: float = 0.8,
+        x_limit: float = 3.0,
+        max_force: float = 10.0,
+        dt: float = 0.05,
+        substeps: int = 5,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError("SparseCartPoleSwingup has no renderer; use render_mode=None")
+        self.render_mode = render_mode
+        self.cos_threshold = float(cos_threshold)
+        self.x_limit = float(x_limit)
+        self.max_force = float(max_force)
+        self.dt = float(dt)
+        # Several small integration steps per control step keep the fast swinging pole accurate.
+        self.substeps = int(substeps)
+
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        high = np.array([np.inf, np.inf, 1.0, 1.0, np.inf], dtype=np.float32)
+        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
+        # [x, x_dot, theta, theta_dot]; public so tests and scripts can place the system anywhere.
+        self.state = np.zeros(4, dtype=np.float64)
+
+    def _obs(self) -> np.ndarray:
+        x, x_dot, theta, theta_dot = self.state
+        return np.array([x, x_dot, math.cos(theta), math.sin(theta), theta_dot], dtype=np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        self.state = np.array(
+            [
+                rng.uniform(-1.0, 1.0),
+                rng.uniform(-2.0, 2.0),
+                rng.uniform(math.pi - 1.0, math.pi + 1.0),
+                rng.uniform(-3.0, 3.0),
+            ]
+        )
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+        force = a * self.max_force
+        x, x_dot, theta, theta_dot = (float(v) for v in self.state)
+
+        total_mass = self.cart_mass + self.pole_mass
+        pole_moment = self.pole_mass * self.pole_half_length
+        h = self.dt / self.substeps
+        for _ in range(self.substeps):
+            sin, cos = math.sin(theta), math.cos(theta)
+            temp = (force + pole_moment * theta_dot**2 * sin) / total_mass
+            theta_acc = (self.gravity * sin - cos * temp) / (
+                self.pole_half_length * (4.0 / 3.0 - self.pole_mass * cos**2 / total_mass)
+            )
+            x_acc = temp - pole_moment * theta_acc * cos / total_mass
+            # Semi-implicit: velocities first, positions from the new velocities (energy-stable swinging).
+            x_dot += h * x_acc
+            theta_dot += h * theta_acc
+            x += h * x_dot
+            theta += h * theta_dot
+        self.state = np.array([x, x_dot, theta, theta_dot])
+
+        on_track = abs(x) <= self.x_limit
+        upright = math.cos(theta)
+        reward = float(upright > self.cos_threshold and on_track)
+        info = {
+            "reward_upright": upright,
+            "reward_centered": -abs(x) / self.x_limit,
+            "reward_ctrl": -0.01 * a**2,
+        }
+        return self._obs(), reward, not on_track, False, info

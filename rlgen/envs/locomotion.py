@@ -1,0 +1,178 @@
+"""Sparse-reward MuJoCo locomotion tasks built on Gymnasium's v5 environments.
+
+* SparseHalfCheetah: reward 1 on every step the torso's x position exceeds ``goal_x`` (5 m, as in VIME),
+  else 0; never terminates.
+* SparseAnt / SparseHumanoid: reward 1 on every step the torso's horizontal (x, y) distance from where it
+  stood after reset exceeds ``goal_distance``, else 0; the base env's unhealthy termination stays.
+
+The base env's reward is kept as ``info["reward_dense"]`` next to its own ``reward_*`` terms, and Ant and
+Humanoid add ``info["distance_from_start"]``.
+
+Deviation from Gymnasium's defaults: ``exclude_current_positions_from_observation=False``, because the
+sparse reward depends on absolute position and a policy that cannot see it is chasing a hidden target.
+
+Goal distances come from random-policy measurements: ``PYTHONPATH=. python benchmarks/sparse_thresholds.py
+--episodes 200`` (uniform random actions, seeds 0..199, episodes of up to 1000 steps). Largest horizontal
+distance from the start position reached in any episode (median of the per-episode maxima in brackets):
+
+* Ant-v5: 5.38 m (1.51 m) with default termination, where flailing trips the z-range check after ~160
+  steps; 9.38 m (3.13 m) with ``terminate_when_unhealthy=False``: random full-gear actions make the Ant
+  bounce and tumble at up to ~3 m/s before it settles on its back. ``goal_distance = 20.0``, over 2x the
+  worst random case; an Ant walking at 1 m/s gets there in 20 of its 50 s.
+* Humanoid-v5: 0.44 m (0.06 m) with default termination (it falls within ~24 steps); 1.81 m (1.15 m)
+  with ``terminate_when_unhealthy=False`` (thrashing on the floor). ``goal_distance = 5.0``, near 3x the
+  worst random case; a humanoid walking at 1 m/s gets there in 5 of its 15 s.
+* HalfCheetah-v5 (``goal_x`` kept at VIME's 5 m): max torso x 7.52 m (median 0.61 m); 4 of 200 random
+  episodes earn some reward, none before step 596, so the task keeps VIME's 500-step episodes, within
+  which no random episode earned anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import utils
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
+
+HALF_CHEETAH_GOAL_X = 5.0
+ANT_GOAL_DISTANCE = 20.0
+HUMANOID_GOAL_DISTANCE = 5.0
+
+
+@contextlib.contextmanager
+def _quiet_settotalmass() -> Iterator[None]:
+    """Drop MuJoCo's 'settotalmass is deprecated' warning while a model compiles.
+
+    half_cheetah.xml uses the attribute, so MuJoCo >= 4 prints the warning and appends to MUJOCO_LOG.TXT in
+    the working directory on every make. The hook is global, so it is restored straight after.
+    """
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(message: str) -> None:
+        if "settotalmass" in message:
+            return
+        if previous is not None:
+            previous(message)
+        else:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+class SparseHalfCheetahEnv(HalfCheetahEnv):
+    """HalfCheetah-v5 rewarded 1 per step while the torso is past ``goal_x``."""
+
+    def __init__(
+        self,
+        goal_x: float = HALF_CHEETAH_GOAL_X,
+        exclude_current_positions_from_observation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        with _quiet_settotalmass():
+            super().__init__(
+                exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+                **kwargs,
+            )
+        # Re-record constructor arguments so pickling/copying rebuilds the sparse env, not the base one.
+        utils.EzPickle.__init__(
+            self,
+            goal_x=goal_x,
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            **kwargs,
+        )
+        self.goal_x = float(goal_x)
+
+    # MujocoEnv annotates rewards and info values as np.float64; plain floats serve every caller as well.
+    def step(  # type: ignore[override]
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, dense_reward, terminated, truncated, info = super().step(action)
+        info["reward_dense"] = float(dense_reward)
+        reward = float(self.data.qpos[0] > self.goal_x)
+        return obs, reward, terminated, truncated, info
+
+
+class _DistanceFromStartGoal:
+    """Mixin for free-floating robots: reward 1 while the torso is farther than ``goal_distance`` from start.
+
+    Must precede the MuJoCo env in the bases so its ``step``/``reset_model`` wrap the env's own.
+    """
+
+    goal_distance: float
+    data: Any
+    _start_xy: np.ndarray
+
+    def _distance_from_start(self) -> float:
+        # qpos[:2] is the root free joint, i.e. the torso's horizontal position.
+        return float(np.linalg.norm(self.data.qpos[:2] - self._start_xy))
+
+    def reset_model(self) -> np.ndarray:
+        obs = super().reset_model()  # type: ignore[misc]
+        # Measured after the reset noise so the goal is a distance travelled, not one granted by the noise.
+        self._start_xy = self.data.qpos[:2].copy()
+        return obs
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "distance_from_start": 0.0}  # type: ignore[misc]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, dense_reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
+        distance = self._distance_from_start()
+        info["reward_dense"] = float(dense_reward)
+        info["distance_from_start"] = distance
+        return obs, float(distance > self.goal_distance), terminated, truncated, info
+
+
+class SparseAntEnv(_DistanceFromStartGoal, AntEnv):  # type: ignore[misc]  # float vs np.float64, as above
+    """Ant-v5 rewarded 1 per step while the torso is more than ``goal_distance`` from its start."""
+
+    def __init__(
+        self,
+        goal_distance: float = ANT_GOAL_DISTANCE,
+        exclude_current_positions_from_observation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation, **kwargs
+        )
+        utils.EzPickle.__init__(
+            self,
+            goal_distance=goal_distance,
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            **kwargs,
+        )
+        self.goal_distance = float(goal_distance)
+        self._start_xy = self.data.qpos[:2].copy()
+
+
+class SparseHumanoidEnv(_DistanceFromStartGoal, HumanoidEnv):  # type: ignore[misc]  # as above
+    """Humanoid-v5 rewarded 1 per step while the torso is more than ``goal_distance`` from its start."""
+
+    def __init__(
+        self,
+        goal_distance: float = HUMANOID_GOAL_DISTANCE,
+        exclude_current_positions_from_observation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation, **kwargs
+        )
+        utils.EzPickle.__init__(
+            self,
+            goal_distance=goal_distance,
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            **kwargs,
+        )
+        self.goal_distance = float(goal_distance)
+        self._start_xy = self.data.qpos[:2].copy()

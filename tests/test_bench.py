@@ -1,0 +1,112 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+from rlgen.bench import load_suite, run_suite, stats
+from rlgen.bench.runner import run_suite_runs
+from rlgen.cli import main
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert stats.iqm(np.array([0, 0, 1, 1, 1, 1, 100, -100])) == pytest.approx(0.75)  # outliers ignored
+    # n not divisible by 4: the boundary values count in part (0.25 of 1 and of 4 for n=5)
+    assert stats.iqm(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(3.0)
+    assert stats.iqm(np.array([0.0, 0, 0, 10, 10])) == pytest.approx((0.75 * 0 + 0 + 0.75 * 10) / 2.5)
+
+
+def test_bootstrap_interval_covers_and_narrows():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(3.0, 1.0, 5), rng.normal(3.0, 1.0, 500)
+    point, lo, hi = stats.bootstrap_ci(small)
+    assert lo <= point <= hi and point == pytest.approx(small.mean())
+    _, lo2, hi2 = stats.bootstrap_ci(large)
+    assert lo2 < 3.0 < hi2
+    assert hi2 - lo2 < (hi - lo) / 3
+
+
+def test_stratified_bootstrap_resamples_within_tasks():
+    # task A always scores 0, task B always 1: any within-task resample gives the same pooled mean
+    point, lo, hi = stats.stratified_bootstrap_ci([np.zeros(3), np.ones(3)], stats.mean)
+    assert point == lo == hi == pytest.approx(0.5)
+    point, lo, hi = stats.stratified_bootstrap_ci([np.array([0.0, 1.0, 2.0])], stats.mean)
+    assert lo < point < hi
+
+
+def test_performance_profile_and_normalise():
+    taus = np.array([-1.0, 0.5, 2.0])
+    assert stats.performance_profile(np.array([0.0, 1.0]), taus).tolist() == [1.0, 0.5, 0.0]
+    assert stats.normalise(np.array([10.0, 55.0]), 10.0, 100.0).tolist() == [0.0, 0.5]
+    with pytest.raises(ValueError):
+        stats.normalise(1.0, 2.0, 2.0)
+
+
+def test_smoke_suite_runs_skips_and_reports(tmp_path, capsys):
+    suite = load_suite("smoke")
+    statuses, report = run_suite(suite, tmp_path, workers=2)
+    assert sorted(s.status for s in statuses) == ["done", "done"]
+    text = report.read_text()
+    assert "| CartPole-v1 | ppo | 2/2 |" in text and "IQM" in text
+    for png in ("smoke_curves.png", "smoke_profile.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    finals = {s.name: s.final_return for s in statuses}
+    # the per-seed finals in the report are those of the runs
+    for value in finals.values():
+        assert f"{value:.1f}" in text
+    # re-running trains nothing: every run is skipped and its files stay untouched
+    model = tmp_path / "runs" / "ppo_CartPole-v1_s0" / "model.zip"
+    mtime = model.stat().st_mtime_ns
+    statuses, _ = run_suite(suite, tmp_path, workers=2)
+    assert [s.status for s in statuses] == ["skipped", "skipped"]
+    assert model.stat().st_mtime_ns == mtime
+    # a larger budget resumes the finished runs rather than starting over
+    runs = suite.runs(tmp_path, seeds=1, total_steps=2560)
+    statuses = run_suite_runs(runs, workers=1)
+    assert statuses[0].status == "done"
+    result = json.loads((tmp_path / "runs" / "ppo_CartPole-v1_s0" / "result.json").read_text())
+    assert result["timesteps"] == 2560
+
+
+def test_a_failed_run_is_recorded_and_the_suite_goes_on(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "mixed", "seeds": 1, "total_steps": 256,
+        "runs": [
+            {"algo": "ppo", "env_id": "CartPole-v1", "label": "bad", "env_kwargs": {"no_such_kwarg": 1}},
+            {"algo": "ppo", "env_id": "CartPole-v1", "label": "good", "eval_freq": 0,
+             "overrides": ["n_steps=128", "batch_size=64", "n_epochs=1"]},
+        ],
+    }))
+    statuses, report = run_suite(load_suite(path), tmp_path / "out", workers=1)
+    by_label = {s.name.split("_")[0]: s for s in statuses}
+    assert by_label["bad"].status == "failed" and "no_such_kwarg" in by_label["bad"].error
+    assert by_label["good"].status == "done"
+    error = json.loads((tmp_path / "out" / "runs" / "bad_CartPole-v1_s0" / "error.json").read_text())
+    assert "no_such_kwarg" in error["error"] and "Traceback" in error["traceback"]
+    assert "## Failed runs" in report.read_text()
+
+
+def test_bad_suite_input_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["bench", "nosuchsuite"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown suite 'nosuchsuite'" in err and "smoke" in err and len(err.strip().splitlines()) == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: []\n")
+    assert main(["bench", str(bad)]) == 2
+    assert "non-empty `runs` list" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_local_results(tmp_path):
+    pytest.importorskip("ray.tune")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    suite = load_suite("smoke")
+    local, _ = run_suite(suite, tmp_path / "local", workers=2)
+    remote, report = run_suite(suite, tmp_path / "ray", backend="ray", workers=2)
+    assert sorted(s.status for s in remote) == ["done", "done"]
+    # the same train() with the same seeds: identical results on either backend
+    assert {s.name: s.final_return for s in remote} == {s.name: s.final_return for s in local}
+    assert "2/2" in report.read_text()

@@ -1,0 +1,261 @@
+"""Tests for rlgen.envs: registration, API conformance, and where each sparse reward does and does not fire."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import pickle
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import rlgen.envs
+from rlgen.envs import TASKS
+
+IDS = [task.id for task in TASKS]
+LOCOMOTION = ["rlgen/SparseHalfCheetah-v0", "rlgen/SparseAnt-v0", "rlgen/SparseHumanoid-v0"]
+DISTANCE_TASKS = ["rlgen/SparseAnt-v0", "rlgen/SparseHumanoid-v0"]
+# The base envs' own reward terms, which must add up to info["reward_dense"].
+DENSE_TERMS = {
+    "rlgen/SparseHalfCheetah-v0": ["reward_forward", "reward_ctrl"],
+    "rlgen/SparseAnt-v0": ["reward_forward", "reward_ctrl", "reward_contact", "reward_survive"],
+    "rlgen/SparseHumanoid-v0": ["reward_forward", "reward_ctrl", "reward_contact", "reward_survive"],
+}
+
+
+def _step(env: gym.Env, action: Any = None) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+    if action is None:
+        action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    return env.step(action)
+
+
+def _raw(env: gym.Env) -> Any:
+    """The unwrapped env, typed loosely: tests reach into task-specific state (state, data, set_state)."""
+    return env.unwrapped
+
+
+def _random_rewards(env_id: str, steps: int, seed: int = 0, **kwargs: Any) -> list[float]:
+    """Rewards of a uniform-random policy over `steps` steps, resetting whenever an episode ends."""
+    env = gym.make(env_id, **kwargs)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    rewards = []
+    for _ in range(steps):
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        rewards.append(float(reward))
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return rewards
+
+
+def test_every_task_is_registered_and_reregistration_is_silent() -> None:
+    assert len(set(IDS)) == len(IDS) == 5
+    for env_id in IDS:
+        assert env_id in gym.registry
+        assert gym.spec(env_id).max_episode_steps == next(t.episode_steps for t in TASKS if t.id == env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(rlgen.envs)
+        rlgen.envs.register_all()
+
+
+@pytest.mark.parametrize("task", TASKS, ids=IDS)
+def test_task_thresholds_match_constructor_defaults(task: rlgen.envs.TaskInfo) -> None:
+    module, name = task.entry_point.split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    assert task.thresholds
+    for key, value in task.thresholds.items():
+        assert params[key].default == value
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env(env_id: str) -> None:
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        # The checker advises against the unbounded (+-inf) observation boxes, which these tasks need.
+        warnings.simplefilter("ignore", UserWarning)
+        check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_half_cheetah_make_is_quiet(capfd: pytest.CaptureFixture[str]) -> None:
+    before = mujoco.get_mju_user_warning()
+    gym.make("rlgen/SparseHalfCheetah-v0").close()
+    assert "settotalmass" not in capfd.readouterr().err
+    assert mujoco.get_mju_user_warning() is before
+
+
+# ---------------------------------------------------------------- random policies earn (almost) nothing
+
+
+def test_mountain_car_random_policy_never_reaches_goal() -> None:
+    # benchmarks/sparse_thresholds.py: 0 of 200 random 500-step episodes reach the goal.
+    assert sum(_random_rewards("rlgen/SparseMountainCar-v0", 5000)) == 0
+
+
+def test_cartpole_random_policy_is_rarely_upright() -> None:
+    # benchmarks/sparse_thresholds.py measured 0.0009 of random steps rewarded (3 of 3254 over 50
+    # episodes; random episodes are short because the cart leaves the track). 1% leaves room for seeds.
+    rewards = _random_rewards("rlgen/SparseCartPoleSwingup-v0", 5000)
+    assert np.mean(rewards) < 0.01
+
+
+@pytest.mark.parametrize("env_id", LOCOMOTION)
+def test_locomotion_random_policy_earns_nothing(env_id: str) -> None:
+    assert sum(_random_rewards(env_id, 300)) == 0
+
+
+# ---------------------------------------------------------------- thresholds fire where they should
+
+
+def test_mountain_car_goal() -> None:
+    env = gym.make("rlgen/SparseMountainCar-v0")
+    env.reset(seed=0)
+    _raw(env).state = np.array([0.40, 0.0], dtype=np.float32)
+    _, reward, terminated, _, info = _step(env)
+    assert reward == 0.0 and not terminated
+    assert {"reward_dense", "reward_ctrl"} <= info.keys()
+
+    _raw(env).state = np.array([0.46, 0.01], dtype=np.float32)
+    _, reward, terminated, _, info = _step(env, np.array([1.0], dtype=np.float32))
+    assert reward == 1.0 and terminated
+    assert info["reward_dense"] == pytest.approx(100.0 - 0.1)
+    assert info["reward_ctrl"] == pytest.approx(-0.1)
+
+
+def test_mountain_car_goal_is_a_keyword() -> None:
+    # Every position is >= -1.2, so the goal is reached on the first step.
+    env = gym.make("rlgen/SparseMountainCar-v0", goal_position=-1.2)
+    env.reset(seed=0)
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and terminated
+
+
+def test_cartpole_upright_and_track_limits() -> None:
+    env = gym.make("rlgen/SparseCartPoleSwingup-v0")
+    env.reset(seed=0)
+    cart = _raw(env)
+
+    cart.state = np.array([0.0, 0.0, 0.0, 0.0])  # balanced upright at the centre
+    obs, reward, terminated, _, info = _step(env)
+    assert reward == 1.0 and not terminated
+    np.testing.assert_allclose(obs, [0.0, 0.0, 1.0, 0.0, 0.0], atol=1e-6)
+    assert info["reward_upright"] == pytest.approx(1.0)
+    assert {"reward_centered", "reward_ctrl"} <= info.keys()
+
+    cart.state = np.array([2.9, 0.0, 0.0, 0.0])  # upright, near the end of the track
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and not terminated
+
+    tilted = math.acos(0.8) + 0.05  # just outside the cone, and gravity only tips it further
+    cart.state = np.array([0.0, 0.0, tilted, 0.0])
+    _, reward, terminated, _, info = _step(env)
+    assert reward == 0.0 and not terminated
+    assert info["reward_upright"] < 0.8
+
+    cart.state = np.array([3.05, 0.0, 0.0, 0.0])  # upright but off the track
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 0.0 and terminated
+
+
+def test_cartpole_reset_distribution() -> None:
+    env = gym.make("rlgen/SparseCartPoleSwingup-v0")
+    states = []
+    for seed in range(200):
+        env.reset(seed=seed)
+        states.append(_raw(env).state.copy())
+    lo, hi = np.min(states, axis=0), np.max(states, axis=0)
+    np.testing.assert_array_less([-1.0, -2.0, math.pi - 1.0, -3.0], lo)
+    np.testing.assert_array_less(hi, [1.0, 2.0, math.pi + 1.0, 3.0])
+    # Hanging down, so the pole always starts well outside the rewarded cone.
+    assert np.cos(np.array(states)[:, 2]).max() < 0.8
+
+
+def test_cartpole_thresholds_are_keywords() -> None:
+    env = gym.make("rlgen/SparseCartPoleSwingup-v0", cos_threshold=-1.01, x_limit=10.0)
+    env.reset(seed=0)
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and not terminated
+
+
+def _place_torso(env: gym.Env, xy: np.ndarray) -> None:
+    """Put the torso at horizontal position `xy`, at rest, keeping the rest of the reset pose."""
+    base = _raw(env)
+    qpos = base.data.qpos.copy()
+    qpos[:2] = xy
+    base.set_state(qpos, np.zeros(base.model.nv))
+
+
+def test_half_cheetah_goal() -> None:
+    env = gym.make("rlgen/SparseHalfCheetah-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == _raw(env).data.qpos[0]  # the position is observed (deviation from the default)
+    _place_torso(env, np.array([4.8]))
+    _, reward, terminated, _, info = _step(env)
+    assert reward == 0.0 and not terminated
+    assert info["reward_dense"] == pytest.approx(info["reward_forward"] + info["reward_ctrl"])
+
+    _place_torso(env, np.array([5.2]))
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and not terminated
+
+
+@pytest.mark.parametrize("env_id", DISTANCE_TASKS)
+def test_distance_goal(env_id: str) -> None:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    base = _raw(env)
+    start = base.data.qpos[:2].copy()
+    goal = base.goal_distance
+
+    _place_torso(env, start + [goal - 0.3, 0.0])
+    _, reward, terminated, _, info = _step(env)
+    assert reward == 0.0 and not terminated
+    assert info["distance_from_start"] == pytest.approx(goal - 0.3, abs=0.05)
+
+    # Diagonal, so both horizontal axes count.
+    _place_torso(env, start + (goal + 0.3) / math.sqrt(2.0))
+    _, reward, terminated, _, info = _step(env)
+    assert reward == 1.0 and not terminated
+    assert info["distance_from_start"] == pytest.approx(goal + 0.3, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("rlgen/SparseHalfCheetah-v0", {"goal_x": -1.0}),
+        ("rlgen/SparseAnt-v0", {"goal_distance": 0.0}),
+        ("rlgen/SparseHumanoid-v0", {"goal_distance": 0.0}),
+    ],
+)
+def test_locomotion_thresholds_are_keywords(env_id: str, kwargs: dict[str, Any]) -> None:
+    env = gym.make(env_id, **kwargs)
+    _, reset_info = env.reset(seed=0)
+    _, reward, _, _, info = _step(env)
+    assert reward == 1.0
+    assert info["reward_dense"] == pytest.approx(sum(info[k] for k in DENSE_TERMS[env_id]))
+    if env_id in DISTANCE_TASKS:
+        assert reset_info["distance_from_start"] == 0.0
+        assert info["distance_from_start"] > 0.0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("rlgen/SparseHalfCheetah-v0", {"goal_x": 7.0}),
+        ("rlgen/SparseAnt-v0", {"goal_distance": 3.0, "terminate_when_unhealthy": False}),
+    ],
+)
+def test_pickle_keeps_keywords(env_id: str, kwargs: dict[str, Any]) -> None:
+    env = pickle.loads(pickle.dumps(gym.make(env_id, **kwargs).unwrapped))
+    threshold = next(iter(kwargs.values()))
+    assert getattr(env, next(iter(kwargs))) == threshold
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == env.data.qpos[0]  # still observing the position
