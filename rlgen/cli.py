@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from rlgen.agents.config import ALGOS, ConfigError
+from rlgen.agents.config import ALGOS, BONUSES, ConfigError
 
 
 def _steps(text: str) -> int:
@@ -36,6 +36,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", dest="total_steps", type=_steps, default=None, help="total env steps, e.g. 1e6")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
+    p.add_argument("--bonus", choices=[b for b in BONUSES if b], default=None,
+                   help="exploration bonus wrapper; its settings via -p bonus_kwargs.NAME=VALUE (e.g. eta)")
     p.add_argument("--config", dest="config_file", default=None, help="YAML file of RunConfig keys")
     p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key or SB3 hyperparameter (repeatable), e.g. -p learning_rate=1e-4 "
@@ -69,7 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = build_config(
             algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
             use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
-            n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name,
+            n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
         )
     if args.no_progress:
         config.progress_bar = False

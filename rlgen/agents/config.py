@@ -13,7 +13,7 @@ import yaml
 
 ALGOS = ("ppo", "trpo", "a2c", "sac")
 VEC_ENVS = ("dummy", "subproc")
-BONUSES: tuple[str | None, ...] = (None,)
+BONUSES: tuple[str | None, ...] = (None, "vime")
 
 
 class ConfigError(ValueError):
@@ -66,7 +66,9 @@ class RunConfig:
     norm_reward: bool = True
     """With ``normalize``: also normalise the reward the agent learns from."""
     bonus: str | None = None
-    """Reward bonus wrapper (exploration); none yet."""
+    """Exploration bonus wrapper: vime (or none)."""
+    bonus_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the bonus wrapper, e.g. {eta: 0.1} for rlgen.exploration.VIME."""
     eval_freq: int = 10_000
     """Evaluate every this many steps (0: only at the end)."""
     eval_episodes: int = 5
@@ -124,8 +126,10 @@ class RunConfig:
         if self.vec_env not in VEC_ENVS:
             raise ConfigError(f"unknown vec_env {self.vec_env!r}; choose one of: {', '.join(VEC_ENVS)}")
         if self.bonus not in BONUSES:
-            choices = ", ".join(str(b) for b in BONUSES if b is not None) or "none available yet"
+            choices = ", ".join(str(b) for b in BONUSES if b is not None)
             raise ConfigError(f"unknown bonus {self.bonus!r}; choices: {choices}")
+        if self.bonus is not None and self.algo == "sac":
+            raise ConfigError(f"the {self.bonus} bonus needs an on-policy agent (ppo, trpo, a2c), not sac")
         for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -134,8 +138,9 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        if not isinstance(self.env_kwargs, dict) or not isinstance(self.hyperparams, dict):
-            raise ConfigError("env_kwargs and hyperparams must be mappings")
+        for name in ("env_kwargs", "hyperparams", "bonus_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         valid = sb3_arguments(self.algo)
         for key in self.hyperparams:
             if key not in valid:

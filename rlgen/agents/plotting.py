@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(approximate global step, return) of every training episode, from the Monitor files.
 
     Envs step in lockstep, so an episode ending at step k of one env ends near global step
@@ -17,7 +17,8 @@ def _training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     files = sorted((run_dir / "monitor").glob("*.monitor.csv"))
     steps, returns = [], []
     for path in files:
-        data = np.genfromtxt(path, delimiter=",", skip_header=2, ndmin=2)
+        rows = path.read_text().splitlines()[2:]  # skip Monitor's JSON line and CSV header
+        data = np.array([[float(v) for v in row.split(",")[:3]] for row in rows if row], dtype=np.float64)
         if data.size:
             steps.append(np.cumsum(data[:, 1]) * len(files))
             returns.append(data[:, 0])
@@ -40,7 +41,7 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / PLOT_FILE
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    steps, returns = _training_episodes(run_dir)
+    steps, returns = training_episodes(run_dir)
     if len(steps):
         ax.plot(steps, returns, ".", ms=2, alpha=0.3, color="tab:gray", label="training episodes")
         window = max(1, len(returns) // 20)

@@ -98,12 +98,21 @@ def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: boo
     return DummyVecEnv(fns)
 
 
-def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[BaseCallback]]:
+def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[BaseCallback], list[Any]]:
     """The slot between the raw VecEnv and VecNormalize where reward bonuses and learned rewards go.
 
-    Each wrapper may hand back a callback (e.g. to add a rollout-level bonus); none exist yet.
+    Returns the wrapped env, the callbacks the wrappers need (e.g. VIME's rollout-end bonus) and the
+    wrappers themselves, whose state (``save_state``/``load_state``) is kept with the run.
     """
-    return venv, []
+    if config.bonus == "vime":
+        from rlgen.exploration import VIME
+
+        try:
+            vime = VIME(venv, **{"seed": config.seed, **config.bonus_kwargs})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"vime: {exc}".splitlines()[0]) from None
+        return vime, [vime.callback], [vime]
+    return venv, [], []
 
 
 def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
@@ -184,8 +193,9 @@ class RunCallback(BaseCallback):
     """Periodic evaluation (to eval.csv and TensorBoard) and resumable checkpoints."""
 
     def __init__(self, config: RunConfig, run_dir: Path, evaluator: Evaluator,
-                 history: list[dict[str, float]], start_time: float):
+                 history: list[dict[str, float]], start_time: float, wrappers: list[Any] | None = None):
         super().__init__()
+        self.wrappers = wrappers or []
         self.config = config
         self.run_dir = run_dir
         self.evaluator = evaluator
@@ -226,16 +236,20 @@ class RunCallback(BaseCallback):
         return row
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.model, self.run_dir, self.history)
+        save_checkpoint(self.model, self.run_dir, self.history, self.wrappers)
 
 
-def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str, float]]) -> None:
-    """model, statistics, then progress.json last: a checkpoint counts once its progress file names it."""
+def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str, float]],
+                    wrappers: list[Any]) -> None:
+    """Model, statistics, wrapper states, then progress.json last: a checkpoint counts once its
+    progress file names it."""
     ckpt = run_dir / CHECKPOINT_DIR
     save_model(model, ckpt / MODEL_FILE)
     env = model.get_vec_normalize_env()
     if env is not None:
         save_vecnormalize_stats(env, ckpt / VECNORM_FILE)
+    for wrapper in wrappers:
+        wrapper.save_state(ckpt)
     write_eval_history(run_dir / EVAL_FILE, history)
     atomic_write_text(ckpt / "progress.json", json.dumps({"timesteps": int(model.num_timesteps)}))
     from rlgen.agents.plotting import plot_learning_curve
@@ -261,7 +275,7 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     set_random_seed(config.seed)
     start = time.time()
     venv = make_vec_env(config, run_dir / "monitor", append=resume)
-    venv, wrapper_callbacks = attach_reward_wrappers(venv, config)
+    venv, wrapper_callbacks, wrappers = attach_reward_wrappers(venv, config)
     if config.normalize:
         venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
 
@@ -271,6 +285,11 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
         model = algo_class(config.algo).load(ckpt / MODEL_FILE, env=venv, device="cpu")
         if isinstance(venv, VecNormalize):
             load_vecnormalize_stats(venv, ckpt / VECNORM_FILE)
+        for wrapper in wrappers:
+            try:
+                wrapper.load_state(ckpt)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         history = [row for row in read_eval_history(run_dir / EVAL_FILE) if row["timesteps"] <= done]
         start -= history[-1]["wall_time"] if history else 0.0
     else:
@@ -278,7 +297,7 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
 
     evaluator = Evaluator(config, seed=config.seed + 10_000)
-    run_callback = RunCallback(config, run_dir, evaluator, history, start)
+    run_callback = RunCallback(config, run_dir, evaluator, history, start, wrappers)
     remaining = config.total_steps - model.num_timesteps
     learn_time = 0.0
     try:
@@ -295,10 +314,12 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
             run_callback.init_callback(model)
         if not history or history[-1]["timesteps"] < model.num_timesteps:
             run_callback.evaluate()
-        save_checkpoint(model, run_dir, history)
+        save_checkpoint(model, run_dir, history, wrappers)
         save_model(model, run_dir / MODEL_FILE)
         if isinstance(venv, VecNormalize):
             save_vecnormalize_stats(venv, run_dir / VECNORM_FILE)
+        for wrapper in wrappers:
+            wrapper.save_state(run_dir)
     finally:
         evaluator.close()
         venv.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlgen.agents.plotting import training_episodes
 from rlgen.agents.run import EVAL_FILE, read_eval_history
 from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
@@ -27,10 +28,26 @@ class RunRecord:
     steps: np.ndarray
     returns: np.ndarray
     error: str | None = None
+    train_steps: np.ndarray | None = None  # training episodes: approximate global step at their end
+    train_returns: np.ndarray | None = None  # and their env return
 
     @property
     def final(self) -> float:
         return float(self.returns[-1]) if len(self.returns) else float("nan")
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of training episodes with a positive env return (sparse tasks: reached the goal)."""
+        if self.train_returns is None or not len(self.train_returns):
+            return float("nan")
+        return float((self.train_returns > 0).mean())
+
+    @property
+    def first_success(self) -> float:
+        """Env steps until the first training episode with a positive return (inf: never)."""
+        if self.train_returns is None or not (self.train_returns > 0).any():
+            return float("inf")
+        return float(self.train_steps[np.argmax(self.train_returns > 0)])
 
 
 def collect(runs: list[SuiteRun]) -> list[RunRecord]:
@@ -47,7 +64,8 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
             state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
         else:
             state = "incomplete" if history else "missing"
-        records.append(RunRecord(run, state, steps, returns, error))
+        train_steps, train_returns = training_episodes(run_dir)
+        records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns))
     return records
 
 
@@ -152,6 +170,27 @@ def _profile_png(normalised: dict[str, list[float]]) -> bytes:
     return buffer.getvalue()
 
 
+def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    lines = ["", "## Success on the sparse reward (training episodes with env return > 0)", "",
+             "| task | method | success rate, mean [95% CI] | runs that ever succeeded | median steps to first success "
+             "| per seed: rate (first success) |", "|---|---|---|---|---|---|"]
+    for task in tasks:
+        for label in labels:
+            group = [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
+            if not group:
+                continue
+            rates = np.array([r.success_rate for r in group])
+            firsts = np.array([r.first_success for r in group])
+            per_seed = ", ".join(
+                f"{r.success_rate:.2f} ({r.first_success / 1000:.0f}k)" if np.isfinite(r.first_success)
+                else f"{r.success_rate:.2f} (never)" for r in group)
+            median_first = np.median(firsts)
+            first_text = f"{median_first / 1000:.0f}k" if np.isfinite(median_first) else "never (median)"
+            lines.append(f"| {task} | {label} | {_fmt_ci(*stats.bootstrap_ci(rates), digits=3)} | "
+                         f"{int(np.isfinite(firsts).sum())}/{len(group)} | {first_text} | {per_seed} |")
+    return lines
+
+
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
                  report_dir: str | Path | None = None) -> Path:
     """Write ``<report_dir>/<suite>.md`` (default: the suite's output folder) with its two PNGs."""
@@ -193,6 +232,8 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
                 scores = stats.normalise(finals, low, high)
                 normalised[label].extend(scores.tolist())
                 per_task_norm[label].append(scores)
+    if suite.sparse:
+        lines += _success_table(records, tasks, labels)
     lines += ["", "## Normalised score across tasks", "",
               "Normalised score = (return - random) / (reference - random), per task:", "",
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]

@@ -10,6 +10,7 @@
         overrides: [n_steps=256, policy_kwargs.net_arch=[16]]
     scores:                    # optional: reference returns for normalised scores, per env id
       CartPole-v1: {random: 22, reference: 500}
+    sparse: false              # true: the report adds success rates (training episodes with return > 0)
 
 Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML file works too.
 """
@@ -46,6 +47,8 @@ class Suite:
     total_steps: int | None = None
     description: str = ""
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    sparse: bool = False
+    """Sparse-reward tasks: the report adds success rates and steps to the first success."""
     source: str = ""
 
     def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None) -> list[SuiteRun]:
@@ -95,7 +98,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise ConfigError(f"suite file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise ConfigError(f"suite file {path} needs a non-empty `runs` list")
-    unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores"}
+    unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores", "sparse"}
     if unknown:
         raise ConfigError(f"suite file {path}: unknown key {sorted(unknown)[0]!r}")
     seeds = data.get("seed_list") or list(range(int(data.get("seeds", 1))))
@@ -106,5 +109,6 @@ def load_suite(name_or_path: str | Path) -> Suite:
         total_steps=int(float(data["total_steps"])) if data.get("total_steps") else None,
         description=str(data.get("description", "")),
         scores={k: {kk: float(vv) for kk, vv in v.items()} for k, v in (data.get("scores") or {}).items()},
+        sparse=bool(data.get("sparse", False)),
         source=str(path),
     )

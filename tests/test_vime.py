@@ -1,0 +1,211 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlgen.agents import ConfigError, RunConfig, train
+from rlgen.exploration import VIME
+
+
+class LineEnv(gym.Env):
+    """x' = x + 0.1 a on a line; the episode ends after `horizon` steps. The terminal observation
+    (x + 100) differs from any reset observation, so a mix-up shows."""
+
+    def __init__(self, horizon: int = 3, nan_at: int | None = None):
+        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.horizon, self.nan_at, self.t, self.total = horizon, nan_at, 0, 0
+        self.x = 0.0
+
+    def _obs(self):
+        return np.array([self.x, 1.0], dtype=np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.x = 0, float(self.np_random.uniform(-0.1, 0.1))
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        self.total += 1
+        self.x += 0.1 * float(action[0])
+        obs = self._obs()
+        if self.t == self.horizon:
+            obs[0] += 100.0
+        if self.nan_at is not None and self.total == self.nan_at:
+            obs[0] = np.nan
+        return obs, 0.0, self.t == self.horizon, False, {}
+
+
+def _venv(n=2, **kwargs):
+    return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
+
+
+def test_non_box_spaces_are_refused():
+    with pytest.raises(TypeError, match="Box observation and action spaces.*Discrete actions"):
+        VIME(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+
+
+def test_bad_hyperparameters_are_refused():
+    with pytest.raises(ValueError, match="unknown VIME method 'third_order'"):
+        VIME(_venv(), method="third_order")
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        VIME(_venv(), eta=-1)
+
+
+def test_records_true_next_observation_at_episode_ends():
+    vime = VIME(_venv(n=2, horizon=3))
+    first = vime.reset()
+    for _ in range(4):
+        vime.step(np.full((2, 1), 0.5, dtype=np.float32))
+    inputs, targets, dones = vime.take_rollout()
+    assert inputs.shape == (4, 2, 3) and targets.shape == (4, 2, 2)
+    np.testing.assert_allclose(inputs[0, :, :2], first)
+    assert dones[:, 0].tolist() == [False, False, True, False]
+    # at the episode end, s' is the terminal observation (x + 100), not the next reset observation
+    assert np.all(targets[2, :, 0] > 99)
+    # and the next transition starts from the reset observation
+    assert np.all(np.abs(inputs[3, :, 0]) < 1)
+    np.testing.assert_allclose(inputs[:, :, 2], 0.5)  # the actions that reached the env
+
+
+def test_nan_observation_raises_with_the_step():
+    vime = VIME(_venv(n=1, horizon=50, nan_at=3))
+    vime.reset()
+    vime.step(np.zeros((1, 1), dtype=np.float32))
+    vime.step(np.zeros((1, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="non-finite observation at step 3"):
+        vime.step(np.zeros((1, 1), dtype=np.float32))
+
+
+def test_novel_transitions_gain_more_than_familiar_ones():
+    torch.manual_seed(0)
+    vime = VIME(_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (400, 1))
+    a = rng.uniform(-1, 1, (400, 1))
+    inputs = np.hstack([x, np.ones_like(x), a]).astype(np.float32)
+    targets = np.hstack([x + 0.1 * a, np.ones_like(x)]).astype(np.float32)
+    vime.train_model(inputs, targets)
+    familiar = vime.information_gain(inputs[:50], targets[:50])
+    # same inputs, but the dynamics went the other way: the model is surprised
+    novel_targets = targets[:50].copy()
+    novel_targets[:, 0] = inputs[:50, 0] - 3.0 * inputs[:50, 2] + 2.0
+    novel = vime.information_gain(inputs[:50], novel_targets)
+    assert np.median(novel) > 3 * np.median(familiar)
+    assert (novel > familiar).mean() > 0.8
+
+
+class Recorder(BaseCallback):
+    """Runs after VIME's callback: keeps copies of the rollout buffer at the first rollout's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = None
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        if self.seen is None:
+            buffer = self.model.rollout_buffer
+            self.seen = {k: getattr(buffer, k).copy() for k in ("rewards", "values", "returns", "advantages",
+                                                                   "episode_starts")}
+            self.seen["last_values"] = self.locals["values"].detach().numpy().ravel().copy()
+            self.seen["dones"] = self.locals["dones"].copy()
+
+
+def _first_rollout(eta, algo=PPO):
+    vime = VIME(_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
+    model = algo("MlpPolicy", vime, n_steps=32, seed=0, policy_kwargs={"net_arch": [8]}, device="cpu",
+                 **({"batch_size": 32} if algo is PPO else {}))
+    recorder = Recorder()
+    model.learn(64, callback=CallbackList([vime.callback, recorder]))
+    return recorder.seen, model, vime
+
+
+def _gae(rewards, values, episode_starts, last_values, dones, gamma, lam):
+    advantages = np.zeros_like(rewards)
+    last = np.zeros(rewards.shape[1])
+    for t in reversed(range(len(rewards))):
+        next_non_terminal = 1.0 - (dones if t == len(rewards) - 1 else episode_starts[t + 1])
+        next_values = last_values if t == len(rewards) - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_values * next_non_terminal - values[t]
+        last = delta + gamma * lam * next_non_terminal * last
+        advantages[t] = last
+    return advantages
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C])
+def test_callback_adds_the_bonus_and_recomputes_advantages(algo):
+    with_bonus, model, vime = _first_rollout(eta=0.5, algo=algo)
+    without, _, _ = _first_rollout(eta=0.0, algo=algo)
+    bonus = with_bonus["rewards"] - without["rewards"]  # same seed, same trajectory, only the bonus differs
+    assert np.all(bonus >= 0) and bonus.max() > 0
+    # the first rollout is normalised by its own median: the median bonus is eta
+    assert np.median(bonus) == pytest.approx(0.5, rel=1e-4)
+    expected = _gae(with_bonus["rewards"], with_bonus["values"], with_bonus["episode_starts"],
+                    with_bonus["last_values"], with_bonus["dones"], model.gamma, model.gae_lambda)
+    np.testing.assert_allclose(with_bonus["advantages"], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(with_bonus["returns"], expected + with_bonus["values"], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(with_bonus["advantages"], without["advantages"])
+    # SB3's episode statistics stay the env's own (zero) reward; the intrinsic return is logged apart
+    assert all(info["r"] == 0.0 for info in model.ep_info_buffer)
+    assert len(vime.callback.episode_intrinsic) > 0 and np.mean(vime.callback.episode_intrinsic) > 0
+
+
+def test_callback_refuses_off_policy_agents():
+    from stable_baselines3 import SAC
+
+    vime = VIME(_venv(n=1))
+    model = SAC("MlpPolicy", vime, learning_starts=10, device="cpu")
+    with pytest.raises(TypeError, match="on-policy agent"):
+        model.learn(20, callback=vime.callback)
+
+
+def test_state_round_trip(tmp_path):
+    _, _, vime = _first_rollout(eta=0.5)
+    vime.save_state(tmp_path)
+    other = VIME(_venv(n=2, horizon=20), min_replay=1)
+    other.load_state(tmp_path)
+    for (name, a), (_, b) in zip(vime.bnn.state_dict().items(), other.bnn.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert other.pool.size == vime.pool.size == 64
+    assert list(other.medians) == list(vime.medians)
+    (tmp_path / "vime.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="cannot load VIME state"):
+        other.load_state(tmp_path)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c"])
+def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
+    hyperparams = {"n_steps": 64, "policy_kwargs": {"net_arch": [8]}}
+    if algo != "a2c":
+        hyperparams["batch_size"] = 64
+    config = RunConfig(algo=algo, env_id="rlgen/SparseMountainCar-v0", total_steps=128, n_envs=2,
+                       out_dir=str(tmp_path), bonus="vime", bonus_kwargs={"eta": 0.1, "min_replay": 1,
+                                                                             "updates_per_rollout": 5},
+                       hyperparams=hyperparams, eval_freq=0, eval_episodes=1, checkpoint_freq=128,
+                       progress_bar=False)
+    result = train(config)
+    state = torch.load(result.run_dir / "vime.pt", weights_only=True)
+    assert state["pool"]["inputs"].shape == (128, 3)  # 1 rollout x 64 steps x 2 envs of [x, v, a]
+    config.total_steps = 256
+    resumed = train(config, resume=True)
+    state = torch.load(resumed.run_dir / "vime.pt", weights_only=True)
+    assert state["pool"]["inputs"].shape == (256, 3)  # the pool carried over and grew
+    assert len(state["medians"]) == 2
+
+
+def test_bad_vime_settings_in_a_config_are_one_line_errors(tmp_path):
+    config = RunConfig(env_id="rlgen/SparseMountainCar-v0", bonus="vime", bonus_kwargs={"etaa": 1},
+                       out_dir=str(tmp_path), progress_bar=False)
+    with pytest.raises(ConfigError, match="vime: .*etaa"):
+        train(config)
+    with pytest.raises(ConfigError, match="needs an on-policy agent"):
+        RunConfig(algo="sac", bonus="vime").validated()
