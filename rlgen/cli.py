@@ -43,7 +43,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override a config key or SB3 hyperparameter (repeatable), e.g. -p learning_rate=1e-4 "
                    "-p policy_kwargs.net_arch=[32,32] -p env_kwargs.goal_x=3")
     p.add_argument("--out", dest="out_dir", default=None, help="parent folder of run directories (default runs)")
-    p.add_argument("--run-name", default=None, help="run directory name (default <algo>_<env>_s<seed>)")
+    p.add_argument("--run-name", default=None, help="run directory name (default <algo>[-<bonus>]_<env>_s<seed>)")
     p.add_argument("--no-preset", action="store_true", help="ignore the preset for (algo, env)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its checkpoint (--steps raises its budget)")

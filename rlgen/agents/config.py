@@ -78,7 +78,7 @@ class RunConfig:
     out_dir: str = "runs"
     """Parent folder of run directories."""
     run_name: str | None = None
-    """Run directory name; default ``<algo>_<env>_s<seed>``."""
+    """Run directory name; default ``<algo>[-<bonus>]_<env>_s<seed>``."""
     torch_threads: int = 1
     """One thread is as fast as two for these networks and keeps seeded runs exact."""
     progress_bar: bool = True
@@ -87,7 +87,7 @@ class RunConfig:
     # -- derived -------------------------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
-        name = self.run_name or default_run_name(self.algo, self.env_id, self.seed)
+        name = self.run_name or default_run_name(self.algo, self.env_id, self.seed, self.bonus)
         return Path(self.out_dir) / name
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,16 +107,7 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of config keys, got {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml_mapping(path, "config file"))
 
     def validated(self) -> RunConfig:
         """Check every field a user can get wrong; raise ConfigError naming the problem."""
@@ -150,9 +141,24 @@ class RunConfig:
         return self
 
 
-def default_run_name(algo: str, env_id: str, seed: int) -> str:
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping; ConfigError (one line) when it is missing, malformed or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def default_run_name(algo: str, env_id: str, seed: int, bonus: str | None = None) -> str:
     slug = env_id.replace("/", "-")
-    return f"{algo}_{slug}_s{seed}"
+    method = f"{algo}-{bonus}" if bonus else algo
+    return f"{method}_{slug}_s{seed}"
 
 
 def field_names() -> list[str]:

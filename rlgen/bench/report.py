@@ -120,6 +120,16 @@ def _fmt_ci(point: float, low: float, high: float, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -> bytes:
     import matplotlib
 
@@ -143,11 +153,7 @@ def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def _profile_png(normalised: dict[str, list[float]]) -> bytes:
@@ -163,11 +169,7 @@ def _profile_png(normalised: dict[str, list[float]]) -> bytes:
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:

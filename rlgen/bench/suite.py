@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rlgen.agents.config import ConfigError, RunConfig, build_config
+from rlgen.agents.config import ConfigError, RunConfig, build_config, read_yaml_mapping
 
 SUITES_DIR = Path(__file__).parent / "suites"
 _ENTRY_KEYS = {"label", "overrides", "preset"}
@@ -90,13 +88,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         path = SUITES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise ConfigError(f"unknown suite {str(name_or_path)!r}; built-in suites: {', '.join(available_suites())}")
-    if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"suite file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
+    data = read_yaml_mapping(path, "suite file")
+    if not isinstance(data.get("runs"), list) or not data["runs"]:
         raise ConfigError(f"suite file {path} needs a non-empty `runs` list")
     unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores", "sparse"}
     if unknown:

@@ -113,6 +113,25 @@ class _DistanceFromStartGoal:
     data: Any
     _start_xy: np.ndarray
 
+    def __init__(
+        self,
+        goal_distance: float,
+        exclude_current_positions_from_observation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(  # type: ignore[call-arg]
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation, **kwargs
+        )
+        # Re-record constructor arguments so pickling/copying rebuilds the sparse env, not the base one.
+        utils.EzPickle.__init__(
+            self,
+            goal_distance=goal_distance,
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            **kwargs,
+        )
+        self.goal_distance = float(goal_distance)
+        self._start_xy = self.data.qpos[:2].copy()
+
     def _distance_from_start(self) -> float:
         # qpos[:2] is the root free joint, i.e. the torso's horizontal position.
         return float(np.linalg.norm(self.data.qpos[:2] - self._start_xy))
@@ -137,42 +156,12 @@ class _DistanceFromStartGoal:
 class SparseAntEnv(_DistanceFromStartGoal, AntEnv):  # type: ignore[misc]  # float vs np.float64, as above
     """Ant-v5 rewarded 1 per step while the torso is more than ``goal_distance`` from its start."""
 
-    def __init__(
-        self,
-        goal_distance: float = ANT_GOAL_DISTANCE,
-        exclude_current_positions_from_observation: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            exclude_current_positions_from_observation=exclude_current_positions_from_observation, **kwargs
-        )
-        utils.EzPickle.__init__(
-            self,
-            goal_distance=goal_distance,
-            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
-            **kwargs,
-        )
-        self.goal_distance = float(goal_distance)
-        self._start_xy = self.data.qpos[:2].copy()
+    def __init__(self, goal_distance: float = ANT_GOAL_DISTANCE, **kwargs: Any) -> None:
+        super().__init__(goal_distance=goal_distance, **kwargs)
 
 
 class SparseHumanoidEnv(_DistanceFromStartGoal, HumanoidEnv):  # type: ignore[misc]  # as above
     """Humanoid-v5 rewarded 1 per step while the torso is more than ``goal_distance`` from its start."""
 
-    def __init__(
-        self,
-        goal_distance: float = HUMANOID_GOAL_DISTANCE,
-        exclude_current_positions_from_observation: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            exclude_current_positions_from_observation=exclude_current_positions_from_observation, **kwargs
-        )
-        utils.EzPickle.__init__(
-            self,
-            goal_distance=goal_distance,
-            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
-            **kwargs,
-        )
-        self.goal_distance = float(goal_distance)
-        self._start_xy = self.data.qpos[:2].copy()
+    def __init__(self, goal_distance: float = HUMANOID_GOAL_DISTANCE, **kwargs: Any) -> None:
+        super().__init__(goal_distance=goal_distance, **kwargs)
