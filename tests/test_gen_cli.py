@@ -1,0 +1,180 @@
+"""`rlgen gen` train/sample/eval through argparse, the model registry, and run directories."""
+
+import argparse
+import json
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from rlgen.agents.config import ConfigError
+from rlgen.data import load_dataset
+from rlgen.gen_cli import add_gen_parser
+from rlgen.generative import registry
+from rlgen.generative.registry import MODELS, ModelSpec
+
+
+def main(argv):
+    """What rlgen.cli.main does with the gen subcommands: ConfigError -> one line on stderr, exit 2."""
+    parser = argparse.ArgumentParser(prog="rlgen")
+    add_gen_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"rlgen: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class ToyPixels(nn.Module):
+    """Independent Bernoulli pixels: a density model with loss, log_prob and sample."""
+
+    def __init__(self, input_shape, init=0.0):
+        super().__init__()
+        self.logits = nn.Parameter(torch.full(tuple(input_shape), float(init)))
+
+    def log_prob(self, x):
+        x = (x > 0.5).float()
+        logits = self.logits.expand_as(x)
+        return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+    def loss(self, batch):
+        return {"loss": -self.log_prob(batch[0]).mean()}
+
+    def sample(self, n):
+        return torch.bernoulli(torch.sigmoid(self.logits).expand(n, *self.logits.shape))
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(MODELS, "toy", lambda shape, n_levels, n_classes, **kw: ToyPixels(shape, **kw))
+
+
+def _error(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_train_sample_eval_and_resume(toy, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["gen", "train", "toy", "--data", "mixture", "--steps", "40", "--batch-size", "32", "--lr", "0.05",
+            "--out", str(run), "--no-progress", "--log-every", "10", "--sample-every", "20", "-p", "init=0.5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "eval/bits_per_dim" in out and "tensorboard --logdir" in out
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["name"] == "toy" and spec["kwargs"] == {"init": 0.5} and spec["input_shape"] == [1, 8, 8]
+    assert spec["n_levels"] == 2 and spec["n_classes"] == 4 and spec["data"] == "mixture"
+    assert (run / "checkpoint.pt").is_file() and list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "samples" / "step_0000020.png").is_file() and (run / "samples" / "step_0000040.png").is_file()
+
+    assert main(["gen", "sample", str(run), "-n", "8", "--out", str(tmp_path / "s.png"), "--no-progress"]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["gen", "sample", str(run), "-n", "5", "--out", str(tmp_path / "s.npy"), "--no-progress"]) == 0
+    import numpy as np
+
+    assert np.load(tmp_path / "s.npy", allow_pickle=False).shape == (5, 1, 8, 8)
+    capsys.readouterr()
+
+    assert main(["gen", "eval", str(run), "--json", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["split"] == "test" and metrics["bits_per_dim"] < 1.0  # uniform would be 1 bit per pixel
+    assert metrics["bits_per_dim"] == pytest.approx(metrics["nll_nats"] / (64 * np.log(2)))
+
+    # same command with a larger budget resumes: 10 more steps, not 50
+    argv[argv.index("40")] = "50"
+    assert main(argv) == 0
+    assert json.loads((run / "metrics.json").read_text())["step"] == 50
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 50
+
+
+def test_eval_with_sample_scores(toy, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "30", "--lr", "0.05", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["gen", "eval", str(run), "--score", "64", "--json", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    # independent pixels blur the four prototypes: its samples score below the real test images
+    assert 1.0 <= metrics["sample_score"] < metrics["sample_score_real"]
+    assert metrics["frechet_distance"] > 0 and (run / "scorer.pt").is_file()
+
+
+def test_user_mistakes_are_one_line_errors(toy, tmp_path, capsys):
+    _error(capsys, ["gen", "train", "dcgn", "--out", str(tmp_path / "a")], "unknown model 'dcgn'", "dcgan", "pixelcnn")
+    _error(capsys, ["gen", "train", "toy", "--data", "digitz", "--out", str(tmp_path / "a")],
+           "unknown dataset 'digitz'", "digits", "mnist5k")
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "-p", "widht=3", "--out", str(tmp_path / "a")],
+           "cannot build toy", "widht")
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "-p", "noequals"], "key=value")
+    _error(capsys, ["gen", "train", "toy", "--steps", "5", "--epochs", "1"], "not both")
+    _error(capsys, ["gen", "eval", str(tmp_path / "missing")], "no model.json")
+    _error(capsys, ["gen", "sample", str(tmp_path / "missing")], "no model.json")
+    _error(capsys, ["gen", "sample", str(tmp_path), "--out", "x.jpg"], "no model.json")
+
+    run = tmp_path / "run"
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "2", "--out", str(run), "--no-progress"]) == 0
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", "--out", str(run), "-p", "init=1"],
+           "holds a different run", "another --out")
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", "--out", str(run),
+                    "--batch-size", "8", "--no-progress"], "batch_size=64, not 8")
+    _error(capsys, ["gen", "sample", str(run), "--out", str(tmp_path / "x.jpg")], ".png or .npy")
+
+
+def test_diverging_training_is_one_line_error(monkeypatch, tmp_path, capsys):
+    class Exploding(ToyPixels):
+        def loss(self, batch):
+            return {"loss": super().loss(batch)["loss"] * float("inf")}
+
+    monkeypatch.setitem(MODELS, "boom", lambda shape, n_levels, n_classes, **kw: Exploding(shape, **kw))
+    _error(capsys, ["gen", "train", "boom", "--data", "mixture", "--out", str(tmp_path / "b"), "--no-progress"],
+           "diverged at step 1", "'loss'")
+
+
+@pytest.mark.parametrize("command", [["gen"], ["gen", "train"], ["gen", "sample"], ["gen", "eval"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+_MODULES = {"dcgan": "dcgan", "ssgan": "ssgan", "infogan": "infogan", "vae": "vae", "iaf-vae": "vae",
+            "pixelcnn": "pixelcnn", "pixelrnn": "pixelrnn"}
+_SMALL = {"dcgan": {"width": 8, "z_dim": 8}, "ssgan": {"width_scale": 0.1, "z_dim": 8},
+          "infogan": {"width": 8, "noise_dim": 4}, "vae": {"hidden": [16], "latent_dim": 4},
+          "iaf-vae": {"hidden": [16], "latent_dim": 4, "iaf_hidden": [16]},
+          "pixelcnn": {"channels": 8, "n_layers": 1}, "pixelrnn": {"hidden": 8, "n_layers": 1}}
+
+
+def test_registry_names_every_model():
+    assert set(MODELS) == set(_MODULES)
+    with pytest.raises(registry.UnknownModelError, match="choose one of: dcgan"):
+        registry.build_model("gan", (1, 8, 8), 2, 4)
+
+
+@pytest.mark.parametrize("name", list(_MODULES))
+def test_registry_builds_a_model_that_trains_one_step(name):
+    pytest.importorskip(f"rlgen.generative.{_MODULES[name]}")
+    from rlgen.generative.trainer import Trainer
+
+    data = load_dataset("mixture").subset(slice(0, 64))
+    spec = ModelSpec(name, data.shape, data.n_levels, data.n_classes, kwargs=_SMALL[name], data="mixture")
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    torch.manual_seed(0)
+    model = spec.build()
+    metrics = Trainer(model, data, steps=1, batch_size=16, progress_bar=False).fit()
+    assert metrics["step"] == 1 and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert model.sample(2).shape == (2, 1, 8, 8)
+
+
+def test_model_spec_errors(tmp_path):
+    with pytest.raises(ValueError, match="JSON values"):
+        ModelSpec("vae", (1, 8, 8), 2, 4, kwargs={"hidden": {1, 2}})
+    (tmp_path / "model.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not an rlgen model description"):
+        ModelSpec.load(tmp_path)

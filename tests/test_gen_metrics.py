@@ -1,0 +1,81 @@
+"""Metrics: likelihood arithmetic, errors and cluster matching, and the classifier-based sample scores."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlgen.data import load_dataset
+from rlgen.generative.metrics import (
+    SampleScorer,
+    best_matching_accuracy,
+    bits_per_dim,
+    frechet_distance_of_features,
+    nll_nats,
+    semi_supervised_error,
+)
+
+
+def test_bits_per_dim_arithmetic():
+    # uniform over 256 levels on 784 pixels: 784 ln 256 nats = 8 bits per dim
+    assert bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
+    assert bits_per_dim(torch.tensor([2 * math.log(2), 4 * math.log(2)]), 3) == pytest.approx(1.0)
+    assert nll_nats(torch.tensor([-1.0, -3.0])) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="n_dims"):
+        bits_per_dim(1.0, 0)
+
+
+def test_semi_supervised_error():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    assert semi_supervised_error(logits, torch.tensor([0, 1, 1, 1])) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="labelled"):
+        semi_supervised_error(logits, torch.tensor([0, -1, 1, 1]))
+
+
+def test_best_matching_accuracy():
+    labels = np.random.default_rng(0).integers(0, 10, size=500)
+    renamed = np.random.default_rng(1).permutation(10)[labels]  # same partition, other names
+    assert best_matching_accuracy(renamed, labels) == 1.0
+    assert best_matching_accuracy(torch.as_tensor(renamed), torch.as_tensor(labels)) == 1.0
+    # one cluster for everything matches only the largest class
+    assert best_matching_accuracy(np.zeros(500, int), labels) == pytest.approx(np.bincount(labels).max() / 500)
+    # two clusters merged into one label cannot both be matched to it: one-to-one
+    assert best_matching_accuracy(np.array([0, 1, 2, 2]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    b = rng.normal(size=(20000, 3)) * 2.0 + 1.0
+    # ||mu||^2 = 3; Tr(I + 4I - 2 * 2I) = 3
+    assert frechet_distance_of_features(a, b) == pytest.approx(6.0, rel=0.03)
+    assert abs(frechet_distance_of_features(a, a)) < 1e-8
+
+
+@pytest.fixture(scope="module")
+def scorer_and_data(tmp_path_factory):
+    torch.manual_seed(0)
+    train, test = load_dataset("digits"), load_dataset("digits", "test")
+    cache = tmp_path_factory.mktemp("scorer") / "digits_scorer.pt"
+    return SampleScorer.fit(train, epochs=6, cache=cache), train, test, cache
+
+
+def test_scorer_prefers_real_images_to_noise_and_collapse(scorer_and_data):
+    scorer, train, test, _ = scorer_and_data
+    assert scorer.accuracy(test) > 0.9
+    noise = torch.rand(len(test), *test.shape)
+    collapsed = test.x[:1].expand(len(test), -1, -1, -1)
+    real_is, noise_is, collapsed_is = (scorer.inception_like_score(s) for s in (test.x, noise, collapsed))
+    assert real_is > 6.0 and real_is > noise_is and collapsed_is == pytest.approx(1.0, abs=1e-6)
+    real_fd, noise_fd, collapsed_fd = (scorer.frechet_distance(s, train) for s in (test.x, noise, collapsed))
+    assert real_fd < noise_fd and real_fd < collapsed_fd
+
+
+def test_scorer_cache_round_trip_and_shape_check(scorer_and_data):
+    scorer, train, test, cache = scorer_and_data
+    assert cache.is_file()
+    loaded = SampleScorer.fit(train, epochs=6, cache=cache)  # loads instead of training again
+    assert torch.allclose(loaded.probabilities(test.x[:20]), scorer.probabilities(test.x[:20]))
+    with pytest.raises(ValueError, match=r"\(1, 8, 8\)"):
+        scorer.inception_like_score(torch.rand(4, 1, 28, 28))

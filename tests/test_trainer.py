@@ -1,0 +1,222 @@
+"""Trainer: learns, stops on NaN naming the step, resumes exactly, writes TensorBoard logs and samples."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rlgen.data import load_dataset
+from rlgen.generative.trainer import Trainer, TrainingDiverged, evaluate, load_checkpoint, save_image_grid
+
+
+class PixelBernoulli(nn.Module):
+    """Independent Bernoulli pixels; its loss flips a few input pixels at random, so it uses the global RNG."""
+
+    def __init__(self, shape=(1, 8, 8), flip=0.02):
+        super().__init__()
+        self.logits = nn.Parameter(torch.randn(shape) * 0.1)
+        self.flip = flip
+
+    def log_prob(self, x):
+        x = (x > 0.5).float()
+        return -nn.functional.binary_cross_entropy_with_logits(
+            self.logits.expand_as(x), x, reduction="none").flatten(1).sum(1)
+
+    def loss(self, batch):
+        x, _ = batch
+        if self.training:
+            flips = torch.rand_like(x) < self.flip
+            x = torch.where(flips, 1 - x, x)
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "nll": nll.detach()}
+
+    def sample(self, n):
+        return torch.bernoulli(torch.sigmoid(self.logits).expand(n, *self.logits.shape))
+
+
+class TwoPlayer(nn.Module):
+    """A fake adversarial model: two optimisers, its own alternating train_step, noise from the global RNG."""
+
+    def __init__(self, dim=64):
+        super().__init__()
+        self.generator = nn.Linear(4, dim)
+        self.discriminator = nn.Linear(dim, 1)
+        self.calls = 0
+
+    def configure_optimizers(self, lr, betas):
+        return {"discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+                "generator": torch.optim.Adam(self.generator.parameters(), lr=lr / 2, betas=betas)}
+
+    def _fake(self, n):
+        return torch.sigmoid(self.generator(torch.randn(n, 4)))
+
+    def loss(self, batch):
+        x = batch[0].flatten(1)
+        real, fake = self.discriminator(x), self.discriminator(self._fake(len(x)))
+        bce = nn.functional.binary_cross_entropy_with_logits
+        loss_d = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+        loss_g = bce(fake, torch.ones_like(fake))
+        return {"loss_d": loss_d, "loss_g": loss_g}
+
+    def train_step(self, batch, optimizers):
+        self.calls += 1
+        losses = self.loss(batch)
+        optimizers["discriminator"].zero_grad()
+        losses["loss_d"].backward(inputs=list(self.discriminator.parameters()))
+        optimizers["discriminator"].step()
+        losses = self.loss(batch)
+        optimizers["generator"].zero_grad()
+        losses["loss_g"].backward(inputs=list(self.generator.parameters()))
+        optimizers["generator"].step()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def sample(self, n):
+        return self._fake(n).reshape(n, 1, 8, 8)
+
+
+class CountingPixels(PixelBernoulli):
+    def __init__(self, fail_at=None, error=None):
+        super().__init__()
+        self.calls, self.fail_at, self.error = 0, fail_at, error
+
+    def loss(self, batch):
+        self.calls += 1
+        losses = super().loss(batch)
+        if self.calls == self.fail_at:
+            if self.error is not None:
+                raise self.error
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    return load_dataset("mixture"), load_dataset("mixture", "test")
+
+
+def _fresh(cls, **kwargs):
+    torch.manual_seed(123)
+    return cls(**kwargs)
+
+
+def test_loss_goes_down_and_evaluate_reports_bits_per_dim(mixture):
+    train, test = mixture
+    model = _fresh(PixelBernoulli)
+    before = evaluate(model, test)
+    metrics = Trainer(model, train, steps=150, batch_size=32, lr=0.05, progress_bar=False, eval_data=test).fit()
+    after = evaluate(model, test)
+    assert after["nll_nats"] < 0.8 * before["nll_nats"]
+    assert metrics["eval/nll_nats"] == pytest.approx(after["nll_nats"])
+    assert metrics["train/loss"] < before["loss"] and metrics["step"] == 150
+    assert after["bits_per_dim"] == pytest.approx(after["nll_nats"] / (64 * math.log(2)))
+
+
+def test_two_optimiser_model_trains_both_players(mixture):
+    model = _fresh(TwoPlayer)
+    g0, d0 = model.generator.weight.clone(), model.discriminator.weight.clone()
+    metrics = Trainer(model, mixture[0], steps=20, batch_size=16, progress_bar=False).fit()
+    assert {"train/loss_d", "train/loss_g"} <= set(metrics)
+    assert not torch.equal(model.generator.weight, g0) and not torch.equal(model.discriminator.weight, d0)
+    assert model.calls == 20
+
+
+def test_nan_loss_raises_naming_step_and_key(mixture, tmp_path):
+    model = _fresh(CountingPixels, fail_at=7)
+    trainer = Trainer(model, mixture[0], steps=20, batch_size=16, out_dir=tmp_path, checkpoint_every=5,
+                      progress_bar=False)
+    with pytest.raises(TrainingDiverged) as exc_info:
+        trainer.fit()
+    message = str(exc_info.value)
+    assert "step 7" in message and "'loss'" in message and "nan" in message and "\n" not in message
+    assert "checkpoint of step 5" in message
+    assert load_checkpoint(tmp_path)["step"] == 5  # the good checkpoint is not overwritten
+
+
+@pytest.mark.parametrize("cls", [PixelBernoulli, TwoPlayer])
+def test_resume_continues_from_checkpoint_and_matches_uninterrupted_run(mixture, tmp_path, cls):
+    train = mixture[0]
+    settings = dict(batch_size=32, lr=0.01, seed=5, checkpoint_every=10, progress_bar=False, log_every=5)
+    whole = _fresh(cls)
+    Trainer(whole, train, steps=30, out_dir=tmp_path / "whole", **settings).fit()
+
+    first = _fresh(cls)
+    Trainer(first, train, steps=20, out_dir=tmp_path / "split", **settings).fit()
+    assert load_checkpoint(tmp_path / "split")["step"] == 20
+    resumed = _fresh(cls)  # a new process would start from a fresh model too
+    trainer = Trainer(resumed, train, steps=30, out_dir=tmp_path / "split", **settings)
+    metrics = trainer.fit()
+    assert metrics["step"] == 30
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    optim_whole = load_checkpoint(tmp_path / "whole")["optimizers"]
+    optim_split = load_checkpoint(tmp_path / "split")["optimizers"]
+    assert optim_whole.keys() == optim_split.keys()
+
+
+def test_resume_after_crash_skips_the_steps_done(mixture, tmp_path):
+    train = mixture[0]
+    settings = dict(steps=30, batch_size=32, lr=0.01, checkpoint_every=10, progress_bar=False)
+    whole = _fresh(CountingPixels)
+    Trainer(whole, train, out_dir=tmp_path / "whole", **settings).fit()
+
+    crashing = _fresh(CountingPixels, fail_at=25, error=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(crashing, train, out_dir=tmp_path / "run", **settings).fit()
+    resumed = _fresh(CountingPixels)
+    Trainer(resumed, train, out_dir=tmp_path / "run", **settings).fit()
+    assert resumed.calls == 10  # steps 21..30: it continued from the checkpoint of step 20, not from 0
+    assert torch.equal(resumed.logits, whole.logits)
+
+
+def test_resume_refuses_a_changed_data_order(mixture, tmp_path):
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=5, batch_size=32, out_dir=tmp_path, progress_bar=False).fit()
+    with pytest.raises(ValueError, match="batch_size=32, not 16"):
+        Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, batch_size=16, out_dir=tmp_path,
+                progress_bar=False).fit()
+
+
+def test_run_directory_has_tensorboard_samples_and_metrics(mixture, tmp_path):
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=12, batch_size=32, out_dir=tmp_path, log_every=4,
+            sample_every=6, progress_bar=False).fit()
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    pngs = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert pngs == ["step_0000006.png", "step_0000012.png"]
+    assert (tmp_path / "samples" / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.pt").is_file()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tmp_path / "tb"))
+    accumulator.Reload()
+    assert {"train/loss", "train/nll", "time/steps_per_sec"} <= set(accumulator.Tags()["scalars"])
+    assert [e.step for e in accumulator.Scalars("train/loss")] == [4, 8, 12]
+
+
+def test_epochs_tensor_data_and_argument_errors(mixture):
+    x = mixture[0].x[:100]
+    trainer = Trainer(_fresh(PixelBernoulli), x, epochs=2, batch_size=32, progress_bar=False)
+    assert trainer.total_steps == 2 * (100 // 32)
+    assert trainer.fit()["step"] == 6
+    with pytest.raises(ValueError, match="exactly one of steps or epochs"):
+        Trainer(_fresh(PixelBernoulli), x, steps=5, epochs=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        Trainer(_fresh(PixelBernoulli), x, steps=5, batch_size=0)
+    with pytest.raises(TypeError, match="ImageData"):
+        Trainer(_fresh(PixelBernoulli), [1, 2, 3], steps=5)
+
+
+def test_evaluate_is_repeatable_and_leaves_the_global_rng(mixture):
+    model = _fresh(TwoPlayer)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    first, second = evaluate(model, mixture[1]), evaluate(model, mixture[1])
+    assert first == second and torch.equal(torch.get_rng_state(), state)
+
+
+def test_save_image_grid_writes_png(tmp_path):
+    save_image_grid(torch.rand(10, 3, 5, 5), tmp_path / "rgb.png")
+    assert (tmp_path / "rgb.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="shape"):
+        save_image_grid(torch.rand(10, 25), tmp_path / "flat.png")
