@@ -2,10 +2,11 @@
 
     python benchmarks/throughput.py [--env Ant-v5] [--steps 20000] [--repeats 3]
 
-Rows alternate (plain, rlgen, plain, rlgen, ...) so both see the same machine load; the table reports
-the median over repeats and the ratio to plain SB3. rlgen's loop is timed without periodic
+Rows alternate (plain, rlgen, ..., plain, rlgen, ...) so all see the same machine load; the table
+reports the median over repeats and the ratio to plain SB3. rlgen's loop is timed without periodic
 evaluation (evaluation steps are extra env steps, reported in a row of their own) and with its
-default checkpointing. Writes benchmarks/results/throughput.md.
+default checkpointing; the VIME row adds the VIME wrapper with its default settings (information
+gain for every transition, 500 BNN minibatch steps per rollout). Writes benchmarks/results/throughput.md.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     def config(**fields):
         return build_config(args.algo, args.env, total_steps=args.steps, progress_bar=False, **fields)
 
-    rows: dict[str, list[float]] = {"plain SB3": [], "rlgen train (no eval)": [], "rlgen train (preset eval)": []}
+    rows: dict[str, list[float]] = {"plain SB3": [], "rlgen train (no eval)": [], "rlgen train (preset eval)": [],
+                                    "rlgen train + VIME (no eval)": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             rows["plain SB3"].append(plain_sb3(config()))
             rows["rlgen train (no eval)"].append(rlgen_loop(config(eval_freq=0), Path(tmp), f"noeval{i}"))
             rows["rlgen train (preset eval)"].append(rlgen_loop(config(), Path(tmp), f"eval{i}"))
+            rows["rlgen train + VIME (no eval)"].append(
+                rlgen_loop(config(eval_freq=0, bonus="vime"), Path(tmp), f"vime{i}"))
             print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()),
                   flush=True)
     base = statistics.median(rows["plain SB3"])

@@ -1,39 +1,113 @@
-"""The main job on its embedded default (``make demo``): a short PPO run on a sparse-reward task.
+"""The main job on its embedded default (``make demo``): a plain agent against the same agent with VIME.
 
-It prints where the run directory, the TensorBoard logs and the learning-curve plot are.
+Both run on a sparse-reward task for several seeds, side by side (one process per core), through the
+benchmark harness; the demo then prints a table (success rate, final extrinsic return, steps to the
+first success; per seed and overall) and saves a plot of the learning curves. The suite is
+``rlgen/bench/suites/vime-demo.yaml``; its task and settings come from the sparse-reward benchmark
+(benchmarks/results/sparse.md). Re-running reuses finished runs; delete the output folder to start over.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-import time
+from pathlib import Path
 
-from rlgen.agents import RunConfig, train
-from rlgen.agents.config import build_config
+import numpy as np
 
-DEMO_STEPS = 60_000
+from rlgen.bench import load_suite, run_suite, stats
+from rlgen.bench.report import RunRecord, collect, figure_png
 
-
-def demo_config(total_steps: int = DEMO_STEPS, out_dir: str = "runs/demo") -> RunConfig:
-    # PPO's preset for the task (4 envs x 512 steps); a timestamped name so repeated demos coexist.
-    return build_config(
-        algo="ppo", env_id="rlgen/SparseMountainCar-v0", total_steps=total_steps, out_dir=out_dir,
-        run_name=time.strftime("ppo-sparse-mountaincar-%Y%m%d-%H%M%S"), eval_freq=10_000, eval_episodes=5,
-    )
+DEMO_SUITE = "vime-demo"
 
 
-def main() -> int:
-    config = demo_config()
-    print(f"rlgen demo: PPO on {config.env_id} for {config.total_steps} steps "
-          f"(reward 1 at the goal, 0 elsewhere)")
-    result = train(config)
+def summary_table(records: list[RunRecord]) -> list[str]:
+    """Per-seed rows, then one overall row per method (means with 95% bootstrap intervals)."""
+    lines = [f"{'method':<12} {'seed':>4}  {'success rate':>12}  {'final return':>12}  {'first success':>13}"]
+    labels = list(dict.fromkeys(r.run.label for r in records))
+    for label in labels:
+        group = [r for r in records if r.run.label == label]
+        for r in group:
+            first = f"{r.first_success / 1000:.0f}k steps" if np.isfinite(r.first_success) else "never"
+            lines.append(f"{label:<12} {r.run.seed:>4}  {r.success_rate:>12.2f}  {r.final:>12.2f}  {first:>13}")
+    lines.append("")
+    lines.append(f"{'method':<12} {'seeds':>5}  {'success rate [95% CI]':>26}  {'final return [95% CI]':>26}  "
+                 f"{'seeds that ever succeeded':>25}")
+    for label in labels:
+        group = [r for r in records if r.run.label == label and r.state == "finished"]
+        rate = stats.bootstrap_ci([r.success_rate for r in group])
+        final = stats.bootstrap_ci([r.final for r in group])
+        succeeded = sum(np.isfinite(r.first_success) for r in group)
+        lines.append(f"{label:<12} {len(group):>5}  {_ci(rate):>26}  {_ci(final):>26}  "
+                     f"{f'{succeeded}/{len(group)}':>25}")
+    return lines
+
+
+def _ci(values: tuple[float, float, float]) -> str:
+    point, low, high = values
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def success_curves_png(records: list[RunRecord], path: Path, bins: int = 20) -> Path:
+    """Fraction of training episodes that reached the reward, against env steps, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlgen.atomic import atomic_write_bytes
+
+    end = max(r.run.config.total_steps for r in records)
+    edges = np.linspace(0, end, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, label in enumerate(dict.fromkeys(r.run.label for r in records)):
+        curves = []
+        for r in records:
+            if r.run.label != label or r.train_steps is None or not len(r.train_steps):
+                continue
+            which = np.digitize(r.train_steps, edges[1:-1])
+            curves.append([(r.train_returns[which == b] > 0).mean() if (which == b).any() else np.nan
+                           for b in range(bins)])
+        if not curves:
+            continue
+        values = np.array(curves)
+        mean = np.nanmean(values, axis=0)
+        ax.plot(centres, mean, color=f"C{i}", label=f"{label} ({len(curves)} seeds)")
+        for curve in values:
+            ax.plot(centres, curve, color=f"C{i}", alpha=0.25, lw=0.8)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("training episodes that reached the reward")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    atomic_write_bytes(path, figure_png(fig))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlgen.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/demo", help="output folder (finished runs there are reused)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default: the suite's)")
+    parser.add_argument("--steps", type=int, default=None, help="budget per run (default: the suite's)")
+    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the number of cores)")
+    args = parser.parse_args(argv)
+
+    suite = load_suite(DEMO_SUITE)
+    runs = suite.runs(args.out, seeds=args.seeds, total_steps=args.steps)
+    labels = " vs ".join(dict.fromkeys(r.label for r in runs))
+    print(f"rlgen demo: {labels} on {runs[0].env_id}, {len(runs)} runs of "
+          f"{runs[0].config.total_steps:,} steps ({suite.description.split('.')[0]})", flush=True)
+    _, report = run_suite(suite, args.out, seeds=args.seeds, total_steps=args.steps, workers=args.workers,
+                          command="make demo")
+    records = collect(runs)
     print()
-    print(f"final evaluation return: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
-          f"({result.timesteps} steps, {result.wall_time:.0f} s)")
-    print(f"run directory:  {result.run_dir}")
-    print(f"learning curve: {result.run_dir / 'learning_curve.png'}")
-    print(f"TensorBoard:    tensorboard --logdir {result.run_dir / 'tb'}")
-    print(f"evaluate again: rlgen eval {result.run_dir} --episodes 20")
+    print("\n".join(summary_table(records)))
+    plot = success_curves_png(records, Path(args.out) / "success_curves.png")
+    print()
+    print(f"success curves:  {plot}")
+    print(f"full report:     {report} (learning curves beside it)")
+    print(f"run directories: {Path(args.out) / 'runs'}")
+    print(f"TensorBoard:     tensorboard --logdir {Path(args.out) / 'runs'}")
     return 0
 
 

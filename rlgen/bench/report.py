@@ -120,7 +120,7 @@ def _fmt_ci(point: float, low: float, high: float, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -152,8 +152,9 @@ def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
-        ax.legend(fontsize=7)
-    return _png(fig)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return figure_png(fig)
 
 
 def _profile_png(normalised: dict[str, list[float]]) -> bytes:
@@ -168,8 +169,9 @@ def _profile_png(normalised: dict[str, list[float]]) -> bytes:
         ax.plot(taus, stats.performance_profile(np.array(scores), taus), color=f"C{i}", label=label)
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
-    ax.legend(fontsize=7)
-    return _png(fig)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return figure_png(fig)
 
 
 def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
