@@ -127,6 +127,7 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from rlgen.bench.runner import BACKENDS
+    from rlgen.bench.suite import available_suites
 
     p = sub.add_parser(
         "bench", help="run a multi-seed benchmark suite and write its report",
@@ -136,7 +137,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "resumes unfinished ones; a failed run is recorded and the suite goes on.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("suite", metavar="SUITE", help="a built-in suite (smoke, locomotion) or a suite YAML file")
+    p.add_argument("suite", metavar="SUITE",
+                   help=f"a built-in suite ({', '.join(available_suites())}) or a suite YAML file")
     p.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local: a process pool on this machine; ray: Ray Tune (pip install 'rlgen[ray]')")
     p.add_argument("--address", default=None, help="with --backend ray: join this Ray cluster (e.g. auto)")

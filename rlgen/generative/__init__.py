@@ -4,6 +4,10 @@ One :class:`Trainer` serves them all (the contract is in :mod:`rlgen.generative.
 """
 
 from rlgen.generative.bnn import BNN
+from rlgen.generative.made import MADE
+from rlgen.generative.pixelcnn import PixelCNN
+from rlgen.generative.pixelrnn import PixelRNN
 from rlgen.generative.trainer import Trainer, TrainingDiverged, evaluate
+from rlgen.generative.vae import VAE
 
-__all__ = ["BNN", "Trainer", "TrainingDiverged", "evaluate"]
+__all__ = ["BNN", "MADE", "VAE", "PixelCNN", "PixelRNN", "Trainer", "TrainingDiverged", "evaluate"]
