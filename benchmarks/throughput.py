@@ -1,12 +1,19 @@
-"""Steps/s of rlgen's run loop beside plain SB3 with the same hyperparameters, measured in one run.
+"""Steps/s of rlgen's run loop and of VIME beside plain SB3, measured side by side in one run.
 
-    python benchmarks/throughput.py [--env Ant-v5] [--steps 20000] [--repeats 3]
+    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop|vime|gain]
 
-Rows alternate (plain, rlgen, ..., plain, rlgen, ...) so all see the same machine load; the table
-reports the median over repeats and the ratio to plain SB3. rlgen's loop is timed without periodic
-evaluation (evaluation steps are extra env steps, reported in a row of their own) and with its
-default checkpointing; the VIME row adds the VIME wrapper with its default settings (information
-gain for every transition, 500 BNN minibatch steps per rollout). Writes benchmarks/results/throughput.md.
+Three measurements, each written to benchmarks/results/throughput.md:
+
+- loop: PPO on Ant-v5 with its preset, plain SB3 (the same env stack and hyperparameters built by hand)
+  against ``rlgen train`` without and with the preset's periodic evaluation;
+- vime: PPO on rlgen/SparseHalfCheetah-v0, ``rlgen train`` without and with the VIME bonus (defaults);
+- gain: VIME's information gain per transition, ``second_order`` for a rollout-sized batch against
+  ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action).
+
+Rows alternate within each repeat so all see the same machine load; tables give the median over
+repeats. steps/s = training steps / seconds inside SB3's ``learn()`` (rlgen's callbacks included: checkpoints,
+plots, periodic evaluation, VIME's bonus and BNN training); the final evaluation after ``learn()`` is not
+counted.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
@@ -29,6 +37,7 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 from rlgen.agents import train  # noqa: E402
 from rlgen.agents.config import algo_class, build_config  # noqa: E402
 from rlgen.agents.run import make_vec_env, resolve_hyperparams  # noqa: E402
+from rlgen.generative import BNN  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "throughput.md"
 
@@ -53,52 +62,97 @@ def rlgen_loop(config, out: Path, name: str) -> float:
     return result.timesteps / result.learn_time
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="Ant-v5")
-    parser.add_argument("--algo", default="ppo")
-    parser.add_argument("--steps", type=int, default=30_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
-    args = parser.parse_args(argv)
-
-    def config(**fields):
-        return build_config(args.algo, args.env, total_steps=args.steps, progress_bar=False, **fields)
-
-    rows: dict[str, list[float]] = {"plain SB3": [], "rlgen train (no eval)": [], "rlgen train (preset eval)": [],
-                                    "rlgen train + VIME (no eval)": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            rows["plain SB3"].append(plain_sb3(config()))
-            rows["rlgen train (no eval)"].append(rlgen_loop(config(eval_freq=0), Path(tmp), f"noeval{i}"))
-            rows["rlgen train (preset eval)"].append(rlgen_loop(config(), Path(tmp), f"eval{i}"))
-            rows["rlgen train + VIME (no eval)"].append(
-                rlgen_loop(config(eval_freq=0, bonus="vime"), Path(tmp), f"vime{i}"))
-            print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()),
-                  flush=True)
-    base = statistics.median(rows["plain SB3"])
-    command = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [
-        "# Throughput of rlgen's run loop",
-        "",
-        f"`{command.strip()}` — {args.algo.upper()} on {args.env}, {args.steps} steps per run, "
-        f"median of {args.repeats} interleaved repeats, 1 torch thread, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}.",
-        "",
-        "| loop | steps/s (median) | runs | ratio to plain SB3 |",
-        "|---|---|---|---|",
-    ]
+def table(rows: dict[str, list[float]], unit: str, base: str) -> list[str]:
+    lines = [f"| measurement | {unit} (median) | repeats | ratio to {base} |", "|---|---|---|---|"]
+    ref = statistics.median(rows[base])
     for name, values in rows.items():
         med = statistics.median(values)
-        lines.append(f"| {name} | {med:.0f} | {', '.join(f'{v:.0f}' for v in values)} | {med / base:.3f} |")
-    lines += [
-        "",
-        "steps/s = training steps / seconds inside SB3's `learn()`. For rlgen that includes its callbacks",
-        "(checkpoints, learning-curve plots and, in the 'preset eval' row, the periodic evaluation episodes of",
-        "the preset's eval_freq/eval_episodes when the budget reaches eval_freq); the final evaluation after",
-        "`learn()` is not counted.",
-    ]
-    report = "\n".join(lines) + "\n"
+        lines.append(f"| {name} | {med:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {med / ref:.3f} |")
+    return lines
+
+
+def measure_loop(steps: int, repeats: int, tmp: Path) -> list[str]:
+    def config(**fields):
+        return build_config("ppo", "Ant-v5", total_steps=steps, progress_bar=False, **fields)
+
+    rows: dict[str, list[float]] = {"plain SB3": [], "rlgen train (no eval)": [], "rlgen train (preset eval)": []}
+    for i in range(repeats):
+        rows["plain SB3"].append(plain_sb3(config()))
+        rows["rlgen train (no eval)"].append(rlgen_loop(config(eval_freq=0), tmp, f"loop-noeval{i}"))
+        rows["rlgen train (preset eval)"].append(rlgen_loop(config(), tmp, f"loop-eval{i}"))
+        print(f"loop {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
+    return [f"## rlgen's run loop: PPO on Ant-v5 ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "plain SB3"), "",
+            "The preset evaluates 5 episodes every 25,000 steps, so the 'preset eval' row includes "
+            "evaluation episodes only when the budget reaches 25,000 steps."]
+
+
+def measure_vime(steps: int, repeats: int, tmp: Path) -> list[str]:
+    def config(**fields):
+        return build_config("ppo", "rlgen/SparseHalfCheetah-v0", total_steps=steps, progress_bar=False,
+                            eval_freq=0, **fields)
+
+    rows: dict[str, list[float]] = {"PPO": [], "PPO + VIME": []}
+    for i in range(repeats):
+        rows["PPO"].append(rlgen_loop(config(), tmp, f"ppo{i}"))
+        rows["PPO + VIME"].append(rlgen_loop(config(bonus="vime"), tmp, f"vime{i}"))
+        print(f"vime {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
+    return [f"## VIME's cost: PPO on rlgen/SparseHalfCheetah-v0 ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "PPO"), "",
+            "VIME with its defaults: a 1x32 BNN, information gain (second_order) for all 2,048 transitions of "
+            "a rollout in one batch, then 500 BNN minibatch steps of 10 on the replay pool. Target: >= 0.6."]
+
+
+def measure_gain(repeats: int) -> list[str]:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    bnn = BNN(18 + 6, 18)
+    x, y = torch.randn(2048, 24), torch.randn(2048, 18)
+    rows: dict[str, list[float]] = {"second_order, batch of 2,048": [], "second_order, one at a time": [],
+                                    "exact (5 Adam steps each)": []}
+    for method in ("second_order", "exact"):  # the first torch.func call compiles for seconds: not timed
+        bnn.information_gain(x[:2], y[:2], method=method)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        bnn.information_gain(x, y, method="second_order")
+        rows["second_order, batch of 2,048"].append(1e6 * (time.perf_counter() - start) / len(x))
+        start = time.perf_counter()
+        for i in range(64):
+            bnn.information_gain(x[i:i + 1], y[i:i + 1], method="second_order")
+        rows["second_order, one at a time"].append(1e6 * (time.perf_counter() - start) / 64)
+        start = time.perf_counter()
+        bnn.information_gain(x[:64], y[:64], method="exact")
+        rows["exact (5 Adam steps each)"].append(1e6 * (time.perf_counter() - start) / 64)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    speedup = med["exact (5 Adam steps each)"] / med["second_order, batch of 2,048"]
+    lines = ["## Information gain per transition (BNN 24 -> 32 -> 18, 10 Monte-Carlo samples)", "",
+             "| method | us per transition (median) | repeats |", "|---|---|---|"]
+    lines += [f"| {k} | {med[k]:,.0f} | {', '.join(f'{v:,.0f}' for v in rows[k])} |" for k in rows]
+    lines += ["", f"Batched second_order is {speedup:,.0f}x faster per transition than exact."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000, help="env steps per training run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=("loop", "vime", "gain"), default=None)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = ["# Throughput", "",
+             f"`{command.strip()}` — median of {args.repeats} interleaved repeats, 1 torch thread, "
+             f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, torch {torch.__version__}, "
+             f"{time.strftime('%Y-%m-%d')}. Other jobs shared the machine; ratios come from rows run side by side.",
+             ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "loop"):
+            lines += measure_loop(args.steps, args.repeats, Path(tmp)) + [""]
+        if args.only in (None, "vime"):
+            lines += measure_vime(args.steps, args.repeats, Path(tmp)) + [""]
+        if args.only in (None, "gain"):
+            lines += measure_gain(args.repeats) + [""]
+    report = "\n".join(lines)
     print(report)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
