@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from rlgen.agents.config import ALGOS, BONUSES, ConfigError
 
 
-def _steps(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type for counts written as 1000, 1e6 or 2.5e5."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of steps: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1 or not value.is_integer():
-        raise argparse.ArgumentTypeError(f"steps must be a positive whole number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
     return int(value)
 
 
@@ -33,7 +34,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: ppo, or the config file's)")
     p.add_argument("--env", dest="env_id", default=None,
                    help="Gymnasium env id, e.g. Ant-v5 or rlgen/SparseHalfCheetah-v0 (see `rlgen envs`)")
-    p.add_argument("--steps", dest="total_steps", type=_steps, default=None, help="total env steps, e.g. 1e6")
+    p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, help="total env steps, e.g. 1e6")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
     p.add_argument("--bonus", choices=[b for b in BONUSES if b], default=None,
@@ -143,7 +144,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="local: a process pool on this machine; ray: Ray Tune (pip install 'rlgen[ray]')")
     p.add_argument("--address", default=None, help="with --backend ray: join this Ray cluster (e.g. auto)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 instead of the suite's")
-    p.add_argument("--steps", type=_steps, default=None, help="budget per run instead of the suite's")
+    p.add_argument("--steps", type=positive_int, default=None, help="budget per run instead of the suite's")
     p.add_argument("--workers", type=int, default=None, help="runs at once (default: the number of cores)")
     p.add_argument("--out", default=None, help="output folder (default runs/bench/<suite>)")
     p.add_argument("--report-dir", default=None, help="where <suite>.md and its plots go (default: --out)")

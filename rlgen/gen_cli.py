@@ -17,20 +17,11 @@ from tqdm.auto import tqdm
 
 from rlgen.agents.config import ConfigError, parse_override
 from rlgen.atomic import atomic_write_bytes
+from rlgen.cli import positive_int
 from rlgen.data import DATASETS, DataError, ImageData, load_dataset, semi_supervised_split
 from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
 
 DEFAULT_STEPS = 2000
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1 or not value.is_integer():
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return int(value)
 
 
 def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -59,10 +50,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
     p.add_argument("--data", default="digits",
                    help=f"{', '.join(DATASETS)}, or a path to MNIST IDX files or a CIFAR-10 batches folder")
-    p.add_argument("--steps", type=_positive_int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help=f"updates to train (default {DEFAULT_STEPS} when --epochs is not given)")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data, instead of --steps")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="examples per update (model default)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the data, instead of --steps")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="examples per update (model default)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (model default)")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (model default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, data order and noise")
@@ -75,9 +66,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "0 keeps all")
     p.add_argument("--binarise", type=float, default=None, metavar="THRESHOLD",
                    help="binarise the images at THRESHOLD in [0, 1) (0.5 = MNIST's usual > 127)")
-    p.add_argument("--log-every", type=_positive_int, default=50, help="updates between TensorBoard points")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="updates between checkpoints")
-    p.add_argument("--sample-every", type=_positive_int, default=1000, help="updates between sample grids")
+    p.add_argument("--log-every", type=positive_int, default=50, help="updates between TensorBoard points")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000, help="updates between checkpoints")
+    p.add_argument("--sample-every", type=positive_int, default=1000, help="updates between sample grids")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -87,10 +78,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                        description="Rebuild RUN_DIR's model from model.json and checkpoint.pt and draw samples.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("-n", type=_positive_int, default=64, help="number of samples")
+    p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--batch-size", type=_positive_int, default=16, help="samples drawn at once")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="samples drawn at once")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_sample)
 
@@ -106,7 +97,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("test", "train"), default="test", help="data split to evaluate on")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="examples per evaluation batch")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="examples per evaluation batch")
     p.add_argument("--score", type=int, default=0, metavar="N",
                    help="also score N samples with the classifier (the scorer is cached in RUN_DIR/scorer.pt)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and sampling")

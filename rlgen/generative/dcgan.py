@@ -232,16 +232,6 @@ class DCGAN(AdversarialModel):
                 self.generator(self.vbn_reference_z)
         return self.generator(latent)
 
-    @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """``n`` images (n, C, H, W) in [0, 1], generated in eval mode (batch norm uses running statistics)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.generate(self.draw_latent(n)).clamp(0.0, 1.0)
-        finally:
-            self.train(was_training)
-
     # --- the losses ---------------------------------------------------------------------------------------
 
     def discriminator_terms(self, x: Tensor, y: Tensor, fake: Tensor, latent: Any) -> dict[str, Tensor]:

@@ -410,6 +410,16 @@ class AdversarialModel(nn.Module):
     def generator_terms(self, x: Tensor, y: Tensor, fake: Tensor, latent: Any) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """``n`` images (n, C, H, W) in [0, 1], generated in eval mode (batch norm uses running statistics)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.generate(self.draw_latent(n)).clamp(0.0, 1.0)
+        finally:
+            self.train(was_training)
+
     @property
     def device(self) -> torch.device:
         """Where the model's parameters live (latents are drawn there)."""

@@ -110,6 +110,15 @@ def down_shift(x: Tensor) -> Tensor:
     return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
 
 
+def check_input(x: Tensor, input_shape: tuple[int, ...], context: Tensor | None, context_dim: int) -> None:
+    """One-line ValueErrors for inputs a density model cannot score: wrong shape, outside [0, 1], bad context."""
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, input_shape))}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError("inputs must be finite floats in [0, 1]")
+    check_context(context, context_dim, x.shape[0])
+
+
 def check_context(context: Tensor | None, context_dim: int, batch_size: int) -> None:
     """One-line errors for a missing, unexpected or mis-shaped conditioning vector."""
     if context_dim == 0:
@@ -164,12 +173,7 @@ class AutoregressiveDensity(SnapshotMixin, nn.Module):
         return math.prod(self.input_shape)
 
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(x.shape)}")
-        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ValueError("inputs must be finite floats in [0, 1]")
-        check_context(context, self.context_dim, x.shape[0])
+        check_input(x, self.input_shape, context, self.context_dim)
 
     def quantise(self, x: Tensor) -> Tensor:
         """``x`` snapped to the nearest of the ``n_levels`` levels, so the network sees what is scored."""

@@ -196,16 +196,6 @@ class SemiSupervisedGAN(AdversarialModel):
     def generate(self, latent: Tensor) -> Tensor:
         return self.generator(latent).view(latent.shape[0], *self.image_shape)
 
-    @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """``n`` images (n, C, H, W) in [0, 1], generated in eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.generate(self.draw_latent(n)).clamp(0.0, 1.0)
-        finally:
-            self.train(was_training)
-
     # --- the losses ---------------------------------------------------------------------------------------
 
     def _unsupervised_mask(self, y: Tensor) -> Tensor:

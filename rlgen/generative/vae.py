@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from rlgen.generative.base import Batch
 from rlgen.generative.likelihoods import Bernoulli, SnapshotMixin, from_levels, make_likelihood, to_levels
 from rlgen.generative.made import MADE
-from rlgen.generative.pixelcnn import check_context, split_batch
+from rlgen.generative.pixelcnn import check_context, check_input, split_batch
 
 __all__ = ["VAE"]
 
@@ -108,12 +108,7 @@ class VAE(SnapshotMixin, nn.Module):
 
     # ----------------------------------------------------------------------------------------------- checks
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(x.shape)}")
-        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ValueError("inputs must be finite floats in [0, 1]")
-        check_context(context, self.context_dim, x.shape[0])
+        check_input(x, self.input_shape, context, self.context_dim)
 
     def _prepare(self, x: Tensor) -> Tensor:
         """Flattened inputs, snapped to the levels the likelihood scores (unchanged for Bernoulli)."""
