@@ -110,3 +110,19 @@ def test_ray_backend_gives_the_local_results(tmp_path):
     # the same train() with the same seeds: identical results on either backend
     assert {s.name: s.final_return for s in remote} == {s.name: s.final_return for s in local}
     assert "2/2" in report.read_text()
+
+
+def test_entry_seeds_and_budgets_override_the_suites(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "s", "seeds": 4, "total_steps": 1000,
+        "runs": [{"algo": "ppo", "env_id": "CartPole-v1"},
+                 {"algo": "ppo", "env_id": "Pendulum-v1", "seeds": 2, "total_steps": 3000}],
+    }))
+    runs = load_suite(path).runs(tmp_path)
+    assert [(r.env_id, r.seed, r.config.total_steps) for r in runs if r.env_id == "Pendulum-v1"] == \
+        [("Pendulum-v1", 0, 3000), ("Pendulum-v1", 1, 3000)]
+    assert len([r for r in runs if r.env_id == "CartPole-v1"]) == 4
+    # --seeds and --steps from the command line win over both
+    runs = load_suite(path).runs(tmp_path, seeds=1, total_steps=500)
+    assert [(r.seed, r.config.total_steps) for r in runs] == [(0, 500), (0, 500)]

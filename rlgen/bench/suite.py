@@ -5,7 +5,7 @@
     seeds: 2                   # seeds 0 .. seeds-1 unless `seed_list` is given
     total_steps: 2048          # default budget of every run
     runs:
-      - algo: ppo              # each entry: RunConfig fields, plus optional `label` and `overrides`
+      - algo: ppo              # each entry: RunConfig fields, plus optional `label`, `overrides`, `seeds`
         env_id: CartPole-v1
         overrides: [n_steps=256, policy_kwargs.net_arch=[16]]
     scores:                    # optional: reference returns for normalised scores, per env id
@@ -24,7 +24,7 @@ from typing import Any
 from rlgen.agents.config import ConfigError, RunConfig, build_config, read_yaml_mapping
 
 SUITES_DIR = Path(__file__).parent / "suites"
-_ENTRY_KEYS = {"label", "overrides", "preset"}
+_ENTRY_KEYS = {"label", "overrides", "preset", "seeds"}
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Suite:
             budget = total_steps or fields.get("total_steps") or self.total_steps
             if budget:
                 fields["total_steps"] = int(float(budget))
-            for seed in seed_list:
+            entry_seeds = seed_list if "seeds" not in entry or seeds is not None else list(range(int(entry["seeds"])))
+            for seed in entry_seeds:
                 config = build_config(
                     algo, env_id, overrides=list(entry.get("overrides", [])), use_preset=entry.get("preset", True),
                     **{**fields, "seed": seed, "out_dir": str(runs_dir), "progress_bar": False,
