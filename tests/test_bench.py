@@ -1,5 +1,4 @@
 import json
-import os
 
 import numpy as np
 import pytest
@@ -102,7 +101,6 @@ def test_bad_suite_input_is_one_line_exit_2(tmp_path, capsys):
 @pytest.mark.slow
 def test_ray_backend_gives_the_local_results(tmp_path):
     pytest.importorskip("ray.tune")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     suite = load_suite("smoke")
     local, _ = run_suite(suite, tmp_path / "local", workers=2)
     remote, report = run_suite(suite, tmp_path / "ray", backend="ray", workers=2)
