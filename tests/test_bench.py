@@ -124,3 +124,38 @@ def test_entry_seeds_and_budgets_override_the_suites(tmp_path):
     # --seeds and --steps from the command line win over both
     runs = load_suite(path).runs(tmp_path, seeds=1, total_steps=500)
     assert [(r.seed, r.config.total_steps) for r in runs] == [(0, 500), (0, 500)]
+
+
+def test_stopping_a_suite_ends_its_workers(tmp_path):
+    """A killed suite must not leave workers training on as orphans."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "from rlgen.bench import load_suite, run_suite\n"
+        f"run_suite(load_suite('smoke'), {str(tmp_path)!r}, workers=2, total_steps=10**7)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    children: list[str] = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob("runs/*/config.yaml")):
+            time.sleep(0.5)
+        assert list(tmp_path.glob("runs/*/config.yaml")), "the workers never started"
+        children = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+        assert children
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        time.sleep(1)
+        alive = [pid for pid in children if os.path.exists(f"/proc/{pid}")
+                 and "zombie" not in open(f"/proc/{pid}/status").read().lower()]
+        assert not alive, f"orphaned workers still running: {alive}"
+    finally:
+        parent.kill()
+        for pid in children:  # never leave a broken runner's workers behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

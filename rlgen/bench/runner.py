@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -112,10 +114,34 @@ def _run_local(todo: list[dict[str, Any]], workers: int):
             yield run_one(config)
         return
     # spawn: fresh interpreters, no inherited torch/MuJoCo state from the parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    previous = _sigterm_raises_keyboard_interrupt()
+    try:
         futures = [pool.submit(run_one, config) for config in todo]
         for future in as_completed(futures):
             yield future.result()
+    except BaseException:
+        # Stopped (Ctrl-C, kill): end the workers too, or they train on as orphans and write into the
+        # run directories a resumed suite is using. Their runs resume from the last checkpoint.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    pool.shutdown()
+
+
+def _sigterm_raises_keyboard_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt in the main thread; returns the previous handler (or None)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _ray_trainable(params: dict[str, Any]) -> None:
