@@ -195,6 +195,20 @@ def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]
     return lines
 
 
+def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
+    """What the runs of each task actually trained for: the finished runs' step counts (a run trained
+    under an earlier, larger budget keeps its steps), else the configured budget."""
+    parts = []
+    for task in tasks:
+        group = [r for r in records if r.run.env_id == task]
+        done = sorted({json.loads((r.run.config.run_dir / "result.json").read_text())["timesteps"]
+                       for r in group if r.state == "finished"})
+        budget = sorted({r.run.config.total_steps for r in group})
+        text = ", ".join(f"{steps:,}" for steps in (done or budget))
+        parts.append(f"{task} {text}" + ("" if done else " (budget; none finished)"))
+    return "; ".join(parts)
+
+
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
                  report_dir: str | Path | None = None) -> Path:
     """Write ``<report_dir>/<suite>.md`` (default: the suite's output folder) with its two PNGs."""
@@ -204,15 +218,14 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     tasks = list(dict.fromkeys(r.run.env_id for r in records))
     labels = list(dict.fromkeys(r.run.label for r in records))
     refs = reference_scores(suite, records, out_dir)
-    budgets = sorted({r.run.config.total_steps for r in records})
+    budgets = _steps_per_task(records, tasks)
 
     lines = [f"# Benchmark suite `{suite.name}`", ""]
     if suite.description:
         lines += [suite.description, ""]
     lines += [
         f"Command: `{command}`", "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')}; budget per run: {', '.join(f'{b:,}' for b in budgets)} "
-        f"env steps; seeds: {sorted({r.run.seed for r in records})}. Return = mean over the evaluation "
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}; env steps per run: {budgets}; seeds: {sorted({r.run.seed for r in records})}. Return = mean over the evaluation "
         "episodes of the final evaluation (deterministic policy, true env reward); intervals are 95% "
         "percentile-bootstrap intervals over seeds.", "",
         "## Final return per task", "",
