@@ -75,7 +75,10 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
 
 def _print_progress(done: int, total: int, start: float, status: RunStatus) -> None:
     elapsed = time.time() - start
-    detail = f"return {status.final_return:.1f}" if status.final_return is not None else status.error
+    if status.final_return is not None:
+        detail = f"return {status.final_return:.1f}"
+    else:
+        detail = status.error or "finished before"
     print(f"[{done}/{total}] {status.status:<7} {status.name}  {detail}  "
           f"({status.seconds:.0f} s; suite {elapsed / 60:.1f} min)", flush=True)
 
