@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_envs(sub)
     _add_bench(sub)
     from rlgen.gen_cli import add_gen_parser
+    from rlgen.imitation_cli import add_imitation_parsers
 
+    add_imitation_parsers(sub)
     add_gen_parser(sub)
     return parser
 

@@ -14,6 +14,8 @@ import yaml
 ALGOS = ("ppo", "trpo", "a2c", "sac")
 VEC_ENVS = ("dummy", "subproc")
 BONUSES: tuple[str | None, ...] = (None, "vime")
+IMITATIONS: tuple[str | None, ...] = (None, "gail", "bc")
+ON_POLICY = ("ppo", "trpo", "a2c")
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,21 @@ class RunConfig:
     """Exploration bonus wrapper: vime (or none)."""
     bonus_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the bonus wrapper, e.g. {eta: 0.1} for rlgen.exploration.VIME."""
+    imitation: str | None = None
+    """Learn from ``demos`` instead of the env reward: gail (the GAIL reward wrapper) or bc (behaviour
+    cloning alone: no env steps, ``total_steps`` unused)."""
+    demos: str | None = None
+    """Demonstrations file (.npz from ``rlgen demos collect``) for imitation and bc_pretrain."""
+    demo_episodes: int | None = None
+    """Use only the first this many episodes of ``demos`` (none: all)."""
+    demo_subsample: int = 1
+    """Keep every k-th (s, a) pair of each demo episode (the GAIL paper: 20)."""
+    imitation_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, lr: 0.01}."""
+    bc_pretrain: bool = False
+    """Behaviour-clone the policy on ``demos`` before training (a fresh run only)."""
+    bc_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of rlgen.imitation.behaviour_cloning, e.g. {gradient_steps: 5000, loss: mse}."""
     eval_freq: int = 10_000
     """Evaluate every this many steps (0: only at the end)."""
     eval_episodes: int = 5
@@ -78,7 +95,7 @@ class RunConfig:
     out_dir: str = "runs"
     """Parent folder of run directories."""
     run_name: str | None = None
-    """Run directory name; default ``<algo>[-<bonus>]_<env>_s<seed>``."""
+    """Run directory name; default ``<algo>[-<imitation>][-<bonus>]_<env>_s<seed>``."""
     torch_threads: int = 1
     """One thread is as fast as two for these networks and keeps seeded runs exact."""
     progress_bar: bool = True
@@ -87,7 +104,7 @@ class RunConfig:
     # -- derived -------------------------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
-        name = self.run_name or default_run_name(self.algo, self.env_id, self.seed, self.bonus)
+        name = self.run_name or default_run_name(self.algo, self.env_id, self.seed, self.bonus, self.imitation)
         return Path(self.out_dir) / name
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,8 +136,9 @@ class RunConfig:
         if self.bonus not in BONUSES:
             choices = ", ".join(str(b) for b in BONUSES if b is not None)
             raise ConfigError(f"unknown bonus {self.bonus!r}; choices: {choices}")
-        if self.bonus is not None and self.algo == "sac":
-            raise ConfigError(f"the {self.bonus} bonus needs an on-policy agent (ppo, trpo, a2c), not sac")
+        if self.bonus is not None and self.algo not in ON_POLICY:
+            raise ConfigError(f"the {self.bonus} bonus needs an on-policy agent (ppo, trpo, a2c), not {self.algo}")
+        self._validate_imitation()
         for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -129,7 +147,7 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("env_kwargs", "hyperparams", "bonus_kwargs"):
+        for name in ("env_kwargs", "hyperparams", "bonus_kwargs", "imitation_kwargs", "bc_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         valid = sb3_arguments(self.algo)
@@ -139,6 +157,25 @@ class RunConfig:
                     f"unknown {self.algo} hyperparameter {key!r}; valid: {', '.join(sorted(valid))}"
                 )
         return self
+
+    def _validate_imitation(self) -> None:
+        if self.imitation not in IMITATIONS:
+            choices = ", ".join(str(m) for m in IMITATIONS if m is not None)
+            raise ConfigError(f"unknown imitation {self.imitation!r}; choices: {choices}")
+        needs_demos = self.imitation is not None or self.bc_pretrain
+        if needs_demos and not self.demos:
+            what = f"imitation {self.imitation}" if self.imitation else "bc_pretrain"
+            raise ConfigError(f"{what} needs a demonstrations file: set demos (rlgen demos collect makes one)")
+        if (self.imitation == "bc" or self.bc_pretrain) and self.algo not in ON_POLICY:
+            raise ConfigError(f"behaviour cloning trains an on-policy agent's policy (ppo, trpo, a2c), not {self.algo}")
+        if not isinstance(self.bc_pretrain, bool):
+            raise ConfigError(f"bc_pretrain must be true or false, got {self.bc_pretrain!r}")
+        value = self.demo_subsample
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"demo_subsample must be a positive integer, got {value!r}")
+        value = self.demo_episodes
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"demo_episodes must be a positive integer or null, got {value!r}")
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
@@ -155,9 +192,10 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     return data
 
 
-def default_run_name(algo: str, env_id: str, seed: int, bonus: str | None = None) -> str:
+def default_run_name(algo: str, env_id: str, seed: int, bonus: str | None = None,
+                     imitation: str | None = None) -> str:
     slug = env_id.replace("/", "-")
-    method = f"{algo}-{bonus}" if bonus else algo
+    method = "-".join(part for part in (algo, imitation, bonus) if part)
     return f"{method}_{slug}_s{seed}"
 
 

@@ -16,6 +16,7 @@ A run directory holds everything needed to resume or evaluate a run::
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import math
@@ -47,6 +48,7 @@ CHECKPOINT_DIR = "checkpoint"
 EVAL_FILE = "eval.csv"
 RESULT_FILE = "result.json"
 PLOT_FILE = "learning_curve.png"
+BC_FILE = "bc.json"
 EVAL_FIELDS = ("timesteps", "mean_return", "std_return", "episodes", "wall_time")
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
@@ -101,9 +103,24 @@ def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: boo
 def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[BaseCallback], list[Any]]:
     """The slot between the raw VecEnv and VecNormalize where reward bonuses and learned rewards go.
 
-    Returns the wrapped env, the callbacks the wrappers need (e.g. VIME's rollout-end bonus) and the
-    wrappers themselves, whose state (``save_state``/``load_state``) is kept with the run.
+    Returns the wrapped env, the callbacks the wrappers need (e.g. VIME's rollout-end bonus, GAIL's
+    TensorBoard logging) and the wrappers themselves, whose state (``save_state``/``load_state``) is
+    kept with the run. A learned reward (GAIL) goes innermost, so that a bonus adds to it.
     """
+    callbacks: list[BaseCallback] = []
+    wrappers: list[Any] = []
+    if config.imitation == "gail":
+        from rlgen.imitation import GAIL
+
+        demos = load_run_demos(config, venv.observation_space, venv.action_space)
+        kwargs = {"seed": config.seed, "update_every": default_update_every(config), **config.imitation_kwargs}
+        try:
+            gail = GAIL(venv, demos, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"gail: {exc}".splitlines()[0]) from None
+        venv = gail
+        callbacks.append(gail.callback)
+        wrappers.append(gail)
     if config.bonus == "vime":
         from rlgen.exploration import VIME
 
@@ -111,8 +128,38 @@ def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, lis
             vime = VIME(venv, **{"seed": config.seed, **config.bonus_kwargs})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"vime: {exc}".splitlines()[0]) from None
-        return vime, [vime.callback], [vime]
-    return venv, [], []
+        venv = vime
+        callbacks.append(vime.callback)
+        wrappers.append(vime)
+    return venv, callbacks, wrappers
+
+
+def load_run_demos(config: RunConfig, observation_space: gym.Space | None = None,
+                   action_space: gym.Space | None = None) -> Any:
+    """The run's demonstrations (``config.demos``), checked against its env; ConfigError on any problem."""
+    from rlgen.imitation import DemoError, load_demos
+
+    if not config.demos:
+        raise ConfigError("this run has no demonstrations file (set demos)")
+    try:
+        return load_demos(config.demos, subsample=config.demo_subsample, n_episodes=config.demo_episodes,
+                          env_id=config.env_id, observation_space=observation_space,
+                          action_space=action_space, seed=config.seed)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def default_update_every(config: RunConfig) -> int:
+    """GAIL's default pace: one discriminator update per rollout, or per the fewest whole rollouts that
+    hold 2,048 transitions (A2C's 5-step rollouts would otherwise update it every few steps)."""
+    n_steps = config.hyperparams.get("n_steps")
+    if n_steps is None:
+        parameter = inspect.signature(algo_class(config.algo).__init__).parameters.get("n_steps")
+        n_steps = parameter.default if parameter is not None else None
+    if not isinstance(n_steps, int):  # off-policy agents have no rollouts
+        return 2048
+    rollout = n_steps * config.n_envs
+    return rollout * max(1, math.ceil(2048 / rollout))
 
 
 def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
@@ -259,8 +306,13 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
 
 # -- train ---------------------------------------------------------------------------------------
 def train(config: RunConfig, resume: bool = False) -> RunResult:
-    """Train one run; with ``resume``, continue the run in ``config.run_dir`` from its checkpoint."""
+    """Train one run; with ``resume``, continue the run in ``config.run_dir`` from its checkpoint.
+
+    ``config.imitation == "bc"`` runs behaviour cloning alone (see :func:`train_bc`).
+    """
     config.validated()
+    if config.imitation == "bc":
+        return train_bc(config, resume)
     run_dir = config.run_dir
     ckpt = run_dir / CHECKPOINT_DIR
     if resume:
@@ -269,13 +321,18 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     elif (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"run directory {run_dir} already holds a run; resume it or choose another run_name")
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / CONFIG_FILE)
 
     torch.set_num_threads(config.torch_threads)
     set_random_seed(config.seed)
     start = time.time()
     venv = make_vec_env(config, run_dir / "monitor", append=resume)
-    venv, wrapper_callbacks, wrappers = attach_reward_wrappers(venv, config)
+    try:
+        venv, wrapper_callbacks, wrappers = attach_reward_wrappers(venv, config)
+    except BaseException:
+        venv.close()
+        raise
+    # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
+    config.save(run_dir / CONFIG_FILE)
     if config.normalize:
         venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
 
@@ -294,6 +351,9 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
         start -= history[-1]["wall_time"] if history else 0.0
     else:
         model = build_model(config, venv)
+        if config.bc_pretrain:
+            stats = pretrain_with_demos(model, venv, config)
+            atomic_write_text(run_dir / BC_FILE, json.dumps(stats, indent=2))
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
 
     evaluator = Evaluator(config, seed=config.seed + 10_000)
@@ -326,6 +386,73 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     last = history[-1]
     result = RunResult(run_dir, int(model.num_timesteps), last["mean_return"], last["std_return"],
                        time.time() - start, learn_time, history)
+    atomic_write_text(run_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+# -- behaviour cloning -----------------------------------------------------------------------------
+def pretrain_with_demos(model: BaseAlgorithm, venv: VecEnv, config: RunConfig) -> dict[str, float]:
+    """Behaviour-clone ``model``'s policy on the run's demos (``config.bc_kwargs``), in place.
+
+    Behind VecNormalize the policy sees normalised observations, and before any env step the only
+    statistics there are are the expert's: the observation statistics start as those of every demo
+    observation (counted as that many samples, so training moves them as slowly as it would have).
+    """
+    from rlgen.imitation import behaviour_cloning
+
+    demos = load_run_demos(config, model.observation_space, model.action_space)
+    obs, acts, _, _ = demos.transitions()
+    if isinstance(venv, VecNormalize) and venv.norm_obs:
+        every_obs = np.concatenate([traj.obs for traj in demos])
+        venv.obs_rms.mean = every_obs.mean(axis=0).astype(np.float64)
+        venv.obs_rms.var = every_obs.var(axis=0).astype(np.float64)
+        venv.obs_rms.count = float(len(every_obs))
+        obs = venv.normalize_obs(obs)
+    kwargs = {"seed": config.seed, "progress_bar": config.progress_bar, **config.bc_kwargs}
+    try:
+        stats = behaviour_cloning(model.policy, obs, acts, **kwargs)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bc: {exc}".splitlines()[0]) from None
+    return {**stats, "pairs": float(len(obs)), "episodes": float(len(demos))}
+
+
+def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
+    """Behaviour cloning alone: fit the policy to the demos, evaluate it, write a run directory that
+    ``evaluate``/``rlgen eval`` read like any other. No env steps are taken (``timesteps`` is 0)."""
+    config.validated()
+    run_dir = config.run_dir
+    if resume:
+        raise ConfigError(f"{run_dir} is a behaviour-cloning run; it trains in one go and cannot be resumed")
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; choose another run_name")
+    torch.set_num_threads(config.torch_threads)
+    set_random_seed(config.seed)
+    start = time.time()
+    venv: VecEnv = make_vec_env(config)
+    if config.normalize:
+        venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
+    evaluator = Evaluator(config, seed=config.seed + 10_000)
+    try:
+        model = build_model(config, venv)
+        learn_start = time.perf_counter()
+        stats = pretrain_with_demos(model, venv, config)
+        learn_time = time.perf_counter() - learn_start
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / CONFIG_FILE)
+        evaluator.sync(venv)
+        returns = evaluator.returns(model, config.eval_episodes)
+        history = [{"timesteps": 0.0, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+                    "episodes": float(len(returns)), "wall_time": time.time() - start}]
+        write_eval_history(run_dir / EVAL_FILE, history)
+        atomic_write_text(run_dir / BC_FILE, json.dumps(stats, indent=2))
+        save_model(model, run_dir / MODEL_FILE)
+        if isinstance(venv, VecNormalize):
+            save_vecnormalize_stats(venv, run_dir / VECNORM_FILE)
+    finally:
+        evaluator.close()
+        venv.close()
+    result = RunResult(run_dir, 0, history[0]["mean_return"], history[0]["std_return"], time.time() - start,
+                       learn_time, history)
     atomic_write_text(run_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))
     return result
 
@@ -366,3 +493,38 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
         return evaluator.returns(model, episodes, deterministic)
     finally:
         evaluator.close()
+
+
+def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool = True, seed: int = 0,
+                  progress_bar: bool = False) -> Any:
+    """Roll out a run's policy for ``n_episodes`` and return its ``rlgen.imitation.demos.Trajectories``.
+
+    The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
+    training; the demos record the raw observations and the clipped actions that reached the env.
+    """
+    from rlgen.imitation import DemoError
+    from rlgen.imitation import collect_demos as collect
+
+    if not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ConfigError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+    config, model, stats_path = load_run(run_dir)
+    torch.set_num_threads(config.torch_threads)
+    env = make_env_fn(config.env_id, config.env_kwargs, None, False)()
+    normalizer: VecNormalize | None = None
+    if stats_path is not None:
+        normalizer = VecNormalize(DummyVecEnv([lambda: env]), training=False, norm_reward=False)
+        load_vecnormalize_stats(normalizer, stats_path)
+        normalizer.training = False
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
+        return model.predict(seen, deterministic=deterministic)[0]
+
+    try:
+        with torch.random.fork_rng():  # sampled actions repeat for a seed, without moving the caller's RNG
+            torch.manual_seed(seed)
+            return collect(policy, env, n_episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        env.close()

@@ -1,0 +1,281 @@
+"""GAIL's discriminator: an MLP telling expert (s, a) pairs from the policy's, built from rlgen's GAN parts.
+
+As in Ho & Ermon's code: inputs standardised with statistics of the expert data, 2 x 100 tanh hidden
+layers, a zero-initialised output (so D = 1/2 and the reward is the same constant everywhere until the
+first update), expert label 1, class-balanced binary cross-entropy minus 0.001 x the Bernoulli entropy
+of the logits. The improved-GAN stabilisers of :mod:`rlgen.generative.gan_parts` (one-sided label
+smoothing, gradient penalty, spectral norm, input noise) are options, off by default.
+
+The reward handed to the policy is a function of the logit ``l = log D - log(1 - D)``:
+
+- ``"gail"``: ``-log(1 - D) = softplus(l)``, always positive: a survival bonus, right for tasks that end
+  early on failure (locomotion);
+- ``"log_d"``: ``log D = -softplus(-l)``, always negative: right for tasks that end on success;
+- ``"airl"``: ``l`` itself (``log D - log(1 - D)``), the AIRL-style reward with no sign bias.
+
+>>> disc = Discriminator(env.observation_space, env.action_space)   # doctest: +SKIP
+>>> disc.set_expert_statistics(expert_obs, expert_acts)   # doctest: +SKIP
+>>> disc.train_step((expert_obs, expert_acts), (policy_obs, policy_acts))   # doctest: +SKIP
+{'loss': 0.69, 'acc_expert': 0.5, 'acc_policy': 0.5, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlgen.generative.gan_parts import (
+    GaussianNoise,
+    Norm,
+    bernoulli_entropy,
+    discriminator_bce,
+    gradient_penalty,
+    linear,
+    normalized,
+)
+
+REWARD_KINDS = ("gail", "log_d", "airl")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU,
+                                           "leaky_relu": nn.LeakyReLU}
+PENALTY_KINDS = ("wgan_gp", "r1")
+
+ArrayLike = np.ndarray | Tensor
+Batch = Sequence[ArrayLike]
+"""``(obs, acts)`` or ``(obs, acts, next_obs)``; numpy arrays or tensors with a leading batch dimension."""
+
+
+def _space_width(space: spaces.Space, what: str) -> int:
+    if isinstance(space, spaces.Box):
+        return int(np.prod(space.shape))
+    if what == "action" and isinstance(space, spaces.Discrete):
+        return int(space.n)
+    kinds = "Box" if what == "observation" else "Box or Discrete"
+    raise TypeError(f"the discriminator needs {kinds} {what}s, got a {type(space).__name__} {what} space")
+
+
+class Discriminator(nn.Module):
+    """D(s, a) (or D(s, a, s')) as the logit of "this pair came from the expert".
+
+    :param observation_space: a Box space (flattened).
+    :param action_space: a Box space (flattened) or Discrete (one-hot encoded).
+    :param hidden: hidden layer widths (the original: two of 100).
+    :param activation: tanh (the original), relu, elu or leaky_relu.
+    :param use_next_obs: also look at the next observation s' (a reward on transitions).
+    :param entropy_bonus: subtract this multiple of the mean Bernoulli entropy of the logits from the loss
+        (0.001 in the original), which keeps D from becoming overconfident.
+    :param label_smoothing: one-sided label smoothing: the expert label is ``1 - label_smoothing``.
+    :param gradient_penalty: coefficient of a gradient penalty on the (standardised) inputs (0: off).
+    :param penalty_kind: ``wgan_gp`` (at interpolates of expert and policy inputs) or ``r1`` (at expert inputs).
+    :param spectral_norm: spectrally normalise every layer. Spectral norm rescales a zero matrix to NaN,
+        so the output layer then starts at a small random weight instead of zero.
+    :param input_noise: standard deviation of Gaussian noise added to the standardised inputs in training.
+    :param lr: Adam learning rate (0.01 in the original, which took one full-batch step per iteration).
+    :param clip_input: standardised inputs are clipped to [-clip_input, clip_input], as VecNormalize does,
+        so a state far outside the expert's does not saturate every unit.
+    """
+
+    in_mean: Tensor
+    in_std: Tensor
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        hidden: Sequence[int] = (100, 100),
+        activation: str = "tanh",
+        use_next_obs: bool = False,
+        entropy_bonus: float = 0.001,
+        label_smoothing: float = 0.0,
+        gradient_penalty: float = 0.0,
+        penalty_kind: str = "wgan_gp",
+        spectral_norm: bool = False,
+        input_noise: float = 0.0,
+        lr: float = 0.01,
+        clip_input: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.obs_dim = _space_width(observation_space, "observation")
+        self.act_dim = _space_width(action_space, "action")
+        self.discrete_actions = isinstance(action_space, spaces.Discrete)
+        self.action_start = int(action_space.start) if isinstance(action_space, spaces.Discrete) else 0
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown discriminator activation {activation!r}; choose one of: "
+                             f"{', '.join(ACTIVATIONS)}")
+        if penalty_kind not in PENALTY_KINDS:
+            raise ValueError(f"unknown gradient penalty kind {penalty_kind!r}; choose one of: "
+                             f"{', '.join(PENALTY_KINDS)}")
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty list of positive widths, got {list(hidden)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        for name, value in (("entropy_bonus", entropy_bonus), ("gradient_penalty", gradient_penalty),
+                            ("input_noise", input_noise)):
+            if not value >= 0:
+                raise ValueError(f"discriminator {name} must be >= 0, got {value}")
+        if not lr > 0 or not clip_input > 0:
+            raise ValueError(f"discriminator lr and clip_input must be > 0, got {lr} and {clip_input}")
+        self.use_next_obs = bool(use_next_obs)
+        self.entropy_bonus = float(entropy_bonus)
+        self.label_smoothing = float(label_smoothing)
+        self.penalty_coef = float(gradient_penalty)
+        self.penalty_kind = penalty_kind
+        self.clip_input = float(clip_input)
+        self.in_dim = self.obs_dim * (2 if self.use_next_obs else 1) + self.act_dim
+        self.register_buffer("in_mean", torch.zeros(self.in_dim))
+        self.register_buffer("in_std", torch.ones(self.in_dim))
+
+        norm: Norm = "spectral" if spectral_norm else "none"
+        layers: list[nn.Module] = [GaussianNoise(input_noise)]
+        width = self.in_dim
+        for size in hidden:
+            layers += [linear(width, size, norm=norm), ACTIVATIONS[activation]()]
+            width = size
+        output = nn.Linear(width, 1)
+        nn.init.zeros_(output.bias)
+        if spectral_norm:
+            nn.init.normal_(output.weight, std=0.01)
+        else:
+            nn.init.zeros_(output.weight)  # D = 1/2 everywhere until the first update
+        layers.append(normalized(output, norm))  # normalised after the initialisation above
+        self.net = nn.Sequential(*layers)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
+        """The raw (unstandardised) input rows [s, a(, s')], actions one-hot if discrete.
+
+        Built in numpy and handed to torch once: this runs at every env step, where a handful of small
+        tensor operations would cost more than the network itself.
+        """
+        obs_np = _as_numpy(obs)
+        n = len(obs_np)
+        obs_np = obs_np.reshape(n, -1)
+        if obs_np.shape[1] != self.obs_dim:
+            raise ValueError(f"the discriminator expects observations of width {self.obs_dim}, "
+                             f"got {obs_np.shape[1]}")
+        acts_np = _as_numpy(acts)
+        if len(acts_np) != n:
+            raise ValueError(f"{n} observations but {len(acts_np)} actions")
+        if self.discrete_actions:
+            index = acts_np.reshape(-1).astype(np.int64) - self.action_start
+            if n and (index.min() < 0 or index.max() >= self.act_dim):
+                raise ValueError(f"discrete actions must lie in [{self.action_start}, "
+                                 f"{self.action_start + self.act_dim}), got {index.min() + self.action_start}"
+                                 f"..{index.max() + self.action_start}")
+            acts_np = np.eye(self.act_dim, dtype=np.float32)[index]
+        else:
+            acts_np = acts_np.reshape(n, -1)
+            if acts_np.shape[1] != self.act_dim:
+                raise ValueError(f"the discriminator expects actions of width {self.act_dim}, "
+                                 f"got {acts_np.shape[1]}")
+        parts = [obs_np, acts_np]
+        if self.use_next_obs:
+            if next_obs is None:
+                raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
+            parts.append(_as_numpy(next_obs).reshape(n, -1))
+        return torch.from_numpy(np.concatenate(parts, axis=1, dtype=np.float32))
+
+    @torch.no_grad()
+    def set_expert_statistics(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> None:
+        """Standardise every later input with the mean and standard deviation of the expert's inputs."""
+        x = self.features(obs, acts, next_obs)
+        if self.discrete_actions:  # one-hot columns stay as they are
+            start = self.obs_dim
+            x[:, start:start + self.act_dim] = 0.0
+        mean, std = x.mean(0), x.std(0, unbiased=False)
+        if self.discrete_actions:
+            std[self.obs_dim:self.obs_dim + self.act_dim] = 1.0
+        # a feature that is constant in the demos would divide by ~0; a floor keeps it finite
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(torch.sqrt(std.square() + 1e-8))
+
+    def standardise(self, x: Tensor) -> Tensor:
+        return ((x - self.in_mean) / self.in_std).clamp(-self.clip_input, self.clip_input)
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def logits(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
+        """``log D - log(1 - D)`` per row, differentiable in the parameters."""
+        return self.net(self.standardise(self.features(obs, acts, next_obs))).squeeze(-1)
+
+    @torch.no_grad()
+    def reward(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
+               kind: str = "gail") -> np.ndarray:
+        """The policy's reward per row (float32 numpy): ``gail`` -log(1 - D), ``log_d`` log D, ``airl`` the logit."""
+        if kind not in REWARD_KINDS:
+            raise ValueError(f"unknown reward kind {kind!r}; choose one of: {', '.join(REWARD_KINDS)}")
+        hidden = self.standardise(self.features(obs, acts, next_obs))
+        for layer in list(self.net)[1:]:  # every layer but the input noise, which only regularises training
+            hidden = layer(hidden)
+        logit = hidden.squeeze(-1)
+        if kind == "gail":
+            out = F.softplus(logit)
+        elif kind == "log_d":
+            out = F.logsigmoid(logit)
+        else:
+            out = logit
+        return out.numpy().astype(np.float32)
+
+    # -- training --------------------------------------------------------------------------------
+    def loss(self, expert_batch: Batch, policy_batch: Batch) -> dict[str, Tensor]:
+        """Loss terms on one expert and one policy batch; ``loss`` is what :meth:`train_step` minimises."""
+        x_expert = self.standardise(self.features(*expert_batch))
+        x_policy = self.standardise(self.features(*policy_batch))
+        logits_expert = self.net(x_expert).squeeze(-1)
+        logits_policy = self.net(x_policy).squeeze(-1)
+        # The original weighs each class 1/2 and subtracts 0.001 x entropy: discriminator_bce sums the two
+        # classes, so halving it and doubling the bonus reproduces that objective exactly.
+        loss = 0.5 * discriminator_bce(logits_expert, logits_policy, real_label=1.0 - self.label_smoothing,
+                                       entropy_bonus=2.0 * self.entropy_bonus)
+        terms = {"bce_plus_entropy": loss.detach()}
+        if self.penalty_coef > 0:
+            fake = x_policy
+            if self.penalty_kind == "wgan_gp" and len(x_policy) != len(x_expert):
+                n = min(len(x_policy), len(x_expert))
+                x_expert_gp, fake = x_expert[:n], x_policy[:n]
+            else:
+                x_expert_gp = x_expert
+            penalty = gradient_penalty(self.net, x_expert_gp, fake, kind=self.penalty_kind)
+            loss = loss + self.penalty_coef * penalty
+            terms["gradient_penalty"] = penalty.detach()
+        terms.update({
+            "loss": loss,
+            "acc_expert": (logits_expert.detach() > 0).float().mean(),
+            "acc_policy": (logits_policy.detach() <= 0).float().mean(),
+            "entropy": bernoulli_entropy(torch.cat([logits_expert, logits_policy]).detach()).mean(),
+            "logit_expert": logits_expert.detach().mean(),
+            "logit_policy": logits_policy.detach().mean(),
+        })
+        return terms
+
+    def train_step(self, expert_batch: Batch, policy_batch: Batch) -> dict[str, float]:
+        """One Adam step; returns ``loss``, ``acc_expert``, ``acc_policy`` (and diagnostics) as floats."""
+        self.train()
+        terms = self.loss(expert_batch, policy_batch)
+        if not torch.isfinite(terms["loss"]):
+            raise FloatingPointError("the discriminator loss is not finite; lower its lr or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    def full_state_dict(self) -> dict[str, Any]:
+        """Parameters, standardisation statistics and the optimiser's state."""
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_full_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _as_numpy(array: ArrayLike) -> np.ndarray:
+    if isinstance(array, Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)

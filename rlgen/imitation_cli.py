@@ -1,0 +1,198 @@
+"""``rlgen demos`` and ``rlgen imitate``: demonstrations and imitation runs. Only parses arguments and calls the API.
+
+Hooked into the main command line by ``add_imitation_parsers(sub)`` in ``rlgen.cli.build_parser``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rlgen.agents.config import ON_POLICY, ConfigError
+from rlgen.cli import positive_int
+
+METHODS = ("gail", "bc")
+
+
+def add_imitation_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``demos collect``, ``demos info`` and ``imitate`` under ``subparsers``."""
+    demos = subparsers.add_parser(
+        "demos", help="collect and inspect expert demonstrations",
+        description="Demonstrations are .npz files of whole episodes (raw observations, T + 1 per episode; "
+        "actions; rewards; whether each episode terminated) with their env id and spaces.",
+    )
+    sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
+    _add_collect(sub)
+    _add_info(sub)
+    _add_imitate(subparsers)
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collect", help="roll out a trained run's policy and save its episodes as demonstrations",
+        description="Roll out RUN_DIR's policy (its VecNormalize statistics applied to what the policy sees) "
+        "and save the episodes with raw observations.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-n", "--episodes", dest="n_episodes", type=positive_int, default=25, help="episodes to record")
+    p.add_argument("--out", default=None, help="output .npz (default RUN_DIR/demos.npz)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
+    p.add_argument("--seed", type=int, default=0, help="episode i starts from reset seed SEED + i")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_collect)
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print a demonstration file's env, spaces, episodes and returns",
+                       description="Print the env id, observation and action spaces, episode count, lengths "
+                       "and returns of a demonstration file.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.set_defaults(func=cmd_info)
+
+
+def _add_imitate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "imitate", help="learn from demonstrations: GAIL with PPO/TRPO/A2C, or behaviour cloning",
+        description="Train an agent on the discriminator reward of GAIL (the env reward is only reported: "
+        "eval.csv and rollout/ep_rew_mean are true env returns), or behaviour-clone the demonstrations "
+        "(--method bc, no env steps). Settings resolve as in `rlgen train`; GAIL's settings via "
+        "-p imitation_kwargs.NAME=VALUE (update_every, disc_updates, batch_size, lr, entropy_bonus, "
+        "label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
+        "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, lr, loss). The discriminator is saved with "
+        "the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--demos", default=None, help="demonstrations .npz (from `rlgen demos collect`)")
+    p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the demos' env)")
+    p.add_argument("--method", choices=METHODS, default="gail", help="gail, or bc (behaviour cloning alone)")
+    p.add_argument("--algo", choices=ON_POLICY, default=None, help="agent (default: ppo, or the config file's)")
+    p.add_argument("--bc-pretrain", action="store_true", help="behaviour-clone the policy before GAIL")
+    p.add_argument("--reward", choices=("gail", "log_d", "airl"), default=None,
+                   help="discriminator reward: gail -log(1-D) (tasks that end on failure), log_d log D (tasks "
+                   "that end on success), airl the logit (default gail)")
+    p.add_argument("--episodes", dest="demo_episodes", type=positive_int, default=None,
+                   help="use only the first N demo episodes (default: all)")
+    p.add_argument("--subsample", dest="demo_subsample", type=positive_int, default=None,
+                   help="keep every k-th (s, a) pair of each episode (the GAIL paper: 20; default 1)")
+    p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, help="total env steps, e.g. 1e6")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
+    p.add_argument("--config", dest="config_file", default=None, help="YAML file of RunConfig keys")
+    p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key or SB3 hyperparameter (repeatable), e.g. "
+                   "-p imitation_kwargs.update_every=4096 -p learning_rate=1e-4")
+    p.add_argument("--out", dest="out_dir", default=None, help="parent folder of run directories (default runs)")
+    p.add_argument("--run-name", default=None,
+                   help="run directory name (default <algo>-<method>_<env>_s<seed>)")
+    p.add_argument("--no-preset", action="store_true", help="ignore the preset for (algo, env)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the GAIL run in RUN_DIR from its checkpoint (--steps raises its budget)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=cmd_imitate)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def _demo_summary(path: str | Path) -> dict[str, Any]:
+    from rlgen.imitation import DemoError, load_demos
+
+    try:
+        trajs = load_demos(path)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+    returns, lengths = trajs.returns, trajs.lengths
+    return {
+        "file": str(path), "env_id": trajs.env_id,
+        "observation_shape": list(trajs.obs_shape), "observation_dtype": str(trajs.obs_dtype),
+        "action_shape": list(trajs.act_shape), "action_dtype": str(trajs.act_dtype),
+        "episodes": len(trajs), "transitions": trajs.n_transitions,
+        "terminated_episodes": int(sum(traj.terminated for traj in trajs)),
+        "mean_length": float(lengths.mean()), "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()), "min_return": float(returns.min()), "max_return": float(returns.max()),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(f"file:          {summary['file']}")
+    print(f"env:           {summary['env_id'] or '(unknown)'}")
+    print(f"observations:  shape {tuple(summary['observation_shape'])}, {summary['observation_dtype']}")
+    print(f"actions:       shape {tuple(summary['action_shape'])}, {summary['action_dtype']}")
+    print(f"episodes:      {summary['episodes']} ({summary['terminated_episodes']} terminated), "
+          f"{summary['transitions']} transitions, mean length {summary['mean_length']:.1f}")
+    print(f"return:        {summary['mean_return']:.2f} ± {summary['std_return']:.2f} "
+          f"(min {summary['min_return']:.2f}, max {summary['max_return']:.2f})")
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from rlgen.agents import collect_demos
+    from rlgen.imitation import save_demos
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "demos.npz"
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must end in .npz, got {out.name}")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    trajs = collect_demos(args.run_dir, args.n_episodes, deterministic=not args.stochastic, seed=args.seed,
+                          progress_bar=not args.no_progress)
+    save_demos(out, trajs)
+    _print_summary(_demo_summary(out))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    summary = _demo_summary(args.file)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def cmd_imitate(args: argparse.Namespace) -> int:
+    from rlgen.agents import RunConfig, apply_overrides, train
+    from rlgen.agents.config import build_config
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+        config = RunConfig.load(run_dir / "config.yaml")
+        config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
+        if args.total_steps:
+            config.total_steps = args.total_steps
+        config = apply_overrides(config, args.overrides)
+    else:
+        if not args.demos:
+            raise ConfigError("imitate needs --demos FILE (make one with `rlgen demos collect RUN_DIR`)")
+        demos = Path(args.demos).expanduser().resolve()  # absolute: a resumed run may start elsewhere
+        env_id = args.env_id or _demo_summary(demos)["env_id"]
+        if not env_id:
+            raise ConfigError(f"{demos} does not record its env id; pass --env")
+        imitation_kwargs = {"reward": args.reward} if args.reward else None
+        config = build_config(
+            algo=args.algo, env_id=env_id, config_file=args.config_file, overrides=args.overrides,
+            use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed, n_envs=args.n_envs,
+            out_dir=args.out_dir, run_name=args.run_name, imitation=args.method, demos=str(demos),
+            demo_episodes=args.demo_episodes, demo_subsample=args.demo_subsample,
+            bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs,
+        )
+    if config.algo not in ON_POLICY:
+        raise ConfigError(f"imitate trains on-policy agents ({', '.join(ON_POLICY)}), not {config.algo}")
+    if args.no_progress:
+        config.progress_bar = False
+    print(f"run directory: {config.run_dir}")
+    result = train(config, resume=bool(args.resume))
+    if config.imitation == "bc":
+        print(f"behaviour cloning: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
+              f"({result.wall_time:.0f} s)")
+    else:
+        print(f"final evaluation: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
+              f"after {result.timesteps} steps ({result.wall_time:.0f} s; true env return)")
+        print(f"learning curve:   {result.run_dir / 'learning_curve.png'}")
+        print(f"TensorBoard:      tensorboard --logdir {result.run_dir / 'tb'}")
+    return 0
+

@@ -1,0 +1,659 @@
+import json
+import zipfile
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from rlgen.agents import ConfigError, RunConfig, collect_demos, evaluate, load_run, train
+from rlgen.cli import main
+from rlgen.imitation import (
+    GAIL,
+    DemoError,
+    Discriminator,
+    Trajectories,
+    Trajectory,
+    behaviour_cloning,
+    from_minari_episodes,
+    load_demos,
+    save_demos,
+    to_minari_episodes,
+)
+from rlgen.imitation import collect_demos as collect_from_policy
+
+REACH_ID = "rlgen-test/Reach1D-v0"
+
+
+class Reach1D(gym.Env):
+    """Drive x to 0: x' = x + 0.25 a, reward -|x'|, 10 steps, x0 ~ U(-1, 1). The scripted expert
+    a = clip(-4x) gets about -0.6; random actions about -6.5. Small enough for GAIL to learn in seconds."""
+
+    def __init__(self, horizon: int = 10):
+        self.observation_space = spaces.Box(-2.0, 2.0, (1,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.horizon, self.t, self.x = horizon, 0, 0.0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.x = 0, float(self.np_random.uniform(-1.0, 1.0))
+        return np.array([self.x], dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        self.x = float(np.clip(self.x + 0.25 * float(np.clip(action[0], -1.0, 1.0)), -2.0, 2.0))
+        return np.array([self.x], dtype=np.float32), -abs(self.x), False, self.t >= self.horizon, {}
+
+
+if REACH_ID not in gym.registry:
+    gym.register(REACH_ID, entry_point=Reach1D)
+
+
+def expert(obs):
+    return np.clip(-4.0 * np.asarray(obs, dtype=np.float32), -1.0, 1.0)
+
+
+class LineEnv(gym.Env):
+    """x' = x + 0.1 a; env reward 1 per step; ends after `horizon` steps with a terminal observation
+    (x + 100) that no reset observation can be mistaken for."""
+
+    def __init__(self, horizon: int = 3, nan_at: int | None = None):
+        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.horizon, self.nan_at, self.t, self.total, self.x = horizon, nan_at, 0, 0, 0.0
+
+    def _obs(self):
+        return np.array([self.x, 1.0], dtype=np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.x = 0, float(self.np_random.uniform(-0.1, 0.1))
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        self.total += 1
+        self.x += 0.1 * float(action[0])
+        obs = self._obs()
+        if self.t == self.horizon:
+            obs[0] += 100.0
+        if self.nan_at is not None and self.total == self.nan_at:
+            obs[0] = np.nan
+        return obs, 1.0, self.t == self.horizon, False, {}
+
+
+def _line_venv(n=2, **kwargs):
+    return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
+
+
+def _line_demos(n=3):
+    return collect_from_policy(lambda obs: np.array([0.5], dtype=np.float32), LineEnv(horizon=5), n)
+
+
+def _reach_demos(n=10, env=None):
+    return collect_from_policy(expert, env if env is not None else Reach1D(), n)
+
+
+def _mean_return(policy, episodes=30, seed=100):
+    env, total = Reach1D(), 0.0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total += reward
+            done = terminated or truncated
+    return total / episodes
+
+
+def _hand_made_demos():
+    rng = np.random.default_rng(0)
+    episodes = [Trajectory(rng.normal(size=(t + 1, 2)), rng.uniform(-1, 1, (t, 1)).astype(np.float32),
+                           rng.normal(size=t), terminated)
+                for t, terminated in ((3, True), (6, False), (1, True), (5, False))]
+    return Trajectories.from_episodes(episodes, env_id="Line-v0")
+
+
+# -- the discriminator ---------------------------------------------------------------------------------
+def _separable_problem(n=512, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = np.random.default_rng(99).normal(size=(3, 2))
+    obs = rng.normal(size=(n, 3)).astype(np.float32)
+    expert_acts = np.tanh(obs @ weights).astype(np.float32)
+    random_acts = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    return obs, expert_acts, random_acts
+
+
+_SPACES = (spaces.Box(-np.inf, np.inf, (3,), np.float32), spaces.Box(-1.0, 1.0, (2,), np.float32))
+
+
+def test_discriminator_separates_expert_from_random_pairs():
+    torch.manual_seed(0)
+    obs, expert_acts, random_acts = _separable_problem()
+    disc = Discriminator(*_SPACES)
+    disc.set_expert_statistics(obs, expert_acts)
+    first = disc.train_step((obs, expert_acts), (obs, random_acts))
+    for _ in range(150):
+        stats = disc.train_step((obs, expert_acts), (obs, random_acts))
+    assert first["loss"] == pytest.approx(np.log(2), abs=1e-3)  # zero-initialised output: D = 1/2
+    assert stats["loss"] < 0.3 and stats["acc_expert"] > 0.9 and stats["acc_policy"] > 0.9
+    test_obs, test_expert, test_random = _separable_problem(seed=1)  # held-out pairs
+    d_expert = torch.sigmoid(disc.logits(test_obs, test_expert)).detach().numpy()
+    d_random = torch.sigmoid(disc.logits(test_obs, test_random)).detach().numpy()
+    assert (d_expert > 0.5).mean() > 0.9 and (d_random < 0.5).mean() > 0.9
+    assert disc.reward(test_obs, test_expert).mean() > disc.reward(test_obs, test_random).mean() + 1.0
+
+
+def test_reward_kinds_are_functions_of_one_logit():
+    obs, expert_acts, random_acts = _separable_problem(n=64)
+    disc = Discriminator(*_SPACES)
+    np.testing.assert_allclose(disc.reward(obs, random_acts), np.log(2), rtol=1e-6)  # constant before training
+    np.testing.assert_allclose(disc.reward(obs, random_acts, kind="log_d"), -np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(disc.reward(obs, random_acts, kind="airl"), 0.0)
+    disc.set_expert_statistics(obs, expert_acts)
+    for _ in range(20):
+        disc.train_step((obs, expert_acts), (obs, random_acts))
+    gail, log_d, airl = (disc.reward(obs, random_acts, kind=k) for k in ("gail", "log_d", "airl"))
+    logit = disc.logits(obs, random_acts).detach().numpy()
+    np.testing.assert_allclose(gail, np.logaddexp(0, logit), rtol=1e-5)  # -log(1 - D)
+    np.testing.assert_allclose(airl, logit, rtol=1e-5)
+    np.testing.assert_allclose(gail + log_d, airl, atol=1e-5)  # softplus(l) - softplus(-l) = l
+    with pytest.raises(ValueError, match="unknown reward kind 'bogus'"):
+        disc.reward(obs, random_acts, kind="bogus")
+
+
+@pytest.mark.parametrize("options", [
+    {"spectral_norm": True},
+    {"gradient_penalty": 1.0},
+    {"gradient_penalty": 1.0, "penalty_kind": "r1"},
+    {"label_smoothing": 0.2, "input_noise": 0.1},
+    {"use_next_obs": True, "hidden": [32], "activation": "relu"},
+])
+def test_discriminator_stabilisers_still_learn(options):
+    torch.manual_seed(0)
+    obs, expert_acts, random_acts = _separable_problem(n=256)
+    disc = Discriminator(*_SPACES, **options)
+    extra = (obs[::-1].copy(),) if options.get("use_next_obs") else ()
+    disc.set_expert_statistics(obs, expert_acts, *extra)
+    for _ in range(100):
+        stats = disc.train_step((obs, expert_acts, *extra), (obs, random_acts, *extra))
+    assert np.isfinite(stats["loss"])
+    # balanced accuracy > 0.7 (a 1-Lipschitz spectral-norm net has small logits and learns slowest)
+    assert stats["acc_expert"] + stats["acc_policy"] > 1.4
+    if options.get("gradient_penalty"):
+        assert stats["gradient_penalty"] >= 0
+
+
+def test_discrete_actions_are_one_hot_and_bad_spaces_are_refused():
+    disc = Discriminator(spaces.Box(-1, 1, (2,)), spaces.Discrete(3))
+    features = disc.features(np.zeros((2, 2)), np.array([0, 2]))
+    np.testing.assert_array_equal(features[:, 2:].numpy(), [[1, 0, 0], [0, 0, 1]])
+    with pytest.raises(TypeError, match="Box observations, got a Discrete observation space"):
+        Discriminator(spaces.Discrete(4), spaces.Discrete(2))
+    with pytest.raises(ValueError, match="unknown discriminator activation 'sigmoidish'"):
+        Discriminator(*_SPACES, activation="sigmoidish")
+
+
+# -- demonstrations ------------------------------------------------------------------------------------
+def test_demos_round_trip_exactly(tmp_path):
+    trajs = _hand_made_demos()
+    save_demos(tmp_path / "d.npz", trajs)
+    loaded = load_demos(tmp_path / "d.npz")
+    assert loaded.env_id == "Line-v0" and len(loaded) == 4
+    assert (loaded.obs_shape, loaded.act_shape) == ((2,), (1,))
+    assert (loaded.obs_dtype, loaded.act_dtype) == (np.float64, np.float32)
+    for a, b in zip(trajs, loaded, strict=True):
+        for name in ("obs", "acts", "rewards"):
+            assert getattr(a, name).dtype == getattr(b, name).dtype
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert a.terminated == b.terminated
+    assert loaded.fingerprint() == trajs.fingerprint()
+    obs, acts, next_obs, dones = loaded.transitions()
+    assert len(obs) == len(acts) == len(next_obs) == 15
+    np.testing.assert_array_equal(next_obs[:3], trajs[0].obs[1:])  # s' of the last step is the final obs
+    assert dones.tolist().count(True) == 2  # the last steps of the two terminated episodes
+
+
+def test_subsampling_keeps_every_kth_pair(tmp_path):
+    trajs = _hand_made_demos()
+    save_demos(tmp_path / "d.npz", trajs)
+    sub = load_demos(tmp_path / "d.npz", subsample=2, seed=3)
+    assert sub.subsample == 2 and len(sub.sample_offsets) == 4
+    assert load_demos(tmp_path / "d.npz", subsample=2, seed=3).sample_offsets == sub.sample_offsets
+    obs, acts, next_obs, _ = sub.transitions()
+    expected_obs, expected_acts, expected_next = [], [], []
+    for traj, offset in zip(trajs, sub.sample_offsets, strict=True):
+        idx = np.arange(min(offset, len(traj) - 1), len(traj), 2)
+        expected_obs.append(traj.obs[idx])
+        expected_acts.append(traj.acts[idx])
+        expected_next.append(traj.obs[idx + 1])
+    np.testing.assert_array_equal(obs, np.concatenate(expected_obs))
+    np.testing.assert_array_equal(acts, np.concatenate(expected_acts))
+    np.testing.assert_array_equal(next_obs, np.concatenate(expected_next))
+    assert 15 // 2 <= len(obs) < 15
+    assert len(load_demos(tmp_path / "d.npz", n_episodes=2)) == 2
+
+
+def test_minari_episodes_convert_both_ways():
+    trajs = _hand_made_demos()
+    episodes = to_minari_episodes(trajs)
+    assert episodes[0]["terminations"].tolist() == [False, False, True]
+    assert episodes[1]["truncations"][-1] and not episodes[1]["terminations"].any()
+    assert len(episodes[0]["observations"]) == len(episodes[0]["actions"]) + 1
+    back = from_minari_episodes(episodes, env_id="Line-v0")
+    assert [t.terminated for t in back] == [t.terminated for t in trajs]
+    for a, b in zip(trajs, back, strict=True):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.acts, b.acts)
+    assert back.fingerprint() == trajs.fingerprint()
+
+
+def test_demos_for_another_env_get_one_line_errors_naming_both(tmp_path):
+    save_demos(tmp_path / "d.npz", _hand_made_demos())
+    with pytest.raises(DemoError) as info:
+        load_demos(tmp_path / "d.npz", observation_space=spaces.Box(-1, 1, (3,)))
+    assert "(2,)" in str(info.value) and "(3,)" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DemoError, match=r"actions of shape \(1,\).*this env has \(4,\)"):
+        load_demos(tmp_path / "d.npz", action_space=spaces.Box(-1, 1, (4,)))
+    with pytest.raises(DemoError, match="recorded on Line-v0 .* not on Hopper-v5"):
+        load_demos(tmp_path / "d.npz", env_id="Hopper-v5")
+    with pytest.raises(DemoError, match="observations of shape"):
+        GAIL(_line_venv(), Trajectories.from_episodes(
+            [Trajectory(np.zeros((3, 5)), np.zeros((2, 1), np.float32), np.zeros(2))]))
+
+
+def test_truncated_or_corrupt_files_get_one_line_errors(tmp_path):
+    save_demos(tmp_path / "d.npz", _hand_made_demos())
+    data = (tmp_path / "d.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    for name, message in (("cut", "truncated or corrupt"), ("junk", "truncated or corrupt"),
+                          ("other", "not an rlgen demo file"), ("missing", "not found")):
+        with pytest.raises(DemoError, match=message) as info:
+            load_demos(tmp_path / f"{name}.npz")
+        assert "\n" not in str(info.value)
+    # a well-formed zip whose offsets disagree with its arrays
+    with zipfile.ZipFile(tmp_path / "d.npz") as archive, zipfile.ZipFile(tmp_path / "bad.npz", "w") as out:
+        for item in archive.namelist():
+            payload = archive.read(item)
+            if item == "episode_starts.npy":
+                buffer = __import__("io").BytesIO()
+                np.save(buffer, np.array([0, 2, 4, 5, 99]))
+                payload = buffer.getvalue()
+            out.writestr(item, payload)
+    with pytest.raises(DemoError, match="inconsistent"):
+        load_demos(tmp_path / "bad.npz")
+
+
+def test_empty_demos_are_refused(tmp_path):
+    with pytest.raises(DemoError, match="no episodes"):
+        Trajectories.from_episodes([])
+    with pytest.raises(DemoError, match="at least one step"):
+        Trajectory(np.zeros((1, 2)), np.zeros((0, 1)), np.zeros(0))
+    with pytest.raises(DemoError, match="needs 4 observations"):
+        Trajectory(np.zeros((3, 2)), np.zeros((3, 1)), np.zeros(3))
+    arrays = dict(np.load(_save(tmp_path, _hand_made_demos())))
+    arrays.update(terminated=np.zeros(0, bool), episode_starts=np.zeros(1, np.int64), obs=np.zeros((0, 2)),
+                  acts=np.zeros((0, 1), np.float32), rewards=np.zeros(0))
+    np.savez(tmp_path / "empty.npz", **arrays)
+    with pytest.raises(DemoError, match="holds no episodes"):
+        load_demos(tmp_path / "empty.npz")
+
+
+def _save(tmp_path, trajs):
+    save_demos(tmp_path / "demos.npz", trajs)
+    return tmp_path / "demos.npz"
+
+
+def test_collect_records_raw_observations_and_clipped_actions():
+    trajs = collect_from_policy(lambda obs: np.array([5.0]), Reach1D(), 2, seed=7)
+    env = Reach1D()
+    first, _ = env.reset(seed=7)
+    assert len(trajs) == 2 and trajs.lengths.tolist() == [10, 10]
+    np.testing.assert_array_equal(trajs[0].obs[0], first)
+    assert trajs[0].obs.shape == (11, 1) and trajs[0].acts.shape == (10, 1)
+    np.testing.assert_array_equal(trajs[0].acts, 1.0)  # clipped to the action bounds, as the env saw it
+    assert not trajs[0].terminated
+    np.testing.assert_allclose(trajs[0].rewards, -np.abs(trajs[0].obs[1:, 0]), rtol=1e-6)
+
+
+# -- the GAIL wrapper ----------------------------------------------------------------------------------
+def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
+    gail = GAIL(_line_venv(n=2, horizon=3), _line_demos(), update_every=100)
+    first = gail.reset()
+    for step in range(4):
+        _, rewards, dones, infos = gail.step(np.full((2, 1), 0.5, dtype=np.float32))
+        np.testing.assert_allclose(rewards, np.log(2), rtol=1e-6)  # untrained discriminator: D = 1/2
+        assert [info["env_reward"] for info in infos] == [1.0, 1.0]
+        assert "terminal_observation" in infos[0] if step == 2 else "terminal_observation" not in infos[0]
+    obs, acts, next_obs = gail.buffer.contents()
+    assert obs.shape == (8, 2) and acts.shape == (8, 1)
+    np.testing.assert_allclose(obs[:2], first)
+    # rows 4, 5 are the third step: s' is the terminal observation (x + 100), not the reset observation
+    assert np.all(next_obs[4:6, 0] > 99)
+    assert np.all(np.abs(obs[6:8, 0]) < 1)  # the next transition starts from the reset observation
+    np.testing.assert_allclose(acts, 0.5)
+
+
+def test_gail_trains_the_discriminator_every_update_every_transitions():
+    gail = GAIL(_line_venv(n=2, horizon=3), _line_demos(), update_every=8, seed=1)
+    gail.reset()
+    for _ in range(3):
+        gail.step(np.full((2, 1), -1.0, dtype=np.float32))
+    assert gail.n_updates == 0
+    _, before, _, _ = gail.step(np.full((2, 1), -1.0, dtype=np.float32))
+    assert gail.n_updates == 1 and set(gail.last_stats) >= {"loss", "acc_expert", "acc_policy"}
+    np.testing.assert_allclose(before, np.log(2), rtol=1e-6)  # this step's reward came from the old model
+    _, after, _, _ = gail.step(np.full((2, 1), -1.0, dtype=np.float32))
+    assert np.all(after < np.log(2))  # actions of -1 are not the expert's 0.5: less reward now
+
+
+def test_gail_refuses_bad_settings_and_non_finite_observations():
+    with pytest.raises(TypeError, match="Box observation space"):
+        GAIL(DummyVecEnv([lambda: gym.make("FrozenLake-v1")]), _line_demos())
+    with pytest.raises(ValueError, match="unknown GAIL reward 'bogus'"):
+        GAIL(_line_venv(), _line_demos(), reward="bogus")
+    with pytest.raises(ValueError, match="update_every must be a positive integer"):
+        GAIL(_line_venv(), _line_demos(), update_every=0)
+    gail = GAIL(_line_venv(n=1, horizon=50, nan_at=3), _line_demos())
+    gail.reset()
+    gail.step(np.zeros((1, 1), dtype=np.float32))
+    gail.step(np.zeros((1, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="non-finite observation at transition 2"):
+        gail.step(np.zeros((1, 1), dtype=np.float32))
+
+
+class _Capture(KVWriter):
+    def __init__(self):
+        self.rows = []
+
+    def write(self, key_values, key_excluded, step=0):
+        self.rows.append(dict(key_values))
+
+
+class _EnvReturnCheck(BaseCallback):
+    """Sums info["env_reward"] per env and compares with Monitor's episode return at each episode end."""
+
+    def __init__(self):
+        super().__init__()
+        self.running, self.checked, self.agent_rewards = None, 0, []
+
+    def _on_step(self):
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        self.agent_rewards.extend(np.asarray(self.locals["rewards"]).tolist())
+        if self.running is None:
+            self.running = np.zeros(len(infos))
+        self.running += [info["env_reward"] for info in infos]
+        for i in np.flatnonzero(dones):
+            assert infos[i]["episode"]["r"] == pytest.approx(self.running[i], abs=1e-5)
+            self.running[i] = 0.0
+            self.checked += 1
+        return True
+
+
+def test_sb3_reports_the_env_return_and_tensorboard_gets_gail_keys():
+    venv = DummyVecEnv([lambda: Monitor(Reach1D()) for _ in range(2)])
+    gail = GAIL(venv, _reach_demos(), update_every=64)
+    model = PPO("MlpPolicy", gail, n_steps=32, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [8]},
+                seed=0, device="cpu")
+    capture = _Capture()
+    model.set_logger(Logger(folder=None, output_formats=[capture]))
+    check = _EnvReturnCheck()
+    model.learn(128, callback=[gail.callback, check])
+    assert check.checked >= 10
+    assert min(check.agent_rewards) > 0  # the agent learned from -log(1 - D) > 0 ...
+    ep_returns = [info["r"] for info in model.ep_info_buffer]
+    assert max(ep_returns) < 0  # ... while SB3's episode returns are the env's (-|x| < 0)
+    keys = set().union(*capture.rows)
+    assert {"gail/disc_loss", "gail/disc_acc_expert", "gail/disc_acc_policy", "gail/reward_mean"} <= keys
+    assert any("rollout/ep_rew_mean" in row and row["rollout/ep_rew_mean"] < 0 for row in capture.rows)
+
+
+def test_gail_moves_the_learner_to_the_expert_return():
+    """PPO on the GAIL reward alone (10 scripted demos, 12k steps, ~5 s) closes most of the gap from the
+    untrained policy to the expert on the true env return."""
+    torch.manual_seed(0)
+    demos = _reach_demos(10)
+    venv = DummyVecEnv([lambda: Monitor(Reach1D()) for _ in range(4)])
+    gail = GAIL(venv, demos, update_every=512, seed=0)
+    env = VecNormalize(gail, norm_obs=False, norm_reward=True)  # reward normalisation outermost
+    model = PPO("MlpPolicy", env, n_steps=128, batch_size=128, n_epochs=10, learning_rate=1e-3,
+                policy_kwargs={"net_arch": [32], "log_std_init": -1.0}, seed=0, device="cpu")
+    policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    before, expert_return = _mean_return(policy), _mean_return(expert)
+    random_return = _mean_return(lambda obs: np.random.default_rng(0).uniform(-1, 1, 1))
+    model.learn(12_288)
+    after = _mean_return(policy)
+    assert before < 0.7 * random_return  # the untrained policy is about as bad as random (~-6)
+    assert after > before + 0.75 * (expert_return - before), (before, after, expert_return)
+    assert gail.n_updates == 24
+
+
+def test_gail_state_round_trip(tmp_path):
+    demos = _line_demos()
+    gail = GAIL(_line_venv(n=2), demos, update_every=4)
+    gail.reset()
+    for _ in range(5):
+        gail.step(np.full((2, 1), -0.3, dtype=np.float32))
+    gail.save_state(tmp_path)
+    other = GAIL(_line_venv(n=2), demos, update_every=4, seed=9)
+    other.load_state(tmp_path)
+    for (name, a), (_, b) in zip(gail.discriminator.state_dict().items(),
+                                 other.discriminator.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert (other.n_updates, other.num_transitions) == (gail.n_updates, gail.num_transitions) == (2, 10)
+    for a, b in zip(gail.buffer.contents(), other.buffer.contents(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    obs, acts, nxt = gail.buffer.contents()
+    np.testing.assert_array_equal(gail.discriminator_reward(obs, acts, nxt), other.discriminator_reward(obs, acts, nxt))
+    with pytest.raises(ValueError, match="other demonstrations"):
+        GAIL(_line_venv(n=2), _line_demos(n=4), update_every=4).load_state(tmp_path)
+    (tmp_path / "gail.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="cannot load GAIL state"):
+        other.load_state(tmp_path)
+
+
+def test_gail_and_bc_with_discrete_actions():
+    def balance(obs):  # a scripted CartPole controller: push towards where the pole falls
+        return int(obs[2] + 0.5 * obs[3] > 0)
+
+    demos = collect_from_policy(balance, "CartPole-v1", 2)
+    assert demos.act_shape == () and demos.returns.min() > 100
+    venv = DummyVecEnv([lambda: Monitor(gym.make("CartPole-v1")) for _ in range(2)])
+    gail = GAIL(venv, demos, update_every=16, use_next_obs=True)
+    gail.reset()
+    for _ in range(9):
+        _, rewards, _, _ = gail.step(np.array([0, 1]))
+    assert gail.n_updates == 1 and np.all(np.isfinite(rewards))
+    model = PPO("MlpPolicy", venv, policy_kwargs={"net_arch": [16]}, seed=0, device="cpu")
+    obs, acts, _, _ = demos.transitions()
+    before = behaviour_cloning(model.policy, obs, acts, gradient_steps=1, lr=1e-9)["action_error"]
+    after = behaviour_cloning(model.policy, obs, acts, gradient_steps=1000, lr=1e-2)["action_error"]
+    assert after < 0.1 < before, (before, after)
+
+
+# -- behaviour cloning ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", ["nll", "mse"])
+def test_behaviour_cloning_imitates_the_expert(loss):
+    demos = _reach_demos(10)
+    obs, acts, _, _ = demos.transitions()
+    model = PPO("MlpPolicy", DummyVecEnv([Reach1D]), policy_kwargs={"net_arch": [32]}, seed=0, device="cpu")
+    policy = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
+    before = _mean_return(policy)
+    stats = behaviour_cloning(model.policy, obs, acts, loss=loss, gradient_steps=400, lr=3e-3)
+    after = _mean_return(policy)
+    assert stats["action_error"] < 0.15
+    assert after > before + 0.8 * (_mean_return(expert) - before), (before, after)
+
+
+# -- through rlgen.agents ------------------------------------------------------------------------------
+def _reach_demo_file(tmp_path, n=10):
+    path = tmp_path / "reach_demos.npz"
+    if not path.exists():
+        save_demos(path, collect_from_policy(expert, REACH_ID, n))
+    return path
+
+
+def _gail_config(tmp_path, **fields):
+    base = dict(algo="ppo", env_id=REACH_ID, total_steps=512, n_envs=2, out_dir=str(tmp_path / "runs"),
+                imitation="gail", demos=str(_reach_demo_file(tmp_path)),
+                hyperparams={"n_steps": 128, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [8]}},
+                eval_freq=0, eval_episodes=2, checkpoint_freq=256, progress_bar=False)
+    base.update(fields)
+    return RunConfig(**base)
+
+
+def test_run_config_gail_trains_logs_and_resumes(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = _gail_config(tmp_path, imitation_kwargs={"update_every": 256})
+    result = train(config)
+    assert result.run_dir.name == "ppo-gail_rlgen-test-Reach1D-v0_s0"
+    state = torch.load(result.run_dir / "gail.pt", weights_only=True)
+    assert state["n_updates"] == 2 and state["num_transitions"] == 512  # one update per 256-step rollout
+    assert result.eval_mean_return < 0  # the evaluation reports the env return
+    tags = set()
+    for events in (result.run_dir / "tb").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"gail/disc_loss", "gail/disc_acc_expert", "gail/disc_acc_policy", "gail/reward_mean",
+            "rollout/ep_rew_mean"} <= tags
+    config.total_steps = 1024
+    resumed = train(config, resume=True)
+    state = torch.load(resumed.run_dir / "gail.pt", weights_only=True)
+    assert state["n_updates"] == 4 and state["num_transitions"] == 1024
+    returns = evaluate(resumed.run_dir, episodes=2)
+    assert len(returns) == 2 and np.all(returns < 0)
+
+
+@pytest.mark.parametrize("algo", ["trpo", "a2c"])
+def test_run_config_gail_works_with_trpo_and_a2c(tmp_path, algo):
+    hyperparams = {"n_steps": 64, "policy_kwargs": {"net_arch": [8]}}
+    if algo == "trpo":
+        hyperparams["batch_size"] = 64
+    result = train(_gail_config(tmp_path, algo=algo, total_steps=256, hyperparams=hyperparams, checkpoint_freq=0,
+                                imitation_kwargs={"update_every": 128}))
+    state = torch.load(result.run_dir / "gail.pt", weights_only=True)
+    assert state["n_updates"] == 2 and result.eval_mean_return < 0
+
+
+@pytest.mark.parametrize("algo, n_steps, n_envs, expected", [
+    ("ppo", 2048, 1, 2048), ("ppo", 128, 2, 2048), ("ppo", 4096, 1, 4096), ("trpo", 512, 4, 2048),
+    ("a2c", None, 1, 2050),  # A2C's 5-step rollouts: whole rollouts adding up to at least 2,048
+])
+def test_gail_updates_once_per_rollout_of_at_least_2048_steps_by_default(algo, n_steps, n_envs, expected):
+    from rlgen.agents.run import default_update_every
+
+    hyperparams = {"n_steps": n_steps} if n_steps else {}
+    config = RunConfig(algo=algo, env_id=REACH_ID, n_envs=n_envs, hyperparams=hyperparams)
+    assert default_update_every(config) == expected
+
+
+def test_run_config_refuses_bad_imitation_settings(tmp_path):
+    with pytest.raises(ConfigError, match="imitation gail needs a demonstrations file"):
+        RunConfig(imitation="gail").validated()
+    with pytest.raises(ConfigError, match="unknown imitation 'gial'"):
+        RunConfig(imitation="gial", demos="d.npz").validated()
+    with pytest.raises(ConfigError, match="behaviour cloning trains an on-policy agent"):
+        RunConfig(algo="sac", imitation="bc", demos="d.npz").validated()
+    config = _gail_config(tmp_path, env_id="Pendulum-v1")
+    with pytest.raises(ConfigError, match=f"recorded on {REACH_ID} .* not on Pendulum-v1") as info:
+        train(config)
+    assert "\n" not in str(info.value)
+    assert not (config.run_dir / "config.yaml").exists()  # nothing half-made blocks a corrected re-run
+    with pytest.raises(ConfigError, match="gail: .*unexpected keyword argument 'etaa'"):
+        train(_gail_config(tmp_path, imitation_kwargs={"etaa": 1}))
+
+
+def test_behaviour_cloning_run_and_collecting_demos_from_it(tmp_path):
+    config = _gail_config(tmp_path, imitation="bc", eval_episodes=5, normalize=True,
+                          bc_kwargs={"gradient_steps": 400, "lr": 3e-3})
+    result = train(config)
+    assert result.timesteps == 0 and result.run_dir.name == "ppo-bc_rlgen-test-Reach1D-v0_s0"
+    assert result.eval_mean_return > -1.5  # expert ~-0.6, random ~-6.5
+    assert json.loads((result.run_dir / "bc.json").read_text())["action_error"] < 0.2
+    assert evaluate(result.run_dir, episodes=3).mean() > -1.5
+
+    trajs = collect_demos(result.run_dir, 3, seed=5)
+    assert trajs.env_id == REACH_ID and len(trajs) == 3
+    env = gym.make(REACH_ID)
+    np.testing.assert_array_equal(trajs[0].obs[0], env.reset(seed=5)[0])  # raw, not normalised
+    _, model, stats_path = load_run(result.run_dir)
+    stats = np.load(stats_path)
+    seen = np.clip((trajs[0].obs[:-1] - stats["obs_mean"]) / np.sqrt(stats["obs_var"] + stats["epsilon"]),
+                   -stats["clip_obs"], stats["clip_obs"])
+    np.testing.assert_allclose(trajs[0].acts, model.predict(seen.astype(np.float32), deterministic=True)[0],
+                               atol=1e-5)  # the policy acted on normalised observations
+    assert not np.allclose(seen, trajs[0].obs[:-1])
+
+
+def test_bc_pretraining_before_gail(tmp_path):
+    config = _gail_config(tmp_path, total_steps=256, bc_pretrain=True, bc_kwargs={"gradient_steps": 300, "lr": 3e-3})
+    result = train(config)
+    assert json.loads((result.run_dir / "bc.json").read_text())["pairs"] == 100
+    assert result.eval_mean_return > -2.0  # pre-trained: far above random (~-6.5) after one rollout
+
+
+# -- command line --------------------------------------------------------------------------------------
+def _one_line_error(capsys, argv, needle):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and needle in err, err
+    return err
+
+
+def test_cli_demos_info_imitate_eval_and_collect(capsys, tmp_path):
+    demos = _reach_demo_file(tmp_path)
+    assert main(["demos", "info", str(demos), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["env_id"] == REACH_ID and info["episodes"] == 10 and info["observation_shape"] == [1]
+    assert main(["demos", "info", str(demos)]) == 0
+    assert "episodes:      10" in capsys.readouterr().out
+
+    out = tmp_path / "runs"
+    common = ["--demos", str(demos), "--out", str(out), "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64",
+              "-p", "n_epochs=1", "-p", "eval_freq=0", "-p", "eval_episodes=2", "-p", "policy_kwargs.net_arch=[8]"]
+    assert main(["imitate", "--steps", "256", *common]) == 0  # the env id comes from the demos
+    assert "true env return" in capsys.readouterr().out
+    run_dir = out / f"ppo-gail_{REACH_ID.replace('/', '-')}_s0"
+    assert (run_dir / "gail.pt").is_file()
+    assert main(["eval", str(run_dir), "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_return"] < 0
+    assert main(["imitate", "--resume", str(run_dir), "--steps", "512", "--no-progress"]) == 0
+    assert "after 512 steps" in capsys.readouterr().out
+
+    assert main(["imitate", "--method", "bc", "-p", "bc_kwargs.gradient_steps=50", *common]) == 0
+    bc_dir = out / f"ppo-bc_{REACH_ID.replace('/', '-')}_s0"
+    assert "behaviour cloning:" in capsys.readouterr().out
+    collected = tmp_path / "collected.npz"
+    assert main(["demos", "collect", str(bc_dir), "-n", "2", "--out", str(collected), "--no-progress"]) == 0
+    assert "episodes:      2" in capsys.readouterr().out
+    _one_line_error(capsys, ["demos", "collect", str(bc_dir), "-n", "2", "--out", str(collected)], "exists")
+
+
+def test_cli_bad_demos_are_one_line_errors(capsys, tmp_path):
+    demos = _reach_demo_file(tmp_path)
+    err = _one_line_error(capsys, ["imitate", "--env", "Pendulum-v1", "--demos", str(demos), "--out", str(tmp_path)],
+                          "recorded on")
+    assert REACH_ID in err and "Pendulum-v1" in err
+    (tmp_path / "cut.npz").write_bytes(demos.read_bytes()[:100])
+    _one_line_error(capsys, ["demos", "info", str(tmp_path / "cut.npz")], "truncated or corrupt")
+    _one_line_error(capsys, ["imitate", "--demos", str(tmp_path / "cut.npz")], "truncated or corrupt")
+    _one_line_error(capsys, ["imitate", "--env", REACH_ID], "needs --demos")
+
+
+def test_imitation_subcommands_have_help(capsys):
+    for command in (["demos", "collect"], ["demos", "info"], ["imitate"]):
+        with pytest.raises(SystemExit) as info:
+            main([*command, "--help"])
+        assert info.value.code == 0
+        assert "usage: rlgen " + " ".join(command) in capsys.readouterr().out
