@@ -27,6 +27,7 @@ from rlgen.imitation import (
     to_minari_episodes,
 )
 from rlgen.imitation import collect_demos as collect_from_policy
+from tests.fakes import LineEnv, line_venv
 
 REACH_ID = "rlgen-test/Reach1D-v0"
 
@@ -59,41 +60,8 @@ def expert(obs):
     return np.clip(-4.0 * np.asarray(obs, dtype=np.float32), -1.0, 1.0)
 
 
-class LineEnv(gym.Env):
-    """x' = x + 0.1 a; env reward 1 per step; ends after `horizon` steps with a terminal observation
-    (x + 100) that no reset observation can be mistaken for."""
-
-    def __init__(self, horizon: int = 3, nan_at: int | None = None):
-        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.horizon, self.nan_at, self.t, self.total, self.x = horizon, nan_at, 0, 0, 0.0
-
-    def _obs(self):
-        return np.array([self.x, 1.0], dtype=np.float32)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t, self.x = 0, float(self.np_random.uniform(-0.1, 0.1))
-        return self._obs(), {}
-
-    def step(self, action):
-        self.t += 1
-        self.total += 1
-        self.x += 0.1 * float(action[0])
-        obs = self._obs()
-        if self.t == self.horizon:
-            obs[0] += 100.0
-        if self.nan_at is not None and self.total == self.nan_at:
-            obs[0] = np.nan
-        return obs, 1.0, self.t == self.horizon, False, {}
-
-
-def _line_venv(n=2, **kwargs):
-    return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
-
-
 def _line_demos(n=3):
-    return collect_from_policy(lambda obs: np.array([0.5], dtype=np.float32), LineEnv(horizon=5), n)
+    return collect_from_policy(lambda obs: np.array([0.5], dtype=np.float32), LineEnv(horizon=5, reward=1.0), n)
 
 
 def _reach_demos(n=10, env=None):
@@ -264,7 +232,7 @@ def test_demos_for_another_env_get_one_line_errors_naming_both(tmp_path):
     with pytest.raises(DemoError, match="recorded on Line-v0 .* not on Hopper-v5"):
         load_demos(tmp_path / "d.npz", env_id="Hopper-v5")
     with pytest.raises(DemoError, match="observations of shape"):
-        GAIL(_line_venv(), Trajectories.from_episodes(
+        GAIL(line_venv(reward=1.0), Trajectories.from_episodes(
             [Trajectory(np.zeros((3, 5)), np.zeros((2, 1), np.float32), np.zeros(2))]))
 
 
@@ -326,7 +294,7 @@ def test_collect_records_raw_observations_and_clipped_actions():
 
 # -- the GAIL wrapper ----------------------------------------------------------------------------------
 def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
-    gail = GAIL(_line_venv(n=2, horizon=3), _line_demos(), update_every=100)
+    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), update_every=100)
     first = gail.reset()
     for step in range(4):
         _, rewards, dones, infos = gail.step(np.full((2, 1), 0.5, dtype=np.float32))
@@ -343,7 +311,7 @@ def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
 
 
 def test_gail_trains_the_discriminator_every_update_every_transitions():
-    gail = GAIL(_line_venv(n=2, horizon=3), _line_demos(), update_every=8, seed=1)
+    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), update_every=8, seed=1)
     gail.reset()
     for _ in range(3):
         gail.step(np.full((2, 1), -1.0, dtype=np.float32))
@@ -359,10 +327,10 @@ def test_gail_refuses_bad_settings_and_non_finite_observations():
     with pytest.raises(TypeError, match="Box observation space"):
         GAIL(DummyVecEnv([lambda: gym.make("FrozenLake-v1")]), _line_demos())
     with pytest.raises(ValueError, match="unknown GAIL reward 'bogus'"):
-        GAIL(_line_venv(), _line_demos(), reward="bogus")
+        GAIL(line_venv(reward=1.0), _line_demos(), reward="bogus")
     with pytest.raises(ValueError, match="update_every must be a positive integer"):
-        GAIL(_line_venv(), _line_demos(), update_every=0)
-    gail = GAIL(_line_venv(n=1, horizon=50, nan_at=3), _line_demos())
+        GAIL(line_venv(reward=1.0), _line_demos(), update_every=0)
+    gail = GAIL(line_venv(reward=1.0, n=1, horizon=50, nan_at=3), _line_demos())
     gail.reset()
     gail.step(np.zeros((1, 1), dtype=np.float32))
     gail.step(np.zeros((1, 1), dtype=np.float32))
@@ -438,12 +406,12 @@ def test_gail_moves_the_learner_to_the_expert_return():
 
 def test_gail_state_round_trip(tmp_path):
     demos = _line_demos()
-    gail = GAIL(_line_venv(n=2), demos, update_every=4)
+    gail = GAIL(line_venv(reward=1.0, n=2), demos, update_every=4)
     gail.reset()
     for _ in range(5):
         gail.step(np.full((2, 1), -0.3, dtype=np.float32))
     gail.save_state(tmp_path)
-    other = GAIL(_line_venv(n=2), demos, update_every=4, seed=9)
+    other = GAIL(line_venv(reward=1.0, n=2), demos, update_every=4, seed=9)
     other.load_state(tmp_path)
     for (name, a), (_, b) in zip(gail.discriminator.state_dict().items(),
                                  other.discriminator.state_dict().items(), strict=True):
@@ -454,7 +422,7 @@ def test_gail_state_round_trip(tmp_path):
     obs, acts, nxt = gail.buffer.contents()
     np.testing.assert_array_equal(gail.discriminator_reward(obs, acts, nxt), other.discriminator_reward(obs, acts, nxt))
     with pytest.raises(ValueError, match="other demonstrations"):
-        GAIL(_line_venv(n=2), _line_demos(n=4), update_every=4).load_state(tmp_path)
+        GAIL(line_venv(reward=1.0, n=2), _line_demos(n=4), update_every=4).load_state(tmp_path)
     (tmp_path / "gail.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot load GAIL state"):
         other.load_state(tmp_path)

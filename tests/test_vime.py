@@ -2,48 +2,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlgen.agents import ConfigError, RunConfig, train
 from rlgen.exploration import VIME
-
-
-class LineEnv(gym.Env):
-    """x' = x + 0.1 a on a line; the episode ends after `horizon` steps. The terminal observation
-    (x + 100) differs from any reset observation, so a mix-up shows."""
-
-    def __init__(self, horizon: int = 3, nan_at: int | None = None):
-        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.horizon, self.nan_at, self.t, self.total = horizon, nan_at, 0, 0
-        self.x = 0.0
-
-    def _obs(self):
-        return np.array([self.x, 1.0], dtype=np.float32)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t, self.x = 0, float(self.np_random.uniform(-0.1, 0.1))
-        return self._obs(), {}
-
-    def step(self, action):
-        self.t += 1
-        self.total += 1
-        self.x += 0.1 * float(action[0])
-        obs = self._obs()
-        if self.t == self.horizon:
-            obs[0] += 100.0
-        if self.nan_at is not None and self.total == self.nan_at:
-            obs[0] = np.nan
-        return obs, 0.0, self.t == self.horizon, False, {}
-
-
-def _venv(n=2, **kwargs):
-    return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
+from tests.fakes import line_venv
 
 
 def test_non_box_spaces_are_refused():
@@ -53,13 +18,13 @@ def test_non_box_spaces_are_refused():
 
 def test_bad_hyperparameters_are_refused():
     with pytest.raises(ValueError, match="unknown VIME method 'third_order'"):
-        VIME(_venv(), method="third_order")
+        VIME(line_venv(), method="third_order")
     with pytest.raises(ValueError, match="eta must be >= 0"):
-        VIME(_venv(), eta=-1)
+        VIME(line_venv(), eta=-1)
 
 
 def test_records_true_next_observation_at_episode_ends():
-    vime = VIME(_venv(n=2, horizon=3))
+    vime = VIME(line_venv(n=2, horizon=3))
     first = vime.reset()
     for _ in range(4):
         vime.step(np.full((2, 1), 0.5, dtype=np.float32))
@@ -75,7 +40,7 @@ def test_records_true_next_observation_at_episode_ends():
 
 
 def test_nan_observation_raises_with_the_step():
-    vime = VIME(_venv(n=1, horizon=50, nan_at=3))
+    vime = VIME(line_venv(n=1, horizon=50, nan_at=3))
     vime.reset()
     vime.step(np.zeros((1, 1), dtype=np.float32))
     vime.step(np.zeros((1, 1), dtype=np.float32))
@@ -85,7 +50,7 @@ def test_nan_observation_raises_with_the_step():
 
 def test_novel_transitions_gain_more_than_familiar_ones():
     torch.manual_seed(0)
-    vime = VIME(_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0)
+    vime = VIME(line_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (400, 1))
     a = rng.uniform(-1, 1, (400, 1))
@@ -121,7 +86,7 @@ class Recorder(BaseCallback):
 
 
 def _first_rollout(eta, algo=PPO):
-    vime = VIME(_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
+    vime = VIME(line_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
     model = algo("MlpPolicy", vime, n_steps=32, seed=0, policy_kwargs={"net_arch": [8]}, device="cpu",
                  **({"batch_size": 32} if algo is PPO else {}))
     recorder = Recorder()
@@ -162,7 +127,7 @@ def test_callback_adds_the_bonus_and_recomputes_advantages(algo):
 def test_callback_refuses_off_policy_agents():
     from stable_baselines3 import SAC
 
-    vime = VIME(_venv(n=1))
+    vime = VIME(line_venv(n=1))
     model = SAC("MlpPolicy", vime, learning_starts=10, device="cpu")
     with pytest.raises(TypeError, match="on-policy agent"):
         model.learn(20, callback=vime.callback)
@@ -171,7 +136,7 @@ def test_callback_refuses_off_policy_agents():
 def test_state_round_trip(tmp_path):
     _, _, vime = _first_rollout(eta=0.5)
     vime.save_state(tmp_path)
-    other = VIME(_venv(n=2, horizon=20), min_replay=1)
+    other = VIME(line_venv(n=2, horizon=20), min_replay=1)
     other.load_state(tmp_path)
     for (name, a), (_, b) in zip(vime.bnn.state_dict().items(), other.bnn.state_dict().items(), strict=True):
         assert torch.equal(a, b), name

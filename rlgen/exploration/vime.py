@@ -17,9 +17,7 @@ its replay pool. All bonuses of one rollout therefore come from one fixed model,
 
 from __future__ import annotations
 
-import io
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +27,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from rlgen.atomic import atomic_write_bytes
 from rlgen.generative import BNN
+from rlgen.wrapper_state import WrapperState
 
 METHODS = ("second_order", "exact")
 
@@ -70,7 +68,7 @@ class ReplayPool:
         self.cursor = int(state["cursor"]) % self.capacity
 
 
-class VIME(VecEnvWrapper):
+class VIME(WrapperState, VecEnvWrapper):
     """Records (s, a, s') of every step; its :attr:`callback` adds ``eta`` x normalised information gain
     to each rollout's rewards (env rewards reported by SB3 stay the true ones).
 
@@ -240,19 +238,8 @@ class VIME(VecEnvWrapper):
         self.callback.episode_intrinsic.extend(float(r) for r in state["intrinsic_returns"])
 
     state_file = "vime.pt"
+    state_name = "VIME"
 
-    def save_state(self, directory: str | Path) -> None:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        atomic_write_bytes(Path(directory) / self.state_file, buffer.getvalue())
-
-    def load_state(self, directory: str | Path) -> None:
-        path = Path(directory) / self.state_file
-        try:
-            state = torch.load(path, weights_only=True)
-        except Exception as exc:  # a missing, truncated or foreign file
-            raise ValueError(f"cannot load VIME state {path}: {exc}".splitlines()[0]) from None
-        self.load_state_dict(state)
 
 
 class VIMECallback(BaseCallback):

@@ -27,9 +27,7 @@ The reward normalisation goes outermost; the callback only logs ``gail/*`` to Te
 
 from __future__ import annotations
 
-import io
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,9 +37,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from rlgen.atomic import atomic_write_bytes
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
+from rlgen.wrapper_state import WrapperState
 
 
 class TransitionBuffer:
@@ -79,7 +77,7 @@ class TransitionBuffer:
         self.cursor = int(state["cursor"]) % self.capacity
 
 
-class GAIL(VecEnvWrapper):
+class GAIL(WrapperState, VecEnvWrapper):
     """Replaces the env reward by the discriminator reward and trains the discriminator on the way.
 
     :param venv: a VecEnv with a Box observation space and Box or Discrete actions (Monitor inside, so
@@ -100,6 +98,7 @@ class GAIL(VecEnvWrapper):
     """
 
     state_file = "gail.pt"
+    state_name = "GAIL"
 
     def __init__(
         self,
@@ -273,18 +272,6 @@ class GAIL(VecEnvWrapper):
         self.generator.set_state(state["generator"])
         self.last_stats = {k: float(v) for k, v in state["last_stats"].items()}
 
-    def save_state(self, directory: str | Path) -> None:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        atomic_write_bytes(Path(directory) / self.state_file, buffer.getvalue())
-
-    def load_state(self, directory: str | Path) -> None:
-        path = Path(directory) / self.state_file
-        try:
-            state = torch.load(path, weights_only=True)
-        except Exception as exc:  # a missing, truncated or foreign file
-            raise ValueError(f"cannot load GAIL state {path}: {exc}".splitlines()[0]) from None
-        self.load_state_dict(state)
 
 
 def _env_id(venv: VecEnv) -> str | None:
