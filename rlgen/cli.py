@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rlgen.agents.config import ALGOS, BONUSES, ConfigError
+
+if TYPE_CHECKING:
+    from rlgen.agents.run import RunResult
 
 
 def positive_int(text: str) -> int:
@@ -53,21 +57,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rlgen.agents import RunConfig, apply_overrides, train
-    from rlgen.agents.config import build_config
+    from rlgen.agents import train
+    from rlgen.agents.config import build_config, resume_config
 
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-        config = RunConfig.load(run_dir / "config.yaml")
-        # the run keeps its directory wherever it has been moved to
-        config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
-        if args.total_steps:
-            config.total_steps = args.total_steps
-        config = apply_overrides(config, args.overrides)
+        config = resume_config(args.resume, args.total_steps, args.overrides)
     else:
         config = build_config(
             algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
@@ -77,12 +71,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.no_progress:
         config.progress_bar = False
     print(f"run directory: {config.run_dir}")
-    result = train(config, resume=bool(args.resume))
+    print_result(train(config, resume=bool(args.resume)))
+    return 0
+
+
+def print_result(result: RunResult, note: str = "") -> None:
+    """The end of a training command: the final evaluation and where to look next."""
     print(f"final evaluation: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
-          f"after {result.timesteps} steps ({result.wall_time:.0f} s)")
+          f"after {result.timesteps} steps ({result.wall_time:.0f} s{note})")
     print(f"learning curve:   {result.run_dir / 'learning_curve.png'}")
     print(f"TensorBoard:      tensorboard --logdir {result.run_dir / 'tb'}")
-    return 0
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:

@@ -153,18 +153,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_imitate(args: argparse.Namespace) -> int:
-    from rlgen.agents import RunConfig, apply_overrides, train
-    from rlgen.agents.config import build_config
+    from rlgen.agents import train
+    from rlgen.agents.config import build_config, resume_config
+    from rlgen.cli import print_result
 
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-        config = RunConfig.load(run_dir / "config.yaml")
-        config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
-        if args.total_steps:
-            config.total_steps = args.total_steps
-        config = apply_overrides(config, args.overrides)
+        config = resume_config(args.resume, args.total_steps, args.overrides)
     else:
         if not args.demos:
             raise ConfigError("imitate needs --demos FILE (make one with `rlgen demos collect RUN_DIR`)")
@@ -190,9 +184,6 @@ def cmd_imitate(args: argparse.Namespace) -> int:
         print(f"behaviour cloning: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
               f"({result.wall_time:.0f} s)")
     else:
-        print(f"final evaluation: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
-              f"after {result.timesteps} steps ({result.wall_time:.0f} s; true env return)")
-        print(f"learning curve:   {result.run_dir / 'learning_curve.png'}")
-        print(f"TensorBoard:      tensorboard --logdir {result.run_dir / 'tb'}")
+        print_result(result, note="; true env return")
     return 0
 

@@ -277,6 +277,20 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     return RunConfig.from_dict(data)
 
 
+def resume_config(run_dir: str | Path, total_steps: int | None = None, overrides: list[str] | None = None
+                  ) -> RunConfig:
+    """The config of the run in ``run_dir``, to resume it (``total_steps`` raises its budget)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    config = RunConfig.load(run_dir / "config.yaml")
+    # the run keeps its directory wherever it has been moved to
+    config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
+    if total_steps:
+        config.total_steps = total_steps
+    return apply_overrides(config, overrides or [])
+
+
 def build_config(
     algo: str | None = None,
     env_id: str | None = None,
