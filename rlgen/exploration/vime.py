@@ -8,6 +8,8 @@ Information gain is only cheap in a batch (~2 ms for one transition, ~40 us each
 batch on a 2-core CPU), so the wrapper records every transition and its :attr:`VIME.callback` adds the
 bonus for the whole rollout at its end, then recomputes returns and advantages and trains the BNN on
 its replay pool. All bonuses of one rollout therefore come from one fixed model, as in the original.
+The bonus goes into the rollout buffer, i.e. on top of the rewards the agent learns from: behind
+VecNormalize those are the normalised env rewards, so ``eta`` is relative to that scale.
 
 >>> from stable_baselines3 import PPO                       # doctest: +SKIP
 >>> from stable_baselines3.common.env_util import make_vec_env   # doctest: +SKIP
