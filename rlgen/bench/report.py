@@ -130,6 +130,18 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _steps_formatter():
+    """Tick labels like 250k and 1.5M, which stay readable side by side."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _position: int) -> str:
+        if abs(value) >= 1e6:
+            return f"{value / 1e6:g}M"
+        return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
+
+    return FuncFormatter(label)
+
+
 def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -> bytes:
     import matplotlib
 
@@ -150,6 +162,7 @@ def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -
             ax.plot(grid, cis[:, 0], color=color, label=f"{label} (n={len(group)})")
             ax.fill_between(grid, cis[:, 1], cis[:, 2], color=color, alpha=0.2)
         ax.set_title(task, fontsize=9)
+        ax.xaxis.set_major_formatter(_steps_formatter())
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
         if ax.get_legend_handles_labels()[0]:
