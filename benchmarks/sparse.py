@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: the suite's)")
     parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
     parser.add_argument("--out", default="runs/bench/sparse", help="where the run directories go")
+    parser.add_argument("--match", default=None, metavar="REGEX", help="only the runs whose name matches")
     args = parser.parse_args(argv)
     command = "python benchmarks/sparse.py " + " ".join(argv if argv is not None else sys.argv[1:])
     statuses, report = run_suite(load_suite("sparse"), args.out, seeds=args.seeds, workers=args.workers,
-                                 report_dir=RESULTS, command=command.strip())
+                                 report_dir=RESULTS, command=command.strip(), match=args.match)
     print(f"report: {report}")
     return 1 if any(s.status == "failed" for s in statuses) else 0
 

@@ -146,6 +146,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="runs at once (default: the number of cores)")
     p.add_argument("--out", default=None, help="output folder (default runs/bench/<suite>)")
     p.add_argument("--report-dir", default=None, help="where <suite>.md and its plots go (default: --out)")
+    p.add_argument("--match", default=None, metavar="REGEX",
+                   help="only the runs whose name (<label>_<env>_s<seed>) matches, e.g. '^trpo.*CartPole'")
     p.add_argument("--report-only", action="store_true", help="aggregate the runs already there; train nothing")
     p.set_defaults(func=_cmd_bench)
 
@@ -160,13 +162,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     command = "rlgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     command = command or f"rlgen bench {args.suite}"
     if args.report_only:
-        runs = suite.runs(out, seeds=args.seeds, total_steps=args.steps)
+        runs = suite.runs(out, seeds=args.seeds, total_steps=args.steps, match=args.match)
         report = write_report(suite, runs, out, command, args.report_dir)
         failed = 0
     else:
         statuses, report = run_suite(suite, out, backend=args.backend, seeds=args.seeds, total_steps=args.steps,
                                      workers=args.workers, address=args.address, report_dir=args.report_dir,
-                                     command=command)
+                                     command=command, match=args.match)
         failed = sum(s.status == "failed" for s in statuses)
     print(f"report: {report}")
     return 1 if failed else 0

@@ -159,3 +159,13 @@ def test_stopping_a_suite_ends_its_workers(tmp_path):
         for pid in children:  # never leave a broken runner's workers behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+def test_match_keeps_part_of_a_suite(tmp_path, capsys):
+    suite = load_suite("sparse")
+    runs = suite.runs(tmp_path, match="^trpo.*(MountainCar|CartPole)")
+    assert {r.label for r in runs} == {"trpo", "trpo+vime"}
+    assert {r.env_id for r in runs} == {"rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v0"}
+    assert len(runs) == 20
+    assert main(["bench", "smoke", "--match", "nothing-like-this", "--out", str(tmp_path)]) == 2
+    assert "keeps none of the 2 runs" in capsys.readouterr().err

@@ -25,9 +25,10 @@ def run_suite(
     address: str | None = None,
     report_dir: str | Path | None = None,
     command: str = "",
+    match: str | None = None,
 ) -> tuple[list[RunStatus], Path]:
     """Run (or resume) every run of ``suite`` and write its report; returns the statuses and the report path."""
-    runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps)
+    runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
     statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address)
     report = write_report(suite, runs, out_dir, command or f"rlgen bench {suite.name}", report_dir)
     return statuses, report

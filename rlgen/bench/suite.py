@@ -17,6 +17,7 @@ Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ class Suite:
     """Sparse-reward tasks: the report adds success rates and steps to the first success."""
     source: str = ""
 
-    def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None) -> list[SuiteRun]:
+    def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None,
+             match: str | None = None) -> list[SuiteRun]:
         """Every run, with its run directory under ``out_dir/runs``; ``seeds`` and ``total_steps``
-        override the suite's own."""
+        override the suite's own; ``match`` (a regular expression searched in the run names, which read
+        ``<label>_<env>_s<seed>``) keeps a part of the suite."""
         seed_list = list(range(seeds)) if seeds is not None else self.seeds
         runs_dir = Path(out_dir).absolute() / "runs"  # absolute: Ray workers run in other folders
         out = []
@@ -75,6 +78,14 @@ class Suite:
         names = [run.config.run_name for run in out]
         if len(set(names)) != len(names):
             raise ConfigError(f"suite {self.name!r}: two runs share a label and env; give them distinct labels")
+        if match is not None:
+            try:
+                pattern = re.compile(match)
+            except re.error as exc:
+                raise ConfigError(f"--match {match!r} is not a regular expression: {exc}") from None
+            out = [run for run in out if pattern.search(str(run.config.run_name))]
+            if not out:
+                raise ConfigError(f"--match {match!r} keeps none of the {len(names)} runs of suite {self.name!r}")
         return out
 
 
