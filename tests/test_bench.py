@@ -169,3 +169,15 @@ def test_match_keeps_part_of_a_suite(tmp_path, capsys):
     assert len(runs) == 20
     assert main(["bench", "smoke", "--match", "nothing-like-this", "--out", str(tmp_path)]) == 2
     assert "keeps none of the 2 runs" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):
+    suite = load_suite("smoke")
+    runs = suite.runs(tmp_path, seeds=1, total_steps=512)
+    run_dir = runs[0].config.run_dir
+    run_dir.mkdir(parents=True)
+    runs[0].config.save(run_dir / "config.yaml")  # what a run killed in its first minutes leaves
+    (run_dir / "monitor").mkdir()
+    statuses = run_suite_runs(runs, workers=1)
+    assert statuses[0].status == "done", statuses[0].error
+    assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512

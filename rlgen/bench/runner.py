@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -60,6 +61,9 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig.from_dict(config_dict)
     start = time.time()
     resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
+    if not resume and config.run_dir.exists():
+        # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
+        shutil.rmtree(config.run_dir)
     try:
         result = train(config, resume=resume)
     except Exception as exc:  # recorded, so one bad run does not stop the suite
