@@ -11,6 +11,7 @@ background; an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench/sparse", help="where the run directories go")
     parser.add_argument("--match", default=None, metavar="REGEX", help="only the runs whose name matches")
     args = parser.parse_args(argv)
-    command = "python benchmarks/sparse.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/sparse.py", *(argv if argv is not None else sys.argv[1:])])
     statuses, report = run_suite(load_suite("sparse"), args.out, seeds=args.seeds, workers=args.workers,
                                  report_dir=RESULTS, command=command.strip(), match=args.match)
     print(f"report: {report}")
