@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.generative import BNN
+from rlgen.transitions import observations_and_next
 from rlgen.wrapper_state import WrapperState
 
 METHODS = ("second_order", "exact")
@@ -157,12 +158,7 @@ class VIME(WrapperState, VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         self.num_steps += 1
         self._check_finite(obs, "observation")
-        flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
-        next_obs = flat.copy()
-        for i, done in enumerate(dones):
-            # at an episode end obs is already the reset observation; the true s' is in the info
-            if done and infos[i].get("terminal_observation") is not None:
-                next_obs[i] = np.asarray(infos[i]["terminal_observation"], dtype=np.float32).reshape(-1)
+        flat, next_obs = observations_and_next(obs, dones, infos)
         self._check_finite(next_obs, "terminal observation")
         if self._last_obs is None or self._actions is None:
             raise RuntimeError("VIME.step_wait called before reset/step_async")

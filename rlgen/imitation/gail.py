@@ -39,6 +39,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
+from rlgen.transitions import observations_and_next
 from rlgen.wrapper_state import WrapperState
 
 
@@ -176,12 +177,7 @@ class GAIL(WrapperState, VecEnvWrapper):
         if self._last_obs is None or self._actions is None:
             raise RuntimeError("GAIL.step_wait called before reset/step_async")
         self._check_finite(obs, "observation")
-        flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
-        next_obs = flat.copy()
-        for i, done in enumerate(dones):
-            # at an episode end obs is already the reset observation; the true s' is in the info
-            if done and infos[i].get("terminal_observation") is not None:
-                next_obs[i] = np.asarray(infos[i]["terminal_observation"], dtype=np.float32).reshape(-1)
+        flat, next_obs = observations_and_next(obs, dones, infos)
         self._check_finite(next_obs, "terminal observation")
         rewards = self.discriminator.reward(self._last_obs, self._actions, next_obs, kind=self.reward_kind)
         if not np.all(np.isfinite(rewards)):
