@@ -1,4 +1,4 @@
-"""Tiny envs for testing reward wrappers without physics."""
+"""Tiny envs for testing reward wrappers without physics, and a CLI error check."""
 
 import gymnasium as gym
 import numpy as np
@@ -40,3 +40,14 @@ class LineEnv(gym.Env):
 
 def line_venv(n: int = 2, **kwargs) -> DummyVecEnv:
     return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
+
+
+def one_line_error(capsys, argv, needle):
+    """Run the CLI; assert exit code 2 and a single stderr line containing ``needle``; return it."""
+    from rlgen.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and needle in err, err
+    return err

@@ -4,14 +4,7 @@ import pytest
 
 from rlgen.cli import main
 from rlgen.envs import TASKS
-
-
-def _one_line_error(capsys, argv, needle):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and needle in err, err
-    return err
+from tests.fakes import one_line_error as _one_line_error
 
 
 def test_unknown_env_is_one_line_exit_2(capsys):

@@ -1,30 +1,15 @@
 """`rlgen gen` train/sample/eval through argparse, the model registry, and run directories."""
 
-import argparse
 import json
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from rlgen.agents.config import ConfigError
+from rlgen.cli import main
 from rlgen.data import load_dataset
-from rlgen.gen_cli import add_gen_parser
 from rlgen.generative import registry
 from rlgen.generative.registry import MODELS, ModelSpec
-
-
-def main(argv):
-    """What rlgen.cli.main does with the gen subcommands: ConfigError -> one line on stderr, exit 2."""
-    parser = argparse.ArgumentParser(prog="rlgen")
-    add_gen_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"rlgen: error: {exc}", file=sys.stderr)
-        return 2
 
 
 class ToyPixels(nn.Module):

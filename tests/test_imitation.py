@@ -28,6 +28,7 @@ from rlgen.imitation import (
 )
 from rlgen.imitation import collect_demos as collect_from_policy
 from tests.fakes import LineEnv, line_venv
+from tests.fakes import one_line_error as _one_line_error
 
 REACH_ID = "rlgen-test/Reach1D-v0"
 
@@ -571,12 +572,6 @@ def test_bc_pretraining_before_gail(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------------------
-def _one_line_error(capsys, argv, needle):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and needle in err, err
-    return err
 
 
 def test_cli_demos_info_imitate_eval_and_collect(capsys, tmp_path):
