@@ -229,12 +229,15 @@ def run_dcgan(seed: int, steps: int, width: int, batch_size: int, scorer: Sample
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             samples = gan.sample(1000)
+        coverage = scorer.mode_coverage(samples)
         results[name] = {"score": scorer.inception_like_score(samples),
-                         "frechet": scorer.frechet_distance(samples, test), "seconds": seconds}
+                         "frechet": scorer.frechet_distance(samples, test), "seconds": seconds,
+                         "modes": coverage["modes"], "kl_uniform": coverage["kl_uniform"]}
         slug = name.replace(" ", "_").replace("+", "_")
         save_image_grid(samples[:100], figures / f"gan_dcgan_{slug}_seed{seed}.png", nrow=10)
         report.add(f"    dcgan {name} seed {seed}: inception-like {results[name]['score']:.2f}, "
-                   f"Fréchet {results[name]['frechet']:.1f} ({seconds:.0f} s)")
+                   f"Fréchet {results[name]['frechet']:.1f}, modes {results[name]['modes']:.0f}/10, "
+                   f"KL to uniform {results[name]['kl_uniform']:.3f} ({seconds:.0f} s)")
     return results
 
 
@@ -248,7 +251,8 @@ def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{np.mean(scaled):.{digits}f} ± {np.std(scaled, ddof=1):.{digits}f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, command: str | None = None) -> dict[str, dict]:
+    """Run the parts, write the report; returns each part's per-seed results (benchmarks/generative.py uses them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of ssgan,infogan,dcgan")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
@@ -275,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report.add("# GAN benchmarks")
     report.add()
-    command = ["python", "benchmarks/gan.py", *(sys.argv[1:] if argv is None else argv)]
-    report.add(f"Command: `{shlex.join(command)}`")
+    if command is None:
+        command = shlex.join(["python", "benchmarks/gan.py", *(sys.argv[1:] if argv is None else argv)])
+    report.add(f"Command: `{command}`")
+    results: dict[str, dict] = {}
     report.add(f"Machine: {platform.machine()}, torch {torch.__version__}, 1 thread; seeds {seeds}.")
     report.add()
 
@@ -294,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         report.add()
         runs = {seed: run_ssgan(seed, args.ssgan_steps, args.ssgan_width_scale, args.ssgan_batch, report, figures)
                 for seed in seeds}
+        results["ssgan"] = runs
         report.add()
         report.add("| method | test error % (same labels) | REFERENCE.md |")
         report.add("|---|---|---|")
@@ -322,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         report.add()
         runs = {seed: run_infogan(seed, args.infogan_steps, args.infogan_width, args.infogan_batch, report, figures)
                 for seed in seeds}
+        results["infogan"] = runs
         report.add()
         report.add("| method | accuracy % train (4,000) | accuracy % test (1,000) | REFERENCE.md |")
         report.add("|---|---|---|---|")
@@ -352,24 +360,40 @@ def main(argv: list[str] | None = None) -> int:
         report.add()
         runs = {seed: run_dcgan(seed, args.dcgan_steps, args.dcgan_width, args.dcgan_batch, scorer, report, figures)
                 for seed in seeds}
+        results["dcgan"] = runs
         report.add()
+        real_coverage = scorer.mode_coverage(test.x)
+        results["dcgan_real"] = {"score": scorer.inception_like_score(test.x),
+                                 "frechet": scorer.frechet_distance(train.x, test), **real_coverage}
         report.add("| samples | inception-like score (higher better, max 10) | Fréchet distance to test digits "
-                   "(lower better) | train s |")
-        report.add("|---|---|---|---|")
+                   "(lower better) | modes covered (of 10) | KL(class histogram ‖ uniform), nats | train s |")
+        report.add("|---|---|---|---|---|---|")
         report.add(f"| real test digits | {scorer.inception_like_score(test.x):.2f} | "
-                   f"{scorer.frechet_distance(train.x, test):.1f} (train vs test) | |")
+                   f"{scorer.frechet_distance(train.x, test):.1f} (train vs test) | {real_coverage['modes']:.0f} | "
+                   f"{real_coverage['kl_uniform']:.3f} | |")
         for name in DCGAN_VARIANTS:
             rows = [runs[seed][name] for seed in seeds]
             options = ", ".join(f"{k}={v}" for k, v in DCGAN_VARIANTS[name].items()) or "no options"
             report.add(f"| DCGAN {name} ({options}) | {_mean_sd([r['score'] for r in rows], 1, 2)} | "
                        f"{_mean_sd([r['frechet'] for r in rows], 1, 1)} | "
+                       f"{_mean_sd([r['modes'] for r in rows], 1, 1)} | "
+                       f"{_mean_sd([r['kl_uniform'] for r in rows], 1, 3)} | "
                        f"{_mean_sd([r['seconds'] for r in rows], 1, 0)} |")
+        report.add()
+        report.add("Modes covered: the scorer's class of each sample (kept when its probability is at least 0.5); a "
+                   "digit counts as covered when it holds at least a fifth of a uniform share (20 of the 1,000 "
+                   "samples). KL 0 = every digit equally often; ln 10 = 2.303 = one digit only.")
         report.add()
         report.add("Grids: gan_dcgan_<variant>_seed*.png (100 samples each).")
         report.add()
 
     report.add(f"Total wall time: {time.perf_counter() - started:.0f} s.")
     Path(args.out).write_text("\n".join(report.lines) + "\n")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
     return 0
 
 

@@ -1,14 +1,18 @@
 """Steps/s of rlgen's run loop and of VIME beside plain SB3, measured side by side in one run.
 
-    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop|vime|gain]
+    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop,vime,gain,gail,density]
 
-Three measurements, each written to benchmarks/results/throughput.md:
+Five measurements, each a section of benchmarks/results/throughput.md (``--only`` re-measures some and keeps
+the other sections as they were, each with the command and date that produced it):
 
 - loop: PPO on Ant-v5 with its preset, plain SB3 (the same env stack and hyperparameters built by hand)
   against ``rlgen train`` without and with the preset's periodic evaluation;
 - vime: PPO on rlgen/SparseHalfCheetah-v0, ``rlgen train`` without and with the VIME bonus (defaults);
 - gain: VIME's information gain per transition, ``second_order`` for a rollout-sized batch against
-  ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action).
+  ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action);
+- gail: PPO on Hopper-v5, ``rlgen train`` without and with GAIL (defaults; the demonstrations are 10 episodes
+  of a random policy, which costs the same as an expert's);
+- density: PPO on rlgen/SparseHalfCheetah-v0 with the density-model bonus (each model), beside plain PPO.
 
 Rows alternate within each repeat so all see the same machine load; tables give the median over
 repeats. steps/s = training steps / seconds inside SB3's ``learn()`` (rlgen's callbacks included: checkpoints,
@@ -132,31 +136,112 @@ def measure_gain(repeats: int) -> list[str]:
     return lines
 
 
+def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
+    from rlgen.imitation import collect_demos, save_demos
+
+    rng = np.random.default_rng(0)
+    demos_path = tmp / "hopper_random_demos.npz"
+    env = __import__("gymnasium").make("Hopper-v5")
+    save_demos(demos_path, collect_demos(lambda obs: rng.uniform(-1, 1, env.action_space.shape).astype(np.float32),
+                                         env, 10, env_id="Hopper-v5"))
+    env.close()
+
+    def config(**fields):
+        return build_config("ppo", "Hopper-v5", total_steps=steps, progress_bar=False, eval_freq=0, **fields)
+
+    rows: dict[str, list[float]] = {"PPO": [], "PPO + GAIL": []}
+    for i in range(repeats):
+        rows["PPO"].append(rlgen_loop(config(), tmp, f"hopper{i}"))
+        rows["PPO + GAIL"].append(rlgen_loop(config(imitation="gail", demos=str(demos_path)), tmp, f"gail{i}"))
+        print(f"gail {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
+    return [f"## GAIL's cost: PPO on Hopper-v5 ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "PPO"), "",
+            "GAIL with its defaults: the discriminator's reward computed at every env step, one discriminator "
+            "update per 2,048 transitions. Target: >= 0.85."]
+
+
+def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:
+    def config(**fields):
+        return build_config("ppo", "rlgen/SparseHalfCheetah-v0", total_steps=steps, progress_bar=False,
+                            eval_freq=0, **fields)
+
+    models = ("made", "pixelcnn", "vae")
+    rows: dict[str, list[float]] = {"PPO": [], "PPO + VIME": [], **{f"PPO + density ({m})": [] for m in models}}
+    for i in range(repeats):
+        rows["PPO"].append(rlgen_loop(config(), tmp, f"dppo{i}"))
+        rows["PPO + VIME"].append(rlgen_loop(config(bonus="vime"), tmp, f"dvime{i}"))
+        for m in models:
+            rows[f"PPO + density ({m})"].append(
+                rlgen_loop(config(bonus="density", bonus_kwargs={"model": m}), tmp, f"density-{m}{i}"))
+        print(f"density {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
+    return [f"## Density-model bonus cost: PPO on rlgen/SparseHalfCheetah-v0 ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "PPO"), "",
+            "DensityBonus with its defaults (target state): prediction gains of a whole rollout in one batch, then "
+            "the model's training steps on its replay pool."]
+
+
+SECTIONS = ("loop", "vime", "gain", "gail", "density")
+MARK = "<!-- section: {} -->"
+
+
+def merge_sections(path: Path, header: list[str], new: dict[str, list[str]]) -> str:
+    """The report with the sections measured now replaced and the others kept as they were."""
+    old: dict[str, str] = {}
+    if path.is_file():
+        text = path.read_text()
+        for name in SECTIONS:
+            start = text.find(MARK.format(name))
+            if start < 0:
+                continue
+            ends = [text.find(MARK.format(other), start + 1) for other in SECTIONS]
+            end = min([e for e in ends if e > start] or [len(text)])
+            old[name] = text[start:end].rstrip() + "\n"
+    parts = ["\n".join(header) + "\n"]
+    for name in SECTIONS:
+        if name in new:
+            parts.append("\n".join([MARK.format(name), *new[name]]) + "\n")
+        elif name in old:
+            parts.append(old[name])
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per training run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=("loop", "vime", "gain"), default=None)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated measurements to run, of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
     args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown measurements {unknown}; choose from {', '.join(SECTIONS)}")
     command = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = ["# Throughput", "",
-             f"`{command.strip()}` — median of {args.repeats} interleaved repeats, 1 torch thread, "
+    stamp = (f"`{command.strip()}` — median of {args.repeats} interleaved repeats, 1 torch thread, "
              f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, torch {torch.__version__}, "
-             f"{time.strftime('%Y-%m-%d')}. Other jobs shared the machine; ratios come from rows run side by side.",
-             ""]
+             f"{time.strftime('%Y-%m-%d')}.")
+    header = ["# Throughput", "",
+              "Each section gives the command that measured it. The machine may have been shared with other jobs; "
+              "ratios come from rows run side by side (interleaved within each repeat).", ""]
+    measures = {"loop": lambda tmp: measure_loop(args.steps, args.repeats, tmp),
+                "vime": lambda tmp: measure_vime(args.steps, args.repeats, tmp),
+                "gain": lambda tmp: measure_gain(args.repeats),
+                "gail": lambda tmp: measure_gail(args.steps, args.repeats, tmp),
+                "density": lambda tmp: measure_density(args.steps, args.repeats, tmp)}
+    new: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.only in (None, "loop"):
-            lines += measure_loop(args.steps, args.repeats, Path(tmp)) + [""]
-        if args.only in (None, "vime"):
-            lines += measure_vime(args.steps, args.repeats, Path(tmp)) + [""]
-        if args.only in (None, "gain"):
-            lines += measure_gain(args.repeats) + [""]
-    report = "\n".join(lines)
-    print(report)
+        for name in SECTIONS:
+            if name in only:
+                lines = measures[name](Path(tmp))
+                new[name] = [lines[0], "", stamp, *lines[1:], ""]
+                print("\n".join(new[name]), flush=True)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(report)
+        text = merge_sections(RESULTS, header, new)
+        tmp_path = RESULTS.with_suffix(".md.tmp")
+        tmp_path.write_text(text)
+        tmp_path.replace(RESULTS)
     return 0
 
 

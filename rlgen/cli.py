@@ -43,6 +43,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
     p.add_argument("--bonus", choices=[b for b in BONUSES if b], default=None,
                    help="exploration bonus wrapper; its settings via -p bonus_kwargs.NAME=VALUE (e.g. eta)")
+    p.add_argument("--bonus-model", default=None, metavar="MODEL",
+                   help="with --bonus density: its density model, pixelcnn (default), pixelrnn, vae, made or bnn "
+                   "(the same as -p bonus_kwargs.model=MODEL)")
     p.add_argument("--config", dest="config_file", default=None, help="YAML file of RunConfig keys")
     p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key or SB3 hyperparameter (repeatable), e.g. -p learning_rate=1e-4 "
@@ -60,14 +63,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rlgen.agents import train
     from rlgen.agents.config import build_config, resume_config
 
+    # a flag ranks below -p overrides, so it goes first among them
+    overrides = [f"bonus_kwargs.model={args.bonus_model}", *args.overrides] if args.bonus_model else args.overrides
     if args.resume:
-        config = resume_config(args.resume, args.total_steps, args.overrides)
+        config = resume_config(args.resume, args.total_steps, overrides)
     else:
         config = build_config(
-            algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
+            algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=overrides,
             use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
             n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
         )
+    if args.bonus_model and config.bonus != "density":
+        raise ConfigError(f"--bonus-model chooses the density bonus's model; add --bonus density (bonus is "
+                          f"{config.bonus})")
     if args.no_progress:
         config.progress_bar = False
     print(f"run directory: {config.run_dir}")
@@ -92,6 +100,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=10, help="episodes to roll out")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation env")
+    p.add_argument("--code", type=int, default=None,
+                   help="an infogail run: hold its latent code at this value (default: drawn per episode)")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.set_defaults(func=_cmd_eval)
 
@@ -99,7 +109,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from rlgen.agents import evaluate
 
-    returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed,
+                       code=args.code)
     summary = {"run_dir": args.run_dir, "episodes": len(returns), "mean_return": float(returns.mean()),
                "std_return": float(returns.std()), "returns": [float(r) for r in returns]}
     if args.json:

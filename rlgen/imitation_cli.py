@@ -13,7 +13,7 @@ from typing import Any
 from rlgen.agents.config import ON_POLICY, ConfigError
 from rlgen.cli import positive_int
 
-METHODS = ("gail", "bc")
+METHODS = ("gail", "infogail", "bc")
 
 
 def add_imitation_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_imitation_parsers(subparsers: argparse._SubParsersAction) -> None:
     sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
     _add_collect(sub)
     _add_info(sub)
+    _add_mix(sub)
     _add_imitate(subparsers)
 
 
@@ -42,6 +43,8 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset seed SEED + i")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--code", type=int, default=None,
+                   help="an infogail run: the latent code (0..K-1) its policy acts under")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_collect)
 
@@ -55,21 +58,40 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_info)
 
 
+def _add_mix(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mix", help="mix several demonstration files of one env into one unlabelled file",
+                       description="Concatenate the episodes of several demonstration files recorded on the "
+                       "same env (e.g. experts with different behaviours, for --method infogail) in a seeded "
+                       "random order; nothing records which file an episode came from.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode order")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=cmd_mix)
+
+
 def _add_imitate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "imitate", help="learn from demonstrations: GAIL with PPO/TRPO/A2C, or behaviour cloning",
+        "imitate", help="learn from demonstrations: GAIL or InfoGAIL with PPO/TRPO/A2C, or behaviour cloning",
         description="Train an agent on the discriminator reward of GAIL (the env reward is only reported: "
         "eval.csv and rollout/ep_rew_mean are true env returns), or behaviour-clone the demonstrations "
         "(--method bc, no env steps). Settings resolve as in `rlgen train`; GAIL's settings via "
         "-p imitation_kwargs.NAME=VALUE (update_every, disc_updates, batch_size, lr, entropy_bonus, "
         "label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
         "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, lr, loss). The discriminator is saved with "
-        "the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return.",
+        "the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return. --method infogail "
+        "--modes K adds a latent code of K values to the policy's observation and rewards behaviour from which "
+        "the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., q_lr, "
+        "q_updates, q_hidden; saved as infogail.pt; `rlgen eval RUN_DIR --code C` holds the code).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--demos", default=None, help="demonstrations .npz (from `rlgen demos collect`)")
     p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the demos' env)")
-    p.add_argument("--method", choices=METHODS, default="gail", help="gail, or bc (behaviour cloning alone)")
+    p.add_argument("--method", choices=METHODS, default="gail",
+                   help="gail; infogail (GAIL with a latent code of --modes values); bc (behaviour cloning alone)")
+    p.add_argument("--modes", type=positive_int, default=None,
+                   help="infogail: the number K of behaviours (latent code values) to tell apart")
     p.add_argument("--algo", choices=ON_POLICY, default=None, help="agent (default: ppo, or the config file's)")
     p.add_argument("--bc-pretrain", action="store_true", help="behaviour-clone the policy before GAIL")
     p.add_argument("--reward", choices=("gail", "log_d", "airl"), default=None,
@@ -137,7 +159,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
     trajs = collect_demos(args.run_dir, args.n_episodes, deterministic=not args.stochastic, seed=args.seed,
-                          progress_bar=not args.no_progress)
+                          progress_bar=not args.no_progress, code=args.code)
     save_demos(out, trajs)
     _print_summary(_demo_summary(out))
     return 0
@@ -149,6 +171,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
+    return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    from rlgen.imitation import DemoError, load_demos, mix_demos, save_demos
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must end in .npz, got {out.name}")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    try:
+        mixed = mix_demos(*(load_demos(path) for path in args.files), seed=args.seed)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+    save_demos(out, mixed)
+    _print_summary(_demo_summary(out))
     return 0
 
 
@@ -166,13 +205,17 @@ def cmd_imitate(args: argparse.Namespace) -> int:
         env_id = args.env_id or _demo_summary(demos)["env_id"]
         if not env_id:
             raise ConfigError(f"{demos} does not record its env id; pass --env")
-        imitation_kwargs = {"reward": args.reward} if args.reward else None
+        imitation_kwargs = {"reward": args.reward} if args.reward else {}
+        if args.modes is not None:
+            if args.method != "infogail":
+                raise ConfigError("--modes is for --method infogail")
+            imitation_kwargs["n_modes"] = args.modes
         config = build_config(
             algo=args.algo, env_id=env_id, config_file=args.config_file, overrides=args.overrides,
             use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed, n_envs=args.n_envs,
             out_dir=args.out_dir, run_name=args.run_name, imitation=args.method, demos=str(demos),
             demo_episodes=args.demo_episodes, demo_subsample=args.demo_subsample,
-            bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs,
+            bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs or None,
         )
     if config.algo not in ON_POLICY:
         raise ConfigError(f"imitate trains on-policy agents ({', '.join(ON_POLICY)}), not {config.algo}")

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -42,6 +43,30 @@ def line_venv(n: int = 2, **kwargs) -> DummyVecEnv:
     return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
 
 
+class SwitchingLineEnv(gym.Env):
+    """x' = clip(x + speed * a, -1, 1) on a line; from global step ``switch_at`` on the action pushes the other
+    way (x' = clip(x - speed * a, -1, 1)): physics that change midway. Under random actions the states visited
+    stay distributed alike, only the transitions change. Observation [x]; episodes of ``horizon`` steps."""
+
+    def __init__(self, speed: float = 0.5, switch_at: int | None = None, horizon: int = 20):
+        self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.speed, self.switch_at, self.horizon = speed, switch_at, horizon
+        self.t, self.total, self.x = 0, 0, 0.0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.x = 0, float(self.np_random.uniform(-1, 1))
+        return np.array([self.x], dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        self.total += 1
+        switched = self.switch_at is not None and self.total > self.switch_at
+        self.x = float(np.clip(self.x + (-1 if switched else 1) * self.speed * float(action[0]), -1, 1))
+        return np.array([self.x], dtype=np.float32), 0.0, self.t == self.horizon, False, {}
+
+
 def one_line_error(capsys, argv, needle):
     """Run the CLI; assert exit code 2 and a single stderr line containing ``needle``; return it."""
     from rlgen.cli import main
@@ -51,3 +76,51 @@ def one_line_error(capsys, argv, needle):
     assert code == 2
     assert len(err.splitlines()) == 1 and needle in err, err
     return err
+
+
+class GridImageEnv(gym.Env):
+    """A lit pixel moving on a ``size`` x ``size`` grid, observed as a (1, size, size) uint8 image; the two
+    action components, rounded, move it by one cell. Episodes of ``horizon`` steps."""
+
+    def __init__(self, size: int = 4, horizon: int = 10):
+        self.observation_space = spaces.Box(0, 255, (1, size, size), np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.size, self.horizon, self.t = size, horizon, 0
+        self.position = np.zeros(2, dtype=int)
+
+    def _obs(self):
+        image = np.zeros((1, self.size, self.size), np.uint8)
+        image[0, self.position[0], self.position[1]] = 255
+        return image
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.position = 0, np.zeros(2, dtype=int)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        self.position = np.clip(self.position + np.round(action).astype(int), 0, self.size - 1)
+        return self._obs(), 0.0, self.t == self.horizon, False, {}
+
+
+class RolloutRecorder(BaseCallback):
+    """Runs after a bonus wrapper's callback: keeps copies of the first rollout's buffer (its rewards,
+    values, returns, advantages, episode starts), the rollout's last values and dones, and what the
+    logger holds at that moment."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = None
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        if self.seen is None:
+            buffer = self.model.rollout_buffer
+            self.seen = {k: getattr(buffer, k).copy() for k in ("rewards", "values", "returns", "advantages",
+                                                                   "episode_starts")}
+            self.seen["last_values"] = self.locals["values"].detach().numpy().ravel().copy()
+            self.seen["dones"] = self.locals["dones"].copy()
+            self.seen["logged"] = dict(self.logger.name_to_value)

@@ -39,11 +39,27 @@ def test_success_curves_png(tmp_path):
 
 def test_demo_suite_compares_an_agent_with_and_without_vime(tmp_path):
     runs = load_suite("vime-demo").runs(tmp_path)
+    labels = {run.label for run in runs}
+    assert len(labels) == 2
     by_label = {run.label: run.config for run in runs}
-    assert set(by_label) == {"trpo", "trpo+vime"}
-    plain, vime = by_label["trpo"], by_label["trpo+vime"]
-    assert plain.bonus is None and vime.bonus == "vime"
+    (plain_label,) = [label for label in labels if by_label[label].bonus is None]
+    (vime_label,) = [label for label in labels if by_label[label].bonus == "vime"]
+    plain, vime = by_label[plain_label], by_label[vime_label]
     # the same agent, task and budget: only the bonus differs
     assert (plain.algo, plain.env_id, plain.total_steps, plain.hyperparams) == \
         (vime.algo, vime.env_id, vime.total_steps, vime.hyperparams)
     assert len(runs) >= 6
+
+
+def test_demo_runs_are_cells_of_the_sparse_benchmark(tmp_path):
+    """The demo repeats benchmark cells exactly (same settings and seeds), so its table can be checked
+    against benchmarks/results/sparse.md."""
+    def key(config):
+        return (config.algo, config.env_id, config.seed, config.bonus, tuple(sorted(config.bonus_kwargs.items())))
+
+    def settings(config):
+        return (config.total_steps, config.hyperparams, config.eval_freq, config.env_kwargs)
+
+    sparse = {key(run.config): settings(run.config) for run in load_suite("sparse").runs(tmp_path / "sparse")}
+    for run in load_suite("vime-demo").runs(tmp_path / "demo"):
+        assert sparse[key(run.config)] == settings(run.config), run.label

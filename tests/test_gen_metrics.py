@@ -79,3 +79,16 @@ def test_scorer_cache_round_trip_and_shape_check(scorer_and_data):
     assert torch.allclose(loaded.probabilities(test.x[:20]), scorer.probabilities(test.x[:20]))
     with pytest.raises(ValueError, match=r"\(1, 8, 8\)"):
         scorer.inception_like_score(torch.rand(4, 1, 28, 28))
+
+
+def test_mode_coverage_counts_the_classes_samples_fall_into(scorer_and_data):
+    scorer, _, test, _ = scorer_and_data
+    real = scorer.mode_coverage(test.x)
+    assert real["modes"] == 10 and real["kl_uniform"] < 0.05 and real["confident"] > 0.9
+    # Samples from three digits only: three modes, and a histogram far from uniform.
+    three = test.x[torch.isin(test.y, torch.tensor([0, 3, 7]))]
+    partial = scorer.mode_coverage(three)
+    assert partial["modes"] == 3
+    assert partial["kl_uniform"] == pytest.approx(math.log(10 / 3), abs=0.2)  # a few misclassified
+    collapsed = scorer.mode_coverage(test.x[:1].expand(200, -1, -1, -1))
+    assert collapsed["modes"] == 1 and collapsed["kl_uniform"] == pytest.approx(math.log(10), abs=1e-6)

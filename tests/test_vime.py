@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import A2C, PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlgen.agents import ConfigError, RunConfig, train
 from rlgen.exploration import VIME
-from tests.fakes import line_venv
+from tests.fakes import RolloutRecorder, line_venv
 
 
 def test_non_box_spaces_are_refused():
@@ -66,30 +66,11 @@ def test_novel_transitions_gain_more_than_familiar_ones():
     assert (novel > familiar).mean() > 0.8
 
 
-class Recorder(BaseCallback):
-    """Runs after VIME's callback: keeps copies of the rollout buffer at the first rollout's end."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = None
-
-    def _on_step(self):
-        return True
-
-    def _on_rollout_end(self):
-        if self.seen is None:
-            buffer = self.model.rollout_buffer
-            self.seen = {k: getattr(buffer, k).copy() for k in ("rewards", "values", "returns", "advantages",
-                                                                   "episode_starts")}
-            self.seen["last_values"] = self.locals["values"].detach().numpy().ravel().copy()
-            self.seen["dones"] = self.locals["dones"].copy()
-
-
 def _first_rollout(eta, algo=PPO):
     vime = VIME(line_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
     model = algo("MlpPolicy", vime, n_steps=32, seed=0, policy_kwargs={"net_arch": [8]}, device="cpu",
                  **({"batch_size": 32} if algo is PPO else {}))
-    recorder = Recorder()
+    recorder = RolloutRecorder()
     model.learn(64, callback=CallbackList([vime.callback, recorder]))
     return recorder.seen, model, vime
 

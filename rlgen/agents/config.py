@@ -13,8 +13,8 @@ import yaml
 
 ALGOS = ("ppo", "trpo", "a2c", "sac")
 VEC_ENVS = ("dummy", "subproc")
-BONUSES: tuple[str | None, ...] = (None, "vime")
-IMITATIONS: tuple[str | None, ...] = (None, "gail", "bc")
+BONUSES: tuple[str | None, ...] = (None, "vime", "density")
+IMITATIONS: tuple[str | None, ...] = (None, "gail", "infogail", "bc")
 ON_POLICY = ("ppo", "trpo", "a2c")
 
 
@@ -68,12 +68,14 @@ class RunConfig:
     norm_reward: bool = True
     """With ``normalize``: also normalise the reward the agent learns from."""
     bonus: str | None = None
-    """Exploration bonus wrapper: vime (or none)."""
+    """Exploration bonus wrapper: vime or density (or none)."""
     bonus_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the bonus wrapper, e.g. {eta: 0.1} for rlgen.exploration.VIME."""
+    """Keyword arguments of the bonus wrapper, e.g. {eta: 0.1} for rlgen.exploration.VIME, {model: pixelcnn,
+    target: state, beta: 0.05} for rlgen.exploration.DensityBonus."""
     imitation: str | None = None
-    """Learn from ``demos`` instead of the env reward: gail (the GAIL reward wrapper) or bc (behaviour
-    cloning alone: no env steps, ``total_steps`` unused)."""
+    """Learn from ``demos`` instead of the env reward: gail (the GAIL reward wrapper), infogail (GAIL with a
+    latent code, rlgen.imitation.InfoGAIL; needs imitation_kwargs.n_modes) or bc (behaviour cloning alone:
+    no env steps, ``total_steps`` unused)."""
     demos: str | None = None
     """Demonstrations file (.npz from ``rlgen demos collect``) for imitation and bc_pretrain."""
     demo_episodes: int | None = None
@@ -81,7 +83,8 @@ class RunConfig:
     demo_subsample: int = 1
     """Keep every k-th (s, a) pair of each demo episode (the GAIL paper: 20)."""
     imitation_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, lr: 0.01}."""
+    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, lr: 0.01}, or of
+    rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
     bc_pretrain: bool = False
     """Behaviour-clone the policy on ``demos`` before training (a fresh run only)."""
     bc_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -170,6 +173,14 @@ class RunConfig:
             raise ConfigError(f"behaviour cloning trains an on-policy agent's policy (ppo, trpo, a2c), not {self.algo}")
         if not isinstance(self.bc_pretrain, bool):
             raise ConfigError(f"bc_pretrain must be true or false, got {self.bc_pretrain!r}")
+        if self.imitation == "infogail":
+            n_modes = self.imitation_kwargs.get("n_modes") if isinstance(self.imitation_kwargs, dict) else None
+            if not isinstance(n_modes, int) or isinstance(n_modes, bool) or n_modes < 2:
+                raise ConfigError(f"imitation infogail needs imitation_kwargs.n_modes, the number of behaviours "
+                                  f"(an integer >= 2; --modes K), got {n_modes!r}")
+            if self.bc_pretrain:
+                raise ConfigError("bc_pretrain does not fit infogail: the demos hold no codes, and cloning them "
+                                  "under random codes would teach the policy to ignore its code")
         value = self.demo_subsample
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"demo_subsample must be a positive integer, got {value!r}")

@@ -105,32 +105,32 @@ def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, lis
 
     Returns the wrapped env, the callbacks the wrappers need (e.g. VIME's rollout-end bonus, GAIL's
     TensorBoard logging) and the wrappers themselves, whose state (``save_state``/``load_state``) is
-    kept with the run. A learned reward (GAIL) goes innermost, so that a bonus adds to it.
+    kept with the run. A learned reward (GAIL, InfoGAIL) goes innermost, so that a bonus adds to it.
     """
     callbacks: list[BaseCallback] = []
     wrappers: list[Any] = []
-    if config.imitation == "gail":
-        from rlgen.imitation import GAIL
+    if config.imitation in ("gail", "infogail"):
+        from rlgen.imitation import GAIL, InfoGAIL
 
         demos = load_run_demos(config, venv.observation_space, venv.action_space)
         kwargs = {"seed": config.seed, "update_every": default_update_every(config), **config.imitation_kwargs}
         try:
-            gail = GAIL(venv, demos, **kwargs)
+            gail = (InfoGAIL if config.imitation == "infogail" else GAIL)(venv, demos, **kwargs)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"gail: {exc}".splitlines()[0]) from None
+            raise ConfigError(f"{config.imitation}: {exc}".splitlines()[0]) from None
         venv = gail
         callbacks.append(gail.callback)
         wrappers.append(gail)
-    if config.bonus == "vime":
-        from rlgen.exploration import VIME
+    if config.bonus is not None:
+        from rlgen.exploration import BONUS_WRAPPERS
 
         try:
-            vime = VIME(venv, **{"seed": config.seed, **config.bonus_kwargs})
+            bonus = BONUS_WRAPPERS[config.bonus](venv, **{"seed": config.seed, **config.bonus_kwargs})
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"vime: {exc}".splitlines()[0]) from None
-        venv = vime
-        callbacks.append(vime.callback)
-        wrappers.append(vime)
+            raise ConfigError(f"{config.bonus}: {exc}".splitlines()[0]) from None
+        venv = bonus
+        callbacks.append(bonus.callback)
+        wrappers.append(bonus)
     return venv, callbacks, wrappers
 
 
@@ -213,11 +213,26 @@ def read_eval_history(path: Path) -> list[dict[str, float]]:
 # -- evaluation ----------------------------------------------------------------------------------
 class Evaluator:
     """A separate, un-wrapped copy of the env: it scores the true env return with the training
-    env's observation statistics frozen in (deterministic actions by default)."""
+    env's observation statistics frozen in (deterministic actions by default).
 
-    def __init__(self, config: RunConfig, seed: int):
+    An InfoGAIL policy reads a latent code after the observation: the env appends one, drawn per episode
+    (from ``seed``, the same codes at every evaluation) or held at ``code``."""
+
+    def __init__(self, config: RunConfig, seed: int, code: int | None = None):
         self.seed = seed
         self.venv: VecEnv = DummyVecEnv([make_env_fn(config.env_id, config.env_kwargs, None, False)])
+        if config.imitation == "infogail":
+            from rlgen.imitation import AppendCode
+
+            try:
+                self.venv = AppendCode(self.venv, config.imitation_kwargs["n_modes"], code=code, seed=seed)
+            except (TypeError, ValueError) as exc:
+                self.venv.close()
+                raise ConfigError(f"infogail: {exc}".splitlines()[0]) from None
+        elif code is not None:
+            self.venv.close()
+            raise ConfigError(f"only an infogail run's policy takes a latent code; this is a "
+                              f"{config.imitation or config.algo} run")
         if config.normalize:
             self.venv = VecNormalize(self.venv, training=False, norm_reward=False, gamma=_gamma(config))
 
@@ -478,13 +493,17 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, BaseAlgorithm, Path | None
     return config, model, stats_path if config.normalize else None
 
 
-def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int = 0) -> np.ndarray:
-    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy."""
+def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int = 0,
+             code: int | None = None) -> np.ndarray:
+    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy.
+
+    An infogail run's policy runs each episode under a latent code drawn from ``seed``, or under ``code``.
+    """
     if episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes}")
     config, model, stats_path = load_run(run_dir)
     torch.set_num_threads(config.torch_threads)
-    evaluator = Evaluator(config, seed=seed)
+    evaluator = Evaluator(config, seed=seed, code=code)
     try:
         if stats_path is not None:
             load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
@@ -496,11 +515,12 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
 
 
 def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool = True, seed: int = 0,
-                  progress_bar: bool = False) -> Any:
+                  progress_bar: bool = False, code: int | None = None) -> Any:
     """Roll out a run's policy for ``n_episodes`` and return its ``rlgen.imitation.demos.Trajectories``.
 
     The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
     training; the demos record the raw observations and the clipped actions that reached the env.
+    An infogail run's policy needs ``code``, the latent code it acts under in every episode.
     """
     from rlgen.imitation import DemoError
     from rlgen.imitation import collect_demos as collect
@@ -509,14 +529,36 @@ def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool =
         raise ConfigError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     config, model, stats_path = load_run(run_dir)
     torch.set_num_threads(config.torch_threads)
+    codes = None
+    if config.imitation == "infogail":
+        from rlgen.imitation.infogail import LatentCodes
+
+        if code is None:
+            raise ConfigError(f"{run_dir} is an infogail run: its policy needs a latent code "
+                              f"(0..{config.imitation_kwargs['n_modes'] - 1}) to collect demos with")
+        try:
+            codes = LatentCodes(config.imitation_kwargs["n_modes"], 1)
+            codes.fix(code)
+        except ValueError as exc:
+            raise ConfigError(f"infogail: {exc}") from None
+    elif code is not None:
+        raise ConfigError(f"only an infogail run's policy takes a latent code; this is a "
+                          f"{config.imitation or config.algo} run")
     env = make_env_fn(config.env_id, config.env_kwargs, None, False)()
     normalizer: VecNormalize | None = None
     if stats_path is not None:
-        normalizer = VecNormalize(DummyVecEnv([lambda: env]), training=False, norm_reward=False)
+        inner: VecEnv = DummyVecEnv([lambda: env])
+        if codes is not None:  # the statistics are those of the coded observations
+            from rlgen.imitation import AppendCode
+
+            inner = AppendCode(inner, codes.n_modes)
+        normalizer = VecNormalize(inner, training=False, norm_reward=False)
         load_vecnormalize_stats(normalizer, stats_path)
         normalizer.training = False
 
     def policy(obs: np.ndarray) -> np.ndarray:
+        if codes is not None:
+            obs = codes.append(obs[None])[0]
         seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
         return model.predict(seen, deterministic=deterministic)[0]
 

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from rlgen.generative import updates
+
 __all__ = ["BNN", "BayesianLinear"]
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -280,15 +282,13 @@ class BNN(nn.Module):
     # ------------------------------------------------------------------ snapshots of the posterior
 
     def snapshot(self) -> dict[str, Tensor]:
-        """Detached copies of all variational parameters, keyed by parameter name."""
-        return {name: parameter.detach().clone() for name, parameter in self.named_parameters()}
+        """Detached copies of all variational parameters, keyed by parameter name (the BNN has no buffers)."""
+        return updates.snapshot(self)
 
     def restore(self, snapshot: dict[str, Tensor]) -> None:
         """Copy a :meth:`snapshot` back in place, so optimizers holding these parameters stay valid."""
         self._check_snapshot(snapshot)
-        with torch.no_grad():
-            for name, parameter in self.named_parameters():
-                parameter.copy_(snapshot[name])
+        updates.restore(self, snapshot)
 
     def kl_from(self, snapshot: dict[str, Tensor]) -> Tensor:
         """Closed-form ``KL(q_current || q_snapshot)``, a scalar with gradient w.r.t. the current parameters."""
@@ -394,29 +394,18 @@ class BNN(nn.Module):
         return gains.detach()
 
     def _exact_information_gain(self, x: Tensor, y: Tensor, n_steps: int, lr: float) -> Tensor:
+        # The one-example-update primitive shared with the prediction gain of count-based exploration: every
+        # transition starts from the old posterior, which is restored exactly, .grad included.
         old_posterior = self.snapshot()
-        parameters = list(self.parameters())
-        # An external optimizer may be between backward() and step(); its gradients must survive.
-        saved_grads = [parameter.grad for parameter in parameters]
-        gains = x.new_zeros(x.shape[0])
-        try:
-            with torch.enable_grad():
-                for row in range(x.shape[0]):
-                    optimizer = torch.optim.Adam(parameters, lr=lr)
-                    for _ in range(n_steps):
-                        optimizer.zero_grad(set_to_none=True)
-                        objective = (self.kl_from(old_posterior)
-                                     - self.log_likelihood(x[row:row + 1], y[row:row + 1]).sum())
-                        objective.backward()
-                        optimizer.step()
-                    with torch.no_grad():
-                        gains[row] = self.kl_from(old_posterior)
-                    self.restore(old_posterior)
-        finally:
-            self.restore(old_posterior)
-            for parameter, saved in zip(parameters, saved_grads, strict=True):
-                parameter.grad = saved
-        return gains
+        gains = updates.per_example_updates(
+            self, x.shape[0],
+            objective=lambda row: self.kl_from(old_posterior) - self.log_likelihood(x[row:row + 1],
+                                                                                    y[row:row + 1]).sum(),
+            measure=lambda row: self.kl_from(old_posterior),
+            make_optimizer=lambda parameters: torch.optim.Adam(parameters, lr=lr),
+            n_steps=n_steps,
+        )
+        return gains.to(x.dtype)
 
     # ------------------------------------------------------------------ validation
 

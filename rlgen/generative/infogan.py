@@ -41,7 +41,7 @@ from rlgen.generative.gan_parts import (
     generator_loss,
 )
 
-__all__ = ["InfoGAN", "Latent"]
+__all__ = ["InfoGAN", "Latent", "categorical_information", "categorical_log_posterior", "posterior_head"]
 
 # Leak of the Q head's LeakyReLU, as in the discriminator.
 _LEAK = 0.2
@@ -49,6 +49,43 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 # (noise (B, noise_dim), categorical code (B,) int64, continuous codes (B, n_continuous))
 Latent = tuple[Tensor, Tensor, Tensor]
+
+
+# --- the posterior Q, shared with InfoGAIL (rlgen.imitation.infogail) ---------------------------------------
+
+def posterior_head(in_features: int, hidden: int, n_outputs: int, *, batch_norm: bool = True) -> nn.Sequential:
+    """InfoGAN's Q head: dense ``hidden`` (batch norm, LeakyReLU 0.2) -> ``n_outputs`` code parameters.
+
+    The first K outputs are a categorical code's logits (see :func:`categorical_information`).
+    ``batch_norm=False`` gives the first layer a bias instead: a posterior queried on a few rows at a
+    time, as InfoGAIL's reward is at every env step, has no batch whose statistics it could use, and in
+    eval mode its running statistics would make the reward differ from what Q was trained on.
+    """
+    if batch_norm:
+        return nn.Sequential(nn.Linear(in_features, hidden, bias=False), nn.BatchNorm1d(hidden),
+                             nn.LeakyReLU(_LEAK), nn.Linear(hidden, n_outputs))
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.LeakyReLU(_LEAK), nn.Linear(hidden, n_outputs))
+
+
+def categorical_log_posterior(logits: Tensor, codes: Tensor) -> Tensor:
+    """log Q(c | x) per row (B,), from Q's logits (B, K) and the codes (B,) int64 that made the rows."""
+    return -F.cross_entropy(logits, codes, reduction="none")
+
+
+def categorical_information(logits: Tensor, codes: Tensor) -> dict[str, Tensor]:
+    """The categorical code's information terms on a batch.
+
+    ``log_q``: mean log Q(c | x), differentiable (maximised by Q, and by whoever makes x);
+    ``mi_lower_bound``: ``log_q + ln K``, the variational lower bound on I(c; x) for a uniform code
+    (at most ln K); ``q_accuracy``: how often Q's most probable code is the true one. The last two are
+    detached.
+    """
+    log_q = categorical_log_posterior(logits, codes).mean()
+    return {
+        "log_q": log_q,
+        "mi_lower_bound": log_q.detach() + math.log(logits.shape[1]),
+        "q_accuracy": (logits.detach().argmax(dim=1) == codes).float().mean(),
+    }
 
 
 class InfoGAN(AdversarialModel):
@@ -88,10 +125,7 @@ class InfoGAN(AdversarialModel):
                                        width, hidden=hidden)
         self.trunk = ConvDiscriminatorTrunk(self.image_shape, width, hidden=hidden)
         self.head = nn.Linear(self.trunk.out_features, 1)
-        self.q_head = nn.Sequential(
-            nn.Linear(self.trunk.out_features, q_hidden, bias=False), nn.BatchNorm1d(q_hidden),
-            nn.LeakyReLU(_LEAK), nn.Linear(q_hidden, n_categories + n_continuous),
-        )
+        self.q_head = posterior_head(self.trunk.out_features, q_hidden, n_categories + n_continuous)
 
     # --- the players --------------------------------------------------------------------------------------
 
@@ -168,13 +202,13 @@ class InfoGAN(AdversarialModel):
         """log Q of the codes that made the samples, and the weighted information loss."""
         _, codes, values = latent
         logits, means = self._code_parameters(features_fake)
-        log_q_categorical = -F.cross_entropy(logits, codes)
+        categorical = categorical_information(logits, codes)
         log_q_continuous = (-0.5 * (values - means).square() - _HALF_LOG_2PI).sum(dim=1).mean()
         return {
-            "info_loss": -(self.lambda_info * log_q_categorical + self.lambda_continuous * log_q_continuous),
-            "mi_lower_bound": log_q_categorical.detach() + math.log(self.n_categories),
+            "info_loss": -(self.lambda_info * categorical["log_q"] + self.lambda_continuous * log_q_continuous),
+            "mi_lower_bound": categorical["mi_lower_bound"],
             "mi_continuous": log_q_continuous.detach() + self.n_continuous * math.log(2.0),
-            "q_accuracy": (logits.detach().argmax(dim=1) == codes).float().mean(),
+            "q_accuracy": categorical["q_accuracy"],
         }
 
     def discriminator_terms(self, x: Tensor, y: Tensor, fake: Tensor, latent: Latent) -> dict[str, Tensor]:

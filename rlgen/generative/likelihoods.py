@@ -23,11 +23,13 @@ primitive of count-based exploration (Bellemare et al. 2016), where a pseudo-cou
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from rlgen.generative import updates
 
 __all__ = [
     "Bernoulli",
@@ -49,7 +51,7 @@ def to_levels(x: Tensor, n_levels: int) -> Tensor:
     """Integer levels (int64) of floats in [0, 1]: ``round(x * (n_levels - 1))``, clamped into range."""
     if n_levels < 2:
         raise ValueError(f"n_levels must be at least 2, got {n_levels}")
-    return torch.round(x * (n_levels - 1)).clamp_(0, n_levels - 1).long()
+    return torch.round(x * (n_levels - 1)).clamp(0, n_levels - 1).long()
 
 
 def from_levels(levels: Tensor, n_levels: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -193,47 +195,63 @@ def make_likelihood(name: str, n_levels: int, n_mix: int = 1) -> Categorical | D
 class SnapshotMixin:
     """Parameter snapshot/restore and the prediction gain of count-based exploration, for any density model.
 
-    Mixed into an ``nn.Module`` that has ``log_prob(x, context=None) -> (B,)``.
+    Mixed into an ``nn.Module`` that has ``log_prob(x, context=None) -> (B,)`` and ``log_prob_unchecked(x,
+    context)``: the same values without input validation, written with operations ``torch.func.vmap`` can
+    batch. Both the loop and the batched gain come from :mod:`rlgen.generative.updates`, the primitive VIME's
+    exact information gain uses too.
     """
 
     def snapshot(self) -> dict[str, Tensor]:
         """A detached copy of every parameter and buffer, for :meth:`restore`."""
         assert isinstance(self, nn.Module)
-        return {name: value.detach().clone() for name, value in self.state_dict().items()}
+        return updates.snapshot(self)
 
     def restore(self, snapshot: dict[str, Tensor]) -> None:
         """Put back the values of a :meth:`snapshot`, in place (optimisers keep pointing at the same tensors)."""
         assert isinstance(self, nn.Module)
-        self.load_state_dict(snapshot)
+        updates.restore(self, snapshot)
 
-    def prediction_gain(self, x: Tensor, *, lr: float = 1e-3, context: Tensor | None = None) -> Tensor:
+    def prediction_gain(self, x: Tensor, *, lr: float = 1e-3, context: Tensor | None = None,
+                        method: str = "batched") -> Tensor:
         """``log p'(x_i) - log p(x_i)`` per example, where ``p'`` is the model after one SGD step on ``x_i`` alone.
 
-        Each example is scored against the same starting parameters, which are restored afterwards; a
-        pseudo-count is then ``1 / (exp(gain) - 1)`` (Bellemare et al. 2016). Plain SGD keeps the step free of
-        optimiser state. For a VAE ``log_prob`` is a stochastic bound, so its gains are noisy.
+        Each example is scored against the same starting parameters, which are left unchanged; a pseudo-count
+        is then ``1 / (exp(gain) - 1)`` (Bellemare et al. 2016). Plain SGD keeps the step free of optimiser
+        state. ``method="batched"`` (default) does all examples at once with ``torch.func``; ``"loop"`` takes
+        real optimiser steps one example at a time (the reference). For a VAE ``log_prob`` is a stochastic bound:
+        the batched method scores before and after the step with the same noise, the loop does not.
         """
         assert isinstance(self, nn.Module)
-        start = self.snapshot()
+        if method not in PREDICTION_GAIN_METHODS:
+            raise ValueError(f"unknown prediction-gain method {method!r}; choose one of: "
+                             f"{', '.join(PREDICTION_GAIN_METHODS)}")
+        model: Any = self  # a density model: log_prob and _check_input come with the class this is mixed into
+        model._check_input(x, context)
         was_training = self.training
         self.eval()
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        gains = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         try:
-            for i in range(x.shape[0]):
-                xi = x[i : i + 1]
-                ci = None if context is None else context[i : i + 1]
-                before = self.log_prob(xi, context=ci)  # type: ignore[attr-defined]
-                grads = torch.autograd.grad(-before.sum(), parameters, allow_unused=True)
-                with torch.no_grad():
-                    for parameter, gradient in zip(parameters, grads, strict=True):
-                        if gradient is not None:
-                            parameter.add_(gradient, alpha=-lr)
-                    after = self.log_prob(xi, context=ci)  # type: ignore[attr-defined]
-                gains[i] = (after - before.detach()).squeeze(0)
-                self.restore(start)
-        finally:
-            self.restore(start)
-            self.train(was_training)
-        return gains
+            if method == "batched":
+                gains, _ = updates.batched_prediction_gains(self, _unchecked_log_prob, x, context, lr=lr)
+                return gains
+            with torch.no_grad():
+                before = model.log_prob(x, context=context)
 
+            def rows(i: int) -> tuple[Tensor, Tensor | None]:
+                return x[i : i + 1], None if context is None else context[i : i + 1]
+
+            after = updates.per_example_updates(
+                self, x.shape[0],
+                objective=lambda i: -model.log_prob(*rows(i)).sum(),
+                measure=lambda i: model.log_prob(*rows(i)).sum(),
+                make_optimizer=lambda parameters: torch.optim.SGD(parameters, lr=lr),
+            )
+            return (after.to(before.dtype) - before).detach()
+        finally:
+            self.train(was_training)
+
+
+PREDICTION_GAIN_METHODS = ("batched", "loop")
+
+
+def _unchecked_log_prob(model: Any, x: Tensor, context: Tensor | None) -> Tensor:
+    return model.log_prob_unchecked(x, context)

@@ -155,6 +155,28 @@ class SampleScorer(nn.Module):
         kl = (probs * (probs.log() - marginal.log())).sum(dim=1)
         return float(kl.mean().exp())
 
+    def mode_coverage(self, samples: Tensor, min_share: float = 0.2, min_confidence: float = 0.5) -> dict[str, float]:
+        """How many of the data set's classes the samples cover, and how evenly.
+
+        Each sample counts for the class the scorer gives it, if it gives it with at least
+        ``min_confidence``; a class is covered when it holds at least ``min_share`` of a uniform
+        share of the samples (``min_share / n_classes`` of them), so a mode the generator visits
+        rarely does not count. Returns ``modes`` (covered classes), ``confident`` (fraction of
+        samples above the confidence) and ``kl_uniform``, KL(class histogram of the confident
+        samples || uniform) in nats: 0 for a perfectly balanced generator, ln(n_classes) for one
+        that always draws the same class.
+        """
+        probs = self.probabilities(samples)
+        confidence, label = probs.max(dim=1)
+        label = label[confidence >= min_confidence]
+        counts = torch.bincount(label, minlength=self.n_classes).double()
+        n = max(1, len(samples))
+        modes = int((counts >= min_share * n / self.n_classes).sum())
+        histogram = counts / counts.sum().clamp_min(1.0)
+        nonzero = histogram > 0
+        kl = float((histogram[nonzero] * (histogram[nonzero] * self.n_classes).log()).sum())
+        return {"modes": float(modes), "confident": float(len(label) / n), "kl_uniform": kl}
+
     def frechet_distance(self, samples: Tensor, real: Tensor | ImageData) -> float:
         """Fréchet distance between the features of ``samples`` and of ``real`` images."""
         real_x = real.x if isinstance(real, ImageData) else real

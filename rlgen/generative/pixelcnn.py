@@ -186,6 +186,17 @@ class AutoregressiveDensity(SnapshotMixin, nn.Module):
         params = self(x, context)
         return self.likelihood.log_prob(params, x).flatten(1).sum(1)
 
+    def log_prob_unchecked(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """:meth:`log_prob` without input validation, for inputs known to be valid, in a form ``torch.func.vmap``
+        can batch (validation branches on values, which vmap cannot): the per-example prediction gains of
+        :mod:`rlgen.generative.updates` use it."""
+        x = self.quantise(x)
+        return self.likelihood.log_prob(self.batchable_forward(x, context), x).flatten(1).sum(1)
+
+    def batchable_forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``forward`` computed with operations ``torch.func.vmap`` can batch; the same values."""
+        return self(x, context)
+
     def loss(self, batch: Batch | tuple[Tensor, ...], context: Tensor | None = None) -> dict[str, Tensor]:
         """Mean negative log-likelihood per example in nats (``"loss"``) and the same in bits/dim."""
         x, context = split_batch(batch, context)

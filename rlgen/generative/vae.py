@@ -181,6 +181,12 @@ class VAE(SnapshotMixin, nn.Module):
         """The ELBO (a stochastic lower bound on ``log p(x)``, not an exact log-likelihood), shape (B,)."""
         return self.elbo(x, context, n_samples)
 
+    def log_prob_unchecked(self, x: Tensor, context: Tensor | None = None, n_samples: int = 1) -> Tensor:
+        """:meth:`log_prob` without input validation, for inputs known to be valid, in a form ``torch.func.vmap``
+        can batch (the per-example prediction gains of :mod:`rlgen.generative.updates` use it)."""
+        log_px, log_pz, log_q = self._log_weights(x, context, n_samples)
+        return (log_px + log_pz - log_q).mean(0)
+
     @torch.no_grad()
     def importance_weighted_nll(self, x: Tensor, k: int = 100, context: Tensor | None = None,
                                 chunk: int = 256) -> Tensor:

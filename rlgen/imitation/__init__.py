@@ -1,4 +1,4 @@
-"""Rewards learned from demonstrations: GAIL as an SB3 VecEnv wrapper, behaviour cloning, demo storage.
+"""Rewards learned from demonstrations: GAIL and InfoGAIL as SB3 VecEnv wrappers, behaviour cloning, demo storage.
 
 >>> from rlgen.imitation import GAIL, load_demos   # doctest: +SKIP
 >>> PPO("MlpPolicy", VecNormalize(GAIL(venv, load_demos("demos.npz", subsample=20)))).learn(200_000)   # doctest: +SKIP
@@ -12,14 +12,16 @@ from rlgen.imitation.demos import (
     collect_demos,
     from_minari_episodes,
     load_demos,
+    mix_demos,
     save_demos,
     to_minari_episodes,
 )
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
 from rlgen.imitation.gail import GAIL, GAILCallback
+from rlgen.imitation.infogail import AppendCode, InfoGAIL, InfoGAILCallback
 
 __all__ = [
-    "GAIL", "REWARD_KINDS", "DemoError", "Discriminator", "GAILCallback", "Trajectories", "Trajectory",
-    "behaviour_cloning", "collect_demos", "from_minari_episodes", "load_demos", "save_demos",
-    "to_minari_episodes",
+    "GAIL", "REWARD_KINDS", "AppendCode", "DemoError", "Discriminator", "GAILCallback", "InfoGAIL",
+    "InfoGAILCallback", "Trajectories", "Trajectory", "behaviour_cloning", "collect_demos",
+    "from_minari_episodes", "load_demos", "mix_demos", "save_demos", "to_minari_episodes",
 ]

@@ -216,6 +216,40 @@ class Trajectories(Sequence[Trajectory]):
                                     f"this env has {action_space}")
 
 
+def mix_demos(*parts: Trajectories, shuffle: bool = True, seed: int = 0) -> Trajectories:
+    """One unlabelled set of demonstrations from several (e.g. several experts' demos for InfoGAIL).
+
+    Every part must hold the same env's episodes (same id where recorded, same shapes and dtypes); the
+    result says nothing about which episode came from which part. With ``shuffle`` the episodes are put
+    in a seeded random order, so that the first n episodes (``load_demos(..., n_episodes=n)``) draw from
+    every part. Subsampling is a loader option and is not carried over; save the result with
+    :func:`save_demos` (the usual schema).
+    """
+    if not parts:
+        raise DemoError("mix_demos needs at least one set of demonstrations")
+    for i, part in enumerate(parts):
+        if not isinstance(part, Trajectories):
+            raise TypeError(f"demonstrations to mix must be Trajectories (see load_demos), part {i} is a "
+                            f"{type(part).__name__}")
+    first = parts[0]
+    env_ids = {part.env_id for part in parts if part.env_id}
+    if len(env_ids) > 1:
+        raise DemoError(f"cannot mix demonstrations of different envs: {', '.join(sorted(env_ids))}")
+    for i, part in enumerate(parts[1:], start=1):
+        layout = (part.obs_shape, part.act_shape, np.dtype(part.obs_dtype), np.dtype(part.act_dtype))
+        expected = (first.obs_shape, first.act_shape, np.dtype(first.obs_dtype), np.dtype(first.act_dtype))
+        if layout != expected:
+            raise DemoError(f"cannot mix demonstrations: part {i} has observations {part.obs_shape} "
+                            f"({layout[2]}) and actions {part.act_shape} ({layout[3]}), part 0 has "
+                            f"{first.obs_shape} ({expected[2]}) and {first.act_shape} ({expected[3]})")
+    episodes = [traj for part in parts for traj in part.episodes]
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(episodes))
+        episodes = [episodes[i] for i in order]
+    return Trajectories(tuple(episodes), env_ids.pop() if env_ids else "", first.obs_shape, first.act_shape,
+                        np.dtype(first.obs_dtype), np.dtype(first.act_dtype))
+
+
 # -- files ---------------------------------------------------------------------------------------
 def save_demos(path: str | Path, trajs: Trajectories) -> None:
     """Write ``trajs`` (all of every episode; subsampling is a loader option) to ``path`` atomically."""

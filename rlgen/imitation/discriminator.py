@@ -155,6 +155,16 @@ class Discriminator(nn.Module):
         Built in numpy and handed to torch once: this runs at every env step, where a handful of small
         tensor operations would cost more than the network itself.
         """
+        parts = [self.state_action_features(obs, acts)]
+        if self.use_next_obs:
+            if next_obs is None:
+                raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
+            parts.append(_as_numpy(next_obs).reshape(len(parts[0]), -1))
+        return torch.from_numpy(np.concatenate(parts, axis=1, dtype=np.float32))
+
+    def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
+        """The [s, a] part of :meth:`features` (float32 numpy), checked against the spaces' widths; the
+        first ``obs_dim + act_dim`` columns of every input row. InfoGAIL's posterior reads these."""
         obs_np = _as_numpy(obs)
         n = len(obs_np)
         obs_np = obs_np.reshape(n, -1)
@@ -176,12 +186,7 @@ class Discriminator(nn.Module):
             if acts_np.shape[1] != self.act_dim:
                 raise ValueError(f"the discriminator expects actions of width {self.act_dim}, "
                                  f"got {acts_np.shape[1]}")
-        parts = [obs_np, acts_np]
-        if self.use_next_obs:
-            if next_obs is None:
-                raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
-            parts.append(_as_numpy(next_obs).reshape(n, -1))
-        return torch.from_numpy(np.concatenate(parts, axis=1, dtype=np.float32))
+        return np.concatenate([obs_np, acts_np], axis=1, dtype=np.float32)
 
     @torch.no_grad()
     def set_expert_statistics(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> None:

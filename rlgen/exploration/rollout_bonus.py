@@ -1,0 +1,208 @@
+"""What every rollout-end exploration bonus shares: recording (s, a, s'), the callback, the replay pool.
+
+A bonus that is only cheap in a batch (VIME's information gain, a density model's prediction gain) is computed
+for a whole rollout at its end. :class:`RolloutBonus` is the VecEnv wrapper half: it records every transition
+with the true next observation at episode ends and refuses non-finite observations. :class:`RolloutBonusCallback`
+is the SB3 half: at each rollout's end it asks the wrapper for the bonus of every recorded transition, adds it
+to the rollout buffer's rewards, recomputes returns and advantages, keeps the intrinsic return of finished
+episodes, lets the wrapper train its model, and logs what the wrapper reports. A subclass implements
+:meth:`RolloutBonus.compute_bonus`, :meth:`RolloutBonus.update_model`, ``state_dict``/``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from rlgen.transitions import observations_and_next
+from rlgen.wrapper_state import WrapperState
+
+
+def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """Column means and standard deviations (floored at 1e-6, for constant columns) of inputs and targets."""
+    return {"in_mean": inputs.mean(0), "in_std": inputs.std(0) + 1e-6,
+            "out_mean": targets.mean(0), "out_std": targets.std(0) + 1e-6}
+
+
+class ReplayPool:
+    """A ring buffer of (input, target) rows for a bonus's model, e.g. ([s, a], s'), with their statistics."""
+
+    def __init__(self, capacity: int, in_dim: int, out_dim: int, owner: str = "the wrapper"):
+        self.inputs = np.zeros((capacity, in_dim), dtype=np.float32)
+        self.targets = np.zeros((capacity, out_dim), dtype=np.float32)
+        self.capacity, self.size, self.cursor = capacity, 0, 0
+        self.owner = owner
+
+    def add(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        for start in range(0, len(inputs), self.capacity):
+            chunk_in, chunk_out = inputs[start:start + self.capacity], targets[start:start + self.capacity]
+            idx = (self.cursor + np.arange(len(chunk_in))) % self.capacity
+            self.inputs[idx], self.targets[idx] = chunk_in, chunk_out
+            self.cursor = int((self.cursor + len(chunk_in)) % self.capacity)
+            self.size = min(self.capacity, self.size + len(chunk_in))
+
+    def statistics(self) -> dict[str, np.ndarray]:
+        return standardisation(self.inputs[:self.size], self.targets[:self.size])
+
+    def state(self) -> dict[str, Any]:
+        return {"inputs": torch.from_numpy(self.inputs[:self.size].copy()),
+                "targets": torch.from_numpy(self.targets[:self.size].copy()),
+                "cursor": self.cursor}
+
+    def load(self, state: dict[str, Any]) -> None:
+        inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
+        if inputs.shape[1:] != self.inputs.shape[1:] or targets.shape[1:] != self.targets.shape[1:]:
+            raise ValueError(f"{self.owner} state holds transitions of widths {inputs.shape[1:]} -> "
+                             f"{targets.shape[1:]}, this env needs {self.inputs.shape[1:]} -> {self.targets.shape[1:]}")
+        self.size = min(len(inputs), self.capacity)
+        self.inputs[:self.size], self.targets[:self.size] = inputs[:self.size], targets[:self.size]
+        self.cursor = int(state["cursor"]) % self.capacity
+
+
+class RolloutBonus(WrapperState, VecEnvWrapper):
+    """Records (s, a, s') of every step for a bonus computed once per rollout by :attr:`callback`.
+
+    Subclasses set ``state_name`` (used in messages) and ``state_file``, and implement :meth:`compute_bonus`,
+    :meth:`update_model`, ``state_dict`` and ``load_state_dict`` (with :meth:`recording_state` in them).
+    """
+
+    def __init__(self, venv: VecEnv):
+        super().__init__(venv)
+        obs_space, act_space = venv.observation_space, venv.action_space
+        if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, spaces.Box):
+            raise TypeError(
+                f"{self.state_name} needs Box observation and action spaces, got {type(obs_space).__name__} "
+                f"observations and {type(act_space).__name__} actions"
+            )
+        self.obs_shape = tuple(int(s) for s in obs_space.shape)
+        self.obs_dim = int(np.prod(obs_space.shape))
+        self.act_dim = int(np.prod(act_space.shape))
+        self.num_steps = 0
+        self.callback = RolloutBonusCallback(self)
+        self._last_obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    # -- what a subclass provides ----------------------------------------------------------------
+    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The bonus of each transition (rows of ``inputs`` = [s, a], ``targets`` = s'), and values to log."""
+        raise NotImplementedError
+
+    def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        """Learn from the rollout just rewarded (after its bonus was computed); returns values to log."""
+        raise NotImplementedError
+
+    # -- recording -------------------------------------------------------------------------------
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self._check_finite(obs, "reset observation")
+        self._last_obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.num_steps += 1
+        self._check_finite(obs, "observation")
+        flat, next_obs = observations_and_next(obs, dones, infos)
+        self._check_finite(next_obs, "terminal observation")
+        if self._last_obs is None or self._actions is None:
+            raise RuntimeError(f"{self.state_name}.step_wait called before reset/step_async")
+        self._pending.append((self._last_obs, self._actions, next_obs, np.asarray(dones, dtype=bool)))
+        self._last_obs = flat
+        return obs, rewards, dones, infos
+
+    def _check_finite(self, array: np.ndarray, what: str) -> None:
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{self.state_name}: non-finite {what} at step {self.num_steps}; "
+                             f"refusing to train its model on it")
+
+    def take_rollout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inputs, targets, dones) of the steps recorded since the last call, shaped (T, n_envs, ...)."""
+        if not self._pending:
+            raise RuntimeError(f"{self.state_name} recorded no transitions in this rollout")
+        obs, act, nxt, dones = (np.stack(column) for column in zip(*self._pending, strict=True))
+        self._pending.clear()
+        return np.concatenate([obs, act], axis=-1), nxt, dones
+
+    # -- saving ----------------------------------------------------------------------------------
+    def recording_state(self) -> dict[str, Any]:
+        """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
+        return {"num_steps": self.num_steps, "intrinsic_returns": list(self.callback.episode_intrinsic)}
+
+    def load_recording_state(self, state: dict[str, Any]) -> None:
+        self.num_steps = int(state["num_steps"])
+        self.callback.episode_intrinsic.clear()
+        self.callback.episode_intrinsic.extend(float(r) for r in state["intrinsic_returns"])
+
+
+def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
+                         dones: np.ndarray) -> None:
+    """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards and redo its returns and advantages.
+
+    SB3 computes returns and advantages before ``on_rollout_end``; the recomputation uses the same final
+    values and dones it did (the callback's ``locals``), so only the rewards differ.
+    """
+    buffer.rewards += bonus.astype(buffer.rewards.dtype)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+
+
+class RolloutBonusCallback(BaseCallback):
+    """At each rollout's end: the bonus into the rollout buffer, returns/advantages recomputed, the model trained."""
+
+    def __init__(self, wrapper: RolloutBonus):
+        super().__init__()
+        self.wrapper = wrapper
+        self.episode_intrinsic: deque[float] = deque(maxlen=100)
+        self._running: np.ndarray | None = None
+
+    def _init_callback(self) -> None:
+        if not hasattr(self.model, "rollout_buffer"):
+            raise TypeError(
+                f"{self.wrapper.state_name}'s callback needs an on-policy agent with a rollout buffer (PPO, TRPO, "
+                f"A2C), got {type(self.model).__name__}"
+            )
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        wrapper, buffer = self.wrapper, self.model.rollout_buffer
+        inputs, targets, dones = wrapper.take_rollout()
+        steps, n_envs = buffer.rewards.shape
+        if inputs.shape[:2] != (steps, n_envs):
+            raise RuntimeError(
+                f"{wrapper.state_name} recorded {inputs.shape[0]} steps x {inputs.shape[1]} envs in this rollout, "
+                f"but the rollout buffer holds {steps} x {n_envs}: is the {wrapper.state_name} wrapper inside the "
+                f"model's env?"
+            )
+        flat_in, flat_out = inputs.reshape(steps * n_envs, -1), targets.reshape(steps * n_envs, -1)
+        flat_bonus, logged = wrapper.compute_bonus(flat_in, flat_out)
+        bonus = flat_bonus.reshape(steps, n_envs)
+        add_bonus_to_rollout(buffer, bonus, self.locals["values"], self.locals["dones"])
+        self._track_episodes(bonus, dones)
+        logged.update(wrapper.update_model(flat_in, flat_out))
+        for key, value in logged.items():
+            self.logger.record(key, value)
+        if self.episode_intrinsic:
+            self.logger.record("rollout/ep_intrinsic_mean", float(np.mean(self.episode_intrinsic)))
+
+    def _track_episodes(self, bonus: np.ndarray, dones: np.ndarray) -> None:
+        if self._running is None or len(self._running) != bonus.shape[1]:
+            self._running = np.zeros(bonus.shape[1])
+        for t in range(len(bonus)):
+            self._running += bonus[t]
+            for i in np.flatnonzero(dones[t]):
+                self.episode_intrinsic.append(float(self._running[i]))
+                self._running[i] = 0.0
