@@ -1,0 +1,664 @@
+"""The InfoGAIL benchmark: unlabelled two-behaviour demonstrations, InfoGAIL's codes against plain GAIL.
+
+    python benchmarks/infogail.py [--stage experts|demos|imitate|report|all] [--pairs HalfCheetah-v5,Swimmer-v5]
+                                  [--seeds 3] [--algo ppo] [--workers 2] [--out runs/bench/infogail] [--quick]
+
+Two behaviour pairs, each on one task: running forward (the usual reward) and running backward
+(``forward_reward_weight=-1.0``, Gymnasium v5's own parameter; it changes neither the dynamics nor the
+observations) on HalfCheetah-v5 and on Swimmer-v5. Swimmer is the cheap second pair: 8-d observations,
+2-d actions, cheap physics, and no early termination. GAIL's reward sign bias and InfoGAIL's
+``log Q <= 0`` per-step cost both act on tasks whose episodes end early, as Hopper's do, and a backward
+Hopper expert risks settling on standing still for the healthy reward. Swimmer's experts use
+rl-baselines3-zoo's tuned Swimmer setting (gamma 0.9999; with 0.99 PPO and TRPO settle on a slow gait).
+
+Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
+in order, and ``report`` can be run at any time on whatever has finished):
+
+- ``experts``: the built-in suite ``infogail-experts`` (PPO and TRPO presets, one seed each, 1M env steps
+  per run, 8M in all). Per task and behaviour the run with the higher mean return over 20 evaluation
+  episodes (under that behaviour's reward) becomes the expert (``<out>/experts.json``).
+- ``demos``: 25 deterministic episodes of each expert (``rlgen.agents.collect_demos``: its VecNormalize
+  statistics applied, raw observations saved) in ``<out>/demos/<task>-<behaviour>.npz``, then both
+  experts' episodes mixed in a seeded random order, with nothing saying whose they are
+  (``rlgen.imitation.mix_demos``), in ``<out>/demos/<task>-mixed.npz``: 50 episodes per task.
+- ``imitate``: InfoGAIL (``n_modes`` 2, its defaults: ``lambda_info`` 1, Q a 100-unit InfoGAN head,
+  10 Adam steps per update) and plain GAIL (its defaults: one discriminator step per 2,048-step
+  rollout, reward normalised by VecNormalize) on each mixed file, all 50 episodes, pairs subsampled
+  every 20 steps, through the benchmark harness: the same agent (``--algo``, default the PPO preset;
+  on Swimmer the experts' settings for that algorithm) and 1M env steps per run, ``--seeds`` seeds
+  (default 3): 12 runs, 12M env steps.
+- ``report``: every finished run rolled out with a deterministic policy for 20 episodes per code
+  (InfoGAIL: code held fixed with ``AppendCode(code=c)``; GAIL: 20 episodes; experts: 20), same
+  evaluation seeds for every code. Each episode's signature is its mean forward velocity
+  (``info["x_velocity"]``); its sign classifies the episode as forward or backward. InfoGAIL's codes
+  are matched one-to-one to the behaviours the best way (Hungarian method on the code x behaviour
+  counts, ties broken by return; ``rlgen.generative.metrics.best_matching_accuracy`` is the accuracy);
+  each code's return is scored under its matched behaviour's reward, normalised (score - random) /
+  (expert - random). A policy's return under either reward comes from one rollout:
+  ``w * sum(x_velocity) + sum(reward_ctrl)`` is exactly what the env with ``forward_reward_weight=w``
+  returns (checked at every step against the env's own reward). Means over seeds with 95% bootstrap
+  intervals. For InfoGAIL also how often its posterior Q reads the held code back from (s, a) (on
+  as many episodes with sampled actions, what Q was trained on). Written to
+  benchmarks/results/infogail.md with infogail_signatures.png.
+
+Time on a 2-core machine with two workers (~1,000 env steps/s per worker for the experts, ~700 for
+GAIL and InfoGAIL): experts ~70 min (8M steps), demos ~2 min, imitation ~2.5 h (12M steps), report
+~10 min (about 1M rollout steps in one process); about 4 h in all, longer if the cores are shared.
+
+``--quick`` shrinks every budget (4,096 env steps per run, 2 demo episodes per expert, 2 evaluation
+episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a few minutes; its
+numbers mean nothing, and its report goes to ``--out`` (default runs/bench/infogail-quick), never to
+benchmarks/results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from rlgen.agents import collect_demos, evaluate  # noqa: E402
+from rlgen.agents.config import RunConfig  # noqa: E402
+from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
+from rlgen.agents.run import RESULT_FILE, Evaluator, attach_reward_wrappers, load_run, make_vec_env  # noqa: E402
+from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
+from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
+from rlgen.bench import stats as bstats  # noqa: E402
+from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
+from rlgen.bench.runner import run_finished  # noqa: E402
+from rlgen.generative.metrics import best_matching_accuracy  # noqa: E402
+from rlgen.imitation import load_demos, mix_demos, save_demos  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+PAIRS = ("HalfCheetah-v5", "Swimmer-v5")
+BEHAVIOURS = ("forward", "backward")
+WEIGHTS = {"forward": 1.0, "backward": -1.0}
+"""forward_reward_weight of each behaviour's reward: w * x_velocity - ctrl_cost."""
+METHODS = ("infogail", "gail")
+N_MODES = 2
+EXPERTS_SUITE = "infogail-experts"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgets:
+    expert_steps: int | None  # None: the suite's (1M per run)
+    imitate_steps: dict[str, int]
+    demo_episodes: int  # per expert; the mixed file holds twice as many
+    eval_episodes: int  # per code (InfoGAIL), per run (GAIL, experts), for the random policy
+    run_eval_episodes: int | None  # None: the presets' periodic evaluation (5 episodes every 25k steps)
+
+
+FULL = Budgets(expert_steps=None, imitate_steps={"HalfCheetah-v5": 1_000_000, "Swimmer-v5": 1_000_000},
+               demo_episodes=25, eval_episodes=20, run_eval_episodes=None)
+QUICK = Budgets(expert_steps=4096, imitate_steps={"HalfCheetah-v5": 4096, "Swimmer-v5": 4096},
+                demo_episodes=2, eval_episodes=2, run_eval_episodes=1)
+SUBSAMPLE = 20
+EVAL_SEED = 12_345
+SCORE_FILE = "benchmark_eval.json"
+SIGNATURE_FILE = "benchmark_signatures.json"
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def budgets(args: argparse.Namespace) -> Budgets:
+    return QUICK if args.quick else FULL
+
+
+def behaviour_of(label: str) -> str:
+    """``ppo-backward`` -> ``backward``."""
+    return label.rsplit("-", 1)[-1]
+
+
+def experts_suite(args: argparse.Namespace) -> Suite:
+    suite = load_suite(EXPERTS_SUITE)
+    entries = []
+    for entry in suite.entries:
+        if entry["env_id"] not in args.pairs:
+            continue
+        behaviour = behaviour_of(entry["label"])
+        weight = float((entry.get("env_kwargs") or {}).get("forward_reward_weight", 1.0))
+        if behaviour not in WEIGHTS or weight != WEIGHTS[behaviour]:
+            raise SystemExit(f"{EXPERTS_SUITE}: entry {entry['label']} on {entry['env_id']} has forward_reward_weight "
+                             f"{weight}; the labels must read <algo>-forward (1.0) or <algo>-backward (-1.0)")
+        entry = dict(entry)
+        b = budgets(args)
+        if b.expert_steps is not None:
+            entry["total_steps"] = b.expert_steps
+        if b.run_eval_episodes is not None:
+            entry["eval_episodes"] = b.run_eval_episodes
+        entries.append(entry)
+    return dataclasses.replace(suite, entries=entries)
+
+
+def agent_fields(args: argparse.Namespace, env_id: str) -> dict[str, Any]:
+    """The imitators' agent settings on ``env_id``: those of the forward expert of ``args.algo`` (the
+    preset where there is one; on Swimmer-v5 the suite's own hyperparameters)."""
+    keys = ("hyperparams", "overrides", "normalize", "n_envs", "eval_freq", "eval_episodes")
+    for entry in load_suite(EXPERTS_SUITE).entries:
+        if entry["algo"] == args.algo and entry["env_id"] == env_id and behaviour_of(entry["label"]) == "forward":
+            return {k: entry[k] for k in keys if k in entry}
+    return {}
+
+
+def demos_path(out: Path, env_id: str, part: str) -> Path:
+    return out / "demos" / f"{env_id}-{part}.npz"
+
+
+def final_score(run_dir: Path, episodes: int) -> np.ndarray:
+    """Returns (the run's own env reward) of ``episodes`` evaluation episodes, computed once and cached."""
+    cache = run_dir / SCORE_FILE
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        if data.get("episodes") == episodes and data.get("seed") == EVAL_SEED:
+            return np.asarray(data["returns"])
+    returns = evaluate(run_dir, episodes=episodes, seed=EVAL_SEED)
+    atomic_write_text(cache, json.dumps({"episodes": episodes, "seed": EVAL_SEED, "returns": returns.tolist()}))
+    return returns
+
+
+def random_scores(args: argparse.Namespace, out: Path, envs: list[str]) -> dict[tuple[str, str], float]:
+    """Mean return of uniformly random actions under each behaviour's reward: the 0 of normalised scores."""
+    episodes = budgets(args).eval_episodes
+    path = out / "random_scores.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    scores = {}
+    for env_id in envs:
+        for behaviour in BEHAVIOURS:
+            key = f"{env_id}/{behaviour}/{episodes}"
+            if key not in cache:
+                cache[key] = random_policy_score(env_id, {"forward_reward_weight": WEIGHTS[behaviour]},
+                                                 episodes=episodes, seed=EVAL_SEED)
+                atomic_write_text(path, json.dumps(cache, indent=2))
+            scores[env_id, behaviour] = float(cache[key])
+    return scores
+
+
+# -- signatures: roll a run's policy out and measure what it does ----------------------------------------
+def _posterior(config: RunConfig, run_dir: Path) -> Any:
+    """The run's trained InfoGAIL wrapper (discriminator and Q), rebuilt as in training and loaded."""
+    venv = make_vec_env(config)
+    try:
+        _, _, wrappers = attach_reward_wrappers(venv, config)
+        wrappers[0].load_state(run_dir)
+        return wrappers[0]
+    finally:
+        venv.close()
+
+
+def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None = None) -> dict[str, Any]:
+    """Per episode: mean forward velocity, sum of x_velocity and of reward_ctrl, env return, length; and
+    for an InfoGAIL run ``q_accuracy``, how often its posterior Q reads ``code`` back from the (s, a) of as
+    many episodes with *sampled* actions (what Q was trained on: deterministic actions lie outside its
+    training data, and an early Q can be confidently wrong on them).
+
+    The env stack is the run's evaluation stack (``Evaluator``: the code appended and held for InfoGAIL,
+    frozen VecNormalize statistics), the policy deterministic."""
+    import torch
+
+    config, model, stats_path = load_run(run_dir)
+    torch.set_num_threads(1)
+    weight = float(config.env_kwargs.get("forward_reward_weight", 1.0))
+    evaluator = Evaluator(config, seed=seed, code=code)
+    venv = evaluator.venv
+    out: dict[str, list[float]] = {k: [] for k in ("mean_velocity", "velocity_sum", "ctrl_sum", "env_return", "length")}
+    try:
+        if stats_path is not None:
+            load_vecnormalize_stats(venv, stats_path)  # type: ignore[arg-type]
+            venv.training = False  # type: ignore[attr-defined]
+            venv.norm_reward = False  # type: ignore[attr-defined]
+        venv.seed(seed)
+        obs = venv.reset()
+        velocity = ctrl = ret = 0.0
+        steps = 0
+        while len(out["length"]) < episodes:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, rewards, dones, infos = venv.step(action)
+            info = infos[0]
+            expected = weight * info["x_velocity"] + info["reward_ctrl"]
+            if abs(float(rewards[0]) - expected) > 1e-4 * (1.0 + abs(expected)):
+                raise RuntimeError(f"{run_dir.name}: env reward {float(rewards[0])} != {weight} * x_velocity + "
+                                   f"reward_ctrl = {expected}; the reward decomposition does not hold")
+            velocity += float(info["x_velocity"])
+            ctrl += float(info["reward_ctrl"])
+            ret += float(rewards[0])
+            steps += 1
+            if dones[0]:
+                for key, value in (("mean_velocity", velocity / steps), ("velocity_sum", velocity),
+                                   ("ctrl_sum", ctrl), ("env_return", ret), ("length", float(steps))):
+                    out[key].append(value)
+                velocity = ctrl = ret = 0.0
+                steps = 0
+    finally:
+        evaluator.close()
+    result: dict[str, Any] = dict(out)
+    if config.imitation == "infogail" and code is not None:
+        sampled = collect_demos(run_dir, episodes, code=code, deterministic=False, seed=seed)
+        obs = np.concatenate([traj.obs[:-1] for traj in sampled])
+        acts = np.concatenate([traj.acts for traj in sampled])
+        probs = _posterior(config, run_dir).posterior_probabilities(obs, acts)
+        result["q_accuracy"] = float((probs.argmax(axis=1) == code).mean())
+    return result
+
+
+def signatures(run_dir: Path, episodes: int, code: int | None = None) -> dict[str, Any]:
+    """:func:`rollout_signatures` at the benchmark's evaluation seed, cached in the run directory (and
+    recomputed when the run has trained further since)."""
+    steps = json.loads((run_dir / RESULT_FILE).read_text())["timesteps"] if (run_dir / RESULT_FILE).is_file() else -1
+    key = f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}"
+    path = run_dir / SIGNATURE_FILE
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in cache:
+        cache[key] = rollout_signatures(run_dir, episodes, EVAL_SEED, code)
+        atomic_write_text(path, json.dumps(cache, indent=2))
+    return cache[key]
+
+
+def return_under(sig: dict[str, Any], behaviour: str) -> np.ndarray:
+    """Per-episode return under ``behaviour``'s reward: w * sum(x_velocity) + sum(reward_ctrl)."""
+    return WEIGHTS[behaviour] * np.asarray(sig["velocity_sum"]) + np.asarray(sig["ctrl_sum"])
+
+
+def classify(sig: dict[str, Any]) -> np.ndarray:
+    """Behaviour index per episode: 0 forward (mean velocity > 0), 1 backward."""
+    return (np.asarray(sig["mean_velocity"]) <= 0).astype(np.int64)
+
+
+# -- stages ----------------------------------------------------------------------------------------------
+def stage_experts(args: argparse.Namespace, out: Path) -> bool:
+    statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
+                            report_dir=out / "experts", command=args.command)
+    return not any(s.status == "failed" for s in statuses)
+
+
+def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
+    """Per task and behaviour the finished expert run with the best mean return (its own reward)."""
+    episodes = budgets(args).eval_episodes
+    experts: dict[str, dict[str, Any]] = {}
+    for run in experts_suite(args).runs(out / "experts"):
+        if not run_finished(run.config):
+            continue
+        returns = final_score(run.config.run_dir, episodes)
+        key = f"{run.env_id}/{behaviour_of(run.label)}"
+        best = experts.get(key)
+        if best is None or returns.mean() > best["eval_mean"]:
+            experts[key] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
+                            "total_steps": run.config.total_steps, "eval_mean": float(returns.mean()),
+                            "eval_std": float(returns.std()), "eval_episodes": episodes}
+    path = out / "experts.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update(experts)
+    atomic_write_text(path, json.dumps(known, indent=2))
+    return {key: value for key, value in known.items() if key.split("/")[0] in args.pairs}
+
+
+def stage_demos(args: argparse.Namespace, out: Path) -> bool:
+    experts = pick_experts(args, out)
+    randoms = random_scores(args, out, list(args.pairs))
+    n = budgets(args).demo_episodes
+    ok = True
+    for env_id in args.pairs:
+        mixed = demos_path(out, env_id, "mixed")
+        if mixed.is_file():
+            print(f"demos: {mixed} exists", flush=True)
+            continue
+        parts = []
+        for behaviour in BEHAVIOURS:
+            path = demos_path(out, env_id, behaviour)
+            expert = experts.get(f"{env_id}/{behaviour}")
+            if path.is_file():
+                parts.append(load_demos(path))
+                continue
+            if expert is None:
+                print(f"demos: no finished {behaviour} expert for {env_id}; run --stage experts first", flush=True)
+                ok = False
+                continue
+            trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick)
+            save_demos(path, trajs)
+            parts.append(trajs)
+            note = ""
+            if trajs.returns.mean() <= randoms[env_id, behaviour]:
+                note = f"  WARNING: no better than the random policy ({randoms[env_id, behaviour]:.1f})"
+            print(f"demos: {env_id} {behaviour} ({expert['algo']}): {n} episodes, return "
+                  f"{trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} -> {path}{note}", flush=True)
+        if len(parts) == len(BEHAVIOURS):
+            both = mix_demos(*parts, seed=0)
+            save_demos(mixed, both)
+            print(f"demos: {env_id}: {len(both)} unlabelled episodes -> {mixed}", flush=True)
+    return ok
+
+
+def imitate_suite(args: argparse.Namespace, out: Path) -> Suite:
+    b = budgets(args)
+    entries = []
+    for env_id in args.pairs:
+        if not demos_path(out, env_id, "mixed").is_file():
+            continue
+        for method in METHODS:
+            entry: dict[str, Any] = {
+                **agent_fields(args, env_id), "algo": args.algo, "env_id": env_id,
+                "label": f"{args.algo}-{method}",  # runs of another --algo get their own directories
+                "total_steps": b.imitate_steps[env_id], "imitation": method,
+                "demos": str(demos_path(out, env_id, "mixed").absolute()), "demo_subsample": SUBSAMPLE,
+            }
+            if method == "infogail":
+                entry["imitation_kwargs"] = {"n_modes": N_MODES}
+            if b.run_eval_episodes is not None:
+                entry["eval_episodes"] = b.run_eval_episodes
+            entries.append(entry)
+    return Suite(name="infogail-imitate", entries=entries, seeds=list(range(args.seeds)),
+                 description=f"InfoGAIL ({N_MODES} modes) and GAIL ({args.algo}) on the mixed forward/backward "
+                 f"demos, subsampled every {SUBSAMPLE}", source="benchmarks/infogail.py")
+
+
+def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
+    suite = imitate_suite(args, out)
+    if not suite.entries:
+        print("imitate: no mixed demos yet; run --stage demos first", flush=True)
+        return False
+    statuses, _ = run_suite(suite, out / "imitate", workers=args.workers, report_dir=out / "imitate",
+                            command=args.command)
+    missing = [env_id for env_id in args.pairs if not demos_path(out, env_id, "mixed").is_file()]
+    if missing:
+        print(f"imitate: no mixed demos for {', '.join(missing)}; run --stage demos first", flush=True)
+    return not missing and not any(s.status == "failed" for s in statuses)
+
+
+# -- report ----------------------------------------------------------------------------------------------
+def match_codes(codes: np.ndarray, labels: np.ndarray, norm: np.ndarray) -> dict[int, int]:
+    """code -> behaviour, one-to-one, maximising the episodes whose behaviour is their code's match; ties
+    (e.g. both codes running forward) broken by the normalised return ``norm[code, behaviour]``."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = np.zeros((N_MODES, len(BEHAVIOURS)))
+    np.add.at(counts, (codes, labels), 1)
+    rows, cols = linear_sum_assignment(counts + 1e-6 * np.clip(np.nan_to_num(norm), -10, 10), maximize=True)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
+
+
+def score_infogail(sigs: dict[int, dict[str, Any]], randoms: dict[str, float], experts: dict[str, float]
+                   ) -> dict[str, Any]:
+    codes = np.concatenate([np.full(len(sigs[c]["mean_velocity"]), c) for c in range(N_MODES)])
+    labels = np.concatenate([classify(sigs[c]) for c in range(N_MODES)])
+    norm = np.array([[float(bstats.normalise(return_under(sigs[c], b).mean(), randoms[b], experts[b]))
+                      for b in BEHAVIOURS] for c in range(N_MODES)])
+    mapping = match_codes(codes, labels, norm)
+    by_behaviour = {BEHAVIOURS[b]: c for c, b in mapping.items()}
+    majority = {int(np.bincount(classify(sigs[c]), minlength=len(BEHAVIOURS)).argmax()) for c in range(N_MODES)}
+    return {
+        "accuracy": best_matching_accuracy(codes, labels),
+        "norm": {b: float(norm[by_behaviour[b], i]) for i, b in enumerate(BEHAVIOURS)},
+        "code_of": by_behaviour,
+        "covered": len(majority),
+        "velocity": {c: float(np.mean(sigs[c]["mean_velocity"])) for c in range(N_MODES)},
+        "forward_fraction": {c: float((classify(sigs[c]) == 0).mean()) for c in range(N_MODES)},
+        "q_accuracy": float(np.mean([sigs[c]["q_accuracy"] for c in range(N_MODES)])),
+    }
+
+
+def score_gail(sig: dict[str, Any], randoms: dict[str, float], experts: dict[str, float]) -> dict[str, Any]:
+    norm = {b: float(bstats.normalise(return_under(sig, b).mean(), randoms[b], experts[b])) for b in BEHAVIOURS}
+    return {"norm": norm, "velocity": float(np.mean(sig["mean_velocity"])),
+            "forward_fraction": float((classify(sig) == 0).mean())}
+
+
+def _fmt(values: list[float] | np.ndarray, digits: int = 2) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return "—"
+    point, low, high = bstats.bootstrap_ci(values)
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _signatures_png(points: dict[str, dict[str, list[tuple[int, np.ndarray]]]]) -> bytes:
+    """Per task: per-episode mean forward velocity of the experts, of InfoGAIL's code matched to each
+    behaviour and of GAIL, one colour per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = list(points)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 3.6), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, env_id in zip(axes[0], envs, strict=True):
+        columns = list(points[env_id])
+        for x, column in enumerate(columns):
+            for seed, values in points[env_id][column]:
+                jitter = rng.uniform(-0.18, 0.18, len(values))
+                color = "k" if seed < 0 else f"C{seed}"
+                ax.scatter(x + jitter, values, s=9, color=color, alpha=0.7,
+                           label=(f"seed {seed}" if seed >= 0 else None))
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set_xticks(range(len(columns)))
+        ax.set_xticklabels(columns, fontsize=7, rotation=20)
+        ax.set_ylabel("mean forward velocity per episode")
+        ax.set_title(env_id, fontsize=9)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        if unique:
+            ax.legend(unique.values(), unique.keys(), fontsize=6)
+    return figure_png(fig)
+
+
+def stage_report(args: argparse.Namespace, out: Path) -> Path:
+    b = budgets(args)
+    episodes = b.eval_episodes
+    envs = [env_id for env_id in args.pairs if demos_path(out, env_id, "mixed").is_file()]
+    experts_info = pick_experts(args, out) if envs else {}
+    randoms_all = random_scores(args, out, envs)
+    randoms = {env_id: {beh: randoms_all[env_id, beh] for beh in BEHAVIOURS} for env_id in envs}
+    expert_scores = {env_id: {beh: float(load_demos(demos_path(out, env_id, beh)).returns.mean())
+                              for beh in BEHAVIOURS} for env_id in envs}
+    expert_sigs = {env_id: {beh: signatures(Path(experts_info[f"{env_id}/{beh}"]["run_dir"]), episodes)
+                            for beh in BEHAVIOURS if f"{env_id}/{beh}" in experts_info} for env_id in envs}
+
+    scores: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    points: dict[str, dict[str, list[tuple[int, np.ndarray]]]] = {}
+    unfinished = 0
+    for env_id in envs:
+        points[env_id] = {f"expert {beh}": [(-1, np.asarray(expert_sigs[env_id][beh]["mean_velocity"]))]
+                          for beh in BEHAVIOURS if beh in expert_sigs[env_id]}
+        for beh in BEHAVIOURS:
+            points[env_id][f"InfoGAIL code→{beh}"] = []
+        points[env_id]["GAIL"] = []
+    for run in imitate_suite(args, out).runs(out / "imitate"):
+        if not run_finished(run.config):
+            unfinished += 1
+            continue
+        run_dir, env_id = run.config.run_dir, run.env_id
+        method = str(run.config.imitation)
+        if method == "infogail":
+            sigs = {c: signatures(run_dir, episodes, code=c) for c in range(N_MODES)}
+            result = score_infogail(sigs, randoms[env_id], expert_scores[env_id])
+            for beh in BEHAVIOURS:
+                code = result["code_of"][beh]
+                points[env_id][f"InfoGAIL code→{beh}"].append((run.seed, np.asarray(sigs[code]["mean_velocity"])))
+        else:
+            sig = signatures(run_dir, episodes)
+            result = score_gail(sig, randoms[env_id], expert_scores[env_id])
+            points[env_id]["GAIL"].append((run.seed, np.asarray(sig["mean_velocity"])))
+        scores.setdefault((env_id, method), []).append((run.seed, result))
+
+    quick_note = ["**This is a `--quick` run: every budget is shrunk to check the pipeline; its numbers mean "
+                  "nothing.**", ""] if args.quick else []
+    expert_budget = "; ".join(
+        f"{env_id} {beh} {experts_info[f'{env_id}/{beh}']['algo'].upper()} "
+        f"{experts_info[f'{env_id}/{beh}']['total_steps']:,}"
+        for env_id in envs for beh in BEHAVIOURS if f"{env_id}/{beh}" in experts_info)
+    lines = [
+        "# InfoGAIL benchmark: one policy, two unlabelled behaviours, a code to choose between them", "",
+        f"Command: `{args.command}`", "", *quick_note,
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}. Tasks: {', '.join(envs) or 'none yet'}; imitation seeds: "
+        f"{list(range(args.seeds))}.", "",
+        "**Behaviours.** On each task, running forward (the usual reward, `forward_reward_weight=1`) and "
+        "running backward (`forward_reward_weight=-1`: reward `-x_velocity - ctrl_cost`; the weight changes "
+        "neither dynamics nor observations).", "",
+        "**Budgets.** Experts: PPO and TRPO presets (Swimmer-v5: the same settings with gamma 0.9999), one "
+        f"seed each, the better one per task and behaviour kept (mean return over {episodes} evaluation "
+        f"episodes): {expert_budget or 'none finished yet'} env steps (suite `{EXPERTS_SUITE}`). Demos: "
+        f"{b.demo_episodes} deterministic episodes per expert, both experts' episodes mixed without labels "
+        f"({2 * b.demo_episodes} per task), (s, a) pairs subsampled every {SUBSAMPLE} steps. Imitation: "
+        f"{args.algo.upper()} (preset; on Swimmer-v5 the experts' settings) on InfoGAIL's reward "
+        f"(n_modes {N_MODES}, lambda_info 1, Q a 100-unit InfoGAN head, 10 Q steps per update) and on plain "
+        "GAIL's (one discriminator step per 2,048-step rollout, reward normalised), "
+        + ", ".join(f"{env_id} {b.imitate_steps[env_id]:,}" for env_id in envs)
+        + f" env steps per run, {args.seeds} seed(s) per method.", "",
+        f"**Measurement.** Each finished run's deterministic policy is rolled out for {episodes} episodes per "
+        "code (InfoGAIL, the code held fixed for whole episodes) or per run (GAIL, experts), with the same "
+        "evaluation seeds for every code. An episode's signature is its mean forward velocity "
+        "(`info['x_velocity']`); its sign says forward or backward. InfoGAIL's codes are matched one-to-one "
+        "to the behaviours the best way (Hungarian method on the counts; ties broken by return), "
+        "**accuracy** is the fraction of episodes whose behaviour is their code's match (0.5: the code does "
+        "not choose the behaviour), and each code's return is scored under its matched behaviour's reward. "
+        "Returns under either reward come from the same rollouts (`w * sum(x_velocity) + sum(reward_ctrl)`, "
+        "checked against the env's reward at every step). Normalised score = (return - random) / "
+        "(expert - random) under that behaviour's reward: 1 is the expert, 0 the random policy, about -1 "
+        "the opposite expert. Plain GAIL has no code: its one policy is scored under both rewards, so "
+        "picking one mode gives about (1, -1) and averaging them about (0, 0). **Q accuracy**: how often "
+        "InfoGAIL's trained posterior Q reads the held code back from the (s, a) of as many episodes with "
+        "sampled actions (what Q trained on; 0.5 is chance): high Q accuracy with a code -> behaviour "
+        "accuracy near 0.5 means the codes change how the policy moves but not where. Intervals: 95% "
+        "percentile bootstrap over seeds.", "",
+        "## Experts and reference scores", "",
+        f"| task | behaviour | expert | return (demos) | random | mean velocity ({episodes} eval episodes) "
+        "| eval episodes with the expected sign |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env_id in envs:
+        for i, beh in enumerate(BEHAVIOURS):
+            info = experts_info.get(f"{env_id}/{beh}")
+            sig = expert_sigs[env_id].get(beh)
+            if info is None or sig is None:
+                continue
+            right = float((classify(sig) == i).mean())
+            lines.append(f"| {env_id} | {beh} | {info['algo'].upper()} {info['total_steps']:,} steps | "
+                         f"{expert_scores[env_id][beh]:.1f} | {randoms[env_id][beh]:.1f} | "
+                         f"{np.mean(sig['mean_velocity']):+.3f} | {right:.2f} |")
+
+    lines += ["", "## Does the code select the behaviour?", "",
+              "| task | method | code → behaviour accuracy | normalised return, forward | normalised return, "
+              "backward | mean over the two behaviours | behaviours covered (of 2) | Q accuracy (sampled actions) | runs |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    per_pair_mean: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
+    per_pair_acc: list[np.ndarray] = []
+    for env_id in envs:
+        for method in METHODS:
+            results = [r for _, r in scores.get((env_id, method), [])]
+            if not results:
+                lines.append(f"| {env_id} | {method} | — | — | — | — | — | — | 0 |")
+                continue
+            fwd = [r["norm"]["forward"] for r in results]
+            bwd = [r["norm"]["backward"] for r in results]
+            mean = [(r["norm"]["forward"] + r["norm"]["backward"]) / 2 for r in results]
+            per_pair_mean[method].append(np.asarray(mean))
+            if method == "infogail":
+                covered = _fmt([r["covered"] for r in results], 1)
+                acc = [r["accuracy"] for r in results]
+                per_pair_acc.append(np.asarray(acc))
+                lines.append(f"| {env_id} | InfoGAIL (code matched to each behaviour) | {_fmt(acc)} | {_fmt(fwd)} | "
+                             f"{_fmt(bwd)} | {_fmt(mean)} | {covered} | "
+                             f"{_fmt([r['q_accuracy'] for r in results])} | {len(results)} |")
+            else:
+                lines.append(f"| {env_id} | GAIL (one policy, no code) | n/a | {_fmt(fwd)} | {_fmt(bwd)} | "
+                             f"{_fmt(mean)} | 1 at most | n/a | {len(results)} |")
+    if envs:
+        lines += ["", "Across tasks (stratified bootstrap over seeds within tasks):", "",
+                  "| method | mean normalised return over behaviours [95% CI] | code → behaviour accuracy [95% CI] |",
+                  "|---|---|---|"]
+        for method in METHODS:
+            groups = per_pair_mean[method]
+            if not groups:
+                continue
+            m = bstats.stratified_bootstrap_ci(groups, bstats.mean)
+            acc = bstats.stratified_bootstrap_ci(per_pair_acc, bstats.mean) if method == "infogail" else None
+            acc_text = f"{acc[0]:.2f} [{acc[1]:.2f}, {acc[2]:.2f}]" if acc and per_pair_acc else "n/a"
+            lines.append(f"| {'InfoGAIL' if method == 'infogail' else 'GAIL'} | "
+                         f"{m[0]:.2f} [{m[1]:.2f}, {m[2]:.2f}] | {acc_text} |")
+
+    lines += ["", "## Per seed", "",
+              "Mean forward velocity per code (fraction of its episodes running forward); InfoGAIL's codes "
+              "with the behaviour each is matched to.", "",
+              "| task | method | seed | signature | accuracy | normalised return (fwd / bwd) |",
+              "|---|---|---|---|---|---|"]
+    for env_id in envs:
+        for method in METHODS:
+            for seed, r in sorted(scores.get((env_id, method), []), key=lambda item: item[0]):
+                if method == "infogail":
+                    matched = {c: beh for beh, c in r["code_of"].items()}
+                    sig_text = "; ".join(f"c={c} → {matched[c]}: {r['velocity'][c]:+.3f} ({r['forward_fraction'][c]:.2f})"
+                                         for c in range(N_MODES))
+                    acc_text = f"{r['accuracy']:.2f}"
+                else:
+                    sig_text = f"{r['velocity']:+.3f} ({r['forward_fraction']:.2f})"
+                    acc_text = "n/a"
+                lines.append(f"| {env_id} | {method} | {seed} | {sig_text} | {acc_text} | "
+                             f"{r['norm']['forward']:.2f} / {r['norm']['backward']:.2f} |")
+    if unfinished:
+        lines += ["", f"{unfinished} imitation run(s) have not finished; re-running the `imitate` stage resumes them."]
+    lines += [""]
+    if envs:
+        atomic_write_bytes(args.report_dir / "infogail_signatures.png", _signatures_png(points))
+        lines += ["![per-episode mean forward velocity of experts, InfoGAIL codes and GAIL]"
+                  "(infogail_signatures.png)", "",
+                  "Each point is one evaluation episode's mean forward velocity (black: the experts; colours: "
+                  "imitation seeds). InfoGAIL's two codes are placed by the behaviour each was matched to.", ""]
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    path = args.report_dir / "infogail.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+# -- entry point -----------------------------------------------------------------------------------------
+STAGES = ("experts", "demos", "imitate", "report", "all")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--stage", choices=STAGES, default="all", help="what to run (all: every stage in order)")
+    parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated tasks, one behaviour pair each")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per imitation method (default 3; --quick 1)")
+    parser.add_argument("--algo", choices=("ppo", "trpo"), default="ppo", help="agent behind InfoGAIL and GAIL")
+    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
+    parser.add_argument("--out", default=None,
+                        help="where run directories and demos go (default runs/bench/infogail; --quick: "
+                        "runs/bench/infogail-quick)")
+    parser.add_argument("--report-dir", default=None,
+                        help="where infogail.md and its figure go (default benchmarks/results; --quick: --out)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    args = parser.parse_args(argv)
+    args.pairs = [env_id.strip() for env_id in args.pairs.split(",") if env_id.strip()]
+    unknown = [env_id for env_id in args.pairs if env_id not in PAIRS]
+    if unknown:
+        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(PAIRS)}")
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    out = Path(args.out or ("runs/bench/infogail-quick" if args.quick else "runs/bench/infogail"))
+    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
+    args.command = shlex.join(["python", "benchmarks/infogail.py", *(argv if argv is not None else sys.argv[1:])])
+    ok = True
+    if args.stage in ("experts", "all"):
+        ok = stage_experts(args, out) and ok
+    if args.stage in ("demos", "all"):
+        ok = stage_demos(args, out) and ok
+    if args.stage in ("imitate", "all"):
+        ok = stage_imitate(args, out) and ok
+    if args.stage in ("report", "all"):
+        print(f"report: {stage_report(args, out)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
