@@ -56,7 +56,7 @@ def _random_rewards(env_id: str, steps: int, seed: int = 0, **kwargs: Any) -> li
 
 
 def test_every_task_is_registered_and_reregistration_is_silent() -> None:
-    assert len(set(IDS)) == len(IDS) == 5
+    assert len(set(IDS)) == len(IDS) == 6
     for env_id in IDS:
         assert env_id in gym.registry
         assert gym.spec(env_id).max_episode_steps == next(t.episode_steps for t in TASKS if t.id == env_id)

@@ -64,7 +64,7 @@ class RunConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """SB3 constructor arguments, e.g. n_steps, learning_rate, policy_kwargs: {net_arch: [64, 64]}."""
     normalize: bool = True
-    """Wrap the env stack in VecNormalize (observations and rewards)."""
+    """Wrap the env stack in VecNormalize (observations, except image ones, and rewards)."""
     norm_reward: bool = True
     """With ``normalize``: also normalise the reward the agent learns from."""
     bonus: str | None = None

@@ -34,6 +34,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
@@ -180,6 +182,19 @@ def _gamma(config: RunConfig) -> float:
     return float(config.hyperparams.get("gamma", 0.99))
 
 
+def vec_normalize(venv: VecEnv, config: RunConfig, **kwargs: Any) -> VecNormalize:
+    """VecNormalize for a run (``kwargs``: training, norm_reward). Image observations (uint8 (C, H, W) in
+    [0, 255], e.g. rlgen/SparseMountainCarPixels-v0) are left as they are: the policy scales them to [0, 1]
+    itself, and per-pixel standardisation would blow up pixels that are almost always dark. Rewards are
+    still normalised; the observation statistics are kept (unused, never updated) so that saving, loading and
+    syncing them work as for any run."""
+    image = is_image_space(venv.observation_space)
+    normalizer = VecNormalize(venv, norm_obs=not image, gamma=_gamma(config), **kwargs)
+    if image:
+        normalizer.obs_rms = RunningMeanStd(shape=venv.observation_space.shape)
+    return normalizer
+
+
 def build_model(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     cls = algo_class(config.algo)
     try:
@@ -234,7 +249,7 @@ class Evaluator:
             raise ConfigError(f"only an infogail run's policy takes a latent code; this is a "
                               f"{config.imitation or config.algo} run")
         if config.normalize:
-            self.venv = VecNormalize(self.venv, training=False, norm_reward=False, gamma=_gamma(config))
+            self.venv = vec_normalize(self.venv, config, training=False, norm_reward=False)
 
     def sync(self, train_env: VecEnv) -> None:
         if isinstance(self.venv, VecNormalize) and isinstance(train_env, VecNormalize):
@@ -349,7 +364,7 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
     config.save(run_dir / CONFIG_FILE)
     if config.normalize:
-        venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
+        venv = vec_normalize(venv, config, norm_reward=config.norm_reward)
 
     history: list[dict[str, float]] = []
     if resume:
@@ -445,7 +460,7 @@ def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
     start = time.time()
     venv: VecEnv = make_vec_env(config)
     if config.normalize:
-        venv = VecNormalize(venv, norm_reward=config.norm_reward, gamma=_gamma(config))
+        venv = vec_normalize(venv, config, norm_reward=config.norm_reward)
     evaluator = Evaluator(config, seed=config.seed + 10_000)
     try:
         model = build_model(config, venv)
@@ -552,7 +567,7 @@ def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool =
             from rlgen.imitation import AppendCode
 
             inner = AppendCode(inner, codes.n_modes)
-        normalizer = VecNormalize(inner, training=False, norm_reward=False)
+        normalizer = vec_normalize(inner, config, training=False, norm_reward=False)
         load_vecnormalize_stats(normalizer, stats_path)
         normalizer.training = False
 

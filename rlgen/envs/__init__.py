@@ -45,6 +45,13 @@ TASKS: tuple[TaskInfo, ...] = (
         "rlgen.envs.mountain_car:SparseMountainCarEnv",
     ),
     _task(
+        "rlgen/SparseMountainCarPixels-v0",
+        "as SparseMountainCar, observed as a 2x16x24 uint8 image (current and previous frame)",
+        {"goal_position": 0.45},
+        500,
+        "rlgen.envs.mountain_car:SparseMountainCarPixelsEnv",
+    ),
+    _task(
         "rlgen/SparseCartPoleSwingup-v0",
         "1 while cos(theta) > cos_threshold and |x| <= x_limit, else 0; ends when |x| > x_limit",
         {"cos_threshold": 0.8, "x_limit": 3.0},
