@@ -181,3 +181,16 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):
     statuses = run_suite_runs(runs, workers=1)
     assert statuses[0].status == "done", statuses[0].error
     assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512
+
+
+def test_every_built_in_suite_loads_and_builds_its_runs(tmp_path):
+    """A typo in a shipped suite (an unknown key, env id, algo or bonus option) fails here, not hours into a run."""
+    from rlgen.bench import available_suites
+
+    for name in available_suites():
+        runs = load_suite(name).runs(tmp_path / name)
+        assert runs, name
+        names = [run.config.run_dir.name for run in runs]
+        assert len(set(names)) == len(names), f"{name}: two runs share a run directory"
+        for run in runs:
+            run.config.validated()
