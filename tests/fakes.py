@@ -124,3 +124,24 @@ class RolloutRecorder(BaseCallback):
             self.seen["last_values"] = self.locals["values"].detach().numpy().ravel().copy()
             self.seen["dones"] = self.locals["dones"].copy()
             self.seen["logged"] = dict(self.logger.name_to_value)
+
+
+def scalar_tags(log_dir) -> set[str]:
+    """Every scalar tag written to the TensorBoard event files under ``log_dir``."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in Path(log_dir).rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
+def step_until_nan(wrapper, nan_at: int = 3) -> None:
+    """Reset a recording wrapper over ``line_venv(n=1, nan_at=nan_at)`` and step it up to the NaN observation."""
+    wrapper.reset()
+    for _ in range(nan_at):
+        wrapper.step(np.zeros((1, 1), dtype=np.float32))

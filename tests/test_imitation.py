@@ -27,7 +27,7 @@ from rlgen.imitation import (
     to_minari_episodes,
 )
 from rlgen.imitation import collect_demos as collect_from_policy
-from tests.fakes import LineEnv, line_venv
+from tests.fakes import LineEnv, line_venv, scalar_tags
 from tests.fakes import one_line_error as _one_line_error
 
 REACH_ID = "rlgen-test/Reach1D-v0"
@@ -480,7 +480,6 @@ def _gail_config(tmp_path, **fields):
 
 
 def test_run_config_gail_trains_logs_and_resumes(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = _gail_config(tmp_path, imitation_kwargs={"update_every": 256})
     result = train(config)
@@ -488,11 +487,7 @@ def test_run_config_gail_trains_logs_and_resumes(tmp_path):
     state = torch.load(result.run_dir / "gail.pt", weights_only=True)
     assert state["n_updates"] == 2 and state["num_transitions"] == 512  # one update per 256-step rollout
     assert result.eval_mean_return < 0  # the evaluation reports the env return
-    tags = set()
-    for events in (result.run_dir / "tb").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
+    tags = scalar_tags(result.run_dir / "tb")
     assert {"gail/disc_loss", "gail/disc_acc_expert", "gail/disc_acc_policy", "gail/reward_mean",
             "rollout/ep_rew_mean"} <= tags
     config.total_steps = 1024

@@ -21,7 +21,7 @@ from rlgen.imitation import (
     save_demos,
 )
 from rlgen.imitation import collect_demos as collect_from_policy
-from tests.fakes import LineEnv, line_venv
+from tests.fakes import LineEnv, line_venv, scalar_tags
 from tests.fakes import one_line_error as _one_line_error
 from tests.test_imitation import _Capture
 
@@ -319,18 +319,13 @@ def _config(tmp_path, **fields):
 
 
 def test_run_config_infogail_trains_logs_resumes_evaluates_and_collects(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = _config(tmp_path)
     result = train(config)
     assert result.run_dir.name == "ppo-infogail_rlgen-test-TwoWayLine-v0_s0"
     state = torch.load(result.run_dir / "infogail.pt", weights_only=True)
     assert state["n_updates"] == 2 == state["n_q_updates"] and state["n_modes"] == 2
-    tags = set()
-    for events in (result.run_dir / "tb").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
+    tags = scalar_tags(result.run_dir / "tb")
     assert {"gail/disc_loss", "infogail/q_loss", "infogail/q_accuracy", "infogail/info_reward_mean",
             "eval/mean_reward"} <= tags
     config.total_steps = 1024
