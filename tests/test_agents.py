@@ -105,6 +105,23 @@ def test_resume_continues_the_same_run(tiny_config):
     assert not torch.equal(_params(resumed.run_dir), _params(fresh.run_dir))
 
 
+def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):
+    # checkpoint_freq 200 falls due mid-rollout (rollouts of 128 steps); the checkpoint waits for the next
+    # rollout's start, so a run resumed from it collects the same whole rollouts as an uninterrupted one
+    import rlgen.agents.run as run_module
+
+    saved_at = []
+    original = run_module.save_checkpoint
+
+    def recording(model, *args, **kwargs):
+        saved_at.append(model.num_timesteps)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "save_checkpoint", recording)
+    train(tiny_config(total_steps=640, checkpoint_freq=200, eval_freq=0))
+    assert saved_at == [256, 512, 640]  # the last one is the end-of-run save
+
+
 def test_resume_without_checkpoint_is_refused(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(tiny_config(), resume=True)

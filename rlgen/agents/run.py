@@ -291,10 +291,15 @@ class RunCallback(BaseCallback):
         if self.num_timesteps >= self._next_eval:
             self._next_eval = self._next_multiple_from(self.config.eval_freq)
             self.evaluate()
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # Checkpoints fall between rollouts: the policy has taken its update, reward wrappers have finished
+        # their rollout-end work, and a resumed run collects whole rollouts from the same step count as an
+        # uninterrupted one (a mid-rollout checkpoint would drop the partial rollout and shift every later one).
         if self.num_timesteps >= self._next_checkpoint:
             self._next_checkpoint = self._next_multiple_from(self.config.checkpoint_freq)
             self.checkpoint()
-        return True
 
     def evaluate(self) -> dict[str, float]:
         self.evaluator.sync(self.model.get_env())
