@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""Atomic file writes (a reader, or a crash, never sees a half-written file) and the run-directory lock."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -31,3 +33,48 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock."""
+
+
+_held: dict[str, list] = {}  # lock path -> [open file, depth]; a process may re-enter its own lock
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on a run directory for the block, so two processes never train into it at once.
+
+    The lock is ``.<name>.lock`` beside the directory (the directory itself may be deleted and re-created under
+    the lock) and records the holder's pid. Re-entrant within one process; raises :class:`LockedError` naming
+    the holder if another process has it. Advisory (``flock``): it binds rlgen's own writers.
+    """
+    run_dir = Path(run_dir).resolve()
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    key = str(path)
+    if key in _held:
+        _held[key][1] += 1
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise LockedError(f"{run_dir} is in use by another process (pid {holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _held[key] = [handle, 1]
+    try:
+        yield
+    finally:
+        _held[key][1] -= 1
+        if _held[key][1] == 0:
+            handle = _held.pop(key)[0]
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()

@@ -194,3 +194,37 @@ def test_every_built_in_suite_loads_and_builds_its_runs(tmp_path):
         assert len(set(names)) == len(names), f"{name}: two runs share a run directory"
         for run in runs:
             run.config.validated()
+
+
+def test_a_run_another_process_is_training_is_left_alone(tmp_path):
+    """Two suites on one folder: the second reports the busy run and neither deletes nor writes into it."""
+    import subprocess
+    import sys
+
+    from rlgen.agents import train
+    from rlgen.agents.config import ConfigError
+    from rlgen.atomic import run_lock
+
+    suite = load_suite("smoke")
+    runs = suite.runs(tmp_path, seeds=1, total_steps=512)[:1]
+    run_dir = runs[0].config.run_dir
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("in progress")  # what the other process has written so far
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from rlgen.atomic import run_lock\n"
+         f"with run_lock({str(run_dir)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        statuses = run_suite_runs(runs, workers=1)
+        assert statuses[0].status == "failed" and f"pid {holder.pid}" in statuses[0].error
+        assert (run_dir / "config.yaml").read_text() == "in progress" and not (run_dir / "error.json").exists()
+        with pytest.raises(ConfigError, match="in use by another process"):
+            train(runs[0].config, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    # once released, the same process may take the lock, and take it again inside (train within run_one)
+    with run_lock(run_dir), run_lock(run_dir):
+        pass
+    assert run_suite_runs(runs, workers=1)[0].status == "done"

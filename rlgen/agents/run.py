@@ -41,7 +41,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
-from rlgen.atomic import atomic_write_bytes, atomic_write_text
+from rlgen.atomic import LockedError, atomic_write_bytes, atomic_write_text, run_lock
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -343,11 +343,18 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
 def train(config: RunConfig, resume: bool = False) -> RunResult:
     """Train one run; with ``resume``, continue the run in ``config.run_dir`` from its checkpoint.
 
-    ``config.imitation == "bc"`` runs behaviour cloning alone (see :func:`train_bc`).
+    ``config.imitation == "bc"`` runs behaviour cloning alone (see :func:`train_bc`). One process at a time
+    trains into a run directory: a second gets a ConfigError naming the first's pid.
     """
     config.validated()
-    if config.imitation == "bc":
-        return train_bc(config, resume)
+    try:
+        with run_lock(config.run_dir):
+            return train_bc(config, resume) if config.imitation == "bc" else _train(config, resume)
+    except LockedError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _train(config: RunConfig, resume: bool) -> RunResult:
     run_dir = config.run_dir
     ckpt = run_dir / CHECKPOINT_DIR
     if resume:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlgen.agents.config import ConfigError, RunConfig
-from rlgen.atomic import atomic_write_text
+from rlgen.atomic import LockedError, atomic_write_text, run_lock
 from rlgen.bench.suite import SuiteRun
 
 BACKENDS = ("local", "ray")
@@ -60,12 +60,15 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = RunConfig.from_dict(config_dict)
     start = time.time()
-    resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
-    if not resume and config.run_dir.exists():
-        # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
-        shutil.rmtree(config.run_dir)
     try:
-        result = train(config, resume=resume)
+        with run_lock(config.run_dir):  # held from the clean-up on; a second suite on this folder reports the run busy
+            resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
+            if not resume and config.run_dir.exists():
+                # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
+                shutil.rmtree(config.run_dir)
+            result = train(config, resume=resume)
+    except LockedError as exc:  # another process is training this run: leave its directory alone
+        return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0, "error": str(exc)}
     except Exception as exc:  # recorded, so one bad run does not stop the suite
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         config.run_dir.mkdir(parents=True, exist_ok=True)
