@@ -6,13 +6,13 @@
 Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
 in order, and ``report`` can be run at any time on whatever has finished):
 
-- ``experts``: the built-in suite ``imitation-experts`` (PPO and TRPO presets, one seed each; 1M steps on
-  Hopper-v5 and HalfCheetah-v5, 2M on Ant-v5, 3M on Humanoid-v5). Per task the run with the higher
-  mean return over 20 evaluation episodes becomes the expert (``<out>/experts.json``).
+- ``experts``: the built-in suite ``imitation-experts`` (one seed each: PPO and TRPO presets for 1M steps
+  on Hopper-v5 and HalfCheetah-v5; TRPO alone for 2M on Ant-v5 and 3M on Humanoid-v5). Per task the run
+  with the higher mean return over 20 evaluation episodes becomes the expert (``<out>/experts.json``).
 - ``demos``: the expert's deterministic rollouts, its VecNormalize statistics applied, raw observations
   saved: 25 episodes (Humanoid-v5: 80) in ``<out>/demos/<task>.npz``. The expert score used for
   normalisation is the mean return of these episodes.
-- ``imitate``: GAIL (PPO preset + the GAIL wrapper with its defaults: one discriminator step per 2,048-step
+- ``imitate``: GAIL (the expert's agent preset, or ``--gail-algo``, + the GAIL wrapper with its defaults: one discriminator step per 2,048-step
   rollout, reward normalised by VecNormalize) through the benchmark harness, and behaviour cloning (10,000
   Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25 demo episodes (Humanoid-v5: 25 and
   80), demo pairs subsampled every 20 steps as in the paper, ``--seeds`` seeds (default 3).
@@ -22,8 +22,8 @@ in order, and ``report`` can be run at any time on whatever has finished):
   IQM and mean across tasks with stratified-bootstrap 95% intervals (rlgen.bench.stats), GAIL learning
   curves, written to benchmarks/results/imitation.md and imitation_curves.png.
 
-In all: ~14M env steps for the experts and ~30M for GAIL with 3 seeds (about 2 h and 5 h with two
-workers on a 2-core machine at ~1,000 steps/s per worker); demos and BC take minutes.
+In all: 9M env steps for the experts and 28M for GAIL with 3 seeds (about 1.5 h and 5 h with two
+workers on a 2-core machine at ~800-1,000 steps/s per worker); demos and BC take minutes.
 """
 
 from __future__ import annotations
@@ -150,16 +150,27 @@ def expert_demo_scores(out: Path, envs: list[str]) -> dict[str, float]:
             for env_id in envs if demos_path(out, env_id).is_file()}
 
 
+def learner_algo(args: argparse.Namespace, out: Path, env_id: str) -> str:
+    """The agent behind GAIL and BC on a task: ``--gail-algo``, or with ``expert`` the expert's own."""
+    if args.gail_algo != "expert":
+        return args.gail_algo
+    path = out / "experts.json"
+    experts = json.loads(path.read_text()) if path.is_file() else {}
+    if env_id not in experts:
+        raise SystemExit(f"imitation.py: no expert recorded for {env_id} in {path}; run --stage demos first")
+    return experts[env_id]["algo"]
+
+
 def gail_suite(args: argparse.Namespace, out: Path) -> Suite:
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
     entries = [
-        {"algo": args.gail_algo, "env_id": env_id, "label": f"gail-{n}", "total_steps": GAIL_STEPS[env_id],
+        {"algo": learner_algo(args, out, env_id), "env_id": env_id, "label": f"gail-{n}", "total_steps": GAIL_STEPS[env_id],
          "imitation": "gail", "demos": str(demos_path(out, env_id).absolute()), "demo_episodes": n,
          "demo_subsample": SUBSAMPLE}
         for env_id in envs for n in TRAJECTORIES[env_id]
     ]
     return Suite(name="imitation-gail", entries=entries, seeds=list(range(args.seeds)),
-                 description=f"GAIL ({args.gail_algo} preset) on the expert demos, subsampled every {SUBSAMPLE}",
+                 description=f"GAIL ({args.gail_algo} agent preset) on the expert demos, subsampled every {SUBSAMPLE}",
                  source="benchmarks/imitation.py")
 
 
@@ -171,7 +182,7 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
         for n in TRAJECTORIES[env_id]:
             for seed in range(args.seeds):
                 config = build_config(
-                    args.gail_algo, env_id, seed=seed, imitation="bc",
+                    learner_algo(args, out, env_id), env_id, seed=seed, imitation="bc",
                     demos=str(demos_path(out, env_id).absolute()), demo_episodes=n, demo_subsample=SUBSAMPLE,
                     bc_kwargs=dict(BC_KWARGS), eval_episodes=EVAL_EPISODES, progress_bar=False,
                     out_dir=str((out / "bc" / "runs").absolute()), run_name=f"bc-{n}_{env_id}_s{seed}",
@@ -269,9 +280,10 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         f"{list(range(args.seeds))}. Scores are mean returns over {EVAL_EPISODES} evaluation episodes "
         "(deterministic policy, true env reward, fixed evaluation seeds) of each finished run; intervals are "
         "95% percentile-bootstrap intervals over seeds.", "",
-        "Budgets: experts (PPO and TRPO presets, the better one kept) "
+        "Budgets: experts (the better of the PPO and TRPO presets where both ran) "
         + ", ".join(f"{e} {experts[e]['algo']} {experts[e]['total_steps']:,}" for e in envs if e in experts)
-        + f" env steps; GAIL ({args.gail_algo} preset) "
+        + " env steps; GAIL (agent preset "
+        + ("as the expert's" if args.gail_algo == "expert" else args.gail_algo) + ") "
         + ", ".join(f"{e} {GAIL_STEPS[e]:,}" for e in envs)
         + f" env steps; BC {BC_KWARGS['gradient_steps']:,} Adam steps of {BC_KWARGS['batch_size']} pairs "
         f"({BC_KWARGS['loss']}), no env steps. Demo pairs subsampled every {SUBSAMPLE} steps.", "",
@@ -332,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=STAGES, default="all", help="what to run (all: every stage in order)")
     parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated tasks")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per GAIL and BC cell")
-    parser.add_argument("--gail-algo", choices=("ppo", "trpo"), default="ppo", help="agent behind GAIL and BC")
+    parser.add_argument("--gail-algo", choices=("expert", "ppo", "trpo"), default="expert",
+                        help="agent preset behind GAIL and BC: the task expert's, or ppo / trpo")
     parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
     parser.add_argument("--out", default="runs/bench/imitation", help="where run directories and demos go")
     parser.add_argument("--report-dir", default=str(RESULTS), help="where imitation.md and its plot go")
