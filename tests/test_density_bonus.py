@@ -192,6 +192,29 @@ def test_callback_adds_the_bonus_to_the_rollout_and_logs_it():
     assert all(info["r"] == 0.0 for info in model.ep_info_buffer)  # SB3's episode returns stay the env's
 
 
+def test_step_mode_rewards_each_step_with_the_current_model_and_keeps_an_unfinished_window(tmp_path):
+    bonus = DensityBonus(line_venv(n=2, horizon=20), "made", beta=0.5, mode="step", update_every=16, min_replay=1,
+                         updates_per_rollout=5)
+    bonus.reset()
+    rewards = []
+    for step in range(12):
+        obs = bonus._last_obs.copy()
+        actions = np.full((2, 1), 0.5 if step % 2 else -0.5, dtype=np.float32)
+        _, reward, _, _ = bonus.step(actions)
+        rewards.append(reward)
+        if bonus.windows and bonus._pending:  # the bonus is what the current model gives the transition
+            expected, _ = bonus.compute_bonus(np.hstack([obs, actions]), bonus._pending[-1][2], record=False)
+            np.testing.assert_allclose(reward, expected, rtol=1e-5)
+    rewards = np.array(rewards)
+    np.testing.assert_array_equal(rewards[:8], 0.0)  # LineEnv's reward is 0; the first window earns nothing
+    assert np.all(rewards[8:] > 0) and bonus.windows == 1 and bonus.pool.size == 16
+    bonus.save_state(tmp_path)  # 4 steps into the second window: they resume with it
+    other = DensityBonus(line_venv(n=2, horizon=20), "made", beta=0.5, mode="step", update_every=16)
+    other.load_state(tmp_path)
+    assert other.windows == 1 and len(other._pending) == 4
+    np.testing.assert_array_equal(other._pending[-1][2], bonus._pending[-1][2])
+
+
 def test_state_round_trip(tmp_path):
     bonus = DensityBonus(line_venv(n=2, horizon=20), "pixelrnn", target="transition", min_replay=1,
                          updates_per_rollout=5)

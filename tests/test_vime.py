@@ -101,13 +101,62 @@ def test_callback_adds_the_bonus_and_recomputes_advantages(algo):
     assert len(vime.callback.episode_intrinsic) > 0 and np.mean(vime.callback.episode_intrinsic) > 0
 
 
-def test_callback_refuses_off_policy_agents():
+def test_callback_refuses_off_policy_agents_in_rollout_mode():
     from stable_baselines3 import SAC
 
     vime = VIME(line_venv(n=1))
     model = SAC("MlpPolicy", vime, learning_starts=10, device="cpu")
-    with pytest.raises(TypeError, match="on-policy agent"):
+    with pytest.raises(TypeError, match="on-policy agent.*mode='step'"):
         model.learn(20, callback=vime.callback)
+
+
+def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
+    vime = VIME(line_venv(n=2, horizon=5, reward=1.0), eta=0.5, mode="step", update_every=8, min_replay=1,
+                updates_per_rollout=5)
+    vime.reset()
+    rng = np.random.default_rng(0)
+    rewards, expected = [], []
+    for step in range(12):
+        actions = rng.uniform(-1, 1, (2, 1)).astype(np.float32)
+        obs_before = vime._last_obs.copy()
+        torch.manual_seed(step)  # the BNN's weight samples
+        _, reward, _, _ = vime.step(actions)
+        rewards.append(reward)
+        if step >= 4 and vime._pending:  # after the first window (4 steps x 2 envs), between model updates
+            _, _, next_obs, _ = vime._pending[-1]
+            torch.manual_seed(step)
+            gains = vime.information_gain(np.hstack([obs_before, actions]), next_obs)
+            expected.append((step, 1.0 + 0.5 * gains / np.mean(vime.medians)))
+    rewards = np.array(rewards)
+    np.testing.assert_array_equal(rewards[:4], 1.0)  # the first window: the model has seen nothing, no bonus
+    assert len(expected) == 6  # steps 4-6 and 8-10 (steps 7 and 11 end windows: their bonus preceded the update)
+    for step, reward in expected:  # the current model's normalised gain, the stored medians unchanged by it
+        np.testing.assert_allclose(rewards[step], reward, rtol=1e-5)
+    assert np.all(rewards[4:] >= 1.0) and rewards[4:].max() > 1.0
+    # one model update and one normalising median per window of 8 transitions, none per step
+    assert vime.windows == 3 and vime.pool.size == 24 and len(vime.medians) == 3
+    assert not vime._pending
+    assert len(vime.callback.episode_intrinsic) == 4  # 2 envs x 2 episodes of 5 steps ended
+
+
+def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
+    from tests.fakes import scalar_tags
+
+    # Pendulum's 200-step episodes: SAC writes its logs every 4 episodes
+    config = RunConfig(algo="sac", env_id="Pendulum-v1", total_steps=800, out_dir=str(tmp_path),
+                       bonus="vime", bonus_kwargs={"eta": 0.5, "mode": "step", "update_every": 256, "min_replay": 1,
+                                                   "updates_per_rollout": 5},
+                       hyperparams={"learning_starts": 32, "batch_size": 16, "buffer_size": 2000, "train_freq": 4,
+                                    "policy_kwargs": {"net_arch": [16]}},
+                       eval_freq=0, eval_episodes=1, checkpoint_freq=400, progress_bar=False)
+    result = train(config)
+    state = torch.load(result.run_dir / "vime.pt", weights_only=True)
+    assert state["windows"] == 3 and state["pool"]["inputs"].shape == (768, 4) and len(state["medians"]) == 3
+    assert {"vime/info_gain_mean", "vime/bonus_mean", "vime/bnn_elbo",
+            "rollout/ep_intrinsic_mean"} <= scalar_tags(result.run_dir / "tb")
+    config.total_steps = 1024
+    resumed = train(config, resume=True)
+    assert torch.load(resumed.run_dir / "vime.pt", weights_only=True)["windows"] == 4
 
 
 def test_state_round_trip(tmp_path):
@@ -149,5 +198,5 @@ def test_bad_vime_settings_in_a_config_are_one_line_errors(tmp_path):
                        out_dir=str(tmp_path), progress_bar=False)
     with pytest.raises(ConfigError, match="vime: .*etaa"):
         train(config)
-    with pytest.raises(ConfigError, match="needs an on-policy agent"):
+    with pytest.raises(ConfigError, match="sac has not: add bonus_kwargs.mode=step"):
         RunConfig(algo="sac", bonus="vime").validated()

@@ -139,8 +139,9 @@ class RunConfig:
         if self.bonus not in BONUSES:
             choices = ", ".join(str(b) for b in BONUSES if b is not None)
             raise ConfigError(f"unknown bonus {self.bonus!r}; choices: {choices}")
-        if self.bonus is not None and self.algo not in ON_POLICY:
-            raise ConfigError(f"the {self.bonus} bonus needs an on-policy agent (ppo, trpo, a2c), not {self.algo}")
+        if self.bonus is not None and self.algo not in ON_POLICY and self.bonus_kwargs.get("mode") != "step":
+            raise ConfigError(f"the {self.bonus} bonus rewrites rollouts, which {self.algo} has not: add "
+                              f"bonus_kwargs.mode=step (the bonus at step time, slower) or use ppo, trpo or a2c")
         self._validate_imitation()
         for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
             value = getattr(self, name)

@@ -187,6 +187,10 @@ class DensityBonus(RolloutBonus):
     :param batch_size: minibatch size of those steps.
     :param learning_rate: Adam's step size.
     :param chunk: rows per vectorised prediction-gain pass (bounds its memory).
+    :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
+        is added at step time and the model trains every ``update_every`` transitions; see
+        :mod:`rlgen.exploration.rollout_bonus`).
+    :param update_every: step mode's window, in transitions.
     :param seed: fixes the model's initialisation, its minibatches and the noise of stochastic models.
     """
 
@@ -213,9 +217,11 @@ class DensityBonus(RolloutBonus):
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         chunk: int = DEFAULT_CHUNK,
+        mode: str = "rollout",
+        update_every: int = 2048,
         seed: int = 0,
     ):
-        super().__init__(venv)
+        super().__init__(venv, mode=mode, update_every=update_every)
         if target not in TARGETS:
             raise ValueError(f"unknown DensityBonus target {target!r}; choose one of: {', '.join(TARGETS)}")
         if prediction_step not in PREDICTION_STEPS:
@@ -336,8 +342,10 @@ class DensityBonus(RolloutBonus):
             self.model.train(was_training)
         return gain.numpy().astype(np.float64), log_prob.numpy().astype(np.float64)
 
-    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """``beta / sqrt(N + 0.01)`` of each transition, and what to log about it."""
+    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray,
+                      record: bool = True) -> tuple[np.ndarray, dict[str, float]]:
+        """``beta / sqrt(N + 0.01)`` of each transition, and what to log about it (``record`` changes nothing:
+        the bonus keeps no running statistic)."""
         gain, log_prob = self.prediction_gain(inputs, targets)
         count = pseudo_count(gain)
         bonus = count_bonus(count, self.beta)

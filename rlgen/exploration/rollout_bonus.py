@@ -7,6 +7,12 @@ is the SB3 half: at each rollout's end it asks the wrapper for the bonus of ever
 to the rollout buffer's rewards, recomputes returns and advantages, keeps the intrinsic return of finished
 episodes, lets the wrapper train its model, and logs what the wrapper reports. A subclass implements
 :meth:`RolloutBonus.compute_bonus`, :meth:`RolloutBonus.update_model`, ``state_dict``/``load_state_dict``.
+
+Off-policy agents (SAC) have no rollout buffer to rewrite. For them, ``mode="step"`` adds the bonus to the
+reward at step time instead, one model call per step (a few ms: about a tenth of a SAC step here, far more
+than a PPO step), and trains the model on every ``update_every`` transitions; the replay buffer then keeps
+each transition's bonus as it was when collected. The first window's transitions get no bonus (the model has
+seen nothing yet), and behind VecNormalize the bonus is scaled with the env reward rather than added after.
 """
 
 from __future__ import annotations
@@ -67,15 +73,25 @@ class ReplayPool:
         self.cursor = int(state["cursor"]) % self.capacity
 
 
+MODES = ("rollout", "step")
+
+
 class RolloutBonus(WrapperState, VecEnvWrapper):
-    """Records (s, a, s') of every step for a bonus computed once per rollout by :attr:`callback`.
+    """Records (s, a, s') of every step for a bonus computed once per rollout by :attr:`callback` (or, with
+    ``mode="step"``, at every step; see the module docstring).
 
     Subclasses set ``state_name`` (used in messages) and ``state_file``, and implement :meth:`compute_bonus`,
     :meth:`update_model`, ``state_dict`` and ``load_state_dict`` (with :meth:`recording_state` in them).
     """
 
-    def __init__(self, venv: VecEnv):
+    def __init__(self, venv: VecEnv, mode: str = "rollout", update_every: int = 2048):
         super().__init__(venv)
+        if mode not in MODES:
+            raise ValueError(f"unknown {self.state_name} mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if int(update_every) < 1:
+            raise ValueError(f"{self.state_name} update_every must be a positive integer, got {update_every}")
+        self.mode, self.update_every = mode, int(update_every)
+        self.windows = 0  # step mode: model updates so far
         obs_space, act_space = venv.observation_space, venv.action_space
         if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, spaces.Box):
             raise TypeError(
@@ -92,8 +108,13 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # -- what a subclass provides ----------------------------------------------------------------
-    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """The bonus of each transition (rows of ``inputs`` = [s, a], ``targets`` = s'), and values to log."""
+    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray,
+                      record: bool = True) -> tuple[np.ndarray, dict[str, float]]:
+        """The bonus of each transition (rows of ``inputs`` = [s, a], ``targets`` = s'), and values to log.
+
+        ``record=False`` (step mode's per-step calls) asks for the bonus without updating any running
+        statistic the bonus is normalised by; the window's batch call at update time records them.
+        """
         raise NotImplementedError
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -121,7 +142,27 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
             raise RuntimeError(f"{self.state_name}.step_wait called before reset/step_async")
         self._pending.append((self._last_obs, self._actions, next_obs, np.asarray(dones, dtype=bool)))
         self._last_obs = flat
+        if self.mode == "step":
+            rewards = self._add_step_bonus(rewards)
         return obs, rewards, dones, infos
+
+    def _add_step_bonus(self, rewards: np.ndarray) -> np.ndarray:
+        """Step mode: the bonus of the transition just recorded; every ``update_every`` transitions, a model update."""
+        obs, actions, next_obs, dones = self._pending[-1]
+        logged: dict[str, float] = {}
+        if self.windows > 0:
+            bonus, _ = self.compute_bonus(np.concatenate([obs, actions], axis=-1), next_obs, record=False)
+        else:
+            bonus = np.zeros(self.num_envs)
+        self.callback.track_episodes(bonus[None], dones[None])
+        if len(self._pending) * self.num_envs >= self.update_every:
+            inputs, targets, _ = self.take_rollout()
+            flat_in, flat_out = inputs.reshape(-1, inputs.shape[-1]), targets.reshape(-1, targets.shape[-1])
+            _, logged = self.compute_bonus(flat_in, flat_out)  # the window's statistics, then the update
+            logged.update(self.update_model(flat_in, flat_out))
+            self.windows += 1
+        self.callback.step_logs.update(logged)
+        return rewards + bonus.astype(rewards.dtype)
 
     def _check_finite(self, array: np.ndarray, what: str) -> None:
         if not np.all(np.isfinite(array)):
@@ -139,10 +180,22 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
     # -- saving ----------------------------------------------------------------------------------
     def recording_state(self) -> dict[str, Any]:
         """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
-        return {"num_steps": self.num_steps, "intrinsic_returns": list(self.callback.episode_intrinsic)}
+        pending = ([torch.from_numpy(np.stack(column)) for column in zip(*self._pending, strict=True)]
+                   if self._pending else [])
+        return {"num_steps": self.num_steps, "intrinsic_returns": list(self.callback.episode_intrinsic),
+                "windows": self.windows, "pending": pending}
 
     def load_recording_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`recording_state` saved: step mode's unfinished window carries over."""
         self.num_steps = int(state["num_steps"])
+        self.windows = int(state.get("windows", 0))
+        columns = [column.numpy() for column in state.get("pending", [])]
+        self._pending = [tuple(column[t] for column in columns)  # type: ignore[misc]
+                         for t in range(len(columns[0]))] if columns else []
+        if self._pending and self._pending[0][0].shape != (self.num_envs, self.obs_dim):
+            raise ValueError(f"{self.state_name} state holds steps of {self._pending[0][0].shape[0]} envs with "
+                             f"observations of width {self._pending[0][0].shape[1]}; this env has "
+                             f"{self.num_envs} x {self.obs_dim}")
         self.callback.episode_intrinsic.clear()
         self.callback.episode_intrinsic.extend(float(r) for r in state["intrinsic_returns"])
 
@@ -165,19 +218,28 @@ class RolloutBonusCallback(BaseCallback):
         super().__init__()
         self.wrapper = wrapper
         self.episode_intrinsic: deque[float] = deque(maxlen=100)
+        self.step_logs: dict[str, float] = {}  # step mode: what the wrapper's last model update reported
         self._running: np.ndarray | None = None
 
     def _init_callback(self) -> None:
-        if not hasattr(self.model, "rollout_buffer"):
+        if self.wrapper.mode == "rollout" and not hasattr(self.model, "rollout_buffer"):
             raise TypeError(
                 f"{self.wrapper.state_name}'s callback needs an on-policy agent with a rollout buffer (PPO, TRPO, "
-                f"A2C), got {type(self.model).__name__}"
+                f"A2C), got {type(self.model).__name__}; for off-policy agents build the wrapper with mode='step'"
             )
 
     def _on_step(self) -> bool:
+        if self.step_logs:
+            for key, value in self.step_logs.items():
+                self.logger.record(key, value)
+            self.step_logs.clear()
+            if self.episode_intrinsic:
+                self.logger.record("rollout/ep_intrinsic_mean", float(np.mean(self.episode_intrinsic)))
         return True
 
     def _on_rollout_end(self) -> None:
+        if self.wrapper.mode == "step":  # the bonus is already in the rewards the agent stored
+            return
         wrapper, buffer = self.wrapper, self.model.rollout_buffer
         inputs, targets, dones = wrapper.take_rollout()
         steps, n_envs = buffer.rewards.shape
@@ -191,14 +253,15 @@ class RolloutBonusCallback(BaseCallback):
         flat_bonus, logged = wrapper.compute_bonus(flat_in, flat_out)
         bonus = flat_bonus.reshape(steps, n_envs)
         add_bonus_to_rollout(buffer, bonus, self.locals["values"], self.locals["dones"])
-        self._track_episodes(bonus, dones)
+        self.track_episodes(bonus, dones)
         logged.update(wrapper.update_model(flat_in, flat_out))
         for key, value in logged.items():
             self.logger.record(key, value)
         if self.episode_intrinsic:
             self.logger.record("rollout/ep_intrinsic_mean", float(np.mean(self.episode_intrinsic)))
 
-    def _track_episodes(self, bonus: np.ndarray, dones: np.ndarray) -> None:
+    def track_episodes(self, bonus: np.ndarray, dones: np.ndarray) -> None:
+        """Add (steps, n_envs) bonuses to each env's running intrinsic return; keep it when its episode ends."""
         if self._running is None or len(self._running) != bonus.shape[1]:
             self._running = np.zeros(bonus.shape[1])
         for t in range(len(bonus)):

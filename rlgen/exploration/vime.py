@@ -49,6 +49,10 @@ class VIME(RolloutBonus):
     :param median_window: the information gains of a rollout are divided by the mean of the last
         ``median_window`` rollout medians.
     :param max_kl: information gains are clipped to [0, max_kl].
+    :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
+        is added at step time, normalised by the mean median of the last ``median_window`` update windows,
+        and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
+    :param update_every: step mode's window, in transitions.
     """
 
     def __init__(
@@ -69,9 +73,11 @@ class VIME(RolloutBonus):
         step_size: float = 0.01,
         median_window: int = 10,
         max_kl: float = 1000.0,
+        mode: str = "rollout",
+        update_every: int = 2048,
         seed: int = 0,
     ):
-        super().__init__(venv)
+        super().__init__(venv, mode=mode, update_every=update_every)
         if method not in METHODS:
             raise ValueError(f"unknown VIME method {method!r}; choose one of: {', '.join(METHODS)}")
         for name, value in (("eta", eta), ("max_kl", max_kl)):
@@ -108,10 +114,11 @@ class VIME(RolloutBonus):
         gain = self.bnn.information_gain(x, y, method=self.method, step_size=self.step_size)
         return np.clip(gain.detach().numpy().astype(np.float64), 0.0, self.max_kl)
 
-    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray,
+                      record: bool = True) -> tuple[np.ndarray, dict[str, float]]:
         """``eta`` x the normalised information gain of each transition, and the gains' statistics to log."""
         gains = self.information_gain(inputs, targets)
-        bonus = self.eta * self.normalise(gains)
+        bonus = self.eta * self.normalise(gains, record=record)
         return bonus, {"vime/info_gain_mean": float(gains.mean()), "vime/info_gain_median": float(np.median(gains)),
                        "vime/bonus_mean": float(bonus.mean())}
 
@@ -119,9 +126,11 @@ class VIME(RolloutBonus):
         elbo = self.train_model(inputs, targets)
         return {} if elbo is None else {"vime/bnn_elbo": elbo}
 
-    def normalise(self, gains: np.ndarray) -> np.ndarray:
-        """Divide by the mean of the last rollouts' medians (this rollout's included)."""
-        self.medians.append(float(np.median(gains)))
+    def normalise(self, gains: np.ndarray, record: bool = True) -> np.ndarray:
+        """Divide by the mean of the last rollouts' medians (this rollout's included, unless ``record`` is
+        False: then by the stored ones alone)."""
+        if record or not self.medians:
+            self.medians.append(float(np.median(gains)))
         scale = float(np.mean(self.medians))
         return gains / scale if scale > 0 else gains
 
