@@ -1,7 +1,7 @@
 """The imitation benchmark: experts, demonstrations, then GAIL and behaviour cloning on four MuJoCo tasks.
 
     python benchmarks/imitation.py [--stage experts|demos|imitate|report|all] [--envs Hopper-v5,Ant-v5]
-                                   [--seeds 3] [--workers 2] [--out runs/bench/imitation]
+                                   [--seeds 3] [--workers 2] [--out runs/bench/imitation] [--quick]
 
 Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
 in order, and ``report`` can be run at any time on whatever has finished):
@@ -22,6 +22,10 @@ in order, and ``report`` can be run at any time on whatever has finished):
   IQM and mean across tasks with stratified-bootstrap 95% intervals (rlgen.bench.stats), GAIL learning
   curves, written to benchmarks/results/imitation.md and imitation_curves.png.
 
+``--quick`` shrinks every budget (4,096 env steps per expert and GAIL run, 1 and 2 demo episodes, 50 BC
+steps, 2 evaluation episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a
+few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
+
 In all: 9M env steps for the experts and 28M for GAIL with 3 seeds (about 1.5 h and 5 h with two
 workers on a 2-core machine at ~800-1,000 steps/s per worker); demos and BC take minutes.
 """
@@ -32,6 +36,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -53,12 +58,8 @@ from rlgen.imitation import load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ENVS = ("Hopper-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
-TRAJECTORIES = {"Hopper-v5": (4, 25), "HalfCheetah-v5": (4, 25), "Ant-v5": (4, 25), "Humanoid-v5": (25, 80)}
-"""(fewer, more) demo episodes per task; Humanoid follows the paper's larger counts as far as cheap."""
-GAIL_STEPS = {"Hopper-v5": 1_000_000, "HalfCheetah-v5": 1_000_000, "Ant-v5": 1_000_000, "Humanoid-v5": 2_000_000}
 SUBSAMPLE = 20
-BC_KWARGS = {"gradient_steps": 10_000, "batch_size": 64, "lr": 1e-3, "loss": "nll"}
-EVAL_EPISODES = 20
+BC_KWARGS = {"batch_size": 64, "lr": 1e-3, "loss": "nll"}
 EVAL_SEED = 12_345
 SCORE_FILE = "benchmark_eval.json"
 
@@ -67,8 +68,34 @@ PAPER = {"Hopper-v5": "Hopper: 1.01 (4) / 1.00 (25)", "HalfCheetah-v5": "HalfChe
          "Ant-v5": "Ant: 0.75 (4) / 0.98 (25)", "Humanoid-v5": "Humanoid: 1.07 (80) / 1.08 (240)"}
 
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgets:
+    expert_steps: int | None  # None: the suite's
+    trajectories: dict[str, tuple[int, int]]  # (fewer, more) demo episodes per task
+    gail_steps: dict[str, int]
+    bc_gradient_steps: int
+    eval_episodes: int  # final scoring of every run, the random policy
+    run_eval_episodes: int | None  # None: the presets' periodic evaluation
+
+
+FULL = Budgets(
+    expert_steps=None,
+    # Humanoid follows the paper's larger counts as far as cheap
+    trajectories={"Hopper-v5": (4, 25), "HalfCheetah-v5": (4, 25), "Ant-v5": (4, 25), "Humanoid-v5": (25, 80)},
+    gail_steps={"Hopper-v5": 1_000_000, "HalfCheetah-v5": 1_000_000, "Ant-v5": 1_000_000, "Humanoid-v5": 2_000_000},
+    bc_gradient_steps=10_000, eval_episodes=20, run_eval_episodes=None)
+QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in ENVS},
+                gail_steps={env_id: 4096 for env_id in ENVS}, bc_gradient_steps=50, eval_episodes=2,
+                run_eval_episodes=1)
+
+
 # -- helpers ---------------------------------------------------------------------------------------------
-def final_score(run_dir: Path, episodes: int = EVAL_EPISODES) -> np.ndarray:
+def budgets(args: argparse.Namespace) -> Budgets:
+    return QUICK if args.quick else FULL
+
+def final_score(run_dir: Path, episodes: int) -> np.ndarray:
     """Returns of ``episodes`` evaluation episodes of a finished run, computed once and cached."""
     cache = run_dir / SCORE_FILE
     if cache.is_file():
@@ -80,19 +107,28 @@ def final_score(run_dir: Path, episodes: int = EVAL_EPISODES) -> np.ndarray:
     return returns
 
 
-def random_scores(out: Path, envs: list[str]) -> dict[str, float]:
+def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]:
     path = out / "random_scores.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
     for env_id in envs:
         if env_id not in cache:
-            cache[env_id] = random_policy_score(env_id, {}, episodes=EVAL_EPISODES, seed=EVAL_SEED)
+            cache[env_id] = random_policy_score(env_id, {}, episodes=episodes, seed=EVAL_SEED)
             atomic_write_text(path, json.dumps(cache, indent=2))
     return {env_id: float(cache[env_id]) for env_id in envs}
 
 
-def experts_suite(envs: list[str]) -> Suite:
-    suite = load_suite("imitation-experts")
-    return dataclasses.replace(suite, entries=[e for e in suite.entries if e["env_id"] in envs])
+def experts_suite(args: argparse.Namespace) -> Suite:
+    suite, b = load_suite("imitation-experts"), budgets(args)
+    entries = []
+    for entry in suite.entries:
+        if entry["env_id"] in args.envs:
+            entry = dict(entry)
+            if b.expert_steps is not None:
+                entry["total_steps"] = b.expert_steps
+            if b.run_eval_episodes is not None:
+                entry["eval_episodes"] = b.run_eval_episodes
+            entries.append(entry)
+    return dataclasses.replace(suite, entries=entries)
 
 
 def demos_path(out: Path, env_id: str) -> Path:
@@ -101,7 +137,7 @@ def demos_path(out: Path, env_id: str) -> Path:
 
 # -- stages ----------------------------------------------------------------------------------------------
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
-    statuses, _ = run_suite(experts_suite(args.envs), out / "experts", workers=args.workers,
+    statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
                             report_dir=out / "experts", command=args.command)
     return not any(s.status == "failed" for s in statuses)
 
@@ -109,10 +145,10 @@ def stage_experts(args: argparse.Namespace, out: Path) -> bool:
 def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
     """Per task the finished expert run with the best mean return over the evaluation episodes."""
     experts: dict[str, dict[str, Any]] = {}
-    for run in experts_suite(args.envs).runs(out / "experts"):
+    for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        returns = final_score(run.config.run_dir)
+        returns = final_score(run.config.run_dir, budgets(args).eval_episodes)
         best = experts.get(run.env_id)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[run.env_id] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
@@ -137,8 +173,8 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             print(f"demos: no finished expert for {env_id}; run --stage experts first", flush=True)
             ok = False
             continue
-        n = max(TRAJECTORIES[env_id])
-        trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=True)
+        n = max(budgets(args).trajectories[env_id])
+        trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick)
         save_demos(path, trajs)
         print(f"demos: {env_id}: {n} episodes, return {trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} "
               f"-> {path}", flush=True)
@@ -163,12 +199,16 @@ def learner_algo(args: argparse.Namespace, out: Path, env_id: str) -> str:
 
 def gail_suite(args: argparse.Namespace, out: Path) -> Suite:
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
+    b = budgets(args)
     entries = [
-        {"algo": learner_algo(args, out, env_id), "env_id": env_id, "label": f"gail-{n}", "total_steps": GAIL_STEPS[env_id],
+        {"algo": learner_algo(args, out, env_id), "env_id": env_id, "label": f"gail-{n}",
+         "total_steps": b.gail_steps[env_id],
          "imitation": "gail", "demos": str(demos_path(out, env_id).absolute()), "demo_episodes": n,
          "demo_subsample": SUBSAMPLE}
-        for env_id in envs for n in TRAJECTORIES[env_id]
+        for env_id in envs for n in b.trajectories[env_id]
     ]
+    if b.run_eval_episodes is not None:
+        entries = [{**entry, "eval_episodes": b.run_eval_episodes} for entry in entries]
     return Suite(name="imitation-gail", entries=entries, seeds=list(range(args.seeds)),
                  description=f"GAIL ({args.gail_algo} agent preset) on the expert demos, subsampled every {SUBSAMPLE}",
                  source="benchmarks/imitation.py")
@@ -179,12 +219,13 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
     for env_id in args.envs:
         if not demos_path(out, env_id).is_file():
             continue
-        for n in TRAJECTORIES[env_id]:
+        for n in budgets(args).trajectories[env_id]:
             for seed in range(args.seeds):
                 config = build_config(
                     learner_algo(args, out, env_id), env_id, seed=seed, imitation="bc",
                     demos=str(demos_path(out, env_id).absolute()), demo_episodes=n, demo_subsample=SUBSAMPLE,
-                    bc_kwargs=dict(BC_KWARGS), eval_episodes=EVAL_EPISODES, progress_bar=False,
+                    bc_kwargs={**BC_KWARGS, "gradient_steps": budgets(args).bc_gradient_steps},
+                    eval_episodes=budgets(args).eval_episodes, progress_bar=False,
                     out_dir=str((out / "bc" / "runs").absolute()), run_name=f"bc-{n}_{env_id}_s{seed}",
                 )
                 configs.append((env_id, n, seed, config))
@@ -254,7 +295,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
     experts = pick_experts(args, out) if envs else {}
     expert_scores = expert_demo_scores(out, envs)
-    randoms = random_scores(out, envs)
+    b = budgets(args)
+    randoms = random_scores(out, envs, b.eval_episodes)
     finals: dict[tuple[str, str], list[float]] = {}
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
     unfinished = 0
@@ -262,13 +304,13 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         if not run_finished(run.config):
             unfinished += 1
             continue
-        finals.setdefault((run.env_id, run.label), []).append(float(final_score(run.config.run_dir).mean()))
+        finals.setdefault((run.env_id, run.label), []).append(float(final_score(run.config.run_dir, b.eval_episodes).mean()))
         history = read_eval_history(run.config.run_dir / EVAL_FILE)
         curves[run.env_id].setdefault(run.label, []).append(
             (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
         if (config.run_dir / RESULT_FILE).is_file():
-            finals.setdefault((env_id, f"bc-{n}"), []).append(float(final_score(config.run_dir).mean()))
+            finals.setdefault((env_id, f"bc-{n}"), []).append(float(final_score(config.run_dir, b.eval_episodes).mean()))
         else:
             unfinished += 1
 
@@ -276,23 +318,25 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     lines = [
         "# Imitation benchmark: GAIL and behaviour cloning", "",
         f"Command: `{args.command}`", "",
+        *(["**This is a `--quick` run: every budget is shrunk to check the pipeline; its numbers mean nothing.**",
+           ""] if args.quick else []),
         f"Written {time.strftime('%Y-%m-%d %H:%M')}. Tasks: {', '.join(envs) or 'none yet'}; seeds: "
-        f"{list(range(args.seeds))}. Scores are mean returns over {EVAL_EPISODES} evaluation episodes "
+        f"{list(range(args.seeds))}. Scores are mean returns over {b.eval_episodes} evaluation episodes "
         "(deterministic policy, true env reward, fixed evaluation seeds) of each finished run; intervals are "
         "95% percentile-bootstrap intervals over seeds.", "",
         "Budgets: experts (the better of the PPO and TRPO presets where both ran) "
         + ", ".join(f"{e} {experts[e]['algo']} {experts[e]['total_steps']:,}" for e in envs if e in experts)
         + " env steps; GAIL (agent preset "
         + ("as the expert's" if args.gail_algo == "expert" else args.gail_algo) + ") "
-        + ", ".join(f"{e} {GAIL_STEPS[e]:,}" for e in envs)
-        + f" env steps; BC {BC_KWARGS['gradient_steps']:,} Adam steps of {BC_KWARGS['batch_size']} pairs "
+        + ", ".join(f"{e} {b.gail_steps[e]:,}" for e in envs)
+        + f" env steps; BC {b.bc_gradient_steps:,} Adam steps of {BC_KWARGS['batch_size']} pairs "
         f"({BC_KWARGS['loss']}), no env steps. Demo pairs subsampled every {SUBSAMPLE} steps.", "",
         "## Returns", "",
         "| task | random | expert (demos) | BC few | BC many | GAIL few | GAIL many |",
         "|---|---|---|---|---|---|---|",
     ]
     for env_id in envs:
-        few, many = TRAJECTORIES[env_id]
+        few, many = b.trajectories[env_id]
         cells = [_fmt(np.array(finals.get((env_id, f"{m}-{(few, many)[k]}"), []))) for m, k in methods]
         lines.append(f"| {env_id} ({few} / {many} demos) | {randoms[env_id]:.1f} | "
                      f"{expert_scores.get(env_id, float('nan')):.1f} | " + " | ".join(cells) + " |")
@@ -302,7 +346,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     for env_id in envs:
         cells = []
         for method, k in methods:
-            values = np.array(finals.get((env_id, f"{method}-{TRAJECTORIES[env_id][k]}"), []))
+            values = np.array(finals.get((env_id, f"{method}-{b.trajectories[env_id][k]}"), []))
             scores = bstats.normalise(values, randoms[env_id], expert_scores[env_id]) if len(values) else values
             if len(scores):
                 per_method[(method, k)].append(scores)
@@ -325,7 +369,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         lines += [f"{unfinished} run(s) have not finished; re-running the `imitate` stage resumes them.", ""]
     plot_lines = {e: {"expert": expert_scores[e], "random": randoms[e],
                       **{f"BC {n} (mean)": float(np.mean(finals[(e, f"bc-{n}")]))
-                         for n in TRAJECTORIES[e] if finals.get((e, f"bc-{n}"))}} for e in envs}
+                         for n in b.trajectories[e] if finals.get((e, f"bc-{n}"))}} for e in envs}
     if envs:
         atomic_write_bytes(args.report_dir / "imitation_curves.png", _curves_png(curves, plot_lines))
         lines += ["![GAIL learning curves](imitation_curves.png)", ""]
@@ -343,20 +387,28 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--stage", choices=STAGES, default="all", help="what to run (all: every stage in order)")
     parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated tasks")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per GAIL and BC cell")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per GAIL and BC cell (default 3; --quick 1)")
     parser.add_argument("--gail-algo", choices=("expert", "ppo", "trpo"), default="expert",
                         help="agent preset behind GAIL and BC: the task expert's, or ppo / trpo")
     parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
-    parser.add_argument("--out", default="runs/bench/imitation", help="where run directories and demos go")
-    parser.add_argument("--report-dir", default=str(RESULTS), help="where imitation.md and its plot go")
+    parser.add_argument("--out", default=None, help="where run directories and demos go (default "
+                        "runs/bench/imitation; --quick: runs/bench/imitation-quick)")
+    parser.add_argument("--report-dir", default=None,
+                        help="where imitation.md and its plot go (default benchmarks/results; --quick: --out)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
     args = parser.parse_args(argv)
     args.envs = [env_id.strip() for env_id in args.envs.split(",") if env_id.strip()]
     unknown = [env_id for env_id in args.envs if env_id not in ENVS]
     if unknown:
         parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(ENVS)}")
-    args.report_dir = Path(args.report_dir)
-    args.command = ("python benchmarks/imitation.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
-    out = Path(args.out)
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    out = Path(args.out or ("runs/bench/imitation-quick" if args.quick else "runs/bench/imitation"))
+    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
+    args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])
     ok = True
     if args.stage in ("experts", "all"):
         ok = stage_experts(args, out) and ok
