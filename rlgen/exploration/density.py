@@ -73,7 +73,7 @@ from torch import Tensor, nn
 
 from rlgen.exploration.rollout_bonus import ReplayPool, RolloutBonus, standardisation
 from rlgen.generative import BNN, VAE, PixelCNN, PixelRNN
-from rlgen.generative.updates import DEFAULT_CHUNK, adam_step, batched_prediction_gains
+from rlgen.generative.updates import adam_step, auto_chunk, batched_prediction_gains
 
 MODELS = ("pixelcnn", "pixelrnn", "vae", "made", "bnn")
 TARGETS = ("state", "transition")
@@ -186,7 +186,8 @@ class DensityBonus(RolloutBonus):
     :param updates_per_rollout: Adam minibatch steps on the model after each rollout.
     :param batch_size: minibatch size of those steps.
     :param learning_rate: Adam's step size.
-    :param chunk: rows per vectorised prediction-gain pass (bounds its memory).
+    :param chunk: rows per vectorised prediction-gain pass (bounds its memory); default: as many as keep the
+        per-example gradients near 24 MB, at most 256 (:func:`rlgen.generative.updates.auto_chunk`).
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time and the model trains every ``update_every`` transitions; see
         :mod:`rlgen.exploration.rollout_bonus`).
@@ -216,7 +217,7 @@ class DensityBonus(RolloutBonus):
         updates_per_rollout: int = 200,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
-        chunk: int = DEFAULT_CHUNK,
+        chunk: int | None = None,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
@@ -237,7 +238,8 @@ class DensityBonus(RolloutBonus):
                 raise ValueError(f"DensityBonus {name} must be >= 0, got {value}")
         if not 0 <= bounds_quantile < 0.5:
             raise ValueError(f"DensityBonus bounds_quantile must be in [0, 0.5), got {bounds_quantile}")
-        for name, value in (("replay_size", replay_size), ("batch_size", batch_size), ("chunk", chunk)):
+        for name, value in (("replay_size", replay_size), ("batch_size", batch_size),
+                            ("chunk", 1 if chunk is None else chunk)):
             if int(value) < 1:
                 raise ValueError(f"DensityBonus {name} must be a positive integer, got {value}")
         if int(n_levels) < 2:
@@ -246,7 +248,6 @@ class DensityBonus(RolloutBonus):
         self.prediction_step, self.prediction_lr = prediction_step, float(prediction_lr)
         self.bounds, self.bounds_quantile, self.bounds_margin = bounds, float(bounds_quantile), float(bounds_margin)
         self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
-        self.chunk = int(chunk)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         context_dim = self.obs_dim + self.act_dim if target == "transition" else 0
@@ -259,6 +260,7 @@ class DensityBonus(RolloutBonus):
         elif model_kwargs:
             raise ValueError("DensityBonus model_kwargs are for a model built from a name, not an instance")
         self.model = self._checked_model(model, context_dim)
+        self.chunk = auto_chunk(self.model) if chunk is None else int(chunk)
         self.is_bnn = isinstance(self.model, BNN)
         self._log_prob = _bnn_log_prob if self.is_bnn else _density_log_prob
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)

@@ -43,9 +43,19 @@ Step = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 """Per-example gradients (name -> ``(B, *shape)``, names as in ``named_parameters``) -> the parameter change each
 example's step subtracts, same keys and shapes."""
 
-# Rows handled per vectorised pass: per-example gradients hold one copy of the parameters per row, so this
-# bounds the memory (20 to 30 MB per copy for the default MADE of a 17-dimensional observation).
-DEFAULT_CHUNK = 256
+# Rows handled per vectorised pass: per-example gradients hold one copy of the parameters per row. By default a
+# pass holds about CHUNK_BYTES of them (at most MAX_CHUNK rows): on a CPU, passes much larger than that spend
+# their time in page faults (allocations this big go straight to mmap and back each pass), much smaller ones in
+# per-pass overhead. `python benchmarks/prediction_gain_chunk.py` measures it; for the MADE of SparseAnt's
+# 107-dimensional observation (196k parameters) 256 rows cost 2.7 times as much per row as 30.
+CHUNK_BYTES = 24_000_000
+MAX_CHUNK = 256
+
+
+def auto_chunk(module: nn.Module) -> int:
+    """Rows per vectorised pass for ``module``: as many as keep its per-example gradients near CHUNK_BYTES."""
+    n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return int(max(1, min(MAX_CHUNK, CHUNK_BYTES // (4 * max(1, n_params)))))
 
 
 def snapshot(module: nn.Module) -> dict[str, Tensor]:
@@ -127,7 +137,7 @@ def batched_prediction_gains(
     context: Tensor | None = None,
     *,
     lr: float,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     seed: int | None = None,
     step: Step | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -139,6 +149,7 @@ def batched_prediction_gains(
     read. Any randomness inside ``log_prob`` draws independently per row, and the same draws before and after
     the step (``seed`` fixes them; by default it comes from torch's global generator).
     """
+    chunk = auto_chunk(module) if chunk is None else chunk
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     if context is not None and context.shape[0] != x.shape[0]:
