@@ -175,6 +175,9 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             continue
         n = max(budgets(args).trajectories[env_id])
         trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick)
+        # which expert made them, beside them: the learners' agent and the report follow it, even if a
+        # better expert finishes later (experts.json then changes; these demos do not)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(experts[env_id], indent=2))
         save_demos(path, trajs)
         print(f"demos: {env_id}: {n} episodes, return {trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} "
               f"-> {path}", flush=True)
@@ -186,15 +189,24 @@ def expert_demo_scores(out: Path, envs: list[str]) -> dict[str, float]:
             for env_id in envs if demos_path(out, env_id).is_file()}
 
 
+def demo_source(out: Path, env_id: str) -> dict[str, Any]:
+    """The expert whose episodes are in the task's demo file (recorded when they were collected)."""
+    path = demos_path(out, env_id).with_suffix(".json")
+    if not path.is_file():
+        raise SystemExit(f"imitation.py: {path} is missing: it names the expert behind "
+                         f"{demos_path(out, env_id)}; delete that file and re-run --stage demos")
+    return json.loads(path.read_text())
+
+
 def learner_algo(args: argparse.Namespace, out: Path, env_id: str) -> str:
-    """The agent behind GAIL and BC on a task: ``--gail-algo``, or with ``expert`` the expert's own."""
-    if args.gail_algo != "expert":
-        return args.gail_algo
-    path = out / "experts.json"
-    experts = json.loads(path.read_text()) if path.is_file() else {}
-    if env_id not in experts:
-        raise SystemExit(f"imitation.py: no expert recorded for {env_id} in {path}; run --stage demos first")
-    return experts[env_id]["algo"]
+    """The agent behind GAIL and BC on a task: ``--gail-algo``, or with ``expert`` the demos' expert's own."""
+    return demo_source(out, env_id)["algo"] if args.gail_algo == "expert" else args.gail_algo
+
+
+def method_dir(args: argparse.Namespace, out: Path, method: str) -> Path:
+    """Where GAIL's or BC's runs go: ``<out>/<method>`` for the expert's agent, ``<out>/<method>-<algo>`` for a
+    ``--gail-algo`` chosen by hand, so runs of different agents never share (or resume) a directory."""
+    return out / (method if args.gail_algo == "expert" else f"{method}-{args.gail_algo}")
 
 
 def gail_suite(args: argparse.Namespace, out: Path) -> Suite:
@@ -226,7 +238,7 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
                     demos=str(demos_path(out, env_id).absolute()), demo_episodes=n, demo_subsample=SUBSAMPLE,
                     bc_kwargs={**BC_KWARGS, "gradient_steps": budgets(args).bc_gradient_steps},
                     eval_episodes=budgets(args).eval_episodes, progress_bar=False,
-                    out_dir=str((out / "bc" / "runs").absolute()), run_name=f"bc-{n}_{env_id}_s{seed}",
+                    out_dir=str((method_dir(args, out, "bc") / "runs").absolute()), run_name=f"bc-{n}_{env_id}_s{seed}",
                 )
                 configs.append((env_id, n, seed, config))
     return configs
@@ -250,7 +262,8 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
             continue
         print(f"bc {env_id} {n} demos seed {seed}: {result.eval_mean_return:.1f} ({time.time() - start:.0f} s)",
               flush=True)
-    statuses, _ = run_suite(suite, out / "gail", workers=args.workers, report_dir=out / "gail", command=args.command)
+    gail_dir = method_dir(args, out, "gail")
+    statuses, _ = run_suite(suite, gail_dir, workers=args.workers, report_dir=gail_dir, command=args.command)
     return ok and not any(s.status == "failed" for s in statuses)
 
 
@@ -293,24 +306,26 @@ def _curves_png(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]
 
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
-    experts = pick_experts(args, out) if envs else {}
+    experts = {env_id: demo_source(out, env_id) for env_id in envs}
     expert_scores = expert_demo_scores(out, envs)
     b = budgets(args)
     randoms = random_scores(out, envs, b.eval_episodes)
     finals: dict[tuple[str, str], list[float]] = {}
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
     unfinished = 0
-    for run in gail_suite(args, out).runs(out / "gail"):
+    for run in gail_suite(args, out).runs(method_dir(args, out, "gail")):
         if not run_finished(run.config):
             unfinished += 1
             continue
-        finals.setdefault((run.env_id, run.label), []).append(float(final_score(run.config.run_dir, b.eval_episodes).mean()))
+        score = final_score(run.config.run_dir, b.eval_episodes)
+        finals.setdefault((run.env_id, run.label), []).append(float(score.mean()))
         history = read_eval_history(run.config.run_dir / EVAL_FILE)
         curves[run.env_id].setdefault(run.label, []).append(
             (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
         if (config.run_dir / RESULT_FILE).is_file():
-            finals.setdefault((env_id, f"bc-{n}"), []).append(float(final_score(config.run_dir, b.eval_episodes).mean()))
+            score = final_score(config.run_dir, b.eval_episodes)
+            finals.setdefault((env_id, f"bc-{n}"), []).append(float(score.mean()))
         else:
             unfinished += 1
 
@@ -407,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     out = Path(args.out or ("runs/bench/imitation-quick" if args.quick else "runs/bench/imitation"))
+    marker = out / "budgets.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
+        parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
+                     f"use another --out")
+    atomic_write_text(marker, json.dumps({"quick": args.quick}))
     args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
     args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])
     ok = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ class LockedError(RuntimeError):
     """Another process holds the lock."""
 
 
-_held: dict[str, list] = {}  # lock path -> [open file, depth]; a process may re-enter its own lock
+_held: dict[tuple[str, int], list] = {}  # (lock path, thread) -> [open file, depth]: a thread may re-enter its lock
 
 
 @contextmanager
@@ -47,12 +48,13 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on a run directory for the block, so two processes never train into it at once.
 
     The lock is ``.<name>.lock`` beside the directory (the directory itself may be deleted and re-created under
-    the lock) and records the holder's pid. Re-entrant within one process; raises :class:`LockedError` naming
-    the holder if another process has it. Advisory (``flock``): it binds rlgen's own writers.
+    the lock) and records the holder's pid. Re-entrant within one thread; raises :class:`LockedError` naming
+    the holder if another process, or another thread of this one, has it. Advisory (``flock``): it binds
+    rlgen's own writers.
     """
     run_dir = Path(run_dir).resolve()
     path = run_dir.parent / f".{run_dir.name}.lock"
-    key = str(path)
+    key = (str(path), threading.get_ident())
     if key in _held:
         _held[key][1] += 1
     else:
@@ -64,7 +66,8 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "?"
             handle.close()
-            raise LockedError(f"{run_dir} is in use by another process (pid {holder})") from None
+            raise LockedError(f"{run_dir} is in use by another process (pid {holder})"
+                              if holder != str(os.getpid()) else f"{run_dir} is in use by another thread") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

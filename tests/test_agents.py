@@ -122,6 +122,12 @@ def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):
     assert saved_at == [256, 512, 640]  # the last one is the end-of-run save
 
 
+def test_resume_as_another_agent_is_refused(tiny_config):
+    train(tiny_config(total_steps=256, run_name="run"))
+    with pytest.raises(ConfigError, match="holds a run with algo 'ppo'; it cannot be resumed with algo 'a2c'"):
+        train(tiny_config(total_steps=512, algo="a2c", hyperparams={"n_steps": 128}, run_name="run"), resume=True)
+
+
 def test_resume_without_checkpoint_is_refused(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(tiny_config(), resume=True)

@@ -139,6 +139,17 @@ def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
     assert len(vime.callback.episode_intrinsic) == 4  # 2 envs x 2 episodes of 5 steps ended
 
 
+def test_step_mode_pays_nothing_until_the_model_has_trained():
+    # windows of 8 transitions, but the BNN waits for 20 in its pool: the first two windows train nothing
+    vime = VIME(line_venv(n=2, horizon=5, reward=1.0), mode="step", update_every=8, min_replay=20,
+                updates_per_rollout=5)
+    vime.reset()
+    rewards = [vime.step(np.full((2, 1), 0.3, dtype=np.float32))[1] for _ in range(16)]
+    np.testing.assert_array_equal(np.array(rewards[:12]), 1.0)  # the update at step 12 is the first that trains
+    assert vime.windows == 2 and len(vime.medians) == 2
+    assert np.all(np.array(rewards[12:]) >= 1.0) and np.max(rewards[12:]) > 1.0
+
+
 def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
     from tests.fakes import scalar_tags
 
@@ -154,9 +165,21 @@ def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
     assert state["windows"] == 3 and state["pool"]["inputs"].shape == (768, 4) and len(state["medians"]) == 3
     assert {"vime/info_gain_mean", "vime/bonus_mean", "vime/bnn_elbo",
             "rollout/ep_intrinsic_mean"} <= scalar_tags(result.run_dir / "tb")
+    # SAC's replay buffer (saved with the checkpoint, raw rewards as SB3 keeps them behind VecNormalize) holds
+    # Pendulum's reward plus the bonus: recompute the env's reward from the stored (s, a) and compare
+    with np.load(result.run_dir / "checkpoint" / "replay_buffer.npz", allow_pickle=False) as replay:
+        assert int(replay["pos"]) == 800
+        obs, actions, stored = replay["observations"][:, 0], replay["actions"][:, 0, 0], replay["rewards"][:, 0]
+    theta, theta_dot, torque = np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2], 2.0 * actions
+    env_reward = -(theta**2 + 0.1 * theta_dot**2 + 0.001 * torque**2)
+    bonus = stored - env_reward
+    np.testing.assert_allclose(bonus[:256], 0.0, atol=1e-3)  # the first window: nothing paid
+    assert np.all(bonus[256:] > -1e-3) and np.median(bonus[256:]) > 0.01
     config.total_steps = 1024
     resumed = train(config, resume=True)
     assert torch.load(resumed.run_dir / "vime.pt", weights_only=True)["windows"] == 4
+    with np.load(resumed.run_dir / "checkpoint" / "replay_buffer.npz", allow_pickle=False) as replay:
+        assert int(replay["pos"]) == 1024  # the resumed agent went on filling the buffer it had
 
 
 def test_state_round_trip(tmp_path):

@@ -5,7 +5,8 @@ A run directory holds everything needed to resume or evaluate a run::
     config.yaml          the resolved RunConfig
     model.zip            the final SB3 model
     vecnormalize.npz     VecNormalize statistics (loaded without pickle)
-    checkpoint/          the latest resumable state (model, statistics, progress)
+    checkpoint/          the latest resumable state (model, statistics, progress; an off-policy agent's
+                         replay buffer as replay_buffer.npz; reward wrappers' states)
     eval.csv             evaluation history: timesteps, mean/std of the true env return
     learning_curve.png   evaluation and training returns against steps
     monitor/             per-env episode logs (SB3 Monitor)
@@ -41,10 +42,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
-from rlgen.atomic import LockedError, atomic_write_bytes, atomic_write_text, run_lock
+from rlgen.atomic import LockedError, atomic_write, atomic_write_bytes, atomic_write_text, run_lock
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
+REPLAY_FILE = "replay_buffer.npz"
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_RUN_IDENTITY = ("algo", "env_id", "n_envs", "bonus", "imitation")
 VECNORM_FILE = "vecnormalize.npz"
 CHECKPOINT_DIR = "checkpoint"
 EVAL_FILE = "eval.csv"
@@ -210,6 +214,37 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def save_replay_buffer(model: BaseAlgorithm, path: Path) -> None:
+    """An off-policy agent's replay buffer (its filled part) as .npz, so a resumed run keeps what it had
+    collected (SB3's own ``save_replay_buffer`` pickles). On-policy agents have none: nothing is written."""
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is None:
+        return
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {name: getattr(buffer, name)[:size] for name in _REPLAY_ARRAYS
+              if isinstance(getattr(buffer, name, None), np.ndarray)}
+    atomic_write(path, lambda handle: np.savez(handle, pos=buffer.pos, full=buffer.full, **arrays))
+
+
+def load_replay_buffer(model: BaseAlgorithm, path: Path) -> None:
+    buffer = model.replay_buffer  # type: ignore[attr-defined]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"cannot load the replay buffer {path}: {exc}") from None
+    for name in _REPLAY_ARRAYS:
+        if name not in arrays:
+            continue
+        live = getattr(buffer, name)
+        saved = arrays[name]
+        if saved.shape[1:] != live.shape[1:] or len(saved) > len(live):
+            raise ConfigError(f"the replay buffer in {path} holds {name} of shape {saved.shape}; this agent's buffer "
+                              f"is {live.shape}")
+        live[:len(saved)] = saved
+    buffer.pos, buffer.full = int(arrays["pos"]), bool(arrays["full"])
+
+
 def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EVAL_FIELDS)
@@ -327,6 +362,7 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
     progress file names it."""
     ckpt = run_dir / CHECKPOINT_DIR
     save_model(model, ckpt / MODEL_FILE)
+    save_replay_buffer(model, ckpt / REPLAY_FILE)
     env = model.get_vec_normalize_env()
     if env is not None:
         save_vecnormalize_stats(env, ckpt / VECNORM_FILE)
@@ -360,6 +396,11 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
     if resume:
         if not (ckpt / "progress.json").is_file():
             raise ConfigError(f"nothing to resume in {run_dir}: no checkpoint/progress.json")
+        saved = RunConfig.load(run_dir / CONFIG_FILE)
+        for name in _RUN_IDENTITY:
+            if getattr(saved, name) != getattr(config, name):
+                raise ConfigError(f"{run_dir} holds a run with {name} {getattr(saved, name)!r}; it cannot be resumed "
+                                  f"with {name} {getattr(config, name)!r}")
     elif (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"run directory {run_dir} already holds a run; resume it or choose another run_name")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -382,6 +423,8 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
     if resume:
         done = json.loads((ckpt / "progress.json").read_text())["timesteps"]
         model = algo_class(config.algo).load(ckpt / MODEL_FILE, env=venv, device="cpu")
+        if (ckpt / REPLAY_FILE).is_file():
+            load_replay_buffer(model, ckpt / REPLAY_FILE)
         if isinstance(venv, VecNormalize):
             load_vecnormalize_stats(venv, ckpt / VECNORM_FILE)
         for wrapper in wrappers:

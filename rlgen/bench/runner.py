@@ -55,20 +55,28 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) one run; never raises: a failure is returned and written to error.json."""
     import torch
 
-    from rlgen.agents import train
-
     torch.set_num_threads(1)
     config = RunConfig.from_dict(config_dict)
     start = time.time()
     try:
-        with run_lock(config.run_dir):  # held from the clean-up on; a second suite on this folder reports the run busy
-            resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
-            if not resume and config.run_dir.exists():
-                # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
-                shutil.rmtree(config.run_dir)
-            result = train(config, resume=resume)
-    except LockedError as exc:  # another process is training this run: leave its directory alone
+        # held from the check on: a second suite on this folder reports the run busy and leaves it alone
+        with run_lock(config.run_dir):
+            return _train_locked(config, start)
+    except LockedError as exc:
         return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0, "error": str(exc)}
+
+
+def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
+    from rlgen.agents import train
+
+    if run_finished(config):  # finished by another suite since this one looked
+        return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
+    resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
+    if not resume and config.run_dir.exists():
+        # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
+        shutil.rmtree(config.run_dir)
+    try:
+        result = train(config, resume=resume)
     except Exception as exc:  # recorded, so one bad run does not stop the suite
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         config.run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ episodes, lets the wrapper train its model, and logs what the wrapper reports. A
 Off-policy agents (SAC) have no rollout buffer to rewrite. For them, ``mode="step"`` adds the bonus to the
 reward at step time instead, one model call per step (a few ms: about a tenth of a SAC step here, far more
 than a PPO step), and trains the model on every ``update_every`` transitions; the replay buffer then keeps
-each transition's bonus as it was when collected. The first window's transitions get no bonus (the model has
-seen nothing yet), and behind VecNormalize the bonus is scaled with the env reward rather than added after.
+each transition's bonus as it was when collected. No bonus is paid until the model has trained once (the
+pool must hold ``min_replay`` transitions), and behind VecNormalize the bonus is scaled with the env reward
+rather than added after it, so an ``eta`` or ``beta`` tuned in rollout mode does not carry over.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         if int(update_every) < 1:
             raise ValueError(f"{self.state_name} update_every must be a positive integer, got {update_every}")
         self.mode, self.update_every = mode, int(update_every)
-        self.windows = 0  # step mode: model updates so far
+        self.windows = 0  # step mode: windows that ended in a model update; bonuses are paid from the first on
         obs_space, act_space = venv.observation_space, venv.action_space
         if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, spaces.Box):
             raise TypeError(
@@ -118,7 +119,8 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         raise NotImplementedError
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        """Learn from the rollout just rewarded (after its bonus was computed); returns values to log."""
+        """Learn from the rollout just rewarded (after its bonus was computed); returns values to log, empty when
+        the model did not train (too few transitions so far)."""
         raise NotImplementedError
 
     # -- recording -------------------------------------------------------------------------------
@@ -158,9 +160,14 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         if len(self._pending) * self.num_envs >= self.update_every:
             inputs, targets, _ = self.take_rollout()
             flat_in, flat_out = inputs.reshape(-1, inputs.shape[-1]), targets.reshape(-1, targets.shape[-1])
-            _, logged = self.compute_bonus(flat_in, flat_out)  # the window's statistics, then the update
-            logged.update(self.update_model(flat_in, flat_out))
-            self.windows += 1
+            if self.windows > 0:  # the window's statistics under the model that paid its bonuses
+                _, logged = self.compute_bonus(flat_in, flat_out)
+            trained = self.update_model(flat_in, flat_out)
+            if trained:
+                logged.update(trained)
+                if self.windows == 0:  # the first trained model: its gains on this window start the normaliser
+                    self.compute_bonus(flat_in, flat_out)
+                self.windows += 1
         self.callback.step_logs.update(logged)
         return rewards + bonus.astype(rewards.dtype)
 
