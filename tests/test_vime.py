@@ -101,6 +101,27 @@ def test_callback_adds_the_bonus_and_recomputes_advantages(algo):
     assert len(vime.callback.episode_intrinsic) > 0 and np.mean(vime.callback.episode_intrinsic) > 0
 
 
+def test_eta_decays_linearly_to_its_final_value_then_stays():
+    vime = VIME(line_venv(n=2, horizon=5), eta=0.4, eta_final=0.1, eta_decay_steps=40)
+    vime.reset()
+    etas = []
+    for _ in range(30):
+        etas.append(vime.current_eta())
+        vime.step(np.zeros((2, 1), dtype=np.float32))
+    # 2 transitions per vector step: 0.4 at the start, half-way (0.25) after 10 steps, 0.1 from step 20 on
+    assert etas[0] == pytest.approx(0.4) and etas[10] == pytest.approx(0.25)
+    assert etas[20:] == pytest.approx([0.1] * 10)
+    assert np.all(np.diff(etas) <= 1e-12)
+    inputs, targets, _ = vime.take_rollout()
+    flat_in, flat_out = inputs.reshape(-1, 3), targets.reshape(-1, 2)
+    torch.manual_seed(0)
+    bonus, logged = vime.compute_bonus(flat_in, flat_out)
+    assert logged["vime/eta"] == pytest.approx(0.1)
+    assert np.median(bonus) == pytest.approx(0.1, rel=1e-4)  # one rollout, normalised by its own median
+    with pytest.raises(ValueError, match="eta_final and eta_decay_steps go together"):
+        VIME(line_venv(), eta_final=0.01)
+
+
 def test_callback_refuses_off_policy_agents_in_rollout_mode():
     from stable_baselines3 import SAC
 

@@ -39,6 +39,10 @@ class VIME(RolloutBonus):
 
     :param venv: a VecEnv with Box observation and action spaces.
     :param eta: weight of the normalised information gain in the reward.
+    :param eta_final: with ``eta_decay_steps``, the weight falls linearly from ``eta`` to this over the first
+        ``eta_decay_steps`` env transitions (all envs counted), then stays there: explore early, then let the
+        env reward dominate. ``None`` (default): ``eta`` throughout.
+    :param eta_decay_steps: length of that decay, in env transitions.
     :param hidden: hidden layer sizes of the BNN (the original: one layer of 32).
     :param replay_size: transitions kept for training the BNN.
     :param min_replay: the BNN trains once the pool holds this many transitions.
@@ -60,6 +64,8 @@ class VIME(RolloutBonus):
         venv: VecEnv,
         *,
         eta: float = 0.1,
+        eta_final: float | None = None,
+        eta_decay_steps: int = 0,
         hidden: tuple[int, ...] | list[int] = (32,),
         prior_sd: float = 0.5,
         likelihood_sd: float = 5.0,
@@ -80,9 +86,13 @@ class VIME(RolloutBonus):
         super().__init__(venv, mode=mode, update_every=update_every)
         if method not in METHODS:
             raise ValueError(f"unknown VIME method {method!r}; choose one of: {', '.join(METHODS)}")
-        for name, value in (("eta", eta), ("max_kl", max_kl)):
+        for name, value in (("eta", eta), ("max_kl", max_kl), ("eta_final", 0 if eta_final is None else eta_final),
+                            ("eta_decay_steps", eta_decay_steps)):
             if not value >= 0:
                 raise ValueError(f"VIME {name} must be >= 0, got {value}")
+        if (eta_final is None) != (int(eta_decay_steps) == 0):
+            raise ValueError("VIME eta_final and eta_decay_steps go together: give both (a decay) or neither")
+        self.eta_final, self.eta_decay_steps = eta_final, int(eta_decay_steps)
         for name, value in (("replay_size", replay_size), ("batch_size", batch_size),
                             ("median_window", median_window), ("n_samples", n_samples)):
             if int(value) < 1:
@@ -118,9 +128,17 @@ class VIME(RolloutBonus):
                       record: bool = True) -> tuple[np.ndarray, dict[str, float]]:
         """``eta`` x the normalised information gain of each transition, and the gains' statistics to log."""
         gains = self.information_gain(inputs, targets)
-        bonus = self.eta * self.normalise(gains, record=record)
+        eta = self.current_eta()
+        bonus = eta * self.normalise(gains, record=record)
         return bonus, {"vime/info_gain_mean": float(gains.mean()), "vime/info_gain_median": float(np.median(gains)),
-                       "vime/bonus_mean": float(bonus.mean())}
+                       "vime/bonus_mean": float(bonus.mean()), "vime/eta": eta}
+
+    def current_eta(self) -> float:
+        """``eta``, or along its decay: the weight at the env transitions seen so far."""
+        if self.eta_final is None:
+            return self.eta
+        progress = min(1.0, self.num_steps * self.num_envs / self.eta_decay_steps)
+        return self.eta + (self.eta_final - self.eta) * progress
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         elbo = self.train_model(inputs, targets)
