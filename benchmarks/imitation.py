@@ -118,17 +118,9 @@ def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]
 
 
 def experts_suite(args: argparse.Namespace) -> Suite:
-    suite, b = load_suite("imitation-experts"), budgets(args)
-    entries = []
-    for entry in suite.entries:
-        if entry["env_id"] in args.envs:
-            entry = dict(entry)
-            if b.expert_steps is not None:
-                entry["total_steps"] = b.expert_steps
-            if b.run_eval_episodes is not None:
-                entry["eval_episodes"] = b.run_eval_episodes
-            entries.append(entry)
-    return dataclasses.replace(suite, entries=entries)
+    b = budgets(args)
+    return load_suite("imitation-experts").restricted(lambda entry: entry["env_id"] in args.envs,
+                                                      total_steps=b.expert_steps, eval_episodes=b.run_eval_episodes)
 
 
 def demos_path(out: Path, env_id: str) -> Path:

@@ -120,23 +120,15 @@ def behaviour_of(label: str) -> str:
 
 def experts_suite(args: argparse.Namespace) -> Suite:
     suite = load_suite(EXPERTS_SUITE)
-    entries = []
     for entry in suite.entries:
-        if entry["env_id"] not in args.pairs:
-            continue
         behaviour = behaviour_of(entry["label"])
         weight = float((entry.get("env_kwargs") or {}).get("forward_reward_weight", 1.0))
         if behaviour not in WEIGHTS or weight != WEIGHTS[behaviour]:
             raise SystemExit(f"{EXPERTS_SUITE}: entry {entry['label']} on {entry['env_id']} has forward_reward_weight "
                              f"{weight}; the labels must read <algo>-forward (1.0) or <algo>-backward (-1.0)")
-        entry = dict(entry)
-        b = budgets(args)
-        if b.expert_steps is not None:
-            entry["total_steps"] = b.expert_steps
-        if b.run_eval_episodes is not None:
-            entry["eval_episodes"] = b.run_eval_episodes
-        entries.append(entry)
-    return dataclasses.replace(suite, entries=entries)
+    b = budgets(args)
+    return suite.restricted(lambda entry: entry["env_id"] in args.pairs,
+                            total_steps=b.expert_steps, eval_episodes=b.run_eval_episodes)
 
 
 def agent_fields(args: argparse.Namespace, env_id: str) -> dict[str, Any]:

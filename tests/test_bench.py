@@ -228,3 +228,12 @@ def test_a_run_another_process_is_training_is_left_alone(tmp_path):
     with run_lock(run_dir), run_lock(run_dir):
         pass
     assert run_suite_runs(runs, workers=1)[0].status == "done"
+
+
+def test_restricted_keeps_some_entries_and_overrides_their_fields():
+    suite = load_suite("sparse")
+    small = suite.restricted(lambda entry: "HalfCheetah" in entry["env_id"], total_steps=4096, eval_episodes=None)
+    assert {entry["env_id"] for entry in small.entries} == {"rlgen/SparseHalfCheetah-v0"}
+    assert all(entry["total_steps"] == 4096 for entry in small.entries)
+    assert all("eval_episodes" not in entry for entry in small.entries)  # None leaves a field alone
+    assert len(suite.entries) > len(small.entries) and suite.entries[-1]["total_steps"] == 500_000  # untouched

@@ -17,7 +17,9 @@ Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML f
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,12 @@ class Suite:
     sparse: bool = False
     """Sparse-reward tasks: the report adds success rates and steps to the first success."""
     source: str = ""
+
+    def restricted(self, keep: Callable[[dict[str, Any]], bool], **fields: Any) -> Suite:
+        """A copy with the entries ``keep`` accepts, each given ``fields`` (those not None), e.g. a benchmark's
+        shrunk budgets: ``suite.restricted(lambda e: e["env_id"] in envs, total_steps=4096)``."""
+        given = {name: value for name, value in fields.items() if value is not None}
+        return dataclasses.replace(self, entries=[{**entry, **given} for entry in self.entries if keep(entry)])
 
     def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None,
              match: str | None = None) -> list[SuiteRun]:
