@@ -244,3 +244,13 @@ def test_bad_vime_settings_in_a_config_are_one_line_errors(tmp_path):
         train(config)
     with pytest.raises(ConfigError, match="sac has not: add bonus_kwargs.mode=step"):
         RunConfig(algo="sac", bonus="vime").validated()
+
+
+def test_sac_with_a_bonus_is_refused_from_the_command_line_unless_in_step_mode(tmp_path, capsys):
+    from rlgen.agents.config import build_config
+    from tests.fakes import one_line_error
+
+    config = build_config("sac", "Pendulum-v1", bonus="vime", overrides=["bonus_kwargs.mode=step"])
+    assert config.bonus == "vime" and config.bonus_kwargs == {"mode": "step"}
+    one_line_error(capsys, ["train", "--algo", "sac", "--env", "Pendulum-v1", "--bonus", "vime", "--out",
+                            str(tmp_path)], "add bonus_kwargs.mode=step")

@@ -119,11 +119,14 @@ class RunConfig:
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, data: dict[str, Any], validate: bool = True) -> RunConfig:
+        """A config from its fields; ``validate=False`` leaves the checks for later (a config still to be
+        completed by overrides, e.g. ``-p bonus_kwargs.mode=step`` that makes a bonus valid for SAC)."""
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(field_names())}")
-        return cls(**data).validated()
+        config = cls(**data)
+        return config.validated() if validate else config
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
@@ -333,4 +336,4 @@ def build_config(
             data[key] = value
     data.update({k: v for k, v in fields.items() if v is not None})
     data["algo"], data["env_id"] = algo, env_id
-    return apply_overrides(RunConfig.from_dict(data), overrides or [])
+    return apply_overrides(RunConfig.from_dict(data, validate=False), overrides or [])
