@@ -171,6 +171,14 @@ def test_match_keeps_part_of_a_suite(tmp_path, capsys):
     assert "keeps none of the 2 runs" in capsys.readouterr().err
 
 
+def test_a_suite_run_in_parts_reports_every_part(tmp_path):
+    suite = load_suite("smoke")
+    run_suite(suite, tmp_path, workers=1, total_steps=512, match="_s0$")
+    statuses, report = run_suite(suite, tmp_path, workers=1, total_steps=512, match="_s1$")
+    assert [s.name for s in statuses] == ["ppo_CartPole-v1_s1"]
+    assert "| CartPole-v1 | ppo | 2/2 |" in report.read_text()  # seed 0 from the first part, seed 1 from this
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):
     suite = load_suite("smoke")
     runs = suite.runs(tmp_path, seeds=1, total_steps=512)

@@ -27,8 +27,11 @@ def run_suite(
     command: str = "",
     match: str | None = None,
 ) -> tuple[list[RunStatus], Path]:
-    """Run (or resume) every run of ``suite`` and write its report; returns the statuses and the report path."""
+    """Run (or resume) every run of ``suite`` (with ``match``, those whose name it matches) and write its report;
+    returns the statuses and the report path. The report always covers the whole suite as far as it has run
+    in ``out_dir``, so a suite run in parts with ``match`` never replaces a fuller report with a partial one."""
     runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
     statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address)
-    report = write_report(suite, runs, out_dir, command or f"rlgen bench {suite.name}", report_dir)
+    everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
+    report = write_report(suite, everything, out_dir, command or f"rlgen bench {suite.name}", report_dir)
     return statuses, report
