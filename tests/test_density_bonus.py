@@ -229,7 +229,7 @@ def test_state_round_trip(tmp_path):
     np.testing.assert_array_equal(other.stats["in_mean"], bonus.stats["in_mean"])
     assert other.num_steps == bonus.num_steps == 32
     assert list(other.callback.episode_intrinsic) == list(bonus.callback.episode_intrinsic)
-    inputs, targets = bonus.pool.inputs[:8], bonus.pool.targets[:8]
+    inputs, targets = bonus.pool.rows(slice(0, 8))
     np.testing.assert_allclose(other.prediction_gain(inputs, targets)[1], bonus.prediction_gain(inputs, targets)[1],
                                rtol=1e-5)
     with pytest.raises(ValueError, match="state is for a PixelRNN with target 'transition'.*a PixelCNN"):
@@ -249,11 +249,11 @@ def test_run_loop_trains_ppo_with_the_density_bonus_and_resumes_it(tmp_path):
     result = train(config)
     assert result.run_dir.name == "ppo-density_rlgen-SparseMountainCar-v0_s0"
     state = torch.load(result.run_dir / "density.pt", weights_only=True)
-    assert state["model_class"] == "VAE" and state["pool"]["inputs"].shape == (128, 3)
+    assert state["model_class"] == "VAE" and state["pool"]["obs"].shape == (128, 2)
     config.total_steps = 256
     resumed = train(config, resume=True)
     state = torch.load(resumed.run_dir / "density.pt", weights_only=True)
-    assert state["pool"]["inputs"].shape == (256, 3)  # the pool carried over and grew
+    assert state["pool"]["obs"].shape == (256, 2)  # the pool carried over and grew
 
 
 def test_cli_trains_with_a_chosen_bonus_model(tmp_path, capsys):

@@ -120,7 +120,8 @@ def test_the_run_loop_trains_ppo_with_the_pixelcnn_bonus_on_unnormalised_frames(
                        eval_freq=0, eval_episodes=1, checkpoint_freq=0, progress_bar=False)
     result = train(config)
     state = torch.load(result.run_dir / "density.pt", weights_only=True)
-    assert state["model_class"] == "PixelCNN" and state["pool"]["inputs"].shape == (128, 2 * 16 * 24 + 1)
+    assert state["model_class"] == "PixelCNN" and state["pool"]["obs"].shape == (128, 2 * 16 * 24)
+    assert state["pool"]["obs"].dtype == state["pool"]["next_obs"].dtype == torch.uint8  # frames kept as bytes
     # images are left as they are (the policy scales them to [0, 1]); rewards are still normalised
     with np.load(result.run_dir / "vecnormalize.npz") as stats:
         assert not stats["norm_obs"] and stats["norm_reward"]

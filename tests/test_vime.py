@@ -183,7 +183,7 @@ def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
                        eval_freq=0, eval_episodes=1, checkpoint_freq=400, progress_bar=False)
     result = train(config)
     state = torch.load(result.run_dir / "vime.pt", weights_only=True)
-    assert state["windows"] == 3 and state["pool"]["inputs"].shape == (768, 4) and len(state["medians"]) == 3
+    assert state["windows"] == 3 and state["pool"]["obs"].shape == (768, 3) and len(state["medians"]) == 3
     assert {"vime/info_gain_mean", "vime/bonus_mean", "vime/bnn_elbo",
             "rollout/ep_intrinsic_mean"} <= scalar_tags(result.run_dir / "tb")
     # SAC's replay buffer (saved with the checkpoint, raw rewards as SB3 keeps them behind VecNormalize) holds
@@ -229,11 +229,12 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
                        progress_bar=False)
     result = train(config)
     state = torch.load(result.run_dir / "vime.pt", weights_only=True)
-    assert state["pool"]["inputs"].shape == (128, 3)  # 1 rollout x 64 steps x 2 envs of [x, v, a]
+    assert state["pool"]["obs"].shape == (128, 2)  # 1 rollout x 64 steps x 2 envs of [x, v]
+    assert state["pool"]["actions"].shape == (128, 1)
     config.total_steps = 256
     resumed = train(config, resume=True)
     state = torch.load(resumed.run_dir / "vime.pt", weights_only=True)
-    assert state["pool"]["inputs"].shape == (256, 3)  # the pool carried over and grew
+    assert state["pool"]["obs"].shape == (256, 2)  # the pool carried over and grew
     assert len(state["medians"]) == 2
 
 
@@ -254,3 +255,30 @@ def test_sac_with_a_bonus_is_refused_from_the_command_line_unless_in_step_mode(t
     assert config.bonus == "vime" and config.bonus_kwargs == {"mode": "step"}
     one_line_error(capsys, ["train", "--algo", "sac", "--env", "Pendulum-v1", "--bonus", "vime", "--out",
                             str(tmp_path)], "add bonus_kwargs.mode=step")
+
+
+def test_replay_pool_keeps_integer_observations_as_they_are_and_reads_the_old_layout():
+    from rlgen.exploration.rollout_bonus import ReplayPool
+
+    rng = np.random.default_rng(0)
+    frames, next_frames = rng.integers(0, 256, (5, 6)), rng.integers(0, 256, (5, 6))
+    actions = rng.normal(size=(5, 2)).astype(np.float32)
+    inputs = np.hstack([frames, actions]).astype(np.float32)
+    pool = ReplayPool(4, 6, 2, obs_dtype=np.uint8)
+    pool.add(inputs, next_frames.astype(np.float32))  # 5 rows into 4 places: the first one makes way
+    assert pool.obs.dtype == np.uint8 and pool.obs.nbytes == 4 * 6 and pool.size == 4
+    rows_in, rows_out = pool.rows()
+    assert rows_in.dtype == np.float32
+    assert sorted(map(tuple, rows_in)) == sorted(map(tuple, inputs[1:]))  # exact: the frames were bytes
+    assert sorted(map(tuple, rows_out)) == sorted(map(tuple, next_frames[1:].astype(np.float32)))
+    state = pool.state()
+    assert state["obs"].dtype == torch.uint8 and state["actions"].dtype == torch.float32
+    # a state saved before observations and actions were kept apart: float32 [s, a] and s' rows
+    old = {"inputs": torch.from_numpy(inputs[:3]), "targets": torch.from_numpy(next_frames[:3].astype(np.float32)),
+           "cursor": 3}
+    other = ReplayPool(4, 6, 2, obs_dtype=np.uint8)
+    other.load(old)
+    np.testing.assert_array_equal(other.rows()[0], inputs[:3])
+    assert other.cursor == 3
+    with pytest.raises(ValueError, match="widths"):
+        ReplayPool(4, 5, 2).load(old)

@@ -180,8 +180,8 @@ class DensityBonus(RolloutBonus):
     :param bounds_quantile: with ``bounds="data"``, the lower/upper quantile taken as a dimension's range.
     :param bounds_margin: with ``bounds="data"``, that range is widened by this fraction on each side.
     :param model_kwargs: settings replacing :func:`default_model`'s for a model built from a name.
-    :param replay_size: transitions kept for training the model (as float32 [s, a] and s': mind the memory with
-        image observations).
+    :param replay_size: transitions kept for training the model (s and s' in the observation space's dtype when it
+        is an integer one, e.g. uint8 frames; float32 otherwise).
     :param min_replay: the model trains once the pool holds this many transitions.
     :param updates_per_rollout: Adam minibatch steps on the model after each rollout.
     :param batch_size: minibatch size of those steps.
@@ -264,7 +264,8 @@ class DensityBonus(RolloutBonus):
         self.is_bnn = isinstance(self.model, BNN)
         self._log_prob = _bnn_log_prob if self.is_bnn else _density_log_prob
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
-        self.pool = ReplayPool(replay_size, self.obs_dim + self.act_dim, self.obs_dim, owner="DensityBonus")
+        self.pool = ReplayPool(replay_size, self.obs_dim, self.act_dim, owner="DensityBonus",
+                               obs_dtype=venv.observation_space.dtype)
         self.stats: dict[str, np.ndarray] | None = None
         self.low: np.ndarray | None = None
         self.high: np.ndarray | None = None
@@ -362,7 +363,7 @@ class DensityBonus(RolloutBonus):
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Add the rollout to the replay pool, refresh the statistics from it, take Adam steps on the model."""
         self.pool.add(inputs, targets)
-        self.refresh_statistics(self.pool.inputs[:self.pool.size], self.pool.targets[:self.pool.size])
+        self.refresh_statistics(*self.pool.rows())
         if self.pool.size < self.min_replay or self.updates_per_rollout <= 0:
             return {}
         self.model.train()
@@ -372,7 +373,7 @@ class DensityBonus(RolloutBonus):
             torch.manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
             for _ in range(self.updates_per_rollout):
                 idx = self.rng.integers(0, self.pool.size, self.batch_size)
-                x, context = self.encode(self.pool.inputs[idx], self.pool.targets[idx])
+                x, context = self.encode(*self.pool.rows(idx))
                 if self.is_bnn:
                     objective = self.model.loss((context, x), n_batches=n_batches)["loss"]  # type: ignore[operator]
                 else:

@@ -40,37 +40,65 @@ def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.nda
 
 
 class ReplayPool:
-    """A ring buffer of (input, target) rows for a bonus's model, e.g. ([s, a], s'), with their statistics."""
+    """A ring buffer of transitions (s, a, s') for a bonus's model, read as (input, target) rows ([s, a], s').
 
-    def __init__(self, capacity: int, in_dim: int, out_dim: int, owner: str = "the wrapper"):
-        self.inputs = np.zeros((capacity, in_dim), dtype=np.float32)
-        self.targets = np.zeros((capacity, out_dim), dtype=np.float32)
+    Observations are kept in the observation space's own dtype when that is an integer one (uint8 frames take
+    a quarter of float32's memory, in the pool and in the saved state), actions as float32; rows come out as
+    float32.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, owner: str = "the wrapper",
+                 obs_dtype: np.dtype | type = np.float32):
+        obs_dtype = np.dtype(obs_dtype)
+        self.obs_dtype = obs_dtype if np.issubdtype(obs_dtype, np.integer) else np.dtype(np.float32)
+        self.obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
         self.capacity, self.size, self.cursor = capacity, 0, 0
         self.owner = owner
 
     def add(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        """Add rows of ``inputs`` = [s, a] and ``targets`` = s' (oldest rows make way once the pool is full)."""
+        obs_dim = self.obs.shape[1]
         for start in range(0, len(inputs), self.capacity):
             chunk_in, chunk_out = inputs[start:start + self.capacity], targets[start:start + self.capacity]
             idx = (self.cursor + np.arange(len(chunk_in))) % self.capacity
-            self.inputs[idx], self.targets[idx] = chunk_in, chunk_out
+            self.obs[idx], self.actions[idx] = chunk_in[:, :obs_dim], chunk_in[:, obs_dim:]
+            self.next_obs[idx] = chunk_out
             self.cursor = int((self.cursor + len(chunk_in)) % self.capacity)
             self.size = min(self.capacity, self.size + len(chunk_in))
 
+    def rows(self, idx: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs [s, a], targets s') as float32, of the rows ``idx`` (default: every row held)."""
+        idx = slice(0, self.size) if idx is None else idx
+        inputs = np.concatenate([self.obs[idx].astype(np.float32), self.actions[idx]], axis=-1)
+        return inputs, self.next_obs[idx].astype(np.float32)
+
     def statistics(self) -> dict[str, np.ndarray]:
-        return standardisation(self.inputs[:self.size], self.targets[:self.size])
+        return standardisation(*self.rows())
 
     def state(self) -> dict[str, Any]:
-        return {"inputs": torch.from_numpy(self.inputs[:self.size].copy()),
-                "targets": torch.from_numpy(self.targets[:self.size].copy()),
+        return {"obs": torch.from_numpy(self.obs[:self.size].copy()),
+                "actions": torch.from_numpy(self.actions[:self.size].copy()),
+                "next_obs": torch.from_numpy(self.next_obs[:self.size].copy()),
                 "cursor": self.cursor}
 
     def load(self, state: dict[str, Any]) -> None:
-        inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
-        if inputs.shape[1:] != self.inputs.shape[1:] or targets.shape[1:] != self.targets.shape[1:]:
-            raise ValueError(f"{self.owner} state holds transitions of widths {inputs.shape[1:]} -> "
-                             f"{targets.shape[1:]}, this env needs {self.inputs.shape[1:]} -> {self.targets.shape[1:]}")
-        self.size = min(len(inputs), self.capacity)
-        self.inputs[:self.size], self.targets[:self.size] = inputs[:self.size], targets[:self.size]
+        """Restore :meth:`state`'s output (or the older layout of float32 ``inputs`` and ``targets`` rows)."""
+        if "inputs" in state:
+            inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
+            obs, actions = inputs[:, :self.obs.shape[1]], inputs[:, self.obs.shape[1]:]
+            widths = (inputs.shape[1:], targets.shape[1:])
+        else:
+            obs, actions, targets = (state[key].numpy() for key in ("obs", "actions", "next_obs"))
+            widths = ((obs.shape[1] + actions.shape[1],), targets.shape[1:])
+        need = ((self.obs.shape[1] + self.actions.shape[1],), self.next_obs.shape[1:])
+        if widths != need or actions.shape[1:] != self.actions.shape[1:]:
+            raise ValueError(f"{self.owner} state holds transitions of widths {widths[0]} -> {widths[1]}, "
+                             f"this env needs {need[0]} -> {need[1]}")
+        self.size = min(len(obs), self.capacity)
+        self.obs[:self.size], self.actions[:self.size] = obs[:self.size], actions[:self.size]
+        self.next_obs[:self.size] = targets[:self.size]
         self.cursor = int(state["cursor"]) % self.capacity
 
 

@@ -104,7 +104,8 @@ class VIME(RolloutBonus):
         self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
                        likelihood_sd=likelihood_sd, n_samples=n_samples)
         self.optimizer = torch.optim.Adam(self.bnn.parameters(), lr=learning_rate)
-        self.pool = ReplayPool(replay_size, self.obs_dim + self.act_dim, self.obs_dim, owner="VIME")
+        self.pool = ReplayPool(replay_size, self.obs_dim, self.act_dim, owner="VIME",
+                               obs_dtype=venv.observation_space.dtype)
         self.medians: deque[float] = deque(maxlen=median_window)
         self.stats: dict[str, np.ndarray] | None = None
         self.callback = VIMECallback(self)
@@ -162,7 +163,7 @@ class VIME(RolloutBonus):
         elbo = None
         for _ in range(self.updates_per_rollout):
             idx = self.rng.integers(0, self.pool.size, self.batch_size)
-            x, y = self._standardise(self.pool.inputs[idx], self.pool.targets[idx])
+            x, y = self._standardise(*self.pool.rows(idx))
             losses = self.bnn.loss((x, y), n_batches=n_batches)
             self.optimizer.zero_grad()
             losses["loss"].backward()
