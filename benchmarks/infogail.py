@@ -41,9 +41,10 @@ in order, and ``report`` can be run at any time on whatever has finished):
   as many episodes with sampled actions, what Q was trained on). Written to
   benchmarks/results/infogail.md with infogail_signatures.png.
 
-Time on a 2-core machine with two workers (~1,000 env steps/s per worker for the experts, ~700 for
-GAIL and InfoGAIL): experts ~70 min (8M steps), demos ~2 min, imitation ~2.5 h (12M steps), report
-~10 min (about 1M rollout steps in one process); about 4 h in all, longer if the cores are shared.
+Every run collects its rollouts from four in-process envs of 512 steps (the experts' suite sets it, the
+imitators inherit it), 1.3-2x as fast as the presets' one env of 2,048. Time on a 2-core machine with two
+workers: experts under an hour (8M steps), demos ~2 min, imitation ~2 h (12M steps), report ~10 min
+(about 1M rollout steps in one process); about 3 h in all, longer if the cores are shared.
 
 ``--quick`` shrinks every budget (4,096 env steps per run, 2 demo episodes per expert, 2 evaluation
 episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a few minutes; its

@@ -1,12 +1,14 @@
 """Steps/s of rlgen's run loop and of VIME beside plain SB3, measured side by side in one run.
 
-    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop,vime,gain,gail,density]
+    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop,layout,vime,gain,gail,density]
 
-Five measurements, each a section of benchmarks/results/throughput.md (``--only`` re-measures some and keeps
+Six measurements, each a section of benchmarks/results/throughput.md (``--only`` re-measures some and keeps
 the other sections as they were, each with the command and date that produced it):
 
 - loop: PPO on Ant-v5 with its preset, plain SB3 (the same env stack and hyperparameters built by hand)
   against ``rlgen train`` without and with the preset's periodic evaluation;
+- layout: PPO and TRPO on Hopper-v5 and Ant-v5 with their presets' one in-process env of 2,048 steps per
+  rollout, against four in-process envs of 512 (the same 2,048 transitions per rollout and update);
 - vime: PPO on rlgen/SparseHalfCheetah-v0, ``rlgen train`` without and with the VIME bonus (defaults);
 - gain: VIME's information gain per transition, ``second_order`` for a rollout-sized batch against
   ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action);
@@ -89,6 +91,30 @@ def measure_loop(steps: int, repeats: int, tmp: Path) -> list[str]:
             *table(rows, "steps/s", "plain SB3"), "",
             "The preset evaluates 5 episodes every 25,000 steps, so the 'preset eval' row includes "
             "evaluation episodes only when the budget reaches 25,000 steps."]
+
+
+def measure_layout(steps: int, repeats: int, tmp: Path) -> list[str]:
+    cells = [(algo, env_id) for env_id in ("Hopper-v5", "Ant-v5") for algo in ("ppo", "trpo")]
+    lines = [f"## Env layout: one env of 2,048 steps against four of 512 ({steps:,} steps per run)", "",
+             "| agent, task | 1 env x 2,048: steps/s (median) | 4 envs x 512: steps/s (median) | ratio |",
+             "|---|---|---|---|"]
+    rows: dict[tuple[str, str, int], list[float]] = {(a, e, n): [] for a, e in cells for n in (1, 4)}
+    for i in range(repeats):
+        for algo, env_id in cells:
+            for n_envs in (1, 4):
+                config = build_config(algo, env_id, total_steps=steps, n_envs=n_envs, eval_freq=0, progress_bar=False,
+                                      overrides=[f"n_steps={2048 // n_envs}"])
+                rows[(algo, env_id, n_envs)].append(rlgen_loop(config, tmp, f"layout-{algo}-{env_id}-{n_envs}-{i}"))
+        print(f"layout {i + 1}/{repeats}: " + ", ".join(f"{a} {e} x{n} {v[-1]:.0f}" for (a, e, n), v in rows.items()),
+              flush=True)
+    for algo, env_id in cells:
+        one, four = (statistics.median(rows[(algo, env_id, n)]) for n in (1, 4))
+        lines.append(f"| {algo.upper()}, {env_id} | {one:,.0f} | {four:,.0f} | {four / one:.2f} |")
+    return [*lines, "",
+            "Both layouts collect 2,048 transitions per rollout and take the same updates on them; with four envs "
+            "the policy's forward pass, the VecNormalize update and SB3's per-step bookkeeping run once per four "
+            "env steps. The presets keep one env (the committed locomotion and sparse results were trained so); "
+            "the imitation and InfoGAIL benchmarks use four."]
 
 
 def measure_vime(steps: int, repeats: int, tmp: Path) -> list[str]:
@@ -180,7 +206,7 @@ def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:
             "the model's training steps on its replay pool."]
 
 
-SECTIONS = ("loop", "vime", "gain", "gail", "density")
+SECTIONS = ("loop", "layout", "vime", "gain", "gail", "density")
 MARK = "<!-- section: {} -->"
 
 
@@ -225,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
               "Each section gives the command that measured it. The machine may have been shared with other jobs; "
               "ratios come from rows run side by side (interleaved within each repeat).", ""]
     measures = {"loop": lambda tmp: measure_loop(args.steps, args.repeats, tmp),
+                "layout": lambda tmp: measure_layout(args.steps, args.repeats, tmp),
                 "vime": lambda tmp: measure_vime(args.steps, args.repeats, tmp),
                 "gain": lambda tmp: measure_gain(args.repeats),
                 "gail": lambda tmp: measure_gail(args.steps, args.repeats, tmp),

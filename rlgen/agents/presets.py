@@ -3,8 +3,11 @@
 The MuJoCo PPO settings are the classic ones of the PPO paper (2,048-step rollouts, 10 epochs of
 64-sample minibatches, 64x64 tanh networks), which SB3's defaults follow. TRPO takes the
 rl-baselines3-zoo MuJoCo choices (64x64 ReLU, 20 critic updates, 25 CG steps, damping 0.1) with one
-in-process env of 2,048 steps, the fast layout on a 2-core machine. Sparse classic-control tasks use
-4 envs x 512 steps, the layout of the VIME prototype measured on this machine.
+in-process env of 2,048 steps (faster than subprocess envs on a 2-core machine). Four in-process envs of 512
+steps, the same 2,048 transitions per update, run 1.3-2x faster still (benchmarks/results/throughput.md,
+"Env layout"; ``-p n_envs=4 -p n_steps=512``) and the imitation benchmarks use them; the MuJoCo presets keep
+one env because the committed locomotion and sparse-reward results were trained with it. Sparse
+classic-control tasks use 4 envs x 512 steps, the layout of the VIME prototype measured on this machine.
 """
 
 from __future__ import annotations
