@@ -46,6 +46,24 @@ def test_batched_prediction_gain_equals_the_loop_and_leaves_the_model_as_found(k
     assert all(torch.equal(p.grad, grads[name]) for name, p in model.named_parameters())
 
 
+def test_prediction_gain_passes_hold_about_24_mb_of_per_example_gradients():
+    from torch import nn
+
+    from rlgen.generative.updates import CHUNK_BYTES, MAX_CHUNK, auto_chunk
+
+    assert auto_chunk(nn.Linear(10, 10)) == MAX_CHUNK  # small models: the cap
+    big = nn.Linear(1000, 200)  # 200,200 parameters, 0.8 MB per example
+    assert auto_chunk(big) == CHUNK_BYTES // (4 * 200_200) == 29
+    big.weight.requires_grad_(False)  # only what trains counts
+    assert auto_chunk(big) == MAX_CHUNK
+    venv = DummyVecEnv([lambda: gym.make("rlgen/SparseAnt-v0")])
+    try:
+        bonus = DensityBonus(venv, "made", target="transition")
+        assert bonus.chunk == auto_chunk(bonus.model) < 32  # SparseAnt's 107-d observation: small passes
+    finally:
+        venv.close()
+
+
 def test_per_example_updates_start_each_example_from_the_same_parameters_and_restore_them():
     torch.manual_seed(0)
     model = PixelCNN((3,), 4, channels=8)

@@ -253,6 +253,10 @@ def test_sac_with_a_bonus_is_refused_from_the_command_line_unless_in_step_mode(t
 
     config = build_config("sac", "Pendulum-v1", bonus="vime", overrides=["bonus_kwargs.mode=step"])
     assert config.bonus == "vime" and config.bonus_kwargs == {"mode": "step"}
+    # the same from a config file that the override completes
+    path = tmp_path / "sac_vime.yaml"
+    path.write_text("algo: sac\nenv_id: Pendulum-v1\nbonus: vime\n")
+    assert build_config(config_file=path, overrides=["bonus_kwargs.mode=step"]).bonus_kwargs == {"mode": "step"}
     one_line_error(capsys, ["train", "--algo", "sac", "--env", "Pendulum-v1", "--bonus", "vime", "--out",
                             str(tmp_path)], "add bonus_kwargs.mode=step")
 
@@ -282,3 +286,46 @@ def test_replay_pool_keeps_integer_observations_as_they_are_and_reads_the_old_la
     assert other.cursor == 3
     with pytest.raises(ValueError, match="widths"):
         ReplayPool(4, 5, 2).load(old)
+
+
+def test_replay_pool_loaded_into_another_capacity_keeps_the_newest_rows_in_order():
+    from rlgen.exploration.rollout_bonus import ReplayPool
+
+    def filled(capacity, n):
+        pool = ReplayPool(capacity, 1, 1)
+        values = np.arange(n, dtype=np.float32)[:, None]
+        pool.add(np.hstack([values, values]), values)
+        return pool
+
+    saved = filled(10, 23).state()  # wrapped: holds 13..22, the oldest (13) at the cursor
+    new_rows = (np.full((2, 2), 99, np.float32), np.full((2, 1), 99, np.float32))
+    larger = ReplayPool(100, 1, 1)
+    larger.load(saved)
+    assert larger.rows()[1][:, 0].tolist() == list(range(13, 23))
+    larger.add(*new_rows)  # room to spare: nothing held is overwritten and no empty row counts
+    assert larger.rows()[1][:, 0].tolist() == [*range(13, 23), 99, 99]
+    smaller = ReplayPool(4, 1, 1)
+    smaller.load(saved)
+    assert smaller.rows()[1][:, 0].tolist() == [19, 20, 21, 22]  # the newest that fit
+    smaller.add(*new_rows)  # the oldest of them make way
+    assert smaller.rows()[1][:, 0].tolist() == [99, 99, 21, 22]
+    same = ReplayPool(10, 1, 1)
+    same.load(saved)  # the same capacity: rows and cursor exactly as they were
+    np.testing.assert_array_equal(same.next_obs, filled(10, 23).next_obs)
+    assert same.cursor == 3
+
+
+def test_replay_pool_statistics_in_blocks_match_the_whole_pool_and_bytes_stay_bytes():
+    from rlgen.exploration.rollout_bonus import ReplayPool, standardisation
+
+    rng = np.random.default_rng(1)
+    pool = ReplayPool(1000, 3, 2)
+    pool.add(rng.normal(5, 3, (700, 5)).astype(np.float32), rng.normal(-2, 0.5, (700, 3)).astype(np.float32))
+    whole = standardisation(*pool.rows())
+    blocks = pool.statistics(block=64)
+    for key, value in whole.items():
+        np.testing.assert_allclose(blocks[key], value, rtol=1e-5, atol=1e-6)
+    frames = ReplayPool(10, 2, 1, obs_dtype=np.uint8)
+    with pytest.raises(ValueError, match="not uint8 values.*-3 to 256"):
+        frames.add(np.array([[-3.0, 256.0, 0.5]], np.float32), np.array([[1.0, 2.0]], np.float32))
+    assert ReplayPool(10, 2, 1, obs_dtype=np.int64).obs_dtype == np.float32  # no saving over float32

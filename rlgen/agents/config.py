@@ -129,8 +129,8 @@ class RunConfig:
         return config.validated() if validate else config
 
     @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(read_yaml_mapping(path, "config file"))
+    def load(cls, path: str | Path, validate: bool = True) -> RunConfig:
+        return cls.from_dict(read_yaml_mapping(path, "config file"), validate=validate)
 
     def validated(self) -> RunConfig:
         """Check every field a user can get wrong; raise ConfigError naming the problem."""
@@ -318,7 +318,7 @@ def build_config(
     (algo, env) < the config file < explicit ``fields`` (CLI flags) < ``key=value`` overrides."""
     from rlgen.agents.presets import preset_for
 
-    file_data: dict[str, Any] = RunConfig.load(config_file).to_dict() if config_file else {}
+    file_data: dict[str, Any] = RunConfig.load(config_file, validate=False).to_dict() if config_file else {}
     defaults = RunConfig()
     algo = algo or file_data.get("algo") or defaults.algo
     env_id = env_id or file_data.get("env_id") or defaults.env_id

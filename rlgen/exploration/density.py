@@ -300,10 +300,12 @@ class DensityBonus(RolloutBonus):
         return model
 
     # -- encoding observations for the model -----------------------------------------------------
-    def refresh_statistics(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+    def refresh_statistics(self, inputs: np.ndarray | None, targets: np.ndarray,
+                           stats: dict[str, np.ndarray] | None = None) -> None:
         """Standardisation of [s, a] (and s' for the BNN) and, with ``bounds="data"``, the discretisation
-        bounds of s', from these rows (the replay pool, or the first rollout before any training)."""
-        self.stats = standardisation(inputs, targets)
+        bounds of s', from these rows (the first rollout before any training; ``inputs`` may then be None when
+        ``stats`` are given, as :meth:`update_model` does with the replay pool's)."""
+        self.stats = stats if stats is not None else standardisation(inputs, targets)
         if self.bounds != "data" or self.is_bnn:
             return
         low, high = np.quantile(targets, [self.bounds_quantile, 1.0 - self.bounds_quantile], axis=0)
@@ -363,7 +365,8 @@ class DensityBonus(RolloutBonus):
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Add the rollout to the replay pool, refresh the statistics from it, take Adam steps on the model."""
         self.pool.add(inputs, targets)
-        self.refresh_statistics(*self.pool.rows())
+        # statistics in blocks, quantiles on the stored s' (no float copy of a pool of frames each rollout)
+        self.refresh_statistics(None, self.pool.next_obs[:self.pool.size], stats=self.pool.statistics())
         if self.pool.size < self.min_replay or self.updates_per_rollout <= 0:
             return {}
         self.model.train()

@@ -50,7 +50,9 @@ class ReplayPool:
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, owner: str = "the wrapper",
                  obs_dtype: np.dtype | type = np.float32):
         obs_dtype = np.dtype(obs_dtype)
-        self.obs_dtype = obs_dtype if np.issubdtype(obs_dtype, np.integer) else np.dtype(np.float32)
+        # small integer types only: int32/int64 observations would save nothing over float32
+        small_int = np.issubdtype(obs_dtype, np.integer) and obs_dtype.itemsize <= 2
+        self.obs_dtype = obs_dtype if small_int else np.dtype(np.float32)
         self.obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
         self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
@@ -60,6 +62,9 @@ class ReplayPool:
     def add(self, inputs: np.ndarray, targets: np.ndarray) -> None:
         """Add rows of ``inputs`` = [s, a] and ``targets`` = s' (oldest rows make way once the pool is full)."""
         obs_dim = self.obs.shape[1]
+        if self.obs_dtype.kind in "iu":
+            self._check_representable(inputs[:, :obs_dim], "observations")
+            self._check_representable(targets, "next observations")
         for start in range(0, len(inputs), self.capacity):
             chunk_in, chunk_out = inputs[start:start + self.capacity], targets[start:start + self.capacity]
             idx = (self.cursor + np.arange(len(chunk_in))) % self.capacity
@@ -68,14 +73,42 @@ class ReplayPool:
             self.cursor = int((self.cursor + len(chunk_in)) % self.capacity)
             self.size = min(self.capacity, self.size + len(chunk_in))
 
+    def _check_representable(self, values: np.ndarray, what: str) -> None:
+        info = np.iinfo(self.obs_dtype)
+        if values.size and (values.min() < info.min or values.max() > info.max or np.any(values != np.round(values))):
+            raise ValueError(f"{self.owner}: {what} are not {self.obs_dtype} values (range {values.min():g} to "
+                             f"{values.max():g}) though the observation space is {self.obs_dtype}; wrap the bonus "
+                             f"around the env's raw observations, not normalised ones")
+
     def rows(self, idx: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(inputs [s, a], targets s') as float32, of the rows ``idx`` (default: every row held)."""
         idx = slice(0, self.size) if idx is None else idx
         inputs = np.concatenate([self.obs[idx].astype(np.float32), self.actions[idx]], axis=-1)
         return inputs, self.next_obs[idx].astype(np.float32)
 
-    def statistics(self) -> dict[str, np.ndarray]:
-        return standardisation(*self.rows())
+    def statistics(self, block: int = 8192) -> dict[str, np.ndarray]:
+        """:func:`standardisation` of every row held, computed ``block`` rows at a time (no float copy of the
+        whole pool: per-block means and squared deviations merged as in Chan et al.'s parallel variance)."""
+        count, moments = 0, None
+        for start in range(0, self.size, block):
+            columns = self.rows(slice(start, min(start + block, self.size)))
+            n = len(columns[0])
+            block_moments = [(c.mean(0, dtype=np.float64), ((c - c.mean(0, dtype=np.float64)) ** 2).sum(0))
+                             for c in columns]
+            if moments is None:
+                moments = block_moments
+            else:
+                merged = []
+                for (mean_a, m2_a), (mean_b, m2_b) in zip(moments, block_moments, strict=True):
+                    delta = mean_b - mean_a
+                    merged.append((mean_a + delta * n / (count + n), m2_a + m2_b + delta**2 * count * n / (count + n)))
+                moments = merged
+            count += n
+        if moments is None:
+            raise ValueError(f"{self.owner}: statistics of an empty replay pool")
+        (in_mean, in_m2), (out_mean, out_m2) = moments
+        return {"in_mean": in_mean.astype(np.float32), "in_std": (np.sqrt(in_m2 / count) + 1e-6).astype(np.float32),
+                "out_mean": out_mean.astype(np.float32), "out_std": (np.sqrt(out_m2 / count) + 1e-6).astype(np.float32)}
 
     def state(self) -> dict[str, Any]:
         return {"obs": torch.from_numpy(self.obs[:self.size].copy()),
@@ -96,10 +129,19 @@ class ReplayPool:
         if widths != need or actions.shape[1:] != self.actions.shape[1:]:
             raise ValueError(f"{self.owner} state holds transitions of widths {widths[0]} -> {widths[1]}, "
                              f"this env needs {need[0]} -> {need[1]}")
-        self.size = min(len(obs), self.capacity)
-        self.obs[:self.size], self.actions[:self.size] = obs[:self.size], actions[:self.size]
-        self.next_obs[:self.size] = targets[:self.size]
-        self.cursor = int(state["cursor"]) % self.capacity
+        n, cursor = len(obs), int(state["cursor"])
+        if n == self.capacity:  # the same capacity, full: the rows go back where they were
+            self.obs[:], self.actions[:], self.next_obs[:] = obs, actions, targets
+            self.size, self.cursor = n, cursor % n
+            return
+        # another capacity: the rows in the order they came (a wrapped pool's oldest sits at its cursor), the
+        # newest that fit, written from the start
+        order = np.roll(np.arange(n), -cursor) if cursor != n and n else np.arange(n)
+        keep = order[-self.capacity:]
+        self.size = len(keep)
+        self.obs[:self.size], self.actions[:self.size] = obs[keep], actions[keep]
+        self.next_obs[:self.size] = targets[keep]
+        self.cursor = self.size % self.capacity
 
 
 MODES = ("rollout", "step")
