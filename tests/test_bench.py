@@ -176,7 +176,9 @@ def test_a_suite_run_in_parts_reports_every_part(tmp_path):
     run_suite(suite, tmp_path, workers=1, total_steps=512, match="_s0$")
     statuses, report = run_suite(suite, tmp_path, workers=1, total_steps=512, match="_s1$")
     assert [s.name for s in statuses] == ["ppo_CartPole-v1_s1"]
-    assert "| CartPole-v1 | ppo | 2/2 |" in report.read_text()  # seed 0 from the first part, seed 1 from this
+    text = report.read_text()
+    assert "| CartPole-v1 | ppo | 2/2 |" in text  # seed 0 from the first part, seed 1 from this
+    assert f"the report covers every run of the suite finished under `{tmp_path}`" in text
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):

@@ -32,6 +32,12 @@ def run_suite(
     in ``out_dir``, so a suite run in parts with ``match`` never replaces a fuller report with a partial one."""
     runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
     statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address)
-    everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
-    report = write_report(suite, everything, out_dir, command or f"rlgen bench {suite.name}", report_dir)
+    command = command or f"rlgen bench {suite.name}"
+    if match is not None:
+        everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps)
+        # the report template wraps the command in backticks: this closes the command's and opens the folder's
+        command += f"`, the last part run; the report covers every run of the suite finished under `{out_dir}"
+    else:
+        everything = runs
+    report = write_report(suite, everything, out_dir, command, report_dir)
     return statuses, report

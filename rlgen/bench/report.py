@@ -281,7 +281,8 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         lines += ["", "## Failed runs", ""] + [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in failed]
     incomplete = [r for r in records if r.state in ("incomplete", "missing")]
     if incomplete:
-        lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the command resumes them."]
+        lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the suite (or its part that holds "
+                  "them) resumes them."]
     curves, profile = f"{suite.name}_curves.png", f"{suite.name}_profile.png"
     lines += ["", f"![learning curves]({curves})", "", f"![performance profile]({profile})", ""]
 
