@@ -11,12 +11,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 class LineEnv(gym.Env):
     """x' = x + 0.1 a on a line, a constant env ``reward`` per step; the episode ends after ``horizon``
     steps with a terminal observation (x + 100) that no reset observation can be mistaken for.
-    ``nan_at`` makes the observation of that (global) step NaN."""
+    ``nan_at`` makes the observation of that (global) step NaN, ``nan_reward_at`` its reward."""
 
-    def __init__(self, horizon: int = 3, nan_at: int | None = None, reward: float = 0.0):
+    def __init__(self, horizon: int = 3, nan_at: int | None = None, reward: float = 0.0,
+                 nan_reward_at: int | None = None):
         self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.horizon, self.nan_at, self.reward, self.t, self.total = horizon, nan_at, reward, 0, 0
+        self.nan_reward_at = nan_reward_at
         self.x = 0.0
 
     def _obs(self):
@@ -36,7 +38,8 @@ class LineEnv(gym.Env):
             obs[0] += 100.0
         if self.nan_at is not None and self.total == self.nan_at:
             obs[0] = np.nan
-        return obs, self.reward, self.t == self.horizon, False, {}
+        reward = float("nan") if self.total == self.nan_reward_at else self.reward
+        return obs, reward, self.t == self.horizon, False, {}
 
 
 def line_venv(n: int = 2, **kwargs) -> DummyVecEnv:

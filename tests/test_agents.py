@@ -154,3 +154,20 @@ def test_corrupt_model_file_gets_one_line_error(tiny_config):
     with pytest.raises(ConfigError, match="cannot load model") as info:
         evaluate(result.run_dir, episodes=1)
     assert "\n" not in str(info.value)
+
+
+def test_a_nan_reward_stops_the_run_in_one_line_and_keeps_its_checkpoint(tmp_path, capsys):
+    import gymnasium as gym
+
+    from tests.fakes import one_line_error
+
+    if "rlgen-test/NanReward-v0" not in gym.registry:
+        gym.register("rlgen-test/NanReward-v0", entry_point="tests.fakes:LineEnv",
+                     kwargs={"horizon": 50, "nan_reward_at": 300})
+    err = one_line_error(capsys, ["train", "--algo", "ppo", "--env", "rlgen-test/NanReward-v0", "--steps", "1000",
+                                  "--out", str(tmp_path), "-p", "n_steps=128", "-p", "batch_size=64",
+                                  "-p", "checkpoint_freq=128", "-p", "eval_freq=0", "-p", "progress_bar=false"],
+                         "rlgen-test/NanReward-v0 returned a non-finite reward at step 300")
+    assert "last checkpoint is kept" in err
+    run_dir = tmp_path / "ppo_rlgen-test-NanReward-v0_s0"
+    assert json.loads((run_dir / "checkpoint" / "progress.json").read_text())["timesteps"] == 256

@@ -38,7 +38,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
@@ -95,15 +95,55 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
     return make
 
 
+class NonFiniteEnvOutput(ConfigError):
+    """An env returned a NaN or infinite reward or observation."""
+
+
+class FiniteGuard(VecEnvWrapper):
+    """Stops a run at the first non-finite reward or observation the env returns, naming the env and the step,
+    before it reaches VecNormalize's running statistics (one NaN there spoils every later observation and
+    reward) or a wrapper's model. Costs an ``isfinite`` over each step's arrays."""
+
+    def __init__(self, venv: VecEnv, env_id: str):
+        super().__init__(venv)
+        self.env_id, self.steps = env_id, 0
+
+    def reset(self) -> Any:
+        obs = self.venv.reset()
+        self._check(obs, "observation", "at reset")
+        return obs
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.steps += 1
+        where = f"at step {self.steps}"
+        self._check(rewards, "reward", where)
+        self._check(obs, "observation", where)
+        for info in infos:
+            if "terminal_observation" in info:
+                self._check(info["terminal_observation"], "terminal observation", where)
+        return obs, rewards, dones, infos
+
+    def _check(self, values: Any, what: str, where: str) -> None:
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "fc" or np.all(np.isfinite(values)):
+            return  # dict observations and integer frames are left alone
+        if what != "terminal observation" and self.num_envs > 1:  # one row per env
+            env = int(np.flatnonzero(~np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1))[0])
+            where += f" in env {env} of {self.num_envs}"
+        raise NonFiniteEnvOutput(f"{self.env_id} returned a non-finite {what} {where}; training stopped before it "
+                                 f"reached the agent (the run's last checkpoint is kept)")
+
+
 def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False) -> VecEnv:
+    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given) under a :class:`FiniteGuard`."""
     fns = [
         make_env_fn(config.env_id, config.env_kwargs,
                     str(monitor_dir / str(i)) if monitor_dir is not None else None, append)
         for i in range(config.n_envs)
     ]
     if config.vec_env == "subproc" and config.n_envs > 1:
-        return SubprocVecEnv(fns)
-    return DummyVecEnv(fns)
+        return FiniteGuard(SubprocVecEnv(fns), config.env_id)
+    return FiniteGuard(DummyVecEnv(fns), config.env_id)
 
 
 def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[BaseCallback], list[Any]]:
