@@ -212,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rlgen: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # a learned reward or model diverged: say which, in one line
+        print(f"rlgen: error: {exc} (the run's last checkpoint is kept)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rlgen: interrupted (the last checkpoint is kept; resume with --resume RUN_DIR)", file=sys.stderr)
         return 130

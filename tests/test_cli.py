@@ -57,3 +57,16 @@ def test_every_subcommand_has_help(capsys):
             main([command, "--help"])
         assert info.value.code == 0
         assert "usage: rlgen " + command in capsys.readouterr().out
+
+
+def test_a_diverged_learned_reward_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    import rlgen.agents
+    import rlgen.cli as cli
+
+    def diverge(config, resume=False):
+        raise FloatingPointError("GAIL: non-finite discriminator reward at transition 4096")
+
+    monkeypatch.setattr(rlgen.agents, "train", diverge)  # what `rlgen train` calls
+    assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "non-finite discriminator reward at transition 4096" in err
