@@ -72,7 +72,9 @@ def success_curves_png(records: list[RunRecord], path: Path, bins: int = 20) -> 
         if not curves:
             continue
         values = np.array(curves)
-        mean = np.nanmean(values, axis=0)
+        # bins no episode ended in (short runs, 500-step episodes) stay gaps in the line, not warnings
+        counts = np.sum(~np.isnan(values), axis=0)
+        mean = np.where(counts > 0, np.nansum(values, axis=0) / np.maximum(counts, 1), np.nan)
         ax.plot(centres, mean, color=f"C{i}", label=f"{label} ({len(curves)} seeds)")
         for curve in values:
             ax.plot(centres, curve, color=f"C{i}", alpha=0.25, lw=0.8)
