@@ -129,8 +129,8 @@ class RolloutRecorder(BaseCallback):
             self.seen["logged"] = dict(self.logger.name_to_value)
 
 
-def scalar_tags(log_dir) -> set[str]:
-    """Every scalar tag written to the TensorBoard event files under ``log_dir``."""
+def scalar_tags(log_dir, kind: str = "scalars") -> set[str]:
+    """Every scalar tag (or ``kind``: "histograms", ...) written to the TensorBoard event files under ``log_dir``."""
     from pathlib import Path
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -139,7 +139,7 @@ def scalar_tags(log_dir) -> set[str]:
     for events in Path(log_dir).rglob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
+        tags |= set(accumulator.Tags()[kind])
     return tags
 
 

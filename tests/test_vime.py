@@ -1,3 +1,5 @@
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -231,11 +233,23 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
     state = torch.load(result.run_dir / "vime.pt", weights_only=True)
     assert state["pool"]["obs"].shape == (128, 2)  # 1 rollout x 64 steps x 2 envs of [x, v]
     assert state["pool"]["actions"].shape == (128, 1)
+    log = result.run_dir / "vime_log.jsonl"
+    log.write_text(log.read_text() + json.dumps({"timesteps": 192, "vime/bonus_mean": -1.0}) + "\n")  # a crash's
     config.total_steps = 256
     resumed = train(config, resume=True)
     state = torch.load(resumed.run_dir / "vime.pt", weights_only=True)
     assert state["pool"]["obs"].shape == (256, 2)  # the pool carried over and grew
     assert len(state["medians"]) == 2
+    # the run's own log of VIME's values, one row per rollout; rows past the checkpoint were dropped on resume
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["timesteps"] for row in rows] == [128, 256]
+    assert all(row["vime/bonus_mean"] >= 0 and row["bonus_p5"] <= row["bonus_median"] <= row["bonus_max"]
+               for row in rows)
+    assert rows[0]["bonus_median"] == pytest.approx(0.1, rel=1e-3)  # the first rollout: eta x its own median
+    from tests.fakes import scalar_tags
+
+    if algo != "a2c":  # A2C writes its logs every 100 rollouts
+        assert "vime/bonus" in scalar_tags(resumed.run_dir / "tb", kind="histograms")  # every transition's bonus
 
 
 def test_bad_vime_settings_in_a_config_are_one_line_errors(tmp_path):

@@ -7,6 +7,8 @@ A run directory holds everything needed to resume or evaluate a run::
     vecnormalize.npz     VecNormalize statistics (loaded without pickle)
     checkpoint/          the latest resumable state (model, statistics, progress; an off-policy agent's
                          replay buffer as replay_buffer.npz; reward wrappers' states)
+    vime.pt, ...         each reward wrapper's final state; vime_log.jsonl / density_log.jsonl: a bonus's
+                         values per rollout (bonus percentiles, information gain, model loss, ...)
     eval.csv             evaluation history: timesteps, mean/std of the true env return
     learning_curve.png   evaluation and training returns against steps
     monitor/             per-env episode logs (SB3 Monitor)
@@ -456,12 +458,15 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
         raise
     # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
     config.save(run_dir / CONFIG_FILE)
+    done = json.loads((ckpt / "progress.json").read_text())["timesteps"] if resume else None
+    for wrapper in wrappers:
+        if hasattr(wrapper.callback, "set_log"):  # rollout bonuses: per-rollout values beside TensorBoard
+            wrapper.callback.set_log(run_dir / f"{Path(wrapper.state_file).stem}_log.jsonl", keep_until=done)
     if config.normalize:
         venv = vec_normalize(venv, config, norm_reward=config.norm_reward)
 
     history: list[dict[str, float]] = []
     if resume:
-        done = json.loads((ckpt / "progress.json").read_text())["timesteps"]
         model = algo_class(config.algo).load(ckpt / MODEL_FILE, env=venv, device="cpu")
         if (ckpt / REPLAY_FILE).is_file():
             load_replay_buffer(model, ckpt / REPLAY_FILE)

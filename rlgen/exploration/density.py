@@ -197,6 +197,7 @@ class DensityBonus(RolloutBonus):
 
     state_file = "density.pt"
     state_name = "DensityBonus"
+    log_prefix = "density"
 
     def __init__(
         self,

@@ -18,7 +18,9 @@ rather than added after it, so an ``eta`` or ``beta`` tuned in rollout mode does
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from rlgen.atomic import atomic_write_text
 from rlgen.transitions import observations_and_next
 from rlgen.wrapper_state import WrapperState
 
@@ -154,6 +157,9 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
     Subclasses set ``state_name`` (used in messages) and ``state_file``, and implement :meth:`compute_bonus`,
     :meth:`update_model`, ``state_dict`` and ``load_state_dict`` (with :meth:`recording_state` in them).
     """
+
+    log_prefix = "bonus"
+    """TensorBoard prefix of the bonus's own keys (``vime/...``, ``density/...``)."""
 
     def __init__(self, venv: VecEnv, mode: str = "rollout", update_every: int = 2048):
         super().__init__(venv)
@@ -297,6 +303,27 @@ class RolloutBonusCallback(BaseCallback):
         self.episode_intrinsic: deque[float] = deque(maxlen=100)
         self.step_logs: dict[str, float] = {}  # step mode: what the wrapper's last model update reported
         self._running: np.ndarray | None = None
+        self.log_path: Path | None = None
+
+    def set_log(self, path: str | Path, keep_until: int | None = None) -> None:
+        """Also append each rollout's (step mode: each window's) values, and its bonuses' spread, to ``path`` as
+        JSON lines; ``keep_until`` (a resumed run's checkpoint step) first drops the rows written after it."""
+        self.log_path = Path(path)
+        if keep_until is not None and self.log_path.is_file():
+            rows = [line for line in self.log_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["timesteps"] <= keep_until]
+            atomic_write_text(self.log_path, "".join(f"{row}\n" for row in rows))
+
+    def _write_log(self, logged: dict[str, float], bonus: np.ndarray | None) -> None:
+        if self.log_path is None:
+            return
+        row: dict[str, float] = {"timesteps": int(self.num_timesteps), **logged}
+        if bonus is not None and bonus.size:
+            low, median, high = np.percentile(bonus, [5, 50, 95])
+            row.update(bonus_p5=float(low), bonus_median=float(median), bonus_p95=float(high),
+                       bonus_max=float(bonus.max()))
+        with open(self.log_path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
 
     def _init_callback(self) -> None:
         if self.wrapper.mode == "rollout" and not hasattr(self.model, "rollout_buffer"):
@@ -309,6 +336,7 @@ class RolloutBonusCallback(BaseCallback):
         if self.step_logs:
             for key, value in self.step_logs.items():
                 self.logger.record(key, value)
+            self._write_log(self.step_logs, None)
             self.step_logs.clear()
             if self.episode_intrinsic:
                 self.logger.record("rollout/ep_intrinsic_mean", float(np.mean(self.episode_intrinsic)))
@@ -334,6 +362,10 @@ class RolloutBonusCallback(BaseCallback):
         logged.update(wrapper.update_model(flat_in, flat_out))
         for key, value in logged.items():
             self.logger.record(key, value)
+        # every transition's bonus, as a TensorBoard histogram (the other outputs skip tensors)
+        self.logger.record(f"{wrapper.log_prefix}/bonus", torch.as_tensor(flat_bonus, dtype=torch.float32),
+                           exclude=("stdout", "log", "json", "csv"))
+        self._write_log(logged, flat_bonus)
         if self.episode_intrinsic:
             self.logger.record("rollout/ep_intrinsic_mean", float(np.mean(self.episode_intrinsic)))
 

@@ -188,6 +188,7 @@ class VIME(RolloutBonus):
 
     state_file = "vime.pt"
     state_name = "VIME"
+    log_prefix = "vime"
 
 
 class VIMECallback(RolloutBonusCallback):
