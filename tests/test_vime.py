@@ -234,7 +234,8 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
     assert state["pool"]["obs"].shape == (128, 2)  # 1 rollout x 64 steps x 2 envs of [x, v]
     assert state["pool"]["actions"].shape == (128, 1)
     log = result.run_dir / "vime_log.jsonl"
-    log.write_text(log.read_text() + json.dumps({"timesteps": 192, "vime/bonus_mean": -1.0}) + "\n")  # a crash's
+    # what a crash after the checkpoint leaves: a row past it, and a line cut short
+    log.write_text(log.read_text() + json.dumps({"timesteps": 192, "vime/bonus_mean": -1.0}) + '\n{"timest')
     config.total_steps = 256
     resumed = train(config, resume=True)
     state = torch.load(resumed.run_dir / "vime.pt", weights_only=True)

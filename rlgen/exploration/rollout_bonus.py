@@ -310,9 +310,14 @@ class RolloutBonusCallback(BaseCallback):
         JSON lines; ``keep_until`` (a resumed run's checkpoint step) first drops the rows written after it."""
         self.log_path = Path(path)
         if keep_until is not None and self.log_path.is_file():
-            rows = [line for line in self.log_path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["timesteps"] <= keep_until]
-            atomic_write_text(self.log_path, "".join(f"{row}\n" for row in rows))
+            kept = []
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    if json.loads(line)["timesteps"] <= keep_until:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+                    continue
+            atomic_write_text(self.log_path, "".join(f"{line}\n" for line in kept))
 
     def _write_log(self, logged: dict[str, float], bonus: np.ndarray | None) -> None:
         if self.log_path is None:
