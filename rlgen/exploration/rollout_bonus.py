@@ -256,15 +256,18 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         """(inputs, targets, dones) of the steps recorded since the last call, shaped (T, n_envs, ...)."""
         if not self._pending:
             raise RuntimeError(f"{self.state_name} recorded no transitions in this rollout")
-        obs, act, nxt, dones = (np.stack(column) for column in zip(*self._pending, strict=True))
+        obs, act, nxt, dones = self._pending_columns()
         self._pending.clear()
         return np.concatenate([obs, act], axis=-1), nxt, dones
+
+    def _pending_columns(self) -> list[np.ndarray]:
+        """The recorded steps as (T, n_envs, ...) arrays: observations, actions, next observations, dones."""
+        return [np.stack(column) for column in zip(*self._pending, strict=True)]
 
     # -- saving ----------------------------------------------------------------------------------
     def recording_state(self) -> dict[str, Any]:
         """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
-        pending = ([torch.from_numpy(np.stack(column)) for column in zip(*self._pending, strict=True)]
-                   if self._pending else [])
+        pending = [torch.from_numpy(column) for column in self._pending_columns()] if self._pending else []
         return {"num_steps": self.num_steps, "intrinsic_returns": list(self.callback.episode_intrinsic),
                 "windows": self.windows, "pending": pending}
 
