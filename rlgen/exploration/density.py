@@ -301,12 +301,11 @@ class DensityBonus(RolloutBonus):
         return model
 
     # -- encoding observations for the model -----------------------------------------------------
-    def refresh_statistics(self, inputs: np.ndarray | None, targets: np.ndarray,
-                           stats: dict[str, np.ndarray] | None = None) -> None:
-        """Standardisation of [s, a] (and s' for the BNN) and, with ``bounds="data"``, the discretisation
-        bounds of s', from these rows (the first rollout before any training; ``inputs`` may then be None when
-        ``stats`` are given, as :meth:`update_model` does with the replay pool's)."""
-        self.stats = stats if stats is not None else standardisation(inputs, targets)
+    def refresh_statistics(self, stats: dict[str, np.ndarray], targets: np.ndarray) -> None:
+        """Take ``stats`` (the standardisation of [s, a], and of s' for the BNN) and, with ``bounds="data"``, set
+        the discretisation bounds of s' from ``targets`` (the replay pool's, or the first rollout's before any
+        training)."""
+        self.stats = stats
         if self.bounds != "data" or self.is_bnn:
             return
         low, high = np.quantile(targets, [self.bounds_quantile, 1.0 - self.bounds_quantile], axis=0)
@@ -335,7 +334,7 @@ class DensityBonus(RolloutBonus):
     def prediction_gain(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(PG, log p before the step) of each transition (rows of ``inputs`` = [s, a], ``targets`` = s')."""
         if self.stats is None:
-            self.refresh_statistics(inputs, targets)
+            self.refresh_statistics(standardisation(inputs, targets), targets)
         x, context = self.encode(inputs, targets)
         seed = int(torch.randint(0, 2**31, (), generator=self.generator))
         was_training = self.model.training
@@ -367,7 +366,7 @@ class DensityBonus(RolloutBonus):
         """Add the rollout to the replay pool, refresh the statistics from it, take Adam steps on the model."""
         self.pool.add(inputs, targets)
         # statistics in blocks, quantiles on the stored s' (no float copy of a pool of frames each rollout)
-        self.refresh_statistics(None, self.pool.next_obs[:self.pool.size], stats=self.pool.statistics())
+        self.refresh_statistics(self.pool.statistics(), self.pool.next_obs[:self.pool.size])
         if self.pool.size < self.min_replay or self.updates_per_rollout <= 0:
             return {}
         self.model.train()
