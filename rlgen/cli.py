@@ -160,6 +160,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match", default=None, metavar="REGEX",
                    help="only the runs whose name (<label>_<env>_s<seed>) matches, e.g. '^trpo.*CartPole'")
     p.add_argument("--report-only", action="store_true", help="aggregate the runs already there; train nothing")
+    p.add_argument("--report-name", default=None, metavar="NAME",
+                   help="write NAME.md and its plots instead of <suite>.md (e.g. a report of one --match part)")
+    p.add_argument("--archive", default=None, metavar="DIR",
+                   help="a run archive (e.g. one committed with the results): finished runs found there are "
+                   "copied into --out and skipped; each run finished here is copied in (its small files only)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -174,12 +179,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     command = command or f"rlgen bench {args.suite}"
     if args.report_only:
         runs = suite.runs(out, seeds=args.seeds, total_steps=args.steps, match=args.match)
-        report = write_report(suite, runs, out, command, args.report_dir)
+        if args.archive is not None:
+            from rlgen.bench import archive
+
+            for run in runs:  # both ways: archived runs missing here come in, runs finished here go in
+                archive.restore_run(run.config.run_dir, args.archive, run.config.total_steps)
+                archive.archive_run(run.config.run_dir, args.archive)
+        report = write_report(suite, runs, out, command, args.report_dir, name=args.report_name)
         failed = 0
     else:
         statuses, report = run_suite(suite, out, backend=args.backend, seeds=args.seeds, total_steps=args.steps,
                                      workers=args.workers, address=args.address, report_dir=args.report_dir,
-                                     command=command, match=args.match)
+                                     command=command, match=args.match, archive_dir=args.archive,
+                                     report_name=args.report_name)
         failed = sum(s.status == "failed" for s in statuses)
     print(f"report: {report}")
     return 1 if failed else 0

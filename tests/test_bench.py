@@ -270,3 +270,46 @@ def test_imitation_benchmarks_collect_rollouts_from_four_envs_with_the_presets_r
     finally:
         del sys.modules[spec.name]
     assert module.env_layout("Humanoid-v5") == {"n_envs": 4, "overrides": ["n_steps=1024"]}
+
+
+def test_a_run_archive_carries_finished_runs_to_another_output_folder(tmp_path, capsys):
+    """Runs finished on one machine and archived count as finished on another: skipped, and reported the same."""
+    from rlgen.bench import archive
+
+    suite, store = load_suite("smoke"), tmp_path / "archive"
+    first, report = run_suite(suite, tmp_path / "a", workers=1, total_steps=512, match="_s0$", archive_dir=store)
+    assert [s.status for s in first] == ["done"]
+    kept = {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+    assert "ppo_CartPole-v1_s0/result.json" in kept and "ppo_CartPole-v1_s0/eval.csv" in kept
+    assert "ppo_CartPole-v1_s0/monitor/0.monitor.csv" in kept
+    assert not any(k.endswith(("model.zip", ".pt")) or "/tb/" in k or "/checkpoint/" in k for k in kept)
+    # another folder (a fresh machine): seed 0 comes from the archive and is not trained again, seed 1 is
+    second, report_b = run_suite(suite, tmp_path / "b", workers=1, total_steps=512, archive_dir=store)
+    assert {s.name: s.status for s in second} == {"ppo_CartPole-v1_s0": "skipped", "ppo_CartPole-v1_s1": "done"}
+    assert not (tmp_path / "b" / "runs" / "ppo_CartPole-v1_s0" / "model.zip").exists()
+    assert (store / "ppo_CartPole-v1_s1" / "result.json").is_file()  # archived as it finished
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| CartPole-v1 | ppo |"))
+    seed0 = row.split("|")[-2].split(",")[0].strip()
+    assert "| CartPole-v1 | ppo | 2/2 |" in report_b.read_text() and seed0 in report_b.read_text()
+    # an archived run shorter than the budget asked for is not restored over a local run in progress
+    local = tmp_path / "c" / "runs" / "ppo_CartPole-v1_s0"
+    (local / "checkpoint").mkdir(parents=True)
+    (local / "checkpoint" / "progress.json").write_text('{"timesteps": 768}')
+    assert not archive.restore_run(local, store, min_timesteps=1024)
+    assert (local / "checkpoint" / "progress.json").is_file()
+    assert archive.restore_run(local, store, min_timesteps=512)  # long enough: the finished run wins
+    assert not (local / "checkpoint").exists() and (local / "result.json").is_file()
+
+
+def test_report_only_with_an_archive_syncs_both_ways_and_names_its_report(tmp_path):
+    store = tmp_path / "archive"
+    run_suite(load_suite("smoke"), tmp_path / "a", workers=1, total_steps=512, match="_s0$")
+    assert main(["bench", "smoke", "--steps", "512", "--out", str(tmp_path / "a"), "--report-only",
+                 "--archive", str(store), "--report-name", "smoke-part", "--match", "_s0$"]) == 0
+    assert (store / "ppo_CartPole-v1_s0" / "eval.csv").is_file()  # finished here: archived
+    text = (tmp_path / "a" / "smoke-part.md").read_text()
+    assert text.startswith("# Benchmark suite `smoke`: smoke-part") and "| CartPole-v1 | ppo | 1/1 |" in text
+    assert (tmp_path / "a" / "smoke-part_curves.png").is_file()
+    assert main(["bench", "smoke", "--steps", "512", "--out", str(tmp_path / "b"), "--report-only",
+                 "--archive", str(store)]) == 0
+    assert "| CartPole-v1 | ppo | 1/2 |" in (tmp_path / "b" / "smoke.md").read_text()  # seed 0 restored

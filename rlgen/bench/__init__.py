@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlgen.bench.report import write_report
-from rlgen.bench.runner import BACKENDS, RunStatus, run_suite_runs
+from rlgen.bench.runner import BACKENDS, RunStatus, print_progress, run_suite_runs
 from rlgen.bench.suite import Suite, available_suites, load_suite
 
 __all__ = ["BACKENDS", "RunStatus", "Suite", "available_suites", "load_suite", "run_suite", "write_report"]
@@ -26,18 +26,39 @@ def run_suite(
     report_dir: str | Path | None = None,
     command: str = "",
     match: str | None = None,
+    archive_dir: str | Path | None = None,
+    archive_models: bool = False,
+    report_name: str | None = None,
 ) -> tuple[list[RunStatus], Path]:
     """Run (or resume) every run of ``suite`` (with ``match``, those whose name it matches) and write its report;
     returns the statuses and the report path. The report always covers the whole suite as far as it has run
-    in ``out_dir``, so a suite run in parts with ``match`` never replaces a fuller report with a partial one."""
+    in ``out_dir``, so a suite run in parts with ``match`` never replaces a fuller report with a partial one.
+
+    With ``archive_dir`` (:mod:`rlgen.bench.archive`), runs finished elsewhere and archived there are
+    restored into ``out_dir`` first (and skipped), and each run's record is archived as it finishes
+    (``archive_models``: with its final model), so a suite carried over several machines adds up.
+    ``report_name`` names the report (default: the suite's name)."""
     runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
-    statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address)
+    everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
+    on_status = print_progress
+    if archive_dir is not None:
+        from rlgen.bench import archive
+
+        restored = sum(archive.restore_run(r.config.run_dir, archive_dir, r.config.total_steps) for r in everything)
+        if restored:
+            print(f"restored {restored} finished run(s) from {archive_dir}", flush=True)
+
+        run_dirs = {r.config.run_dir.name: r.config.run_dir for r in runs}
+
+        def on_status(done: int, total: int, start: float, status: RunStatus) -> None:
+            if status.status in ("done", "skipped"):
+                archive.archive_run(run_dirs[status.name], archive_dir, archive_models)
+            print_progress(done, total, start, status)
+
+    statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address, on_status=on_status)
     command = command or f"rlgen bench {suite.name}"
     if match is not None:
-        everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps)
         # the report template wraps the command in backticks: this closes the command's and opens the folder's
         command += f"`, the last part run; the report covers every run of the suite finished under `{out_dir}"
-    else:
-        everything = runs
-    report = write_report(suite, everything, out_dir, command, report_dir)
+    report = write_report(suite, everything, out_dir, command, report_dir, name=report_name)
     return statuses, report

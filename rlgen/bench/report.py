@@ -223,8 +223,9 @@ def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
 
 
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
-                 report_dir: str | Path | None = None) -> Path:
-    """Write ``<report_dir>/<suite>.md`` (default: the suite's output folder) with its two PNGs."""
+                 report_dir: str | Path | None = None, name: str | None = None) -> Path:
+    """Write ``<report_dir>/<name>.md`` (default: ``<out_dir>/<suite name>.md``) with its two PNGs."""
+    name = name or suite.name
     out_dir = Path(out_dir)
     report_dir = Path(report_dir) if report_dir is not None else out_dir
     records = collect(runs)
@@ -233,7 +234,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     refs = reference_scores(suite, records, out_dir)
     budgets = _steps_per_task(records, tasks)
 
-    lines = [f"# Benchmark suite `{suite.name}`", ""]
+    lines = [f"# Benchmark suite `{suite.name}`" + (f": {name}" if name != suite.name else ""), ""]
     if suite.description:
         lines += [suite.description, ""]
     lines += [
@@ -283,12 +284,12 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     if incomplete:
         lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the suite (or its part that holds "
                   "them) resumes them."]
-    curves, profile = f"{suite.name}_curves.png", f"{suite.name}_profile.png"
+    curves, profile = f"{name}_curves.png", f"{name}_profile.png"
     lines += ["", f"![learning curves]({curves})", "", f"![performance profile]({profile})", ""]
 
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(report_dir / curves, _curves_png(records, tasks, labels))
     atomic_write_bytes(report_dir / profile, _profile_png(normalised))
-    path = report_dir / f"{suite.name}.md"
+    path = report_dir / f"{name}.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -88,7 +88,7 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
             "final_return": result.eval_mean_return}
 
 
-def _print_progress(done: int, total: int, start: float, status: RunStatus) -> None:
+def print_progress(done: int, total: int, start: float, status: RunStatus) -> None:
     elapsed = time.time() - start
     if status.final_return is not None:
         detail = f"return {status.final_return:.1f}"
@@ -103,7 +103,7 @@ def run_suite_runs(
     backend: str = "local",
     workers: int | None = None,
     address: str | None = None,
-    on_status: Callable[[int, int, float, RunStatus], None] = _print_progress,
+    on_status: Callable[[int, int, float, RunStatus], None] = print_progress,
 ) -> list[RunStatus]:
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

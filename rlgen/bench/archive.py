@@ -1,0 +1,106 @@
+"""A run archive: the small files of finished benchmark runs, kept where they outlive the machine.
+
+A long benchmark spans several sessions or machines, while its run directories (checkpoints, TensorBoard
+logs, wrapper states: hundreds of MB) stay on the machine that trained them. The archive keeps, per
+finished run, only what a report reads (``config.yaml``, ``result.json``, ``eval.csv``, the Monitor
+files, a bonus's per-rollout log, ``bc.json``, a benchmark's cached scores), a few kB to a few hundred kB,
+small enough to commit beside the report; ``with_model=True`` adds the final model and its VecNormalize
+statistics (an expert that later stages roll out).
+
+``restore`` copies archived runs into an output folder where they are missing, so a suite skips them as
+finished and its report covers them; ``archive`` copies each finished run in. Neither touches a run that
+is being trained (run lock) or a local run that already has a result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from rlgen.agents.run import CONFIG_FILE, EVAL_FILE, MODEL_FILE, RESULT_FILE, VECNORM_FILE
+from rlgen.atomic import LockedError, run_lock
+
+RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json")
+MODEL_PATTERNS = (MODEL_FILE, VECNORM_FILE)
+
+
+def _result(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def record_files(run_dir: Path, with_model: bool = False) -> list[Path]:
+    """The files of ``run_dir`` an archive keeps, relative to it."""
+    patterns = RECORD_PATTERNS + (MODEL_PATTERNS if with_model else ())
+    found = {path.relative_to(run_dir) for pattern in patterns for path in run_dir.glob(pattern) if path.is_file()}
+    return sorted(found)
+
+
+def _copy_tree(src: Path, files: Iterable[Path], dst: Path) -> None:
+    """Copy ``files`` (relative to ``src``) into a fresh ``dst``, swapped in whole: a reader never sees half."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
+    try:
+        for rel in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, tmp / rel)
+        old = dst.with_name(f".{dst.name}.old")
+        if dst.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            dst.rename(old)
+        tmp.rename(dst)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def archive_run(run_dir: str | Path, archive_dir: str | Path, with_model: bool = False) -> bool:
+    """Copy a finished run's record into ``archive_dir/<run name>``; False if the run has no result yet or
+    the archive already holds this very result (same result.json)."""
+    run_dir, archive_dir = Path(run_dir), Path(archive_dir)
+    result = _result(run_dir)
+    if result is None:
+        return False
+    target = archive_dir / run_dir.name
+    files = record_files(run_dir, with_model)
+    if _result(target) == result and set(record_files(target, with_model)) >= set(files):
+        return False
+    _copy_tree(run_dir, files, target)
+    return True
+
+
+def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int = 0) -> bool:
+    """Copy an archived run into ``run_dir`` if the archive has it, trained for at least ``min_timesteps``,
+    and ``run_dir`` has no result of its own.
+
+    A local run started since (a checkpoint, no result) is replaced: the archived run finished, the local
+    one had not. A run another process is training is left alone."""
+    run_dir, archive_dir = Path(run_dir), Path(archive_dir)
+    source = archive_dir / run_dir.name
+    archived = _result(source)
+    if archived is None or int(archived.get("timesteps", 0)) < min_timesteps or _result(run_dir) is not None:
+        return False
+    try:
+        with run_lock(run_dir):
+            if _result(run_dir) is not None:
+                return False
+            _copy_tree(source, record_files(source, with_model=True), run_dir)
+    except LockedError:
+        return False
+    return True
+
+
+def archive(run_dirs: Iterable[str | Path], archive_dir: str | Path, with_model: bool = False) -> int:
+    """Archive every finished run of ``run_dirs``; returns how many records were written."""
+    return sum(archive_run(d, archive_dir, with_model) for d in run_dirs)
+
+
+def restore(run_dirs: Iterable[str | Path], archive_dir: str | Path, min_timesteps: int = 0) -> int:
+    """Restore every archived run of ``run_dirs`` missing locally; returns how many were copied."""
+    return sum(restore_run(d, archive_dir, min_timesteps) for d in run_dirs)
