@@ -171,3 +171,21 @@ def test_a_nan_reward_stops_the_run_in_one_line_and_keeps_its_checkpoint(tmp_pat
     assert "last checkpoint is kept" in err
     run_dir = tmp_path / "ppo_rlgen-test-NanReward-v0_s0"
     assert json.loads((run_dir / "checkpoint" / "progress.json").read_text())["timesteps"] == 256
+
+
+def test_a2c_writes_its_logs_in_a_short_run(tiny_config):
+    """SB3's A2C logs every 100 of its rollouts; a run of a few thousand steps must still have its curves."""
+    from rlgen.agents.run import LOG_EVERY
+    from tests.fakes import scalar_tags
+
+    result = train(tiny_config(algo="a2c", total_steps=3 * LOG_EVERY, eval_freq=0, n_envs=2,
+                               hyperparams={"n_steps": 32, "policy_kwargs": {"net_arch": [8]}}))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for events in (result.run_dir / "tb").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        steps += [event.step for event in accumulator.Scalars("train/value_loss")]
+    assert "rollout/ep_rew_mean" in scalar_tags(result.run_dir / "tb")
+    assert len(steps) >= 3  # about one line per LOG_EVERY transitions, where SB3's default gives none

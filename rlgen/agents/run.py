@@ -398,6 +398,21 @@ class RunCallback(BaseCallback):
         save_checkpoint(self.model, self.run_dir, self.history, self.wrappers)
 
 
+LOG_EVERY = 2048
+"""On-policy agents write their logs about once per this many transitions, whatever their rollout size."""
+
+
+def _log_interval(model: BaseAlgorithm) -> dict[str, int]:
+    """``learn(log_interval=...)`` for an on-policy agent: at least one log line per LOG_EVERY transitions
+    (SB3's A2C default, every 100 of its 5-step rollouts, writes nothing for the first 500 steps per env);
+    never less often than SB3's own default (PPO and TRPO: every rollout). Off-policy: SB3's default."""
+    n_steps = getattr(model, "n_steps", None)
+    default = inspect.signature(model.learn).parameters["log_interval"].default
+    if n_steps is None or getattr(model, "rollout_buffer", None) is None:
+        return {}
+    return {"log_interval": max(1, min(default, LOG_EVERY // (n_steps * model.n_envs)))}
+
+
 def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str, float]],
                     wrappers: list[Any]) -> None:
     """Model, statistics, wrapper states, then progress.json last: a checkpoint counts once its
@@ -498,8 +513,10 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
                 callback=CallbackList([*wrapper_callbacks, run_callback]),
                 reset_num_timesteps=not resume,
                 progress_bar=config.progress_bar,
+                **_log_interval(model),
             )
             learn_time = time.perf_counter() - learn_start
+            model.logger.dump(model.num_timesteps)  # what was recorded since SB3's last log line
         else:
             run_callback.init_callback(model)
         if not history or history[-1]["timesteps"] < model.num_timesteps:
