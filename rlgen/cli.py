@@ -160,12 +160,20 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match", default=None, metavar="REGEX",
                    help="only the runs whose name (<label>_<env>_s<seed>) matches, e.g. '^trpo.*CartPole'")
     p.add_argument("--report-only", action="store_true", help="aggregate the runs already there; train nothing")
-    p.add_argument("--report-name", default=None, metavar="NAME",
-                   help="write NAME.md and its plots instead of <suite>.md (e.g. a report of one --match part)")
+    p.add_argument("--report-name", default=None, metavar="NAME", type=report_name,
+                   help="write NAME.md and NAME_*.png instead of <suite>.md (with --report-only --match: a "
+                   "report of that part alone)")
     p.add_argument("--archive", default=None, metavar="DIR",
-                   help="a run archive (e.g. one committed with the results): finished runs found there are "
-                   "copied into --out and skipped; each run finished here is copied in (its small files only)")
+                   help="a run archive (e.g. one committed with the results): finished runs found there, trained "
+                   "with the suite's settings, are copied into --out and skipped; each run finished here is copied "
+                   "in (its small files only); with --report-only, both ways, then the report")
     p.set_defaults(func=_cmd_bench)
+
+
+def report_name(text: str) -> str:
+    if not text or "/" in text or text.endswith(".md"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a report name: a plain name without '/' or '.md'")
+    return text
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -183,8 +191,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             from rlgen.bench import archive
 
             for run in runs:  # both ways: archived runs missing here come in, runs finished here go in
-                archive.restore_run(run.config.run_dir, args.archive, run.config.total_steps)
-                archive.archive_run(run.config.run_dir, args.archive)
+                archive.restore_run(run.config.run_dir, args.archive, run.config.total_steps, run.config)
+                archive.archive_run(run.config.run_dir, args.archive, min_timesteps=run.config.total_steps)
         report = write_report(suite, runs, out, command, args.report_dir, name=args.report_name)
         failed = 0
     else:

@@ -187,5 +187,5 @@ def test_a2c_writes_its_logs_in_a_short_run(tiny_config):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         steps += [event.step for event in accumulator.Scalars("train/value_loss")]
-    assert "rollout/ep_rew_mean" in scalar_tags(result.run_dir / "tb")
+    assert {"rollout/ep_rew_mean", "eval/mean_reward"} <= scalar_tags(result.run_dir / "tb")  # final evaluation too
     assert len(steps) >= 3  # about one line per LOG_EVERY transitions, where SB3's default gives none

@@ -45,6 +45,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
 from rlgen.atomic import LockedError, atomic_write, atomic_write_bytes, atomic_write_text, run_lock
+from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -92,7 +93,10 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
         import rlgen.envs  # noqa: F401  (fresh sub-processes need the registrations)
 
         env = gym.make(env_id, **env_kwargs)
-        return Monitor(env, filename=monitor_file, override_existing=not append)
+        keywords: tuple[str, ...] = ()
+        if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
+            env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)
+        return Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
 
     return make
 
@@ -516,11 +520,12 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
                 **_log_interval(model),
             )
             learn_time = time.perf_counter() - learn_start
-            model.logger.dump(model.num_timesteps)  # what was recorded since SB3's last log line
         else:
             run_callback.init_callback(model)
         if not history or history[-1]["timesteps"] < model.num_timesteps:
             run_callback.evaluate()
+        if remaining > 0:
+            model.logger.dump(model.num_timesteps)  # the final evaluation, and what SB3 recorded since its last line
         save_checkpoint(model, run_dir, history, wrappers)
         save_model(model, run_dir / MODEL_FILE)
         if isinstance(venv, VecNormalize):

@@ -44,15 +44,20 @@ def run_suite(
     if archive_dir is not None:
         from rlgen.bench import archive
 
-        restored = sum(archive.restore_run(r.config.run_dir, archive_dir, r.config.total_steps) for r in everything)
+        restored = sum(archive.restore_run(r.config.run_dir, archive_dir, r.config.total_steps, r.config)
+                       for r in everything)
         if restored:
             print(f"restored {restored} finished run(s) from {archive_dir}", flush=True)
 
-        run_dirs = {r.config.run_dir.name: r.config.run_dir for r in runs}
+        configs = {r.config.run_dir.name: r.config for r in runs}
 
         def on_status(done: int, total: int, start: float, status: RunStatus) -> None:
             if status.status in ("done", "skipped"):
-                archive.archive_run(run_dirs[status.name], archive_dir, archive_models)
+                config = configs[status.name]
+                try:
+                    archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps)
+                except OSError as exc:  # the runs matter more than their copies: say so and go on
+                    print(f"archive: could not copy {status.name} to {archive_dir}: {exc}", flush=True)
             print_progress(done, total, start, status)
 
     statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address, on_status=on_status)

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from rlgen.agents.config import RunConfig
 from rlgen.agents.run import CONFIG_FILE, EVAL_FILE, MODEL_FILE, RESULT_FILE, VECNORM_FILE
 from rlgen.atomic import LockedError, run_lock
 
@@ -42,42 +43,75 @@ def record_files(run_dir: Path, with_model: bool = False) -> list[Path]:
 
 
 def _copy_tree(src: Path, files: Iterable[Path], dst: Path) -> None:
-    """Copy ``files`` (relative to ``src``) into a fresh ``dst``, swapped in whole: a reader never sees half."""
+    """Copy ``files`` (relative to ``src``) into a fresh ``dst``, swapped in whole: a reader never sees half,
+    and a failure leaves the old ``dst`` in place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
+    old = None
     try:
         for rel in files:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, tmp / rel)
-        old = dst.with_name(f".{dst.name}.old")
         if dst.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".old"))
+            old.rmdir()
             dst.rename(old)
         tmp.rename(dst)
-        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old is not None and old.exists() and not dst.exists():
+            old.rename(dst)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
-def archive_run(run_dir: str | Path, archive_dir: str | Path, with_model: bool = False) -> bool:
-    """Copy a finished run's record into ``archive_dir/<run name>``; False if the run has no result yet or
-    the archive already holds this very result (same result.json)."""
+_NOT_IDENTITY = ("out_dir", "run_name", "total_steps", "progress_bar", "torch_threads", "demos")  # demos: a path
+
+
+def same_settings(a: RunConfig, b: RunConfig) -> bool:
+    """Whether two configs train the same run, whatever their folders, budgets and progress display."""
+    def identity(config: RunConfig) -> dict:
+        return {k: v for k, v in config.to_dict().items() if k not in _NOT_IDENTITY}
+
+    return identity(a) == identity(b)
+
+
+def archive_run(run_dir: str | Path, archive_dir: str | Path, with_model: bool = False,
+                min_timesteps: int = 0) -> bool:
+    """Copy a finished run's record into ``archive_dir/<run name>``; returns whether it wrote.
+
+    Nothing is written for a run without a result or trained for fewer than ``min_timesteps`` (its
+    budget), nor over an archived record of the same settings that trained longer, nor when the archive
+    already holds this very result."""
     run_dir, archive_dir = Path(run_dir), Path(archive_dir)
     result = _result(run_dir)
-    if result is None:
+    if result is None or int(result.get("timesteps", 0)) < min_timesteps:
         return False
     target = archive_dir / run_dir.name
     files = record_files(run_dir, with_model)
-    if _result(target) == result and set(record_files(target, with_model)) >= set(files):
+    archived = _result(target)
+    if archived == result and set(record_files(target, with_model)) >= set(files):
         return False
+    if archived is not None and int(archived.get("timesteps", 0)) > int(result.get("timesteps", 0)):
+        local, kept = _config(run_dir), _config(target)
+        if local is None or kept is None or same_settings(local, kept):
+            return False
     _copy_tree(run_dir, files, target)
     return True
 
 
-def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int = 0) -> bool:
-    """Copy an archived run into ``run_dir`` if the archive has it, trained for at least ``min_timesteps``,
-    and ``run_dir`` has no result of its own.
+def _config(run_dir: Path) -> RunConfig | None:
+    try:
+        return RunConfig.load(run_dir / CONFIG_FILE, validate=False)
+    except Exception:  # a missing or unreadable config: nothing to compare
+        return None
+
+
+def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int = 0,
+                config: RunConfig | None = None) -> bool:
+    """Copy an archived run into ``run_dir`` if the archive has it, trained for at least ``min_timesteps``
+    (and, given ``config``, with the same settings), and ``run_dir`` has no result of its own.
 
     A local run started since (a checkpoint, no result) is replaced: the archived run finished, the local
     one had not. A run another process is training is left alone."""
@@ -86,6 +120,12 @@ def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int
     archived = _result(source)
     if archived is None or int(archived.get("timesteps", 0)) < min_timesteps or _result(run_dir) is not None:
         return False
+    if config is not None:
+        kept = _config(source)
+        if kept is None or not same_settings(kept, config):
+            print(f"archive: {source.name} was trained with other settings than the suite's; not restored",
+                  flush=True)
+            return False
     try:
         with run_lock(run_dir):
             if _result(run_dir) is not None:
@@ -96,9 +136,10 @@ def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int
     return True
 
 
-def archive(run_dirs: Iterable[str | Path], archive_dir: str | Path, with_model: bool = False) -> int:
+def archive(run_dirs: Iterable[str | Path], archive_dir: str | Path, with_model: bool = False,
+            min_timesteps: int = 0) -> int:
     """Archive every finished run of ``run_dirs``; returns how many records were written."""
-    return sum(archive_run(d, archive_dir, with_model) for d in run_dirs)
+    return sum(archive_run(d, archive_dir, with_model, min_timesteps) for d in run_dirs)
 
 
 def restore(run_dirs: Iterable[str | Path], archive_dir: str | Path, min_timesteps: int = 0) -> int:
