@@ -1,4 +1,5 @@
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -313,3 +314,70 @@ def test_report_only_with_an_archive_syncs_both_ways_and_names_its_report(tmp_pa
     assert main(["bench", "smoke", "--steps", "512", "--out", str(tmp_path / "b"), "--report-only",
                  "--archive", str(store)]) == 0
     assert "| CartPole-v1 | ppo | 1/2 |" in (tmp_path / "b" / "smoke.md").read_text()  # seed 0 restored
+
+
+def test_a_sparse_report_says_how_near_the_goal_each_method_came(tmp_path):
+    from rlgen.agents.plotting import training_episodes
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "near", "seeds": 1, "total_steps": 1024, "sparse": True,
+        "runs": [{"algo": "ppo", "env_id": "rlgen/SparseHalfCheetah-v0", "eval_freq": 0, "eval_episodes": 1,
+                  "env_kwargs": {"goal_x": 2.0}, "overrides": ["n_steps=256", "batch_size=64", "n_epochs=1"]}],
+    }))
+    _, report = run_suite(load_suite(path), tmp_path / "out", workers=1)
+    run_dir = tmp_path / "out" / "runs" / "ppo_rlgen-SparseHalfCheetah-v0_s0"
+    _, returns, reach = training_episodes(run_dir, column="max_goal_fraction")
+    assert len(reach) == 2 and np.isfinite(reach).all()  # two 500-step episodes, each with its maximum
+    assert ((returns > 0) == (reach > 1)).all()  # an episode is paid exactly when it got past the goal
+    text = report.read_text()
+    assert "## How near the goal" in text
+    assert f"| {reach.max():.2f} [{reach.max():.2f}, {reach.max():.2f}] |" in text
+
+
+def test_the_archive_keeps_the_better_record_and_the_suites_settings(tmp_path, capsys):
+    """A shorter run never replaces a longer archived one; runs of other settings are not restored; a local
+    result and a run another process holds are left alone; a broken archive does not stop the suite."""
+    from rlgen.atomic import run_lock
+    from rlgen.bench import archive
+
+    suite, store = load_suite("smoke"), tmp_path / "archive"
+    run_suite(suite, tmp_path / "long", workers=1, total_steps=1024, seeds=1, archive_dir=store)
+    long_result = (store / "ppo_CartPole-v1_s0" / "result.json").read_text()
+    run_suite(suite, tmp_path / "short", workers=1, total_steps=512, seeds=1)
+    assert main(["bench", "smoke", "--steps", "512", "--seeds", "1", "--out", str(tmp_path / "short"),
+                 "--report-only", "--archive", str(store)]) == 0
+    assert (store / "ppo_CartPole-v1_s0" / "result.json").read_text() == long_result  # kept the 1,024-step run
+    short_run = tmp_path / "short" / "runs" / "ppo_CartPole-v1_s0"
+    assert not archive.restore_run(short_run, store)  # it has a result of its own
+    assert json.loads((short_run / "result.json").read_text())["timesteps"] == 512
+    # the same name with other settings: trained here, not taken from the archive
+    other = [r for r in suite.runs(tmp_path / "other", seeds=1, total_steps=512)]
+    other[0].config.hyperparams = {**other[0].config.hyperparams, "n_steps": 128}
+    assert not archive.restore_run(other[0].config.run_dir, store, 512, other[0].config)
+    assert "other settings" in capsys.readouterr().out
+    # a run another process is training is not replaced
+    busy = tmp_path / "busy" / "runs" / "ppo_CartPole-v1_s0"
+    (busy / "checkpoint").mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with run_lock(busy):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    try:
+        assert not archive.restore_run(busy, store)
+    finally:
+        release.set()
+        holder.join()
+    assert (busy / "checkpoint").is_dir() and not (busy / "result.json").exists()
+    # an archive that cannot be written: the runs still finish and are reported
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    statuses, report = run_suite(suite, tmp_path / "c", workers=1, total_steps=512, archive_dir=blocked)
+    assert [s.status for s in statuses] == ["done", "done"] and "2/2" in report.read_text()
+    assert "could not copy" in capsys.readouterr().out

@@ -203,8 +203,9 @@ def test_half_cheetah_goal() -> None:
     assert info["reward_dense"] == pytest.approx(info["reward_forward"] + info["reward_ctrl"])
 
     _place_torso(env, np.array([5.2]))
-    _, reward, terminated, _, _ = _step(env)
+    _, reward, terminated, _, info = _step(env)
     assert reward == 1.0 and not terminated
+    assert info["goal_fraction"] == pytest.approx(_raw(env).data.qpos[0] / 5.0)
 
 
 @pytest.mark.parametrize("env_id", DISTANCE_TASKS)
@@ -225,6 +226,57 @@ def test_distance_goal(env_id: str) -> None:
     _, reward, terminated, _, info = _step(env)
     assert reward == 1.0 and not terminated
     assert info["distance_from_start"] == pytest.approx(goal + 0.3, abs=0.05)
+    assert info["goal_fraction"] == pytest.approx(info["distance_from_start"] / goal)
+
+
+@pytest.mark.parametrize("env_id", ["rlgen/SparseHalfCheetah-v0", *DISTANCE_TASKS])
+def test_goal_fraction_passes_one_exactly_when_the_reward_is_paid(env_id: str) -> None:
+    """goal_fraction measures the goal's own quantity: above 1 on the steps that pay the sparse reward."""
+    from rlgen.envs.progress import reports_goal_fraction
+
+    small = {"goal_x": 0.3} if "Cheetah" in env_id else {"goal_distance": 0.05}
+    env = gym.make(env_id, **small)
+    assert reports_goal_fraction(env)
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    paid, above = [], []
+    for _ in range(300):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        paid.append(reward == 1.0)
+        above.append(info["goal_fraction"] > 1.0)
+        if terminated or truncated:
+            env.reset()
+    assert paid == above and any(paid) and not all(paid)
+
+
+def test_episode_max_keeps_each_episodes_maximum() -> None:
+    from rlgen.envs.progress import EpisodeMax
+
+    class Script(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Discrete(1)
+        values = [[0.1, 0.5, 0.2, 0.4], [0.3, 0.0]]
+
+        def reset(self, seed=None, options=None):
+            self.episode = getattr(self, "episode", -1) + 1
+            self.t = 0
+            return np.zeros(1, np.float32), {}
+
+        def step(self, action):
+            value = self.values[self.episode][self.t]
+            self.t += 1
+            done = self.t == len(self.values[self.episode])
+            return np.zeros(1, np.float32), 0.0, done, False, {"goal_fraction": value}
+
+    env = EpisodeMax(Script())
+    seen = []
+    for _ in range(2):
+        env.reset()
+        done = False
+        while not done:
+            *_, done, _, info = env.step(0)
+            seen.append(info["max_goal_fraction"])
+    assert seen == [0.1, 0.5, 0.5, 0.5, 0.3, 0.3]  # the running maximum, restarted by reset
 
 
 @pytest.mark.parametrize(

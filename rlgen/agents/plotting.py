@@ -8,25 +8,31 @@ from pathlib import Path
 import numpy as np
 
 
-def training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(approximate global step, return) of every training episode, from the Monitor files.
+def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndarray, ...]:
+    """(approximate global step, return) of every training episode, from the Monitor files; with ``column``
+    (an extra Monitor column such as ``max_goal_fraction``) also its values, NaN where a file lacks it.
 
     Envs step in lockstep, so an episode ending at step k of one env ends near global step
     k * n_envs. (Monitor's own clock restarts when a run resumes, so it cannot order episodes.)
     """
     files = sorted((run_dir / "monitor").glob("*.monitor.csv"))
-    steps, returns = [], []
+    steps, returns, extra = [], [], []
     for path in files:
-        rows = path.read_text().splitlines()[2:]  # skip Monitor's JSON line and CSV header
-        data = np.array([[float(v) for v in row.split(",")[:3]] for row in rows if row], dtype=np.float64)
+        lines = path.read_text().splitlines()
+        header = lines[1].split(",") if len(lines) > 1 else []  # lines[0] is Monitor's JSON line
+        index = header.index(column) if column in header else None
+        rows = [row.split(",") for row in lines[2:] if row]
+        data = np.array([[float(v) for v in row[:3]] for row in rows], dtype=np.float64)
         if data.size:
             steps.append(np.cumsum(data[:, 1]) * len(files))
             returns.append(data[:, 0])
+            extra.append(np.array([float(row[index]) if index is not None and len(row) > index else np.nan
+                                   for row in rows]))
     if not steps:
-        return np.zeros(0), np.zeros(0)
-    x, y = np.concatenate(steps), np.concatenate(returns)
+        return (np.zeros(0), np.zeros(0)) + ((np.zeros(0),) if column else ())
+    x, y, z = np.concatenate(steps), np.concatenate(returns), np.concatenate(extra)
     order = np.argsort(x, kind="stable")
-    return x[order], y[order]
+    return (x[order], y[order]) + ((z[order],) if column else ())
 
 
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -17,6 +17,7 @@ from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
 from rlgen.bench.runner import ERROR_FILE, run_finished
 from rlgen.bench.suite import Suite, SuiteRun
+from rlgen.envs.progress import MAX_GOAL_FRACTION
 
 RANDOM_SCORES_FILE = "random_scores.json"
 
@@ -30,6 +31,22 @@ class RunRecord:
     error: str | None = None
     train_steps: np.ndarray | None = None  # training episodes: approximate global step at their end
     train_returns: np.ndarray | None = None  # and their env return
+    train_reach: np.ndarray | None = None  # and how near the goal they came (max goal_fraction; NaN: not recorded)
+
+    @property
+    def farthest(self) -> float:
+        """The largest fraction of the goal any training episode reached (1 = the goal; NaN: not recorded)."""
+        if self.train_reach is None or not np.isfinite(self.train_reach).any():
+            return float("nan")
+        return float(np.nanmax(self.train_reach))
+
+    @property
+    def late_reach(self) -> float:
+        """The median fraction of the goal reached by the last tenth of the training episodes."""
+        if self.train_reach is None:
+            return float("nan")
+        tail = self.train_reach[-max(1, len(self.train_reach) // 10):]
+        return float(np.median(tail)) if np.isfinite(tail).all() and len(tail) else float("nan")
 
     @property
     def final(self) -> float:
@@ -64,8 +81,8 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
             state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
         else:
             state = "incomplete" if history else "missing"
-        train_steps, train_returns = training_episodes(run_dir)
-        records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns))
+        train_steps, train_returns, reach = training_episodes(run_dir, column=MAX_GOAL_FRACTION)
+        records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns, reach))
     return records
 
 
@@ -208,6 +225,29 @@ def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]
     return lines
 
 
+def _reach_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    """How near the goal the training episodes came, where the task records it (rlgen.envs.progress)."""
+    rows = []
+    for task in tasks:
+        for label in labels:
+            group = [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"
+                     and np.isfinite(r.farthest)]
+            if not group:
+                continue
+            farthest, late = np.array([r.farthest for r in group]), np.array([r.late_reach for r in group])
+            per_seed = ", ".join(f"{r.farthest:.2f} ({r.late_reach:.2f})" for r in group)
+            rows.append(f"| {task} | {label} | {len(group)} | {_fmt_ci(*stats.bootstrap_ci(farthest), digits=2)} | "
+                        f"{_fmt_ci(*stats.bootstrap_ci(late), digits=2)} | {per_seed} |")
+    if not rows:
+        return []
+    return ["", "## How near the goal (fraction of the goal's measure; 1 = the goal)", "",
+            "Per run: the farthest any training episode got (its maximum of `info[\"goal_fraction\"]`: distance "
+            "from the start over `goal_distance`, or torso x over `goal_x`), and in brackets the median over the "
+            "last tenth of the training episodes; runs that recorded it.", "",
+            "| task | method | runs | farthest, mean [95% CI] | late median, mean [95% CI] | per seed: farthest (late) |",
+            "|---|---|---|---|---|---|", *rows]
+
+
 def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
     """What the runs of each task actually trained for: the finished runs' step counts (a run trained
     under an earlier, larger budget keeps its steps), else the configured budget."""
@@ -265,6 +305,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
                 per_task_norm[label].append(scores)
     if suite.sparse:
         lines += _success_table(records, tasks, labels)
+        lines += _reach_table(records, tasks, labels)
     lines += ["", "## Normalised score across tasks", "",
               "Normalised score = (return - random) / (reference - random), per task:", "",
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]

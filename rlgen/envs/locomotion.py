@@ -6,7 +6,8 @@
   stood after reset exceeds ``goal_distance``, else 0; the base env's unhealthy termination stays.
 
 The base env's reward is kept as ``info["reward_dense"]`` next to its own ``reward_*`` terms, and Ant and
-Humanoid add ``info["distance_from_start"]``.
+Humanoid add ``info["distance_from_start"]``; every task adds ``info["goal_fraction"]``, how far along its goal's
+measure the robot is (1.0 at the goal; rlgen.envs.progress).
 
 Deviation from Gymnasium's defaults: ``exclude_current_positions_from_observation=False``, because the
 sparse reward depends on absolute position and a policy that cannot see it is chasing a hidden target.
@@ -41,6 +42,8 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
+from rlgen.envs.progress import GOAL_FRACTION, goal_fraction
+
 HALF_CHEETAH_GOAL_X = 5.0
 ANT_GOAL_DISTANCE = 20.0
 HUMANOID_GOAL_DISTANCE = 5.0
@@ -73,6 +76,8 @@ def _quiet_settotalmass() -> Iterator[None]:
 class SparseHalfCheetahEnv(HalfCheetahEnv):
     """HalfCheetah-v5 rewarded 1 per step while the torso is past ``goal_x``."""
 
+    reports_goal_fraction = True  # info["goal_fraction"] = torso x / goal_x
+
     def __init__(
         self,
         goal_x: float = HALF_CHEETAH_GOAL_X,
@@ -100,6 +105,7 @@ class SparseHalfCheetahEnv(HalfCheetahEnv):
         obs, dense_reward, terminated, truncated, info = super().step(action)
         info["reward_dense"] = float(dense_reward)
         reward = float(self.data.qpos[0] > self.goal_x)
+        info[GOAL_FRACTION] = goal_fraction(float(self.data.qpos[0]), self.goal_x)
         return obs, reward, terminated, truncated, info
 
 
@@ -112,6 +118,7 @@ class _DistanceFromStartGoal:
     goal_distance: float
     data: Any
     _start_xy: np.ndarray
+    reports_goal_fraction = True  # info["goal_fraction"] = distance from the start / goal_distance
 
     def __init__(
         self,
@@ -143,13 +150,14 @@ class _DistanceFromStartGoal:
         return obs
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return {**super()._get_reset_info(), "distance_from_start": 0.0}  # type: ignore[misc]
+        return {**super()._get_reset_info(), "distance_from_start": 0.0, GOAL_FRACTION: 0.0}  # type: ignore[misc]
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, dense_reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
         distance = self._distance_from_start()
         info["reward_dense"] = float(dense_reward)
         info["distance_from_start"] = distance
+        info[GOAL_FRACTION] = goal_fraction(distance, self.goal_distance)
         return obs, float(distance > self.goal_distance), terminated, truncated, info
 
 
