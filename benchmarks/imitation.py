@@ -2,6 +2,7 @@
 
     python benchmarks/imitation.py [--stage experts|demos|imitate|report|all] [--envs Hopper-v5,Ant-v5]
                                    [--seeds 3] [--workers 2] [--out runs/bench/imitation] [--quick]
+                                   [--archive benchmarks/results/runs/imitation]
 
 Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
 in order, and ``report`` can be run at any time on whatever has finished):
@@ -27,6 +28,28 @@ in order, and ``report`` can be run at any time on whatever has finished):
 steps, 2 evaluation episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a
 few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
 
+Run archive (``--archive``, default benchmarks/results/runs/imitation, committed; ``--quick``: none unless
+given, and never the committed one; ``''``: none). Run directories stay on the machine that trained them;
+the archive keeps what later stages and the report need (``rlgen.bench.archive``), so the benchmark adds
+up across sessions and machines:
+
+- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz`` (the demos are
+  rolled out from them) and its cached evaluation (``benchmark_eval.json``); ``experts.json`` and
+  ``random_scores.json`` in the archive's root; ``budgets.json`` says whether it holds ``--quick`` runs.
+- ``demos/<task>.json``: which expert made the task's demos, how many episodes, and the sha256 of the
+  .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
+  from the archived expert with the same call and stops with a one-line error if its sha256 differs
+  (the archived GAIL and BC runs were trained on other demos).
+- ``gail/<run>/`` and ``bc/<run>/`` (``gail-<algo>``, ``bc-<algo>`` with ``--gail-algo``): the small files of
+  every finished GAIL and BC run (config, result, evaluations, Monitor logs, ``bc.json``), no model, and
+  after the report its cached score (``benchmark_eval.json``), which is all a later report reads.
+
+Every stage first restores from the archive what ``--out`` lacks (a finished run is never trained again;
+runs finished here are added as they finish), so a later session re-runs the same command and carries on
+where the archive stands; ``--stage report`` alone rebuilds the report from the archive (its demos made
+again from the experts). A run archived without a model and without a cached score for these evaluation
+episodes cannot be scored: the report names it in one line and leaves it out.
+
 In all: 9M env steps for the experts and 28M for GAIL with 3 seeds (with two workers on a 2-core machine
 at ~1,000-1,400 steps/s per worker in four-env layout, roughly 1 h and 3.5-4 h); demos and BC take minutes.
 """
@@ -49,15 +72,17 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, evaluate, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, MODEL_FILE, RESULT_FILE, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
+from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.imitation import load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+ARCHIVE = RESULTS / "runs" / "imitation"
 ENVS = ("Hopper-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
 SUBSAMPLE = 20
 BC_KWARGS = {"batch_size": 64, "lr": 1e-3, "loss": "nll"}
@@ -96,15 +121,25 @@ QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in EN
 def budgets(args: argparse.Namespace) -> Budgets:
     return QUICK if args.quick else FULL
 
-def final_score(run_dir: Path, episodes: int) -> np.ndarray:
-    """Returns of ``episodes`` evaluation episodes of a finished run, computed once and cached."""
+def cached_score(run_dir: Path, episodes: int) -> np.ndarray | None:
+    """The cached returns of ``episodes`` evaluation episodes of a run, None if there are none."""
     cache = run_dir / SCORE_FILE
     if cache.is_file():
         data = json.loads(cache.read_text())
         if data.get("episodes") == episodes and data.get("seed") == EVAL_SEED:
             return np.asarray(data["returns"])
+    return None
+
+
+def final_score(run_dir: Path, episodes: int) -> np.ndarray:
+    """Returns of ``episodes`` evaluation episodes of a finished run, computed once and cached (a cached
+    score is read without loading the model)."""
+    cached = cached_score(run_dir, episodes)
+    if cached is not None:
+        return cached
     returns = evaluate(run_dir, episodes=episodes, seed=EVAL_SEED)
-    atomic_write_text(cache, json.dumps({"episodes": episodes, "seed": EVAL_SEED, "returns": returns.tolist()}))
+    atomic_write_text(run_dir / SCORE_FILE,
+                      json.dumps({"episodes": episodes, "seed": EVAL_SEED, "returns": returns.tolist()}))
     return returns
 
 
@@ -128,10 +163,118 @@ def demos_path(out: Path, env_id: str) -> Path:
     return out / "demos" / f"{env_id}.npz"
 
 
+# -- run archive -----------------------------------------------------------------------------------------
+def kept(args: argparse.Namespace, part: str) -> Path | None:
+    """Where the archive keeps ``part`` (None: no archive)."""
+    return args.archive / part if args.archive is not None else None
+
+
+def sync_json(args: argparse.Namespace, local: Path) -> None:
+    """A JSON cache of ``out``'s root and its copy in the archive's root made the same (local entries win)."""
+    if args.archive is not None:
+        run_archive.merge_json(local, args.archive / local.name)
+
+
+def restore_archive(args: argparse.Namespace, out: Path) -> None:
+    """Copy into ``out`` what the archive holds and ``out`` lacks: the finished experts (with their models),
+    experts.json, random_scores.json and the demos' records (the demos themselves are made again from
+    them, :func:`regenerate_demos`). The GAIL and BC runs follow once their demos are there
+    (:func:`restore_learners`)."""
+    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "experts",
+                                           run.config.total_steps, run.config)
+                   for run in experts_suite(args).runs(out / "experts"))
+    for name in ("experts.json", "random_scores.json"):
+        sync_json(args, out / name)
+    for env_id in args.envs:
+        local, archived = demos_path(out, env_id).with_suffix(".json"), args.archive / "demos" / f"{env_id}.json"
+        # demos made here without a record keep the existing error (demo_source): never label them with these
+        if archived.is_file() and not local.is_file() and not demos_path(out, env_id).is_file():
+            atomic_write_text(local, archived.read_text())
+            restored += 1
+    if restored:
+        print(f"restored {restored} expert(s) and demo record(s) from {args.archive}", flush=True)
+
+
+def archive_demos_record(args: argparse.Namespace, out: Path, env_id: str) -> None:
+    """Copy the task's demo record into the archive; one that names other demos there stops the benchmark
+    (the archive's GAIL and BC runs were trained on those)."""
+    if args.archive is None:
+        return
+    local = demos_path(out, env_id).with_suffix(".json")
+    record = json.loads(local.read_text())
+    if "sha256" not in record and demos_path(out, env_id).is_file():  # recorded before demos were hashed
+        record["sha256"] = run_archive.file_sha256(demos_path(out, env_id))
+        atomic_write_text(local, json.dumps(record, indent=2))
+    try:
+        run_archive.keep_record(local, args.archive / "demos" / local.name)
+    except run_archive.RecordMismatch as exc:
+        raise SystemExit(f"imitation.py: {exc}; delete {local} and {demos_path(out, env_id)} to use the "
+                         "archive's, or use another --archive") from None
+
+
+def save_checked(path: Path, trajs: Any, expected: str | None, what: str) -> str:
+    """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
+    kept and stops the benchmark with a one-line error."""
+    try:
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected)
+    except run_archive.RecordMismatch as exc:
+        raise SystemExit(f"imitation.py: {what}: {exc}; the archived runs were trained on other demos") from None
+
+
+def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
+    """Make the demos again whose record came from the archive without the .npz, from the same expert
+    (restored with its model) with the same call, and check them against the record's sha256."""
+    ok = True
+    for env_id in args.envs:
+        path = demos_path(out, env_id)
+        if path.is_file() or not path.with_suffix(".json").is_file():
+            continue
+        record = json.loads(path.with_suffix(".json").read_text())
+        expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
+        if not (expert / MODEL_FILE).is_file():
+            print(f"demos: cannot make {path} again: its expert {expert.name} has no model in {expert.parent}; "
+                  "run --stage experts", flush=True)
+            ok = False
+            continue
+        n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
+        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick)
+        save_checked(path, trajs, record.get("sha256"), env_id)
+        check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
+        print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
+    return ok
+
+
+def restore_learners(args: argparse.Namespace, out: Path) -> None:
+    """Copy the finished GAIL and BC runs of the archive that ``out`` lacks into it (their demos must be
+    there: the suite and the BC runs cover only the tasks whose demos are)."""
+    if args.archive is None:
+        return
+    gail, bc = method_dir(args, out, "gail"), method_dir(args, out, "bc")
+    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / gail.name,
+                                           run.config.total_steps, run.config)
+                   for run in gail_suite(args, out).runs(gail))
+    # BC takes no env steps: its result says timesteps 0
+    restored += sum(run_archive.restore_run(config.run_dir, args.archive / bc.name, 0, config)
+                    for *_, config in bc_configs(args, out))
+    if restored:
+        print(f"restored {restored} finished GAIL / BC run(s) from {args.archive}", flush=True)
+
+
+def archive_learners(args: argparse.Namespace, out: Path) -> None:
+    """Archive every finished GAIL and BC run (again once the report has cached its score)."""
+    if args.archive is None:
+        return
+    gail, bc = method_dir(args, out, "gail"), method_dir(args, out, "bc")
+    run_archive.archive((run.config.run_dir for run in gail_suite(args, out).runs(gail) if run_finished(run.config)),
+                        args.archive / gail.name)
+    run_archive.archive((config.run_dir for *_, config in bc_configs(args, out)), args.archive / bc.name)
+
+
 # -- stages ----------------------------------------------------------------------------------------------
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
     statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
-                            report_dir=out / "experts", command=args.command)
+                            report_dir=out / "experts", command=args.command,
+                            archive_dir=kept(args, "experts"), archive_models=True)
     return not any(s.status == "failed" for s in statuses)
 
 
@@ -142,6 +285,8 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
         if not run_finished(run.config):
             continue
         returns = final_score(run.config.run_dir, budgets(args).eval_episodes)
+        if args.archive is not None:  # again, with the score just cached
+            run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
         best = experts.get(run.env_id)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[run.env_id] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
@@ -151,16 +296,21 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update(experts)
     atomic_write_text(path, json.dumps(known, indent=2))
+    sync_json(args, path)
     return {env: known[env] for env in args.envs if env in known}
 
 
 def stage_demos(args: argparse.Namespace, out: Path) -> bool:
     experts = pick_experts(args, out)
-    ok = True
+    ok = regenerate_demos(args, out)
     for env_id in args.envs:
         path = demos_path(out, env_id)
         if path.is_file():
             print(f"demos: {path} exists", flush=True)
+            if path.with_suffix(".json").is_file():
+                archive_demos_record(args, out, env_id)
+            continue
+        if path.with_suffix(".json").is_file():  # restored, but its expert is missing: said above
             continue
         if env_id not in experts:
             print(f"demos: no finished expert for {env_id}; run --stage experts first", flush=True)
@@ -168,10 +318,13 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             continue
         n = max(budgets(args).trajectories[env_id])
         trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick)
+        digest = save_checked(path, trajs, None, env_id)
         # which expert made them, beside them: the learners' agent and the report follow it, even if a
-        # better expert finishes later (experts.json then changes; these demos do not)
-        atomic_write_text(path.with_suffix(".json"), json.dumps(experts[env_id], indent=2))
-        save_demos(path, trajs)
+        # better expert finishes later (experts.json then changes; these demos do not). With the file's
+        # sha256: the archive keeps this record, not the file, which a later session makes again
+        record = {**experts[env_id], "episodes": n, "sha256": digest}
+        atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
+        archive_demos_record(args, out, env_id)
         print(f"demos: {env_id}: {n} episodes, return {trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} "
               f"-> {path}", flush=True)
     return ok
@@ -247,13 +400,17 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
 
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
+    ok = regenerate_demos(args, out)
     suite = gail_suite(args, out)
-    ok = True
     if not suite.entries:
         print("imitate: no demos yet; run --stage demos first", flush=True)
         return False
+    restore_learners(args, out)
+    bc_kept = kept(args, method_dir(args, out, "bc").name)
     for env_id, n, seed, config in bc_configs(args, out):
         if (config.run_dir / RESULT_FILE).is_file():
+            if bc_kept is not None:  # finished before this archive was used
+                run_archive.archive_run(config.run_dir, bc_kept)
             continue
         start = time.time()
         try:
@@ -264,8 +421,11 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
             continue
         print(f"bc {env_id} {n} demos seed {seed}: {result.eval_mean_return:.1f} ({time.time() - start:.0f} s)",
               flush=True)
+        if bc_kept is not None:
+            run_archive.archive_run(config.run_dir, bc_kept)
     gail_dir = method_dir(args, out, "gail")
-    statuses, _ = run_suite(suite, gail_dir, workers=args.workers, report_dir=gail_dir, command=args.command)
+    statuses, _ = run_suite(suite, gail_dir, workers=args.workers, report_dir=gail_dir, command=args.command,
+                            archive_dir=kept(args, gail_dir.name))
     return ok and not any(s.status == "failed" for s in statuses)
 
 
@@ -306,18 +466,35 @@ def _curves_png(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]
     return figure_png(fig)
 
 
+def scorable(run_dir: Path, episodes: int) -> bool:
+    """Whether a finished run's final score is cached or can be computed; a run restored from the archive
+    without a model and without a cached score is named in one line."""
+    if cached_score(run_dir, episodes) is not None or run_archive.has_model(run_dir):
+        return True
+    print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes ({SCORE_FILE}); "
+          "not scored", flush=True)
+    return False
+
+
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
+    regenerate_demos(args, out)
+    restore_learners(args, out)
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
     experts = {env_id: demo_source(out, env_id) for env_id in envs}
     expert_scores = expert_demo_scores(out, envs)
     b = budgets(args)
     randoms = random_scores(out, envs, b.eval_episodes)
+    sync_json(args, out / "random_scores.json")
     finals: dict[tuple[str, str], list[float]] = {}
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
     unfinished = 0
+    unscored: list[str] = []
     for run in gail_suite(args, out).runs(method_dir(args, out, "gail")):
         if not run_finished(run.config):
             unfinished += 1
+            continue
+        if not scorable(run.config.run_dir, b.eval_episodes):
+            unscored.append(run.config.run_dir.name)
             continue
         score = final_score(run.config.run_dir, b.eval_episodes)
         finals.setdefault((run.env_id, run.label), []).append(float(score.mean()))
@@ -325,11 +502,14 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         curves[run.env_id].setdefault(run.label, []).append(
             (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
-        if (config.run_dir / RESULT_FILE).is_file():
+        if not (config.run_dir / RESULT_FILE).is_file():
+            unfinished += 1
+        elif not scorable(config.run_dir, b.eval_episodes):
+            unscored.append(config.run_dir.name)
+        else:
             score = final_score(config.run_dir, b.eval_episodes)
             finals.setdefault((env_id, f"bc-{n}"), []).append(float(score.mean()))
-        else:
-            unfinished += 1
+    archive_learners(args, out)  # with the scores just cached: a later report needs no model
 
     methods = [("bc", 0), ("bc", 1), ("gail", 0), ("gail", 1)]
     lines = [
@@ -384,6 +564,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
               "the target here is >= 0.9 with the budgets above.", ""]
     if unfinished:
         lines += [f"{unfinished} run(s) have not finished; re-running the `imitate` stage resumes them.", ""]
+    if unscored:
+        lines += [f"{len(unscored)} finished run(s) left out, restored without a model or a cached score: "
+                  f"{', '.join(unscored)}.", ""]
     plot_lines = {e: {"expert": expert_scores[e], "random": randoms[e],
                       **{f"BC {n} (mean)": float(np.mean(finals[(e, f"bc-{n}")]))
                          for n in b.trajectories[e] if finals.get((e, f"bc-{n}"))}} for e in envs}
@@ -414,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where imitation.md and its plot go (default benchmarks/results; --quick: --out)")
     parser.add_argument("--quick", action="store_true",
                         help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="run archive: what is there and not in --out is restored, what finishes here is "
+                        "added (default benchmarks/results/runs/imitation, committed; --quick: none; '' for none)")
     args = parser.parse_args(argv)
     args.envs = [env_id.strip() for env_id in args.envs.split(",") if env_id.strip()]
     unknown = [env_id for env_id in args.envs if env_id not in ENVS]
@@ -429,6 +615,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
                      f"use another --out")
     atomic_write_text(marker, json.dumps({"quick": args.quick}))
+    if args.archive is None:
+        args.archive = "" if args.quick else str(ARCHIVE)
+    args.archive = Path(args.archive) if args.archive else None
+    if args.archive is not None:
+        if args.quick and args.archive.resolve() == ARCHIVE.resolve():
+            parser.error(f"a --quick run never writes into the committed archive {args.archive}; use another --archive")
+        kept_marker = args.archive / "budgets.json"
+        if kept_marker.is_file() and json.loads(kept_marker.read_text()).get("quick") != args.quick:
+            parser.error(f"{args.archive} holds a {'--quick' if not args.quick else 'full'} benchmark's runs; "
+                         "use another --archive")
+        if not kept_marker.is_file():
+            atomic_write_text(kept_marker, json.dumps({"quick": args.quick}))
+        restore_archive(args, out)
     args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
     args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])
     ok = True

@@ -2,6 +2,7 @@
 
     python benchmarks/infogail.py [--stage experts|demos|imitate|report|all] [--pairs HalfCheetah-v5,Swimmer-v5]
                                   [--seeds 3] [--algo ppo] [--workers 2] [--out runs/bench/infogail] [--quick]
+                                  [--archive benchmarks/results/runs/infogail]
 
 Two behaviour pairs, each on one task: running forward (the usual reward) and running backward
 (``forward_reward_weight=-1.0``, Gymnasium v5's own parameter; it changes neither the dynamics nor the
@@ -50,6 +51,30 @@ workers: experts under an hour (8M steps), demos ~2 min, imitation ~2 h (12M ste
 episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a few minutes; its
 numbers mean nothing, and its report goes to ``--out`` (default runs/bench/infogail-quick), never to
 benchmarks/results.
+
+Run archive (``--archive``, default benchmarks/results/runs/infogail, committed; ``--quick``: none unless
+given, and never the committed one; ``''``: none). Run directories stay on the machine that trained them;
+the archive keeps what later stages and the report need (``rlgen.bench.archive``), so the benchmark adds
+up across sessions and machines:
+
+- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz`` (the demos are
+  rolled out from them) and its cached evaluation and signatures (``benchmark_eval.json``,
+  ``benchmark_signatures.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
+  ``budgets.json`` says whether it holds ``--quick`` runs.
+- ``demos/<task>-<behaviour>.json`` (which expert made them, how many episodes) and
+  ``demos/<task>-mixed.json`` (the parts and the mixing seed), each with the sha256 of its .npz. The .npz
+  files are not kept: a later session makes them again, from the archived experts with the same call and
+  by the same seeded mix, and stops with a one-line error if a sha256 differs (the archived imitation
+  runs were trained on other demos).
+- ``imitate/<run>/``: the small files of every finished InfoGAIL and GAIL run (config, result,
+  evaluations, Monitor logs), no model, and after the report its cached signatures
+  (``benchmark_signatures.json``), which is all a later report reads.
+
+Every stage first restores from the archive what ``--out`` lacks (a finished run is never trained again;
+runs finished here are added as they finish), so a later session re-runs the same command and carries on
+where the archive stands; ``--stage report`` alone rebuilds the report from the archive (its demos made
+again from the experts). A run archived without a model and without cached signatures for these
+evaluation episodes cannot be scored: the report names it in one line and leaves it out.
 """
 
 from __future__ import annotations
@@ -71,9 +96,17 @@ import numpy as np  # noqa: E402
 from rlgen.agents import collect_demos, evaluate  # noqa: E402
 from rlgen.agents.config import RunConfig  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
-from rlgen.agents.run import RESULT_FILE, Evaluator, attach_reward_wrappers, load_run, make_vec_env  # noqa: E402
+from rlgen.agents.run import (  # noqa: E402
+    MODEL_FILE,
+    RESULT_FILE,
+    Evaluator,
+    attach_reward_wrappers,
+    load_run,
+    make_vec_env,
+)
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
+from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
@@ -81,11 +114,14 @@ from rlgen.generative.metrics import best_matching_accuracy  # noqa: E402
 from rlgen.imitation import load_demos, mix_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+ARCHIVE = RESULTS / "runs" / "infogail"
 PAIRS = ("HalfCheetah-v5", "Swimmer-v5")
 BEHAVIOURS = ("forward", "backward")
 WEIGHTS = {"forward": 1.0, "backward": -1.0}
 """forward_reward_weight of each behaviour's reward: w * x_velocity - ctrl_cost."""
 METHODS = ("infogail", "gail")
+DEMO_PARTS = (*BEHAVIOURS, "mixed")
+"""A task's demo files (``<task>-<part>.npz``), each after those it is made from."""
 N_MODES = 2
 EXPERTS_SUITE = "infogail-experts"
 
@@ -242,11 +278,20 @@ def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None
     return result
 
 
+def _signature_key(run_dir: Path, episodes: int, code: int | None) -> str:
+    steps = json.loads((run_dir / RESULT_FILE).read_text())["timesteps"] if (run_dir / RESULT_FILE).is_file() else -1
+    return f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}"
+
+
+def signatures_cached(run_dir: Path, episodes: int, code: int | None = None) -> bool:
+    path = run_dir / SIGNATURE_FILE
+    return path.is_file() and _signature_key(run_dir, episodes, code) in json.loads(path.read_text())
+
+
 def signatures(run_dir: Path, episodes: int, code: int | None = None) -> dict[str, Any]:
     """:func:`rollout_signatures` at the benchmark's evaluation seed, cached in the run directory (and
-    recomputed when the run has trained further since)."""
-    steps = json.loads((run_dir / RESULT_FILE).read_text())["timesteps"] if (run_dir / RESULT_FILE).is_file() else -1
-    key = f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}"
+    recomputed when the run has trained further since); a cached one is read without loading the model."""
+    key = _signature_key(run_dir, episodes, code)
     path = run_dir / SIGNATURE_FILE
     cache = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cache:
@@ -265,10 +310,130 @@ def classify(sig: dict[str, Any]) -> np.ndarray:
     return (np.asarray(sig["mean_velocity"]) <= 0).astype(np.int64)
 
 
+# -- run archive -----------------------------------------------------------------------------------------
+def kept(args: argparse.Namespace, part: str) -> Path | None:
+    """Where the archive keeps ``part`` (None: no archive)."""
+    return args.archive / part if args.archive is not None else None
+
+
+def sync_json(args: argparse.Namespace, local: Path) -> None:
+    """A JSON cache of ``out``'s root and its copy in the archive's root made the same (local entries win)."""
+    if args.archive is not None:
+        run_archive.merge_json(local, args.archive / local.name)
+
+
+def restore_archive(args: argparse.Namespace, out: Path) -> None:
+    """Copy into ``out`` what the archive holds and ``out`` lacks: the finished experts (with their models),
+    experts.json, random_scores.json and the demos' records (the demos themselves are made again from
+    them, :func:`regenerate_demos`). The imitation runs follow once their demos are there
+    (:func:`restore_imitators`)."""
+    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "experts",
+                                           run.config.total_steps, run.config)
+                   for run in experts_suite(args).runs(out / "experts"))
+    for name in ("experts.json", "random_scores.json"):
+        sync_json(args, out / name)
+    for env_id in args.pairs:
+        for part in DEMO_PARTS:
+            path = demos_path(out, env_id, part)
+            archived = args.archive / "demos" / path.with_suffix(".json").name
+            # demos made here without a record are never labelled with the archive's
+            if archived.is_file() and not path.with_suffix(".json").is_file() and not path.is_file():
+                atomic_write_text(path.with_suffix(".json"), archived.read_text())
+                restored += 1
+    if restored:
+        print(f"restored {restored} expert(s) and demo record(s) from {args.archive}", flush=True)
+
+
+def archive_experts(args: argparse.Namespace, out: Path) -> None:
+    """Archive every finished expert with its model (again once its scores or signatures are cached)."""
+    if args.archive is not None:
+        run_archive.archive((run.config.run_dir for run in experts_suite(args).runs(out / "experts")
+                             if run_finished(run.config)), args.archive / "experts", with_model=True)
+
+
+def write_demos_record(args: argparse.Namespace, path: Path, record: dict[str, Any]) -> None:
+    """Write the record of the demos in ``path`` beside them and copy it into the archive."""
+    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
+    archive_demos_record(args, path)
+
+
+def archive_demos_record(args: argparse.Namespace, path: Path) -> None:
+    """Copy the record of the demos in ``path`` into the archive; one that names other demos there stops the
+    benchmark (the archive's imitation runs were trained on those)."""
+    local = path.with_suffix(".json")
+    if args.archive is None:
+        return
+    if not local.is_file():
+        print(f"demos: {path} has no record (made before records were kept): not archived", flush=True)
+        return
+    try:
+        run_archive.keep_record(local, args.archive / "demos" / local.name)
+    except run_archive.RecordMismatch as exc:
+        raise SystemExit(f"infogail.py: {exc}; delete {local} and {path} to use the archive's, or use another "
+                         "--archive") from None
+
+
+def save_checked(path: Path, trajs: Any, expected: str | None, what: str) -> str:
+    """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
+    kept and stops the benchmark with a one-line error."""
+    try:
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected)
+    except run_archive.RecordMismatch as exc:
+        raise SystemExit(f"infogail.py: {what}: {exc}; the archived runs were trained on other demos") from None
+
+
+def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
+    """Make the demos again whose record came from the archive without the .npz: a behaviour's from the
+    same expert (restored with its model) with the same call, the mixed file by the same seeded mix of the
+    two; each checked against its record's sha256."""
+    ok = True
+    for env_id in args.pairs:
+        for part in DEMO_PARTS:
+            path = demos_path(out, env_id, part)
+            if path.is_file() or not path.with_suffix(".json").is_file():
+                continue
+            record = json.loads(path.with_suffix(".json").read_text())
+            if part == "mixed":
+                sources = [path.parent / name for name in record["parts"]]
+                missing = [source for source in sources if not source.is_file()]
+                if missing:
+                    print(f"demos: cannot make {path} again: {missing[0]} is missing", flush=True)
+                    ok = False
+                    continue
+                trajs = mix_demos(*(load_demos(source) for source in sources), seed=int(record["seed"]))
+                made = f"mixed again (seed {record['seed']})"
+            else:
+                expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
+                if not (expert / MODEL_FILE).is_file():
+                    print(f"demos: cannot make {path} again: its expert {expert.name} has no model in "
+                          f"{expert.parent}; run --stage experts", flush=True)
+                    ok = False
+                    continue
+                trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick)
+                made = f"made again from {expert.name}"
+            save_checked(path, trajs, record["sha256"], f"{env_id} {part}")
+            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",
+                  flush=True)
+    return ok
+
+
+def restore_imitators(args: argparse.Namespace, out: Path) -> None:
+    """Copy the finished InfoGAIL and GAIL runs of the archive that ``out`` lacks into it (on the tasks whose
+    mixed demos are there)."""
+    if args.archive is None:
+        return
+    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "imitate",
+                                           run.config.total_steps, run.config)
+                   for run in imitate_suite(args, out).runs(out / "imitate"))
+    if restored:
+        print(f"restored {restored} finished imitation run(s) from {args.archive}", flush=True)
+
+
 # -- stages ----------------------------------------------------------------------------------------------
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
     statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
-                            report_dir=out / "experts", command=args.command)
+                            report_dir=out / "experts", command=args.command,
+                            archive_dir=kept(args, "experts"), archive_models=True)
     return not any(s.status == "failed" for s in statuses)
 
 
@@ -290,18 +455,25 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update(experts)
     atomic_write_text(path, json.dumps(known, indent=2))
+    archive_experts(args, out)  # with the scores just cached
+    sync_json(args, path)
     return {key: value for key, value in known.items() if key.split("/")[0] in args.pairs}
 
 
 def stage_demos(args: argparse.Namespace, out: Path) -> bool:
     experts = pick_experts(args, out)
     randoms = random_scores(args, out, list(args.pairs))
+    sync_json(args, out / "random_scores.json")
     n = budgets(args).demo_episodes
-    ok = True
+    ok = regenerate_demos(args, out)
     for env_id in args.pairs:
         mixed = demos_path(out, env_id, "mixed")
         if mixed.is_file():
             print(f"demos: {mixed} exists", flush=True)
+            for part in DEMO_PARTS:
+                archive_demos_record(args, demos_path(out, env_id, part))
+            continue
+        if mixed.with_suffix(".json").is_file():  # restored, but not made again: said above
             continue
         parts = []
         for behaviour in BEHAVIOURS:
@@ -310,13 +482,18 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             if path.is_file():
                 parts.append(load_demos(path))
                 continue
+            if path.with_suffix(".json").is_file():  # restored, but not made again: said above
+                continue
             if expert is None:
                 print(f"demos: no finished {behaviour} expert for {env_id}; run --stage experts first", flush=True)
                 ok = False
                 continue
             trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick)
-            save_demos(path, trajs)
-            parts.append(trajs)
+            # which expert made them, and the file's sha256: the archive keeps this record, not the file,
+            # which a later session makes again
+            digest = save_checked(path, trajs, None, path.stem)
+            write_demos_record(args, path, {**expert, "episodes": n, "sha256": digest})
+            parts.append(load_demos(path))  # mixed from the files, as when it is made again
             note = ""
             if trajs.returns.mean() <= randoms[env_id, behaviour]:
                 note = f"  WARNING: no better than the random policy ({randoms[env_id, behaviour]:.1f})"
@@ -324,7 +501,9 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
                   f"{trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} -> {path}{note}", flush=True)
         if len(parts) == len(BEHAVIOURS):
             both = mix_demos(*parts, seed=0)
-            save_demos(mixed, both)
+            digest = save_checked(mixed, both, None, mixed.stem)
+            write_demos_record(args, mixed, {"parts": [demos_path(out, env_id, b).name for b in BEHAVIOURS],
+                                             "seed": 0, "episodes": len(both), "sha256": digest})
             print(f"demos: {env_id}: {len(both)} unlabelled episodes -> {mixed}", flush=True)
     return ok
 
@@ -353,16 +532,18 @@ def imitate_suite(args: argparse.Namespace, out: Path) -> Suite:
 
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
+    ok = regenerate_demos(args, out)
     suite = imitate_suite(args, out)
     if not suite.entries:
         print("imitate: no mixed demos yet; run --stage demos first", flush=True)
         return False
+    restore_imitators(args, out)
     statuses, _ = run_suite(suite, out / "imitate", workers=args.workers, report_dir=out / "imitate",
-                            command=args.command)
+                            command=args.command, archive_dir=kept(args, "imitate"))
     missing = [env_id for env_id in args.pairs if not demos_path(out, env_id, "mixed").is_file()]
     if missing:
         print(f"imitate: no mixed demos for {', '.join(missing)}; run --stage demos first", flush=True)
-    return not missing and not any(s.status == "failed" for s in statuses)
+    return ok and not missing and not any(s.status == "failed" for s in statuses)
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -445,9 +626,12 @@ def _signatures_png(points: dict[str, dict[str, list[tuple[int, np.ndarray]]]]) 
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
     b = budgets(args)
     episodes = b.eval_episodes
+    regenerate_demos(args, out)
+    restore_imitators(args, out)
     envs = [env_id for env_id in args.pairs if demos_path(out, env_id, "mixed").is_file()]
     experts_info = pick_experts(args, out) if envs else {}
     randoms_all = random_scores(args, out, envs)
+    sync_json(args, out / "random_scores.json")
     randoms = {env_id: {beh: randoms_all[env_id, beh] for beh in BEHAVIOURS} for env_id in envs}
     expert_scores = {env_id: {beh: float(load_demos(demos_path(out, env_id, beh)).returns.mean())
                               for beh in BEHAVIOURS} for env_id in envs}
@@ -457,6 +641,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     scores: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
     points: dict[str, dict[str, list[tuple[int, np.ndarray]]]] = {}
     unfinished = 0
+    unscored: list[str] = []
     for env_id in envs:
         points[env_id] = {f"expert {beh}": [(-1, np.asarray(expert_sigs[env_id][beh]["mean_velocity"]))]
                           for beh in BEHAVIOURS if beh in expert_sigs[env_id]}
@@ -469,6 +654,12 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             continue
         run_dir, env_id = run.config.run_dir, run.env_id
         method = str(run.config.imitation)
+        codes = list(range(N_MODES)) if method == "infogail" else [None]
+        if not run_archive.has_model(run_dir) and not all(signatures_cached(run_dir, episodes, c) for c in codes):
+            print(f"report: {run_dir.name}: no model and no cached signatures of {episodes} episodes "
+                  f"({SIGNATURE_FILE}); not scored", flush=True)
+            unscored.append(run_dir.name)
+            continue
         if method == "infogail":
             sigs = {c: signatures(run_dir, episodes, code=c) for c in range(N_MODES)}
             result = score_infogail(sigs, randoms[env_id], expert_scores[env_id])
@@ -480,6 +671,11 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             result = score_gail(sig, randoms[env_id], expert_scores[env_id])
             points[env_id]["GAIL"].append((run.seed, np.asarray(sig["mean_velocity"])))
         scores.setdefault((env_id, method), []).append((run.seed, result))
+    # with the signatures just cached: a later report needs no model
+    archive_experts(args, out)
+    if args.archive is not None:
+        run_archive.archive((run.config.run_dir for run in imitate_suite(args, out).runs(out / "imitate")
+                             if run_finished(run.config)), args.archive / "imitate")
 
     quick_note = ["**This is a `--quick` run: every budget is shrunk to check the pipeline; its numbers mean "
                   "nothing.**", ""] if args.quick else []
@@ -597,6 +793,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
                              f"{r['norm']['forward']:.2f} / {r['norm']['backward']:.2f} |")
     if unfinished:
         lines += ["", f"{unfinished} imitation run(s) have not finished; re-running the `imitate` stage resumes them."]
+    if unscored:
+        lines += ["", f"{len(unscored)} finished imitation run(s) left out, restored without a model or cached "
+                  f"signatures: {', '.join(unscored)}."]
     lines += [""]
     if envs:
         atomic_write_bytes(args.report_dir / "infogail_signatures.png", _signatures_png(points))
@@ -629,6 +828,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where infogail.md and its figure go (default benchmarks/results; --quick: --out)")
     parser.add_argument("--quick", action="store_true",
                         help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="run archive: what is there and not in --out is restored, what finishes here is "
+                        "added (default benchmarks/results/runs/infogail, committed; --quick: none; '' for none)")
     args = parser.parse_args(argv)
     args.pairs = [env_id.strip() for env_id in args.pairs.split(",") if env_id.strip()]
     unknown = [env_id for env_id in args.pairs if env_id not in PAIRS]
@@ -641,6 +843,19 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ("runs/bench/infogail-quick" if args.quick else "runs/bench/infogail"))
     args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
     args.command = shlex.join(["python", "benchmarks/infogail.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.archive is None:
+        args.archive = "" if args.quick else str(ARCHIVE)
+    args.archive = Path(args.archive) if args.archive else None
+    if args.archive is not None:
+        if args.quick and args.archive.resolve() == ARCHIVE.resolve():
+            parser.error(f"a --quick run never writes into the committed archive {args.archive}; use another --archive")
+        marker = args.archive / "budgets.json"
+        if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
+            parser.error(f"{args.archive} holds a {'--quick' if not args.quick else 'full'} benchmark's runs; "
+                         "use another --archive")
+        if not marker.is_file():
+            atomic_write_text(marker, json.dumps({"quick": args.quick}))
+        restore_archive(args, out)
     ok = True
     if args.stage in ("experts", "all"):
         ok = stage_experts(args, out) and ok

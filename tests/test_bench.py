@@ -253,23 +253,15 @@ def test_restricted_keeps_some_entries_and_overrides_their_fields():
 def test_imitation_benchmarks_collect_rollouts_from_four_envs_with_the_presets_rollout_size():
     """The imitation and InfoGAIL experts (and, through them, their imitators) use the faster four-env layout
     without changing how many transitions each update sees."""
-    import importlib.util
-    import sys
-    from pathlib import Path
 
     for name in ("imitation-experts", "infogail-experts"):
         for run in load_suite(name).runs("/tmp/unused"):
             per_update = 4096 if run.env_id == "Humanoid-v5" else 2048  # the presets' (and Swimmer's) rollouts
             assert run.config.n_envs == 4, (name, run.label, run.env_id)
             assert run.config.n_envs * run.config.hyperparams["n_steps"] == per_update, (name, run.label)
-    path = Path(__file__).parent.parent / "benchmarks" / "imitation.py"
-    spec = importlib.util.spec_from_file_location("imitation_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
+    from tests.fakes import load_benchmark_script
+
+    module = load_benchmark_script("imitation")
     assert module.env_layout("Humanoid-v5") == {"n_envs": 4, "overrides": ["n_steps=1024"]}
 
 

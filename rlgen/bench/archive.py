@@ -14,15 +14,16 @@ is being trained (run lock) or a local run that already has a result.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rlgen.agents.config import RunConfig
-from rlgen.agents.run import CONFIG_FILE, EVAL_FILE, MODEL_FILE, RESULT_FILE, VECNORM_FILE
-from rlgen.atomic import LockedError, run_lock
+from rlgen.agents.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MODEL_FILE, RESULT_FILE, VECNORM_FILE
+from rlgen.atomic import LockedError, atomic_write_text, run_lock
 
 RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json")
 MODEL_PATTERNS = (MODEL_FILE, VECNORM_FILE)
@@ -145,3 +146,57 @@ def archive(run_dirs: Iterable[str | Path], archive_dir: str | Path, with_model:
 def restore(run_dirs: Iterable[str | Path], archive_dir: str | Path, min_timesteps: int = 0) -> int:
     """Restore every archived run of ``run_dirs`` missing locally; returns how many were copied."""
     return sum(restore_run(d, archive_dir, min_timesteps) for d in run_dirs)
+
+
+# -- records of files that are made again rather than kept (a benchmark's demonstrations) ---------------
+class RecordMismatch(ValueError):
+    """A file made again, or a local record, disagrees with the archive's record of it."""
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def has_model(run_dir: str | Path) -> bool:
+    """Whether a run's policy can be rolled out here (a run restored from an archive may have none)."""
+    run_dir = Path(run_dir)
+    return (run_dir / MODEL_FILE).is_file() or (run_dir / CHECKPOINT_DIR / MODEL_FILE).is_file()
+
+
+def save_checked(path: str | Path, save: Callable[[Path], object], expected: str | None = None) -> str:
+    """``save(tmp)`` then move it to ``path``; returns the file's sha256. With ``expected``, a file of another
+    hash is not kept and :class:`RecordMismatch` says both."""
+    path = Path(path)
+    new = path.with_name(f".{path.name}.new")
+    save(new)
+    digest = file_sha256(new)
+    if expected is not None and digest != expected:
+        new.unlink()
+        raise RecordMismatch(f"{path.name} made again has sha256 {digest}, its record says {expected}")
+    new.replace(path)
+    return digest
+
+
+def keep_record(local: str | Path, archived: str | Path) -> None:
+    """Copy the JSON record ``local`` to ``archived``; an archived record that says otherwise raises
+    :class:`RecordMismatch` (what was trained on the archive's file was trained on another one)."""
+    local, archived = Path(local), Path(archived)
+    record = json.loads(local.read_text())
+    if not archived.is_file():
+        atomic_write_text(archived, local.read_text())
+        return
+    theirs = json.loads(archived.read_text())
+    if theirs != record:
+        raise RecordMismatch(f"{local} and {archived} record different files (sha256 {record.get('sha256')} "
+                             f"here, {theirs.get('sha256')} there)")
+
+
+def merge_json(local: str | Path, archived: str | Path) -> None:
+    """Make a JSON mapping and its copy in the archive the same: each gets the other's entries, the local
+    ones winning."""
+    copies = (Path(local), Path(archived))
+    read = [json.loads(path.read_text()) if path.is_file() else {} for path in copies]
+    merged = {**read[1], **read[0]}
+    for path, data in zip(copies, read, strict=True):
+        if merged and data != merged:
+            atomic_write_text(path, json.dumps(merged, indent=2))

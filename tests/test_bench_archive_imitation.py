@@ -1,0 +1,144 @@
+"""The imitation and InfoGAIL benchmarks carried to a fresh machine by their run archive (``--quick`` budgets)."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import load_benchmark_script
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def load_script(name):
+    return load_benchmark_script(name)
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tables(report):
+    """The report's table rows: its numbers (the command and the date around them differ)."""
+    return [line for line in report.read_text().splitlines() if line.startswith("|")]
+
+
+def run_dirs(folder):
+    return [path for path in folder.iterdir() if path.is_dir()]  # not the run locks beside them
+
+
+def imitation(archive, out, *extra):
+    return ["--quick", "--envs", "Hopper-v5", "--workers", "1", "--archive", str(archive), "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def imitation_archive(tmp_path_factory):
+    """One quick imitation benchmark on Hopper-v5, archived; its output folder is then deleted (it was another
+    machine's). Returns the script, the archive, the report's tables and the demos' sha256."""
+    tmp = tmp_path_factory.mktemp("imitation")
+    bench = load_script("imitation")
+    assert bench.main(imitation(tmp / "arch", tmp / "a")) == 0
+    report, digest = tables(tmp / "a" / "imitation.md"), sha256(tmp / "a" / "demos" / "Hopper-v5.npz")
+    shutil.rmtree(tmp / "a")
+    return bench, tmp / "arch", report, digest
+
+
+def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(imitation_archive, tmp_path):
+    bench, store, report, digest = imitation_archive
+    kept = {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+    for expert in ("ppo_Hopper-v5_s0", "trpo_Hopper-v5_s0"):  # rolled out by the demos stage: with the model
+        assert {f"experts/{expert}/{name}" for name in ("model.zip", "vecnormalize.npz", "benchmark_eval.json")} <= kept
+    learners = ["gail/gail-1_Hopper-v5_s0", "gail/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]
+    assert {f"{run}/{name}" for run in learners for name in ("result.json", "benchmark_eval.json")} <= kept
+    assert {"experts.json", "random_scores.json", "demos/Hopper-v5.json"} <= kept
+    assert not any(k.endswith(".npz") and not k.endswith("vecnormalize.npz") for k in kept)  # demos are made again
+    assert not any(k.endswith("model.zip") and not k.startswith("experts/") for k in kept)
+    assert json.loads((store / "demos" / "Hopper-v5.json").read_text())["sha256"] == digest
+
+    out = tmp_path / "b"  # a fresh machine
+    assert bench.main(imitation(store, out)) == 0
+    assert sha256(out / "demos" / "Hopper-v5.npz") == digest
+    for expert in run_dirs(out / "experts" / "runs"):  # restored, not trained
+        assert (expert / "model.zip").is_file() and not (expert / "checkpoint").exists()
+    for run in learners:
+        run_dir = out / run.replace("/", "/runs/")
+        assert (run_dir / "result.json").is_file() and not (run_dir / "model.zip").exists()
+    assert tables(out / "imitation.md") == report
+
+
+def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_benchmark(imitation_archive, tmp_path):
+    bench, store, _, digest = imitation_archive
+    shutil.copytree(store, tmp_path / "arch")
+    record_path = tmp_path / "arch" / "demos" / "Hopper-v5.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "0" * 64}))
+    with pytest.raises(SystemExit) as stop:
+        bench.main(imitation(tmp_path / "arch", tmp_path / "c", "--stage", "demos"))
+    message = str(stop.value)
+    assert "Hopper-v5" in message and digest in message and "0" * 64 in message and "\n" not in message
+    assert not (tmp_path / "c" / "demos" / "Hopper-v5.npz").exists()
+
+
+def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imitation_archive, tmp_path, capsys):
+    bench, store, report, _ = imitation_archive
+    shutil.copytree(store, tmp_path / "arch")
+    (tmp_path / "arch" / "gail" / "gail-1_Hopper-v5_s0" / "benchmark_eval.json").unlink()
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "d", "--stage", "report")) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "gail-1_Hopper-v5_s0" in line]
+    assert len(said) == 1 and "not scored" in said[0]
+    text = (tmp_path / "d" / "imitation.md").read_text()
+    assert "1 finished run(s) left out" in text and "gail-1_Hopper-v5_s0" in text
+    bc_rows = [row for row in report if row.startswith("| BC ")]  # across tasks: BC's scores from the archive alone
+    assert bc_rows and [row for row in tables(tmp_path / "d" / "imitation.md") if row.startswith("| BC ")] == bc_rows
+
+
+def test_a_quick_imitation_run_keeps_out_of_the_committed_archive(imitation_archive, tmp_path, monkeypatch):
+    bench, store, _, _ = imitation_archive
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "committed")
+    assert bench.main(["--quick", "--stage", "report", "--out", str(tmp_path / "e")]) == 0
+    assert not (tmp_path / "committed").exists()  # --quick: no archive by default
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--quick", "--stage", "report", "--out", str(tmp_path / "e"), "--archive", str(bench.ARCHIVE)])
+    assert refused.value.code == 2
+    with pytest.raises(SystemExit) as refused:  # a full run never mixes with quick runs
+        bench.main(["--stage", "report", "--out", str(tmp_path / "f"), "--archive", str(store)])
+    assert refused.value.code == 2
+
+
+def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(tmp_path):
+    bench = load_script("infogail")
+
+    def infogail(out, *extra):
+        return ["--quick", "--pairs", "Swimmer-v5", "--workers", "1", "--archive", str(tmp_path / "arch"),
+                "--out", str(out), *extra]
+
+    assert bench.main(infogail(tmp_path / "a")) == 0
+    demos = tmp_path / "a" / "demos"
+    digests = {p.name: sha256(p) for p in demos.glob("*.npz")}
+    assert sorted(digests) == ["Swimmer-v5-backward.npz", "Swimmer-v5-forward.npz", "Swimmer-v5-mixed.npz"]
+    report = tables(tmp_path / "a" / "infogail.md")
+    shutil.rmtree(tmp_path / "a")
+    store = tmp_path / "arch"
+    for name, digest in digests.items():
+        assert json.loads((store / "demos" / name).with_suffix(".json").read_text())["sha256"] == digest
+    for run in ("ppo-infogail_Swimmer-v5_s0", "ppo-gail_Swimmer-v5_s0"):
+        assert (store / "imitate" / run / "benchmark_signatures.json").is_file()
+        assert not (store / "imitate" / run / "model.zip").exists()
+
+    out = tmp_path / "b"  # a fresh machine
+    assert bench.main(infogail(out)) == 0
+    assert {p.name: sha256(p) for p in (out / "demos").glob("*.npz")} == digests
+    for expert in run_dirs(out / "experts" / "runs"):  # restored, not trained
+        assert (expert / "model.zip").is_file() and not (expert / "checkpoint").exists()
+    for run in run_dirs(out / "imitate" / "runs"):
+        assert (run / "result.json").is_file() and not (run / "model.zip").exists()
+    assert tables(out / "infogail.md") == report
+
+    # the mixed file is made again by the seeded mix and checked like the experts' demos
+    record_path = store / "demos" / "Swimmer-v5-mixed.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "0" * 64}))
+    with pytest.raises(SystemExit) as stop:
+        bench.main(infogail(tmp_path / "c", "--stage", "demos"))
+    message = str(stop.value)
+    assert "Swimmer-v5 mixed" in message and digests["Swimmer-v5-mixed.npz"] in message and "\n" not in message
