@@ -373,3 +373,15 @@ def test_the_archive_keeps_the_better_record_and_the_suites_settings(tmp_path, c
     statuses, report = run_suite(suite, tmp_path / "c", workers=1, total_steps=512, archive_dir=blocked)
     assert [s.status for s in statuses] == ["done", "done"] and "2/2" in report.read_text()
     assert "could not copy" in capsys.readouterr().out
+
+
+def test_a_report_covering_fewer_runs_never_replaces_a_fuller_one(tmp_path, capsys):
+    suite, reports = load_suite("smoke"), tmp_path / "results"
+    run_suite(suite, tmp_path / "a", workers=1, total_steps=512, report_dir=reports)
+    full = (reports / "smoke.md").read_text()
+    assert "| CartPole-v1 | ppo | 2/2 |" in full
+    # another machine with only one of the runs: its report goes to its own folder
+    _, report = run_suite(suite, tmp_path / "b", workers=1, total_steps=512, match="_s0$", report_dir=reports)
+    assert report == tmp_path / "b" / "smoke.md" and "| CartPole-v1 | ppo | 1/2 |" in report.read_text()
+    assert (reports / "smoke.md").read_text() == full
+    assert "covers 2 finished runs, this one 1" in capsys.readouterr().out

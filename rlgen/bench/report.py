@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -262,6 +263,17 @@ def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
     return "; ".join(parts)
 
 
+_FINISHED_CELL = re.compile(r"^\| [^|]+ \| [^|]+ \| (\d+)/(\d+) \|")
+
+
+def finished_runs_in(path: Path) -> int:
+    """How many finished runs a report already written at ``path`` covers (0 if there is none): the sum of
+    its final-return table's "runs finished" cells."""
+    if not path.is_file():
+        return 0
+    return sum(int(m.group(1)) for line in path.read_text().splitlines() if (m := _FINISHED_CELL.match(line)))
+
+
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
                  report_dir: str | Path | None = None, name: str | None = None) -> Path:
     """Write ``<report_dir>/<name>.md`` (default: ``<out_dir>/<suite name>.md``) with its two PNGs."""
@@ -328,6 +340,13 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     curves, profile = f"{name}_curves.png", f"{name}_profile.png"
     lines += ["", f"![learning curves]({curves})", "", f"![performance profile]({profile})", ""]
 
+    finished = sum(r.state == "finished" for r in records)
+    held = finished_runs_in(report_dir / f"{name}.md")
+    if held > finished and report_dir.resolve() != out_dir.resolve():
+        # e.g. a suite whose earlier runs are on another machine: never a thinner report over a fuller one
+        print(f"report: {report_dir / f'{name}.md'} covers {held} finished runs, this one {finished}: "
+              f"written to {out_dir} instead", flush=True)
+        report_dir = out_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(report_dir / curves, _curves_png(records, tasks, labels))
     atomic_write_bytes(report_dir / profile, _profile_png(normalised))
