@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from rlgen.agents.run import RunResult
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one; no "(default: None)" after options whose help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def positive_int(text: str) -> int:
     """argparse type for counts written as 1000, 1e6 or 2.5e5."""
     try:
@@ -33,7 +42,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "for (algo, env) < --config FILE < flags < -p key=value. The run directory receives the "
         "model, VecNormalize statistics, config.yaml, eval.csv, learning_curve.png, TensorBoard logs "
         "(tb/) and a resumable checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--algo", choices=ALGOS, default=None, help="algorithm (default: ppo, or the config file's)")
     p.add_argument("--env", dest="env_id", default=None,
@@ -95,7 +104,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run's policy on the true env return",
                        description="Roll out a trained run's policy (its VecNormalize statistics applied) and "
                        "print the mean and standard deviation of the env's own episode return.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes to roll out")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
@@ -145,7 +154,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "`rlgen train`, then aggregate: final returns with bootstrap intervals, normalised scores "
         "(IQM and mean), learning curves and a performance profile. Re-running skips finished runs and "
         "resumes unfinished ones; a failed run is recorded and the suite goes on.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("suite", metavar="SUITE",
                    help=f"a built-in suite ({', '.join(available_suites())}) or a suite YAML file")

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from rlgen.agents.config import ConfigError, parse_override
 from rlgen.atomic import atomic_write_bytes
-from rlgen.cli import positive_int
+from rlgen.cli import HelpFormatter, positive_int
 from rlgen.data import DATASETS, DataError, ImageData, load_dataset, semi_supervised_split
 from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
 
@@ -45,7 +45,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train MODEL on a data set. Running it again on the same --out resumes from the checkpoint "
         "(raise --steps to train longer). Learning rate, betas, batch size and the number of labels default "
         "to each model's reference settings (GANs: Adam beta1 0.5; ssgan: lr 3e-3, batch 100, 100 labels).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
     p.add_argument("--data", default="digits",
@@ -76,7 +76,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid (or .npy)",
                        description="Rebuild RUN_DIR's model from model.json and checkpoint.pt and draw samples.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
     p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
@@ -93,7 +93,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "NLL in nats and bits/dim; for ssgan the classification error; for infogan the category accuracy "
         "after best matching. --score adds the classifier-based sample scores (Inception-like score and "
         "Fréchet distance of a small CNN fitted on the training split; no downloads).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("test", "train"), default="test", help="data split to evaluate on")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlgen.agents.config import ON_POLICY, ConfigError
-from rlgen.cli import positive_int
+from rlgen.cli import HelpFormatter, positive_int
 
 METHODS = ("gail", "infogail", "bc")
 
@@ -35,7 +35,7 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
         "collect", help="roll out a trained run's policy and save its episodes as demonstrations",
         description="Roll out RUN_DIR's policy (its VecNormalize statistics applied to what the policy sees) "
         "and save the episodes with raw observations.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("-n", "--episodes", dest="n_episodes", type=positive_int, default=25, help="episodes to record")
@@ -63,7 +63,7 @@ def _add_mix(sub: argparse._SubParsersAction) -> None:
                        description="Concatenate the episodes of several demonstration files recorded on the "
                        "same env (e.g. experts with different behaviours, for --method infogail) in a seeded "
                        "random order; nothing records which file an episode came from.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--seed", type=int, default=0, help="seed of the episode order")
@@ -84,7 +84,7 @@ def _add_imitate(subparsers: argparse._SubParsersAction) -> None:
         "--modes K adds a latent code of K values to the policy's observation and rewards behaviour from which "
         "the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., q_lr, "
         "q_updates, q_hidden; saved as infogail.pt; `rlgen eval RUN_DIR --code C` holds the code).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--demos", default=None, help="demonstrations .npz (from `rlgen demos collect`)")
     p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the demos' env)")
