@@ -18,7 +18,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default where it has one; no "(default: None)" after options whose help says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, [], argparse.SUPPRESS):
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS or (isinstance(default, list) and not default):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
