@@ -276,6 +276,12 @@ def test_a_run_archive_carries_finished_runs_to_another_output_folder(tmp_path, 
     assert "ppo_CartPole-v1_s0/result.json" in kept and "ppo_CartPole-v1_s0/eval.csv" in kept
     assert "ppo_CartPole-v1_s0/monitor/0.monitor.csv" in kept
     assert not any(k.endswith(("model.zip", ".pt")) or "/tb/" in k or "/checkpoint/" in k for k in kept)
+    # a cache written into the run since (a benchmark's scores) is archived, and so is its update
+    local = tmp_path / "a" / "runs" / "ppo_CartPole-v1_s0"
+    for text in ('{"returns": [1.0]}', '{"returns": [2.0]}'):
+        (local / "benchmark_eval.json").write_text(text)
+        assert archive.archive_run(local, store) and not archive.archive_run(local, store)
+        assert (store / "ppo_CartPole-v1_s0" / "benchmark_eval.json").read_text() == text
     # another folder (a fresh machine): seed 0 comes from the archive and is not trained again, seed 1 is
     second, report_b = run_suite(suite, tmp_path / "b", workers=1, total_steps=512, archive_dir=store)
     assert {s.name: s.status for s in second} == {"ppo_CartPole-v1_s0": "skipped", "ppo_CartPole-v1_s1": "done"}

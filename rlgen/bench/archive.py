@@ -92,14 +92,19 @@ def archive_run(run_dir: str | Path, archive_dir: str | Path, with_model: bool =
     target = archive_dir / run_dir.name
     files = record_files(run_dir, with_model)
     archived = _result(target)
-    if archived == result and set(record_files(target, with_model)) >= set(files):
-        return False
+    if archived == result and all((target / rel).is_file() and _same_bytes(run_dir / rel, target / rel)
+                                  for rel in files):
+        return False  # this very record (a cache written since, e.g. a report's scores, does count)
     if archived is not None and int(archived.get("timesteps", 0)) > int(result.get("timesteps", 0)):
         local, kept = _config(run_dir), _config(target)
         if local is None or kept is None or same_settings(local, kept):
             return False
     _copy_tree(run_dir, files, target)
     return True
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 def _config(run_dir: Path) -> RunConfig | None:
