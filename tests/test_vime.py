@@ -103,6 +103,16 @@ def test_callback_adds_the_bonus_and_recomputes_advantages(algo):
     assert len(vime.callback.episode_intrinsic) > 0 and np.mean(vime.callback.episode_intrinsic) > 0
 
 
+def test_max_normalised_caps_the_heavy_tail_of_the_normalised_gains():
+    gains = np.concatenate([np.full(99, 1e-9), [1e-4]])  # the SparseAnt shape: a tiny median, one huge gain
+    faithful, capped = VIME(line_venv()), VIME(line_venv(), max_normalised=10.0)
+    assert faithful.normalise(gains).max() == pytest.approx(1e5)  # the original: 100,000 x the median
+    out = capped.normalise(gains)
+    assert out.max() == pytest.approx(10.0) and np.median(out) == pytest.approx(1.0)  # the bulk unchanged
+    with pytest.raises(ValueError, match="max_normalised must be > 0"):
+        VIME(line_venv(), max_normalised=0)
+
+
 def test_eta_decays_linearly_to_its_final_value_then_stays():
     vime = VIME(line_venv(n=2, horizon=5), eta=0.4, eta_final=0.1, eta_decay_steps=40)
     vime.reset()

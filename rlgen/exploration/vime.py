@@ -53,6 +53,10 @@ class VIME(RolloutBonus):
     :param median_window: the information gains of a rollout are divided by the mean of the last
         ``median_window`` rollout medians.
     :param max_kl: information gains are clipped to [0, max_kl].
+    :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
+        (default, the original): no clip. The gains can be heavy-tailed: on SparseAnt (107-d observations)
+        a rollout's median gain fell to ~2e-9 while its mean stayed ~1e-6, so dividing by the median gave a
+        few transitions bonuses of ~25,000 x eta and a mean bonus ~500 x eta, drowning the env reward.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
@@ -79,6 +83,7 @@ class VIME(RolloutBonus):
         step_size: float = 0.01,
         median_window: int = 10,
         max_kl: float = 1000.0,
+        max_normalised: float | None = None,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
@@ -98,6 +103,9 @@ class VIME(RolloutBonus):
             if int(value) < 1:
                 raise ValueError(f"VIME {name} must be a positive integer, got {value}")
         self.eta, self.method, self.step_size, self.max_kl = float(eta), method, float(step_size), float(max_kl)
+        if max_normalised is not None and not max_normalised > 0:
+            raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
+        self.max_normalised = None if max_normalised is None else float(max_normalised)
         self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -151,7 +159,8 @@ class VIME(RolloutBonus):
         if record or not self.medians:
             self.medians.append(float(np.median(gains)))
         scale = float(np.mean(self.medians))
-        return gains / scale if scale > 0 else gains
+        normalised = gains / scale if scale > 0 else gains
+        return normalised if self.max_normalised is None else np.minimum(normalised, self.max_normalised)
 
     def train_model(self, inputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Add the rollout to the replay pool and take Adam steps on the ELBO; returns the last ELBO."""
