@@ -373,13 +373,19 @@ def archive_demos_record(args: argparse.Namespace, path: Path) -> None:
                          "--archive") from None
 
 
-def save_checked(path: Path, trajs: Any, expected: str | None, what: str) -> str:
+def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False) -> str:
     """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
-    kept and stops the benchmark with a one-line error."""
+    kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``): then it
+    is kept with a warning (another machine's floating point can change a rollout by a bit)."""
     try:
         return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected)
     except run_archive.RecordMismatch as exc:
-        raise SystemExit(f"infogail.py: {what}: {exc}; the archived runs were trained on other demos") from None
+        if not accept:
+            raise SystemExit(f"infogail.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
+                             "with --accept-new-demos to keep these)") from None
+        print(f"demos: {what}: {exc}; kept (--accept-new-demos), mean return {trajs.returns.mean():.1f}",
+              flush=True)
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs))
 
 
 def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
@@ -411,7 +417,7 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                     continue
                 trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick)
                 made = f"made again from {expert.name}"
-            save_checked(path, trajs, record["sha256"], f"{env_id} {part}")
+            save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",
                   flush=True)
     return ok
@@ -828,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where infogail.md and its figure go (default benchmarks/results; --quick: --out)")
     parser.add_argument("--quick", action="store_true",
                         help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    parser.add_argument("--accept-new-demos", action="store_true",
+                        help="keep demos made again from an archived expert even if their sha256 differs from "
+                        "the record (another machine's floating point); a warning says so")
     parser.add_argument("--archive", default=None, metavar="DIR",
                         help="run archive: what is there and not in --out is restored, what finishes here is "
                         "added (default benchmarks/results/runs/infogail, committed; --quick: none; '' for none)")

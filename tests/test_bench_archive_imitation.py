@@ -77,7 +77,10 @@ def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_
         bench.main(imitation(tmp_path / "arch", tmp_path / "c", "--stage", "demos"))
     message = str(stop.value)
     assert "Hopper-v5" in message and digest in message and "0" * 64 in message and "\n" not in message
-    assert not (tmp_path / "c" / "demos" / "Hopper-v5.npz").exists()
+    assert "--accept-new-demos" in message and not (tmp_path / "c" / "demos" / "Hopper-v5.npz").exists()
+    # asked to, it keeps them and says so
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "c", "--stage", "demos", "--accept-new-demos")) == 0
+    assert sha256(tmp_path / "c" / "demos" / "Hopper-v5.npz") == digest
 
 
 def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imitation_archive, tmp_path, capsys):
