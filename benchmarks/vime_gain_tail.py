@@ -1,9 +1,12 @@
 """How heavy-tailed VIME's information gains are in a finished run, and where the tail comes from.
 
-    python benchmarks/vime_gain_tail.py RUN_DIR [--samples 4096] [--seed 0]
+    python benchmarks/vime_gain_tail.py RUN_DIR [--samples 4096] [--seed 0] [--after 100000]
 
-Loads the run's final VIME state (``vime.pt``: the BNN, its replay pool and input statistics), draws
-``--samples`` transitions from the pool, and prints the gains' median, mean and maximum, the share of the
+From the run's per-rollout log (``vime_log.jsonl``, kept in the run archive too) it prints the medians over
+the rollouts after ``--after`` env steps of the bonus's mean, 95th percentile and maximum. If the run
+directory still holds the final VIME state (``vime.pt``: the BNN, its replay pool and input statistics; not
+archived), it also draws (``vime.pt``: the BNN, its replay pool and input statistics), draws
+``--samples`` transitions from the pool and prints the gains' median, mean and maximum, the share of the
 total gain held by the top 1% of transitions, and how far those transitions' standardised inputs and
 targets lie from the pool mean (max |z| over their dimensions) against the other 99%. Median
 normalisation (the original's) turns such a tail into bonuses of thousands of times eta for a few
@@ -13,6 +16,7 @@ transitions; ``VIME(max_normalised=...)`` caps it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a finished run trained with --bonus vime")
     parser.add_argument("--samples", type=int, default=4096, help="pool transitions to score")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--after", type=int, default=100_000, help="log rows after this many env steps")
     args = parser.parse_args(argv)
     from rlgen.agents.config import RunConfig
     from rlgen.agents.run import CONFIG_FILE, make_vec_env
@@ -35,23 +40,35 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     config = RunConfig.load(args.run_dir / CONFIG_FILE)
-    if config.bonus != "vime" or not (args.run_dir / "vime.pt").is_file():
-        parser.error(f"{args.run_dir} is not a finished VIME run (no vime.pt)")
+    log = args.run_dir / "vime_log.jsonl"
+    if config.bonus != "vime" or not log.is_file():
+        parser.error(f"{args.run_dir} is not a VIME run (no vime_log.jsonl)")
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    late = [row for row in rows if row["timesteps"] > args.after]
+    eta = config.bonus_kwargs.get("eta", 0.1)
+    print(f"run: {args.run_dir.name}; {len(late)} rollouts after {args.after:,} env steps, eta {eta}")
+    for key, what in (("vime/bonus_mean", "mean"), ("bonus_p95", "95th percentile"), ("bonus_max", "maximum")):
+        value = float(np.median([row[key] for row in late])) if late else float("nan")
+        print(f"bonus {what} per rollout, median over rollouts: {value:,.2f} ({value / eta:,.3g} x eta)")
+    if not (args.run_dir / "vime.pt").is_file():
+        print("no vime.pt (an archived run): the pool's gains are not scored")
+        return 0
     venv = make_vec_env(config)
     vime = VIME(venv, **{k: v for k, v in config.bonus_kwargs.items() if k != "mode"})
     vime.load_state(args.run_dir)
     pool = vime.pool
-    rows = np.random.default_rng(args.seed).choice(pool.size, min(args.samples, pool.size), replace=False)
-    obs, actions, nxt = (np.asarray(a[rows], dtype=np.float32) for a in (pool.obs, pool.actions, pool.next_obs))
+    picked = np.random.default_rng(args.seed).choice(pool.size, min(args.samples, pool.size), replace=False)
+    obs, actions, nxt = (np.asarray(a[picked], dtype=np.float32) for a in (pool.obs, pool.actions, pool.next_obs))
     inputs = np.concatenate([obs, actions], 1)
     stats = vime.stats if vime.stats is not None else pool.statistics()
     vime.stats = stats
+    torch.manual_seed(args.seed)  # the gains' Monte-Carlo weight samples
     gains = vime.information_gain(inputs, nxt)
     z = np.maximum(np.abs((inputs - stats["in_mean"]) / stats["in_std"]).max(1),
                    np.abs((nxt - stats["out_mean"]) / stats["out_std"]).max(1))
     order = np.argsort(gains)
     top, rest = order[-max(1, len(order) // 100):], order[:-max(1, len(order) // 100)]
-    print(f"run: {args.run_dir.name}; {len(rows)} of the pool's {pool.size} transitions")
+    print(f"pool: {len(picked)} of its {pool.size} transitions scored")
     print(f"information gain: median {np.median(gains):.2e}, mean {gains.mean():.2e}, max {gains.max():.2e}")
     print(f"top 1% of transitions hold {gains[top].sum() / gains.sum():.1%} of the total gain")
     print(f"median max|z| of their standardised inputs and targets: {np.median(z[top]):.1f} (the other 99%: "

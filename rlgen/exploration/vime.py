@@ -54,9 +54,9 @@ class VIME(RolloutBonus):
         ``median_window`` rollout medians.
     :param max_kl: information gains are clipped to [0, max_kl].
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
-        (default, the original): no clip. The gains can be heavy-tailed: on SparseAnt (107-d observations)
-        a rollout's median gain fell to ~2e-9 while its mean stayed ~1e-6, so dividing by the median gave a
-        few transitions bonuses of ~25,000 x eta and a mean bonus ~500 x eta, drowning the env reward.
+        (default, the original): no clip. The gains can be heavy-tailed: on SparseAnt a rollout's median
+        gain fell to ~2e-9 while its mean stayed ~1e-6, so dividing by the median gave a rollout's largest
+        gain ~250,000 and a mean of 500-700, drowning the env reward (benchmarks/vime_gain_tail.py).
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
