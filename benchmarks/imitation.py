@@ -214,17 +214,12 @@ def archive_demos_record(args: argparse.Namespace, out: Path, env_id: str) -> No
 
 def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False) -> str:
     """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
-    kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``): then it
-    is kept with a warning (another machine's floating point can change a rollout by a bit)."""
+    kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``)."""
     try:
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected)
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept)
     except run_archive.RecordMismatch as exc:
-        if not accept:
-            raise SystemExit(f"imitation.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
-                             "with --accept-new-demos to keep these)") from None
-        print(f"demos: {what}: {exc}; kept (--accept-new-demos), mean return {trajs.returns.mean():.1f}",
-              flush=True)
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs))
+        raise SystemExit(f"imitation.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
+                         "with --accept-new-demos to keep these)") from None
 
 
 def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
@@ -624,18 +619,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
                      f"use another --out")
     atomic_write_text(marker, json.dumps({"quick": args.quick}))
-    if args.archive is None:
-        args.archive = "" if args.quick else str(ARCHIVE)
-    args.archive = Path(args.archive) if args.archive else None
+    try:
+        args.archive = run_archive.benchmark_archive(args.archive, args.quick, ARCHIVE)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.archive is not None:
-        if args.quick and args.archive.resolve() == ARCHIVE.resolve():
-            parser.error(f"a --quick run never writes into the committed archive {args.archive}; use another --archive")
-        kept_marker = args.archive / "budgets.json"
-        if kept_marker.is_file() and json.loads(kept_marker.read_text()).get("quick") != args.quick:
-            parser.error(f"{args.archive} holds a {'--quick' if not args.quick else 'full'} benchmark's runs; "
-                         "use another --archive")
-        if not kept_marker.is_file():
-            atomic_write_text(kept_marker, json.dumps({"quick": args.quick}))
         restore_archive(args, out)
     args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
     args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])

@@ -19,7 +19,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         default = action.default
-        if default is None or default is False or default is argparse.SUPPRESS or (isinstance(default, list) and not default):
+        if default is None or default is False or default is argparse.SUPPRESS or default == []:
             return action.help or ""
         return super()._get_help_string(action) or ""
 

@@ -411,9 +411,9 @@ def _log_interval(model: BaseAlgorithm) -> dict[str, int]:
     (SB3's A2C default, every 100 of its 5-step rollouts, writes nothing for the first 500 steps per env);
     never less often than SB3's own default (PPO and TRPO: every rollout). Off-policy: SB3's default."""
     n_steps = getattr(model, "n_steps", None)
-    default = inspect.signature(model.learn).parameters["log_interval"].default
     if n_steps is None or getattr(model, "rollout_buffer", None) is None:
         return {}
+    default = inspect.signature(model.learn).parameters["log_interval"].default
     return {"log_interval": max(1, min(default, LOG_EVERY // (n_steps * model.n_envs)))}
 
 

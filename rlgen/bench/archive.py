@@ -148,11 +148,6 @@ def archive(run_dirs: Iterable[str | Path], archive_dir: str | Path, with_model:
     return sum(archive_run(d, archive_dir, with_model, min_timesteps) for d in run_dirs)
 
 
-def restore(run_dirs: Iterable[str | Path], archive_dir: str | Path, min_timesteps: int = 0) -> int:
-    """Restore every archived run of ``run_dirs`` missing locally; returns how many were copied."""
-    return sum(restore_run(d, archive_dir, min_timesteps) for d in run_dirs)
-
-
 # -- records of files that are made again rather than kept (a benchmark's demonstrations) ---------------
 class RecordMismatch(ValueError):
     """A file made again, or a local record, disagrees with the archive's record of it."""
@@ -168,18 +163,42 @@ def has_model(run_dir: str | Path) -> bool:
     return (run_dir / MODEL_FILE).is_file() or (run_dir / CHECKPOINT_DIR / MODEL_FILE).is_file()
 
 
-def save_checked(path: str | Path, save: Callable[[Path], object], expected: str | None = None) -> str:
+def save_checked(path: str | Path, save: Callable[[Path], object], expected: str | None = None,
+                 accept: bool = False) -> str:
     """``save(tmp)`` then move it to ``path``; returns the file's sha256. With ``expected``, a file of another
-    hash is not kept and :class:`RecordMismatch` says both."""
+    hash is not kept and :class:`RecordMismatch` says both, unless ``accept``: then it is kept, with a
+    warning (another machine's floating point can change a rollout by a bit)."""
     path = Path(path)
     new = path.with_name(f".{path.name}.new")
     save(new)
     digest = file_sha256(new)
     if expected is not None and digest != expected:
-        new.unlink()
-        raise RecordMismatch(f"{path.name} made again has sha256 {digest}, its record says {expected}")
+        mismatch = f"{path.name} made again has sha256 {digest}, its record says {expected}"
+        if not accept:
+            new.unlink()
+            raise RecordMismatch(mismatch)
+        print(f"archive: {mismatch}; kept", flush=True)
     new.replace(path)
     return digest
+
+
+def benchmark_archive(given: str | None, quick: bool, committed: Path) -> Path | None:
+    """A benchmark script's ``--archive``: ``given`` ('' for none), else ``committed`` for a full run and none
+    for a ``--quick`` one. A quick run never writes into ``committed``, and an archive holds quick or full
+    runs, never both (its ``budgets.json`` says which); a violation raises ValueError naming it."""
+    if given is None:
+        given = "" if quick else str(committed)
+    if not given:
+        return None
+    path = Path(given)
+    if quick and path.resolve() == committed.resolve():
+        raise ValueError(f"a --quick run never writes into the committed archive {path}; use another --archive")
+    marker = path / "budgets.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("quick") != quick:
+        raise ValueError(f"{path} holds a {'--quick' if not quick else 'full'} benchmark's runs; use another --archive")
+    if not marker.is_file():
+        atomic_write_text(marker, json.dumps({"quick": quick}))
+    return path
 
 
 def keep_record(local: str | Path, archived: str | Path) -> None:
