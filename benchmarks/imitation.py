@@ -9,8 +9,11 @@ in order, and ``report`` can be run at any time on whatever has finished):
 
 - ``experts``: the built-in suite ``imitation-experts`` (one seed each: PPO and TRPO presets for 1M steps
   on Hopper-v5 and HalfCheetah-v5; TRPO alone for 2M on Ant-v5 and 3M on Humanoid-v5; every run, and later
-  every GAIL run, on four in-process envs with a quarter of the preset's n_steps, 1.3-2x as fast). Per task the run
-  with the higher mean return over 20 evaluation episodes becomes the expert (``<out>/experts.json``).
+  every GAIL run, on four in-process envs with a quarter of the preset's n_steps, 1.3-2x as fast). An expert
+  is the policy of its run's best periodic evaluation (``best/``; the final one for runs trained before rlgen
+  kept it): a locomotion policy's return can fall late in training (a Hopper PPO run at 3,450 for 5 of 5
+  evaluation episodes at 950k steps ended at 1,759). Per task the run whose expert has the higher mean return
+  over 20 fresh evaluation episodes becomes the expert (``<out>/experts.json``).
 - ``demos``: the expert's deterministic rollouts, its VecNormalize statistics applied, raw observations
   saved: 25 episodes (Humanoid-v5: 80) in ``<out>/demos/<task>.npz``. The expert score used for
   normalisation is the mean return of these episodes.
@@ -70,9 +73,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from rlgen.agents import RunConfig, collect_demos, evaluate, train  # noqa: E402
+from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, MODEL_FILE, RESULT_FILE, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, MODEL_FILE, RESULT_FILE, has_best, read_best, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -87,7 +90,6 @@ ENVS = ("Hopper-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
 SUBSAMPLE = 20
 BC_KWARGS = {"batch_size": 64, "lr": 1e-3, "loss": "nll"}
 EVAL_SEED = 12_345
-SCORE_FILE = "benchmark_eval.json"
 
 # The paper's results (Ho & Ermon 2016, old Gym v1 tasks; REFERENCE.md), GAIL / expert.
 PAPER = {"Hopper-v5": "Hopper: 1.01 (4) / 1.00 (25)", "HalfCheetah-v5": "HalfCheetah: 1.01 (4) / 1.08 (25)",
@@ -121,26 +123,16 @@ QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in EN
 def budgets(args: argparse.Namespace) -> Budgets:
     return QUICK if args.quick else FULL
 
-def cached_score(run_dir: Path, episodes: int) -> np.ndarray | None:
-    """The cached returns of ``episodes`` evaluation episodes of a run, None if there are none."""
-    cache = run_dir / SCORE_FILE
-    if cache.is_file():
-        data = json.loads(cache.read_text())
-        if data.get("episodes") == episodes and data.get("seed") == EVAL_SEED:
-            return np.asarray(data["returns"])
-    return None
+def final_score(run_dir: Path, episodes: int, model: str = "final") -> np.ndarray:
+    """Returns of ``episodes`` evaluation episodes of a finished run's final (``model="best"``: best evaluated)
+    policy from EVAL_SEED, computed once and cached (a cached score is read without loading the model)."""
+    return run_archive.run_score(run_dir, episodes, EVAL_SEED, model)
 
 
-def final_score(run_dir: Path, episodes: int) -> np.ndarray:
-    """Returns of ``episodes`` evaluation episodes of a finished run, computed once and cached (a cached
-    score is read without loading the model)."""
-    cached = cached_score(run_dir, episodes)
-    if cached is not None:
-        return cached
-    returns = evaluate(run_dir, episodes=episodes, seed=EVAL_SEED)
-    atomic_write_text(run_dir / SCORE_FILE,
-                      json.dumps({"episodes": episodes, "seed": EVAL_SEED, "returns": returns.tolist()}))
-    return returns
+def expert_model(run_dir: Path) -> str:
+    """Which policy of an expert run is the expert: ``best`` (its best periodic evaluation) where the run
+    kept one, else ``final``."""
+    return "best" if has_best(run_dir) else "final"
 
 
 def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]:
@@ -238,7 +230,7 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             ok = False
             continue
         n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
-        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick)
+        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=record.get("model") == "best")
         save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
         check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
@@ -280,19 +272,23 @@ def stage_experts(args: argparse.Namespace, out: Path) -> bool:
 
 
 def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task the finished expert run with the best mean return over the evaluation episodes."""
+    """Per task the finished expert run whose expert policy (:func:`expert_model`) has the best mean return
+    over the evaluation episodes."""
     experts: dict[str, dict[str, Any]] = {}
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        returns = final_score(run.config.run_dir, budgets(args).eval_episodes)
+        model = expert_model(run.config.run_dir)
+        returns = final_score(run.config.run_dir, budgets(args).eval_episodes, model)
         if args.archive is not None:  # again, with the score just cached
             run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
         best = experts.get(run.env_id)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[run.env_id] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
-                                   "total_steps": run.config.total_steps, "eval_mean": float(returns.mean()),
-                                   "eval_std": float(returns.std())}
+                                   "total_steps": run.config.total_steps, "model": model,
+                                   "model_timesteps": int(read_best(run.config.run_dir)["timesteps"])
+                                   if model == "best" else run.config.total_steps,
+                                   "eval_mean": float(returns.mean()), "eval_std": float(returns.std())}
     path = out / "experts.json"
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update(experts)
@@ -318,7 +314,8 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             ok = False
             continue
         n = max(budgets(args).trajectories[env_id])
-        trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick)
+        trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick,
+                              best=experts[env_id].get("model") == "best")
         digest = save_checked(path, trajs, None, env_id)
         # which expert made them, beside them: the learners' agent and the report follow it, even if a
         # better expert finishes later (experts.json then changes; these demos do not). With the file's
@@ -467,12 +464,18 @@ def _curves_png(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]
     return figure_png(fig)
 
 
+def _expert_policy(env_id: str, record: dict[str, Any]) -> str:
+    if record.get("model") == "best":
+        return f"{env_id} its best periodic evaluation, at {record['model_timesteps']:,} steps"
+    return f"{env_id} its final policy"
+
+
 def scorable(run_dir: Path, episodes: int) -> bool:
     """Whether a finished run's final score is cached or can be computed; a run restored from the archive
     without a model and without a cached score is named in one line."""
-    if cached_score(run_dir, episodes) is not None or run_archive.has_model(run_dir):
+    if run_archive.cached_score(run_dir, episodes, EVAL_SEED) is not None or run_archive.has_model(run_dir):
         return True
-    print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes ({SCORE_FILE}); "
+    print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes ({run_archive.SCORE_FILE}); "
           "not scored", flush=True)
     return False
 
@@ -524,7 +527,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         "95% percentile-bootstrap intervals over seeds.", "",
         "Budgets: experts (the better of the PPO and TRPO presets where both ran) "
         + ", ".join(f"{e} {experts[e]['algo']} {experts[e]['total_steps']:,}" for e in envs if e in experts)
-        + " env steps; GAIL (agent preset "
+        + " env steps (the expert: " + ", ".join(_expert_policy(e, experts[e]) for e in envs if e in experts)
+        + "); GAIL (agent preset "
         + ("as the expert's" if args.gail_algo == "expert" else args.gail_algo) + ") "
         + ", ".join(f"{e} {b.gail_steps[e]:,}" for e in envs)
         + f" env steps; BC {b.bc_gradient_steps:,} Adam steps of {BC_KWARGS['batch_size']} pairs "

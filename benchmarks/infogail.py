@@ -93,7 +93,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from rlgen.agents import collect_demos, evaluate  # noqa: E402
+from rlgen.agents import collect_demos  # noqa: E402
 from rlgen.agents.config import RunConfig  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
 from rlgen.agents.run import (  # noqa: E402
@@ -101,6 +101,7 @@ from rlgen.agents.run import (  # noqa: E402
     RESULT_FILE,
     Evaluator,
     attach_reward_wrappers,
+    has_best,
     load_run,
     make_vec_env,
 )
@@ -141,7 +142,6 @@ QUICK = Budgets(expert_steps=4096, imitate_steps={"HalfCheetah-v5": 4096, "Swimm
                 demo_episodes=2, eval_episodes=2, run_eval_episodes=1)
 SUBSAMPLE = 20
 EVAL_SEED = 12_345
-SCORE_FILE = "benchmark_eval.json"
 SIGNATURE_FILE = "benchmark_signatures.json"
 
 
@@ -182,16 +182,10 @@ def demos_path(out: Path, env_id: str, part: str) -> Path:
     return out / "demos" / f"{env_id}-{part}.npz"
 
 
-def final_score(run_dir: Path, episodes: int) -> np.ndarray:
-    """Returns (the run's own env reward) of ``episodes`` evaluation episodes, computed once and cached."""
-    cache = run_dir / SCORE_FILE
-    if cache.is_file():
-        data = json.loads(cache.read_text())
-        if data.get("episodes") == episodes and data.get("seed") == EVAL_SEED:
-            return np.asarray(data["returns"])
-    returns = evaluate(run_dir, episodes=episodes, seed=EVAL_SEED)
-    atomic_write_text(cache, json.dumps({"episodes": episodes, "seed": EVAL_SEED, "returns": returns.tolist()}))
-    return returns
+def final_score(run_dir: Path, episodes: int, model: str = "final") -> np.ndarray:
+    """Returns (the run's own env reward) of ``episodes`` evaluation episodes of its final (``model="best"``:
+    best evaluated) policy, computed once and cached."""
+    return run_archive.run_score(run_dir, episodes, EVAL_SEED, model)
 
 
 def random_scores(args: argparse.Namespace, out: Path, envs: list[str]) -> dict[tuple[str, str], float]:
@@ -223,17 +217,19 @@ def _posterior(config: RunConfig, run_dir: Path) -> Any:
         venv.close()
 
 
-def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None = None) -> dict[str, Any]:
+def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None = None,
+                       best: bool = False) -> dict[str, Any]:
     """Per episode: mean forward velocity, sum of x_velocity and of reward_ctrl, env return, length; and
     for an InfoGAIL run ``q_accuracy``, how often its posterior Q reads ``code`` back from the (s, a) of as
     many episodes with *sampled* actions (what Q was trained on: deterministic actions lie outside its
     training data, and an early Q can be confidently wrong on them).
 
     The env stack is the run's evaluation stack (``Evaluator``: the code appended and held for InfoGAIL,
-    frozen VecNormalize statistics), the policy deterministic."""
+    frozen VecNormalize statistics), the policy deterministic: the final one, or with ``best`` that of the
+    run's best periodic evaluation (an expert's)."""
     import torch
 
-    config, model, stats_path = load_run(run_dir)
+    config, model, stats_path = load_run(run_dir, best)
     torch.set_num_threads(1)
     weight = float(config.env_kwargs.get("forward_reward_weight", 1.0))
     evaluator = Evaluator(config, seed=seed, code=code)
@@ -278,24 +274,24 @@ def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None
     return result
 
 
-def _signature_key(run_dir: Path, episodes: int, code: int | None) -> str:
+def _signature_key(run_dir: Path, episodes: int, code: int | None, best: bool = False) -> str:
     steps = json.loads((run_dir / RESULT_FILE).read_text())["timesteps"] if (run_dir / RESULT_FILE).is_file() else -1
-    return f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}"
+    return f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}" + ("|model=best" if best else "")
 
 
-def signatures_cached(run_dir: Path, episodes: int, code: int | None = None) -> bool:
+def signatures_cached(run_dir: Path, episodes: int, code: int | None = None, best: bool = False) -> bool:
     path = run_dir / SIGNATURE_FILE
-    return path.is_file() and _signature_key(run_dir, episodes, code) in json.loads(path.read_text())
+    return path.is_file() and _signature_key(run_dir, episodes, code, best) in json.loads(path.read_text())
 
 
-def signatures(run_dir: Path, episodes: int, code: int | None = None) -> dict[str, Any]:
+def signatures(run_dir: Path, episodes: int, code: int | None = None, best: bool = False) -> dict[str, Any]:
     """:func:`rollout_signatures` at the benchmark's evaluation seed, cached in the run directory (and
     recomputed when the run has trained further since); a cached one is read without loading the model."""
-    key = _signature_key(run_dir, episodes, code)
+    key = _signature_key(run_dir, episodes, code, best)
     path = run_dir / SIGNATURE_FILE
     cache = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cache:
-        cache[key] = rollout_signatures(run_dir, episodes, EVAL_SEED, code)
+        cache[key] = rollout_signatures(run_dir, episodes, EVAL_SEED, code, best)
         atomic_write_text(path, json.dumps(cache, indent=2))
     return cache[key]
 
@@ -410,7 +406,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                           f"{expert.parent}; run --stage experts", flush=True)
                     ok = False
                     continue
-                trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick)
+                trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
+                                      best=record.get("model") == "best")
                 made = f"made again from {expert.name}"
             save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",
@@ -439,18 +436,21 @@ def stage_experts(args: argparse.Namespace, out: Path) -> bool:
 
 
 def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task and behaviour the finished expert run with the best mean return (its own reward)."""
+    """Per task and behaviour the finished expert run whose expert policy (its best periodic evaluation where
+    the run kept one, else its final policy) has the best mean return (its own reward)."""
     episodes = budgets(args).eval_episodes
     experts: dict[str, dict[str, Any]] = {}
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        returns = final_score(run.config.run_dir, episodes)
+        model = "best" if has_best(run.config.run_dir) else "final"
+        returns = final_score(run.config.run_dir, episodes, model)
         key = f"{run.env_id}/{behaviour_of(run.label)}"
         best = experts.get(key)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[key] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
-                            "total_steps": run.config.total_steps, "eval_mean": float(returns.mean()),
+                            "total_steps": run.config.total_steps, "model": model,
+                            "eval_mean": float(returns.mean()),
                             "eval_std": float(returns.std()), "eval_episodes": episodes}
     path = out / "experts.json"
     known = json.loads(path.read_text()) if path.is_file() else {}
@@ -489,7 +489,8 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
                 print(f"demos: no finished {behaviour} expert for {env_id}; run --stage experts first", flush=True)
                 ok = False
                 continue
-            trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick)
+            trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick,
+                                  best=expert.get("model") == "best")
             # which expert made them, and the file's sha256: the archive keeps this record, not the file,
             # which a later session makes again
             digest = save_checked(path, trajs, None, path.stem)
@@ -636,7 +637,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     randoms = {env_id: {beh: randoms_all[env_id, beh] for beh in BEHAVIOURS} for env_id in envs}
     expert_scores = {env_id: {beh: float(load_demos(demos_path(out, env_id, beh)).returns.mean())
                               for beh in BEHAVIOURS} for env_id in envs}
-    expert_sigs = {env_id: {beh: signatures(Path(experts_info[f"{env_id}/{beh}"]["run_dir"]), episodes)
+    expert_sigs = {env_id: {beh: signatures(Path(experts_info[f"{env_id}/{beh}"]["run_dir"]), episodes,
+                                            best=experts_info[f"{env_id}/{beh}"].get("model") == "best")
                             for beh in BEHAVIOURS if f"{env_id}/{beh}" in experts_info} for env_id in envs}
 
     scores: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}

@@ -112,6 +112,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation env")
     p.add_argument("--code", type=int, default=None,
                    help="an infogail run: hold its latent code at this value (default: drawn per episode)")
+    p.add_argument("--best", action="store_true",
+                   help="the policy of the run's best periodic evaluation (RUN_DIR/best) instead of its final one")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.set_defaults(func=_cmd_eval)
 
@@ -120,8 +122,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from rlgen.agents import evaluate
 
     returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed,
-                       code=args.code)
-    summary = {"run_dir": args.run_dir, "episodes": len(returns), "mean_return": float(returns.mean()),
+                       code=args.code, best=args.best)
+    summary = {"run_dir": args.run_dir, "model": "best" if args.best else "final", "episodes": len(returns), "mean_return": float(returns.mean()),
                "std_return": float(returns.std()), "returns": [float(r) for r in returns]}
     if args.json:
         print(json.dumps(summary))

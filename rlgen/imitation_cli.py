@@ -45,6 +45,8 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--code", type=int, default=None,
                    help="an infogail run: the latent code (0..K-1) its policy acts under")
+    p.add_argument("--best", action="store_true",
+                   help="roll out the policy of the run's best periodic evaluation (RUN_DIR/best), not its final one")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_collect)
 
@@ -159,7 +161,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
     trajs = collect_demos(args.run_dir, args.n_episodes, deterministic=not args.stochastic, seed=args.seed,
-                          progress_bar=not args.no_progress, code=args.code)
+                          progress_bar=not args.no_progress, code=args.code, best=args.best)
     save_demos(out, trajs)
     _print_summary(_demo_summary(out))
     return 0

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import yaml
 from rlgen.agents import ConfigError, RunConfig, apply_overrides, evaluate, preset_for, train
 from rlgen.agents.config import build_config, parse_override
 from rlgen.agents.presets import PRESETS
-from rlgen.agents.run import build_model, load_run, make_vec_env
+from rlgen.agents.run import build_model, load_run, make_vec_env, read_eval_history
 
 
 def _params(run_dir):
@@ -120,6 +121,49 @@ def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):
     monkeypatch.setattr(run_module, "save_checkpoint", recording)
     train(tiny_config(total_steps=640, checkpoint_freq=200, eval_freq=0))
     assert saved_at == [256, 512, 640]  # the last one is the end-of-run save
+
+
+def test_best_model_is_the_policy_of_the_best_evaluation(tiny_config, monkeypatch):
+    # scripted evaluation scores: the second of four evaluations is the best, and the saved best policy
+    # (with the VecNormalize statistics of that moment) is the one that was evaluated then
+    import rlgen.agents.run as run_module
+
+    scores = iter([5.0, 9.0, 7.0, 2.0])
+    real_returns = run_module.Evaluator.returns
+    snapshots = []
+
+    def scripted(self, model, episodes, deterministic=True):
+        snapshots.append((torch.cat([p.detach().flatten().clone() for p in model.policy.parameters()]),
+                          model.get_vec_normalize_env().obs_rms.mean.copy()))
+        real_returns(self, model, episodes, deterministic)
+        return np.full(episodes, next(scores))
+
+    monkeypatch.setattr(run_module.Evaluator, "returns", scripted)
+    run_dir = train(tiny_config(total_steps=512, eval_freq=128)).run_dir
+    monkeypatch.setattr(run_module.Evaluator, "returns", real_returns)
+    best = json.loads((run_dir / "best" / "best.json").read_text())
+    assert best["timesteps"] == 256 and best["mean_return"] == 9.0
+    _, model, stats = load_run(run_dir, best=True)
+    params, obs_mean = snapshots[1]
+    assert torch.equal(torch.cat([p.detach().flatten() for p in model.policy.parameters()]), params)
+    assert not torch.equal(params, _params(run_dir))  # the final policy is another one
+    with np.load(stats, allow_pickle=False) as saved:
+        np.testing.assert_array_equal(saved["obs_mean"], obs_mean)
+    assert evaluate(run_dir, episodes=2, best=True).shape == (2,)
+
+
+def test_best_model_survives_resume_and_is_refused_where_missing(tiny_config):
+    first = train(tiny_config(total_steps=256, eval_freq=128))
+    kept = json.loads((first.run_dir / "best" / "best.json").read_text())
+    assert kept["mean_return"] == max(row["mean_return"] for row in first.eval_history)
+    train(tiny_config(total_steps=512, eval_freq=128), resume=True)
+    best = json.loads((first.run_dir / "best" / "best.json").read_text())
+    history = read_eval_history(first.run_dir / "eval.csv")
+    assert best["mean_return"] == max(row["mean_return"] for row in history) >= kept["mean_return"]
+    no_eval = train(tiny_config(total_steps=128, eval_freq=0, run_name="no-eval"))
+    shutil.rmtree(no_eval.run_dir / "best")  # as a run trained before best models were kept
+    with pytest.raises(ConfigError, match="no best model"):
+        evaluate(no_eval.run_dir, episodes=1, best=True)
 
 
 def test_resume_as_another_agent_is_refused(tiny_config):

@@ -9,6 +9,8 @@ A run directory holds everything needed to resume or evaluate a run::
                          replay buffer as replay_buffer.npz; reward wrappers' states)
     vime.pt, ...         each reward wrapper's final state; vime_log.jsonl / density_log.jsonl: a bonus's
                          values per rollout (bonus percentiles, information gain, model loss, ...)
+    best/                the policy of the best periodic evaluation so far (model.zip, vecnormalize.npz as
+                         they were then, best.json: its step count and mean return); `rlgen eval --best`
     eval.csv             evaluation history: timesteps, mean/std of the true env return
     learning_curve.png   evaluation and training returns against steps
     monitor/             per-env episode logs (SB3 Monitor)
@@ -58,6 +60,8 @@ EVAL_FILE = "eval.csv"
 RESULT_FILE = "result.json"
 PLOT_FILE = "learning_curve.png"
 BC_FILE = "bc.json"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
 EVAL_FIELDS = ("timesteps", "mean_return", "std_return", "episodes", "wall_time")
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
@@ -360,6 +364,7 @@ class RunCallback(BaseCallback):
         self.history = history
         self.start_time = start_time
         self._next_eval = self._next_checkpoint = math.inf
+        self.best_return = read_best(run_dir).get("mean_return", -math.inf)
 
     def _init_callback(self) -> None:
         self._next_eval = self._next_multiple_from(self.config.eval_freq)
@@ -396,6 +401,9 @@ class RunCallback(BaseCallback):
         self.logger.record("eval/mean_reward", row["mean_return"])
         self.logger.record("eval/std_reward", row["std_return"])
         write_eval_history(self.run_dir / EVAL_FILE, self.history)
+        if row["mean_return"] > self.best_return:
+            self.best_return = row["mean_return"]
+            save_best(self.model, self.run_dir, row)
         return row
 
     def checkpoint(self) -> None:
@@ -434,6 +442,35 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
     from rlgen.agents.plotting import plot_learning_curve
 
     plot_learning_curve(run_dir)
+
+
+def save_best(model: BaseAlgorithm, run_dir: Path, row: dict[str, float]) -> None:
+    """The policy of a new best evaluation and its VecNormalize statistics, into ``run_dir/best``;
+    best.json last, so that it never names a model that is not there."""
+    best = run_dir / BEST_DIR
+    save_model(model, best / MODEL_FILE)
+    env = model.get_vec_normalize_env()
+    if env is not None:
+        save_vecnormalize_stats(env, best / VECNORM_FILE)
+    atomic_write_text(best / BEST_FILE, json.dumps({"timesteps": int(row["timesteps"]),
+                                                    "mean_return": row["mean_return"],
+                                                    "std_return": row["std_return"],
+                                                    "episodes": int(row["episodes"])}, indent=2))
+
+
+def read_best(run_dir: Path) -> dict[str, Any]:
+    """``best/best.json`` of a run ({} if it has none): the step count and return of its best evaluation.
+    A resumed run keeps its best policy even if that came after the checkpoint it resumes from: it is a
+    policy this run directory has evaluated."""
+    try:
+        return dict(json.loads((run_dir / BEST_DIR / BEST_FILE).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def has_best(run_dir: str | Path) -> bool:
+    """Whether a run kept the policy of its best evaluation (runs trained before rlgen kept one did not)."""
+    return bool(read_best(Path(run_dir))) and (Path(run_dir) / BEST_DIR / MODEL_FILE).is_file()
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -610,15 +647,21 @@ def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
 
 
 # -- evaluate a saved run ------------------------------------------------------------------------
-def load_run(run_dir: str | Path) -> tuple[RunConfig, BaseAlgorithm, Path | None]:
-    """The run's config, its final (or latest checkpointed) model, and its VecNormalize statistics file."""
+def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAlgorithm, Path | None]:
+    """The run's config, its final (or latest checkpointed) model, and its VecNormalize statistics file;
+    with ``best``, the model of its best periodic evaluation (``best/``) instead."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
     config = RunConfig.load(run_dir / CONFIG_FILE)
     model_path = run_dir / MODEL_FILE
     stats_path = run_dir / VECNORM_FILE
-    if not model_path.is_file():  # an unfinished run: use its latest checkpoint
+    if best:
+        if not has_best(run_dir):
+            raise ConfigError(f"{run_dir} has no best model ({BEST_DIR}/{BEST_FILE}): it was trained before rlgen "
+                              f"kept one, or it has not been evaluated yet")
+        model_path, stats_path = run_dir / BEST_DIR / MODEL_FILE, run_dir / BEST_DIR / VECNORM_FILE
+    elif not model_path.is_file():  # an unfinished run: use its latest checkpoint
         model_path = run_dir / CHECKPOINT_DIR / MODEL_FILE
         stats_path = run_dir / CHECKPOINT_DIR / VECNORM_FILE
     if not model_path.is_file():
@@ -631,14 +674,15 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, BaseAlgorithm, Path | None
 
 
 def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int = 0,
-             code: int | None = None) -> np.ndarray:
-    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy.
+             code: int | None = None, best: bool = False) -> np.ndarray:
+    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy, or with
+    ``best`` the policy of its best periodic evaluation.
 
     An infogail run's policy runs each episode under a latent code drawn from ``seed``, or under ``code``.
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes}")
-    config, model, stats_path = load_run(run_dir)
+    config, model, stats_path = load_run(run_dir, best)
     torch.set_num_threads(config.torch_threads)
     evaluator = Evaluator(config, seed=seed, code=code)
     try:
@@ -652,8 +696,9 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
 
 
 def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool = True, seed: int = 0,
-                  progress_bar: bool = False, code: int | None = None) -> Any:
-    """Roll out a run's policy for ``n_episodes`` and return its ``rlgen.imitation.demos.Trajectories``.
+                  progress_bar: bool = False, code: int | None = None, best: bool = False) -> Any:
+    """Roll out a run's policy (with ``best``: that of its best periodic evaluation) for ``n_episodes`` and
+    return its ``rlgen.imitation.demos.Trajectories``.
 
     The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
     training; the demos record the raw observations and the clipped actions that reached the env.
@@ -664,7 +709,7 @@ def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool =
 
     if not isinstance(n_episodes, int) or n_episodes < 1:
         raise ConfigError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    config, model, stats_path = load_run(run_dir)
+    config, model, stats_path = load_run(run_dir, best)
     torch.set_num_threads(config.torch_threads)
     codes = None
     if config.imitation == "infogail":

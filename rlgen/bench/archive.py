@@ -5,7 +5,8 @@ logs, wrapper states: hundreds of MB) stay on the machine that trained them. The
 finished run, only what a report reads (``config.yaml``, ``result.json``, ``eval.csv``, the Monitor
 files, a bonus's per-rollout log, ``bc.json``, a benchmark's cached scores), a few kB to a few hundred kB,
 small enough to commit beside the report; ``with_model=True`` adds the final model and its VecNormalize
-statistics (an expert that later stages roll out).
+statistics, and those of the run's best evaluation (``best/``) where it kept one (an expert that later
+stages roll out).
 
 ``restore`` copies archived runs into an output folder where they are missing, so a suite skips them as
 finished and its report covers them; ``archive`` copies each finished run in. Neither touches a run that
@@ -21,12 +22,24 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from rlgen.agents.config import RunConfig
-from rlgen.agents.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MODEL_FILE, RESULT_FILE, VECNORM_FILE
+from rlgen.agents.run import (
+    BEST_DIR,
+    BEST_FILE,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVAL_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    VECNORM_FILE,
+)
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
 
-RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json")
-MODEL_PATTERNS = (MODEL_FILE, VECNORM_FILE)
+RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json",
+                   f"{BEST_DIR}/{BEST_FILE}")
+MODEL_PATTERNS = (MODEL_FILE, VECNORM_FILE, f"{BEST_DIR}/{MODEL_FILE}", f"{BEST_DIR}/{VECNORM_FILE}")
 
 
 def _result(run_dir: Path) -> dict | None:
@@ -155,6 +168,38 @@ class RecordMismatch(ValueError):
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+SCORE_FILE = "benchmark_eval.json"
+
+
+def cached_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final") -> np.ndarray | None:
+    """The returns a benchmark cached in ``run_dir/benchmark_eval.json`` for ``episodes`` evaluation episodes
+    from ``seed`` of the run's ``model`` ("final", or "best": its best periodic evaluation), None if none."""
+    try:
+        data = json.loads((Path(run_dir) / SCORE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("episodes") == episodes and data.get("seed") == seed and data.get("model", "final") == model:
+        return np.asarray(data["returns"], dtype=np.float64)
+    return None
+
+
+def run_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final") -> np.ndarray:
+    """Returns of ``episodes`` evaluation episodes of a finished run's ``model`` (deterministic policy, true
+    env reward), computed once and cached beside the run (the archive keeps the cache, so a later report
+    reads it without the model)."""
+    from rlgen.agents import evaluate
+
+    cached = cached_score(run_dir, episodes, seed, model)
+    if cached is not None:
+        return cached
+    if model not in ("final", "best"):
+        raise ValueError(f"model must be 'final' or 'best', got {model!r}")
+    returns = evaluate(run_dir, episodes=episodes, seed=seed, best=model == "best")
+    atomic_write_text(Path(run_dir) / SCORE_FILE, json.dumps({"episodes": episodes, "seed": seed, "model": model,
+                                                              "returns": returns.tolist()}))
+    return returns
 
 
 def has_model(run_dir: str | Path) -> bool:
