@@ -75,7 +75,7 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, MODEL_FILE, RESULT_FILE, has_best, read_best, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, RESULT_FILE, has_best, read_best, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -224,13 +224,14 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             continue
         record = json.loads(path.with_suffix(".json").read_text())
         expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
-        if not (expert / MODEL_FILE).is_file():
-            print(f"demos: cannot make {path} again: its expert {expert.name} has no model in {expert.parent}; "
-                  "run --stage experts", flush=True)
+        model = record.get("model", "final")
+        if not run_archive.has_policy(expert, model):
+            print(f"demos: cannot make {path} again: its expert {expert.name} has no {model} model in "
+                  f"{expert.parent}; run --stage experts", flush=True)
             ok = False
             continue
         n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
-        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=record.get("model") == "best")
+        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best")
         save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
         check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)

@@ -97,7 +97,6 @@ from rlgen.agents import collect_demos  # noqa: E402
 from rlgen.agents.config import RunConfig  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
 from rlgen.agents.run import (  # noqa: E402
-    MODEL_FILE,
     RESULT_FILE,
     Evaluator,
     attach_reward_wrappers,
@@ -230,6 +229,8 @@ def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None
     import torch
 
     config, model, stats_path = load_run(run_dir, best)
+    if best and config.imitation == "infogail":  # Q's accuracy below reads the final posterior
+        raise ValueError(f"{run_dir.name}: an infogail run is scored on its final policy and posterior")
     torch.set_num_threads(1)
     weight = float(config.env_kwargs.get("forward_reward_weight", 1.0))
     evaluator = Evaluator(config, seed=seed, code=code)
@@ -401,13 +402,14 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                 made = f"mixed again (seed {record['seed']})"
             else:
                 expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
-                if not (expert / MODEL_FILE).is_file():
-                    print(f"demos: cannot make {path} again: its expert {expert.name} has no model in "
+                model = record.get("model", "final")
+                if not run_archive.has_policy(expert, model):
+                    print(f"demos: cannot make {path} again: its expert {expert.name} has no {model} model in "
                           f"{expert.parent}; run --stage experts", flush=True)
                     ok = False
                     continue
                 trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
-                                      best=record.get("model") == "best")
+                                      best=model == "best")
                 made = f"made again from {expert.name}"
             save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",

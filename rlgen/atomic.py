@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -34,6 +35,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_dir(path: str | Path, fill: Callable[[Path], object]) -> None:
+    """Call ``fill(folder)`` on a fresh temporary folder beside ``path``, then swap it in for ``path`` whole:
+    a reader sees the old folder or the new one, never a mix, and a failure leaves the old one in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = None
+    try:
+        fill(tmp)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            old.rmdir()
+            path.rename(old)
+        tmp.rename(path)
+    except BaseException:
+        if old is not None and old.exists() and not path.exists():
+            old.rename(path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class LockedError(RuntimeError):

@@ -152,18 +152,83 @@ def test_best_model_is_the_policy_of_the_best_evaluation(tiny_config, monkeypatc
     assert evaluate(run_dir, episodes=2, best=True).shape == (2,)
 
 
-def test_best_model_survives_resume_and_is_refused_where_missing(tiny_config):
-    first = train(tiny_config(total_steps=256, eval_freq=128))
-    kept = json.loads((first.run_dir / "best" / "best.json").read_text())
-    assert kept["mean_return"] == max(row["mean_return"] for row in first.eval_history)
+def _scripted_scores(monkeypatch, values):
+    """Evaluations return these mean returns in turn (the real rollout still runs); an exception is raised."""
+    import rlgen.agents.run as run_module
+
+    scores = iter(values)
+    real_returns = run_module.Evaluator.returns
+
+    def scripted(self, model, episodes, deterministic=True):
+        value = next(scores)
+        if isinstance(value, Exception):
+            raise value
+        real_returns(self, model, episodes, deterministic)
+        return np.full(episodes, value)
+
+    monkeypatch.setattr(run_module.Evaluator, "returns", scripted)
+
+
+def test_resume_keeps_the_earlier_best_against_worse_later_evaluations(tiny_config, monkeypatch):
+    _scripted_scores(monkeypatch, [5.0, 9.0, 7.0, 2.0])
+    run_dir = train(tiny_config(total_steps=256, eval_freq=128)).run_dir
+    before = (run_dir / "best" / "model.zip").read_bytes()
     train(tiny_config(total_steps=512, eval_freq=128), resume=True)
-    best = json.loads((first.run_dir / "best" / "best.json").read_text())
-    history = read_eval_history(first.run_dir / "eval.csv")
-    assert best["mean_return"] == max(row["mean_return"] for row in history) >= kept["mean_return"]
-    no_eval = train(tiny_config(total_steps=128, eval_freq=0, run_name="no-eval"))
-    shutil.rmtree(no_eval.run_dir / "best")  # as a run trained before best models were kept
+    best = json.loads((run_dir / "best" / "best.json").read_text())
+    assert best["timesteps"] == 256 and best["mean_return"] == 9.0
+    assert (run_dir / "best" / "model.zip").read_bytes() == before
+
+
+def test_resumed_run_from_before_best_models_only_keeps_a_policy_that_beats_its_history(tiny_config, monkeypatch):
+    no_best = train(tiny_config(total_steps=128, eval_freq=0, run_name="no-best")).run_dir
+    shutil.rmtree(no_best / "best")  # as a run trained before best models were kept
     with pytest.raises(ConfigError, match="no best model"):
-        evaluate(no_eval.run_dir, episodes=1, best=True)
+        evaluate(no_best, episodes=1, best=True)
+    _scripted_scores(monkeypatch, [5.0, 9.0, 7.0, 12.0, 3.0])
+    run_dir = train(tiny_config(total_steps=256, eval_freq=128)).run_dir
+    shutil.rmtree(run_dir / "best")
+    train(tiny_config(total_steps=384, eval_freq=128), resume=True)
+    # 7.0 at 384 does not beat the 9.0 on record (whose policy is gone): still no best
+    assert not (run_dir / "best").exists()
+    train(tiny_config(total_steps=640, eval_freq=128), resume=True)
+    assert json.loads((run_dir / "best" / "best.json").read_text())["timesteps"] == 512  # 12.0 does
+
+
+def test_a_best_past_the_checkpoint_a_crashed_run_resumes_from_is_dropped(tiny_config, monkeypatch):
+    # evaluations at 128, 256, 384 (a new best, 12.0), then a crash at 512; the checkpoint is at 256
+    _scripted_scores(monkeypatch, [5.0, 9.0, 12.0, RuntimeError("crash")])
+    with pytest.raises(RuntimeError, match="crash"):
+        train(tiny_config(total_steps=512, eval_freq=128))
+    run_dir = tiny_config().run_dir
+    assert json.loads((run_dir / "best" / "best.json").read_text())["timesteps"] == 384
+    monkeypatch.undo()
+    _scripted_scores(monkeypatch, [7.0, 2.0])
+    train(tiny_config(total_steps=512, eval_freq=128), resume=True)
+    history = read_eval_history(run_dir / "eval.csv")
+    assert [row["mean_return"] for row in history] == [5.0, 9.0, 7.0, 2.0]
+    assert not (run_dir / "best").exists()  # 12.0's row is gone, and nothing after the resume beat 9.0
+
+
+def test_demos_from_the_best_policy_see_its_own_statistics(tiny_config, monkeypatch):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlgen.agents import collect_demos
+    from rlgen.agents.normalization import load_vecnormalize_stats
+    from rlgen.agents.run import make_env_fn, vec_normalize
+
+    _scripted_scores(monkeypatch, [5.0, 9.0, 7.0, 2.0])
+    config = tiny_config(total_steps=512, eval_freq=128)
+    run_dir = train(config).run_dir
+    trajs = collect_demos(run_dir, 2, best=True)
+    config, model, stats = load_run(run_dir, best=True)
+    normalizer = vec_normalize(DummyVecEnv([make_env_fn(config.env_id, {}, None, False)]), config,
+                               training=False, norm_reward=False)
+    load_vecnormalize_stats(normalizer, stats)
+    for traj in trajs:
+        actions = model.predict(normalizer.normalize_obs(traj.obs[:-1]), deterministic=True)[0]
+        np.testing.assert_array_equal(actions, traj.acts)
+    final = collect_demos(run_dir, 2)
+    assert any(len(a.acts) != len(b.acts) or not np.array_equal(a.acts, b.acts) for a, b in zip(trajs, final, strict=True))
 
 
 def test_resume_as_another_agent_is_refused(tiny_config):

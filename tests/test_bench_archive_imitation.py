@@ -49,10 +49,10 @@ def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(
     bench, store, report, digest = imitation_archive
     kept = {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
     for expert in ("ppo_Hopper-v5_s0", "trpo_Hopper-v5_s0"):  # rolled out by the demos stage: with the model
-        assert {f"experts/{expert}/{name}" for name in ("model.zip", "vecnormalize.npz", "benchmark_eval.json")} <= kept
         # the expert is the policy of the run's best evaluation: kept with its statistics of that moment
-        assert {f"experts/{expert}/best/{name}" for name in ("model.zip", "vecnormalize.npz", "best.json")} <= kept
-        assert json.loads((store / "experts" / expert / "benchmark_eval.json").read_text())["model"] == "best"
+        assert {f"experts/{expert}/{name}" for name in ("model.zip", "vecnormalize.npz", "benchmark_eval_best.json",
+                                                        "best/model.zip", "best/vecnormalize.npz", "best/best.json")} <= kept
+        assert json.loads((store / "experts" / expert / "benchmark_eval_best.json").read_text())["model"] == "best"
     record = json.loads((store / "demos" / "Hopper-v5.json").read_text())
     assert record["model"] == "best" and record["model_timesteps"] > 0
     learners = ["gail/gail-1_Hopper-v5_s0", "gail/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]

@@ -25,6 +25,7 @@ import inspect
 import io
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
-from rlgen.atomic import LockedError, atomic_write, atomic_write_bytes, atomic_write_text, run_lock
+from rlgen.atomic import (
+    LockedError,
+    atomic_dir,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    run_lock,
+)
 from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
 
 CONFIG_FILE = "config.yaml"
@@ -364,7 +372,10 @@ class RunCallback(BaseCallback):
         self.history = history
         self.start_time = start_time
         self._next_eval = self._next_checkpoint = math.inf
-        self.best_return = read_best(run_dir).get("mean_return", -math.inf)
+        # a new best must beat every evaluation on record (a run resumed from before best/ was kept has
+        # rows without a model: their policies cannot become the best, but they set the bar)
+        self.best_return = max([read_best(run_dir).get("mean_return", -math.inf),
+                                *(row["mean_return"] for row in history)])
 
     def _init_callback(self) -> None:
         self._next_eval = self._next_multiple_from(self.config.eval_freq)
@@ -445,27 +456,35 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
 
 
 def save_best(model: BaseAlgorithm, run_dir: Path, row: dict[str, float]) -> None:
-    """The policy of a new best evaluation and its VecNormalize statistics, into ``run_dir/best``;
-    best.json last, so that it never names a model that is not there."""
-    best = run_dir / BEST_DIR
-    save_model(model, best / MODEL_FILE)
+    """The policy of a new best evaluation, its VecNormalize statistics of that moment and best.json (its
+    step count and return), swapped in for ``run_dir/best`` as one folder: never a mix of two bests."""
     env = model.get_vec_normalize_env()
-    if env is not None:
-        save_vecnormalize_stats(env, best / VECNORM_FILE)
-    atomic_write_text(best / BEST_FILE, json.dumps({"timesteps": int(row["timesteps"]),
-                                                    "mean_return": row["mean_return"],
-                                                    "std_return": row["std_return"],
-                                                    "episodes": int(row["episodes"])}, indent=2))
+
+    def fill(folder: Path) -> None:
+        save_model(model, folder / MODEL_FILE)
+        if env is not None:
+            save_vecnormalize_stats(env, folder / VECNORM_FILE)
+        atomic_write_text(folder / BEST_FILE, json.dumps({"timesteps": int(row["timesteps"]),
+                                                          "mean_return": row["mean_return"],
+                                                          "std_return": row["std_return"],
+                                                          "episodes": int(row["episodes"])}, indent=2))
+
+    atomic_dir(run_dir / BEST_DIR, fill)
 
 
 def read_best(run_dir: Path) -> dict[str, Any]:
-    """``best/best.json`` of a run ({} if it has none): the step count and return of its best evaluation.
-    A resumed run keeps its best policy even if that came after the checkpoint it resumes from: it is a
-    policy this run directory has evaluated."""
+    """``best/best.json`` of a run ({} if it has none): the step count and return of its best evaluation."""
     try:
         return dict(json.loads((run_dir / BEST_DIR / BEST_FILE).read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def drop_best_after(run_dir: Path, timesteps: int) -> None:
+    """On resume: a best evaluated after the checkpoint the run resumes from (a crash came between) is
+    dropped with the eval.csv rows past it, so that ``best/`` always is the policy of a row of eval.csv."""
+    if read_best(run_dir).get("timesteps", -1) > timesteps:
+        shutil.rmtree(run_dir / BEST_DIR)
 
 
 def has_best(run_dir: str | Path) -> bool:
@@ -534,6 +553,7 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         history = [row for row in read_eval_history(run_dir / EVAL_FILE) if row["timesteps"] <= done]
+        drop_best_after(run_dir, done)
         start -= history[-1]["wall_time"] if history else 0.0
     else:
         model = build_model(config, venv)

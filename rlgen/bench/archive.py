@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from rlgen.agents.run import (
     RESULT_FILE,
     VECNORM_FILE,
 )
-from rlgen.atomic import LockedError, atomic_write_text, run_lock
+from rlgen.atomic import LockedError, atomic_dir, atomic_write_text, run_lock
 
 RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json",
                    f"{BEST_DIR}/{BEST_FILE}")
@@ -59,25 +58,12 @@ def record_files(run_dir: Path, with_model: bool = False) -> list[Path]:
 def _copy_tree(src: Path, files: Iterable[Path], dst: Path) -> None:
     """Copy ``files`` (relative to ``src``) into a fresh ``dst``, swapped in whole: a reader never sees half,
     and a failure leaves the old ``dst`` in place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
-    old = None
-    try:
+    def fill(tmp: Path) -> None:
         for rel in files:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, tmp / rel)
-        if dst.exists():
-            old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".old"))
-            old.rmdir()
-            dst.rename(old)
-        tmp.rename(dst)
-    except BaseException:
-        if old is not None and old.exists() and not dst.exists():
-            old.rename(dst)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+    atomic_dir(dst, fill)
 
 
 _NOT_IDENTITY = ("out_dir", "run_name", "total_steps", "progress_bar", "torch_threads", "demos")  # demos: a path
@@ -171,13 +157,17 @@ def file_sha256(path: str | Path) -> str:
 
 
 SCORE_FILE = "benchmark_eval.json"
+SCORE_FILES = {"final": SCORE_FILE, "best": "benchmark_eval_best.json"}
 
 
 def cached_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final") -> np.ndarray | None:
-    """The returns a benchmark cached in ``run_dir/benchmark_eval.json`` for ``episodes`` evaluation episodes
-    from ``seed`` of the run's ``model`` ("final", or "best": its best periodic evaluation), None if none."""
+    """The returns a benchmark cached beside a run (``benchmark_eval.json``; ``benchmark_eval_best.json`` for
+    the best) for ``episodes`` evaluation episodes from ``seed`` of its ``model`` ("final", or "best": its best
+    periodic evaluation), None if none."""
+    if model not in SCORE_FILES:
+        raise ValueError(f"model must be 'final' or 'best', got {model!r}")
     try:
-        data = json.loads((Path(run_dir) / SCORE_FILE).read_text())
+        data = json.loads((Path(run_dir) / SCORE_FILES[model]).read_text())
     except (OSError, ValueError):
         return None
     if data.get("episodes") == episodes and data.get("seed") == seed and data.get("model", "final") == model:
@@ -194,12 +184,17 @@ def run_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final
     cached = cached_score(run_dir, episodes, seed, model)
     if cached is not None:
         return cached
-    if model not in ("final", "best"):
-        raise ValueError(f"model must be 'final' or 'best', got {model!r}")
     returns = evaluate(run_dir, episodes=episodes, seed=seed, best=model == "best")
-    atomic_write_text(Path(run_dir) / SCORE_FILE, json.dumps({"episodes": episodes, "seed": seed, "model": model,
+    atomic_write_text(Path(run_dir) / SCORE_FILES[model], json.dumps({"episodes": episodes, "seed": seed, "model": model,
                                                               "returns": returns.tolist()}))
     return returns
+
+
+def has_policy(run_dir: str | Path, model: str = "final") -> bool:
+    """Whether the run's ``model`` ("final", or "best": its best periodic evaluation) can be rolled out here."""
+    from rlgen.agents.run import has_best
+
+    return has_best(run_dir) if model == "best" else (Path(run_dir) / MODEL_FILE).is_file()
 
 
 def has_model(run_dir: str | Path) -> bool:
