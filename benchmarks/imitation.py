@@ -9,11 +9,11 @@ in order, and ``report`` can be run at any time on whatever has finished):
 
 - ``experts``: the built-in suite ``imitation-experts`` (one seed each: PPO and TRPO presets for 1M steps
   on Hopper-v5 and HalfCheetah-v5; TRPO alone for 2M on Ant-v5 and 3M on Humanoid-v5; every run, and later
-  every GAIL run, on four in-process envs with a quarter of the preset's n_steps, 1.3-2x as fast). An expert
-  is the policy of its run's best periodic evaluation (``best/``; the final one for runs trained before rlgen
-  kept it): a locomotion policy's return can fall late in training (a Hopper PPO run at 3,450 for 5 of 5
-  evaluation episodes at 950k steps ended at 1,759). Per task the run whose expert has the higher mean return
-  over 20 fresh evaluation episodes becomes the expert (``<out>/experts.json``).
+  every GAIL run, on four in-process envs with a quarter of the preset's n_steps, 1.3-2x as fast). A run's
+  expert is its final policy or that of its best periodic evaluation (``best/``), whichever has the higher
+  mean return over 20 fresh evaluation episodes: a locomotion policy's return can fall late in training (a
+  Hopper PPO run at 3,450 on 5 of 5 evaluation episodes at 950k steps ended at 1,759). Per task the run whose
+  expert scores higher becomes the expert (``<out>/experts.json``).
 - ``demos``: the expert's deterministic rollouts, its VecNormalize statistics applied, raw observations
   saved: 25 episodes (Humanoid-v5: 80) in ``<out>/demos/<task>.npz``. The expert score used for
   normalisation is the mean return of these episodes.
@@ -36,8 +36,8 @@ given, and never the committed one; ``''``: none). Run directories stay on the m
 the archive keeps what later stages and the report need (``rlgen.bench.archive``), so the benchmark adds
 up across sessions and machines:
 
-- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz`` (the demos are
-  rolled out from them) and its cached evaluation (``benchmark_eval.json``); ``experts.json`` and
+- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz``, and ``best/``'s
+  (the demos are rolled out from one of them) and its cached evaluation (``benchmark_eval.json``); ``experts.json`` and
   ``random_scores.json`` in the archive's root; ``budgets.json`` says whether it holds ``--quick`` runs.
 - ``demos/<task>.json``: which expert made the task's demos, how many episodes, and the sha256 of the
   .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
@@ -75,7 +75,7 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, RESULT_FILE, has_best, read_best, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_best, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -127,12 +127,6 @@ def final_score(run_dir: Path, episodes: int, model: str = "final") -> np.ndarra
     """Returns of ``episodes`` evaluation episodes of a finished run's final (``model="best"``: best evaluated)
     policy from EVAL_SEED, computed once and cached (a cached score is read without loading the model)."""
     return run_archive.run_score(run_dir, episodes, EVAL_SEED, model)
-
-
-def expert_model(run_dir: Path) -> str:
-    """Which policy of an expert run is the expert: ``best`` (its best periodic evaluation) where the run
-    kept one, else ``final``."""
-    return "best" if has_best(run_dir) else "final"
 
 
 def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]:
@@ -273,14 +267,13 @@ def stage_experts(args: argparse.Namespace, out: Path) -> bool:
 
 
 def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task the finished expert run whose expert policy (:func:`expert_model`) has the best mean return
-    over the evaluation episodes."""
+    """Per task the finished expert run whose expert policy (its final one or that of its best periodic
+    evaluation, ``rlgen.bench.archive.expert_policy``) has the best mean return over the evaluation episodes."""
     experts: dict[str, dict[str, Any]] = {}
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        model = expert_model(run.config.run_dir)
-        returns = final_score(run.config.run_dir, budgets(args).eval_episodes, model)
+        model, returns = run_archive.expert_policy(run.config.run_dir, budgets(args).eval_episodes, EVAL_SEED)
         if args.archive is not None:  # again, with the score just cached
             run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
         best = experts.get(run.env_id)

@@ -16,8 +16,10 @@ Stages (each resumable: re-running skips finished work and resumes unfinished ru
 in order, and ``report`` can be run at any time on whatever has finished):
 
 - ``experts``: the built-in suite ``infogail-experts`` (PPO and TRPO presets, one seed each, 1M env steps
-  per run, 8M in all). Per task and behaviour the run with the higher mean return over 20 evaluation
-  episodes (under that behaviour's reward) becomes the expert (``<out>/experts.json``).
+  per run, 8M in all). A run's expert is its final policy or that of its best periodic evaluation
+  (``best/``), whichever has the higher mean return over 20 fresh evaluation episodes; per task and
+  behaviour the run whose expert scores higher (under that behaviour's reward) becomes the expert
+  (``<out>/experts.json``).
 - ``demos``: 25 deterministic episodes of each expert (``rlgen.agents.collect_demos``: its VecNormalize
   statistics applied, raw observations saved) in ``<out>/demos/<task>-<behaviour>.npz``, then both
   experts' episodes mixed in a seeded random order, with nothing saying whose they are
@@ -57,9 +59,9 @@ given, and never the committed one; ``''``: none). Run directories stay on the m
 the archive keeps what later stages and the report need (``rlgen.bench.archive``), so the benchmark adds
 up across sessions and machines:
 
-- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz`` (the demos are
-  rolled out from them) and its cached evaluation and signatures (``benchmark_eval.json``,
-  ``benchmark_signatures.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
+- ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz``, and ``best/``'s
+  (the demos are rolled out from one of them) and its cached evaluations and signatures
+  (``benchmark_eval.json``, ``benchmark_eval_best.json``, ``benchmark_signatures.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
   ``budgets.json`` says whether it holds ``--quick`` runs.
 - ``demos/<task>-<behaviour>.json`` (which expert made them, how many episodes) and
   ``demos/<task>-mixed.json`` (the parts and the mixing seed), each with the sha256 of its .npz. The .npz
@@ -100,9 +102,9 @@ from rlgen.agents.run import (  # noqa: E402
     RESULT_FILE,
     Evaluator,
     attach_reward_wrappers,
-    has_best,
     load_run,
     make_vec_env,
+    read_best,
 )
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
@@ -438,20 +440,21 @@ def stage_experts(args: argparse.Namespace, out: Path) -> bool:
 
 
 def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task and behaviour the finished expert run whose expert policy (its best periodic evaluation where
-    the run kept one, else its final policy) has the best mean return (its own reward)."""
+    """Per task and behaviour the finished expert run whose expert policy (its final one or that of its best
+    periodic evaluation, ``rlgen.bench.archive.expert_policy``) has the best mean return (its own reward)."""
     episodes = budgets(args).eval_episodes
     experts: dict[str, dict[str, Any]] = {}
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        model = "best" if has_best(run.config.run_dir) else "final"
-        returns = final_score(run.config.run_dir, episodes, model)
+        model, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
         key = f"{run.env_id}/{behaviour_of(run.label)}"
         best = experts.get(key)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[key] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
                             "total_steps": run.config.total_steps, "model": model,
+                            "model_timesteps": int(read_best(run.config.run_dir)["timesteps"])
+                            if model == "best" else run.config.total_steps,
                             "eval_mean": float(returns.mean()),
                             "eval_std": float(returns.std()), "eval_episodes": episodes}
     path = out / "experts.json"

@@ -48,13 +48,21 @@ def imitation_archive(tmp_path_factory):
 def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(imitation_archive, tmp_path):
     bench, store, report, digest = imitation_archive
     kept = {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+    scores = {}
     for expert in ("ppo_Hopper-v5_s0", "trpo_Hopper-v5_s0"):  # rolled out by the demos stage: with the model
-        # the expert is the policy of the run's best evaluation: kept with its statistics of that moment
-        assert {f"experts/{expert}/{name}" for name in ("model.zip", "vecnormalize.npz", "benchmark_eval_best.json",
-                                                        "best/model.zip", "best/vecnormalize.npz", "best/best.json")} <= kept
-        assert json.loads((store / "experts" / expert / "benchmark_eval_best.json").read_text())["model"] == "best"
+        # both candidates, the final policy and the best evaluation's (with its statistics of that moment), kept
+        # and scored on fresh episodes
+        assert {f"experts/{expert}/{name}" for name in ("model.zip", "vecnormalize.npz", "best/model.zip",
+                                                        "best/vecnormalize.npz", "best/best.json")} <= kept
+        for model, name in (("final", "benchmark_eval.json"), ("best", "benchmark_eval_best.json")):
+            cache = json.loads((store / "experts" / expert / name).read_text())
+            assert cache["model"] == model
+            scores[expert, model] = sum(cache["returns"]) / len(cache["returns"])
     record = json.loads((store / "demos" / "Hopper-v5.json").read_text())
-    assert record["model"] == "best" and record["model_timesteps"] > 0
+    chosen = Path(record["run_dir"]).name
+    winner = "best" if scores[chosen, "best"] > scores[chosen, "final"] else "final"
+    assert record["model"] == winner and record["eval_mean"] == pytest.approx(scores[chosen, winner])
+    assert record["eval_mean"] == pytest.approx(max(scores.values()))
     learners = ["gail/gail-1_Hopper-v5_s0", "gail/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]
     assert {f"{run}/{name}" for run in learners for name in ("result.json", "benchmark_eval.json")} <= kept
     assert {"experts.json", "random_scores.json", "demos/Hopper-v5.json"} <= kept

@@ -678,8 +678,10 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     stats_path = run_dir / VECNORM_FILE
     if best:
         if not has_best(run_dir):
-            raise ConfigError(f"{run_dir} has no best model ({BEST_DIR}/{BEST_FILE}): it was trained before rlgen "
-                              f"kept one, or it has not been evaluated yet")
+            why = (f"{BEST_DIR}/{BEST_FILE} is there without {BEST_DIR}/{MODEL_FILE} (restored without its models?)"
+                   if read_best(run_dir) else "behaviour-cloning runs keep none, and runs trained before rlgen kept "
+                   "one or not yet evaluated have none")
+            raise ConfigError(f"{run_dir} has no best model: {why}")
         model_path, stats_path = run_dir / BEST_DIR / MODEL_FILE, run_dir / BEST_DIR / VECNORM_FILE
     elif not model_path.is_file():  # an unfinished run: use its latest checkpoint
         model_path = run_dir / CHECKPOINT_DIR / MODEL_FILE
