@@ -391,3 +391,23 @@ def test_a_report_covering_fewer_runs_never_replaces_a_fuller_one(tmp_path, caps
     assert report == tmp_path / "b" / "smoke.md" and "| CartPole-v1 | ppo | 1/2 |" in report.read_text()
     assert (reports / "smoke.md").read_text() == full
     assert "covers 2 finished runs, this one 1" in capsys.readouterr().out
+
+
+def test_a_folder_swapped_in_whole_keeps_the_old_one_when_filling_fails(tmp_path):
+    from rlgen.atomic import atomic_dir
+
+    target = tmp_path / "best"
+
+    def fill(folder, tag, fail=False):
+        (folder / "model.zip").write_text(tag)
+        if fail:
+            raise OSError("disk full")
+        (folder / "best.json").write_text(tag)
+
+    atomic_dir(target, lambda folder: fill(folder, "first"))
+    with pytest.raises(OSError, match="disk full"):
+        atomic_dir(target, lambda folder: fill(folder, "second", fail=True))
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"model.zip": "first", "best.json": "first"}
+    atomic_dir(target, lambda folder: fill(folder, "third"))
+    assert {p.name: p.read_text() for p in target.iterdir()} == {"model.zip": "third", "best.json": "third"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no temporary folders left behind
