@@ -75,7 +75,7 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_best, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -273,15 +273,14 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        model, returns = run_archive.expert_policy(run.config.run_dir, budgets(args).eval_episodes, EVAL_SEED)
+        model, steps, returns = run_archive.expert_policy(run.config.run_dir, budgets(args).eval_episodes, EVAL_SEED)
         if args.archive is not None:  # again, with the score just cached
             run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
         best = experts.get(run.env_id)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[run.env_id] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
                                    "total_steps": run.config.total_steps, "model": model,
-                                   "model_timesteps": int(read_best(run.config.run_dir)["timesteps"])
-                                   if model == "best" else run.config.total_steps,
+                                   "model_timesteps": steps,
                                    "eval_mean": float(returns.mean()), "eval_std": float(returns.std())}
     path = out / "experts.json"
     known = json.loads(path.read_text()) if path.is_file() else {}
@@ -461,7 +460,7 @@ def _curves_png(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]
 def _expert_policy(env_id: str, record: dict[str, Any]) -> str:
     if record.get("model") == "best":
         return f"{env_id} its best periodic evaluation, at {record['model_timesteps']:,} steps"
-    return f"{env_id} its final policy"
+    return f"{env_id} its final policy, at {record.get('model_timesteps', record['total_steps']):,} steps"
 
 
 def scorable(run_dir: Path, episodes: int) -> bool:

@@ -104,7 +104,6 @@ from rlgen.agents.run import (  # noqa: E402
     attach_reward_wrappers,
     load_run,
     make_vec_env,
-    read_best,
 )
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
@@ -447,14 +446,13 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        model, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
+        model, steps, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
         key = f"{run.env_id}/{behaviour_of(run.label)}"
         best = experts.get(key)
         if best is None or returns.mean() > best["eval_mean"]:
             experts[key] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
                             "total_steps": run.config.total_steps, "model": model,
-                            "model_timesteps": int(read_best(run.config.run_dir)["timesteps"])
-                            if model == "best" else run.config.total_steps,
+                            "model_timesteps": steps,
                             "eval_mean": float(returns.mean()),
                             "eval_std": float(returns.std()), "eval_episodes": episodes}
     path = out / "experts.json"

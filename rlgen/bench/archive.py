@@ -190,19 +190,21 @@ def run_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final
     return returns
 
 
-def expert_policy(run_dir: str | Path, episodes: int, seed: int) -> tuple[str, np.ndarray]:
-    """The better policy of a finished run to serve as an expert, and its returns (cached like
-    :func:`run_score`): its final policy, or that of its best periodic evaluation (``best/``) where it kept
-    one, each scored on ``episodes`` fresh episodes from ``seed``. The best evaluation was picked on a few
-    episodes, so it may be luck: the fresh episodes decide; a tie keeps the final policy."""
-    final = run_score(run_dir, episodes, seed, "final")
-    from rlgen.agents.run import has_best
+def expert_policy(run_dir: str | Path, episodes: int, seed: int) -> tuple[str, int, np.ndarray]:
+    """The better policy of a finished run to serve as an expert: ("final" or "best", the env steps it had
+    trained for, its returns, cached like :func:`run_score`). The candidates are its final policy and, where
+    it kept one, that of its best periodic evaluation (``best/``), each scored on ``episodes`` fresh episodes
+    from ``seed``: the best evaluation was picked on a few episodes, so it may be luck, and the fresh episodes
+    decide; a tie keeps the final policy."""
+    from rlgen.agents.run import has_best, read_best
 
+    final = run_score(run_dir, episodes, seed, "final")
     if has_best(run_dir):
         best = run_score(run_dir, episodes, seed, "best")
         if best.mean() > final.mean():
-            return "best", best
-    return "final", final
+            return "best", int(read_best(Path(run_dir))["timesteps"]), best
+    result = _result(Path(run_dir)) or {}
+    return "final", int(result.get("timesteps", 0)), final
 
 
 def has_policy(run_dir: str | Path, model: str = "final") -> bool:
