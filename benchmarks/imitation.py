@@ -37,8 +37,9 @@ the archive keeps what later stages and the report need (``rlgen.bench.archive``
 up across sessions and machines:
 
 - ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz``, and ``best/``'s
-  (the demos are rolled out from one of them) and its cached evaluation (``benchmark_eval.json``); ``experts.json`` and
-  ``random_scores.json`` in the archive's root; ``budgets.json`` says whether it holds ``--quick`` runs.
+  (the demos are rolled out from one of them) and its cached evaluations (``benchmark_eval.json``,
+  ``benchmark_eval_best.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
+  ``budgets.json`` says whether it holds ``--quick`` runs.
 - ``demos/<task>.json``: which expert made the task's demos, how many episodes, and the sha256 of the
   .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
   from the archived expert with the same call and stops with a one-line error if its sha256 differs
@@ -123,10 +124,10 @@ QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in EN
 def budgets(args: argparse.Namespace) -> Budgets:
     return QUICK if args.quick else FULL
 
-def final_score(run_dir: Path, episodes: int, model: str = "final") -> np.ndarray:
-    """Returns of ``episodes`` evaluation episodes of a finished run's final (``model="best"``: best evaluated)
-    policy from EVAL_SEED, computed once and cached (a cached score is read without loading the model)."""
-    return run_archive.run_score(run_dir, episodes, EVAL_SEED, model)
+def final_score(run_dir: Path, episodes: int) -> np.ndarray:
+    """Returns of ``episodes`` evaluation episodes of a finished run's final policy from EVAL_SEED, computed
+    once and cached (a cached score is read without loading the model)."""
+    return run_archive.run_score(run_dir, episodes, EVAL_SEED)
 
 
 def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]:
@@ -273,7 +274,8 @@ def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any
     for run in experts_suite(args).runs(out / "experts"):
         if not run_finished(run.config):
             continue
-        model, steps, returns = run_archive.expert_policy(run.config.run_dir, budgets(args).eval_episodes, EVAL_SEED)
+        episodes = budgets(args).eval_episodes
+        model, steps, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
         if args.archive is not None:  # again, with the score just cached
             run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
         best = experts.get(run.env_id)
@@ -468,8 +470,8 @@ def scorable(run_dir: Path, episodes: int) -> bool:
     without a model and without a cached score is named in one line."""
     if run_archive.cached_score(run_dir, episodes, EVAL_SEED) is not None or run_archive.has_model(run_dir):
         return True
-    print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes ({run_archive.SCORE_FILE}); "
-          "not scored", flush=True)
+    print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes "
+          f"({run_archive.SCORE_FILE}); not scored", flush=True)
     return False
 
 

@@ -61,8 +61,8 @@ up across sessions and machines:
 
 - ``experts/<run>/``: every finished expert with its ``model.zip`` and ``vecnormalize.npz``, and ``best/``'s
   (the demos are rolled out from one of them) and its cached evaluations and signatures
-  (``benchmark_eval.json``, ``benchmark_eval_best.json``, ``benchmark_signatures.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
-  ``budgets.json`` says whether it holds ``--quick`` runs.
+  (``benchmark_eval.json``, ``benchmark_eval_best.json``, ``benchmark_signatures.json``); ``experts.json``
+  and ``random_scores.json`` in the archive's root; ``budgets.json`` says whether it holds ``--quick`` runs.
 - ``demos/<task>-<behaviour>.json`` (which expert made them, how many episodes) and
   ``demos/<task>-mixed.json`` (the parts and the mixing seed), each with the sha256 of its .npz. The .npz
   files are not kept: a later session makes them again, from the archived experts with the same call and
@@ -182,12 +182,6 @@ def demos_path(out: Path, env_id: str, part: str) -> Path:
     return out / "demos" / f"{env_id}-{part}.npz"
 
 
-def final_score(run_dir: Path, episodes: int, model: str = "final") -> np.ndarray:
-    """Returns (the run's own env reward) of ``episodes`` evaluation episodes of its final (``model="best"``:
-    best evaluated) policy, computed once and cached."""
-    return run_archive.run_score(run_dir, episodes, EVAL_SEED, model)
-
-
 def random_scores(args: argparse.Namespace, out: Path, envs: list[str]) -> dict[tuple[str, str], float]:
     """Mean return of uniformly random actions under each behaviour's reward: the 0 of normalised scores."""
     episodes = budgets(args).eval_episodes
@@ -281,9 +275,9 @@ def _signature_key(run_dir: Path, episodes: int, code: int | None, best: bool = 
     return f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}" + ("|model=best" if best else "")
 
 
-def signatures_cached(run_dir: Path, episodes: int, code: int | None = None, best: bool = False) -> bool:
+def signatures_cached(run_dir: Path, episodes: int, code: int | None = None) -> bool:
     path = run_dir / SIGNATURE_FILE
-    return path.is_file() and _signature_key(run_dir, episodes, code, best) in json.loads(path.read_text())
+    return path.is_file() and _signature_key(run_dir, episodes, code) in json.loads(path.read_text())
 
 
 def signatures(run_dir: Path, episodes: int, code: int | None = None, best: bool = False) -> dict[str, Any]:

@@ -123,8 +123,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed,
                        code=args.code, best=args.best)
-    summary = {"run_dir": args.run_dir, "model": "best" if args.best else "final", "episodes": len(returns), "mean_return": float(returns.mean()),
-               "std_return": float(returns.std()), "returns": [float(r) for r in returns]}
+    summary = {"run_dir": args.run_dir, "model": "best" if args.best else "final", "episodes": len(returns),
+               "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+               "returns": [float(r) for r in returns]}
     if args.json:
         print(json.dumps(summary))
     else:

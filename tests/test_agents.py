@@ -228,7 +228,8 @@ def test_demos_from_the_best_policy_see_its_own_statistics(tiny_config, monkeypa
         actions = model.predict(normalizer.normalize_obs(traj.obs[:-1]), deterministic=True)[0]
         np.testing.assert_array_equal(actions, traj.acts)
     final = collect_demos(run_dir, 2)
-    assert any(len(a.acts) != len(b.acts) or not np.array_equal(a.acts, b.acts) for a, b in zip(trajs, final, strict=True))
+    assert any(len(a.acts) != len(b.acts) or not np.array_equal(a.acts, b.acts)
+               for a, b in zip(trajs, final, strict=True))
 
 
 def test_resume_as_another_agent_is_refused(tiny_config):

@@ -33,6 +33,9 @@ from rlgen.agents.run import (
     MODEL_FILE,
     RESULT_FILE,
     VECNORM_FILE,
+    evaluate,
+    has_best,
+    read_best,
 )
 from rlgen.atomic import LockedError, atomic_dir, atomic_write_text, run_lock
 
@@ -179,14 +182,12 @@ def run_score(run_dir: str | Path, episodes: int, seed: int, model: str = "final
     """Returns of ``episodes`` evaluation episodes of a finished run's ``model`` (deterministic policy, true
     env reward), computed once and cached beside the run (the archive keeps the cache, so a later report
     reads it without the model)."""
-    from rlgen.agents import evaluate
-
     cached = cached_score(run_dir, episodes, seed, model)
     if cached is not None:
         return cached
     returns = evaluate(run_dir, episodes=episodes, seed=seed, best=model == "best")
-    atomic_write_text(Path(run_dir) / SCORE_FILES[model], json.dumps({"episodes": episodes, "seed": seed, "model": model,
-                                                              "returns": returns.tolist()}))
+    record = {"episodes": episodes, "seed": seed, "model": model, "returns": returns.tolist()}
+    atomic_write_text(Path(run_dir) / SCORE_FILES[model], json.dumps(record))
     return returns
 
 
@@ -196,8 +197,6 @@ def expert_policy(run_dir: str | Path, episodes: int, seed: int) -> tuple[str, i
     it kept one, that of its best periodic evaluation (``best/``), each scored on ``episodes`` fresh episodes
     from ``seed``: the best evaluation was picked on a few episodes, so it may be luck, and the fresh episodes
     decide; a tie keeps the final policy."""
-    from rlgen.agents.run import has_best, read_best
-
     final = run_score(run_dir, episodes, seed, "final")
     if has_best(run_dir):
         best = run_score(run_dir, episodes, seed, "best")
@@ -209,8 +208,6 @@ def expert_policy(run_dir: str | Path, episodes: int, seed: int) -> tuple[str, i
 
 def has_policy(run_dir: str | Path, model: str = "final") -> bool:
     """Whether the run's ``model`` ("final", or "best": its best periodic evaluation) can be rolled out here."""
-    from rlgen.agents.run import has_best
-
     return has_best(run_dir) if model == "best" else (Path(run_dir) / MODEL_FILE).is_file()
 
 
