@@ -36,6 +36,8 @@ import density  # noqa: E402
 import gan  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rlgen.cli import HelpFormatter  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 PARTS = ("density-digits", "density-mnist5k", "gan")
 ORDER = ("pixelcnn", "row_lstm", "vae_iaf", "vae")
@@ -167,7 +169,7 @@ def summary(command: str, seeds: list[int], outcomes: dict[str, dict], seconds: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--ar-seeds-mnist5k", default="0",

@@ -83,6 +83,7 @@ from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
+from rlgen.cli import HelpFormatter  # noqa: E402
 from rlgen.imitation import load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -584,7 +585,7 @@ STAGES = ("experts", "demos", "imitate", "report", "all")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--stage", choices=STAGES, default="all", help="what to run (all: every stage in order)")
     parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated tasks")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per GAIL and BC cell (default 3; --quick 1)")

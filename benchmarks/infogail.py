@@ -111,6 +111,7 @@ from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
+from rlgen.cli import HelpFormatter  # noqa: E402
 from rlgen.generative.metrics import best_matching_accuracy  # noqa: E402
 from rlgen.imitation import load_demos, mix_demos, save_demos  # noqa: E402
 
@@ -815,7 +816,7 @@ STAGES = ("experts", "demos", "imitate", "report", "all")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--stage", choices=STAGES, default="all", help="what to run (all: every stage in order)")
     parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated tasks, one behaviour pair each")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per imitation method (default 3; --quick 1)")

@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 import rlgen.envs  # noqa: E402,F401
+from rlgen.cli import HelpFormatter  # noqa: E402
 from rlgen.exploration import DensityBonus  # noqa: E402
 from rlgen.generative.updates import auto_chunk  # noqa: E402
 
@@ -40,7 +41,7 @@ def cpu_seconds() -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--rows", type=int, default=1024, help="transitions whose gains are timed")
     parser.add_argument("--chunks", default="4,8,16,32,64,128,256", help="rows per pass to time")
     args = parser.parse_args(argv)
