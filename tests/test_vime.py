@@ -354,3 +354,38 @@ def test_replay_pool_statistics_in_blocks_match_the_whole_pool_and_bytes_stay_by
     with pytest.raises(ValueError, match="not uint8 values.*-3 to 256"):
         frames.add(np.array([[-3.0, 256.0, 0.5]], np.float32), np.array([[1.0, 2.0]], np.float32))
     assert ReplayPool(10, 2, 1, obs_dtype=np.int64).obs_dtype == np.float32  # no saving over float32
+
+
+def test_short_rollouts_share_log_rows(tmp_path):
+    # A2C's 5-step rollouts would write one row per 10 transitions; rows pool rollouts up to `every` of them
+    from rlgen.exploration.rollout_bonus import RolloutBonusCallback
+
+    callback, log = RolloutBonusCallback(wrapper=None), tmp_path / "bonus_log.jsonl"
+    callback.set_log(log, every=2048)
+    for i in range(1, 601):  # 600 rollouts of 10 transitions, bonus i in rollout i
+        callback.num_timesteps = 10 * i
+        callback._write_log({"vime/bonus_mean": float(i)}, np.full(10, float(i)))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["timesteps"] for row in rows] == [2050, 4100]  # the third row is still open
+    callback.flush_log()
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["timesteps"] for row in rows] == [2050, 4100, 6000]
+    assert [row["rollouts"] for row in rows] == [205, 205, 190]
+    assert rows[0]["vime/bonus_mean"] == pytest.approx(103.0)  # mean over rollouts 1-205
+    assert rows[0]["bonus_median"] == pytest.approx(103.0) and rows[0]["bonus_max"] == 205.0
+    assert rows[2]["bonus_p5"] >= 411.0 and rows[2]["bonus_max"] == 600.0  # only its own rollouts' bonuses
+    callback.flush_log()  # nothing new: no empty row
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_a2c_run_with_a_bonus_writes_a_row_per_2048_transitions(tmp_path):
+    config = RunConfig(algo="a2c", env_id="rlgen/SparseMountainCar-v0", total_steps=3000, n_envs=2,
+                       out_dir=str(tmp_path), bonus="vime",
+                       bonus_kwargs={"eta": 0.1, "min_replay": 10**9, "updates_per_rollout": 1},
+                       hyperparams={"n_steps": 5, "policy_kwargs": {"net_arch": [8]}},
+                       eval_freq=0, eval_episodes=1, checkpoint_freq=2500, progress_bar=False)
+    result = train(config)
+    rows = [json.loads(line) for line in (result.run_dir / "vime_log.jsonl").read_text().splitlines()]
+    # a row at 2,050; the checkpoint at 2,500 writes the open row (the log stops where it does); the end
+    assert [row["timesteps"] for row in rows] == [2050, 2500, 3000]
+    assert sum(row["rollouts"] for row in rows) == 3000 // 10

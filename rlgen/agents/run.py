@@ -8,7 +8,8 @@ A run directory holds everything needed to resume or evaluate a run::
     checkpoint/          the latest resumable state (model, statistics, progress; an off-policy agent's
                          replay buffer as replay_buffer.npz; reward wrappers' states)
     vime.pt, ...         each reward wrapper's final state; vime_log.jsonl / density_log.jsonl: a bonus's
-                         values per rollout (bonus percentiles, information gain, model loss, ...)
+                         values per rollout or per 2,048 steps if rollouts are shorter (bonus
+                         percentiles, information gain, model loss, ...)
     best/                the policy of the best periodic evaluation so far (model.zip, vecnormalize.npz as
                          they were then, best.json: its step count and mean return); `rlgen eval --best`
     eval.csv             evaluation history: timesteps, mean/std of the true env return
@@ -447,6 +448,9 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, history: list[dict[str,
     if env is not None:
         save_vecnormalize_stats(env, ckpt / VECNORM_FILE)
     for wrapper in wrappers:
+        flush_log = getattr(getattr(wrapper, "callback", None), "flush_log", None)
+        if flush_log is not None:  # a rollout bonus's log reaches the checkpoint's step
+            flush_log()
         wrapper.save_state(ckpt)
     write_eval_history(run_dir / EVAL_FILE, history)
     atomic_write_text(ckpt / "progress.json", json.dumps({"timesteps": int(model.num_timesteps)}))
@@ -536,7 +540,8 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
     done = json.loads((ckpt / "progress.json").read_text())["timesteps"] if resume else None
     for wrapper in wrappers:
         if hasattr(wrapper.callback, "set_log"):  # rollout bonuses: per-rollout values beside TensorBoard
-            wrapper.callback.set_log(run_dir / f"{Path(wrapper.state_file).stem}_log.jsonl", keep_until=done)
+            wrapper.callback.set_log(run_dir / f"{Path(wrapper.state_file).stem}_log.jsonl", keep_until=done,
+                                     every=LOG_EVERY)
     if config.normalize:
         venv = vec_normalize(venv, config, norm_reward=config.norm_reward)
 

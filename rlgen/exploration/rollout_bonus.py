@@ -307,11 +307,24 @@ class RolloutBonusCallback(BaseCallback):
         self.step_logs: dict[str, float] = {}  # step mode: what the wrapper's last model update reported
         self._running: np.ndarray | None = None
         self.log_path: Path | None = None
+        self.log_every = 1
+        self._log_rows: list[dict[str, float]] = []  # rollouts not yet written, and their bonuses
+        self._log_bonuses: list[np.ndarray] = []
+        self._log_written = 0
 
-    def set_log(self, path: str | Path, keep_until: int | None = None) -> None:
-        """Also append each rollout's (step mode: each window's) values, and its bonuses' spread, to ``path`` as
-        JSON lines; ``keep_until`` (a resumed run's checkpoint step) first drops the rows written after it."""
-        self.log_path = Path(path)
+    def set_log(self, path: str | Path, keep_until: int | None = None, every: int = 1) -> None:
+        """Also append the values of each rollout (step mode: each window) and its bonuses' spread to ``path``
+        as JSON lines; ``keep_until`` (a resumed run's checkpoint step) first drops the rows written after it.
+
+        With ``every`` > 1, rollouts shorter than that many transitions (A2C's 5 steps per env) share a row:
+        one per ``every`` transitions or more, its values the means over its rollouts (``rollouts`` says how
+        many), its percentiles over all their bonuses. :meth:`flush_log` writes a partial row."""
+        if int(every) < 1:
+            raise ValueError(f"log rows need every >= 1 transitions, got {every}")
+        self.log_path, self.log_every = Path(path), int(every)
+        self._log_rows.clear()
+        self._log_bonuses.clear()
+        self._log_written = keep_until or 0
         if keep_until is not None and self.log_path.is_file():
             kept = []
             for line in self.log_path.read_text().splitlines():
@@ -325,13 +338,32 @@ class RolloutBonusCallback(BaseCallback):
     def _write_log(self, logged: dict[str, float], bonus: np.ndarray | None) -> None:
         if self.log_path is None:
             return
-        row: dict[str, float] = {"timesteps": int(self.num_timesteps), **logged}
+        self._log_rows.append(dict(logged))
         if bonus is not None and bonus.size:
+            self._log_bonuses.append(np.asarray(bonus, dtype=np.float64).ravel())
+        if self.num_timesteps - self._log_written >= self.log_every:
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the rollouts logged since the last row as one row (nothing if there are none)."""
+        if self.log_path is None or not self._log_rows:
+            return
+        row: dict[str, float] = {"timesteps": int(self.num_timesteps), "rollouts": len(self._log_rows)}
+        for key in dict.fromkeys(key for logged in self._log_rows for key in logged):
+            row[key] = float(np.mean([logged[key] for logged in self._log_rows if key in logged]))
+        if self._log_bonuses:
+            bonus = np.concatenate(self._log_bonuses)
             low, median, high = np.percentile(bonus, [5, 50, 95])
             row.update(bonus_p5=float(low), bonus_median=float(median), bonus_p95=float(high),
                        bonus_max=float(bonus.max()))
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+        self._log_rows.clear()
+        self._log_bonuses.clear()
+        self._log_written = int(self.num_timesteps)
+
+    def _on_training_end(self) -> None:
+        self.flush_log()
 
     def _init_callback(self) -> None:
         if self.wrapper.mode == "rollout" and not hasattr(self.model, "rollout_buffer"):
