@@ -15,8 +15,9 @@ rl-baselines3-zoo's tuned Swimmer setting (gamma 0.9999; with 0.99 PPO and TRPO 
 Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
 in order, and ``report`` can be run at any time on whatever has finished):
 
-- ``experts``: the built-in suite ``infogail-experts`` (PPO and TRPO presets, one seed each, 1M env steps
-  per run, 8M in all). A run's expert is its final policy or that of its best periodic evaluation
+- ``experts``: the built-in suite ``infogail-experts`` (PPO and TRPO presets, one seed each, two for
+  Swimmer's backward experts, whose first seeds stalled at a return of ~50; 1M env steps per run, 10M
+  in all). A run's expert is its final policy or that of its best periodic evaluation
   (``best/``), whichever has the higher mean return over 20 fresh evaluation episodes; per task and
   behaviour the run whose expert scores higher (under that behaviour's reward) becomes the expert
   (``<out>/experts.json``).
@@ -46,7 +47,7 @@ in order, and ``report`` can be run at any time on whatever has finished):
 
 Every run collects its rollouts from four in-process envs of 512 steps (the experts' suite sets it, the
 imitators inherit it), 1.3-2x as fast as the presets' one env of 2,048. Time on a 2-core machine with two
-workers: experts under an hour (8M steps), demos ~2 min, imitation ~2 h (12M steps), report ~10 min
+workers: experts about an hour (10M steps), demos ~2 min, imitation ~2 h (12M steps), report ~10 min
 (about 1M rollout steps in one process); about 3 h in all, longer if the cores are shared.
 
 ``--quick`` shrinks every budget (4,096 env steps per run, 2 demo episodes per expert, 2 evaluation
