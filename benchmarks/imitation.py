@@ -76,7 +76,7 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_eval_history  # noqa: E402
+from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_best, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -466,6 +466,36 @@ def _expert_policy(env_id: str, record: dict[str, Any]) -> str:
     return f"{env_id} its final policy, at {record.get('model_timesteps', record['total_steps']):,} steps"
 
 
+def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[str]:
+    """Report lines: every finished expert run's final and best-evaluation policies with their cached scores,
+    the one the demos came from marked, and the demos' own returns."""
+    episodes = budgets(args).eval_episodes
+    lines = ["## Experts", "",
+             f"Each finished expert run's final policy and the policy of its best periodic evaluation (`best/`), "
+             f"mean ± std return over {episodes} evaluation episodes; the demos come from the one marked *.", "",
+             "| task | run | final policy | best evaluation's policy | demos (deterministic episodes) |",
+             "|---|---|---|---|---|"]
+    for env_id in envs:
+        source = demo_source(out, env_id)
+        demos = load_demos(demos_path(out, env_id)).returns
+        for run in experts_suite(args).runs(out / "experts"):
+            if run.env_id != env_id or not run_finished(run.config):
+                continue
+            run_dir = run.config.run_dir
+            chosen = Path(source["run_dir"]).name == run_dir.name
+            steps = {"final": json.loads((run_dir / RESULT_FILE).read_text())["timesteps"],
+                     "best": read_best(run_dir).get("timesteps")}
+            cells = []
+            for model in ("final", "best"):
+                scores = run_archive.cached_score(run_dir, episodes, EVAL_SEED, model)
+                cell = "—" if scores is None else (f"{scores.mean():,.1f} ± {scores.std():,.1f} "
+                                                  f"(at {steps[model]:,} steps)")
+                cells.append(cell + (" *" if chosen and source.get("model", "final") == model else ""))
+            demo_cell = f"{len(demos)}: {demos.mean():,.1f} ± {demos.std():,.1f}" if chosen else ""
+            lines.append(f"| {env_id} | {run_dir.name} | {cells[0]} | {cells[1]} | {demo_cell} |")
+    return [*lines, ""]
+
+
 def scorable(run_dir: Path, episodes: int) -> bool:
     """Whether a finished run's final score is cached or can be computed; a run restored from the archive
     without a model and without a cached score is named in one line."""
@@ -529,6 +559,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         + ", ".join(f"{e} {b.gail_steps[e]:,}" for e in envs)
         + f" env steps; BC {b.bc_gradient_steps:,} Adam steps of {BC_KWARGS['batch_size']} pairs "
         f"({BC_KWARGS['loss']}), no env steps. Demo pairs subsampled every {SUBSAMPLE} steps.", "",
+        *experts_table(args, out, envs),
         "## Returns", "",
         "| task | random | expert (demos) | BC few | BC many | GAIL few | GAIL many |",
         "|---|---|---|---|---|---|---|",

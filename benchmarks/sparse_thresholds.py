@@ -1,28 +1,35 @@
 """Measure how far uniform-random actions get on each sparse task, to justify the thresholds in rlgen.envs.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/sparse_thresholds.py [--episodes 50] [--steps 1000] [--jobs 2]
-                                                                [--only Ant]
+                                                                [--only Ant] [--out FILE.md]
 
 For each configuration it runs ``--episodes`` episodes (seeds 0..N-1) of at most ``--steps`` steps (capped at the
-registered horizon: 1000 for locomotion, 500 for MountainCar and CartPole) and
-prints the statistic each threshold is judged against:
+configuration's horizon: the registered one, 1000 for Ant and Humanoid, 500 for HalfCheetah, MountainCar and
+CartPole; one HalfCheetah line runs 1000-step episodes to show why its task stops at 500) and prints the
+statistic each threshold is judged against:
   locomotion   per-episode max of the progress measure (distance from start, or torso x for HalfCheetah)
   MountainCar  episodes that reached the goal
   CartPole     fraction of steps rewarded, and of episodes with any reward
+and for every task the earliest step (over all episodes) at which a random episode was first rewarded.
+``--out`` also writes the lines, with the command, to a markdown file (benchmarks/results/sparse_thresholds.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import rlgen.envs  # noqa: F401  (registers the tasks)
+from rlgen.atomic import atomic_write_text
 
 # (label, env id, make kwargs, info key tracked; None means "count reward" instead)
 CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [
@@ -41,6 +48,7 @@ CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [
         "distance_from_start",
     ),
     ("HalfCheetah", "rlgen/SparseHalfCheetah-v0", {}, "x_position"),
+    ("HalfCheetah (1000-step episodes)", "rlgen/SparseHalfCheetah-v0", {"max_episode_steps": 1000}, "x_position"),
     ("MountainCar", "rlgen/SparseMountainCar-v0", {}, None),
     ("CartPoleSwingup", "rlgen/SparseCartPoleSwingup-v0", {}, None),
 ]
@@ -49,12 +57,13 @@ CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [
 def run(config: tuple[str, str, dict[str, Any], str | None], episodes: int, steps: int) -> str:
     """Run the random policy on one configuration and return a one-line summary."""
     label, env_id, kwargs, key = config
+    kwargs = dict(kwargs)
     start = time.perf_counter()
-    # --steps can only shorten the registered horizon, so short smoke runs stay possible.
-    env = gym.make(
-        env_id, max_episode_steps=min(steps, gym.spec(env_id).max_episode_steps or steps), **kwargs
-    )
+    # --steps can only shorten the configuration's horizon, so short smoke runs stay possible.
+    horizon = kwargs.pop("max_episode_steps", gym.spec(env_id).max_episode_steps or steps)
+    env = gym.make(env_id, max_episode_steps=min(steps, horizon), **kwargs)
     peaks, lengths, rewards, rewarded_episodes = [], [], [], 0
+    first_rewarded: int | None = None  # the earliest step of any episode that paid a reward
     for seed in range(episodes):
         env.action_space.seed(seed)
         _, info = env.reset(seed=seed)
@@ -64,6 +73,8 @@ def run(config: tuple[str, str, dict[str, Any], str | None], episodes: int, step
             _, reward, terminated, truncated, info = env.step(env.action_space.sample())
             total += float(reward)
             length += 1
+            if reward > 0 and (first_rewarded is None or length < first_rewarded):
+                first_rewarded = length
             if key:
                 peak = max(peak, float(info[key]))
             done = terminated or truncated
@@ -84,7 +95,8 @@ def run(config: tuple[str, str, dict[str, Any], str | None], episodes: int, step
             f"rewarded_steps={sum(rewards):.0f}/{sum(lengths)} ({sum(rewards) / sum(lengths):.4f}) "
             f"episodes_with_reward={rewarded_episodes}/{episodes} max_episode_reward={max(rewards):.0f}"
         )
-    return f"{head} {body} [{secs:.0f}s]"
+    first = "never" if first_rewarded is None else f"step {first_rewarded}"
+    return f"{head} {body} first_reward={first} [{secs:.0f}s]"
 
 
 def main() -> None:
@@ -93,12 +105,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="run only configurations whose label contains this")
+    parser.add_argument("--out", type=Path, help="also write the lines and the command to this markdown file")
     args = parser.parse_args()
     configs = [c for c in CONFIGS if args.only.lower() in c[0].lower()]
+    lines = []
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run, c, args.episodes, args.steps) for c in configs]
         for future in futures:
-            print(future.result(), flush=True)
+            lines.append(future.result())
+            print(lines[-1], flush=True)
+    if args.out is not None:
+        command = shlex.join(["python", "benchmarks/sparse_thresholds.py", *sys.argv[1:]])
+        atomic_write_text(args.out, "\n".join([
+            "# Uniform-random policies on the sparse tasks", "",
+            f"`{command}` ({time.strftime('%Y-%m-%d')}; seeds 0 to {args.episodes - 1}, one episode each). What "
+            "the thresholds in rlgen.envs are judged against: how far random actions get (locomotion), how "
+            "often they are rewarded, and the earliest step at which any random episode was rewarded.", "",
+            "```", *lines, "```", ""]))
+        print(f"wrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,16 @@ def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(
     winner = "best" if scores[chosen, "best"] > scores[chosen, "final"] else "final"
     assert record["model"] == winner and record["eval_mean"] == pytest.approx(scores[chosen, winner])
     assert record["eval_mean"] == pytest.approx(max(scores.values()))
+    # the report's experts table: both runs with both policies' scores, the demos' source marked
+    rows = {expert: [line for line in report if f"| {expert} |" in line] for expert in ("ppo_Hopper-v5_s0",
+                                                                                       "trpo_Hopper-v5_s0")}
+    assert all(len(found) == 1 for found in rows.values()), rows
+    for expert, (row,) in rows.items():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        for cell, model in zip(cells[2:4], ("final", "best"), strict=True):
+            assert cell.startswith(f"{scores[expert, model]:,.1f} ± ")
+            assert cell.endswith("*") == (expert == chosen and model == winner)
+        assert bool(cells[4]) == (expert == chosen)  # the demos' returns beside their source
     learners = ["gail/gail-1_Hopper-v5_s0", "gail/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]
     assert {f"{run}/{name}" for run in learners for name in ("result.json", "benchmark_eval.json")} <= kept
     assert {"experts.json", "random_scores.json", "demos/Hopper-v5.json"} <= kept
