@@ -62,7 +62,7 @@ TASKS: tuple[TaskInfo, ...] = (
         "rlgen/SparseHalfCheetah-v0",
         "1 while torso x > goal_x, else 0; never ends (truncated at 500 steps)",
         {"goal_x": 5.0},
-        500,  # VIME's path length; random policies reach x > 5 only after ~600 steps (locomotion.py)
+        500,  # VIME's path length; random policies first reach x > 5 at step 597 (locomotion.py)
         "rlgen.envs.locomotion:SparseHalfCheetahEnv",
     ),
     _task(
