@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ar-seeds-mnist5k", default="0",
                         help="seeds for PixelCNN/PixelRNN on mnist5k (about 10 minutes each)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the models")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the reports and sample grids")
+    parser.add_argument("--out", type=Path, help="folder of the reports and sample grids (default benchmarks/results)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ar_seeds = [int(s) for s in args.ar_seeds_mnist5k.split(",")]
     except ValueError:
         parser.error("--seeds and --ar-seeds-mnist5k take comma-separated integers")
+    args.out = RESULTS if args.out is None else args.out
     command = shlex.join(["python", "benchmarks/generative.py", *(sys.argv[1:] if argv is None else argv)])
     started = time.perf_counter()
     outcomes: dict[str, dict] = {}

@@ -478,21 +478,26 @@ def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[
     for env_id in envs:
         source = demo_source(out, env_id)
         demos = load_demos(demos_path(out, env_id)).returns
+        demo_cell = f"{len(demos)}: {demos.mean():,.1f} ± {demos.std():,.1f}"
+        source_name, listed = Path(source["run_dir"]).name, False
         for run in experts_suite(args).runs(out / "experts"):
             if run.env_id != env_id or not run_finished(run.config):
                 continue
             run_dir = run.config.run_dir
-            chosen = Path(source["run_dir"]).name == run_dir.name
-            steps = {"final": json.loads((run_dir / RESULT_FILE).read_text())["timesteps"],
+            chosen = source_name == run_dir.name
+            listed |= chosen
+            steps = {"final": json.loads((run_dir / RESULT_FILE).read_text()).get("timesteps"),
                      "best": read_best(run_dir).get("timesteps")}
             cells = []
             for model in ("final", "best"):
                 scores = run_archive.cached_score(run_dir, episodes, EVAL_SEED, model)
-                cell = "—" if scores is None else (f"{scores.mean():,.1f} ± {scores.std():,.1f} "
-                                                  f"(at {steps[model]:,} steps)")
+                cell = "—" if scores is None else f"{scores.mean():,.1f} ± {scores.std():,.1f}"
+                if scores is not None and steps[model] is not None:
+                    cell += f" (at {steps[model]:,} steps)"
                 cells.append(cell + (" *" if chosen and source.get("model", "final") == model else ""))
-            demo_cell = f"{len(demos)}: {demos.mean():,.1f} ± {demos.std():,.1f}" if chosen else ""
-            lines.append(f"| {env_id} | {run_dir.name} | {cells[0]} | {cells[1]} | {demo_cell} |")
+            lines.append(f"| {env_id} | {run_dir.name} | {cells[0]} | {cells[1]} | {demo_cell if chosen else ''} |")
+        if not listed:  # the demos' expert is no finished run of this suite here
+            lines.append(f"| {env_id} | {source_name} (not a finished expert run here) | — | — | {demo_cell} |")
     return [*lines, ""]
 
 

@@ -345,6 +345,21 @@ def archive_experts(args: argparse.Namespace, out: Path) -> None:
                              if run_finished(run.config)), args.archive / "experts", with_model=True)
 
 
+def demo_experts(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
+    """Per task and behaviour the expert whose episodes are in the demos (their record names it; a better
+    expert found after the demos were made changes experts.json, not the demos the imitators learned from),
+    its run directory the one restored under ``out``."""
+    experts: dict[str, dict[str, Any]] = {}
+    for env_id in envs:
+        for behaviour in BEHAVIOURS:
+            path = demos_path(out, env_id, behaviour).with_suffix(".json")
+            if path.is_file():
+                record = json.loads(path.read_text())
+                run_dir = out / "experts" / "runs" / Path(record["run_dir"]).name
+                experts[f"{env_id}/{behaviour}"] = {**record, "run_dir": str(run_dir)}
+    return experts
+
+
 def write_demos_record(args: argparse.Namespace, path: Path, record: dict[str, Any]) -> None:
     """Write the record of the demos in ``path`` beside them and copy it into the archive."""
     atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
@@ -630,7 +645,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     regenerate_demos(args, out)
     restore_imitators(args, out)
     envs = [env_id for env_id in args.pairs if demos_path(out, env_id, "mixed").is_file()]
-    experts_info = pick_experts(args, out) if envs else {}
+    if envs:
+        pick_experts(args, out)  # experts.json and the archive, with every expert's score cached
+    experts_info = demo_experts(out, envs)
     randoms_all = random_scores(args, out, envs)
     sync_json(args, out / "random_scores.json")
     randoms = {env_id: {beh: randoms_all[env_id, beh] for beh in BEHAVIOURS} for env_id in envs}
@@ -694,8 +711,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         "running backward (`forward_reward_weight=-1`: reward `-x_velocity - ctrl_cost`; the weight changes "
         "neither dynamics nor observations).", "",
         "**Budgets.** Experts: PPO and TRPO presets (Swimmer-v5: the same settings with gamma 0.9999), one "
-        f"seed each, the better one per task and behaviour kept (mean return over {episodes} evaluation "
-        f"episodes): {expert_budget or 'none finished yet'} env steps (suite `{EXPERTS_SUITE}`). Demos: "
+        "seed each (two for Swimmer-v5's backward experts), the best run per task and behaviour making the "
+        f"demos (mean return over {episodes} evaluation episodes): {expert_budget or 'none finished yet'} env "
+        f"steps (suite `{EXPERTS_SUITE}`). Demos: "
         f"{b.demo_episodes} deterministic episodes per expert, both experts' episodes mixed without labels "
         f"({2 * b.demo_episodes} per task), (s, a) pairs subsampled every {SUBSAMPLE} steps. Imitation: "
         f"{args.algo.upper()} (preset; on Swimmer-v5 the experts' settings) on InfoGAIL's reward "
@@ -731,7 +749,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             if info is None or sig is None:
                 continue
             right = float((classify(sig) == i).mean())
-            lines.append(f"| {env_id} | {beh} | {info['algo'].upper()} {info['total_steps']:,} steps | "
+            lines.append(f"| {env_id} | {beh} | {Path(info['run_dir']).name}, {info.get('model', 'final')} policy "
+                         f"({info['algo'].upper()}, {info['total_steps']:,} steps) | "
                          f"{expert_scores[env_id][beh]:.1f} | {randoms[env_id][beh]:.1f} | "
                          f"{np.mean(sig['mean_velocity']):+.3f} | {right:.2f} |")
 

@@ -30,6 +30,7 @@ import numpy as np
 
 import rlgen.envs  # noqa: F401  (registers the tasks)
 from rlgen.atomic import atomic_write_text
+from rlgen.cli import HelpFormatter
 
 # (label, env id, make kwargs, info key tracked; None means "count reward" instead)
 CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [
@@ -100,10 +101,11 @@ def run(config: tuple[str, str, dict[str, Any], str | None], episodes: int, step
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per configuration (seeds 0..N-1)")
+    parser.add_argument("--steps", type=int, default=1000,
+                        help="longest episode; shortens, never lengthens, a configuration's horizon")
+    parser.add_argument("--jobs", type=int, default=2, help="configurations run at once (processes)")
     parser.add_argument("--only", default="", help="run only configurations whose label contains this")
     parser.add_argument("--out", type=Path, help="also write the lines and the command to this markdown file")
     args = parser.parse_args()

@@ -25,12 +25,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from rlgen.cli import HelpFormatter  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a finished run trained with --bonus vime")
     parser.add_argument("--samples", type=int, default=4096, help="pool transitions to score")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pool sample and the gains' weight draws")
     parser.add_argument("--after", type=int, default=100_000, help="log rows after this many env steps")
     args = parser.parse_args(argv)
     from rlgen.agents.config import RunConfig
@@ -45,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     late = [row for row in rows if row["timesteps"] > args.after]
     eta = config.bonus_kwargs.get("eta", 0.1)
-    print(f"run: {args.run_dir.name}; {len(late)} rollouts after {args.after:,} env steps, eta {eta}")
+    # a row is a rollout, or several short ones (A2C's), or a step-mode window (SAC; no bonus percentiles)
+    print(f"run: {args.run_dir.name}; {len(late)} log rows after {args.after:,} env steps, eta {eta}")
     for key, what in (("vime/bonus_mean", "mean"), ("bonus_p95", "95th percentile"), ("bonus_max", "maximum")):
-        value = float(np.median([row[key] for row in late])) if late else float("nan")
-        print(f"bonus {what} per rollout, median over rollouts: {value:,.2f} ({value / eta:,.3g} x eta)")
+        values = [row[key] for row in late if key in row]
+        value = float(np.median(values)) if values else float("nan")
+        print(f"bonus {what} per log row, median over {len(values)} rows: {value:,.2f} ({value / eta:,.3g} x eta)")
     if not (args.run_dir / "vime.pt").is_file():
         print("no vime.pt (an archived run): the pool's gains are not scored")
         return 0

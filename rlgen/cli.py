@@ -19,7 +19,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         default = action.default
-        if default is None or default is False or default is argparse.SUPPRESS or default == []:
+        if default is None or default is False or default is argparse.SUPPRESS or default in ([], ""):
             return action.help or ""
         return super()._get_help_string(action) or ""
 

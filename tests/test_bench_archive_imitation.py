@@ -144,6 +144,10 @@ def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(t
     digests = {p.name: sha256(p) for p in demos.glob("*.npz")}
     assert sorted(digests) == ["Swimmer-v5-backward.npz", "Swimmer-v5-forward.npz", "Swimmer-v5-mixed.npz"]
     report = tables(tmp_path / "a" / "infogail.md")
+    for behaviour in ("forward", "backward"):  # the experts table names the run whose episodes are in the demos
+        source = json.loads((demos / f"Swimmer-v5-{behaviour}.json").read_text())
+        row = [line for line in report if line.startswith(f"| Swimmer-v5 | {behaviour} |")]
+        assert len(row) == 1 and f"| {Path(source['run_dir']).name}, {source['model']} policy" in row[0], row
     shutil.rmtree(tmp_path / "a")
     store = tmp_path / "arch"
     for name, digest in digests.items():

@@ -389,3 +389,18 @@ def test_a2c_run_with_a_bonus_writes_a_row_per_2048_transitions(tmp_path):
     # a row at 2,050; the checkpoint at 2,500 writes the open row (the log stops where it does); the end
     assert [row["timesteps"] for row in rows] == [2050, 2500, 3000]
     assert sum(row["rollouts"] for row in rows) == 3000 // 10
+
+
+def test_a_resumed_log_counts_its_rows_from_the_last_one_kept(tmp_path):
+    # a step-mode checkpoint (SAC) usually finds no open row: the resumed run's next row must come where the
+    # uninterrupted run's does, `every` transitions after the last row kept, not after the checkpoint
+    from rlgen.exploration.rollout_bonus import RolloutBonusCallback
+
+    log = tmp_path / "bonus_log.jsonl"
+    log.write_text("".join(json.dumps({"timesteps": t, "vime/bonus_mean": 1.0}) + "\n" for t in (2048, 4096, 6144)))
+    callback = RolloutBonusCallback(wrapper=None)
+    callback.set_log(log, keep_until=5000, every=2048)  # resumed from a checkpoint at 5,000
+    assert [json.loads(line)["timesteps"] for line in log.read_text().splitlines()] == [2048, 4096]
+    callback.num_timesteps = 6144  # the next window, as in the uninterrupted run
+    callback._write_log({"vime/bonus_mean": 2.0}, None)
+    assert [json.loads(line)["timesteps"] for line in log.read_text().splitlines()] == [2048, 4096, 6144]

@@ -324,15 +324,17 @@ class RolloutBonusCallback(BaseCallback):
         self.log_path, self.log_every = Path(path), int(every)
         self._log_rows.clear()
         self._log_bonuses.clear()
-        self._log_written = keep_until or 0
+        self._log_written = 0  # the step of the last row written: the next comes `every` transitions later
         if keep_until is not None and self.log_path.is_file():
             kept = []
             for line in self.log_path.read_text().splitlines():
                 try:
-                    if json.loads(line)["timesteps"] <= keep_until:
-                        kept.append(line)
+                    steps = int(json.loads(line)["timesteps"])
                 except (ValueError, KeyError, TypeError):  # a line cut short by a crash
                     continue
+                if steps <= keep_until:
+                    kept.append(line)
+                    self._log_written = max(self._log_written, steps)
             atomic_write_text(self.log_path, "".join(f"{line}\n" for line in kept))
 
     def _write_log(self, logged: dict[str, float], bonus: np.ndarray | None) -> None:
