@@ -47,6 +47,9 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                    help="an infogail run: the latent code (0..K-1) its policy acts under")
     p.add_argument("--best", action="store_true",
                    help="roll out the policy of the run's best periodic evaluation (RUN_DIR/best), not its final one")
+    p.add_argument("--min-return", type=float, default=None,
+                   help="keep only episodes whose return reaches this (the expert's failures are left out); "
+                        "rolls on with the next seeds until N are kept, at most 4N episodes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_collect)
 
@@ -161,7 +164,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
     trajs = collect_demos(args.run_dir, args.n_episodes, deterministic=not args.stochastic, seed=args.seed,
-                          progress_bar=not args.no_progress, code=args.code, best=args.best)
+                          progress_bar=not args.no_progress, code=args.code, best=args.best,
+                          min_return=args.min_return)
     save_demos(out, trajs)
     _print_summary(_demo_summary(out))
     return 0

@@ -293,6 +293,23 @@ def test_collect_records_raw_observations_and_clipped_actions():
     np.testing.assert_allclose(trajs[0].rewards, -np.abs(trajs[0].obs[1:, 0]), rtol=1e-6)
 
 
+def test_collect_with_a_minimum_return_keeps_the_first_episodes_that_reach_it():
+    still = lambda obs: np.array([0.0], dtype=np.float32)  # noqa: E731  (x stays put: return -10 |x0|)
+    trajs = collect_from_policy(still, Reach1D(), 3, seed=0, min_return=-3.0)
+    env, passing = Reach1D(), []
+    for seed in range(12):  # the seeds whose start is within 0.3 of the goal, in order
+        x0 = env.reset(seed=seed)[0]
+        if -10 * abs(float(x0[0])) >= -3.0:
+            passing.append(x0)
+    assert len(trajs) == 3 and all(r >= -3.0 for r in trajs.returns)
+    for episode, x0 in zip(trajs, passing[:3], strict=True):
+        np.testing.assert_array_equal(episode.obs[0], x0)
+    unfiltered = collect_from_policy(still, Reach1D(), 3, seed=0)
+    assert (unfiltered.returns < -3.0).any()  # the filter did leave episodes out
+    with pytest.raises(DemoError, match=r"only 0 of 6 episodes reached the minimum return 1 \(the others: -"):
+        collect_from_policy(still, Reach1D(), 3, seed=0, min_return=1.0, max_attempts=6)
+
+
 # -- the GAIL wrapper ----------------------------------------------------------------------------------
 def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
     gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), update_every=100)
@@ -596,6 +613,12 @@ def test_cli_demos_info_imitate_eval_and_collect(capsys, tmp_path):
     assert main(["demos", "collect", str(bc_dir), "-n", "2", "--out", str(collected), "--no-progress"]) == 0
     assert "episodes:      2" in capsys.readouterr().out
     _one_line_error(capsys, ["demos", "collect", str(bc_dir), "-n", "2", "--out", str(collected)], "exists")
+    kept = tmp_path / "kept.npz"  # a return floor no episode reaches (Reach1D's rewards are <= 0): nothing written
+    _one_line_error(capsys, ["demos", "collect", str(bc_dir), "-n", "2", "--out", str(kept), "--min-return", "1",
+                             "--no-progress"], "only 0 of 8 episodes reached the minimum return 1")
+    assert not kept.exists()
+    assert main(["demos", "collect", str(bc_dir), "-n", "2", "--out", str(kept), "--min-return", "-1000",
+                 "--no-progress"]) == 0
 
 
 def test_cli_bad_demos_are_one_line_errors(capsys, tmp_path):

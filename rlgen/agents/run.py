@@ -723,9 +723,11 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
 
 
 def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool = True, seed: int = 0,
-                  progress_bar: bool = False, code: int | None = None, best: bool = False) -> Any:
+                  progress_bar: bool = False, code: int | None = None, best: bool = False,
+                  min_return: float | None = None) -> Any:
     """Roll out a run's policy (with ``best``: that of its best periodic evaluation) for ``n_episodes`` and
-    return its ``rlgen.imitation.demos.Trajectories``.
+    return its ``rlgen.imitation.demos.Trajectories``; with ``min_return``, only episodes that reach it
+    count (``rlgen.imitation.collect_demos``).
 
     The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
     training; the demos record the raw observations and the clipped actions that reached the env.
@@ -774,7 +776,8 @@ def collect_demos(run_dir: str | Path, n_episodes: int, *, deterministic: bool =
     try:
         with torch.random.fork_rng():  # sampled actions repeat for a seed, without moving the caller's RNG
             torch.manual_seed(seed)
-            return collect(policy, env, n_episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar)
+            return collect(policy, env, n_episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar,
+                           min_return=min_return)
     except DemoError as exc:
         raise ConfigError(str(exc)) from None
     finally:

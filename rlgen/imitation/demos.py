@@ -399,6 +399,8 @@ def collect_demos(
     seed: int = 0,
     env_id: str | None = None,
     progress_bar: bool = False,
+    min_return: float | None = None,
+    max_attempts: int | None = None,
 ) -> Trajectories:
     """Roll out ``policy`` for ``n_episodes`` on ``env`` and record raw observations.
 
@@ -408,9 +410,17 @@ def collect_demos(
     :param env: a Gymnasium env (or its id). Box actions are clipped to the bounds, and the clipped action
         is what is recorded, since it is what reached the env.
     :param seed: episode i is reset with seed ``seed + i``.
+    :param min_return: keep only episodes whose return reaches this (an expert's failures, such as a
+        HalfCheetah that flipped onto its back, teach an imitator to fail); the rollouts go on with the
+        next seeds until ``n_episodes`` are kept.
+    :param max_attempts: with ``min_return``, give up (DemoError) after this many episodes (default
+        ``4 * n_episodes``).
     """
     if n_episodes < 1:
         raise DemoError(f"n_episodes must be a positive integer, got {n_episodes}")
+    attempts = n_episodes if min_return is None else (max_attempts or 4 * n_episodes)
+    if attempts < n_episodes:
+        raise DemoError(f"max_attempts ({attempts}) is below the {n_episodes} episodes asked for")
     own_env = isinstance(env, str)
     if isinstance(env, str):
         import rlgen.envs  # noqa: F401  (registers rlgen/* ids)
@@ -424,9 +434,12 @@ def collect_demos(
     act_dtype = act_space.dtype or np.float32
     from tqdm.auto import tqdm
 
-    episodes = []
+    episodes, dropped = [], []
     try:
-        for i in tqdm(range(n_episodes), desc="collecting demos", disable=not progress_bar):
+        bar = tqdm(total=n_episodes, desc="collecting demos", disable=not progress_bar)
+        for i in range(attempts):
+            if len(episodes) == n_episodes:
+                break
             obs, _ = env.reset(seed=seed + i)
             observations, actions, rewards = [np.asarray(obs, dtype=obs_dtype)], [], []
             terminated = truncated = False
@@ -440,10 +453,19 @@ def collect_demos(
                 observations.append(np.asarray(obs, dtype=obs_dtype))
                 actions.append(action)
                 rewards.append(float(reward))
-            episodes.append(Trajectory(np.stack(observations), np.stack(actions), np.asarray(rewards),
-                                       bool(terminated)))
+            episode = Trajectory(np.stack(observations), np.stack(actions), np.asarray(rewards), bool(terminated))
+            if min_return is not None and episode.episode_return < min_return:
+                dropped.append(episode.episode_return)
+                continue
+            episodes.append(episode)
+            bar.update(1)
+        bar.close()
     finally:
         if own_env:
             env.close()
+    if len(episodes) < n_episodes:
+        raise DemoError(f"only {len(episodes)} of {attempts} episodes reached the minimum return {min_return:g} "
+                        f"(the others: {', '.join(f'{r:.1f}' for r in dropped[:5])}{', ...' if len(dropped) > 5 else ''}); "
+                        f"{n_episodes} were asked for")
     return Trajectories(tuple(episodes), env_id, tuple(env.observation_space.shape or ()),
                         tuple(act_space.shape or ()), np.dtype(obs_dtype), np.dtype(act_dtype))
