@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rlgen.cli import HelpFormatter
-from rlgen.imitation import load_demos
+from rlgen.imitation import DemoError, load_demos
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--angle", type=float, default=1.5, help="|torso angle| beyond this counts as flipped")
     args = parser.parse_args(argv)
     for path in args.demos:
-        trajs = load_demos(path)
+        try:
+            trajs = load_demos(path)
+        except DemoError as exc:
+            parser.error(str(exc))
         if trajs.env_id != "HalfCheetah-v5" or trajs.obs_shape != (17,):
             parser.error(f"{path} holds {trajs.env_id} demos with observations {trajs.obs_shape}; this reads "
                          "HalfCheetah-v5's 17-d observations")

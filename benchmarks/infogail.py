@@ -345,6 +345,11 @@ def archive_experts(args: argparse.Namespace, out: Path) -> None:
                              if run_finished(run.config)), args.archive / "experts", with_model=True)
 
 
+def restored_expert(out: Path, record: dict[str, Any]) -> Path:
+    """The run directory under ``out`` of the expert a demos record names (recorded on another machine, maybe)."""
+    return out / "experts" / "runs" / Path(record["run_dir"]).name
+
+
 def demo_experts(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
     """Per task and behaviour the expert whose episodes are in the demos (their record names it; a better
     expert found after the demos were made changes experts.json, not the demos the imitators learned from),
@@ -355,8 +360,7 @@ def demo_experts(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
             path = demos_path(out, env_id, behaviour).with_suffix(".json")
             if path.is_file():
                 record = json.loads(path.read_text())
-                run_dir = out / "experts" / "runs" / Path(record["run_dir"]).name
-                experts[f"{env_id}/{behaviour}"] = {**record, "run_dir": str(run_dir)}
+                experts[f"{env_id}/{behaviour}"] = {**record, "run_dir": str(restored_expert(out, record))}
     return experts
 
 
@@ -413,7 +417,7 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                 trajs = mix_demos(*(load_demos(source) for source in sources), seed=int(record["seed"]))
                 made = f"mixed again (seed {record['seed']})"
             else:
-                expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
+                expert = restored_expert(out, record)
                 model = record.get("model", "final")
                 if not run_archive.has_policy(expert, model):
                     print(f"demos: cannot make {path} again: its expert {expert.name} has no {model} model in "

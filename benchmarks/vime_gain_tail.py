@@ -5,9 +5,9 @@
 From the run's per-rollout log (``vime_log.jsonl``, kept in the run archive too) it prints the medians over
 the rollouts after ``--after`` env steps of the bonus's mean, 95th percentile and maximum. If the run
 directory still holds the final VIME state (``vime.pt``: the BNN, its replay pool and input statistics; not
-archived), it also draws ``--samples`` transitions from the pool and prints the gains' median, mean and maximum, the share of the
-total gain held by the top 1% of transitions, and how far those transitions' standardised inputs and
-targets lie from the pool mean (max |z| over their dimensions) against the other 99%. Median
+archived), it also draws ``--samples`` transitions from the pool and prints the gains' median, mean and
+maximum, the share of the total gain held by the top 1% of transitions, and how far those transitions'
+standardised inputs and targets lie from the pool mean (max |z| over their dimensions) against the other 99%. Median
 normalisation (the original's) turns such a tail into bonuses of thousands of times eta for a few
 transitions; ``VIME(max_normalised=...)`` caps it.
 """

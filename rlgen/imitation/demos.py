@@ -418,7 +418,7 @@ def collect_demos(
     """
     if n_episodes < 1:
         raise DemoError(f"n_episodes must be a positive integer, got {n_episodes}")
-    attempts = n_episodes if min_return is None else (max_attempts or 4 * n_episodes)
+    attempts = n_episodes if min_return is None else (4 * n_episodes if max_attempts is None else max_attempts)
     if attempts < n_episodes:
         raise DemoError(f"max_attempts ({attempts}) is below the {n_episodes} episodes asked for")
     own_env = isinstance(env, str)
@@ -435,8 +435,8 @@ def collect_demos(
     from tqdm.auto import tqdm
 
     episodes, dropped = [], []
+    bar = tqdm(total=n_episodes, desc="collecting demos", disable=not progress_bar)
     try:
-        bar = tqdm(total=n_episodes, desc="collecting demos", disable=not progress_bar)
         for i in range(attempts):
             if len(episodes) == n_episodes:
                 break
@@ -459,8 +459,8 @@ def collect_demos(
                 continue
             episodes.append(episode)
             bar.update(1)
-        bar.close()
     finally:
+        bar.close()
         if own_env:
             env.close()
     if len(episodes) < n_episodes:
