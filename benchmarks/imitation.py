@@ -15,10 +15,15 @@ in order, and ``report`` can be run at any time on whatever has finished):
   Hopper PPO run at 3,450 on 5 of 5 evaluation episodes at 950k steps ended at 1,759). Per task the run whose
   expert scores higher becomes the expert (``<out>/experts.json``).
 - ``demos``: the expert's deterministic rollouts, its VecNormalize statistics applied, raw observations
-  saved: 25 episodes (Humanoid-v5: 80) in ``<out>/demos/<task>.npz``. The expert score used for
-  normalisation is the mean return of these episodes.
-- ``imitate``: GAIL (the expert's agent preset and env layout, or ``--gail-algo``, + the GAIL wrapper with its defaults: one discriminator step per 2,048-step
-  rollout, reward normalised by VecNormalize) through the benchmark harness, and behaviour cloning (10,000
+  saved: 25 episodes (Humanoid-v5: 80) in ``<out>/demos/<task>.npz``, keeping only episodes whose return
+  reaches random + 0.8 (expert - random) with the expert's 20-episode evaluation mean (a HalfCheetah
+  expert's episode flipped on its back taught GAIL to flip; demos made before this floor keep every
+  episode, and their record says so). The expert score used for normalisation is the mean return of the
+  demo episodes.
+- ``imitate``: GAIL (the expert's agent preset and env layout, or ``--gail-algo``, + the GAIL wrapper: one
+  discriminator step per 2,048-step rollout, reward normalised by VecNormalize, and the settings of
+  ``--gail-variants``, by default a gradient penalty of 10, in ``<out>/<variant>/``) through the benchmark
+  harness, and behaviour cloning (10,000
   Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25 demo episodes (Humanoid-v5: 25 and
   80), demo pairs subsampled every 20 steps as in the paper, ``--seeds`` seeds (default 3).
   GAIL budgets: 1M env steps on Hopper-v5, HalfCheetah-v5 and Ant-v5, 2M on Humanoid-v5.
@@ -84,7 +89,7 @@ from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.cli import HelpFormatter  # noqa: E402
-from rlgen.imitation import load_demos, save_demos  # noqa: E402
+from rlgen.imitation import DemoError, load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARCHIVE = RESULTS / "runs" / "imitation"
@@ -94,6 +99,17 @@ BC_KWARGS = {"batch_size": 64, "lr": 1e-3, "loss": "nll"}
 EVAL_SEED = 12_345
 
 # The paper's results (Ho & Ermon 2016, old Gym v1 tasks; REFERENCE.md), GAIL / expert.
+# GAIL's settings the benchmark knows, by the name of their run folder: the wrapper's keyword arguments and a
+# line for the report. The imitate stage trains --gail-variants; the report shows every one with finished runs.
+GAIL_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "gail": ({}, "the GAIL wrapper's defaults, no gradient penalty (the setting of the first Hopper-v5 cells)"),
+    "gail-gp10": ({"gradient_penalty": 10.0},
+                  "a gradient penalty of 10 on the discriminator (the benchmark's setting since the HalfCheetah-v5 "
+                  "pilot on seeds 100-101, gail-pilot.md: without it the discriminator saturated within ~125k "
+                  "steps and left no reward to climb)"),
+}
+DEFAULT_VARIANTS = ("gail-gp10",)
+
 PAPER = {"Hopper-v5": "Hopper: 1.01 (4) / 1.00 (25)", "HalfCheetah-v5": "HalfCheetah: 1.01 (4) / 1.08 (25)",
          "Ant-v5": "Ant: 0.75 (4) / 0.98 (25)", "Humanoid-v5": "Humanoid: 1.07 (80) / 1.08 (240)"}
 
@@ -108,6 +124,9 @@ class Budgets:
     bc_gradient_steps: int
     eval_episodes: int  # final scoring of every run, the random policy
     run_eval_episodes: int | None  # None: the presets' periodic evaluation
+    # demos keep only episodes whose return reaches random + demo_floor * (expert - random), the expert's
+    # score being its evaluation mean (None: every episode)
+    demo_floor: float | None
 
 
 FULL = Budgets(
@@ -115,10 +134,10 @@ FULL = Budgets(
     # Humanoid follows the paper's larger counts as far as cheap
     trajectories={"Hopper-v5": (4, 25), "HalfCheetah-v5": (4, 25), "Ant-v5": (4, 25), "Humanoid-v5": (25, 80)},
     gail_steps={"Hopper-v5": 1_000_000, "HalfCheetah-v5": 1_000_000, "Ant-v5": 1_000_000, "Humanoid-v5": 2_000_000},
-    bc_gradient_steps=10_000, eval_episodes=20, run_eval_episodes=None)
+    bc_gradient_steps=10_000, eval_episodes=20, run_eval_episodes=None, demo_floor=0.8)
 QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in ENVS},
                 gail_steps={env_id: 4096 for env_id in ENVS}, bc_gradient_steps=50, eval_episodes=2,
-                run_eval_episodes=1)
+                run_eval_episodes=1, demo_floor=None)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -227,7 +246,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             ok = False
             continue
         n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
-        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best")
+        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best",
+                              min_return=record.get("min_return"))
         save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
         check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
@@ -239,10 +259,13 @@ def restore_learners(args: argparse.Namespace, out: Path) -> None:
     there: the suite and the BC runs cover only the tasks whose demos are)."""
     if args.archive is None:
         return
-    gail, bc = method_dir(args, out, "gail"), method_dir(args, out, "bc")
-    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / gail.name,
-                                           run.config.total_steps, run.config)
-                   for run in gail_suite(args, out).runs(gail))
+    restored = 0
+    for variant in GAIL_VARIANTS:  # every variant's: the report shows them all
+        gail = method_dir(args, out, variant)
+        restored += sum(run_archive.restore_run(run.config.run_dir, args.archive / gail.name,
+                                                run.config.total_steps, run.config)
+                        for run in gail_suite(args, out, variant).runs(gail))
+    bc = method_dir(args, out, "bc")
     # BC takes no env steps: its result says timesteps 0
     restored += sum(run_archive.restore_run(config.run_dir, args.archive / bc.name, 0, config)
                     for *_, config in bc_configs(args, out))
@@ -254,9 +277,11 @@ def archive_learners(args: argparse.Namespace, out: Path) -> None:
     """Archive every finished GAIL and BC run (again once the report has cached its score)."""
     if args.archive is None:
         return
-    gail, bc = method_dir(args, out, "gail"), method_dir(args, out, "bc")
-    run_archive.archive((run.config.run_dir for run in gail_suite(args, out).runs(gail) if run_finished(run.config)),
-                        args.archive / gail.name)
+    for variant in GAIL_VARIANTS:
+        gail = method_dir(args, out, variant)
+        run_archive.archive((run.config.run_dir for run in gail_suite(args, out, variant).runs(gail)
+                             if run_finished(run.config)), args.archive / gail.name)
+    bc = method_dir(args, out, "bc")
     run_archive.archive((config.run_dir for *_, config in bc_configs(args, out)), args.archive / bc.name)
 
 
@@ -310,18 +335,37 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             ok = False
             continue
         n = max(budgets(args).trajectories[env_id])
-        trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick,
-                              best=experts[env_id].get("model") == "best")
+        floor = demo_floor(args, out, env_id, experts[env_id])
+        try:
+            trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick,
+                                  best=experts[env_id].get("model") == "best", min_return=floor)
+        except DemoError as exc:  # too few episodes reach the floor: a weak expert
+            print(f"demos: {env_id}: {exc}".splitlines()[0], flush=True)
+            ok = False
+            continue
         digest = save_checked(path, trajs, None, env_id)
         # which expert made them, beside them: the learners' agent and the report follow it, even if a
         # better expert finishes later (experts.json then changes; these demos do not). With the file's
-        # sha256: the archive keeps this record, not the file, which a later session makes again
-        record = {**experts[env_id], "episodes": n, "sha256": digest}
+        # sha256: the archive keeps this record, not the file, which a later session makes again; and the
+        # floor, with which they are made again
+        record = {**experts[env_id], "episodes": n, "sha256": digest,
+                  **({"min_return": floor} if floor is not None else {})}
         atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
         archive_demos_record(args, out, env_id)
         print(f"demos: {env_id}: {n} episodes, return {trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} "
               f"-> {path}", flush=True)
     return ok
+
+
+def demo_floor(args: argparse.Namespace, out: Path, env_id: str, expert: dict[str, Any]) -> float | None:
+    """The lowest return a demo episode may have: random + demo_floor * (expert - random), with the expert's
+    evaluation mean (a failed episode, such as a HalfCheetah expert flipped on its back, teaches failing)."""
+    fraction = budgets(args).demo_floor
+    if fraction is None:
+        return None
+    random = random_scores(out, [env_id], budgets(args).eval_episodes)[env_id]
+    sync_json(args, out / "random_scores.json")
+    return float(random + fraction * (expert["eval_mean"] - random))
 
 
 def expert_demo_scores(out: Path, envs: list[str]) -> dict[str, float]:
@@ -358,20 +402,22 @@ def env_layout(env_id: str) -> dict[str, Any]:
     return {}
 
 
-def gail_suite(args: argparse.Namespace, out: Path) -> Suite:
+def gail_suite(args: argparse.Namespace, out: Path, variant: str) -> Suite:
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
     b = budgets(args)
+    kwargs = GAIL_VARIANTS[variant][0]
     entries = [
         {**env_layout(env_id), "algo": learner_algo(args, out, env_id), "env_id": env_id, "label": f"gail-{n}",
          "total_steps": b.gail_steps[env_id],
          "imitation": "gail", "demos": str(demos_path(out, env_id).absolute()), "demo_episodes": n,
-         "demo_subsample": SUBSAMPLE}
+         "demo_subsample": SUBSAMPLE, **({"imitation_kwargs": dict(kwargs)} if kwargs else {})}
         for env_id in envs for n in b.trajectories[env_id]
     ]
     if b.run_eval_episodes is not None:
         entries = [{**entry, "eval_episodes": b.run_eval_episodes} for entry in entries]
-    return Suite(name="imitation-gail", entries=entries, seeds=list(range(args.seeds)),
-                 description=f"GAIL ({args.gail_algo} agent preset) on the expert demos, subsampled every {SUBSAMPLE}",
+    return Suite(name=f"imitation-{variant}", entries=entries, seeds=list(range(args.seeds)),
+                 description=f"GAIL ({args.gail_algo} agent preset; {GAIL_VARIANTS[variant][1]}) on the expert "
+                 f"demos, subsampled every {SUBSAMPLE}",
                  source="benchmarks/imitation.py")
 
 
@@ -395,8 +441,7 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
     ok = regenerate_demos(args, out)
-    suite = gail_suite(args, out)
-    if not suite.entries:
+    if not any(demos_path(out, env_id).is_file() for env_id in args.envs):
         print("imitate: no demos yet; run --stage demos first", flush=True)
         return False
     restore_learners(args, out)
@@ -417,10 +462,12 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
               flush=True)
         if bc_kept is not None:
             run_archive.archive_run(config.run_dir, bc_kept)
-    gail_dir = method_dir(args, out, "gail")
-    statuses, _ = run_suite(suite, gail_dir, workers=args.workers, report_dir=gail_dir, command=args.command,
-                            archive_dir=kept(args, gail_dir.name))
-    return ok and not any(s.status == "failed" for s in statuses)
+    for variant in args.gail_variants:
+        gail_dir = method_dir(args, out, variant)
+        statuses, _ = run_suite(gail_suite(args, out, variant), gail_dir, workers=args.workers, report_dir=gail_dir,
+                                command=args.command, archive_dir=kept(args, gail_dir.name))
+        ok = ok and not any(s.status == "failed" for s in statuses)
+    return ok
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -478,7 +525,9 @@ def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[
     for env_id in envs:
         source = demo_source(out, env_id)
         demos = load_demos(demos_path(out, env_id)).returns
-        demo_cell = f"{len(demos)}: {demos.mean():,.1f} ± {demos.std():,.1f}"
+        floor = source.get("min_return")
+        demo_cell = (f"{len(demos)}: {demos.mean():,.1f} ± {demos.std():,.1f}, lowest {demos.min():,.1f}, floor "
+                     + ("none" if floor is None else f"{floor:,.1f}"))
         source_name, listed = Path(source["run_dir"]).name, False
         for run in experts_suite(args).runs(out / "experts"):
             if run.env_id != env_id or not run_finished(run.config):
@@ -499,6 +548,20 @@ def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[
         if not listed:  # the demos' expert is no finished run of this suite here
             lines.append(f"| {env_id} | {source_name} (not a finished expert run here) | — | — | {demo_cell} |")
     return [*lines, ""]
+
+
+def method_name(method: str) -> str:
+    """A method's name in the report: BC, GAIL, GAIL+GP10 (a variant's folder name in capitals)."""
+    return method.upper().replace("-", "+", 1)
+
+
+def demo_floor_lines(args: argparse.Namespace) -> list[str]:
+    fraction = budgets(args).demo_floor
+    if fraction is None:
+        return []
+    return [f"Demos made since the floor was added keep only episodes whose return reaches random + {fraction} "
+            "(expert - random), the expert's score being its evaluation mean; the experts table gives each demo "
+            "file's floor (none: made before, every episode kept) and its lowest return.", ""]
 
 
 def scorable(run_dir: Path, episodes: int) -> bool:
@@ -524,18 +587,20 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
     unfinished = 0
     unscored: list[str] = []
-    for run in gail_suite(args, out).runs(method_dir(args, out, "gail")):
-        if not run_finished(run.config):
-            unfinished += 1
-            continue
-        if not scorable(run.config.run_dir, b.eval_episodes):
-            unscored.append(run.config.run_dir.name)
-            continue
-        score = final_score(run.config.run_dir, b.eval_episodes)
-        finals.setdefault((run.env_id, run.label), []).append(float(score.mean()))
-        history = read_eval_history(run.config.run_dir / EVAL_FILE)
-        curves[run.env_id].setdefault(run.label, []).append(
-            (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
+    for variant in GAIL_VARIANTS:
+        for run in gail_suite(args, out, variant).runs(method_dir(args, out, variant)):
+            if not run_finished(run.config):
+                unfinished += variant in args.gail_variants  # another variant's runs are shown if there
+                continue
+            if not scorable(run.config.run_dir, b.eval_episodes):
+                unscored.append(f"{variant}/{run.config.run_dir.name}")
+                continue
+            score = final_score(run.config.run_dir, b.eval_episodes)
+            label = f"{variant}-{run.label.removeprefix('gail-')}"
+            finals.setdefault((run.env_id, label), []).append(float(score.mean()))
+            history = read_eval_history(run.config.run_dir / EVAL_FILE)
+            curves[run.env_id].setdefault(label, []).append(
+                (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
         if not (config.run_dir / RESULT_FILE).is_file():
             unfinished += 1
@@ -546,7 +611,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             finals.setdefault((env_id, f"bc-{n}"), []).append(float(score.mean()))
     archive_learners(args, out)  # with the scores just cached: a later report needs no model
 
-    methods = [("bc", 0), ("bc", 1), ("gail", 0), ("gail", 1)]
+    shown = [v for v in GAIL_VARIANTS if v in args.gail_variants
+             or any(label.rsplit("-", 1)[0] == v for _, label in finals)]
+    methods = [(m, k) for m in ("bc", *shown) for k in (0, 1)]
     lines = [
         "# Imitation benchmark: GAIL and behaviour cloning", "",
         f"Command: `{args.command}`", "",
@@ -564,10 +631,14 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         + ", ".join(f"{e} {b.gail_steps[e]:,}" for e in envs)
         + f" env steps; BC {b.bc_gradient_steps:,} Adam steps of {BC_KWARGS['batch_size']} pairs "
         f"({BC_KWARGS['loss']}), no env steps. Demo pairs subsampled every {SUBSAMPLE} steps.", "",
+        "GAIL settings: " + "; ".join(f"{method_name(v)} (`{method_dir(args, out, v).name}/`): "
+                                      f"{GAIL_VARIANTS[v][1]}" for v in shown) + ".", "",
+        *demo_floor_lines(args),
         *experts_table(args, out, envs),
         "## Returns", "",
-        "| task | random | expert (demos) | BC few | BC many | GAIL few | GAIL many |",
-        "|---|---|---|---|---|---|---|",
+        "| task | random | expert (demos) | " + " | ".join(f"{method_name(m)} {('few', 'many')[k]}"
+                                                       for m, k in methods) + " |",
+        "|---|---|---|" + "---|" * len(methods),
     ]
     for env_id in envs:
         few, many = b.trajectories[env_id]
@@ -575,7 +646,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         lines.append(f"| {env_id} ({few} / {many} demos) | {randoms[env_id]:.1f} | "
                      f"{expert_scores.get(env_id, float('nan')):.1f} | " + " | ".join(cells) + " |")
     lines += ["", "## Normalised score (score - random) / (expert - random)", "",
-              "| task | BC few | BC many | GAIL few | GAIL many | paper, GAIL / expert |", "|---|---|---|---|---|---|"]
+              "| task | " + " | ".join(f"{method_name(m)} {('few', 'many')[k]}" for m, k in methods)
+              + " | paper, GAIL / expert |", "|---|" + "---|" * (len(methods) + 1)]
     per_method: dict[tuple[str, int], list[np.ndarray]] = {m: [] for m in methods}
     for env_id in envs:
         cells = []
@@ -594,7 +666,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             continue
         iqm = bstats.stratified_bootstrap_ci(groups, bstats.iqm)
         mean = bstats.stratified_bootstrap_ci(groups, bstats.mean)
-        lines.append(f"| {method.upper()} {('few', 'many')[k]} demos | {iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}] | "
+        lines.append(f"| {method_name(method)} {('few', 'many')[k]} demos | {iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}] | "
                      f"{mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}] | {sum(len(g) for g in groups)} |")
     lines += ["", "The paper (Ho & Ermon 2016, TRPO, ~25M steps per run, old Gym v1 tasks, one seed) reached "
               "about 1.0 of the expert on Hopper and HalfCheetah and 0.98 on Ant with 25 trajectories; "
@@ -627,6 +699,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per GAIL and BC cell (default 3; --quick 1)")
     parser.add_argument("--gail-algo", choices=("expert", "ppo", "trpo"), default="expert",
                         help="agent preset behind GAIL and BC: the task expert's, or ppo / trpo")
+    parser.add_argument("--gail-variants", default=",".join(DEFAULT_VARIANTS),
+                        help="comma-separated GAIL settings the imitate stage trains: "
+                        + "; ".join(f"{name}: {line}" for name, (_, line) in GAIL_VARIANTS.items())
+                        + ". The report shows every setting with finished runs")
     parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
     parser.add_argument("--out", default=None, help="where run directories and demos go (default "
                         "runs/bench/imitation; --quick: runs/bench/imitation-quick)")
@@ -645,6 +721,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [env_id for env_id in args.envs if env_id not in ENVS]
     if unknown:
         parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(ENVS)}")
+    args.gail_variants = [name.strip() for name in args.gail_variants.split(",") if name.strip()]
+    bad = [name for name in args.gail_variants if name not in GAIL_VARIANTS]
+    if bad or not args.gail_variants:
+        parser.error(f"unknown GAIL setting {bad[0]!r}" if bad else "--gail-variants names no setting"
+                     + f"; choose from {', '.join(GAIL_VARIANTS)}")
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     if args.seeds < 1:

@@ -73,7 +73,7 @@ def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(
             assert cell.startswith(f"{scores[expert, model]:,.1f} ± ")
             assert cell.endswith("*") == (expert == chosen and model == winner)
         assert bool(cells[4]) == (expert == chosen)  # the demos' returns beside their source
-    learners = ["gail/gail-1_Hopper-v5_s0", "gail/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]
+    learners = ["gail-gp10/gail-1_Hopper-v5_s0", "gail-gp10/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0", "bc/bc-2_Hopper-v5_s0"]
     assert {f"{run}/{name}" for run in learners for name in ("result.json", "benchmark_eval.json")} <= kept
     assert {"experts.json", "random_scores.json", "demos/Hopper-v5.json"} <= kept
     assert not any(k.endswith(".npz") and not k.endswith("vecnormalize.npz") for k in kept)  # demos are made again
@@ -109,7 +109,7 @@ def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_
 def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imitation_archive, tmp_path, capsys):
     bench, store, report, _ = imitation_archive
     shutil.copytree(store, tmp_path / "arch")
-    (tmp_path / "arch" / "gail" / "gail-1_Hopper-v5_s0" / "benchmark_eval.json").unlink()
+    (tmp_path / "arch" / "gail-gp10" / "gail-1_Hopper-v5_s0" / "benchmark_eval.json").unlink()
     assert bench.main(imitation(tmp_path / "arch", tmp_path / "d", "--stage", "report")) == 0
     said = [line for line in capsys.readouterr().out.splitlines() if "gail-1_Hopper-v5_s0" in line]
     assert len(said) == 1 and "not scored" in said[0]
