@@ -23,8 +23,7 @@ in order, and ``report`` can be run at any time on whatever has finished):
 - ``imitate``: GAIL (the expert's agent preset and env layout, or ``--gail-algo``, + the GAIL wrapper: one
   discriminator step per 2,048-step rollout, reward normalised by VecNormalize, and the settings of
   ``--gail-variants``, by default a gradient penalty of 10, in ``<out>/<variant>/``) through the benchmark
-  harness, and behaviour cloning (10,000
-  Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25 demo episodes (Humanoid-v5: 25 and
+  harness, and behaviour cloning (10,000 Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25 demo episodes (Humanoid-v5: 25 and
   80), demo pairs subsampled every 20 steps as in the paper, ``--seeds`` seeds (default 3).
   GAIL budgets: 1M env steps on Hopper-v5, HalfCheetah-v5 and Ant-v5, 2M on Humanoid-v5.
 - ``report``: every finished run re-scored on 20 evaluation episodes (deterministic policy, true env
@@ -49,7 +48,8 @@ up across sessions and machines:
   .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
   from the archived expert with the same call and stops with a one-line error if its sha256 differs
   (the archived GAIL and BC runs were trained on other demos).
-- ``gail/<run>/`` and ``bc/<run>/`` (``gail-<algo>``, ``bc-<algo>`` with ``--gail-algo``): the small files of
+- ``<variant>/<run>/`` (``gail-gp10/``, ``gail/``) and ``bc/<run>/`` (``<variant>-<algo>``, ``bc-<algo>`` with
+  ``--gail-algo``): the small files of
   every finished GAIL and BC run (config, result, evaluations, Monitor logs, ``bc.json``), no model, and
   after the report its cached score (``benchmark_eval.json``), which is all a later report reads.
 
@@ -80,7 +80,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
-from rlgen.agents.config import build_config  # noqa: E402
+from rlgen.agents.config import ConfigError, build_config  # noqa: E402
 from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_best, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
@@ -89,7 +89,7 @@ from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.cli import HelpFormatter  # noqa: E402
-from rlgen.imitation import DemoError, load_demos, save_demos  # noqa: E402
+from rlgen.imitation import load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARCHIVE = RESULTS / "runs" / "imitation"
@@ -339,7 +339,7 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
         try:
             trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick,
                                   best=experts[env_id].get("model") == "best", min_return=floor)
-        except DemoError as exc:  # too few episodes reach the floor: a weak expert
+        except ConfigError as exc:  # too few episodes reach the floor: a weak expert
             print(f"demos: {env_id}: {exc}".splitlines()[0], flush=True)
             ok = False
             continue

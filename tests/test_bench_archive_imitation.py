@@ -1,11 +1,14 @@
 """The imitation and InfoGAIL benchmarks carried to a fresh machine by their run archive (``--quick`` budgets)."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from tests.fakes import load_benchmark_script
 
@@ -117,6 +120,70 @@ def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imi
     assert "1 finished run(s) left out" in text and "gail-1_Hopper-v5_s0" in text
     bc_rows = [row for row in report if row.startswith("| BC ")]  # across tasks: BC's scores from the archive alone
     assert bc_rows and [row for row in tables(tmp_path / "d" / "imitation.md") if row.startswith("| BC ")] == bc_rows
+
+
+def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive, tmp_path):
+    bench, store, report, _ = imitation_archive
+    shutil.copytree(store, tmp_path / "arch")
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail")) == 0
+    for variant, penalty in (("gail", None), ("gail-gp10", 10.0)):
+        config = yaml.safe_load((tmp_path / "arch" / variant / "gail-2_Hopper-v5_s0" / "config.yaml").read_text())
+        assert config["imitation_kwargs"].get("gradient_penalty") == penalty
+    rows = tables(tmp_path / "v" / "imitation.md")
+    header = next(row for row in rows if row.startswith("| task | random |"))
+    assert "| GAIL few | GAIL many | GAIL+GP10 few | GAIL+GP10 many |" in header
+    gp_rows = [row for row in report if row.startswith("| GAIL+GP10 ")]  # the archive's, unchanged
+    assert gp_rows and [row for row in rows if row.startswith("| GAIL+GP10 ")] == gp_rows
+    assert [row for row in rows if row.startswith("| GAIL few ")]
+    with pytest.raises(SystemExit) as refused:
+        bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail-gp99"))
+    assert refused.value.code == 2
+
+
+def fresh_demos(store, tmp_path):
+    """A copy of the archive without its demos and learners: the demos stage makes new demos."""
+    shutil.copytree(store, tmp_path / "arch")
+    for part in ("demos", "gail-gp10", "bc"):
+        shutil.rmtree(tmp_path / "arch" / part)
+    return tmp_path / "arch"
+
+
+def test_imitation_demos_keep_only_episodes_above_the_floor_and_are_made_again_with_it(imitation_archive, tmp_path,
+                                                                                        monkeypatch):
+    bench, store, _, _ = imitation_archive
+    expert = json.loads((store / "demos" / "Hopper-v5.json").read_text())
+    random = json.loads((store / "random_scores.json").read_text())["Hopper-v5"]
+    # the expert's first 8 episodes, unfiltered: a floor above one of the first two, which two later ones reach
+    returns = bench.collect_demos(store / "experts" / Path(expert["run_dir"]).name, 8, seed=0,
+                                  best=expert["model"] == "best").returns
+    above = sorted(r for r in returns if r > min(returns[:2]))
+    assert len(above) >= 2, returns  # the test's premise
+    floor = (min(returns[:2]) + above[0]) / 2
+    arch = fresh_demos(store, tmp_path)
+    fraction = (floor - random) / (expert["eval_mean"] - random)
+    monkeypatch.setattr(bench, "QUICK", dataclasses.replace(bench.QUICK, demo_floor=fraction))
+    assert bench.main(imitation(arch, tmp_path / "g", "--stage", "demos")) == 0
+    record = json.loads((arch / "demos" / "Hopper-v5.json").read_text())
+    assert record["min_return"] == pytest.approx(floor)
+    demos = bench.load_demos(tmp_path / "g" / "demos" / "Hopper-v5.npz")
+    np.testing.assert_allclose(demos.returns, [r for r in returns if r >= floor][:2], rtol=1e-6)
+    # a fresh machine makes them again with the recorded floor, whatever its budget says: the same file
+    monkeypatch.setattr(bench, "QUICK", dataclasses.replace(bench.QUICK, demo_floor=None))
+    assert bench.main(imitation(arch, tmp_path / "h", "--stage", "report")) == 0
+    assert sha256(tmp_path / "h" / "demos" / "Hopper-v5.npz") == record["sha256"]
+    assert f"floor {floor:,.1f} |" in (tmp_path / "h" / "imitation.md").read_text()
+
+
+def test_imitation_demos_no_episode_of_which_reaches_the_floor_are_not_written(imitation_archive, tmp_path,
+                                                                               monkeypatch, capsys):
+    bench, store, _, _ = imitation_archive
+    arch = fresh_demos(store, tmp_path)
+    monkeypatch.setattr(bench, "QUICK", dataclasses.replace(bench.QUICK, demo_floor=100.0))
+    assert bench.main(imitation(arch, tmp_path / "g", "--stage", "demos")) == 1
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Hopper-v5:")]
+    assert len(said) == 1 and "return" in said[0]
+    assert not (tmp_path / "g" / "demos" / "Hopper-v5.npz").exists()
+    assert not (arch / "demos").exists()
 
 
 def test_a_quick_imitation_run_keeps_out_of_the_committed_archive(imitation_archive, tmp_path, monkeypatch):
