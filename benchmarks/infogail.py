@@ -22,12 +22,15 @@ in order, and ``report`` can be run at any time on whatever has finished):
   behaviour the run whose expert scores higher (under that behaviour's reward) becomes the expert
   (``<out>/experts.json``).
 - ``demos``: 25 deterministic episodes of each expert (``rlgen.agents.collect_demos``: its VecNormalize
-  statistics applied, raw observations saved) in ``<out>/demos/<task>-<behaviour>.npz``, then both
+  statistics applied, raw observations saved), keeping only episodes whose return reaches random + 0.8
+  (expert - random) under the expert's reward (as in benchmarks/imitation.py: a flipped HalfCheetah
+  episode taught GAIL to flip), in ``<out>/demos/<task>-<behaviour>.npz``, then both
   experts' episodes mixed in a seeded random order, with nothing saying whose they are
   (``rlgen.imitation.mix_demos``), in ``<out>/demos/<task>-mixed.npz``: 50 episodes per task.
 - ``imitate``: InfoGAIL (``n_modes`` 2, its defaults: ``lambda_info`` 1, Q a 100-unit InfoGAN head,
-  10 Adam steps per update) and plain GAIL (its defaults: one discriminator step per 2,048-step
-  rollout, reward normalised by VecNormalize) on each mixed file, all 50 episodes, pairs subsampled
+  10 Adam steps per update) and plain GAIL (one discriminator step per 2,048-step rollout, reward
+  normalised by VecNormalize), both discriminators with a gradient penalty of 10 (the imitation
+  benchmark's GAIL setting), on each mixed file, all 50 episodes, pairs subsampled
   every 20 steps, through the benchmark harness: the same agent (``--algo``, default the PPO preset;
   on Swimmer the experts' settings for that algorithm) and 1M env steps per run, ``--seeds`` seeds
   (default 3): 12 runs, 12M env steps.
@@ -97,7 +100,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from rlgen.agents import collect_demos  # noqa: E402
-from rlgen.agents.config import RunConfig  # noqa: E402
+from rlgen.agents.config import ConfigError, RunConfig  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
 from rlgen.agents.run import (  # noqa: E402
     RESULT_FILE,
@@ -126,6 +129,9 @@ METHODS = ("infogail", "gail")
 DEMO_PARTS = (*BEHAVIOURS, "mixed")
 """A task's demo files (``<task>-<part>.npz``), each after those it is made from."""
 N_MODES = 2
+# both methods' discriminator: the imitation benchmark's GAIL setting (benchmarks/imitation.py's gail-gp10;
+# without the penalty GAIL's discriminator saturated on HalfCheetah-v5 within ~125k steps)
+DISC_KWARGS = {"gradient_penalty": 10.0}
 EXPERTS_SUITE = "infogail-experts"
 
 
@@ -136,12 +142,15 @@ class Budgets:
     demo_episodes: int  # per expert; the mixed file holds twice as many
     eval_episodes: int  # per code (InfoGAIL), per run (GAIL, experts), for the random policy
     run_eval_episodes: int | None  # None: the presets' periodic evaluation (5 episodes every 25k steps)
+    # an expert's demos keep only episodes whose return reaches random + demo_floor * (expert - random) under
+    # its behaviour's reward, the expert's score being its evaluation mean (None: every episode)
+    demo_floor: float | None
 
 
 FULL = Budgets(expert_steps=None, imitate_steps={"HalfCheetah-v5": 1_000_000, "Swimmer-v5": 1_000_000},
-               demo_episodes=25, eval_episodes=20, run_eval_episodes=None)
+               demo_episodes=25, eval_episodes=20, run_eval_episodes=None, demo_floor=0.8)
 QUICK = Budgets(expert_steps=4096, imitate_steps={"HalfCheetah-v5": 4096, "Swimmer-v5": 4096},
-                demo_episodes=2, eval_episodes=2, run_eval_episodes=1)
+                demo_episodes=2, eval_episodes=2, run_eval_episodes=1, demo_floor=None)
 SUBSAMPLE = 20
 EVAL_SEED = 12_345
 SIGNATURE_FILE = "benchmark_signatures.json"
@@ -425,7 +434,7 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                     ok = False
                     continue
                 trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
-                                      best=model == "best")
+                                      best=model == "best", min_return=record.get("min_return"))
                 made = f"made again from {expert.name}"
             save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",
@@ -507,12 +516,20 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
                 print(f"demos: no finished {behaviour} expert for {env_id}; run --stage experts first", flush=True)
                 ok = False
                 continue
-            trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick,
-                                  best=expert.get("model") == "best")
+            fraction, random = budgets(args).demo_floor, randoms[env_id, behaviour]
+            floor = None if fraction is None else float(random + fraction * (expert["eval_mean"] - random))
+            try:
+                trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick,
+                                      best=expert.get("model") == "best", min_return=floor)
+            except ConfigError as exc:  # too few episodes reach the floor: a weak expert
+                print(f"demos: {env_id} {behaviour}: {exc}".splitlines()[0], flush=True)
+                ok = False
+                continue
             # which expert made them, and the file's sha256: the archive keeps this record, not the file,
-            # which a later session makes again
+            # which a later session makes again (with the same floor)
             digest = save_checked(path, trajs, None, path.stem)
-            write_demos_record(args, path, {**expert, "episodes": n, "sha256": digest})
+            write_demos_record(args, path, {**expert, "episodes": n, "sha256": digest,
+                                            **({"min_return": floor} if floor is not None else {})})
             parts.append(load_demos(path))  # mixed from the files, as when it is made again
             note = ""
             if trajs.returns.mean() <= randoms[env_id, behaviour]:
@@ -541,8 +558,7 @@ def imitate_suite(args: argparse.Namespace, out: Path) -> Suite:
                 "total_steps": b.imitate_steps[env_id], "imitation": method,
                 "demos": str(demos_path(out, env_id, "mixed").absolute()), "demo_subsample": SUBSAMPLE,
             }
-            if method == "infogail":
-                entry["imitation_kwargs"] = {"n_modes": N_MODES}
+            entry["imitation_kwargs"] = {**DISC_KWARGS, **({"n_modes": N_MODES} if method == "infogail" else {})}
             if b.run_eval_episodes is not None:
                 entry["eval_episodes"] = b.run_eval_episodes
             entries.append(entry)
@@ -718,11 +734,16 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         "seed each (two for Swimmer-v5's backward experts), the best run per task and behaviour making the "
         f"demos (mean return over {episodes} evaluation episodes): {expert_budget or 'none finished yet'} env "
         f"steps (suite `{EXPERTS_SUITE}`). Demos: "
-        f"{b.demo_episodes} deterministic episodes per expert, both experts' episodes mixed without labels "
+        f"{b.demo_episodes} deterministic episodes per expert"
+        + ("" if b.demo_floor is None else
+           f" (only episodes whose return reaches random + {b.demo_floor} (expert - random) under the expert's "
+           "reward: a failed episode, such as a cheetah flipped on its back, teaches failing)")
+        + ", both experts' episodes mixed without labels "
         f"({2 * b.demo_episodes} per task), (s, a) pairs subsampled every {SUBSAMPLE} steps. Imitation: "
         f"{args.algo.upper()} (preset; on Swimmer-v5 the experts' settings) on InfoGAIL's reward "
         f"(n_modes {N_MODES}, lambda_info 1, Q a 100-unit InfoGAN head, 10 Q steps per update) and on plain "
-        "GAIL's (one discriminator step per 2,048-step rollout, reward normalised), "
+        "GAIL's (one discriminator step per 2,048-step rollout, reward normalised), both discriminators with "
+        f"{', '.join(f'{k} {v}' for k, v in DISC_KWARGS.items())} (the imitation benchmark's GAIL setting), "
         + ", ".join(f"{env_id} {b.imitate_steps[env_id]:,}" for env_id in envs)
         + f" env steps per run, {args.seeds} seed(s) per method.", "",
         f"**Measurement.** Each finished run's deterministic policy is rolled out for {episodes} episodes per "

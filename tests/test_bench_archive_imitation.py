@@ -222,6 +222,9 @@ def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(t
     for run in ("ppo-infogail_Swimmer-v5_s0", "ppo-gail_Swimmer-v5_s0"):
         assert (store / "imitate" / run / "benchmark_signatures.json").is_file()
         assert not (store / "imitate" / run / "model.zip").exists()
+        # both discriminators with the imitation benchmark's gradient penalty
+        config = yaml.safe_load((store / "imitate" / run / "config.yaml").read_text())
+        assert config["imitation_kwargs"]["gradient_penalty"] == bench.DISC_KWARGS["gradient_penalty"] == 10.0
 
     out = tmp_path / "b"  # a fresh machine
     assert bench.main(infogail(out)) == 0
@@ -239,3 +242,15 @@ def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(t
         bench.main(infogail(tmp_path / "c", "--stage", "demos"))
     message = str(stop.value)
     assert "Swimmer-v5 mixed" in message and digests["Swimmer-v5-mixed.npz"] in message and "\n" not in message
+
+
+def test_infogail_demos_no_episode_of_which_reaches_the_floor_are_not_written(tmp_path, monkeypatch, capsys):
+    bench = load_script("infogail")
+    monkeypatch.setattr(bench, "QUICK", dataclasses.replace(bench.QUICK, demo_floor=100.0))
+    args = ["--quick", "--pairs", "Swimmer-v5", "--workers", "1", "--archive", "", "--out", str(tmp_path / "a")]
+    assert bench.main([*args, "--stage", "experts"]) == 0
+    assert bench.main([*args, "--stage", "demos"]) == 1
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Swimmer-v5 ")]
+    assert {line.split(":")[1].strip() for line in said} == {"Swimmer-v5 forward", "Swimmer-v5 backward"}
+    assert all("minimum return" in line for line in said), said
+    assert not list((tmp_path / "a").glob("demos/*.npz"))
