@@ -311,3 +311,17 @@ def test_pickle_keeps_keywords(env_id: str, kwargs: dict[str, Any]) -> None:
     assert getattr(env, next(iter(kwargs))) == threshold
     obs, _ = env.reset(seed=0)
     assert obs[0] == env.data.qpos[0]  # still observing the position
+
+
+def test_gymnasium_half_cheetah_made_by_rlgen_is_quiet_and_other_warnings_pass(capfd, recwarn):
+    from rlgen.agents.run import make_env_fn
+
+    before = mujoco.get_mju_user_warning()
+    make_env_fn("HalfCheetah-v5", {}, None, False)().close()  # Gymnasium's half_cheetah.xml: settotalmass
+    assert "settotalmass" not in capfd.readouterr().err
+    assert mujoco.get_mju_user_warning() is before
+    from rlgen.envs.quiet import quiet_settotalmass
+
+    with quiet_settotalmass():  # any other warning still reaches the user
+        mujoco.get_mju_user_warning()("a different MuJoCo warning")
+    assert any("a different MuJoCo warning" in str(w.message) for w in recwarn.list)

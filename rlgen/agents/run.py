@@ -57,6 +57,7 @@ from rlgen.atomic import (
     run_lock,
 )
 from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
+from rlgen.envs.quiet import make as quiet_make
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -105,7 +106,7 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
     def make() -> gym.Env:
         import rlgen.envs  # noqa: F401  (fresh sub-processes need the registrations)
 
-        env = gym.make(env_id, **env_kwargs)
+        env = quiet_make(env_id, **env_kwargs)
         keywords: tuple[str, ...] = ()
         if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
             env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)

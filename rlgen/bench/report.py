@@ -89,11 +89,11 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
 
 def random_policy_score(env_id: str, env_kwargs: dict, episodes: int = 10, seed: int = 0) -> float:
     """Mean return of uniformly random actions: the 0 of normalised scores."""
-    import gymnasium as gym
 
     import rlgen.envs  # noqa: F401
+    from rlgen.envs.quiet import make
 
-    env = gym.make(env_id, **env_kwargs)
+    env = make(env_id, **env_kwargs)
     env.action_space.seed(seed)
     total = 0.0
     for episode in range(episodes):

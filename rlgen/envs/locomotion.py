@@ -31,12 +31,8 @@ distance from the start position reached in any episode (median of the per-episo
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
-import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -44,34 +40,11 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 
 from rlgen.envs.progress import GOAL_FRACTION, goal_fraction
+from rlgen.envs.quiet import quiet_settotalmass
 
 HALF_CHEETAH_GOAL_X = 5.0
 ANT_GOAL_DISTANCE = 20.0
 HUMANOID_GOAL_DISTANCE = 5.0
-
-
-@contextlib.contextmanager
-def _quiet_settotalmass() -> Iterator[None]:
-    """Drop MuJoCo's 'settotalmass is deprecated' warning while a model compiles.
-
-    half_cheetah.xml uses the attribute, so MuJoCo >= 4 prints the warning and appends to MUJOCO_LOG.TXT in
-    the working directory on every make. The hook is global, so it is restored straight after.
-    """
-    previous = mujoco.get_mju_user_warning()
-
-    def handler(message: str) -> None:
-        if "settotalmass" in message:
-            return
-        if previous is not None:
-            previous(message)
-        else:
-            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
-
-    mujoco.set_mju_user_warning(handler)
-    try:
-        yield
-    finally:
-        mujoco.set_mju_user_warning(previous)
 
 
 class SparseHalfCheetahEnv(HalfCheetahEnv):
@@ -85,7 +58,7 @@ class SparseHalfCheetahEnv(HalfCheetahEnv):
         exclude_current_positions_from_observation: bool = False,
         **kwargs: Any,
     ) -> None:
-        with _quiet_settotalmass():
+        with quiet_settotalmass():
             super().__init__(
                 exclude_current_positions_from_observation=exclude_current_positions_from_observation,
                 **kwargs,

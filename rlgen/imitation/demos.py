@@ -424,8 +424,9 @@ def collect_demos(
     own_env = isinstance(env, str)
     if isinstance(env, str):
         import rlgen.envs  # noqa: F401  (registers rlgen/* ids)
+        from rlgen.envs.quiet import make as quiet_make
 
-        env = gym.make(env)
+        env = quiet_make(env)
     if env_id is None:
         env_id = env.spec.id if env.spec is not None else ""
     act_fn = as_policy_fn(policy, deterministic)
