@@ -1,7 +1,8 @@
 """The imitation benchmark: experts, demonstrations, then GAIL and behaviour cloning on four MuJoCo tasks.
 
     python benchmarks/imitation.py [--stage experts|demos|imitate|report|all] [--envs Hopper-v5,Ant-v5]
-                                   [--seeds 3] [--workers 2] [--out runs/bench/imitation] [--quick]
+                                   [--seeds 3] [--gail-variants gail-gp10] [--workers 2]
+                                   [--out runs/bench/imitation] [--quick]
                                    [--archive benchmarks/results/runs/imitation]
 
 Stages (each resumable: re-running skips finished work and resumes unfinished runs; ``all`` runs them
@@ -23,8 +24,9 @@ in order, and ``report`` can be run at any time on whatever has finished):
 - ``imitate``: GAIL (the expert's agent preset and env layout, or ``--gail-algo``, + the GAIL wrapper: one
   discriminator step per 2,048-step rollout, reward normalised by VecNormalize, and the settings of
   ``--gail-variants``, by default a gradient penalty of 10, in ``<out>/<variant>/``) through the benchmark
-  harness, and behaviour cloning (10,000 Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25 demo episodes (Humanoid-v5: 25 and
-  80), demo pairs subsampled every 20 steps as in the paper, ``--seeds`` seeds (default 3).
+  harness, and behaviour cloning (10,000 Adam steps of 64 pairs, Gaussian NLL), each with the first 4 and 25
+  demo episodes (Humanoid-v5: 25 and 80), demo pairs subsampled every 20 steps as in the paper, ``--seeds``
+  seeds (default 3).
   GAIL budgets: 1M env steps on Hopper-v5, HalfCheetah-v5 and Ant-v5, 2M on Humanoid-v5.
 - ``report``: every finished run re-scored on 20 evaluation episodes (deterministic policy, true env
   reward; cached in the run directory), normalised score (score - random) / (expert - random) per run,
@@ -32,7 +34,7 @@ in order, and ``report`` can be run at any time on whatever has finished):
   curves, written to benchmarks/results/imitation.md and imitation_curves.png.
 
 ``--quick`` shrinks every budget (4,096 env steps per expert and GAIL run, 1 and 2 demo episodes, 50 BC
-steps, 2 evaluation episodes, one seed unless ``--seeds`` is given) to check the pipeline end to end in a
+steps, 2 evaluation episodes, no demo floor, one seed unless ``--seeds`` is given) to check the pipeline end to end in a
 few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
 
 Run archive (``--archive``, default benchmarks/results/runs/imitation, committed; ``--quick``: none unless
@@ -44,8 +46,8 @@ up across sessions and machines:
   (the demos are rolled out from one of them) and its cached evaluations (``benchmark_eval.json``,
   ``benchmark_eval_best.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
   ``budgets.json`` says whether it holds ``--quick`` runs.
-- ``demos/<task>.json``: which expert made the task's demos, how many episodes, and the sha256 of the
-  .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
+- ``demos/<task>.json``: which expert made the task's demos, how many episodes, their return floor
+  (``min_return``; absent: every episode kept), and the sha256 of the .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
   from the archived expert with the same call and stops with a one-line error if its sha256 differs
   (the archived GAIL and BC runs were trained on other demos).
 - ``<variant>/<run>/`` (``gail-gp10/``, ``gail/``) and ``bc/<run>/`` (``<variant>-<algo>``, ``bc-<algo>`` with
@@ -59,7 +61,7 @@ where the archive stands; ``--stage report`` alone rebuilds the report from the 
 again from the experts). A run archived without a model and without a cached score for these evaluation
 episodes cannot be scored: the report names it in one line and leaves it out.
 
-In all: 9M env steps for the experts and 28M for GAIL with 3 seeds (with two workers on a 2-core machine
+In all: 9M env steps for the experts and 28M for each GAIL setting with 3 seeds (with two workers on a 2-core machine
 at ~1,000-1,400 steps/s per worker in four-env layout, roughly 1 h and 3.5-4 h); demos and BC take minutes.
 """
 
@@ -98,7 +100,6 @@ SUBSAMPLE = 20
 BC_KWARGS = {"batch_size": 64, "lr": 1e-3, "loss": "nll"}
 EVAL_SEED = 12_345
 
-# The paper's results (Ho & Ermon 2016, old Gym v1 tasks; REFERENCE.md), GAIL / expert.
 # GAIL's settings the benchmark knows, by the name of their run folder: the wrapper's keyword arguments and a
 # line for the report. The imitate stage trains --gail-variants; the report shows every one with finished runs.
 GAIL_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
@@ -110,6 +111,7 @@ GAIL_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
 }
 DEFAULT_VARIANTS = ("gail-gp10",)
 
+# The paper's results (Ho & Ermon 2016, old Gym v1 tasks; REFERENCE.md), GAIL / expert.
 PAPER = {"Hopper-v5": "Hopper: 1.01 (4) / 1.00 (25)", "HalfCheetah-v5": "HalfCheetah: 1.01 (4) / 1.08 (25)",
          "Ant-v5": "Ant: 0.75 (4) / 0.98 (25)", "Humanoid-v5": "Humanoid: 1.07 (80) / 1.08 (240)"}
 
@@ -246,8 +248,13 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             ok = False
             continue
         n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
-        trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best",
-                              min_return=record.get("min_return"))
+        try:
+            trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best",
+                                  min_return=record.get("min_return"))
+        except ConfigError as exc:  # the recorded floor not reached again: another machine's rollouts
+            print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
+            ok = False
+            continue
         save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
         check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
@@ -486,18 +493,21 @@ def _curves_png(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]
     import matplotlib.pyplot as plt
 
     envs = list(curves)
+    labels = sorted({label for per_env in curves.values() for label in per_env})  # one colour per label throughout
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env_id in zip(axes[0], envs, strict=True):
-        for i, (label, runs) in enumerate(sorted(curves[env_id].items())):
+        for label, runs in sorted(curves[env_id].items()):
             runs = [(x, y) for x, y in runs if len(x) > 1]
             if not runs:
                 continue
             grid = np.linspace(max(x[0] for x, _ in runs), min(x[-1] for x, _ in runs), 40)
             values = np.array([np.interp(grid, x, y) for x, y in runs])
             cis = np.array([bstats.bootstrap_ci(values[:, j], resamples=500) for j in range(len(grid))])
-            ax.plot(grid, cis[:, 0], color=f"C{i}", label=f"{label} (n={len(runs)})")
-            ax.fill_between(grid, cis[:, 1], cis[:, 2], color=f"C{i}", alpha=0.2)
-        styles = [("k", "--"), ("0.5", ":"), ("C3", "-."), ("C4", "-.")]
+            method, n = label.rsplit("-", 1)
+            colour = f"C{labels.index(label) % 8}"  # C8, C9: the BC lines
+            ax.plot(grid, cis[:, 0], color=colour, label=f"{method_name(method)} {n} demos (n={len(runs)})")
+            ax.fill_between(grid, cis[:, 1], cis[:, 2], color=colour, alpha=0.2)
+        styles = [("k", "--"), ("0.5", ":"), ("C8", "-."), ("C9", "-.")]
         for (name, value), (color, style) in zip(lines[env_id].items(), styles, strict=False):
             ax.axhline(value, color=color, ls=style, lw=1, label=name)
         ax.set_title(env_id, fontsize=9)
@@ -585,15 +595,15 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     sync_json(args, out / "random_scores.json")
     finals: dict[tuple[str, str], list[float]] = {}
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
-    unfinished = 0
+    unfinished: dict[str, int] = {}  # per method (bc, a GAIL variant)
     unscored: list[str] = []
     for variant in GAIL_VARIANTS:
         for run in gail_suite(args, out, variant).runs(method_dir(args, out, variant)):
             if not run_finished(run.config):
-                unfinished += variant in args.gail_variants  # another variant's runs are shown if there
+                unfinished[variant] = unfinished.get(variant, 0) + 1
                 continue
             if not scorable(run.config.run_dir, b.eval_episodes):
-                unscored.append(f"{variant}/{run.config.run_dir.name}")
+                unscored.append(f"{method_dir(args, out, variant).name}/{run.config.run_dir.name}")
                 continue
             score = final_score(run.config.run_dir, b.eval_episodes)
             label = f"{variant}-{run.label.removeprefix('gail-')}"
@@ -603,9 +613,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
                 (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
         if not (config.run_dir / RESULT_FILE).is_file():
-            unfinished += 1
+            unfinished["bc"] = unfinished.get("bc", 0) + 1
         elif not scorable(config.run_dir, b.eval_episodes):
-            unscored.append(config.run_dir.name)
+            unscored.append(f"{method_dir(args, out, 'bc').name}/{config.run_dir.name}")
         else:
             score = final_score(config.run_dir, b.eval_episodes)
             finals.setdefault((env_id, f"bc-{n}"), []).append(float(score.mean()))
@@ -649,6 +659,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
               "| task | " + " | ".join(f"{method_name(m)} {('few', 'many')[k]}" for m, k in methods)
               + " | paper, GAIL / expert |", "|---|" + "---|" * (len(methods) + 1)]
     per_method: dict[tuple[str, int], list[np.ndarray]] = {m: [] for m in methods}
+    covered: dict[tuple[str, int], list[str]] = {m: [] for m in methods}  # the tasks behind each row
     for env_id in envs:
         cells = []
         for method, k in methods:
@@ -656,10 +667,12 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             scores = bstats.normalise(values, randoms[env_id], expert_scores[env_id]) if len(values) else values
             if len(scores):
                 per_method[(method, k)].append(scores)
+                covered[(method, k)].append(env_id)
             cells.append(_fmt(scores, digits=3))
         lines.append(f"| {env_id} | " + " | ".join(cells) + f" | {PAPER[env_id]} |")
     lines += ["", "## Across tasks (stratified bootstrap over seeds within tasks)", "",
-              "| method | IQM [95% CI] | mean [95% CI] | runs |", "|---|---|---|---|"]
+              "Each row pools the tasks it has runs on, which can differ between rows.", "",
+              "| method | IQM [95% CI] | mean [95% CI] | runs | tasks |", "|---|---|---|---|---|"]
     for method, k in methods:
         groups = per_method[(method, k)]
         if not groups:
@@ -667,12 +680,16 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         iqm = bstats.stratified_bootstrap_ci(groups, bstats.iqm)
         mean = bstats.stratified_bootstrap_ci(groups, bstats.mean)
         lines.append(f"| {method_name(method)} {('few', 'many')[k]} demos | {iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}] | "
-                     f"{mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}] | {sum(len(g) for g in groups)} |")
+                     f"{mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}] | {sum(len(g) for g in groups)} | "
+                     f"{', '.join(covered[(method, k)])} |")
     lines += ["", "The paper (Ho & Ermon 2016, TRPO, ~25M steps per run, old Gym v1 tasks, one seed) reached "
               "about 1.0 of the expert on Hopper and HalfCheetah and 0.98 on Ant with 25 trajectories; "
               "the target here is >= 0.9 with the budgets above.", ""]
-    if unfinished:
-        lines += [f"{unfinished} run(s) have not finished; re-running the `imitate` stage resumes them.", ""]
+    for method in ("bc", *shown):  # a variant not shown has no finished run: nothing of it to resume
+        if unfinished.get(method):
+            how = "" if method == "bc" else f" with `--gail-variants {method}`"
+            lines += [f"{method_name(method)}: {unfinished[method]} run(s) have not finished; re-running the "
+                      f"`imitate` stage{how} resumes them.", ""]
     if unscored:
         lines += [f"{len(unscored)} finished run(s) left out, restored without a model or a cached score: "
                   f"{', '.join(unscored)}.", ""]
@@ -724,8 +741,8 @@ def main(argv: list[str] | None = None) -> int:
     args.gail_variants = [name.strip() for name in args.gail_variants.split(",") if name.strip()]
     bad = [name for name in args.gail_variants if name not in GAIL_VARIANTS]
     if bad or not args.gail_variants:
-        parser.error(f"unknown GAIL setting {bad[0]!r}" if bad else "--gail-variants names no setting"
-                     + f"; choose from {', '.join(GAIL_VARIANTS)}")
+        problem = f"unknown GAIL setting {bad[0]!r}" if bad else "--gail-variants names no setting"
+        parser.error(f"{problem}; choose from {', '.join(GAIL_VARIANTS)}")
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     if args.seeds < 1:

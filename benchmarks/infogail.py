@@ -433,8 +433,13 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                           f"{expert.parent}; run --stage experts", flush=True)
                     ok = False
                     continue
-                trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
-                                      best=model == "best", min_return=record.get("min_return"))
+                try:
+                    trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
+                                          best=model == "best", min_return=record.get("min_return"))
+                except ConfigError as exc:  # the recorded floor not reached again: another machine's rollouts
+                    print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
+                    ok = False
+                    continue
                 made = f"made again from {expert.name}"
             save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",

@@ -122,10 +122,17 @@ def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imi
     assert bc_rows and [row for row in tables(tmp_path / "d" / "imitation.md") if row.startswith("| BC ")] == bc_rows
 
 
-def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive, tmp_path):
+def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive, tmp_path,
+                                                                                          capsys):
     bench, store, report, _ = imitation_archive
     shutil.copytree(store, tmp_path / "arch")
+    # asked for, not trained yet: the report says how to resume it; the archive's setting is complete
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail", "--stage", "report")) == 0
+    text = (tmp_path / "v" / "imitation.md").read_text()
+    assert "GAIL: 2 run(s) have not finished; re-running the `imitate` stage with `--gail-variants gail`" in text
+    assert "GAIL+GP10: " not in text and "BC: " not in text
     assert bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail")) == 0
+    assert "have not finished" not in (tmp_path / "v" / "imitation.md").read_text()
     for variant, penalty in (("gail", None), ("gail-gp10", 10.0)):
         config = yaml.safe_load((tmp_path / "arch" / variant / "gail-2_Hopper-v5_s0" / "config.yaml").read_text())
         assert config["imitation_kwargs"].get("gradient_penalty") == penalty
@@ -138,6 +145,8 @@ def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one
     with pytest.raises(SystemExit) as refused:
         bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail-gp99"))
     assert refused.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'gail-gp99'" in error and "choose from gail, gail-gp10" in error
 
 
 def fresh_demos(store, tmp_path):

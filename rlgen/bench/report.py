@@ -89,11 +89,10 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
 
 def random_policy_score(env_id: str, env_kwargs: dict, episodes: int = 10, seed: int = 0) -> float:
     """Mean return of uniformly random actions: the 0 of normalised scores."""
-
     import rlgen.envs  # noqa: F401
-    from rlgen.envs.quiet import make
+    from rlgen.envs.quiet import make as quiet_make
 
-    env = make(env_id, **env_kwargs)
+    env = quiet_make(env_id, **env_kwargs)
     env.action_space.seed(seed)
     total = 0.0
     for episode in range(episodes):
