@@ -688,7 +688,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     for method in ("bc", *shown):  # a variant not shown has no finished run: nothing of it to resume
         if unfinished.get(method):
             how = "" if method == "bc" else f" with `--gail-variants {method}`"
-            lines += [f"{method_name(method)}: {unfinished[method]} run(s) have not finished; re-running the "
+            lines += [f"{method_name(method)}: {unfinished[method]} run(s) not finished or not started; re-running the "
                       f"`imitate` stage{how} resumes them.", ""]
     if unscored:
         lines += [f"{len(unscored)} finished run(s) left out, restored without a model or a cached score: "
