@@ -129,10 +129,10 @@ def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one
     # asked for, not trained yet: the report says how to resume it; the archive's setting is complete
     assert bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail", "--stage", "report")) == 0
     text = (tmp_path / "v" / "imitation.md").read_text()
-    assert "GAIL: 2 run(s) have not finished; re-running the `imitate` stage with `--gail-variants gail`" in text
+    assert "GAIL: 2 run(s) not finished or not started; re-running the `imitate` stage with `--gail-variants gail`" in text
     assert "GAIL+GP10: " not in text and "BC: " not in text
     assert bench.main(imitation(tmp_path / "arch", tmp_path / "v", "--gail-variants", "gail")) == 0
-    assert "have not finished" not in (tmp_path / "v" / "imitation.md").read_text()
+    assert "not finished or not started" not in (tmp_path / "v" / "imitation.md").read_text()
     for variant, penalty in (("gail", None), ("gail-gp10", 10.0)):
         config = yaml.safe_load((tmp_path / "arch" / variant / "gail-2_Hopper-v5_s0" / "config.yaml").read_text())
         assert config["imitation_kwargs"].get("gradient_penalty") == penalty
