@@ -34,8 +34,8 @@ in order, and ``report`` can be run at any time on whatever has finished):
   curves, written to benchmarks/results/imitation.md and imitation_curves.png.
 
 ``--quick`` shrinks every budget (4,096 env steps per expert and GAIL run, 1 and 2 demo episodes, 50 BC
-steps, 2 evaluation episodes, no demo floor, one seed unless ``--seeds`` is given) to check the pipeline end to end in a
-few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
+steps, 2 evaluation episodes, no demo floor, one seed unless ``--seeds`` is given) to check the pipeline
+end to end in a few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
 
 Run archive (``--archive``, default benchmarks/results/runs/imitation, committed; ``--quick``: none unless
 given, and never the committed one; ``''``: none). Run directories stay on the machine that trained them;
@@ -47,9 +47,10 @@ up across sessions and machines:
   ``benchmark_eval_best.json``); ``experts.json`` and ``random_scores.json`` in the archive's root;
   ``budgets.json`` says whether it holds ``--quick`` runs.
 - ``demos/<task>.json``: which expert made the task's demos, how many episodes, their return floor
-  (``min_return``; absent: every episode kept), and the sha256 of the .npz. The .npz itself is not kept (Humanoid's 80 episodes are ~100 MB): a later session makes it again
-  from the archived expert with the same call and stops with a one-line error if its sha256 differs
-  (the archived GAIL and BC runs were trained on other demos).
+  (``min_return``; absent: every episode kept), and the sha256 of the .npz. The .npz itself is not kept
+  (Humanoid's 80 episodes are ~100 MB): a later session makes it again from the archived expert with the
+  same call and stops with a one-line error if its sha256 differs (the archived GAIL and BC runs were
+  trained on other demos).
 - ``<variant>/<run>/`` (``gail-gp10/``, ``gail/``) and ``bc/<run>/`` (``<variant>-<algo>``, ``bc-<algo>`` with
   ``--gail-algo``): the small files of
   every finished GAIL and BC run (config, result, evaluations, Monitor logs, ``bc.json``), no model, and
@@ -61,8 +62,9 @@ where the archive stands; ``--stage report`` alone rebuilds the report from the 
 again from the experts). A run archived without a model and without a cached score for these evaluation
 episodes cannot be scored: the report names it in one line and leaves it out.
 
-In all: 9M env steps for the experts and 28M for each GAIL setting with 3 seeds (with two workers on a 2-core machine
-at ~1,000-1,400 steps/s per worker in four-env layout, roughly 1 h and 3.5-4 h); demos and BC take minutes.
+In all: 9M env steps for the experts and 28M for each GAIL setting with 3 seeds (with two workers on a
+2-core machine at ~1,000-1,400 steps/s per worker in four-env layout, roughly 1 h and 3.5-4 h); demos and
+BC take minutes.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Gymnasium's MuJoCo models compiled without MuJoCo's deprecation warning for ``settotalmass``.
 
-Gymnasium's half_cheetah.xml sets the compiler attribute ``settotalmass``, which MuJoCo >= 4
-reports as deprecated on stderr (and in MUJOCO_LOG.TXT in the working directory) on every model compile,
-each time an env is made: thousands of lines in a benchmark's log. The filter drops that one message and passes
-every other warning on (to a handler installed before it, or as a Python RuntimeWarning); MuJoCo's warning
-hook is global, so it is restored as soon as the model is built.
+Gymnasium's half_cheetah.xml sets the compiler attribute ``settotalmass``, which MuJoCo >= 4 reports as
+deprecated on stderr (and in MUJOCO_LOG.TXT in the working directory) on every model compile, each time
+an env is made: thousands of lines in a benchmark's log. The filter drops that one message and passes
+every other warning on (to a handler installed before it, or as a Python RuntimeWarning); MuJoCo's
+warning hook is global, so it is restored as soon as the model is built.
 """
 
 from __future__ import annotations
