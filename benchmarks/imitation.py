@@ -35,7 +35,8 @@ in order, and ``report`` can be run at any time on whatever has finished):
 
 ``--quick`` shrinks every budget (4,096 env steps per expert and GAIL run, 1 and 2 demo episodes, 50 BC
 steps, 2 evaluation episodes, no demo floor, one seed unless ``--seeds`` is given) to check the pipeline
-end to end in a few minutes; its numbers mean nothing, and its report goes to ``--out`` (default runs/bench/imitation-quick).
+end to end in a few minutes; its numbers mean nothing, and its report goes to ``--out`` (default
+runs/bench/imitation-quick).
 
 Run archive (``--archive``, default benchmarks/results/runs/imitation, committed; ``--quick``: none unless
 given, and never the committed one; ``''``: none). Run directories stay on the machine that trained them;
