@@ -689,10 +689,17 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
               "about 1.0 of the expert on Hopper and HalfCheetah and 0.98 on Ant with 25 trajectories; "
               "the target here is >= 0.9 with the budgets above.", ""]
     for method in ("bc", *shown):  # a variant not shown has no finished run: nothing of it to resume
-        if unfinished.get(method):
+        if not unfinished.get(method):
+            continue
+        if method == "bc" or method in args.gail_variants:
             how = "" if method == "bc" else f" with `--gail-variants {method}`"
             lines += [f"{method_name(method)}: {unfinished[method]} run(s) not finished or not started; re-running the "
                       f"`imitate` stage{how} resumes them.", ""]
+        else:  # a setting kept from earlier cells, no longer trained: its empty cells are not work left
+            ran = sorted({env_id for env_id, label in finals if label.rsplit("-", 1)[0] == method},
+                         key=args.envs.index)
+            lines += [f"{method_name(method)} has runs on {', '.join(ran)} only: it is not among the trained "
+                      f"settings (`--gail-variants {','.join(args.gail_variants)}`).", ""]
     if unscored:
         lines += [f"{len(unscored)} finished run(s) left out, restored without a model or a cached score: "
                   f"{', '.join(unscored)}.", ""]
