@@ -39,6 +39,7 @@ from rlgen.generative.gan_parts import (
     linear,
     normalized,
 )
+from rlgen.imitation.numpy_mlp import NumpyMLP, numpy_view
 
 REWARD_KINDS = ("gail", "log_d", "airl")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU,
@@ -147,6 +148,11 @@ class Discriminator(nn.Module):
         layers.append(normalized(output, norm))  # normalised after the initialisation above
         self.net = nn.Sequential(*layers)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        # reward()'s numpy forward (rlgen.imitation.numpy_mlp), made at its first call; False: not possible
+        # (spectral norm), the torch path then
+        self._numpy_net: NumpyMLP | None = None
+        self._numpy_tried = False
+        self._numpy_views: dict[int, tuple[int, np.ndarray]] = {}
 
     # -- inputs ----------------------------------------------------------------------------------
     def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
@@ -155,12 +161,16 @@ class Discriminator(nn.Module):
         Built in numpy and handed to torch once: this runs at every env step, where a handful of small
         tensor operations would cost more than the network itself.
         """
+        return torch.from_numpy(self.feature_array(obs, acts, next_obs))
+
+    def feature_array(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> np.ndarray:
+        """:meth:`features` as a float32 numpy array."""
         parts = [self.state_action_features(obs, acts)]
         if self.use_next_obs:
             if next_obs is None:
                 raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
             parts.append(_as_numpy(next_obs).reshape(len(parts[0]), -1))
-        return torch.from_numpy(np.concatenate(parts, axis=1, dtype=np.float32))
+        return np.concatenate(parts, axis=1, dtype=np.float32)
 
     def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
         """The [s, a] part of :meth:`features` (float32 numpy), checked against the spaces' widths; the
@@ -216,16 +226,30 @@ class Discriminator(nn.Module):
         """The policy's reward per row (float32 numpy): ``gail`` -log(1 - D), ``log_d`` log D, ``airl`` the logit."""
         if kind not in REWARD_KINDS:
             raise ValueError(f"unknown reward kind {kind!r}; choose one of: {', '.join(REWARD_KINDS)}")
+        layers = list(self.net)[1:]  # every layer but the input noise, which only regularises training
+        if not self._numpy_tried:
+            self._numpy_net, self._numpy_tried = NumpyMLP.of(layers), True
+        if self._numpy_net is not None:  # a few rows per env step: numpy, without torch's per-operation overhead
+            views = self._numpy_views
+            mean = numpy_view(self.in_mean, views, 0)
+            std = numpy_view(self.in_std, views, 1)
+            x = np.clip((self.feature_array(obs, acts, next_obs) - mean) / std, -self.clip_input, self.clip_input)
+            logit = self._numpy_net(x)[:, 0]
+            if kind == "gail":
+                return np.logaddexp(0.0, logit).astype(np.float32)
+            if kind == "log_d":
+                return (-np.logaddexp(0.0, -logit)).astype(np.float32)
+            return logit.astype(np.float32)
         hidden = self.standardise(self.features(obs, acts, next_obs))
-        for layer in list(self.net)[1:]:  # every layer but the input noise, which only regularises training
+        for layer in layers:
             hidden = layer(hidden)
-        logit = hidden.squeeze(-1)
+        logit_t = hidden.squeeze(-1)
         if kind == "gail":
-            out = F.softplus(logit)
+            out = F.softplus(logit_t)
         elif kind == "log_d":
-            out = F.logsigmoid(logit)
+            out = F.logsigmoid(logit_t)
         else:
-            out = logit
+            out = logit_t
         return out.numpy().astype(np.float32)
 
     # -- training --------------------------------------------------------------------------------
