@@ -39,7 +39,7 @@ from rlgen.generative.gan_parts import (
     linear,
     normalized,
 )
-from rlgen.imitation.numpy_mlp import NumpyMLP, numpy_view
+from rlgen.imitation.numpy_mlp import NumpyMLP
 
 REWARD_KINDS = ("gail", "log_d", "airl")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU,
@@ -148,11 +148,9 @@ class Discriminator(nn.Module):
         layers.append(normalized(output, norm))  # normalised after the initialisation above
         self.net = nn.Sequential(*layers)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        # reward()'s numpy forward (rlgen.imitation.numpy_mlp), made at its first call; False: not possible
-        # (spectral norm), the torch path then
-        self._numpy_net: NumpyMLP | None = None
-        self._numpy_tried = False
-        self._numpy_views: dict[int, tuple[int, np.ndarray]] = {}
+        # reward()'s numpy forward of every layer but the input noise (rlgen.imitation.numpy_mlp); None where
+        # it cannot run them (spectral norm): the torch path then
+        self._numpy_net = NumpyMLP.of(list(self.net)[1:])
 
     # -- inputs ----------------------------------------------------------------------------------
     def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
@@ -226,22 +224,16 @@ class Discriminator(nn.Module):
         """The policy's reward per row (float32 numpy): ``gail`` -log(1 - D), ``log_d`` log D, ``airl`` the logit."""
         if kind not in REWARD_KINDS:
             raise ValueError(f"unknown reward kind {kind!r}; choose one of: {', '.join(REWARD_KINDS)}")
-        layers = list(self.net)[1:]  # every layer but the input noise, which only regularises training
-        if not self._numpy_tried:
-            self._numpy_net, self._numpy_tried = NumpyMLP.of(layers), True
         if self._numpy_net is not None:  # a few rows per env step: numpy, without torch's per-operation overhead
-            views = self._numpy_views
-            mean = numpy_view(self.in_mean, views, 0)
-            std = numpy_view(self.in_std, views, 1)
-            x = np.clip((self.feature_array(obs, acts, next_obs) - mean) / std, -self.clip_input, self.clip_input)
-            logit = self._numpy_net(x)[:, 0]
+            logit = self._numpy_net(self.feature_array(obs, acts, next_obs),
+                                    standardise=(self.in_mean, self.in_std, self.clip_input))[:, 0]
             if kind == "gail":
                 return np.logaddexp(0.0, logit).astype(np.float32)
             if kind == "log_d":
                 return (-np.logaddexp(0.0, -logit)).astype(np.float32)
             return logit.astype(np.float32)
         hidden = self.standardise(self.features(obs, acts, next_obs))
-        for layer in layers:
+        for layer in list(self.net)[1:]:  # every layer but the input noise, which only regularises training
             hidden = layer(hidden)
         logit_t = hidden.squeeze(-1)
         if kind == "gail":

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from rlgen.generative.infogan import categorical_information, categorical_log_posterior, posterior_head
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.gail import GAIL, GAILCallback
-from rlgen.imitation.numpy_mlp import NumpyMLP, numpy_view
+from rlgen.imitation.numpy_mlp import NumpyMLP
 
 __all__ = ["AppendCode", "CodePosterior", "InfoGAIL", "InfoGAILCallback", "LatentCodes", "coded_space"]
 
@@ -191,9 +191,7 @@ class CodePosterior(nn.Module):
         layers.append(posterior_head(width, hidden[-1], self.n_modes, batch_norm=False))
         self.net = nn.Sequential(*layers)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self._numpy_net: NumpyMLP | None = None
-        self._numpy_tried = False  # log_prob_array's, made at its first call
-        self._numpy_views: dict[int, tuple[int, np.ndarray]] = {}
+        self._numpy_net = NumpyMLP.of(self.net)  # log_prob_array's
 
     @torch.no_grad()
     def set_statistics(self, mean: Tensor, std: Tensor) -> None:
@@ -211,13 +209,9 @@ class CodePosterior(nn.Module):
     def log_prob_array(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """:meth:`log_prob` on numpy rows (float32 x, integer codes), run in numpy when the layers allow it
         (``rlgen.imitation.numpy_mlp``): the reward's path at every env step."""
-        if not self._numpy_tried:
-            self._numpy_net, self._numpy_tried = NumpyMLP.of(self.net), True
         if self._numpy_net is None:
             return self.log_prob(torch.from_numpy(x), torch.as_tensor(codes, dtype=torch.long)).numpy()
-        mean = numpy_view(self.in_mean, self._numpy_views, 0)
-        std = numpy_view(self.in_std, self._numpy_views, 1)
-        logits = self._numpy_net(np.clip((x - mean) / std, -self.clip_input, self.clip_input))
+        logits = self._numpy_net(x, standardise=(self.in_mean, self.in_std, self.clip_input))
         top = logits.max(axis=1)
         log_norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
         return logits[np.arange(len(logits)), np.asarray(codes, dtype=np.int64)] - log_norm
@@ -354,7 +348,7 @@ class InfoGAIL(GAIL):
 
     def log_posterior(self, obs: np.ndarray, acts: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """log Q(c | s, a) per row (raw observations, the actions that reached the env)."""
-        return self.posterior.log_prob_array(self.discriminator.state_action_features(obs, acts), np.asarray(codes))
+        return self.posterior.log_prob_array(self.discriminator.state_action_features(obs, acts), codes)
 
     def posterior_probabilities(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         """Q(. | s, a) per row, shape (n, n_modes)."""

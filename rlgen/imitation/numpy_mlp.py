@@ -77,7 +77,12 @@ class NumpyMLP:
                     return None
         return cls([op for op in ops if op is not None])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, standardise: tuple[Tensor, Tensor, float] | None = None) -> np.ndarray:
+        """The layers' output on rows ``x``; with ``standardise=(mean, std, clip)`` (tensors read at each
+        call, like the parameters) the rows are first standardised and clipped to [-clip, clip]."""
+        if standardise is not None:
+            mean, std, clip = standardise
+            x = np.clip((x - numpy_view(mean, self._views, -1)) / numpy_view(std, self._views, -2), -clip, clip)
         for i, (kind, arg, module) in enumerate(self._ops):
             if kind == "linear" and module is not None:
                 # read from the module each time: a parameter replaced by another one is seen
