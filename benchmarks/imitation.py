@@ -455,10 +455,18 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
         print("imitate: no demos yet; run --stage demos first", flush=True)
         return False
     restore_learners(args, out)
+    episodes = budgets(args).eval_episodes
+
+    def score_for_archive(run_dir: Path) -> None:
+        # the archive keeps no learner's model: its final score is cached now, while the model is here
+        if run_archive.has_model(run_dir):
+            final_score(run_dir, episodes)
+
     bc_kept = kept(args, method_dir(args, out, "bc").name)
     for env_id, n, seed, config in bc_configs(args, out):
         if (config.run_dir / RESULT_FILE).is_file():
             if bc_kept is not None:  # finished before this archive was used
+                score_for_archive(config.run_dir)
                 run_archive.archive_run(config.run_dir, bc_kept)
             continue
         start = time.time()
@@ -471,11 +479,13 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
         print(f"bc {env_id} {n} demos seed {seed}: {result.eval_mean_return:.1f} ({time.time() - start:.0f} s)",
               flush=True)
         if bc_kept is not None:
+            score_for_archive(config.run_dir)
             run_archive.archive_run(config.run_dir, bc_kept)
     for variant in args.gail_variants:
         gail_dir = method_dir(args, out, variant)
         statuses, _ = run_suite(gail_suite(args, out, variant), gail_dir, workers=args.workers, report_dir=gail_dir,
-                                command=args.command, archive_dir=kept(args, gail_dir.name))
+                                command=args.command, archive_dir=kept(args, gail_dir.name),
+                                before_archive=score_for_archive)
         ok = ok and not any(s.status == "failed" for s in statuses)
     return ok
 

@@ -381,6 +381,24 @@ def test_the_archive_keeps_the_better_record_and_the_suites_settings(tmp_path, c
     assert "could not copy" in capsys.readouterr().out
 
 
+def test_a_hook_before_archiving_writes_what_the_archive_carries_and_its_failure_costs_only_its_file(tmp_path,
+                                                                                                   capsys):
+    suite, store = load_suite("smoke"), tmp_path / "archive"
+
+    def note(run_dir):
+        if run_dir.name.endswith("_s1"):
+            raise RuntimeError("no score for seed 1\nsecond line")
+        (run_dir / "benchmark_eval.json").write_text('{"returns": [3.0]}')
+
+    statuses, _ = run_suite(suite, tmp_path / "a", workers=1, total_steps=512, archive_dir=store, before_archive=note)
+    assert [s.status for s in statuses] == ["done", "done"]
+    assert (store / "ppo_CartPole-v1_s0" / "benchmark_eval.json").read_text() == '{"returns": [3.0]}'
+    assert (store / "ppo_CartPole-v1_s1" / "result.json").is_file()  # archived without the hook's file
+    assert not (store / "ppo_CartPole-v1_s1" / "benchmark_eval.json").exists()
+    said = [line for line in capsys.readouterr().out.splitlines() if "no score for seed 1" in line]
+    assert said == ["archive: ppo_CartPole-v1_s1: no score for seed 1"]
+
+
 def test_a_report_covering_fewer_runs_never_replaces_a_fuller_one(tmp_path, capsys):
     suite, reports = load_suite("smoke"), tmp_path / "results"
     run_suite(suite, tmp_path / "a", workers=1, total_steps=512, report_dir=reports)

@@ -122,6 +122,29 @@ def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imi
     assert bc_rows and [row for row in tables(tmp_path / "d" / "imitation.md") if row.startswith("| BC ")] == bc_rows
 
 
+def test_imitation_learners_are_archived_with_their_score_by_the_imitate_stage_alone(imitation_archive, tmp_path,
+                                                                                    capsys):
+    """The archive keeps no learner's model, so a learner archived before a report scored it (the machine gone
+    after the imitate stage) could never be scored: the imitate stage caches each learner's score first."""
+    bench, store, report, _ = imitation_archive
+    shutil.copytree(store, tmp_path / "arch")
+    learners = ["gail-gp10/gail-1_Hopper-v5_s0", "gail-gp10/gail-2_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0",
+                "bc/bc-2_Hopper-v5_s0"]
+    for run in learners:
+        shutil.rmtree(tmp_path / "arch" / run)
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "e", "--stage", "imitate")) == 0
+    episodes = bench.QUICK.eval_episodes
+    for run in learners:
+        cache = json.loads((tmp_path / "arch" / run / "benchmark_eval.json").read_text())
+        assert len(cache["returns"]) == episodes and cache["model"] == "final", run
+        assert not (tmp_path / "arch" / run / "model.zip").exists()
+    capsys.readouterr()
+    # another machine's report from the archive alone scores every learner
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "f", "--stage", "report")) == 0
+    assert "not scored" not in capsys.readouterr().out
+    assert "left out" not in (tmp_path / "f" / "imitation.md").read_text()
+
+
 def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive, tmp_path,
                                                                                           capsys):
     bench, store, report, _ = imitation_archive

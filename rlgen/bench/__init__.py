@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rlgen.bench.report import write_report
@@ -29,6 +30,7 @@ def run_suite(
     archive_dir: str | Path | None = None,
     archive_models: bool = False,
     report_name: str | None = None,
+    before_archive: Callable[[Path], object] | None = None,
 ) -> tuple[list[RunStatus], Path]:
     """Run (or resume) every run of ``suite`` (with ``match``, those whose name it matches) and write its report;
     returns the statuses and the report path. The report always covers the whole suite as far as it has run
@@ -37,6 +39,9 @@ def run_suite(
     With ``archive_dir`` (:mod:`rlgen.bench.archive`), runs finished elsewhere and archived there are
     restored into ``out_dir`` first (and skipped), and each run's record is archived as it finishes
     (``archive_models``: with its final model), so a suite carried over several machines adds up.
+    ``before_archive`` is called with a finished run's directory just before it is archived, to write into it
+    what the archive should carry (a benchmark's cached score, say, computed while the model is still there);
+    if it raises, the run is archived without it and a line says so.
     ``report_name`` names the report (default: the suite's name)."""
     runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
     everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
@@ -54,6 +59,11 @@ def run_suite(
         def on_status(done: int, total: int, start: float, status: RunStatus) -> None:
             if status.status in ("done", "skipped"):
                 config = configs[status.name]
+                if before_archive is not None:
+                    try:
+                        before_archive(config.run_dir)
+                    except Exception as exc:  # the record is still worth archiving
+                        print(f"archive: {status.name}: {exc}".splitlines()[0], flush=True)
                 try:
                     archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps)
                 except OSError as exc:  # the runs matter more than their copies: say so and go on
