@@ -258,8 +258,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
             ok = False
             continue
-        save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
-        check = "the recorded sha256" if "sha256" in record else "no sha256 recorded to check"
+        digest = save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
+        check = run_archive.sha256_check(record.get("sha256"), digest)
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
     return ok
 

@@ -441,9 +441,9 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                     ok = False
                     continue
                 made = f"made again from {expert.name}"
-            save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
-            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} (the recorded sha256) -> {path}",
-                  flush=True)
+            digest = save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
+            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} ({run_archive.sha256_check(record['sha256'], digest)})"
+                  f" -> {path}", flush=True)
     return ok
 
 

@@ -94,7 +94,8 @@ def test_imitation_benchmark_carries_on_from_its_archive_without_training_again(
     assert tables(out / "imitation.md") == report
 
 
-def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_benchmark(imitation_archive, tmp_path):
+def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_benchmark(imitation_archive, tmp_path,
+                                                                                          capsys):
     bench, store, _, digest = imitation_archive
     shutil.copytree(store, tmp_path / "arch")
     record_path = tmp_path / "arch" / "demos" / "Hopper-v5.json"
@@ -105,8 +106,16 @@ def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_
     assert "Hopper-v5" in message and digest in message and "0" * 64 in message and "\n" not in message
     assert "--accept-new-demos" in message and not (tmp_path / "c" / "demos" / "Hopper-v5.npz").exists()
     # asked to, it keeps them and says so
+    capsys.readouterr()
     assert bench.main(imitation(tmp_path / "arch", tmp_path / "c", "--stage", "demos", "--accept-new-demos")) == 0
     assert sha256(tmp_path / "c" / "demos" / "Hopper-v5.npz") == digest
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Hopper-v5:")]
+    assert len(said) == 1 and "not the recorded sha256: kept" in said[0], said
+    # demos that match their record say so
+    shutil.copytree(store, tmp_path / "arch2")
+    assert bench.main(imitation(tmp_path / "arch2", tmp_path / "g", "--stage", "demos")) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Hopper-v5:")]
+    assert len(said) == 1 and "(the recorded sha256)" in said[0], said
 
 
 def test_imitation_report_alone_from_the_archive_names_a_run_it_cannot_score(imitation_archive, tmp_path, capsys):

@@ -236,6 +236,13 @@ def save_checked(path: str | Path, save: Callable[[Path], object], expected: str
     return digest
 
 
+def sha256_check(expected: str | None, digest: str) -> str:
+    """How a file made again (:func:`save_checked`'s digest) compares with its record, for a message."""
+    if expected is None:
+        return "no sha256 recorded to check"
+    return "the recorded sha256" if digest == expected else "not the recorded sha256: kept, as asked"
+
+
 def benchmark_archive(given: str | None, quick: bool, committed: Path) -> Path | None:
     """A benchmark script's ``--archive``: ``given`` ('' for none), else ``committed`` for a full run and none
     for a ``--quick`` one. A quick run never writes into ``committed``, and an archive holds quick or full
