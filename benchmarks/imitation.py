@@ -224,11 +224,13 @@ def archive_demos_record(args: argparse.Namespace, out: Path, env_id: str) -> No
                          "archive's, or use another --archive") from None
 
 
-def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False) -> str:
+def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False,
+                 recorded_versions: dict[str, str] | None = None) -> str:
     """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
     kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``)."""
     try:
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept)
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept,
+                                        recorded_versions)
     except run_archive.RecordMismatch as exc:
         raise SystemExit(f"imitation.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
                          "with --accept-new-demos to keep these)") from None
@@ -258,7 +260,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
             print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
             ok = False
             continue
-        digest = save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos)
+        digest = save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos,
+                              record.get("versions"))
         check = run_archive.sha256_check(record.get("sha256"), digest)
         print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
     return ok
@@ -358,7 +361,7 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
         # better expert finishes later (experts.json then changes; these demos do not). With the file's
         # sha256: the archive keeps this record, not the file, which a later session makes again; and the
         # floor, with which they are made again
-        record = {**experts[env_id], "episodes": n, "sha256": digest,
+        record = {**experts[env_id], "episodes": n, "sha256": digest, "versions": run_archive.package_versions(),
                   **({"min_return": floor} if floor is not None else {})}
         atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
         archive_demos_record(args, out, env_id)

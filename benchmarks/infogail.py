@@ -395,11 +395,13 @@ def archive_demos_record(args: argparse.Namespace, path: Path) -> None:
                          "--archive") from None
 
 
-def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False) -> str:
+def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False,
+                 recorded_versions: dict[str, str] | None = None) -> str:
     """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
     kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``)."""
     try:
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept)
+        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept,
+                                        recorded_versions)
     except run_archive.RecordMismatch as exc:
         raise SystemExit(f"infogail.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
                          "with --accept-new-demos to keep these)") from None
@@ -441,7 +443,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                     ok = False
                     continue
                 made = f"made again from {expert.name}"
-            digest = save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos)
+            digest = save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos,
+                                  record.get("versions"))
             print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} ({run_archive.sha256_check(record['sha256'], digest)})"
                   f" -> {path}", flush=True)
     return ok
@@ -534,6 +537,7 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             # which a later session makes again (with the same floor)
             digest = save_checked(path, trajs, None, path.stem)
             write_demos_record(args, path, {**expert, "episodes": n, "sha256": digest,
+                                            "versions": run_archive.package_versions(),
                                             **({"min_return": floor} if floor is not None else {})})
             parts.append(load_demos(path))  # mixed from the files, as when it is made again
             note = ""
@@ -545,7 +549,8 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             both = mix_demos(*parts, seed=0)
             digest = save_checked(mixed, both, None, mixed.stem)
             write_demos_record(args, mixed, {"parts": [demos_path(out, env_id, b).name for b in BEHAVIOURS],
-                                             "seed": 0, "episodes": len(both), "sha256": digest})
+                                             "seed": 0, "episodes": len(both), "sha256": digest,
+                                             "versions": run_archive.package_versions()})
             print(f"demos: {env_id}: {len(both)} unlabelled episodes -> {mixed}", flush=True)
     return ok
 

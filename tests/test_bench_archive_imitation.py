@@ -99,11 +99,16 @@ def test_imitation_demos_made_again_that_differ_from_the_archived_ones_stop_the_
     bench, store, _, digest = imitation_archive
     shutil.copytree(store, tmp_path / "arch")
     record_path = tmp_path / "arch" / "demos" / "Hopper-v5.json"
-    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "0" * 64}))
+    record = json.loads(record_path.read_text())
+    assert set(record["versions"]) >= {"python", "numpy", "torch", "mujoco", "gymnasium", "stable-baselines3"}
+    mujoco_now = record["versions"]["mujoco"]
+    record_path.write_text(json.dumps({**record, "sha256": "0" * 64, "versions": {**record["versions"],
+                                                                                  "mujoco": "0.0.1"}}))
     with pytest.raises(SystemExit) as stop:
         bench.main(imitation(tmp_path / "arch", tmp_path / "c", "--stage", "demos"))
     message = str(stop.value)
     assert "Hopper-v5" in message and digest in message and "0" * 64 in message and "\n" not in message
+    assert f"package versions changed: mujoco 0.0.1 -> {mujoco_now})" in message
     assert "--accept-new-demos" in message and not (tmp_path / "c" / "demos" / "Hopper-v5.npz").exists()
     # asked to, it keeps them and says so
     capsys.readouterr()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -217,17 +218,45 @@ def has_model(run_dir: str | Path) -> bool:
     return (run_dir / MODEL_FILE).is_file() or (run_dir / CHECKPOINT_DIR / MODEL_FILE).is_file()
 
 
+VERSIONED_PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "stable-baselines3", "sb3-contrib")
+
+
+def package_versions() -> dict[str, str]:
+    """The versions of Python and of the packages a rollout's numbers depend on, for a record."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def versions_change(recorded: dict[str, str] | None) -> str:
+    """How this machine's :func:`package_versions` differ from a record's, in a few words."""
+    if not recorded:
+        return "its record names no package versions"
+    now = package_versions()
+    changed = [f"{name} {recorded.get(name, 'none')} -> {now.get(name, 'none')}"
+               for name in sorted(set(recorded) | set(now)) if recorded.get(name) != now.get(name)]
+    return ("package versions changed: " + ", ".join(changed)) if changed else "the package versions of its record"
+
+
 def save_checked(path: str | Path, save: Callable[[Path], object], expected: str | None = None,
-                 accept: bool = False) -> str:
+                 accept: bool = False, recorded_versions: dict[str, str] | None = None) -> str:
     """``save(tmp)`` then move it to ``path``; returns the file's sha256. With ``expected``, a file of another
-    hash is not kept and :class:`RecordMismatch` says both, unless ``accept``: then it is kept, with a
-    warning (another machine's floating point can change a rollout by a bit)."""
+    hash is not kept and :class:`RecordMismatch` says both and how the package versions differ from
+    ``recorded_versions`` (the record's :func:`package_versions`), unless ``accept``: then it is kept, with a
+    warning (another machine's floating point, or another MuJoCo, can change a rollout by a bit)."""
     path = Path(path)
     new = path.with_name(f".{path.name}.new")
     save(new)
     digest = file_sha256(new)
     if expected is not None and digest != expected:
-        mismatch = f"{path.name} made again has sha256 {digest}, its record says {expected}"
+        mismatch = (f"{path.name} made again has sha256 {digest}, its record says {expected} "
+                    f"({versions_change(recorded_versions)})")
         if not accept:
             new.unlink()
             raise RecordMismatch(mismatch)
