@@ -1,5 +1,8 @@
+import dataclasses
+import hashlib
 import json
 import zipfile
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -513,6 +516,17 @@ def test_run_config_gail_trains_logs_and_resumes(tmp_path):
     assert state["n_updates"] == 4 and state["num_transitions"] == 1024
     returns = evaluate(resumed.run_dir, episodes=2)
     assert len(returns) == 2 and np.all(returns < 0)
+    # which demos it learnt from, beside its config; resuming on changed demos is refused
+    digest = hashlib.sha256(Path(config.demos).read_bytes()).hexdigest()
+    record = json.loads((result.run_dir / "demos.json").read_text())
+    assert record["sha256"] == digest and record["path"] == config.demos
+    trajs = load_demos(config.demos)
+    save_demos(config.demos, dataclasses.replace(trajs, episodes=trajs.episodes[1:]))
+    config.total_steps = 1536
+    with pytest.raises(ConfigError, match=f"demos of sha256 {digest}; .* now has [0-9a-f]{{64}}") as refused:
+        train(config, resume=True)
+    assert "\n" not in str(refused.value)
+    assert json.loads((result.run_dir / "demos.json").read_text())["sha256"] == digest
 
 
 @pytest.mark.parametrize("algo", ["trpo", "a2c"])
@@ -561,6 +575,8 @@ def test_behaviour_cloning_run_and_collecting_demos_from_it(tmp_path):
     assert result.timesteps == 0 and result.run_dir.name == "ppo-bc_rlgen-test-Reach1D-v0_s0"
     assert result.eval_mean_return > -1.5  # expert ~-0.6, random ~-6.5
     assert json.loads((result.run_dir / "bc.json").read_text())["action_error"] < 0.2
+    assert (json.loads((result.run_dir / "demos.json").read_text())["sha256"]
+            == hashlib.sha256(Path(config.demos).read_bytes()).hexdigest())
     assert evaluate(result.run_dir, episodes=3).mean() > -1.5
 
     trajs = collect_demos(result.run_dir, 3, seed=5)

@@ -22,6 +22,7 @@ A run directory holds everything needed to resume or evaluate a run::
 from __future__ import annotations
 
 import csv
+import hashlib
 import inspect
 import io
 import json
@@ -213,6 +214,27 @@ def load_run_demos(config: RunConfig, observation_space: gym.Space | None = None
                           action_space=action_space, seed=config.seed)
     except DemoError as exc:
         raise ConfigError(str(exc)) from None
+
+
+DEMOS_RECORD = "demos.json"
+
+
+def record_demos(config: RunConfig, resume: bool = False) -> None:
+    """Write which demo file a run learns from (its path and sha256) beside its config, so a report can tell
+    which demos a run saw; a run resumed on a demo file whose bytes changed gets a ConfigError naming both."""
+    if not config.demos:
+        return
+    digest = hashlib.sha256(Path(config.demos).read_bytes()).hexdigest()
+    path = config.run_dir / DEMOS_RECORD
+    if resume and path.is_file():
+        recorded = json.loads(path.read_text()).get("sha256")
+        if recorded != digest:
+            raise ConfigError(f"{config.run_dir} was trained on demos of sha256 {recorded}; {config.demos} now "
+                              f"has {digest}: resuming would change its demonstrations mid-run")
+        return
+    atomic_write_text(path, json.dumps({"path": str(config.demos), "sha256": digest,
+                                        "episodes": config.demo_episodes, "subsample": config.demo_subsample},
+                                       indent=2))
 
 
 def default_update_every(config: RunConfig) -> int:
@@ -537,6 +559,11 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
         venv.close()
         raise
     # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
+    try:
+        record_demos(config, resume)
+    except BaseException:
+        venv.close()
+        raise
     config.save(run_dir / CONFIG_FILE)
     done = json.loads((ckpt / "progress.json").read_text())["timesteps"] if resume else None
     for wrapper in wrappers:
@@ -653,6 +680,7 @@ def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
         stats = pretrain_with_demos(model, venv, config)
         learn_time = time.perf_counter() - learn_start
         run_dir.mkdir(parents=True, exist_ok=True)
+        record_demos(config)
         config.save(run_dir / CONFIG_FILE)
         evaluator.sync(venv)
         returns = evaluator.returns(model, config.eval_episodes)
