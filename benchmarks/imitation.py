@@ -461,9 +461,13 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
     episodes = budgets(args).eval_episodes
 
     def score_for_archive(run_dir: Path) -> None:
-        # the archive keeps no learner's model: its final score is cached now, while the model is here
-        if run_archive.has_model(run_dir):
-            final_score(run_dir, episodes)
+        # the archive keeps no learner's model: its final score is cached now, while the model is here; a
+        # failure costs only the cache (the record is still archived), for BC as for run_suite's hook
+        try:
+            if run_archive.has_model(run_dir):
+                final_score(run_dir, episodes)
+        except Exception as exc:
+            print(f"archive: {run_dir.name}: {exc}".splitlines()[0], flush=True)
 
     bc_kept = kept(args, method_dir(args, out, "bc").name)
     for env_id, n, seed, config in bc_configs(args, out):

@@ -445,8 +445,8 @@ def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
                 made = f"made again from {expert.name}"
             digest = save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos,
                                   record.get("versions"))
-            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} ({run_archive.sha256_check(record['sha256'], digest)})"
-                  f" -> {path}", flush=True)
+            check = run_archive.sha256_check(record["sha256"], digest)
+            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} ({check}) -> {path}", flush=True)
     return ok
 
 

@@ -390,7 +390,8 @@ def test_a_hook_before_archiving_writes_what_the_archive_carries_and_its_failure
             raise RuntimeError("no score for seed 1\nsecond line")
         (run_dir / "benchmark_eval.json").write_text('{"returns": [3.0]}')
 
-    statuses, _ = run_suite(suite, tmp_path / "a", workers=1, total_steps=512, archive_dir=store, before_archive=note)
+    statuses, _ = run_suite(suite, tmp_path / "a", workers=1, total_steps=512, archive_dir=store,
+                            before_archive=note)
     assert [s.status for s in statuses] == ["done", "done"]
     assert (store / "ppo_CartPole-v1_s0" / "benchmark_eval.json").read_text() == '{"returns": [3.0]}'
     assert (store / "ppo_CartPole-v1_s1" / "result.json").is_file()  # archived without the hook's file

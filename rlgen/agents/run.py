@@ -22,7 +22,6 @@ A run directory holds everything needed to resume or evaluate a run::
 from __future__ import annotations
 
 import csv
-import hashlib
 import inspect
 import io
 import json
@@ -55,6 +54,7 @@ from rlgen.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    file_sha256,
     run_lock,
 )
 from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
@@ -224,7 +224,7 @@ def record_demos(config: RunConfig, resume: bool = False) -> None:
     which demos a run saw; a run resumed on a demo file whose bytes changed gets a ConfigError naming both."""
     if not config.demos:
         return
-    digest = hashlib.sha256(Path(config.demos).read_bytes()).hexdigest()
+    digest = file_sha256(config.demos)
     path = config.run_dir / DEMOS_RECORD
     if resume and path.is_file():
         recorded = json.loads(path.read_text()).get("sha256")
@@ -555,15 +555,11 @@ def _train(config: RunConfig, resume: bool) -> RunResult:
     venv = make_vec_env(config, run_dir / "monitor", append=resume)
     try:
         venv, wrapper_callbacks, wrappers = attach_reward_wrappers(venv, config)
-    except BaseException:
-        venv.close()
-        raise
-    # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
-    try:
         record_demos(config, resume)
     except BaseException:
         venv.close()
         raise
+    # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
     config.save(run_dir / CONFIG_FILE)
     done = json.loads((ckpt / "progress.json").read_text())["timesteps"] if resume else None
     for wrapper in wrappers:

@@ -15,7 +15,6 @@ is being trained (run lock) or a local run that already has a result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -38,7 +37,7 @@ from rlgen.agents.run import (
     has_best,
     read_best,
 )
-from rlgen.atomic import LockedError, atomic_dir, atomic_write_text, run_lock
+from rlgen.atomic import LockedError, atomic_dir, atomic_write_text, file_sha256, run_lock
 
 RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json",
                    f"{BEST_DIR}/{BEST_FILE}")
@@ -156,10 +155,6 @@ class RecordMismatch(ValueError):
     """A file made again, or a local record, disagrees with the archive's record of it."""
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 SCORE_FILE = "benchmark_eval.json"
 SCORE_FILES = {"final": SCORE_FILE, "best": "benchmark_eval_best.json"}
 
@@ -241,7 +236,9 @@ def versions_change(recorded: dict[str, str] | None) -> str:
     now = package_versions()
     changed = [f"{name} {recorded.get(name, 'none')} -> {now.get(name, 'none')}"
                for name in sorted(set(recorded) | set(now)) if recorded.get(name) != now.get(name)]
-    return ("package versions changed: " + ", ".join(changed)) if changed else "the package versions of its record"
+    if not changed:
+        return "the same package versions as its record"
+    return "package versions changed: " + ", ".join(changed)
 
 
 def save_checked(path: str | Path, save: Callable[[Path], object], expected: str | None = None,
