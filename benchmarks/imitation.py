@@ -467,7 +467,8 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
             if run_archive.has_model(run_dir):
                 final_score(run_dir, episodes)
         except Exception as exc:
-            print(f"archive: {run_dir.name}: {exc}".splitlines()[0], flush=True)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"archive: {run_dir.name}: could not score it: {reason}; archived without its score", flush=True)
 
     bc_kept = kept(args, method_dir(args, out, "bc").name)
     for env_id, n, seed, config in bc_configs(args, out):

@@ -397,7 +397,35 @@ def test_a_hook_before_archiving_writes_what_the_archive_carries_and_its_failure
     assert (store / "ppo_CartPole-v1_s1" / "result.json").is_file()  # archived without the hook's file
     assert not (store / "ppo_CartPole-v1_s1" / "benchmark_eval.json").exists()
     said = [line for line in capsys.readouterr().out.splitlines() if "no score for seed 1" in line]
-    assert said == ["archive: ppo_CartPole-v1_s1: no score for seed 1"]
+    assert said == ["archive: ppo_CartPole-v1_s1: before archiving: no score for seed 1; archived without it"]
+
+
+def test_the_hook_before_archiving_runs_for_skipped_runs_and_never_for_failed_ones(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "mixed", "seeds": 1, "total_steps": 256,
+        "runs": [
+            {"algo": "ppo", "env_id": "CartPole-v1", "label": "bad", "env_kwargs": {"no_such_kwarg": 1}},
+            {"algo": "ppo", "env_id": "CartPole-v1", "label": "good", "eval_freq": 0,
+             "overrides": ["n_steps=128", "batch_size=64", "n_epochs=1"]},
+        ],
+    }))
+    suite, store, seen = load_suite(path), tmp_path / "archive", []
+
+    def note(run_dir):
+        seen.append(run_dir.name)
+        (run_dir / "benchmark_eval.json").write_text(json.dumps({"call": len(seen)}))
+
+    statuses, _ = run_suite(suite, tmp_path / "out", workers=1, archive_dir=store, before_archive=note)
+    assert {s.name: s.status for s in statuses} == {"bad_CartPole-v1_s0": "failed", "good_CartPole-v1_s0": "done"}
+    assert seen == ["good_CartPole-v1_s0"] and not (tmp_path / "out" / "runs" / "bad_CartPole-v1_s0" /
+                                                     "benchmark_eval.json").exists()
+    # again on the same folder: the finished run is skipped, and the hook still fills what it archives
+    (store / "good_CartPole-v1_s0" / "benchmark_eval.json").unlink()
+    statuses, _ = run_suite(suite, tmp_path / "out", workers=1, archive_dir=store, before_archive=note)
+    assert {s.name: s.status for s in statuses}["good_CartPole-v1_s0"] == "skipped"
+    assert seen == ["good_CartPole-v1_s0"] * 2
+    assert json.loads((store / "good_CartPole-v1_s0" / "benchmark_eval.json").read_text()) == {"call": 2}
 
 
 def test_a_report_covering_fewer_runs_never_replaces_a_fuller_one(tmp_path, capsys):

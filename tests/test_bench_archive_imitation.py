@@ -159,6 +159,39 @@ def test_imitation_learners_are_archived_with_their_score_by_the_imitate_stage_a
     assert "left out" not in (tmp_path / "f" / "imitation.md").read_text()
 
 
+def test_imitation_learners_whose_score_fails_are_archived_without_it_and_the_report_names_them(
+        imitation_archive, tmp_path, monkeypatch, capsys):
+    bench, store, _, _ = imitation_archive
+    shutil.copytree(store, tmp_path / "arch")
+    learners = ["gail-gp10/gail-1_Hopper-v5_s0", "bc/bc-1_Hopper-v5_s0"]
+    for run in [*learners, "bc/bc-2_Hopper-v5_s0"]:
+        shutil.rmtree(tmp_path / "arch" / run)
+    score = bench.final_score
+
+    def no_score(run_dir, episodes):
+        if run_dir.name not in [run.split("/")[1] for run in learners]:
+            return score(run_dir, episodes)
+        raise RuntimeError(f"no score for {run_dir.name}\nsecond line")
+
+    monkeypatch.setattr(bench, "final_score", no_score)
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "e", "--stage", "imitate")) == 0
+    out = capsys.readouterr().out.splitlines()
+    for run in learners:
+        name = run.split("/")[1]
+        assert (tmp_path / "arch" / run / "result.json").is_file(), run  # archived all the same
+        assert not (tmp_path / "arch" / run / "benchmark_eval.json").exists(), run
+        said = [line for line in out if f"no score for {name}" in line]
+        assert said == [f"archive: {name}: could not score it: no score for {name}; archived without its score"]
+    # the BC run after the failing one was still trained and archived with its score
+    cache = json.loads((tmp_path / "arch" / "bc" / "bc-2_Hopper-v5_s0" / "benchmark_eval.json").read_text())
+    assert len(cache["returns"]) == bench.QUICK.eval_episodes
+    monkeypatch.undo()
+    # a report from the archive alone names both as not scored
+    assert bench.main(imitation(tmp_path / "arch", tmp_path / "f", "--stage", "report")) == 0
+    text = (tmp_path / "f" / "imitation.md").read_text()
+    assert "2 finished run(s) left out" in text and all(run.split("/")[1] in text for run in learners)
+
+
 def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive, tmp_path,
                                                                                           capsys):
     bench, store, report, _ = imitation_archive

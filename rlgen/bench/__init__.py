@@ -63,7 +63,8 @@ def run_suite(
                     try:
                         before_archive(config.run_dir)
                     except Exception as exc:  # the record is still worth archiving
-                        print(f"archive: {status.name}: {exc}".splitlines()[0], flush=True)
+                        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                        print(f"archive: {status.name}: before archiving: {reason}; archived without it", flush=True)
                 try:
                     archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps)
                 except OSError as exc:  # the runs matter more than their copies: say so and go on
