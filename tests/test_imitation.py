@@ -654,3 +654,20 @@ def test_imitation_subcommands_have_help(capsys):
             main([*command, "--help"])
         assert info.value.code == 0
         assert "usage: rlgen " + " ".join(command) in capsys.readouterr().out
+
+
+def test_transition_buffer_keeps_the_latest_rows_across_the_wrap():
+    from rlgen.imitation.gail import TransitionBuffer
+
+    buffer = TransitionBuffer(5, 2, (1,), np.dtype(np.float32))
+    rows = np.arange(14, dtype=np.float32)
+    for start in range(0, 14, 3):  # 3 rows a step into 5 slots: every other step wraps
+        chunk = rows[start:start + 3]
+        buffer.add(np.stack([chunk, -chunk], 1), chunk[:, None] * 10, np.stack([chunk + 1, chunk], 1))
+    obs, acts, next_obs = buffer.contents()
+    assert buffer.size == 5 and buffer.cursor == 14 % 5
+    # slot i holds the latest row r with r % 5 == i: rows 9..13
+    expected = np.array([10, 11, 12, 13, 9], dtype=np.float32)
+    np.testing.assert_array_equal(obs, np.stack([expected, -expected], 1))
+    np.testing.assert_array_equal(acts[:, 0], expected * 10)
+    np.testing.assert_array_equal(next_obs[:, 0], expected + 1)

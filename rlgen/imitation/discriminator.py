@@ -163,12 +163,13 @@ class Discriminator(nn.Module):
 
     def feature_array(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> np.ndarray:
         """:meth:`features` as a float32 numpy array."""
-        parts = [self.state_action_features(obs, acts)]
-        if self.use_next_obs:
-            if next_obs is None:
-                raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
-            parts.append(_as_numpy(next_obs).reshape(len(parts[0]), -1))
-        return np.concatenate(parts, axis=1, dtype=np.float32)
+        state_action = self.state_action_features(obs, acts)
+        if not self.use_next_obs:
+            return state_action
+        if next_obs is None:
+            raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
+        return np.concatenate([state_action, _as_numpy(next_obs).reshape(len(state_action), -1)], axis=1,
+                              dtype=np.float32)
 
     def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
         """The [s, a] part of :meth:`features` (float32 numpy), checked against the spaces' widths; the
@@ -218,20 +219,26 @@ class Discriminator(nn.Module):
         """``log D - log(1 - D)`` per row, differentiable in the parameters."""
         return self.net(self.standardise(self.features(obs, acts, next_obs))).squeeze(-1)
 
-    @torch.no_grad()
     def reward(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
                kind: str = "gail") -> np.ndarray:
         """The policy's reward per row (float32 numpy): ``gail`` -log(1 - D), ``log_d`` log D, ``airl`` the logit."""
         if kind not in REWARD_KINDS:
             raise ValueError(f"unknown reward kind {kind!r}; choose one of: {', '.join(REWARD_KINDS)}")
-        if self._numpy_net is not None:  # a few rows per env step: numpy, without torch's per-operation overhead
-            logit = self._numpy_net(self.feature_array(obs, acts, next_obs),
-                                    standardise=(self.in_mean, self.in_std, self.clip_input))[:, 0]
-            if kind == "gail":
-                return np.logaddexp(0.0, logit).astype(np.float32)
-            if kind == "log_d":
-                return (-np.logaddexp(0.0, -logit)).astype(np.float32)
-            return logit.astype(np.float32)
+        if self._numpy_net is None:
+            return self._torch_reward(obs, acts, next_obs, kind)
+        # a few rows per env step: numpy, without torch's per-operation (and no_grad's) overhead
+        logit = self._numpy_net(self.feature_array(obs, acts, next_obs),
+                                standardise=(self.in_mean, self.in_std, self.clip_input))[:, 0]
+        if kind == "gail":
+            out = np.logaddexp(0.0, logit)
+        elif kind == "log_d":
+            out = np.negative(np.logaddexp(0.0, -logit))
+        else:
+            out = logit
+        return out.astype(np.float32, copy=False)
+
+    @torch.no_grad()
+    def _torch_reward(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None, kind: str) -> np.ndarray:
         hidden = self.standardise(self.features(obs, acts, next_obs))
         for layer in list(self.net)[1:]:  # every layer but the input noise, which only regularises training
             hidden = layer(hidden)

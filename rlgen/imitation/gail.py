@@ -53,10 +53,14 @@ class TransitionBuffer:
         self.capacity, self.size, self.cursor = capacity, 0, 0
 
     def add(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> None:
-        idx = (self.cursor + np.arange(len(obs))) % self.capacity
-        self.obs[idx], self.acts[idx], self.next_obs[idx] = obs, acts, next_obs
-        self.cursor = int((self.cursor + len(obs)) % self.capacity)
-        self.size = min(self.capacity, self.size + len(obs))
+        n, start = len(obs), self.cursor
+        if start + n <= self.capacity:  # the usual case (called every env step): slices, not an index array
+            rows: slice | np.ndarray = slice(start, start + n)
+        else:
+            rows = (start + np.arange(n)) % self.capacity
+        self.obs[rows], self.acts[rows], self.next_obs[rows] = obs, acts, next_obs
+        self.cursor = (start + n) % self.capacity
+        self.size = min(self.capacity, self.size + n)
 
     def contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.obs[:self.size], self.acts[:self.size], self.next_obs[:self.size]
@@ -180,7 +184,7 @@ class GAIL(WrapperState, VecEnvWrapper):
         flat, next_obs = observations_and_next(obs, dones, infos)
         self._check_finite(next_obs, "terminal observation")
         rewards = self.discriminator.reward(self._last_obs, self._actions, next_obs, kind=self.reward_kind)
-        if not np.all(np.isfinite(rewards)):
+        if not np.isfinite(rewards).all():
             raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
@@ -197,7 +201,7 @@ class GAIL(WrapperState, VecEnvWrapper):
         return obs, rewards, dones, infos
 
     def _check_finite(self, array: np.ndarray, what: str) -> None:
-        if not np.all(np.isfinite(array)):
+        if not np.isfinite(array).all():
             raise ValueError(f"GAIL: non-finite {what} at transition {self.num_transitions}; "
                              "refusing to train the discriminator on it")
 

@@ -79,23 +79,41 @@ class NumpyMLP:
 
     def __call__(self, x: np.ndarray, standardise: tuple[Tensor, Tensor, float] | None = None) -> np.ndarray:
         """The layers' output on rows ``x``; with ``standardise=(mean, std, clip)`` (tensors read at each
-        call, like the parameters) the rows are first standardised and clipped to [-clip, clip]."""
+        call, like the parameters) the rows are first standardised and clipped to [-clip, clip].
+
+        This runs at every env step on a row or a few, where each numpy call's fixed cost is most of the
+        time: the intermediate arrays are written in place once this call owns them (never ``x`` itself).
+        """
+        views = self._views
+        owned = False
         if standardise is not None:
             mean, std, clip = standardise
-            x = np.clip((x - numpy_view(mean, self._views, -1)) / numpy_view(std, self._views, -2), -clip, clip)
+            x = np.subtract(x, numpy_view(mean, views, -1))
+            np.divide(x, numpy_view(std, views, -2), out=x)
+            np.minimum(x, clip, out=x)
+            np.maximum(x, -clip, out=x)
+            owned = True
         for i, (kind, arg, module) in enumerate(self._ops):
-            if kind == "linear" and module is not None:
-                # read from the module each time: a parameter replaced by another one is seen
-                w = numpy_view(module.weight, self._views, 2 * i)
-                x = x.astype(w.dtype, copy=False) @ w.T
-                if module.bias is not None:
-                    x += numpy_view(module.bias, self._views, 2 * i + 1)
+            if module is not None:  # linear
+                # read from the module each time: a parameter replaced by another one is seen (the exact
+                # nn.Linear type is checked when built, so its parameters live in ``_parameters``)
+                params = module._parameters
+                w = numpy_view(params["weight"], views, 2 * i)  # type: ignore[arg-type]
+                x = np.matmul(x.astype(w.dtype, copy=False), w.T)
+                bias = params["bias"]
+                if bias is not None:
+                    x += numpy_view(bias, views, 2 * i + 1)
+                owned = True
             elif kind == "tanh":
-                x = np.tanh(x)
+                x = np.tanh(x, out=x) if owned else np.tanh(x)
+                owned = True
             elif kind == "relu":
-                x = np.maximum(x, 0)
+                x = np.maximum(x, 0, out=x) if owned else np.maximum(x, 0)
+                owned = True
             elif kind == "leaky_relu":
                 x = np.where(x >= 0, x, x * arg)
+                owned = True
             elif kind == "elu":
                 x = np.where(x > 0, x, arg * np.expm1(np.minimum(x, 0)))
+                owned = True
         return x
