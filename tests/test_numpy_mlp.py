@@ -52,10 +52,22 @@ def test_numpy_forward_sees_optimiser_steps_loads_and_replaced_parameters():
     np.testing.assert_allclose(fast(x), torch_out(net, x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer", [nn.utils.parametrizations.spectral_norm(nn.Linear(5, 5)), nn.BatchNorm1d(5),
-                                   nn.Dropout(0.5), nn.Softplus()])
-def test_layers_it_cannot_run_give_none(layer):
-    assert NumpyMLP.of(nn.Sequential(nn.Linear(5, 5), layer)) is None
+def hooked_linear() -> nn.Linear:
+    layer = nn.Linear(5, 5)
+    layer.register_forward_hook(lambda module, inputs, output: output * 2)
+    return layer
+
+
+def old_weight_norm() -> nn.Linear:
+    with pytest.warns(FutureWarning):  # the hook-based API: an nn.Linear whose weight is rebuilt by a hook
+        return nn.utils.weight_norm(nn.Linear(5, 5))
+
+
+@pytest.mark.parametrize("make", [lambda: nn.utils.parametrizations.spectral_norm(nn.Linear(5, 5)),
+                                  old_weight_norm, hooked_linear, lambda: nn.BatchNorm1d(5),
+                                  lambda: nn.Dropout(0.5), lambda: nn.Softplus()])
+def test_layers_it_cannot_run_give_none(make):
+    assert NumpyMLP.of(nn.Sequential(nn.Linear(5, 5), make())) is None
 
 
 def trained_discriminator(**options):

@@ -40,8 +40,10 @@ def _flatten(modules: Iterable[nn.Module]) -> list[nn.Module]:
 
 
 def _op(module: nn.Module) -> _Op | None:
+    if module._forward_pre_hooks or module._forward_hooks:  # e.g. the old hook-based nn.utils.weight_norm
+        return None
     kind = type(module)  # exact types: a parametrised layer (weight or spectral norm) is a subclass
-    if kind is nn.Linear and isinstance(module, nn.Linear):
+    if kind is nn.Linear and isinstance(module, nn.Linear) and "weight" in module._parameters:
         return ("linear", 0.0, module)
     if kind is nn.Tanh:
         return ("tanh", 0.0, None)
@@ -95,8 +97,8 @@ class NumpyMLP:
             owned = True
         for i, (kind, arg, module) in enumerate(self._ops):
             if module is not None:  # linear
-                # read from the module each time: a parameter replaced by another one is seen (the exact
-                # nn.Linear type is checked when built, so its parameters live in ``_parameters``)
+                # read from the module each time: a parameter replaced by another one is seen (an exact
+                # nn.Linear without hooks and with its weight in ``_parameters`` is checked when built)
                 params = module._parameters
                 w = numpy_view(params["weight"], views, 2 * i)  # type: ignore[arg-type]
                 x = np.matmul(x.astype(w.dtype, copy=False), w.T)
