@@ -165,10 +165,13 @@ def measure_gain(repeats: int) -> list[str]:
 
 
 class GailClock:
-    """Seconds spent in each GAIL wrapper's own code while the clock is entered: its ``step_wait`` less the
+    """Seconds spent in each GAIL wrapper's own code while the clock is entered: ``GAIL.step_wait`` less the
     time of the envs it wraps (so the discriminator's reward, the transition buffer and the discriminator's
     updates), and its ``GAILCallback``'s rollout-end logging. ``clock[wrapper]`` reads one wrapper's
     seconds. A benchmark instrument: it wraps the two methods on their classes and puts them back on exit.
+    It times GAIL only: InfoGAIL's own ``step_wait`` (its information reward, its posterior's training) is
+    not timed; ``GAIL.step_async`` (a copy of the actions) is not either, and the clock itself adds a few
+    microseconds per step to the wrapper it times.
 
     A share of ``learn()`` time measured so is GAIL's cost apart from what its reward does to the policy
     (when episodes end, hence what the envs cost)."""
@@ -199,7 +202,7 @@ class GailClock:
                 try:
                     return inner_step_wait()
                 finally:
-                    inner_seconds = time.perf_counter() - start
+                    inner_seconds += time.perf_counter() - start
 
             inner.step_wait = timed_inner  # an instance attribute, for this call only
             start = time.perf_counter()
@@ -241,15 +244,17 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
         stacks[name] = (model, CallbackList(callbacks), wrappers, config.hyperparams["n_steps"] * config.n_envs)
     seconds = dict.fromkeys(configs, 0.0)
     done = dict.fromkeys(configs, 0)
-    with GailClock() as clock:
-        while min(done.values()) < steps:
-            for name, (model, callback, _, rollout) in stacks.items():
-                start = time.perf_counter()
-                model.learn(rollout, callback=callback, reset_num_timesteps=False)
-                seconds[name] += time.perf_counter() - start
-                done[name] = model.num_timesteps
-    for model, *_ in stacks.values():
-        model.get_env().close()
+    try:
+        with GailClock() as clock:
+            while min(done.values()) < steps:
+                for name, (model, callback, _, rollout) in stacks.items():
+                    start = time.perf_counter()
+                    model.learn(rollout, callback=callback, reset_num_timesteps=False)
+                    seconds[name] += time.perf_counter() - start
+                    done[name] = model.num_timesteps
+    finally:
+        for model, *_ in stacks.values():
+            model.get_env().close()
     return ({name: done[name] / seconds[name] for name in configs},
             {name: sum(clock[w] for w in stacks[name][2]) / seconds[name] for name in configs})
 
@@ -285,17 +290,19 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
     for name, values in share.items():
         med = statistics.median(values)
         inside.append(f"| {name} | {med:.3f} | {', '.join(f'{v:.3f}' for v in values)} | {1 - med:.3f} |")
-    return [f"## GAIL's cost: PPO on Hopper-v5 ({steps:,} steps per run)", "",
+    trained = -(-steps // 2048) * 2048  # whole rollouts
+    return [f"## GAIL's cost: PPO on Hopper-v5 ({trained:,} steps per run: whole 2,048-step rollouts)", "",
             *table(rows, "steps/s", "PPO"), "",
             "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
             "of each GAIL run's learn() time:", "", *inside, "",
-            "Each repeat builds the three runs' stacks as `rlgen train` does (env without Monitor, reward wrapper, "
-            "VecNormalize, the PPO preset with one env of 2,048 steps) and trains them one 2,048-step rollout "
-            "at a time in turn, so every row sees the machine of the same seconds (identical seeded runs, run "
-            "whole one after another, varied by more than GAIL costs). GAIL with its defaults: the discriminator's "
-            "reward computed at every env step, one discriminator update per 2,048 transitions; the gradient "
-            "penalty (the imitation benchmark's setting) adds a second backward pass to that update. "
-            "Target: >= 0.85 of PPO's steps/s."]
+            "Each repeat builds the three runs' stacks as `rlgen train` does (env with Monitor but no log "
+            "file, reward wrapper, VecNormalize, the PPO preset with one env of 2,048 steps) and trains them "
+            "one 2,048-step rollout at a time in turn, so every row sees the machine of the same seconds "
+            "(identical seeded runs, run whole one after another, varied by more than GAIL costs). GAIL with "
+            "its defaults: the discriminator's reward computed at every env step, one discriminator update "
+            "per 2,048 transitions; the gradient penalty (the imitation benchmark's setting) adds a second "
+            "backward pass to that update. Target: >= 0.85 of PPO's steps/s. The clock runs in GAIL's rows "
+            "only (a few microseconds per step), so their ratios lean low."]
 
 
 def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:
