@@ -140,6 +140,21 @@ def test_reward_kinds_are_functions_of_one_logit():
         disc.reward(obs, random_acts, kind="bogus")
 
 
+@pytest.mark.parametrize("options", [{}, {"use_next_obs": True}, {"spectral_norm": True}])
+def test_discriminator_rewards_zero_rows_and_names_mismatched_next_observations(options):
+    disc = Discriminator(*_SPACES, **options)
+    obs, acts = np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32)
+    for kind in ("gail", "log_d", "airl"):
+        reward = disc.reward(obs, acts, obs, kind=kind)
+        assert reward.shape == (0,) and reward.dtype == np.float32
+    if options.get("use_next_obs"):
+        obs, acts = np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32)
+        with pytest.raises(ValueError, match="4 observations but 3 next observations"):
+            disc.reward(obs, acts, np.zeros((3, 3), np.float32))
+        with pytest.raises(ValueError, match="next observations of width 3, got 2"):
+            disc.reward(obs, acts, np.zeros((4, 2), np.float32))
+
+
 @pytest.mark.parametrize("options", [
     {"spectral_norm": True},
     {"gradient_penalty": 1.0},

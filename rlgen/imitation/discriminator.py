@@ -168,15 +168,21 @@ class Discriminator(nn.Module):
             return state_action
         if next_obs is None:
             raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
-        return np.concatenate([state_action, _as_numpy(next_obs).reshape(len(state_action), -1)], axis=1,
-                              dtype=np.float32)
+        next_np = _as_numpy(next_obs)
+        if len(next_np) != len(state_action):
+            raise ValueError(f"{len(state_action)} observations but {len(next_np)} next observations")
+        next_np = _rows(next_np, len(state_action))
+        if next_np.shape[1] != self.obs_dim:
+            raise ValueError(f"the discriminator expects next observations of width {self.obs_dim}, "
+                             f"got {next_np.shape[1]}")
+        return np.concatenate([state_action, next_np], axis=1, dtype=np.float32)
 
     def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
         """The [s, a] part of :meth:`features` (float32 numpy), checked against the spaces' widths; the
         first ``obs_dim + act_dim`` columns of every input row. InfoGAIL's posterior reads these."""
         obs_np = _as_numpy(obs)
         n = len(obs_np)
-        obs_np = obs_np.reshape(n, -1)
+        obs_np = _rows(obs_np, n)
         if obs_np.shape[1] != self.obs_dim:
             raise ValueError(f"the discriminator expects observations of width {self.obs_dim}, "
                              f"got {obs_np.shape[1]}")
@@ -191,7 +197,7 @@ class Discriminator(nn.Module):
                                  f"..{index.max() + self.action_start}")
             acts_np = np.eye(self.act_dim, dtype=np.float32)[index]
         else:
-            acts_np = acts_np.reshape(n, -1)
+            acts_np = _rows(acts_np, n)
             if acts_np.shape[1] != self.act_dim:
                 raise ValueError(f"the discriminator expects actions of width {self.act_dim}, "
                                  f"got {acts_np.shape[1]}")
@@ -301,6 +307,11 @@ class Discriminator(nn.Module):
     def load_full_state_dict(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _rows(array: np.ndarray, n: int) -> np.ndarray:
+    """``array`` as ``n`` flat rows; unlike ``reshape(n, -1)`` this also works for zero rows."""
+    return array.reshape(n, int(np.prod(array.shape[1:], dtype=np.int64)))
 
 
 def _as_numpy(array: ArrayLike) -> np.ndarray:
