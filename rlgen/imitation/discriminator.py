@@ -21,6 +21,7 @@ The reward handed to the policy is a function of the logit ``l = log D - log(1 -
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -171,10 +172,7 @@ class Discriminator(nn.Module):
         next_np = _as_numpy(next_obs)
         if len(next_np) != len(state_action):
             raise ValueError(f"{len(state_action)} observations but {len(next_np)} next observations")
-        next_np = _rows(next_np, len(state_action))
-        if next_np.shape[1] != self.obs_dim:
-            raise ValueError(f"the discriminator expects next observations of width {self.obs_dim}, "
-                             f"got {next_np.shape[1]}")
+        next_np = _rows(next_np, len(state_action), self.obs_dim, "next observations")
         return np.concatenate([state_action, next_np], axis=1, dtype=np.float32)
 
     def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
@@ -182,10 +180,7 @@ class Discriminator(nn.Module):
         first ``obs_dim + act_dim`` columns of every input row. InfoGAIL's posterior reads these."""
         obs_np = _as_numpy(obs)
         n = len(obs_np)
-        obs_np = _rows(obs_np, n)
-        if obs_np.shape[1] != self.obs_dim:
-            raise ValueError(f"the discriminator expects observations of width {self.obs_dim}, "
-                             f"got {obs_np.shape[1]}")
+        obs_np = _rows(obs_np, n, self.obs_dim, "observations")
         acts_np = _as_numpy(acts)
         if len(acts_np) != n:
             raise ValueError(f"{n} observations but {len(acts_np)} actions")
@@ -197,10 +192,7 @@ class Discriminator(nn.Module):
                                  f"..{index.max() + self.action_start}")
             acts_np = np.eye(self.act_dim, dtype=np.float32)[index]
         else:
-            acts_np = _rows(acts_np, n)
-            if acts_np.shape[1] != self.act_dim:
-                raise ValueError(f"the discriminator expects actions of width {self.act_dim}, "
-                                 f"got {acts_np.shape[1]}")
+            acts_np = _rows(acts_np, n, self.act_dim, "actions")
         return np.concatenate([obs_np, acts_np], axis=1, dtype=np.float32)
 
     @torch.no_grad()
@@ -309,9 +301,13 @@ class Discriminator(nn.Module):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _rows(array: np.ndarray, n: int) -> np.ndarray:
-    """``array`` as ``n`` flat rows; unlike ``reshape(n, -1)`` this also works for zero rows."""
-    return array.reshape(n, int(np.prod(array.shape[1:], dtype=np.int64)))
+def _rows(array: np.ndarray, n: int, width: int, what: str) -> np.ndarray:
+    """``array`` (``n`` rows) as flat rows of ``width`` columns, or a ValueError naming ``what``; unlike
+    ``reshape(n, -1)`` this works for zero rows too (math.prod: this runs at every env step)."""
+    flat = array.reshape(n, math.prod(array.shape[1:]))
+    if flat.shape[1] != width:
+        raise ValueError(f"the discriminator expects {what} of width {width}, got {flat.shape[1]}")
+    return flat
 
 
 def _as_numpy(array: ArrayLike) -> np.ndarray:
