@@ -1,0 +1,276 @@
+"""The run directory: its file names, its layout, and what makes two configs the same run.
+
+Every part of rlgen that reads or writes a run (the training loop, evaluation, the benchmark runner and the
+run archive) goes through :class:`RunDir`, so a file name or the rule "is this the same run" is defined once::
+
+    config.yaml          the resolved RunConfig
+    model.zip            the final SB3 model
+    vecnormalize.npz     VecNormalize statistics (loaded without pickle)
+    checkpoint/          the latest resumable state: model.zip, vecnormalize.npz, an off-policy agent's replay
+                         buffer (replay_buffer.npz), each reward wrapper's state, and progress.json, written
+                         last: a checkpoint counts once its progress file names it
+    vime.pt, gail.pt...  each reward wrapper's final state; <name>_log.jsonl: a bonus's values per rollout
+    best/                the policy of the best periodic evaluation so far (model.zip, vecnormalize.npz as they
+                         were then, best.json: its step count and mean return)
+    eval.csv             evaluation history: timesteps, mean/std of the true env return
+    learning_curve.png   evaluation and training returns against steps
+    monitor/             per-env episode logs (SB3 Monitor)
+    tb/                  TensorBoard logs
+    demos.json           an imitation run's demo file: path, sha256, episodes, subsample
+    bc.json              behaviour cloning's statistics
+    result.json          final metrics, written when the run finishes
+    error.json           a benchmark run that failed: the error and its traceback
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rlgen.agents.config import ConfigError, RunConfig
+from rlgen.atomic import atomic_write_text, file_sha256
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.zip"
+VECNORM_FILE = "vecnormalize.npz"
+REPLAY_FILE = "replay_buffer.npz"
+CHECKPOINT_DIR = "checkpoint"
+PROGRESS_FILE = "progress.json"
+EVAL_FILE = "eval.csv"
+RESULT_FILE = "result.json"
+PLOT_FILE = "learning_curve.png"
+BC_FILE = "bc.json"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
+DEMOS_RECORD = "demos.json"
+ERROR_FILE = "error.json"
+MONITOR_DIR = "monitor"
+TB_DIR = "tb"
+EVAL_FIELDS = ("timesteps", "mean_return", "std_return", "episodes", "wall_time")
+
+# What an archive keeps of a finished run (a report reads these), and what it adds for a run whose policy
+# later stages roll out.
+RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, f"{MONITOR_DIR}/*.monitor.csv", "*_log.jsonl", "*.json",
+                   f"{BEST_DIR}/{BEST_FILE}")
+MODEL_PATTERNS = (MODEL_FILE, VECNORM_FILE, f"{BEST_DIR}/{MODEL_FILE}", f"{BEST_DIR}/{VECNORM_FILE}")
+
+NOT_IDENTITY = ("out_dir", "run_name", "total_steps", "progress_bar", "torch_threads", "demos")
+"""RunConfig fields that do not make a run what it is: where it lives, how long it trains, how it shows
+progress, and the demo file's path (its bytes count instead: see :meth:`RunDir.demos_sha256`)."""
+
+
+def settings(config: RunConfig) -> dict[str, Any]:
+    """What makes a run what it is: every RunConfig field but :data:`NOT_IDENTITY`."""
+    return {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
+
+
+def setting_difference(a: RunConfig, b: RunConfig) -> str | None:
+    """The first setting in which two configs differ ("hyperparams.learning_rate 0.0003 vs 0.001"), None when
+    they train the same run whatever their folders, budgets and progress display."""
+    return _first_difference(settings(a), settings(b), "")
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if a == b else f"{where} {a!r} vs {b!r}"
+
+
+def same_settings(a: RunConfig, b: RunConfig) -> bool:
+    """Whether two configs train the same run, whatever their folders, budgets and progress display."""
+    return setting_difference(a, b) is None
+
+
+class RunDir:
+    """One run directory (see the module docstring for its layout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- layout ----------------------------------------------------------------------------------
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / rel
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def vecnorm_file(self) -> Path:
+        return self.path / VECNORM_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def progress_file(self) -> Path:
+        return self.checkpoint_dir / PROGRESS_FILE
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / EVAL_FILE
+
+    @property
+    def result_file(self) -> Path:
+        return self.path / RESULT_FILE
+
+    @property
+    def best_dir(self) -> Path:
+        return self.path / BEST_DIR
+
+    @property
+    def monitor_dir(self) -> Path:
+        return self.path / MONITOR_DIR
+
+    @property
+    def tb_dir(self) -> Path:
+        return self.path / TB_DIR
+
+    # -- what is there ---------------------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """Whether a run was started here (its config was written)."""
+        return self.config_file.is_file()
+
+    def read_config(self, validate: bool = True) -> RunConfig:
+        if not self.holds_run():
+            raise ConfigError(f"{self.path} is not a run directory (no {CONFIG_FILE})")
+        return RunConfig.load(self.config_file, validate=validate)
+
+    def read_result(self) -> dict[str, Any] | None:
+        """result.json of a finished run, None if there is none (or it cannot be read)."""
+        try:
+            data = json.loads(self.result_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def finished(self, total_steps: int = 0) -> bool:
+        """Whether the run finished with at least ``total_steps`` env steps (its result.json says so)."""
+        result = self.read_result()
+        try:
+            return result is not None and int(result["timesteps"]) >= total_steps
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    def has_checkpoint(self) -> bool:
+        return self.progress_file.is_file()
+
+    def checkpoint_timesteps(self) -> int:
+        """The env steps of the latest checkpoint."""
+        return int(json.loads(self.progress_file.read_text())["timesteps"])
+
+    def policy_file(self, best: bool = False) -> tuple[Path, Path]:
+        """(model, VecNormalize statistics) of the final policy (an unfinished run: its latest checkpoint's) or,
+        with ``best``, of the best periodic evaluation."""
+        if best:
+            return self.best_dir / MODEL_FILE, self.best_dir / VECNORM_FILE
+        if self.model_file.is_file():
+            return self.model_file, self.vecnorm_file
+        return self.checkpoint_dir / MODEL_FILE, self.checkpoint_dir / VECNORM_FILE
+
+    def has_model(self) -> bool:
+        """Whether a policy can be rolled out here (a run restored from an archive may have none)."""
+        return self.model_file.is_file() or (self.checkpoint_dir / MODEL_FILE).is_file()
+
+    def record_files(self, with_model: bool = False) -> list[Path]:
+        """The files an archive keeps of this run, relative to it."""
+        patterns = RECORD_PATTERNS + (MODEL_PATTERNS if with_model else ())
+        found = {p.relative_to(self.path) for pattern in patterns for p in self.path.glob(pattern) if p.is_file()}
+        return sorted(found)
+
+    # -- evaluation history ----------------------------------------------------------------------
+    def read_eval_history(self) -> list[dict[str, float]]:
+        return read_eval_history(self.eval_file)
+
+    def write_eval_history(self, history: list[dict[str, float]]) -> None:
+        write_eval_history(self.eval_file, history)
+
+    # -- the best evaluation's policy ------------------------------------------------------------
+    def read_best(self) -> dict[str, Any]:
+        """best/best.json ({} if there is none): the step count and return of the best evaluation."""
+        try:
+            return dict(json.loads((self.best_dir / BEST_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return {}
+
+    def has_best(self) -> bool:
+        """Whether the run kept the policy of its best evaluation (runs trained before rlgen kept one did not)."""
+        return bool(self.read_best()) and (self.best_dir / MODEL_FILE).is_file()
+
+    def drop_best_after(self, timesteps: int) -> None:
+        """On resume: a best evaluated after the checkpoint the run resumes from (a crash came between) is
+        dropped with the eval.csv rows past it, so that best/ always is the policy of a row of eval.csv."""
+        if self.read_best().get("timesteps", -1) > timesteps:
+            shutil.rmtree(self.best_dir)
+
+    # -- identity --------------------------------------------------------------------------------
+    def demos_record(self) -> dict[str, Any]:
+        """demos.json ({} if the run learns from no demos, or predates the record)."""
+        try:
+            data = json.loads((self.path / DEMOS_RECORD).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record_demos(self, config: RunConfig, resume: bool = False) -> None:
+        """Write which demo file the run learns from (path and sha256); resuming on a demo file whose bytes
+        changed raises ConfigError naming both hashes."""
+        if not config.demos:
+            return
+        digest = file_sha256(config.demos)
+        recorded = self.demos_record().get("sha256")
+        if resume and recorded is not None:
+            if recorded != digest:
+                raise ConfigError(f"{self.path} was trained on demos of sha256 {recorded}; {config.demos} now "
+                                  f"has {digest}: resuming would change its demonstrations mid-run")
+            return
+        atomic_write_text(self.path / DEMOS_RECORD, json.dumps(
+            {"path": str(config.demos), "sha256": digest, "episodes": config.demo_episodes,
+             "subsample": config.demo_subsample}, indent=2))
+
+    def resume_refusal(self, config: RunConfig) -> str | None:
+        """Why ``config`` cannot continue the run saved here (None: it can): another setting (the saved
+        config.yaml is the run's; a resumed run trains on with it), or no checkpoint to resume from."""
+        if not self.has_checkpoint():
+            return f"nothing to resume in {self.path}: no {CHECKPOINT_DIR}/{PROGRESS_FILE}"
+        saved = self.read_config(validate=False)
+        difference = setting_difference(saved, config)
+        if difference is not None:
+            return f"{self.path} holds a run with {difference.replace(' vs ', ' (asked: ', 1)}); it cannot be " \
+                   f"resumed with other settings"
+        return None
+
+
+def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EVAL_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, out.getvalue())
+
+
+def read_eval_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
