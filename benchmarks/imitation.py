@@ -86,7 +86,7 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
 from rlgen.agents.config import ConfigError, build_config  # noqa: E402
-from rlgen.agents.run import EVAL_FILE, RESULT_FILE, read_best, read_eval_history  # noqa: E402
+from rlgen.agents.rundir import EVAL_FILE, RESULT_FILE, RunDir, read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -567,7 +567,7 @@ def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[
             chosen = source_name == run_dir.name
             listed |= chosen
             steps = {"final": json.loads((run_dir / RESULT_FILE).read_text()).get("timesteps"),
-                     "best": read_best(run_dir).get("timesteps")}
+                     "best": RunDir(run_dir).read_best().get("timesteps")}
             cells = []
             for model in ("final", "best"):
                 scores = run_archive.cached_score(run_dir, episodes, EVAL_SEED, model)

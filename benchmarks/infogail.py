@@ -99,16 +99,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from rlgen.agents import collect_demos  # noqa: E402
+from rlgen.agents import collect_demos, load_run  # noqa: E402
 from rlgen.agents.config import ConfigError, RunConfig  # noqa: E402
+from rlgen.agents.envstack import attach_reward_wrappers, make_vec_env  # noqa: E402
+from rlgen.agents.evaluation import Evaluator  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
-from rlgen.agents.run import (  # noqa: E402
-    RESULT_FILE,
-    Evaluator,
-    attach_reward_wrappers,
-    load_run,
-    make_vec_env,
-)
+from rlgen.agents.rundir import RESULT_FILE  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
 from rlgen.bench import archive as run_archive  # noqa: E402
@@ -215,7 +211,7 @@ def _posterior(config: RunConfig, run_dir: Path) -> Any:
     """The run's trained InfoGAIL wrapper (discriminator and Q), rebuilt as in training and loaded."""
     venv = make_vec_env(config)
     try:
-        _, _, wrappers = attach_reward_wrappers(venv, config)
+        _, wrappers = attach_reward_wrappers(venv, config)
         wrappers[0].load_state(run_dir)
         return wrappers[0]
     finally:

@@ -112,14 +112,14 @@ def record(out: Path) -> dict[str, Any]:
     rlgen(GEN, out)
     fingerprints["gen-vae"] = run_fingerprint(out / "gen-vae")
     for name, args in EVALS:
-        fingerprints[name] = json.loads(rlgen(args, out))
+        fingerprints[name] = {k: v for k, v in json.loads(rlgen(args, out)).items() if k != "run_dir"}
     return fingerprints
 
 
 def differences(before: Any, after: Any, where: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
         found = []
-        for key in sorted(set(before) | set(after)):
+        for key in sorted((set(before) | set(after)) - {"run_dir"}):  # where the runs were made
             if key not in before or key not in after:
                 found.append(f"{where}/{key}: only in {'after' if key not in before else 'before'}")
             else:

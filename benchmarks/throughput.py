@@ -44,7 +44,7 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 
 from rlgen.agents import train  # noqa: E402
 from rlgen.agents.config import algo_class, build_config  # noqa: E402
-from rlgen.agents.run import make_vec_env, resolve_hyperparams  # noqa: E402
+from rlgen.agents.envstack import make_vec_env, resolve_hyperparams  # noqa: E402
 from rlgen.generative import BNN  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "throughput.md"
@@ -233,13 +233,14 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
     the machine of the same seconds. Returns steps/s and GAIL's share of the learn() time per config."""
     from stable_baselines3.common.callbacks import CallbackList
 
-    from rlgen.agents.run import attach_reward_wrappers, build_model, vec_normalize
+    from rlgen.agents.envstack import attach_reward_wrappers, build_model, vec_normalize
 
     torch.set_num_threads(1)
     stacks = {}
     for name, config in configs.items():
         set_random_seed(config.seed)
-        venv, callbacks, wrappers = attach_reward_wrappers(make_vec_env(config), config)
+        venv, wrappers = attach_reward_wrappers(make_vec_env(config), config)
+        callbacks = [wrapper.callback for wrapper in wrappers]
         model = build_model(config, vec_normalize(venv, config))
         stacks[name] = (model, CallbackList(callbacks), wrappers, config.hyperparams["n_steps"] * config.n_envs)
     seconds = dict.fromkeys(configs, 0.0)

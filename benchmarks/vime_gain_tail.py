@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=int, default=100_000, help="log rows after this many env steps")
     args = parser.parse_args(argv)
     from rlgen.agents.config import RunConfig
-    from rlgen.agents.run import CONFIG_FILE, make_vec_env
+    from rlgen.agents.envstack import make_vec_env
+    from rlgen.agents.rundir import CONFIG_FILE
     from rlgen.exploration import VIME
 
     torch.set_num_threads(1)

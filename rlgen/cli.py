@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rlgen.agents.config import ALGOS, BONUSES, ConfigError
 
 if TYPE_CHECKING:
-    from rlgen.agents.run import RunResult
+    from rlgen.agents import RunResult
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

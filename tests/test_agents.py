@@ -6,10 +6,11 @@ import pytest
 import torch
 import yaml
 
-from rlgen.agents import ConfigError, RunConfig, apply_overrides, evaluate, preset_for, train
+from rlgen.agents import ConfigError, RunConfig, apply_overrides, evaluate, load_run, preset_for, train
 from rlgen.agents.config import build_config, parse_override
+from rlgen.agents.envstack import build_model, make_vec_env
 from rlgen.agents.presets import PRESETS
-from rlgen.agents.run import build_model, load_run, make_vec_env, read_eval_history
+from rlgen.agents.rundir import read_eval_history
 
 
 def _params(run_dir):
@@ -213,8 +214,8 @@ def test_demos_from_the_best_policy_see_its_own_statistics(tiny_config, monkeypa
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from rlgen.agents import collect_demos
+    from rlgen.agents.envstack import make_env_fn, vec_normalize
     from rlgen.agents.normalization import load_vecnormalize_stats
-    from rlgen.agents.run import make_env_fn, vec_normalize
 
     _scripted_scores(monkeypatch, [5.0, 9.0, 7.0, 2.0])
     config = tiny_config(total_steps=512, eval_freq=128)
@@ -285,7 +286,7 @@ def test_a_nan_reward_stops_the_run_in_one_line_and_keeps_its_checkpoint(tmp_pat
 
 def test_a2c_writes_its_logs_in_a_short_run(tiny_config):
     """SB3's A2C logs every 100 of its rollouts; a run of a few thousand steps must still have its curves."""
-    from rlgen.agents.run import LOG_EVERY
+    from rlgen.reward_wrapper import LOG_EVERY
     from tests.fakes import scalar_tags
 
     result = train(tiny_config(algo="a2c", total_steps=3 * LOG_EVERY, eval_freq=0, n_envs=2,

@@ -216,7 +216,7 @@ def test_step_mode_rewards_each_step_with_the_current_model_and_keeps_an_unfinis
     bonus.reset()
     rewards = []
     for step in range(12):
-        obs = bonus._last_obs.copy()
+        obs = bonus.recorder.last_obs.copy()
         actions = np.full((2, 1), 0.5 if step % 2 else -0.5, dtype=np.float32)
         _, reward, _, _ = bonus.step(actions)
         rewards.append(reward)

@@ -314,7 +314,7 @@ def test_pickle_keeps_keywords(env_id: str, kwargs: dict[str, Any]) -> None:
 
 
 def test_gymnasium_half_cheetah_made_by_rlgen_is_quiet_and_other_warnings_pass(capfd, recwarn, tmp_path, monkeypatch):
-    from rlgen.agents.run import make_env_fn
+    from rlgen.agents.envstack import make_env_fn
 
     monkeypatch.chdir(tmp_path)  # MuJoCo's default handler also appends to MUJOCO_LOG.TXT here
     gym.make("HalfCheetah-v5").close()  # made plainly, the model warns: the premise

@@ -560,7 +560,7 @@ def test_run_config_gail_works_with_trpo_and_a2c(tmp_path, algo):
     ("a2c", None, 1, 2050),  # A2C's 5-step rollouts: whole rollouts adding up to at least 2,048
 ])
 def test_gail_updates_once_per_rollout_of_at_least_2048_steps_by_default(algo, n_steps, n_envs, expected):
-    from rlgen.agents.run import default_update_every
+    from rlgen.agents.envstack import default_update_every
 
     hyperparams = {"n_steps": n_steps} if n_steps else {}
     config = RunConfig(algo=algo, env_id=REACH_ID, n_envs=n_envs, hyperparams=hyperparams)
@@ -669,20 +669,3 @@ def test_imitation_subcommands_have_help(capsys):
             main([*command, "--help"])
         assert info.value.code == 0
         assert "usage: rlgen " + " ".join(command) in capsys.readouterr().out
-
-
-def test_transition_buffer_keeps_the_latest_rows_across_the_wrap():
-    from rlgen.imitation.gail import TransitionBuffer
-
-    buffer = TransitionBuffer(5, 2, (1,), np.dtype(np.float32))
-    rows = np.arange(14, dtype=np.float32)
-    for start in range(0, 14, 3):  # 3 rows a step into 5 slots: every other step wraps
-        chunk = rows[start:start + 3]
-        buffer.add(np.stack([chunk, -chunk], 1), chunk[:, None] * 10, np.stack([chunk + 1, chunk], 1))
-    obs, acts, next_obs = buffer.contents()
-    assert buffer.size == 5 and buffer.cursor == 14 % 5
-    # slot i holds the latest row r with r % 5 == i: rows 9..13
-    expected = np.array([10, 11, 12, 13, 9], dtype=np.float32)
-    np.testing.assert_array_equal(obs, np.stack([expected, -expected], 1))
-    np.testing.assert_array_equal(acts[:, 0], expected * 10)
-    np.testing.assert_array_equal(next_obs[:, 0], expected + 1)

@@ -14,8 +14,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import rlgen.envs  # noqa: F401  (registers the tasks)
-from rlgen.agents import RunConfig, evaluate, train
-from rlgen.agents.run import load_run
+from rlgen.agents import RunConfig, evaluate, load_run, train
 from rlgen.envs.mountain_car import SparseMountainCarPixelsEnv
 from rlgen.exploration import DensityBonus
 from rlgen.generative import PixelCNN

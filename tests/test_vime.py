@@ -151,7 +151,7 @@ def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
     rewards, expected = [], []
     for step in range(12):
         actions = rng.uniform(-1, 1, (2, 1)).astype(np.float32)
-        obs_before = vime._last_obs.copy()
+        obs_before = vime.recorder.last_obs.copy()
         torch.manual_seed(step)  # the BNN's weight samples
         _, reward, _, _ = vime.step(actions)
         rewards.append(reward)
@@ -284,76 +284,6 @@ def test_sac_with_a_bonus_is_refused_from_the_command_line_unless_in_step_mode(t
     assert build_config(config_file=path, overrides=["bonus_kwargs.mode=step"]).bonus_kwargs == {"mode": "step"}
     one_line_error(capsys, ["train", "--algo", "sac", "--env", "Pendulum-v1", "--bonus", "vime", "--out",
                             str(tmp_path)], "add bonus_kwargs.mode=step")
-
-
-def test_replay_pool_keeps_integer_observations_as_they_are_and_reads_the_old_layout():
-    from rlgen.exploration.rollout_bonus import ReplayPool
-
-    rng = np.random.default_rng(0)
-    frames, next_frames = rng.integers(0, 256, (5, 6)), rng.integers(0, 256, (5, 6))
-    actions = rng.normal(size=(5, 2)).astype(np.float32)
-    inputs = np.hstack([frames, actions]).astype(np.float32)
-    pool = ReplayPool(4, 6, 2, obs_dtype=np.uint8)
-    pool.add(inputs, next_frames.astype(np.float32))  # 5 rows into 4 places: the first one makes way
-    assert pool.obs.dtype == np.uint8 and pool.obs.nbytes == 4 * 6 and pool.size == 4
-    rows_in, rows_out = pool.rows()
-    assert rows_in.dtype == np.float32
-    assert sorted(map(tuple, rows_in)) == sorted(map(tuple, inputs[1:]))  # exact: the frames were bytes
-    assert sorted(map(tuple, rows_out)) == sorted(map(tuple, next_frames[1:].astype(np.float32)))
-    state = pool.state()
-    assert state["obs"].dtype == torch.uint8 and state["actions"].dtype == torch.float32
-    # a state saved before observations and actions were kept apart: float32 [s, a] and s' rows
-    old = {"inputs": torch.from_numpy(inputs[:3]), "targets": torch.from_numpy(next_frames[:3].astype(np.float32)),
-           "cursor": 3}
-    other = ReplayPool(4, 6, 2, obs_dtype=np.uint8)
-    other.load(old)
-    np.testing.assert_array_equal(other.rows()[0], inputs[:3])
-    assert other.cursor == 3
-    with pytest.raises(ValueError, match="widths"):
-        ReplayPool(4, 5, 2).load(old)
-
-
-def test_replay_pool_loaded_into_another_capacity_keeps_the_newest_rows_in_order():
-    from rlgen.exploration.rollout_bonus import ReplayPool
-
-    def filled(capacity, n):
-        pool = ReplayPool(capacity, 1, 1)
-        values = np.arange(n, dtype=np.float32)[:, None]
-        pool.add(np.hstack([values, values]), values)
-        return pool
-
-    saved = filled(10, 23).state()  # wrapped: holds 13..22, the oldest (13) at the cursor
-    new_rows = (np.full((2, 2), 99, np.float32), np.full((2, 1), 99, np.float32))
-    larger = ReplayPool(100, 1, 1)
-    larger.load(saved)
-    assert larger.rows()[1][:, 0].tolist() == list(range(13, 23))
-    larger.add(*new_rows)  # room to spare: nothing held is overwritten and no empty row counts
-    assert larger.rows()[1][:, 0].tolist() == [*range(13, 23), 99, 99]
-    smaller = ReplayPool(4, 1, 1)
-    smaller.load(saved)
-    assert smaller.rows()[1][:, 0].tolist() == [19, 20, 21, 22]  # the newest that fit
-    smaller.add(*new_rows)  # the oldest of them make way
-    assert smaller.rows()[1][:, 0].tolist() == [99, 99, 21, 22]
-    same = ReplayPool(10, 1, 1)
-    same.load(saved)  # the same capacity: rows and cursor exactly as they were
-    np.testing.assert_array_equal(same.next_obs, filled(10, 23).next_obs)
-    assert same.cursor == 3
-
-
-def test_replay_pool_statistics_in_blocks_match_the_whole_pool_and_bytes_stay_bytes():
-    from rlgen.exploration.rollout_bonus import ReplayPool, standardisation
-
-    rng = np.random.default_rng(1)
-    pool = ReplayPool(1000, 3, 2)
-    pool.add(rng.normal(5, 3, (700, 5)).astype(np.float32), rng.normal(-2, 0.5, (700, 3)).astype(np.float32))
-    whole = standardisation(*pool.rows())
-    blocks = pool.statistics(block=64)
-    for key, value in whole.items():
-        np.testing.assert_allclose(blocks[key], value, rtol=1e-5, atol=1e-6)
-    frames = ReplayPool(10, 2, 1, obs_dtype=np.uint8)
-    with pytest.raises(ValueError, match="not uint8 values.*-3 to 256"):
-        frames.add(np.array([[-3.0, 256.0, 0.5]], np.float32), np.array([[1.0, 2.0]], np.float32))
-    assert ReplayPool(10, 2, 1, obs_dtype=np.int64).obs_dtype == np.float32  # no saving over float32
 
 
 def test_short_rollouts_share_log_rows(tmp_path):

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rlgen.agents.rundir import EVAL_FILE, MONITOR_DIR, PLOT_FILE, read_eval_history
+from rlgen.atomic import atomic_write_bytes
+
 
 def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndarray, ...]:
     """(approximate global step, return) of every training episode, from the Monitor files; with ``column``
@@ -15,7 +18,7 @@ def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndar
     Envs step in lockstep, so an episode ending at step k of one env ends near global step
     k * n_envs. (Monitor's own clock restarts when a run resumes, so it cannot order episodes.)
     """
-    files = sorted((run_dir / "monitor").glob("*.monitor.csv"))
+    files = sorted((run_dir / MONITOR_DIR).glob("*.monitor.csv"))
     steps, returns, extra = [], [], []
     for path in files:
         lines = path.read_text().splitlines()
@@ -36,17 +39,18 @@ def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndar
 
 
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    import matplotlib
+    """Evaluation and training returns against env steps, as ``learning_curve.png`` (or ``out``).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rlgen.agents.run import EVAL_FILE, PLOT_FILE, read_eval_history
-    from rlgen.atomic import atomic_write_bytes
+    Drawn on a bare Agg canvas: neither pyplot's global state nor the process's matplotlib backend is touched
+    (a run checkpoints inside programs that may plot themselves)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / PLOT_FILE
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     steps, returns = training_episodes(run_dir)
     if len(steps):
         ax.plot(steps, returns, ".", ms=2, alpha=0.3, color="tab:gray", label="training episodes")
@@ -68,6 +72,5 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     atomic_write_bytes(out, buffer.getvalue())
     return out

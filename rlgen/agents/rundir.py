@@ -68,20 +68,21 @@ def settings(config: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
 
 
-def setting_difference(a: RunConfig, b: RunConfig) -> str | None:
-    """The first setting in which two configs differ ("hyperparams.learning_rate 0.0003 vs 0.001"), None when
-    they train the same run whatever their folders, budgets and progress display."""
+def setting_difference(a: RunConfig, b: RunConfig) -> tuple[str, Any, Any] | None:
+    """The first setting in which two configs differ, as (its dotted name, a's value, b's value), e.g.
+    ("hyperparams.learning_rate", 0.0003, 0.001); None when they train the same run whatever their folders,
+    budgets and progress display."""
     return _first_difference(settings(a), settings(b), "")
 
 
-def _first_difference(a: Any, b: Any, where: str) -> str | None:
+def _first_difference(a: Any, b: Any, where: str) -> tuple[str, Any, Any] | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
             found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
             if found is not None:
                 return found
         return None
-    return None if a == b else f"{where} {a!r} vs {b!r}"
+    return None if a == b else (where, a, b)
 
 
 def same_settings(a: RunConfig, b: RunConfig) -> bool:
@@ -256,8 +257,8 @@ class RunDir:
         saved = self.read_config(validate=False)
         difference = setting_difference(saved, config)
         if difference is not None:
-            return f"{self.path} holds a run with {difference.replace(' vs ', ' (asked: ', 1)}); it cannot be " \
-                   f"resumed with other settings"
+            name, kept, asked = difference
+            return f"{self.path} holds a run with {name} {kept!r}; it cannot be resumed with {name} {asked!r}"
         return None
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rlgen.agents import evaluate
 from rlgen.agents.config import RunConfig
-from rlgen.agents.run import (
+from rlgen.agents.rundir import (
     BEST_DIR,
     BEST_FILE,
     CHECKPOINT_DIR,
@@ -33,11 +34,18 @@ from rlgen.agents.run import (
     MODEL_FILE,
     RESULT_FILE,
     VECNORM_FILE,
-    evaluate,
-    has_best,
-    read_best,
+    RunDir,
 )
 from rlgen.atomic import LockedError, atomic_dir, atomic_write_text, file_sha256, run_lock
+
+
+def has_best(run_dir: str | Path) -> bool:
+    return RunDir(run_dir).has_best()
+
+
+def read_best(run_dir: str | Path) -> dict:
+    return RunDir(run_dir).read_best()
+
 
 RECORD_PATTERNS = (CONFIG_FILE, RESULT_FILE, EVAL_FILE, "monitor/*.monitor.csv", "*_log.jsonl", "*.json",
                    f"{BEST_DIR}/{BEST_FILE}")

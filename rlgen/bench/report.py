@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rlgen.agents.plotting import training_episodes
-from rlgen.agents.run import EVAL_FILE, read_eval_history
+from rlgen.agents.rundir import EVAL_FILE, read_eval_history
 from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
 from rlgen.bench.runner import ERROR_FILE, run_finished

@@ -71,7 +71,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
-from rlgen.exploration.rollout_bonus import ReplayPool, RolloutBonus, standardisation
+from rlgen.exploration.rollout_bonus import ModelBonus, standardisation
 from rlgen.generative import BNN, VAE, PixelCNN, PixelRNN
 from rlgen.generative.updates import adam_step, auto_chunk, batched_prediction_gains
 
@@ -109,13 +109,8 @@ def _bnn_log_prob(model: nn.Module, x: Tensor, context: Tensor | None) -> Tensor
     return model.log_likelihood(context, x)  # type: ignore[operator]
 
 
-# Standardised inputs are clipped as VecNormalize clips observations: a dimension that has been constant so far
-# (std ~ 0) would otherwise hand the network values of 1e6 and more the first time it moves.
+# Standardised inputs are clipped as VecNormalize clips observations (rlgen.reward_wrapper.standardise says why).
 _CLIP = 10.0
-
-
-def _standardised(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.clip((values - mean) / std, -_CLIP, _CLIP).astype(np.float32))
 
 
 def default_model(name: str, input_shape: tuple[int, ...], n_levels: int, context_dim: int, obs_dim: int,
@@ -158,7 +153,7 @@ def default_model(name: str, input_shape: tuple[int, ...], n_levels: int, contex
                                "context_dim": context_dim, **overrides})
 
 
-class DensityBonus(RolloutBonus):
+class DensityBonus(ModelBonus):
     """Records (s, a, s') of every step; its :attr:`callback` adds ``beta / sqrt(N + 0.01)`` to each rollout's
     rewards, N the pseudo-count of a density model's prediction gain (env rewards reported by SB3 stay the
     true ones).
@@ -223,7 +218,9 @@ class DensityBonus(RolloutBonus):
         update_every: int = 2048,
         seed: int = 0,
     ):
-        super().__init__(venv, mode=mode, update_every=update_every)
+        super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
+                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=_CLIP,
+                         mode=mode, update_every=update_every)
         if target not in TARGETS:
             raise ValueError(f"unknown DensityBonus target {target!r}; choose one of: {', '.join(TARGETS)}")
         if prediction_step not in PREDICTION_STEPS:
@@ -239,23 +236,17 @@ class DensityBonus(RolloutBonus):
                 raise ValueError(f"DensityBonus {name} must be >= 0, got {value}")
         if not 0 <= bounds_quantile < 0.5:
             raise ValueError(f"DensityBonus bounds_quantile must be in [0, 0.5), got {bounds_quantile}")
-        for name, value in (("replay_size", replay_size), ("batch_size", batch_size),
-                            ("chunk", 1 if chunk is None else chunk)):
-            if int(value) < 1:
-                raise ValueError(f"DensityBonus {name} must be a positive integer, got {value}")
+        if chunk is not None and int(chunk) < 1:
+            raise ValueError(f"DensityBonus chunk must be a positive integer, got {chunk}")
         if int(n_levels) < 2:
             raise ValueError(f"DensityBonus n_levels must be at least 2, got {n_levels}")
         self.target, self.beta = target, float(beta)
         self.prediction_step, self.prediction_lr = prediction_step, float(prediction_lr)
         self.bounds, self.bounds_quantile, self.bounds_margin = bounds, float(bounds_quantile), float(bounds_margin)
-        self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
         context_dim = self.obs_dim + self.act_dim if target == "transition" else 0
         if isinstance(model, str):
             input_shape = self.obs_shape if image else (self.obs_dim,)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with self.seeded():
                 model = default_model(model, input_shape, n_levels, context_dim, self.obs_dim, self.act_dim,
                                       **(model_kwargs or {}))
         elif model_kwargs:
@@ -264,10 +255,7 @@ class DensityBonus(RolloutBonus):
         self.chunk = auto_chunk(self.model) if chunk is None else int(chunk)
         self.is_bnn = isinstance(self.model, BNN)
         self._log_prob = _bnn_log_prob if self.is_bnn else _density_log_prob
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
-        self.pool = ReplayPool(replay_size, self.obs_dim, self.act_dim, owner="DensityBonus",
-                               obs_dtype=venv.observation_space.dtype)
-        self.stats: dict[str, np.ndarray] | None = None
+        self.set_model(self.model, learning_rate)
         self.low: np.ndarray | None = None
         self.high: np.ndarray | None = None
         if bounds == "space":
@@ -320,11 +308,9 @@ class DensityBonus(RolloutBonus):
         [s, a] for ``target="transition"`` (else None); standardised values are clipped to [-10, 10]."""
         if self.stats is None:
             raise RuntimeError("DensityBonus.encode before any statistics: call refresh_statistics first")
-        context = None
-        if self.target == "transition":
-            context = _standardised(inputs, self.stats["in_mean"], self.stats["in_std"])
+        context = self.standardise_inputs(inputs) if self.target == "transition" else None
         if self.is_bnn:
-            return _standardised(targets, self.stats["out_mean"], self.stats["out_std"]), context
+            return self.standardise_targets(targets), context
         assert self.low is not None and self.high is not None
         unit = np.clip((targets - self.low) / (self.high - self.low), 0.0, 1.0)
         shape = tuple(self.model.input_shape)  # type: ignore[arg-type]
@@ -364,19 +350,19 @@ class DensityBonus(RolloutBonus):
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Add the rollout to the replay pool, refresh the statistics from it, take Adam steps on the model."""
-        self.pool.add(inputs, targets)
+        self.pool.add_inputs(inputs, targets)
         # statistics in blocks, quantiles on the stored s' (no float copy of a pool of frames each rollout)
         self.refresh_statistics(self.pool.statistics(), self.pool.next_obs[:self.pool.size])
-        if self.pool.size < self.min_replay or self.updates_per_rollout <= 0:
+        if not self.ready_to_train():
             return {}
+        assert self.optimizer is not None
         self.model.train()
         n_batches = max(1, self.pool.size // self.batch_size)
         loss = float("nan")
         with torch.random.fork_rng(devices=[]):  # a VAE's or BNN's noise from the wrapper's own seed
             torch.manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
             for _ in range(self.updates_per_rollout):
-                idx = self.rng.integers(0, self.pool.size, self.batch_size)
-                x, context = self.encode(*self.pool.rows(idx))
+                x, context = self.encode(*self.sample_batch())
                 if self.is_bnn:
                     objective = self.model.loss((context, x), n_batches=n_batches)["loss"]  # type: ignore[operator]
                 else:
@@ -389,13 +375,11 @@ class DensityBonus(RolloutBonus):
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        stats = {k: torch.from_numpy(v) for k, v in self.stats.items()} if self.stats is not None else {}
         bounds = {} if self.low is None or self.high is None else {
             "low": torch.from_numpy(np.asarray(self.low, np.float64)),
             "high": torch.from_numpy(np.asarray(self.high, np.float64))}
         return {"model_class": type(self.model).__name__, "target": self.target, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "pool": self.pool.state(), "stats": stats,
-                "bounds": bounds, **self.recording_state()}
+                "bounds": bounds, **self.pool_state(), **self.recording_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = (state["model_class"], state["target"])
@@ -406,9 +390,7 @@ class DensityBonus(RolloutBonus):
             self.model.load_state_dict(state["model"])
         except RuntimeError as exc:  # parameter names or shapes differ: another model size
             raise ValueError(f"DensityBonus state does not fit this model: {exc}".splitlines()[0]) from None
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.pool.load(state["pool"])
-        self.stats = {k: v.numpy() for k, v in state["stats"].items()} or None
+        self.load_pool_state(state)
         if state["bounds"]:
             self.low, self.high = state["bounds"]["low"].numpy(), state["bounds"]["high"].numpy()
         self.load_recording_state(state)

@@ -18,8 +18,10 @@ rather than added after it, so an ``eta`` or ``beta`` tuned in rollout mode does
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,18 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.atomic import atomic_write_text
-from rlgen.transitions import observations_and_next
-from rlgen.wrapper_state import WrapperState
+from rlgen.reward_wrapper import (
+    LOG_EVERY,
+    RewardWrapper,
+    TransitionRecorder,
+    TransitionRing,
+    WrapperCallback,
+    standardise,
+)
 
 
 def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
@@ -42,117 +49,14 @@ def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.nda
             "out_mean": targets.mean(0), "out_std": targets.std(0) + 1e-6}
 
 
-class ReplayPool:
-    """A ring buffer of transitions (s, a, s') for a bonus's model, read as (input, target) rows ([s, a], s').
-
-    Observations are kept in the observation space's own dtype when that is an integer one (uint8 frames take
-    a quarter of float32's memory, in the pool and in the saved state), actions as float32; rows come out as
-    float32.
-    """
-
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, owner: str = "the wrapper",
-                 obs_dtype: np.dtype | type = np.float32):
-        obs_dtype = np.dtype(obs_dtype)
-        # small integer types only: int32/int64 observations would save nothing over float32
-        small_int = np.issubdtype(obs_dtype, np.integer) and obs_dtype.itemsize <= 2
-        self.obs_dtype = obs_dtype if small_int else np.dtype(np.float32)
-        self.obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
-        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
-        self.capacity, self.size, self.cursor = capacity, 0, 0
-        self.owner = owner
-
-    def add(self, inputs: np.ndarray, targets: np.ndarray) -> None:
-        """Add rows of ``inputs`` = [s, a] and ``targets`` = s' (oldest rows make way once the pool is full)."""
-        obs_dim = self.obs.shape[1]
-        if self.obs_dtype.kind in "iu":
-            self._check_representable(inputs[:, :obs_dim], "observations")
-            self._check_representable(targets, "next observations")
-        for start in range(0, len(inputs), self.capacity):
-            chunk_in, chunk_out = inputs[start:start + self.capacity], targets[start:start + self.capacity]
-            idx = (self.cursor + np.arange(len(chunk_in))) % self.capacity
-            self.obs[idx], self.actions[idx] = chunk_in[:, :obs_dim], chunk_in[:, obs_dim:]
-            self.next_obs[idx] = chunk_out
-            self.cursor = int((self.cursor + len(chunk_in)) % self.capacity)
-            self.size = min(self.capacity, self.size + len(chunk_in))
-
-    def _check_representable(self, values: np.ndarray, what: str) -> None:
-        info = np.iinfo(self.obs_dtype)
-        if values.size and (values.min() < info.min or values.max() > info.max or np.any(values != np.round(values))):
-            raise ValueError(f"{self.owner}: {what} are not {self.obs_dtype} values (range {values.min():g} to "
-                             f"{values.max():g}) though the observation space is {self.obs_dtype}; wrap the bonus "
-                             f"around the env's raw observations, not normalised ones")
-
-    def rows(self, idx: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs [s, a], targets s') as float32, of the rows ``idx`` (default: every row held)."""
-        idx = slice(0, self.size) if idx is None else idx
-        inputs = np.concatenate([self.obs[idx].astype(np.float32), self.actions[idx]], axis=-1)
-        return inputs, self.next_obs[idx].astype(np.float32)
-
-    def statistics(self, block: int = 8192) -> dict[str, np.ndarray]:
-        """:func:`standardisation` of every row held, computed ``block`` rows at a time (no float copy of the
-        whole pool: per-block means and squared deviations merged as in Chan et al.'s parallel variance)."""
-        count, moments = 0, None
-        for start in range(0, self.size, block):
-            columns = self.rows(slice(start, min(start + block, self.size)))
-            n = len(columns[0])
-            block_moments = [(c.mean(0, dtype=np.float64), ((c - c.mean(0, dtype=np.float64)) ** 2).sum(0))
-                             for c in columns]
-            if moments is None:
-                moments = block_moments
-            else:
-                merged = []
-                for (mean_a, m2_a), (mean_b, m2_b) in zip(moments, block_moments, strict=True):
-                    delta = mean_b - mean_a
-                    merged.append((mean_a + delta * n / (count + n), m2_a + m2_b + delta**2 * count * n / (count + n)))
-                moments = merged
-            count += n
-        if moments is None:
-            raise ValueError(f"{self.owner}: statistics of an empty replay pool")
-        (in_mean, in_m2), (out_mean, out_m2) = moments
-        return {"in_mean": in_mean.astype(np.float32), "in_std": (np.sqrt(in_m2 / count) + 1e-6).astype(np.float32),
-                "out_mean": out_mean.astype(np.float32), "out_std": (np.sqrt(out_m2 / count) + 1e-6).astype(np.float32)}
-
-    def state(self) -> dict[str, Any]:
-        return {"obs": torch.from_numpy(self.obs[:self.size].copy()),
-                "actions": torch.from_numpy(self.actions[:self.size].copy()),
-                "next_obs": torch.from_numpy(self.next_obs[:self.size].copy()),
-                "cursor": self.cursor}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state`'s output (or the older layout of float32 ``inputs`` and ``targets`` rows)."""
-        if "inputs" in state:
-            inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
-            obs, actions = inputs[:, :self.obs.shape[1]], inputs[:, self.obs.shape[1]:]
-            widths = (inputs.shape[1:], targets.shape[1:])
-        else:
-            obs, actions, targets = (state[key].numpy() for key in ("obs", "actions", "next_obs"))
-            widths = ((obs.shape[1] + actions.shape[1],), targets.shape[1:])
-        need = ((self.obs.shape[1] + self.actions.shape[1],), self.next_obs.shape[1:])
-        if widths != need or actions.shape[1:] != self.actions.shape[1:]:
-            raise ValueError(f"{self.owner} state holds transitions of widths {widths[0]} -> {widths[1]}, "
-                             f"this env needs {need[0]} -> {need[1]}")
-        n, cursor = len(obs), int(state["cursor"])
-        if n == self.capacity:  # the same capacity, full: the rows go back where they were
-            self.obs[:], self.actions[:], self.next_obs[:] = obs, actions, targets
-            self.size, self.cursor = n, cursor % n
-            return
-        # another capacity: the rows in the order they came (a wrapped pool's oldest sits at its cursor), the
-        # newest that fit, written from the start
-        order = np.roll(np.arange(n), -cursor) if cursor != n and n else np.arange(n)
-        keep = order[-self.capacity:]
-        self.size = len(keep)
-        self.obs[:self.size], self.actions[:self.size] = obs[keep], actions[keep]
-        self.next_obs[:self.size] = targets[keep]
-        self.cursor = self.size % self.capacity
-
-
 MODES = ("rollout", "step")
 
 
-class RolloutBonus(WrapperState, VecEnvWrapper):
+class RolloutBonus(RewardWrapper):
     """Records (s, a, s') of every step for a bonus computed once per rollout by :attr:`callback` (or, with
-    ``mode="step"``, at every step; see the module docstring).
+    ``mode="step"``, at every step; see the module docstring). In rollout mode the callback is required: a
+    wrapper whose callback no agent attached stops with a one-line error naming the fix
+    (:meth:`rlgen.reward_wrapper.RewardWrapper.check_attached`).
 
     Subclasses set ``state_name`` (used in messages) and ``state_file``, and implement :meth:`compute_bonus`,
     :meth:`update_model`, ``state_dict`` and ``load_state_dict`` (with :meth:`recording_state` in them).
@@ -160,6 +64,7 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
 
     log_prefix = "bonus"
     """TensorBoard prefix of the bonus's own keys (``vime/...``, ``density/...``)."""
+    callback: RolloutBonusCallback
 
     def __init__(self, venv: VecEnv, mode: str = "rollout", update_every: int = 2048):
         super().__init__(venv)
@@ -178,10 +83,9 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         self.obs_shape = tuple(int(s) for s in obs_space.shape)
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
-        self.num_steps = 0
+        self.callback_required = mode == "rollout"  # step mode pays the bonus itself; its callback only logs
+        self.recorder = TransitionRecorder(self.num_envs, self.state_name)
         self.callback = RolloutBonusCallback(self)
-        self._last_obs: np.ndarray | None = None
-        self._actions: np.ndarray | None = None
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # -- what a subclass provides ----------------------------------------------------------------
@@ -200,26 +104,25 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         raise NotImplementedError
 
     # -- recording -------------------------------------------------------------------------------
+    @property
+    def num_steps(self) -> int:
+        """Steps recorded so far (every env stepped once counts one)."""
+        return self.recorder.steps
+
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
-        self._check_finite(obs, "reset observation")
-        self._last_obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        self.recorder.on_reset(obs)
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        self.recorder.on_actions(actions)
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
-        self.num_steps += 1
-        self._check_finite(obs, "observation")
-        flat, next_obs = observations_and_next(obs, dones, infos)
-        self._check_finite(next_obs, "terminal observation")
-        if self._last_obs is None or self._actions is None:
-            raise RuntimeError(f"{self.state_name}.step_wait called before reset/step_async")
-        self._pending.append((self._last_obs, self._actions, next_obs, np.asarray(dones, dtype=bool)))
-        self._last_obs = flat
+        s, a, next_obs = self.recorder.on_step(obs, dones, infos)
+        self._pending.append((s, a, next_obs, np.asarray(dones, dtype=bool)))
+        self.check_attached(len(self._pending))
         if self.mode == "step":
             rewards = self._add_step_bonus(rewards)
         return obs, rewards, dones, infos
@@ -247,11 +150,6 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         self.callback.step_logs.update(logged)
         return rewards + bonus.astype(rewards.dtype)
 
-    def _check_finite(self, array: np.ndarray, what: str) -> None:
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{self.state_name}: non-finite {what} at step {self.num_steps}; "
-                             f"refusing to train its model on it")
-
     def take_rollout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(inputs, targets, dones) of the steps recorded since the last call, shaped (T, n_envs, ...)."""
         if not self._pending:
@@ -264,6 +162,17 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
         """The recorded steps as (T, n_envs, ...) arrays: observations, actions, next observations, dones."""
         return [np.stack(column) for column in zip(*self._pending, strict=True)]
 
+    # -- the run's log ---------------------------------------------------------------------------
+    def start_log(self, directory: str | Path, keep_until: int | None = None) -> None:
+        """Append each rollout's values (bonus percentiles, the model's loss, ...) to ``<state file
+        stem>_log.jsonl`` in ``directory``, one row per rollout or per :data:`LOG_EVERY` transitions if rollouts
+        are shorter (see :meth:`RolloutBonusCallback.set_log`)."""
+        self.callback.set_log(Path(directory) / f"{Path(self.state_file).stem}_log.jsonl", keep_until=keep_until,
+                              every=LOG_EVERY)
+
+    def flush_log(self) -> None:
+        self.callback.flush_log()
+
     # -- saving ----------------------------------------------------------------------------------
     def recording_state(self) -> dict[str, Any]:
         """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
@@ -273,7 +182,7 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
 
     def load_recording_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`recording_state` saved: step mode's unfinished window carries over."""
-        self.num_steps = int(state["num_steps"])
+        self.recorder.steps = int(state["num_steps"])
         self.windows = int(state.get("windows", 0))
         columns = [column.numpy() for column in state.get("pending", [])]
         self._pending = [tuple(column[t] for column in columns)  # type: ignore[misc]
@@ -284,6 +193,74 @@ class RolloutBonus(WrapperState, VecEnvWrapper):
                              f"{self.num_envs} x {self.obs_dim}")
         self.callback.episode_intrinsic.clear()
         self.callback.episode_intrinsic.extend(float(r) for r in state["intrinsic_returns"])
+
+
+class ModelBonus(RolloutBonus):
+    """A rollout bonus computed by a model that learns from the transitions seen so far (VIME's BNN, a density
+    model). This base owns what every such bonus needs besides its model: the replay pool (a
+    :class:`~rlgen.reward_wrapper.TransitionRing`), the standardisation of the model's inputs and targets by the
+    pool's statistics (clipped to ``[-clip, clip]``, or not at all with ``clip=None``), the model's Adam
+    optimiser, its minibatches, and the wrapper's random streams, all from ``seed``: :meth:`seeded` for the
+    model's initialisation, :attr:`rng` for minibatches, :attr:`generator` for the model's noise.
+
+    A subclass builds its model (inside ``with self.seeded():``), hands it to :meth:`set_model`, and implements
+    :meth:`compute_bonus` and :meth:`update_model`; :meth:`pool_state` and :meth:`load_pool_state` are the
+    part of its ``state_dict`` this base keeps.
+    """
+
+    def __init__(self, venv: VecEnv, *, replay_size: int, min_replay: int, updates_per_rollout: int,
+                 batch_size: int, seed: int, clip: float | None, mode: str = "rollout", update_every: int = 2048):
+        super().__init__(venv, mode=mode, update_every=update_every)
+        for name, value in (("replay_size", replay_size), ("batch_size", batch_size)):
+            if int(value) < 1:
+                raise ValueError(f"{self.state_name} {name} must be a positive integer, got {value}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"{self.state_name} clip must be > 0 (or None), got {clip}")
+        self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
+        self._seed, self.clip = int(seed), None if clip is None else float(clip)
+        self.generator = torch.Generator().manual_seed(self._seed)
+        self.rng = np.random.default_rng(self._seed)
+        self.pool = TransitionRing(int(replay_size), self.obs_dim, self.act_dim, owner=self.state_name,
+                                   obs_dtype=venv.observation_space.dtype)
+        self.stats: dict[str, np.ndarray] | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    @contextlib.contextmanager
+    def seeded(self) -> Iterator[None]:
+        """Draw from torch's global RNG as if seeded with ``seed``, without moving the caller's stream."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            yield
+
+    def set_model(self, model: torch.nn.Module, learning_rate: float) -> None:
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+
+    def ready_to_train(self) -> bool:
+        return self.pool.size >= self.min_replay and self.updates_per_rollout > 0
+
+    def sample_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """A minibatch of the pool, drawn with replacement: (inputs [s, a], targets s')."""
+        return self.pool.rows(self.rng.integers(0, self.pool.size, self.batch_size))
+
+    def standardise_inputs(self, inputs: np.ndarray) -> torch.Tensor:
+        assert self.stats is not None
+        return torch.from_numpy(standardise(inputs, self.stats["in_mean"], self.stats["in_std"], self.clip))
+
+    def standardise_targets(self, targets: np.ndarray) -> torch.Tensor:
+        assert self.stats is not None
+        return torch.from_numpy(standardise(targets, self.stats["out_mean"], self.stats["out_std"], self.clip))
+
+    def pool_state(self) -> dict[str, Any]:
+        """The optimiser, the pool and its statistics, for the subclass's ``state_dict``."""
+        assert self.optimizer is not None
+        stats = {k: torch.from_numpy(v) for k, v in self.stats.items()} if self.stats is not None else {}
+        return {"optimizer": self.optimizer.state_dict(), "pool": self.pool.state(), "stats": stats}
+
+    def load_pool_state(self, state: dict[str, Any]) -> None:
+        assert self.optimizer is not None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.pool.load(state["pool"])
+        self.stats = {k: v.numpy() for k, v in state["stats"].items()} or None
 
 
 def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
@@ -297,12 +274,13 @@ def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: 
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
 
-class RolloutBonusCallback(BaseCallback):
+class RolloutBonusCallback(WrapperCallback):
     """At each rollout's end: the bonus into the rollout buffer, returns/advantages recomputed, the model trained."""
 
+    wrapper: RolloutBonus
+
     def __init__(self, wrapper: RolloutBonus):
-        super().__init__()
-        self.wrapper = wrapper
+        super().__init__(wrapper)
         self.episode_intrinsic: deque[float] = deque(maxlen=100)
         self.step_logs: dict[str, float] = {}  # step mode: what the wrapper's last model update reported
         self._running: np.ndarray | None = None
@@ -368,6 +346,7 @@ class RolloutBonusCallback(BaseCallback):
         self.flush_log()
 
     def _init_callback(self) -> None:
+        super()._init_callback()
         if self.wrapper.mode == "rollout" and not hasattr(self.model, "rollout_buffer"):
             raise TypeError(
                 f"{self.wrapper.state_name}'s callback needs an on-policy agent with a rollout buffer (PPO, TRPO, "

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlgen.exploration.rollout_bonus import ReplayPool, RolloutBonus, RolloutBonusCallback
+from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback
 from rlgen.generative import BNN
 
 METHODS = ("second_order", "exact")
 
 
-class VIME(RolloutBonus):
+class VIME(ModelBonus):
     """Records (s, a, s') of every step; its :attr:`callback` adds ``eta`` x normalised information gain
     to each rollout's rewards (env rewards reported by SB3 stay the true ones).
 
@@ -88,7 +88,9 @@ class VIME(RolloutBonus):
         update_every: int = 2048,
         seed: int = 0,
     ):
-        super().__init__(venv, mode=mode, update_every=update_every)
+        super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
+                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=None,
+                         mode=mode, update_every=update_every)
         if method not in METHODS:
             raise ValueError(f"unknown VIME method {method!r}; choose one of: {', '.join(METHODS)}")
         for name, value in (("eta", eta), ("max_kl", max_kl), ("eta_final", 0 if eta_final is None else eta_final),
@@ -98,34 +100,24 @@ class VIME(RolloutBonus):
         if (eta_final is None) != (int(eta_decay_steps) == 0):
             raise ValueError("VIME eta_final and eta_decay_steps go together: give both (a decay) or neither")
         self.eta_final, self.eta_decay_steps = eta_final, int(eta_decay_steps)
-        for name, value in (("replay_size", replay_size), ("batch_size", batch_size),
-                            ("median_window", median_window), ("n_samples", n_samples)):
+        for name, value in (("median_window", median_window), ("n_samples", n_samples)):
             if int(value) < 1:
                 raise ValueError(f"VIME {name} must be a positive integer, got {value}")
         self.eta, self.method, self.step_size, self.max_kl = float(eta), method, float(step_size), float(max_kl)
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
-        self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
         self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
                        likelihood_sd=likelihood_sd, n_samples=n_samples)
-        self.optimizer = torch.optim.Adam(self.bnn.parameters(), lr=learning_rate)
-        self.pool = ReplayPool(replay_size, self.obs_dim, self.act_dim, owner="VIME",
-                               obs_dtype=venv.observation_space.dtype)
+        self.set_model(self.bnn, learning_rate)
         self.medians: deque[float] = deque(maxlen=median_window)
-        self.stats: dict[str, np.ndarray] | None = None
         self.callback = VIMECallback(self)
 
     # -- the model -------------------------------------------------------------------------------
     def _standardise(self, inputs: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        stats = self.stats
-        if stats is None:
+        if self.stats is None:  # the BNN has not trained yet: its gains are not paid as they are (see normalise)
             return torch.from_numpy(inputs), torch.from_numpy(targets)
-        x = (inputs - stats["in_mean"]) / stats["in_std"]
-        y = (targets - stats["out_mean"]) / stats["out_std"]
-        return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
+        return self.standardise_inputs(inputs), self.standardise_targets(targets)
 
     def information_gain(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Clipped information gain of each transition (rows of ``inputs`` = [s, a], ``targets`` = s')."""
@@ -164,15 +156,15 @@ class VIME(RolloutBonus):
 
     def train_model(self, inputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Add the rollout to the replay pool and take Adam steps on the ELBO; returns the last ELBO."""
-        self.pool.add(inputs, targets)
-        if self.pool.size < self.min_replay or self.updates_per_rollout <= 0:
+        self.pool.add_inputs(inputs, targets)
+        if not self.ready_to_train():
             return None
+        assert self.optimizer is not None
         self.stats = self.pool.statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
         elbo = None
         for _ in range(self.updates_per_rollout):
-            idx = self.rng.integers(0, self.pool.size, self.batch_size)
-            x, y = self._standardise(*self.pool.rows(idx))
+            x, y = self._standardise(*self.sample_batch())
             losses = self.bnn.loss((x, y), n_batches=n_batches)
             self.optimizer.zero_grad()
             losses["loss"].backward()
@@ -182,17 +174,14 @@ class VIME(RolloutBonus):
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        stats = {k: torch.from_numpy(v) for k, v in self.stats.items()} if self.stats is not None else {}
-        return {"bnn": self.bnn.state_dict(), "optimizer": self.optimizer.state_dict(), "pool": self.pool.state(),
-                "medians": list(self.medians), "stats": stats, **self.recording_state()}
+        return {"bnn": self.bnn.state_dict(), "medians": list(self.medians), **self.pool_state(),
+                **self.recording_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bnn.load_state_dict(state["bnn"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.pool.load(state["pool"])
+        self.load_pool_state(state)
         self.medians.clear()
         self.medians.extend(float(m) for m in state["medians"])
-        self.stats = {k: v.numpy() for k, v in state["stats"].items()} or None
         self.load_recording_state(state)
 
     state_file = "vime.pt"

@@ -4,7 +4,7 @@
 >>> PPO("MlpPolicy", VecNormalize(GAIL(venv, load_demos("demos.npz", subsample=20)))).learn(200_000)   # doctest: +SKIP
 """
 
-from rlgen.imitation.bc import behaviour_cloning
+from rlgen.imitation.bc import behaviour_cloning, clone_demos
 from rlgen.imitation.demos import (
     DemoError,
     Trajectories,
@@ -22,6 +22,6 @@ from rlgen.imitation.infogail import AppendCode, InfoGAIL, InfoGAILCallback
 
 __all__ = [
     "GAIL", "REWARD_KINDS", "AppendCode", "DemoError", "Discriminator", "GAILCallback", "InfoGAIL",
-    "InfoGAILCallback", "Trajectories", "Trajectory", "behaviour_cloning", "collect_demos",
+    "InfoGAILCallback", "Trajectories", "Trajectory", "behaviour_cloning", "clone_demos", "collect_demos",
     "from_minari_episodes", "load_demos", "mix_demos", "save_demos", "to_minari_episodes",
 ]

@@ -17,11 +17,16 @@ normalised with the same statistics (``rlgen.agents`` does this for a run).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecNormalize
 from tqdm.auto import tqdm
+
+from rlgen.imitation.demos import Trajectories
 
 LOSSES = ("nll", "mse")
 
@@ -100,3 +105,23 @@ def behaviour_cloning(
         else:
             error = float((predicted - acts_t).abs().mean())
     return {"loss": float(np.mean(recent)), "action_error": error}
+
+
+def clone_demos(policy: ActorCriticPolicy, demos: Trajectories, normalizer: VecNormalize | None = None,
+                **kwargs: Any) -> dict[str, float]:
+    """Behaviour-clone ``policy`` on every (s, a) pair of ``demos`` (``kwargs``: :func:`behaviour_cloning`'s).
+
+    Behind a VecNormalize (``normalizer``) the policy sees normalised observations, and before any env step the
+    only statistics there are are the expert's: the observation statistics start as those of every demo
+    observation (counted as that many samples, so training moves them as slowly as it would have). Returns
+    :func:`behaviour_cloning`'s statistics with the numbers of ``pairs`` and ``episodes`` cloned.
+    """
+    obs, acts, _, _ = demos.transitions()
+    if normalizer is not None and normalizer.norm_obs:
+        every_obs = np.concatenate([traj.obs for traj in demos])
+        normalizer.obs_rms.mean = every_obs.mean(axis=0).astype(np.float64)
+        normalizer.obs_rms.var = every_obs.var(axis=0).astype(np.float64)
+        normalizer.obs_rms.count = float(len(every_obs))
+        obs = normalizer.normalize_obs(obs)
+    stats = behaviour_cloning(policy, obs, acts, **kwargs)
+    return {**stats, "pairs": float(len(obs)), "episodes": float(len(demos))}

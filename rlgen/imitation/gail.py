@@ -33,56 +33,15 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
-from rlgen.transitions import observations_and_next
-from rlgen.wrapper_state import WrapperState
+from rlgen.reward_wrapper import RewardWrapper, TransitionRecorder, TransitionRing, WrapperCallback
 
 
-class TransitionBuffer:
-    """A ring buffer of the latest (s, a, s') of the policy, flattened."""
-
-    def __init__(self, capacity: int, obs_dim: int, act_shape: tuple[int, ...], act_dtype: np.dtype):
-        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.acts = np.zeros((capacity, *act_shape), dtype=act_dtype)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.capacity, self.size, self.cursor = capacity, 0, 0
-
-    def add(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray) -> None:
-        n, start = len(obs), self.cursor
-        if start + n <= self.capacity:  # the usual case (called every env step): slices, not an index array
-            rows: slice | np.ndarray = slice(start, start + n)
-        else:
-            rows = (start + np.arange(n)) % self.capacity
-        self.obs[rows], self.acts[rows], self.next_obs[rows] = obs, acts, next_obs
-        self.cursor = (start + n) % self.capacity
-        self.size = min(self.capacity, self.size + n)
-
-    def contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.obs[:self.size], self.acts[:self.size], self.next_obs[:self.size]
-
-    def state(self) -> dict[str, Any]:
-        return {"obs": torch.from_numpy(self.obs[:self.size].copy()),
-                "acts": torch.from_numpy(self.acts[:self.size].copy()),
-                "next_obs": torch.from_numpy(self.next_obs[:self.size].copy()),
-                "cursor": self.cursor}
-
-    def load(self, state: dict[str, Any]) -> None:
-        obs, acts, nxt = state["obs"].numpy(), state["acts"].numpy(), state["next_obs"].numpy()
-        if obs.shape[1:] != self.obs.shape[1:] or acts.shape[1:] != self.acts.shape[1:]:
-            raise ValueError(f"GAIL state holds transitions of observation width {obs.shape[1:]} and action "
-                             f"shape {acts.shape[1:]}; this env needs {self.obs.shape[1:]} and {self.acts.shape[1:]}")
-        self.size = min(len(obs), self.capacity)
-        self.obs[:self.size], self.acts[:self.size], self.next_obs[:self.size] = (
-            obs[:self.size], acts[:self.size], nxt[:self.size])
-        self.cursor = int(state["cursor"]) % self.capacity
-
-
-class GAIL(WrapperState, VecEnvWrapper):
+class GAIL(RewardWrapper):
     """Replaces the env reward by the discriminator reward and trains the discriminator on the way.
 
     :param venv: a VecEnv with a Box observation space and Box or Discrete actions (Monitor inside, so
@@ -104,6 +63,8 @@ class GAIL(WrapperState, VecEnvWrapper):
 
     state_file = "gail.pt"
     state_name = "GAIL"
+    log_prefix = "gail"
+    callback: GAILCallback
 
     def __init__(
         self,
@@ -154,56 +115,48 @@ class GAIL(WrapperState, VecEnvWrapper):
 
         self.obs_dim = int(np.prod(obs_space.shape))
         act_dtype = np.dtype(np.int64) if isinstance(act_space, spaces.Discrete) else np.dtype(np.float32)
-        self.buffer = TransitionBuffer(update_every, self.obs_dim, tuple(act_space.shape or ()), act_dtype)
-        self.num_transitions = 0
+        act_shape = tuple(act_space.shape or ())
+        self.buffer = TransitionRing(update_every, self.obs_dim, act_shape, owner=self.state_name, act_dtype=act_dtype)
+        self.recorder = TransitionRecorder(self.num_envs, self.state_name, act_shape, act_dtype, per_transition=True)
         self.n_updates = 0
         self.last_stats: dict[str, float] = {}
         self.callback = GAILCallback(self)
         self._since_update = 0
         self._reward_sum, self._reward_count = 0.0, 0
         self._fingerprint: str | None = None
-        self._last_obs: np.ndarray | None = None
-        self._actions: np.ndarray | None = None
 
     # -- stepping --------------------------------------------------------------------------------
+    @property
+    def num_transitions(self) -> int:
+        """Transitions seen so far, summed over the envs."""
+        return self.recorder.steps * self.num_envs
+
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
-        self._check_finite(obs, "reset observation")
-        self._last_obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        self.recorder.on_reset(obs)
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.array(actions).reshape(self.num_envs, *self.buffer.acts.shape[1:])
+        self.recorder.on_actions(actions)
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
-        if self._last_obs is None or self._actions is None:
-            raise RuntimeError("GAIL.step_wait called before reset/step_async")
-        self._check_finite(obs, "observation")
-        flat, next_obs = observations_and_next(obs, dones, infos)
-        self._check_finite(next_obs, "terminal observation")
-        rewards = self.discriminator.reward(self._last_obs, self._actions, next_obs, kind=self.reward_kind)
+        s, a, next_obs = self.recorder.on_step(obs, dones, infos)
+        rewards = self.discriminator.reward(s, a, next_obs, kind=self.reward_kind)
         if not np.isfinite(rewards).all():
             raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
-        self.buffer.add(self._last_obs, self._actions, next_obs)
-        self.num_transitions += self.num_envs
+        self.buffer.add(s, a, next_obs)
         self._since_update += self.num_envs
         self._reward_sum += float(rewards.sum())
         self._reward_count += len(rewards)
-        self._last_obs = flat
         # after this step's reward: the rewards of the interval that just ended all came from one model
         if self._since_update >= self.update_every:
             self._since_update = 0
             self.train_discriminator()
         return obs, rewards, dones, infos
-
-    def _check_finite(self, array: np.ndarray, what: str) -> None:
-        if not np.isfinite(array).all():
-            raise ValueError(f"GAIL: non-finite {what} at transition {self.num_transitions}; "
-                             "refusing to train the discriminator on it")
 
     # -- the discriminator -----------------------------------------------------------------------
     def _sample(self, n_rows: int, size: int) -> torch.Tensor:
@@ -252,7 +205,7 @@ class GAIL(WrapperState, VecEnvWrapper):
         return self._fingerprint
 
     def state_dict(self) -> dict[str, Any]:
-        return {"discriminator": self.discriminator.full_state_dict(), "buffer": self.buffer.state(),
+        return {"discriminator": self.discriminator.full_state_dict(), "buffer": self.buffer.state("acts"),
                 "num_transitions": self.num_transitions, "since_update": self._since_update,
                 "n_updates": self.n_updates, "generator": self.generator.get_state(),
                 "last_stats": dict(self.last_stats), "demos_fingerprint": self.demos_fingerprint}
@@ -266,7 +219,7 @@ class GAIL(WrapperState, VecEnvWrapper):
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(f"GAIL state does not fit this discriminator: {exc}".splitlines()[0]) from None
         self.buffer.load(state["buffer"])
-        self.num_transitions = int(state["num_transitions"])
+        self.recorder.steps = int(state["num_transitions"]) // self.num_envs
         self._since_update = int(state["since_update"])
         self.n_updates = int(state["n_updates"])
         self.generator.set_state(state["generator"])
@@ -283,14 +236,16 @@ def _env_id(venv: VecEnv) -> str | None:
     return getattr(spec, "id", None)
 
 
-class GAILCallback(BaseCallback):
-    """Logs the discriminator's state at each rollout's end: TensorBoard ``gail/*``."""
+class GAILCallback(WrapperCallback):
+    """Logs the discriminator's state at each rollout's end: TensorBoard ``gail/*``. GAIL's reward does not
+    depend on it."""
 
     def __init__(self, gail: GAIL):
-        super().__init__()
+        super().__init__(gail)
         self.gail = gail
 
     def _init_callback(self) -> None:
+        super()._init_callback()
         n_steps = getattr(self.model, "n_steps", None)
         if n_steps is None:
             return
@@ -301,9 +256,6 @@ class GAILCallback(BaseCallback):
                 f"{rollout}: some rollouts mix rewards of two discriminators; use a multiple of {rollout}",
                 stacklevel=2,
             )
-
-    def _on_step(self) -> bool:
-        return True
 
     def _on_rollout_end(self) -> None:
         stats = self.gail.last_stats

@@ -32,7 +32,7 @@ VecEnv the same observations (``rlgen eval`` uses it), and :meth:`InfoGAIL.fix_c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -306,6 +306,26 @@ class InfoGAIL(GAIL):
         self.callback: InfoGAILCallback = InfoGAILCallback(self)
         self._info_sum, self._info_count = 0.0, 0
 
+    # -- the policy outside training -------------------------------------------------------------
+    takes_code = True
+
+    @classmethod
+    def policy_env(cls, venv: VecEnv, settings: dict[str, Any], *, seed: int = 0, code: int | None = None) -> VecEnv:
+        """``venv`` with the code appended to its observations (:class:`AppendCode`): drawn per episode from
+        ``seed``, or held at ``code``."""
+        return AppendCode(venv, settings.get("n_modes"), code=code, seed=seed)  # type: ignore[arg-type]
+
+    @classmethod
+    def policy_observation(cls, settings: dict[str, Any], code: int | None = None
+                           ) -> Callable[[np.ndarray], np.ndarray]:
+        """One observation with ``code`` appended (a policy rolled out by hand acts under one fixed code)."""
+        n_modes = check_n_modes(settings.get("n_modes"))
+        if code is None:
+            raise ValueError(f"an infogail run's policy needs a latent code (0..{n_modes - 1}) to act under")
+        codes = LatentCodes(n_modes, 1)
+        codes.fix(code)
+        return lambda obs: codes.append(obs[None])[0]
+
     # -- the code --------------------------------------------------------------------------------
     def fix_code(self, code: CodeArg) -> None:
         """Hold ``code`` (an int for every env, or one per env) from now on, the current episodes included
@@ -324,9 +344,9 @@ class InfoGAIL(GAIL):
         return self.codes.append(obs)
 
     def step_wait(self) -> VecEnvStepReturn:
-        if self._last_obs is None or self._actions is None:
+        if self.recorder.last_obs is None or self.recorder.actions is None:
             raise RuntimeError("InfoGAIL.step_wait called before reset/step_async")
-        obs_before, acts, codes = self._last_obs, self._actions, self.codes.current.copy()
+        obs_before, acts, codes = self.recorder.last_obs, self.recorder.actions, self.codes.current.copy()
         rows = (self.buffer.cursor + np.arange(self.num_envs)) % self.buffer.capacity
         updates_before = self.n_updates
         obs, rewards, dones, infos = super().step_wait()  # GAIL's reward; trains D when an interval ends

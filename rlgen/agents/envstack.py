@@ -1,0 +1,249 @@
+"""The env stack of a run: ``gym.make`` -> Monitor -> VecEnv -> FiniteGuard -> reward wrappers -> VecNormalize,
+and the SB3 model on top of it.
+
+The reward wrappers a config asks for (a learned reward, an exploration bonus) are built from
+:func:`wrapper_specs` and used only through the contract of :class:`rlgen.reward_wrapper.RewardWrapper`: their
+callbacks, saved states, logs and what their policy needs outside training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecNormalize
+
+from rlgen.agents.config import ConfigError, RunConfig, algo_class
+from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
+from rlgen.envs.quiet import make as quiet_make
+from rlgen.reward_wrapper import RewardWrapper
+
+_ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
+
+
+def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool) -> Callable:
+    def make() -> gym.Env:
+        import rlgen.envs  # noqa: F401  (fresh sub-processes need the registrations)
+
+        env = quiet_make(env_id, **env_kwargs)
+        keywords: tuple[str, ...] = ()
+        if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
+            env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)
+        return Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
+
+    return make
+
+
+class NonFiniteEnvOutput(ConfigError):
+    """An env returned a NaN or infinite reward or observation."""
+
+
+class FiniteGuard(VecEnvWrapper):
+    """Stops a run at the first non-finite reward or observation the env returns, naming the env and the step,
+    before it reaches VecNormalize's running statistics (one NaN there spoils every later observation and
+    reward) or a wrapper's model. Costs an ``isfinite`` over each step's arrays."""
+
+    def __init__(self, venv: VecEnv, env_id: str):
+        super().__init__(venv)
+        self.env_id, self.steps = env_id, 0
+
+    def reset(self) -> Any:
+        obs = self.venv.reset()
+        self._check(obs, "observation", "at reset")
+        return obs
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.steps += 1
+        where = f"at step {self.steps}"
+        self._check(rewards, "reward", where)
+        self._check(obs, "observation", where)
+        for info in infos:
+            if "terminal_observation" in info:
+                self._check(info["terminal_observation"], "terminal observation", where)
+        return obs, rewards, dones, infos
+
+    def _check(self, values: Any, what: str, where: str) -> None:
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "fc" or np.all(np.isfinite(values)):
+            return  # dict observations and integer frames are left alone
+        if what != "terminal observation" and self.num_envs > 1:  # one row per env
+            env = int(np.flatnonzero(~np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1))[0])
+            where += f" in env {env} of {self.num_envs}"
+        raise NonFiniteEnvOutput(f"{self.env_id} returned a non-finite {what} {where}; training stopped before it "
+                                 f"reached the agent (the run's last checkpoint is kept)")
+
+
+def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False) -> VecEnv:
+    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given) under a :class:`FiniteGuard`."""
+    fns = [
+        make_env_fn(config.env_id, config.env_kwargs,
+                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append)
+        for i in range(config.n_envs)
+    ]
+    if config.vec_env == "subproc" and config.n_envs > 1:
+        return FiniteGuard(SubprocVecEnv(fns), config.env_id)
+    return FiniteGuard(DummyVecEnv(fns), config.env_id)
+
+
+# -- reward wrappers -------------------------------------------------------------------------------
+@dataclass
+class WrapperSpec:
+    """One reward wrapper a config asks for: its class, the config's settings for it, whether it learns from the
+    run's demos (its second argument), and the defaults the run loop gives it under those settings."""
+
+    cls: type[RewardWrapper]
+    settings: dict[str, Any]
+    needs_demos: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    option: str = ""
+    """The config value that asked for it (``gail``, ``vime``, ...), for messages."""
+
+
+def wrapper_specs(config: RunConfig) -> list[WrapperSpec]:
+    """The reward wrappers of a run, innermost first: a learned reward (GAIL, InfoGAIL) goes innermost, so that
+    an exploration bonus adds to it."""
+    specs = []
+    if config.imitation in ("gail", "infogail"):
+        from rlgen.imitation import GAIL, InfoGAIL
+
+        cls = InfoGAIL if config.imitation == "infogail" else GAIL
+        specs.append(WrapperSpec(cls, config.imitation_kwargs, needs_demos=True,
+                                 defaults={"update_every": default_update_every(config)}, option=config.imitation))
+    if config.bonus is not None:
+        from rlgen.exploration import BONUS_WRAPPERS
+
+        specs.append(WrapperSpec(BONUS_WRAPPERS[config.bonus], config.bonus_kwargs, option=config.bonus))
+    return specs
+
+
+def attach_reward_wrappers(venv: VecEnv, config: RunConfig) -> tuple[VecEnv, list[RewardWrapper]]:
+    """Wrap ``venv`` in the run's reward wrappers (the slot between the raw VecEnv and VecNormalize); returns the
+    wrapped env and the wrappers, innermost first. A setting a wrapper rejects is a ConfigError naming it."""
+    wrappers: list[RewardWrapper] = []
+    for spec in wrapper_specs(config):
+        args = (load_run_demos(config, venv.observation_space, venv.action_space),) if spec.needs_demos else ()
+        kwargs = {"seed": config.seed, **spec.defaults, **spec.settings}
+        try:
+            wrapper = spec.cls(venv, *args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{spec.option}: {exc}".splitlines()[0]) from None
+        venv = wrapper
+        wrappers.append(wrapper)
+    return venv, wrappers
+
+
+def policy_env(venv: VecEnv, config: RunConfig, *, seed: int = 0, code: int | None = None) -> VecEnv:
+    """``venv`` as a policy trained by ``config`` sees it outside training (e.g. InfoGAIL's code appended);
+    ``code`` holds a latent code, for the runs whose policy takes one."""
+    for spec in _specs_taking(config, code):
+        try:
+            venv = spec.cls.policy_env(venv, spec.settings, seed=seed, code=code)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{spec.option}: {exc}".splitlines()[0]) from None
+    return venv
+
+
+def policy_observation(config: RunConfig, code: int | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What turns one env observation into the input of a policy trained by ``config`` (None: nothing to do)."""
+    steps = []
+    for spec in _specs_taking(config, code):
+        try:
+            step = spec.cls.policy_observation(spec.settings, code)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{spec.option}: {exc}".splitlines()[0]) from None
+        if step is not None:
+            steps.append(step)
+    if not steps:
+        return None
+
+    def observe(obs: np.ndarray) -> np.ndarray:
+        for step in steps:
+            obs = step(obs)
+        return obs
+
+    return observe
+
+
+def _specs_taking(config: RunConfig, code: int | None) -> list[WrapperSpec]:
+    """The run's wrapper specs; ConfigError if ``code`` is given and none of its wrappers' policies takes one."""
+    specs = wrapper_specs(config)
+    if code is not None and not any(spec.cls.takes_code for spec in specs):
+        raise ConfigError(f"only an infogail run's policy takes a latent code; this is a "
+                          f"{config.imitation or config.algo} run")
+    return specs
+
+
+def load_run_demos(config: RunConfig, observation_space: gym.Space | None = None,
+                   action_space: gym.Space | None = None) -> Any:
+    """The run's demonstrations (``config.demos``), checked against its env; ConfigError on any problem."""
+    from rlgen.imitation import DemoError, load_demos
+
+    if not config.demos:
+        raise ConfigError("this run has no demonstrations file (set demos)")
+    try:
+        return load_demos(config.demos, subsample=config.demo_subsample, n_episodes=config.demo_episodes,
+                          env_id=config.env_id, observation_space=observation_space,
+                          action_space=action_space, seed=config.seed)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def default_update_every(config: RunConfig) -> int:
+    """GAIL's default pace: one discriminator update per rollout, or per the fewest whole rollouts that
+    hold 2,048 transitions (A2C's 5-step rollouts would otherwise update it every few steps)."""
+    n_steps = config.hyperparams.get("n_steps")
+    if n_steps is None:
+        parameter = inspect.signature(algo_class(config.algo).__init__).parameters.get("n_steps")
+        n_steps = parameter.default if parameter is not None else None
+    if not isinstance(n_steps, int):  # off-policy agents have no rollouts
+        return 2048
+    rollout = n_steps * config.n_envs
+    return rollout * max(1, math.ceil(2048 / rollout))
+
+
+# -- normalisation and the model -------------------------------------------------------------------
+def vec_normalize(venv: VecEnv, config: RunConfig, **kwargs: Any) -> VecNormalize:
+    """VecNormalize for a run (``kwargs``: training, norm_reward). Image observations (uint8 (C, H, W) in
+    [0, 255], e.g. rlgen/SparseMountainCarPixels-v0) are left as they are: the policy scales them to [0, 1]
+    itself, and per-pixel standardisation would blow up pixels that are almost always dark. Rewards are
+    still normalised; the observation statistics are kept (unused, never updated) so that saving, loading and
+    syncing them work as for any run."""
+    image = is_image_space(venv.observation_space)
+    gamma = float(config.hyperparams.get("gamma", 0.99))
+    normalizer = VecNormalize(venv, norm_obs=not image, gamma=gamma, **kwargs)
+    if image:
+        normalizer.obs_rms = RunningMeanStd(shape=venv.observation_space.shape)
+    return normalizer
+
+
+def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
+    """YAML-friendly hyperparameters -> SB3 constructor arguments (activation names -> classes)."""
+    params = dict(config.hyperparams)
+    policy_kwargs = dict(params.get("policy_kwargs") or {})
+    activation = policy_kwargs.get("activation_fn")
+    if isinstance(activation, str):
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(f"unknown activation_fn {activation!r}; choose one of: {', '.join(_ACTIVATIONS)}")
+        policy_kwargs["activation_fn"] = _ACTIVATIONS[activation]
+    if policy_kwargs:
+        params["policy_kwargs"] = policy_kwargs
+    return params
+
+
+def build_model(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
+    cls = algo_class(config.algo)
+    try:
+        return cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **resolve_hyperparams(config))
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"{config.algo} rejected the hyperparameters: {exc}") from None

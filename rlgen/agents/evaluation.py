@@ -1,0 +1,174 @@
+"""Evaluating a run's policy on the true env return, and rolling it out for demonstrations.
+
+A run's periodic evaluations (eval.csv) start their episodes from the reset seed ``config.seed + 10,000``
+(:func:`eval_seed`), so they never share start states with its training envs. :func:`evaluate` uses that seed
+too unless given another, so ``evaluate(run_dir, episodes=config.eval_episodes)`` of a finished run repeats
+the last row of its eval.csv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from rlgen.agents.config import ConfigError, RunConfig, algo_class
+from rlgen.agents.envstack import make_env_fn, policy_env, policy_observation, vec_normalize
+from rlgen.agents.normalization import load_vecnormalize_stats
+from rlgen.agents.rundir import BEST_DIR, BEST_FILE, MODEL_FILE, RunDir
+
+EVAL_SEED_OFFSET = 10_000
+"""A run's evaluation env is seeded with the run's seed plus this."""
+
+
+def eval_seed(config: RunConfig) -> int:
+    """The reset seed of a run's periodic evaluations."""
+    return config.seed + EVAL_SEED_OFFSET
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block and restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Evaluator:
+    """A separate, un-wrapped copy of the env: it scores the true env return with the training
+    env's observation statistics frozen in (deterministic actions by default).
+
+    A policy that reads more than the env's observation (InfoGAIL's latent code) gets it from the run's reward
+    wrappers (:func:`rlgen.agents.envstack.policy_env`): drawn per episode from ``seed``, the same at every
+    evaluation, or held at ``code``."""
+
+    def __init__(self, config: RunConfig, seed: int, code: int | None = None):
+        self.seed = seed
+        self.venv: VecEnv = DummyVecEnv([make_env_fn(config.env_id, config.env_kwargs, None, False)])
+        try:
+            self.venv = policy_env(self.venv, config, seed=seed, code=code)
+        except ConfigError:
+            self.venv.close()
+            raise
+        if config.normalize:
+            self.venv = vec_normalize(self.venv, config, training=False, norm_reward=False)
+
+    def sync(self, train_env: VecEnv) -> None:
+        if isinstance(self.venv, VecNormalize) and isinstance(train_env, VecNormalize):
+            self.venv.obs_rms = train_env.obs_rms.copy()
+
+    def returns(self, model: BaseAlgorithm, episodes: int, deterministic: bool = True) -> np.ndarray:
+        self.venv.seed(self.seed)  # every evaluation starts from the same states
+        rewards, _ = evaluate_policy(
+            model, self.venv, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+        )
+        return np.asarray(rewards, dtype=np.float64)
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAlgorithm, Path | None]:
+    """The run's config, its final (or latest checkpointed) model, and its VecNormalize statistics file;
+    with ``best``, the model of its best periodic evaluation (``best/``) instead."""
+    run = RunDir(run_dir)
+    config = run.read_config()
+    if best and not run.has_best():
+        why = (f"{BEST_DIR}/{BEST_FILE} is there without {BEST_DIR}/{MODEL_FILE} (restored without its models?)"
+               if run.read_best() else "behaviour-cloning runs keep none, and runs trained before rlgen kept "
+               "one or not yet evaluated have none")
+        raise ConfigError(f"{run_dir} has no best model: {why}")
+    model_path, stats_path = run.policy_file(best)
+    if not model_path.is_file():
+        raise ConfigError(f"{run_dir} holds no model yet (neither {MODEL_FILE} nor a checkpoint)")
+    try:
+        model = algo_class(config.algo).load(model_path, device="cpu")
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(f"cannot load model {model_path}: {exc}") from None
+    return config, model, stats_path if config.normalize else None
+
+
+def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
+             code: int | None = None, best: bool = False) -> np.ndarray:
+    """Episode returns of the true env reward for the run's final (or latest checkpointed) policy, or with
+    ``best`` the policy of its best periodic evaluation.
+
+    ``seed`` (default: the run's evaluation seed, :func:`eval_seed`) seeds the evaluation env; an infogail
+    run's policy runs each episode under a latent code drawn from it, or under ``code``.
+    """
+    if episodes < 1:
+        raise ConfigError(f"episodes must be a positive integer, got {episodes}")
+    config, model, stats_path = load_run(run_dir, best)
+    with torch_threads(config.torch_threads):
+        evaluator = Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code)
+        try:
+            if stats_path is not None:
+                load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
+                evaluator.venv.training = False  # type: ignore[attr-defined]
+                evaluator.venv.norm_reward = False  # type: ignore[attr-defined]
+            return evaluator.returns(model, episodes, deterministic)
+        finally:
+            evaluator.close()
+
+
+def collect_demos(run_dir: str | Path, episodes: int | None = None, *, deterministic: bool = True, seed: int = 0,
+                  progress_bar: bool = False, code: int | None = None, best: bool = False,
+                  min_return: float | None = None, n_episodes: int | None = None) -> Any:
+    """Roll out a run's policy (with ``best``: that of its best periodic evaluation) for ``episodes`` and
+    return its ``rlgen.imitation.demos.Trajectories``; with ``min_return``, only episodes that reach it
+    count (``rlgen.imitation.collect_demos``).
+
+    The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
+    training; the demos record the raw observations and the clipped actions that reached the env.
+    An infogail run's policy needs ``code``, the latent code it acts under in every episode.
+    ``n_episodes`` is the old name of ``episodes`` (deprecated).
+    """
+    from rlgen.imitation import DemoError
+    from rlgen.imitation import collect_demos as collect
+
+    if n_episodes is not None:
+        warnings.warn("collect_demos(n_episodes=...) is deprecated; use episodes=...", DeprecationWarning,
+                      stacklevel=2)
+        episodes = n_episodes if episodes is None else episodes
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
+    config, model, stats_path = load_run(run_dir, best)
+    try:
+        observe = policy_observation(config, code)
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir}: {exc}") from None
+    env = make_env_fn(config.env_id, config.env_kwargs, None, False)()
+    normalizer: VecNormalize | None = None
+    if stats_path is not None:  # the statistics are those of the policy's observations (coded ones, say)
+        inner = policy_env(DummyVecEnv([lambda: env]), config, code=code)
+        normalizer = vec_normalize(inner, config, training=False, norm_reward=False)
+        load_vecnormalize_stats(normalizer, stats_path)
+        normalizer.training = False
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        if observe is not None:
+            obs = observe(obs)
+        seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
+        return model.predict(seen, deterministic=deterministic)[0]
+
+    try:
+        # sampled actions repeat for a seed, without moving the caller's RNG
+        with torch_threads(config.torch_threads), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return collect(policy, env, episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar,
+                           min_return=min_return)
+    except DemoError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        env.close()

@@ -1,0 +1,331 @@
+"""The reward-wrapper contract: what every rlgen reward wrapper (VIME, DensityBonus, GAIL, InfoGAIL) shares.
+
+A reward wrapper is an SB3 ``VecEnvWrapper`` between the raw VecEnv and VecNormalize. It sees raw observations
+and the actions that reached the env, and
+
+* records each step's transitions (s, a, s') with a :class:`TransitionRecorder`: the true s' at an episode's
+  end is ``info["terminal_observation"]`` (the VecEnv has already reset that env), and a non-finite
+  observation stops the run with a one-line error before any model trains on it;
+* keeps the transitions its model learns from in one :class:`TransitionRing` (a ring buffer that saves and
+  restores without pickle, across capacities);
+* hands the agent an SB3 callback, :attr:`RewardWrapper.callback`. Where ``callback_required`` is true the
+  reward depends on it (a rollout bonus is paid at the rollout's end by its callback): without it the wrapper
+  fails with a one-line error naming the fix instead of recording for ever and paying nothing;
+* saves its state (model, optimiser, buffers, statistics) as ``state_file`` with ``torch.save`` of plain
+  tensors and values, loaded with ``weights_only=True``;
+* may keep a per-rollout log beside the run (:meth:`RewardWrapper.start_log`, :meth:`RewardWrapper.flush_log`);
+* says what its policy needs outside training (:meth:`RewardWrapper.policy_env`,
+  :meth:`RewardWrapper.policy_observation`): nothing for most, InfoGAIL's latent code appended to the
+  observation.
+
+The run loop (``rlgen.agents``) uses only this interface: it never asks which wrapper it holds.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from rlgen.atomic import atomic_write_bytes
+
+LOG_EVERY = 2048
+"""Logs (SB3's lines, a bonus's rows) get a row about once per this many transitions, whatever the rollout size."""
+
+
+def observations_and_next(obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(the observations flattened per env, the true next observations).
+
+    At an episode end SB3's VecEnv has already reset that env, so ``obs`` holds the reset observation;
+    the observation the transition really ended in is ``info["terminal_observation"]``.
+    """
+    flat = np.asarray(obs, dtype=np.float32).reshape(len(dones), -1)
+    next_obs = flat.copy()
+    for i, done in enumerate(dones):
+        if done and infos[i].get("terminal_observation") is not None:
+            next_obs[i] = np.asarray(infos[i]["terminal_observation"], dtype=np.float32).reshape(-1)
+    return flat, next_obs
+
+
+class TransitionRecorder:
+    """Turns a VecEnv's reset/step calls into transitions (s, a, s'), flattened per env, float32 observations.
+
+    :param owner: the wrapper's name, for messages.
+    :param action_shape: the shape of one env's action (default: flattened to one row).
+    :param action_dtype: the dtype actions are kept in (float32; int64 for Discrete actions).
+    :param per_transition: count steps in transitions (steps x envs) in messages instead of steps.
+    """
+
+    def __init__(self, num_envs: int, owner: str, action_shape: tuple[int, ...] | None = None,
+                 action_dtype: np.dtype | type = np.float32, per_transition: bool = False):
+        self.num_envs, self.owner = num_envs, owner
+        self.action_shape = action_shape
+        self.action_dtype = np.dtype(action_dtype)
+        self.per_transition = per_transition
+        self.steps = 0
+        self.last_obs: np.ndarray | None = None
+        self.actions: np.ndarray | None = None
+
+    def where(self) -> str:
+        """The step being checked: "step N" (counting it), or "transition N" (the transitions before it)."""
+        if self.per_transition:
+            return f"transition {max(self.steps - 1, 0) * self.num_envs}"
+        return f"step {self.steps}"
+
+    def check_finite(self, array: np.ndarray, what: str) -> None:
+        if not np.isfinite(array).all():
+            raise ValueError(f"{self.owner}: non-finite {what} at {self.where()}; refusing to train its model on it")
+
+    def on_reset(self, obs: np.ndarray) -> None:
+        self.check_finite(obs, "reset observation")
+        self.last_obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+
+    def on_actions(self, actions: np.ndarray) -> None:
+        shape = (-1,) if self.action_shape is None else self.action_shape
+        self.actions = np.asarray(actions, dtype=self.action_dtype).reshape(self.num_envs, *shape)
+
+    def on_step(self, obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, a, s') of the step just taken, each with one row per env; the step's observation becomes s."""
+        if self.last_obs is None or self.actions is None:
+            raise RuntimeError(f"{self.owner}.step_wait called before reset/step_async")
+        self.steps += 1
+        self.check_finite(obs, "observation")
+        flat, next_obs = observations_and_next(obs, dones, infos)
+        self.check_finite(next_obs, "terminal observation")
+        transition = (self.last_obs, self.actions, next_obs)
+        self.last_obs = flat
+        return transition
+
+
+def standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float | None) -> np.ndarray:
+    """``(values - mean) / std`` as float32, clipped to [-clip, clip] unless ``clip`` is None.
+
+    The clip is VecNormalize's answer to a column that has been (almost) constant so far: its tiny std turns
+    the first real change into values of 1e6 and more, which a model then treats as the most novel input ever.
+    """
+    scaled = (values - mean) / std
+    if clip is not None:
+        scaled = np.clip(scaled, -clip, clip)
+    return scaled.astype(np.float32, copy=False)
+
+
+class TransitionRing:
+    """A ring buffer of the latest ``capacity`` transitions (s, a, s'), flattened observations.
+
+    Observations are kept in the observation space's own dtype when that is a small integer one (uint8 frames
+    take a quarter of float32's memory, in memory and in the saved state), float32 otherwise; actions in
+    ``act_dtype`` (float32, or int64 for Discrete actions). Rows come out as float32 where they are read as
+    model inputs (:meth:`rows`).
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, act_shape: tuple[int, ...] | int, owner: str = "the wrapper",
+                 obs_dtype: np.dtype | type = np.float32, act_dtype: np.dtype | type = np.float32):
+        obs_dtype = np.dtype(obs_dtype)
+        # small integer types only: int32/int64 observations would save nothing over float32
+        small_int = np.issubdtype(obs_dtype, np.integer) and obs_dtype.itemsize <= 2
+        self.obs_dtype = obs_dtype if small_int else np.dtype(np.float32)
+        act_shape = (act_shape,) if isinstance(act_shape, int) else tuple(act_shape)
+        self.obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
+        self.actions = np.zeros((capacity, *act_shape), dtype=np.dtype(act_dtype))
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=self.obs_dtype)
+        self.capacity, self.size, self.cursor = capacity, 0, 0
+        self.owner = owner
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
+        """Add rows (the oldest make way once the ring is full)."""
+        if self.obs_dtype.kind in "iu":
+            self._check_representable(obs, "observations")
+            self._check_representable(next_obs, "next observations")
+        for start in range(0, len(obs), self.capacity):
+            chunk = slice(start, start + self.capacity)
+            n, first = len(obs[chunk]), self.cursor
+            if first + n <= self.capacity:  # the usual case (a step or a rollout): slices, not an index array
+                rows: slice | np.ndarray = slice(first, first + n)
+            else:
+                rows = (first + np.arange(n)) % self.capacity
+            self.obs[rows], self.actions[rows], self.next_obs[rows] = obs[chunk], actions[chunk], next_obs[chunk]
+            self.cursor = (first + n) % self.capacity
+            self.size = min(self.capacity, self.size + n)
+
+    def add_inputs(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        """Add rows given as a dynamics model reads them: ``inputs`` = [s, a], ``targets`` = s'."""
+        obs_dim = self.obs.shape[1]
+        self.add(inputs[:, :obs_dim], inputs[:, obs_dim:], targets)
+
+    def _check_representable(self, values: np.ndarray, what: str) -> None:
+        info = np.iinfo(self.obs_dtype)
+        if values.size and (values.min() < info.min or values.max() > info.max or np.any(values != np.round(values))):
+            raise ValueError(f"{self.owner}: {what} are not {self.obs_dtype} values (range {values.min():g} to "
+                             f"{values.max():g}) though the observation space is {self.obs_dtype}; wrap the bonus "
+                             f"around the env's raw observations, not normalised ones")
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, a, s') of every row held, as stored (views, not copies)."""
+        return self.obs[:self.size], self.actions[:self.size], self.next_obs[:self.size]
+
+    def rows(self, idx: np.ndarray | slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs [s, a], targets s') as float32, of the rows ``idx`` (default: every row held)."""
+        idx = slice(0, self.size) if idx is None else idx
+        actions = self.actions[idx].reshape(len(self.obs[idx]), -1).astype(np.float32, copy=False)
+        inputs = np.concatenate([self.obs[idx].astype(np.float32), actions], axis=-1)
+        return inputs, self.next_obs[idx].astype(np.float32)
+
+    def statistics(self, block: int = 8192) -> dict[str, np.ndarray]:
+        """Column means and standard deviations (plus 1e-6) of inputs [s, a] and targets s' of every row held,
+        computed ``block`` rows at a time (no float copy of the whole ring: per-block means and squared
+        deviations merged as in Chan et al.'s parallel variance)."""
+        count, moments = 0, None
+        for start in range(0, self.size, block):
+            columns = self.rows(slice(start, min(start + block, self.size)))
+            n = len(columns[0])
+            block_moments = [(c.mean(0, dtype=np.float64), ((c - c.mean(0, dtype=np.float64)) ** 2).sum(0))
+                             for c in columns]
+            if moments is None:
+                moments = block_moments
+            else:
+                merged = []
+                for (mean_a, m2_a), (mean_b, m2_b) in zip(moments, block_moments, strict=True):
+                    delta = mean_b - mean_a
+                    merged.append((mean_a + delta * n / (count + n), m2_a + m2_b + delta**2 * count * n / (count + n)))
+                moments = merged
+            count += n
+        if moments is None:
+            raise ValueError(f"{self.owner}: statistics of an empty replay pool")
+        (in_mean, in_m2), (out_mean, out_m2) = moments
+        return {"in_mean": in_mean.astype(np.float32), "in_std": (np.sqrt(in_m2 / count) + 1e-6).astype(np.float32),
+                "out_mean": out_mean.astype(np.float32), "out_std": (np.sqrt(out_m2 / count) + 1e-6).astype(np.float32)}
+
+    def state(self, actions_key: str = "actions") -> dict[str, Any]:
+        """The rows held and the cursor, as tensors (``actions_key``: the name an older format used)."""
+        return {"obs": torch.from_numpy(self.obs[:self.size].copy()),
+                actions_key: torch.from_numpy(self.actions[:self.size].copy()),
+                "next_obs": torch.from_numpy(self.next_obs[:self.size].copy()),
+                "cursor": self.cursor}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state`'s output (or the older layout of float32 ``inputs`` and ``targets`` rows) into
+        this ring, whatever capacity it was saved with: a ring of another capacity takes the newest rows
+        that fit, oldest first."""
+        obs_dim, act_shape = self.obs.shape[1], self.actions.shape[1:]
+        if "inputs" in state:
+            inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
+            obs, actions = inputs[:, :obs_dim], inputs[:, obs_dim:]
+        else:
+            actions = (state["actions"] if "actions" in state else state["acts"]).numpy()
+            obs, targets = state["obs"].numpy(), state["next_obs"].numpy()
+        if obs.shape[1:] != (obs_dim,) or targets.shape[1:] != (obs_dim,) or actions.shape[1:] != act_shape:
+            raise ValueError(f"{self.owner} state holds transitions of observation width {obs.shape[1:]} and "
+                             f"action shape {actions.shape[1:]}; this env needs ({obs_dim},) and {act_shape}")
+        n, cursor = len(obs), int(state["cursor"])
+        if n == self.capacity:  # the same capacity, full: the rows go back where they were
+            self.obs[:], self.actions[:], self.next_obs[:] = obs, actions, targets
+            self.size, self.cursor = n, cursor % n
+            return
+        # another capacity: the rows in the order they came (a wrapped ring's oldest sits at its cursor), the
+        # newest that fit, written from the start
+        order = np.roll(np.arange(n), -cursor) if cursor != n and n else np.arange(n)
+        keep = order[-self.capacity:]
+        self.size = len(keep)
+        self.obs[:self.size], self.actions[:self.size] = obs[keep], actions[keep]
+        self.next_obs[:self.size] = targets[keep]
+        self.cursor = self.size % self.capacity
+
+
+class WrapperCallback(BaseCallback):
+    """The base of every reward wrapper's callback: knows whether an agent has attached it."""
+
+    def __init__(self, wrapper: RewardWrapper):
+        super().__init__()
+        self.wrapper = wrapper
+        self.attached = False
+
+    def _init_callback(self) -> None:
+        self.attached = True
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class RewardWrapper(VecEnvWrapper):
+    """Base of rlgen's reward wrappers (see the module docstring for the contract).
+
+    A subclass sets ``state_name`` (used in messages), ``state_file`` (its saved state's file name) and
+    ``log_prefix`` (its TensorBoard prefix), builds its :attr:`callback` (a :class:`WrapperCallback`), and
+    implements ``state_dict``/``load_state_dict``.
+    """
+
+    state_name: ClassVar[str] = "the wrapper"
+    state_file: ClassVar[str] = "wrapper.pt"
+    log_prefix: ClassVar[str] = "wrapper"
+    callback_required: ClassVar[bool] = False
+    """Whether the reward depends on :attr:`callback` (a rollout bonus is paid by it)."""
+    unattached_limit: ClassVar[int] = 10_000
+    """With ``callback_required``: steps a wrapper records without an agent having attached its callback before
+    it stops with an error (a hand-built loop that calls the wrapper's methods itself stays below it)."""
+
+    callback: WrapperCallback
+
+    # -- the callback ----------------------------------------------------------------------------
+    def check_attached(self, steps: int) -> None:
+        """Raise the one-line error of a forgotten callback once ``steps`` pass :attr:`unattached_limit`."""
+        if self.callback_required and steps > self.unattached_limit and not self.callback.attached:
+            name = self.log_prefix
+            raise RuntimeError(f"{self.state_name} has recorded {steps} steps but its callback was never attached, so "
+                               f"no bonus is paid: call model.learn(..., callback={name}.callback) (rlgen.agents "
+                               f"attaches it itself)")
+
+    # -- saving ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save_state(self, directory: str | Path) -> None:
+        """Write :meth:`state_dict` to ``directory/state_file`` atomically (``torch.save`` of tensors and values)."""
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        atomic_write_bytes(Path(directory) / self.state_file, buffer.getvalue())
+
+    def load_state(self, directory: str | Path) -> None:
+        """Restore ``directory/state_file`` (``weights_only=True``: no code runs); ValueError naming the file."""
+        path = Path(directory) / self.state_file
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as exc:  # a missing, truncated or foreign file
+            raise ValueError(f"cannot load {self.state_name} state {path}: {exc}".splitlines()[0]) from None
+        self.load_state_dict(state)
+
+    # -- the run's logs --------------------------------------------------------------------------
+    def start_log(self, directory: str | Path, keep_until: int | None = None) -> None:
+        """Keep a per-rollout log in ``directory`` (``keep_until``: a resumed run's checkpoint step, after which
+        rows written before are dropped). The default keeps none."""
+
+    def flush_log(self) -> None:
+        """Write what the log holds so far (before a checkpoint). The default keeps none."""
+
+    # -- the policy outside training -------------------------------------------------------------
+    takes_code: ClassVar[bool] = False
+    """Whether the policy acts under a latent code that :meth:`policy_env` can hold fixed (InfoGAIL)."""
+
+    @classmethod
+    def policy_env(cls, venv: VecEnv, settings: dict[str, Any], *, seed: int = 0, code: int | None = None) -> VecEnv:
+        """The env a policy trained under this wrapper (built with ``settings``) acts in outside training, e.g.
+        for evaluation: ``venv`` itself unless the policy reads more than the env's observation. ``code``
+        (with ``takes_code``) holds the policy's latent code."""
+        return venv
+
+    @classmethod
+    def policy_observation(cls, settings: dict[str, Any], code: int | None = None
+                           ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What turns one env observation into the policy's input when the policy is rolled out by hand (None:
+        the observation itself)."""
+        return None
