@@ -62,7 +62,8 @@ class RunConfig:
     seed: int = 0
     """One config and one seed give one result."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
-    """SB3 constructor arguments, e.g. n_steps, learning_rate, policy_kwargs: {net_arch: [64, 64]}."""
+    """SB3 constructor arguments, e.g. n_steps, learning_rate, policy_kwargs: {net_arch: [64, 64]}; learning_rate
+    and clip_range also take {schedule: linear, start: 3e-4, end: 0} (falling over the run's budget)."""
     normalize: bool = True
     """Wrap the env stack in VecNormalize (observations, except image ones, and rewards)."""
     norm_reward: bool = True

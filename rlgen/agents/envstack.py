@@ -227,9 +227,35 @@ def vec_normalize(venv: VecEnv, config: RunConfig, **kwargs: Any) -> VecNormaliz
     return normalizer
 
 
+_SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+"""SB3 arguments that take a schedule (a function of the remaining fraction of training) as well as a number."""
+
+
+def schedule(name: str, value: Any) -> Any:
+    """A number as it is; ``{schedule: linear, start: A, end: B}`` (``end`` default 0) as SB3's LinearSchedule
+    from A at the start of training to B at its end (a resumed run carries on along the same line)."""
+    if not isinstance(value, dict):
+        return value
+    unknown = set(value) - {"schedule", "start", "end"}
+    try:  # YAML 1.1 reads 3e-4 as text
+        start, end = float(value["start"]), float(value.get("end", 0.0))
+    except (KeyError, TypeError, ValueError):
+        start = end = None
+    if value.get("schedule") != "linear" or unknown or start is None:
+        raise ConfigError(f"{name} must be a number or {{schedule: linear, start: NUMBER, end: NUMBER}}, "
+                          f"got {value!r}")
+    from stable_baselines3.common.utils import LinearSchedule
+
+    return LinearSchedule(start, end, 1.0)
+
+
 def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
-    """YAML-friendly hyperparameters -> SB3 constructor arguments (activation names -> classes)."""
+    """YAML-friendly hyperparameters -> SB3 constructor arguments (activation names -> classes, schedules
+    given as mappings -> functions, see :func:`schedule`)."""
     params = dict(config.hyperparams)
+    for name in _SCHEDULED:
+        if name in params:
+            params[name] = schedule(name, params[name])
     policy_kwargs = dict(params.get("policy_kwargs") or {})
     activation = policy_kwargs.get("activation_fn")
     if isinstance(activation, str):
