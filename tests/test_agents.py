@@ -6,7 +6,16 @@ import pytest
 import torch
 import yaml
 
-from rlgen.agents import ConfigError, RunConfig, apply_overrides, evaluate, load_run, preset_for, train
+from rlgen.agents import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    collect_demos,
+    evaluate,
+    load_run,
+    preset_for,
+    train,
+)
 from rlgen.agents.config import build_config, parse_override
 from rlgen.agents.envstack import build_model, make_vec_env
 from rlgen.agents.presets import PRESETS
@@ -300,3 +309,69 @@ def test_a2c_writes_its_logs_in_a_short_run(tiny_config):
         steps += [event.step for event in accumulator.Scalars("train/value_loss")]
     assert {"rollout/ep_rew_mean", "eval/mean_reward"} <= scalar_tags(result.run_dir / "tb")  # final evaluation too
     assert len(steps) >= 3  # about one line per LOG_EVERY transitions, where SB3's default gives none
+
+
+def test_a_config_file_value_equal_to_the_default_still_beats_the_preset(tmp_path):
+    # the sparse presets run 4 envs; a file asking for 1 (RunConfig's default) means 1
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"n_envs": 1, "hyperparams": {"policy_kwargs": {"log_std_init": -1.0}}}))
+    config = build_config("ppo", "rlgen/SparseMountainCar-v0", config_file=tmp_path / "c.yaml")
+    assert preset_for("ppo", "rlgen/SparseMountainCar-v0")["n_envs"] == 4
+    assert config.n_envs == 1
+    # mappings merge at every depth, as -p does: the preset's network stays beside the file's log_std_init
+    policy_kwargs = config.hyperparams["policy_kwargs"]
+    assert policy_kwargs["log_std_init"] == -1.0
+    assert policy_kwargs["net_arch"] == preset_for("ppo", "rlgen/SparseMountainCar-v0")["hyperparams"][
+        "policy_kwargs"]["net_arch"]
+
+
+def test_learning_rate_schedule_in_a_config():
+    from rlgen.agents.envstack import resolve_hyperparams
+
+    config = build_config("ppo", "CartPole-v1", overrides=["learning_rate={schedule: linear, start: 1e-3, end: 1e-4}"])
+    schedule = resolve_hyperparams(config)["learning_rate"]
+    assert schedule(1.0) == pytest.approx(1e-3) and schedule(0.0) == pytest.approx(1e-4)
+    assert schedule(0.5) == pytest.approx(5.5e-4)
+    with pytest.raises(ConfigError, match="learning_rate must be a number or"):
+        resolve_hyperparams(build_config("ppo", "CartPole-v1", overrides=["learning_rate={schedule: cosine}"]))
+
+
+def test_evaluate_by_default_repeats_the_runs_own_last_evaluation(tiny_config):
+    config = tiny_config(total_steps=512, eval_freq=256, eval_episodes=3)
+    result = train(config)
+    last = result.eval_history[-1]
+    returns = evaluate(result.run_dir, episodes=config.eval_episodes)
+    assert returns.mean() == pytest.approx(last["mean_return"]) and returns.std() == pytest.approx(last["std_return"])
+
+
+def test_evaluate_and_collect_demos_leave_torchs_thread_count_as_they_found_it(tiny_config):
+    run_dir = train(tiny_config(total_steps=256, torch_threads=1)).run_dir
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        evaluate(run_dir, episodes=1)
+        assert torch.get_num_threads() == 2
+        collect_demos(run_dir, 1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_checkpoint_leaves_matplotlibs_backend_alone(tiny_config):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")  # a program that chose its own backend
+        train(tiny_config(total_steps=256, checkpoint_freq=128))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+
+
+def test_resume_with_another_setting_is_refused_and_names_it(tiny_config):
+    config = tiny_config(total_steps=256, run_name="run")
+    train(config)
+    changed = tiny_config(total_steps=512, run_name="run", hyperparams={**config.hyperparams, "learning_rate": 1e-4})
+    with pytest.raises(ConfigError, match=r"holds a run with hyperparams.learning_rate .*cannot be resumed"):
+        train(changed, resume=True)
+    train(tiny_config(total_steps=512, run_name="run", eval_freq=256), resume=True)  # a longer budget is fine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -319,7 +320,10 @@ def build_config(
     (algo, env) < the config file < explicit ``fields`` (CLI flags) < ``key=value`` overrides."""
     from rlgen.agents.presets import preset_for
 
-    file_data: dict[str, Any] = RunConfig.load(config_file, validate=False).to_dict() if config_file else {}
+    file_data: dict[str, Any] = {}
+    if config_file:
+        file_data = read_yaml_mapping(config_file, "config file")
+        RunConfig.from_dict(file_data, validate=False)  # unknown keys: a one-line error naming them
     defaults = RunConfig()
     algo = algo or file_data.get("algo") or defaults.algo
     env_id = env_id or file_data.get("env_id") or defaults.env_id
@@ -327,14 +331,21 @@ def build_config(
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of: {', '.join(ALGOS)}")
     check_env_id(env_id)
     data: dict[str, Any] = preset_for(algo, env_id) if use_preset else {}
-    # a config file written by RunConfig.save holds every key; only what differs from the defaults
-    # should override the preset
-    default_dict = defaults.to_dict()
-    for key, value in file_data.items():
-        if key == "hyperparams":
-            data["hyperparams"] = {**data.get("hyperparams", {}), **value}
-        elif value != default_dict[key]:
-            data[key] = value
-    data.update({k: v for k, v in fields.items() if v is not None})
+    # every key the file sets wins over the preset, whatever its value (a file's n_envs: 1 is meant even
+    # though 1 is also the default), and mappings merge at every depth, as -p overrides do
+    data = deep_merge(data, file_data)
+    data = deep_merge(data, {k: v for k, v in fields.items() if v is not None})
     data["algo"], data["env_id"] = algo, env_id
     return apply_overrides(RunConfig.from_dict(data, validate=False), overrides or [])
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys set into it: mappings merge key by key at every depth, any other value
+    (a list, a number) replaces what was there. Neither argument is changed."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

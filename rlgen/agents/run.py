@@ -266,15 +266,18 @@ class RunCallback(BaseCallback):
         return math.inf if freq <= 0 else (self.model.num_timesteps // freq + 1) * freq
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next_eval:
-            self._next_eval = self._next_multiple_from(self.config.eval_freq)
-            self.evaluate()
         return True
 
     def _on_rollout_start(self) -> None:
-        # Checkpoints fall between rollouts: the policy has taken its update, reward wrappers have finished
-        # their rollout-end work, and a resumed run collects whole rollouts from the same step count as an
-        # uninterrupted one (a mid-rollout checkpoint would drop the partial rollout and shift every later one).
+        # Evaluations and checkpoints fall between rollouts: the policy has taken its update on every step
+        # counted so far (an evaluation in the middle of the rollout that reaches its step would score the policy
+        # of before that rollout's update, and a run's last row would not be its final model), reward wrappers
+        # have finished their rollout-end work, and a resumed run collects whole rollouts from the same step count
+        # as an uninterrupted one (a mid-rollout checkpoint would drop the partial rollout and shift every later
+        # one).
+        if self.num_timesteps >= self._next_eval:
+            self._next_eval = self._next_multiple_from(self.config.eval_freq)
+            self.evaluate()
         if self.num_timesteps >= self._next_checkpoint:
             self._next_checkpoint = self._next_multiple_from(self.config.checkpoint_freq)
             self.checkpoint()
