@@ -85,3 +85,84 @@ def test_ring_keeps_the_latest_rows_across_the_wrap():
     np.testing.assert_array_equal(obs, np.stack([expected, -expected], 1))
     np.testing.assert_array_equal(acts[:, 0], expected * 10)
     np.testing.assert_array_equal(next_obs[:, 0], expected + 1)
+
+
+def _vime_after_a_rollout(seed):
+    from rlgen.exploration import VIME
+    from tests.fakes import line_venv
+
+    vime = VIME(line_venv(n=2, horizon=5), min_replay=1, updates_per_rollout=20, seed=seed)
+    rng = np.random.default_rng(0)  # the same data for every wrapper
+    inputs = rng.normal(size=(64, 3)).astype(np.float32)
+    targets = rng.normal(size=(64, 2)).astype(np.float32)
+    vime.train_model(inputs, targets)
+    return vime.compute_bonus(inputs, targets)[0]
+
+
+def test_a_wrappers_seed_decides_all_of_its_randomness():
+    # two VIME wrappers of one seed in one process give identical bonuses, however far the caller's global
+    # torch RNG has moved in between; another seed gives other bonuses
+    torch.manual_seed(1)
+    first = _vime_after_a_rollout(seed=3)
+    torch.randn(1000)
+    second = _vime_after_a_rollout(seed=3)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, _vime_after_a_rollout(seed=4))
+
+
+@pytest.mark.parametrize("mode, raises", [("rollout", True), ("step", False)])
+def test_a_forgotten_callback_stops_a_rollout_bonus_with_the_fix_named(mode, raises):
+    from stable_baselines3 import PPO
+
+    from rlgen.exploration import VIME
+    from tests.fakes import line_venv
+
+    vime = VIME(line_venv(n=1, horizon=5), mode=mode, update_every=64, min_replay=1, updates_per_rollout=1)
+    vime.unattached_limit = 300  # a class default of 10,000 steps: lowered to keep the test quick
+    model = PPO("MlpPolicy", vime, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]}, seed=0)
+    if raises:
+        with pytest.raises(RuntimeError, match=r"callback was never attached.*callback=vime.callback"):
+            model.learn(640)
+    else:  # step mode pays its bonus itself; its callback only logs
+        model.learn(640)
+    # with the callback attached, the same run records on without complaint
+    attached = VIME(line_venv(n=1, horizon=5), min_replay=1, updates_per_rollout=1)
+    attached.unattached_limit = 300
+    PPO("MlpPolicy", attached, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]},
+        seed=0).learn(640, callback=attached.callback)
+
+
+def test_the_recorder_pairs_each_step_with_the_true_next_observation_and_refuses_nan():
+    from rlgen.reward_wrapper import TransitionRecorder
+
+    recorder = TransitionRecorder(2, "Test")
+    recorder.on_reset(np.array([[0.0], [1.0]]))
+    recorder.on_actions(np.array([[0.5], [-0.5]]))
+    infos = [{}, {"terminal_observation": np.array([7.0])}]
+    s, a, s_next = recorder.on_step(np.array([[0.25], [0.0]]), np.array([False, True]), infos)
+    np.testing.assert_array_equal(s[:, 0], [0.0, 1.0])
+    np.testing.assert_array_equal(a[:, 0], [0.5, -0.5])
+    np.testing.assert_array_equal(s_next[:, 0], [0.25, 7.0])  # the env that ended: its terminal observation
+    np.testing.assert_array_equal(recorder.last_obs[:, 0], [0.25, 0.0])  # the next step starts from the reset
+    recorder.on_actions(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="Test: non-finite observation at step 2"):
+        recorder.on_step(np.array([[np.nan], [0.0]]), np.array([False, False]), [{}, {}])
+
+
+def test_an_infogail_policy_gets_its_code_outside_training_and_others_refuse_one():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlgen.agents import ConfigError, RunConfig
+    from rlgen.agents.envstack import policy_env, policy_observation
+    from tests.fakes import LineEnv
+
+    coded = RunConfig(env_id="CartPole-v1", imitation="infogail", demos="d.npz", imitation_kwargs={"n_modes": 3})
+    venv = policy_env(DummyVecEnv([LineEnv]), coded, code=2)
+    np.testing.assert_array_equal(venv.reset()[0, -3:], [0, 0, 1])  # the held code, one-hot after the obs
+    np.testing.assert_array_equal(policy_observation(coded, code=1)(np.array([5.0, 1.0]))[-3:], [0, 1, 0])
+    with pytest.raises(ConfigError, match="needs a latent code"):
+        policy_observation(coded)
+    plain = RunConfig(env_id="CartPole-v1", bonus="vime")
+    assert policy_observation(plain) is None
+    with pytest.raises(ConfigError, match="only an infogail run's policy takes a latent code"):
+        policy_env(DummyVecEnv([LineEnv]), plain, code=0)

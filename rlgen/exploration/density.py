@@ -359,8 +359,7 @@ class DensityBonus(ModelBonus):
         self.model.train()
         n_batches = max(1, self.pool.size // self.batch_size)
         loss = float("nan")
-        with torch.random.fork_rng(devices=[]):  # a VAE's or BNN's noise from the wrapper's own seed
-            torch.manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
+        with self.own_noise():  # a VAE's or BNN's noise from the wrapper's own seed
             for _ in range(self.updates_per_rollout):
                 x, context = self.encode(*self.sample_batch())
                 if self.is_bnn:

@@ -232,6 +232,15 @@ class ModelBonus(RolloutBonus):
             torch.manual_seed(self._seed)
             yield
 
+    @contextlib.contextmanager
+    def own_noise(self) -> Iterator[None]:
+        """Draw from torch's global RNG inside the block as the wrapper's :attr:`generator` decides (the model's
+        Monte-Carlo and other noise), without moving the caller's stream: a wrapper's seed decides all of its
+        randomness, whatever else the process draws."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
+            yield
+
     def set_model(self, model: torch.nn.Module, learning_rate: float) -> None:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
 

@@ -107,8 +107,9 @@ class VIME(ModelBonus):
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
-        self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
-                       likelihood_sd=likelihood_sd, n_samples=n_samples)
+        with self.seeded():  # the seed decides the BNN's initial weights, not the caller's torch RNG
+            self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
+                           likelihood_sd=likelihood_sd, n_samples=n_samples)
         self.set_model(self.bnn, learning_rate)
         self.medians: deque[float] = deque(maxlen=median_window)
         self.callback = VIMECallback(self)
@@ -122,7 +123,8 @@ class VIME(ModelBonus):
     def information_gain(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Clipped information gain of each transition (rows of ``inputs`` = [s, a], ``targets`` = s')."""
         x, y = self._standardise(inputs, targets)
-        gain = self.bnn.information_gain(x, y, method=self.method, step_size=self.step_size)
+        with self.own_noise():
+            gain = self.bnn.information_gain(x, y, method=self.method, step_size=self.step_size)
         return np.clip(gain.detach().numpy().astype(np.float64), 0.0, self.max_kl)
 
     def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray,
@@ -163,13 +165,14 @@ class VIME(ModelBonus):
         self.stats = self.pool.statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
         elbo = None
-        for _ in range(self.updates_per_rollout):
-            x, y = self._standardise(*self.sample_batch())
-            losses = self.bnn.loss((x, y), n_batches=n_batches)
-            self.optimizer.zero_grad()
-            losses["loss"].backward()
-            self.optimizer.step()
-            elbo = -float(losses["loss"].detach())
+        with self.own_noise():
+            for _ in range(self.updates_per_rollout):
+                x, y = self._standardise(*self.sample_batch())
+                losses = self.bnn.loss((x, y), n_batches=n_batches)
+                self.optimizer.zero_grad()
+                losses["loss"].backward()
+                self.optimizer.step()
+                elbo = -float(losses["loss"].detach())
         return elbo
 
     # -- saving ----------------------------------------------------------------------------------
