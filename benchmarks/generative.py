@@ -36,7 +36,7 @@ import density  # noqa: E402
 import gan  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rlgen.cli import HelpFormatter  # noqa: E402
+from rlgen.cli.common import HelpFormatter  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PARTS = ("density-digits", "density-mnist5k", "gan")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlgen.cli import HelpFormatter
+from rlgen.cli.common import HelpFormatter
 from rlgen.imitation import DemoError, load_demos
 
 

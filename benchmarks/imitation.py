@@ -93,7 +93,7 @@ from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
-from rlgen.cli import HelpFormatter  # noqa: E402
+from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.imitation import load_demos, save_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

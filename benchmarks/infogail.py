@@ -111,7 +111,7 @@ from rlgen.bench import archive as run_archive  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
-from rlgen.cli import HelpFormatter  # noqa: E402
+from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.generative.metrics import best_matching_accuracy  # noqa: E402
 from rlgen.imitation import load_demos, mix_demos, save_demos  # noqa: E402
 

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 import rlgen.envs  # noqa: E402,F401
-from rlgen.cli import HelpFormatter  # noqa: E402
+from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.exploration import DensityBonus  # noqa: E402
 from rlgen.generative.updates import auto_chunk  # noqa: E402
 

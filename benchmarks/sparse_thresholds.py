@@ -30,7 +30,7 @@ import numpy as np
 
 import rlgen.envs  # noqa: F401  (registers the tasks)
 from rlgen.atomic import atomic_write_text
-from rlgen.cli import HelpFormatter
+from rlgen.cli.common import HelpFormatter
 
 # (label, env id, make kwargs, info key tracked; None means "count reward" instead)
 CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from rlgen.atomic import atomic_write_text
-from rlgen.cli import HelpFormatter
+from rlgen.cli.common import HelpFormatter
 
 
 def scalars(run_dir: Path, prefix: str, points: int) -> list[str]:

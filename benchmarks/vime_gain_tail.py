@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rlgen.cli import HelpFormatter  # noqa: E402
+from rlgen.cli.common import HelpFormatter  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,11 @@
+import argparse
 import json
+from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
-from rlgen.cli import main
+from rlgen.cli import build_parser, main
 from rlgen.envs import TASKS
 from tests.fakes import one_line_error as _one_line_error
 
@@ -51,12 +54,30 @@ def test_envs_lists_every_task(capsys):
         assert task.id in out
 
 
-def test_every_subcommand_has_help(capsys):
-    for command in ("train", "eval", "envs"):
+def _commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
+              ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command and command group under ``parser``, as (its words after `rlgen`, its parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*words, name), sub
+                yield from _commands(sub, (*words, name))
+
+
+def test_every_subcommand_has_help_that_explains_each_option(capsys):
+    commands = dict(_commands(build_parser()))
+    assert {("train",), ("eval",), ("envs",), ("bench",), ("demos", "collect"), ("demos", "info"),
+            ("demos", "mix"), ("imitate",), ("gen", "train"), ("gen", "sample"), ("gen", "eval")
+            } <= set(commands)
+    for words, parser in commands.items():
+        assert parser.description, words
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                assert action.help, (words, action.dest)  # argparse.SUPPRESS (a hidden old spelling) counts
         with pytest.raises(SystemExit) as info:
-            main([command, "--help"])
+            main([*words, "--help"])
         assert info.value.code == 0
-        assert "usage: rlgen " + command in capsys.readouterr().out
+        assert "usage: rlgen " + " ".join(words) in capsys.readouterr().out
 
 
 def test_a_diverged_learned_reward_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
@@ -70,3 +91,51 @@ def test_a_diverged_learned_reward_is_one_line_and_exit_1(tmp_path, capsys, monk
     assert cli.main(["train", "--env", "CartPole-v1", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "non-finite discriminator reward at transition 4096" in err
+
+
+def _option(words: list[str], option: str) -> argparse.Action:
+    parser = dict(_commands(build_parser()))[tuple(words)]
+    return next(a for a in parser._actions if option in a.option_strings)
+
+
+def _commands_help(words: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([*words, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", [["train"], ["imitate"], ["gen", "train"]])
+def test_out_is_the_parent_folder_wherever_a_run_directory_is_made(words):
+    assert _option(words, "--out").help.startswith("parent folder of run directories (default ")
+    assert _option(words, "--run-name").help.startswith("run directory name (default ")
+
+
+def test_imitate_modes_is_a_warned_old_spelling_of_n_modes(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["imitate", "--n-modes", "3"]).n_modes == 3
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["imitate", "--modes", "3"]).n_modes == 3
+    assert capsys.readouterr().err == ("rlgen: warning: --modes is deprecated; use --n-modes (the old "
+                                       "spelling will be removed in the next release)\n")
+    assert parser.parse_args(["imitate", "--modes", "1e1"]).n_modes == 10  # parsed as --n-modes is
+    with pytest.raises(SystemExit):
+        parser.parse_args(["imitate", "--modes", "0"])
+    help_text = _commands_help(["imitate"], capsys)
+    assert "--n-modes K" in help_text and "--modes" not in help_text  # help shows the spelling to use
+
+
+def test_eval_without_seed_leaves_the_seed_to_evaluate(monkeypatch, capsys):
+    import rlgen.agents
+
+    calls: list[dict] = []
+
+    def evaluate(run_dir, **kwargs):
+        calls.append(kwargs)
+        return np.array([1.0, 3.0])
+
+    monkeypatch.setattr(rlgen.agents, "evaluate", evaluate)  # what `rlgen eval` calls
+    assert main(["eval", "RUN", "--episodes", "2"]) == 0
+    assert "seed" not in calls[-1] and calls[-1]["episodes"] == 2  # evaluate's default: the run's eval seed
+    assert main(["eval", "RUN", "--seed", "5"]) == 0
+    assert calls[-1]["seed"] == 5
+    assert "2.00 ± 1.00 over 2 episodes" in capsys.readouterr().out

@@ -48,7 +48,8 @@ def _error(capsys, argv, *needles):
 def test_train_sample_eval_and_resume(toy, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["gen", "train", "toy", "--data", "mixture", "--steps", "40", "--batch-size", "32", "--lr", "0.05",
-            "--out", str(run), "--no-progress", "--log-every", "10", "--sample-every", "20", "-p", "init=0.5"]
+            "--out", str(tmp_path), "--run-name", "run", "--no-progress", "--log-every", "10",
+            "--sample-every", "20", "-p", "init=0.5"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "eval/bits_per_dim" in out and "tensorboard --logdir" in out
@@ -80,8 +81,8 @@ def test_train_sample_eval_and_resume(toy, tmp_path, capsys):
 
 def test_eval_with_sample_scores(toy, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "30", "--lr", "0.05", "--out", str(run),
-                 "--no-progress"]) == 0
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "30", "--lr", "0.05",
+                 "--out", str(tmp_path), "--run-name", "run", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["gen", "eval", str(run), "--score", "64", "--json", "--no-progress"]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -91,10 +92,11 @@ def test_eval_with_sample_scores(toy, tmp_path, capsys):
 
 
 def test_user_mistakes_are_one_line_errors(toy, tmp_path, capsys):
-    _error(capsys, ["gen", "train", "dcgn", "--out", str(tmp_path / "a")], "unknown model 'dcgn'", "dcgan", "pixelcnn")
-    _error(capsys, ["gen", "train", "toy", "--data", "digitz", "--out", str(tmp_path / "a")],
+    out = ["--out", str(tmp_path), "--run-name", "a"]
+    _error(capsys, ["gen", "train", "dcgn", *out], "unknown model 'dcgn'", "dcgan", "pixelcnn")
+    _error(capsys, ["gen", "train", "toy", "--data", "digitz", *out],
            "unknown dataset 'digitz'", "digits", "mnist5k")
-    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "-p", "widht=3", "--out", str(tmp_path / "a")],
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "-p", "widht=3", *out],
            "cannot build toy", "widht")
     _error(capsys, ["gen", "train", "toy", "--data", "mixture", "-p", "noequals"], "key=value")
     _error(capsys, ["gen", "train", "toy", "--steps", "5", "--epochs", "1"], "not both")
@@ -103,10 +105,11 @@ def test_user_mistakes_are_one_line_errors(toy, tmp_path, capsys):
     _error(capsys, ["gen", "sample", str(tmp_path), "--out", "x.jpg"], "no model.json")
 
     run = tmp_path / "run"
-    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "2", "--out", str(run), "--no-progress"]) == 0
-    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", "--out", str(run), "-p", "init=1"],
-           "holds a different run", "another --out")
-    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", "--out", str(run),
+    out = ["--out", str(tmp_path), "--run-name", "run"]
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "2", *out, "--no-progress"]) == 0
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", *out, "-p", "init=1"],
+           "holds a different run", "another --run-name")
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", *out,
                     "--batch-size", "8", "--no-progress"], "batch_size=64, not 8")
     _error(capsys, ["gen", "sample", str(run), "--out", str(tmp_path / "x.jpg")], ".png or .npy")
 
@@ -117,8 +120,34 @@ def test_diverging_training_is_one_line_error(monkeypatch, tmp_path, capsys):
             return {"loss": super().loss(batch)["loss"] * float("inf")}
 
     monkeypatch.setitem(MODELS, "boom", lambda shape, n_levels, n_classes, **kw: Exploding(shape, **kw))
-    _error(capsys, ["gen", "train", "boom", "--data", "mixture", "--out", str(tmp_path / "b"), "--no-progress"],
-           "diverged at step 1", "'loss'")
+    _error(capsys, ["gen", "train", "boom", "--data", "mixture", "--out", str(tmp_path), "--run-name", "b",
+                    "--no-progress"], "diverged at step 1", "'loss'")
+
+
+def test_out_is_the_parent_folder_and_run_name_the_run_directory(toy, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train = ["gen", "train", "toy", "--data", "mixture", "--steps", "1", "--no-progress"]
+    assert main(train) == 0
+    assert (tmp_path / "runs" / "gen" / "toy_mixture_s0" / "model.json").is_file()  # the defaults
+    assert main([*train, "--run-name", "named"]) == 0
+    assert (tmp_path / "runs" / "gen" / "named" / "model.json").is_file()
+    assert main([*train, "--out", "parent", "--run-name", "r"]) == 0
+    assert (tmp_path / "parent" / "r" / "model.json").is_file()
+    assert capsys.readouterr().err == ""  # the new spelling: no warning
+
+
+def test_out_without_run_name_is_still_the_run_directory_with_a_warning(toy, tmp_path, capsys):
+    """The deprecated meaning, kept for one release so that no one's command silently trains elsewhere."""
+    old = tmp_path / "old"
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "1", "--out", str(old),
+                 "--no-progress"]) == 0
+    assert (old / "model.json").is_file() and not (old / "toy_mixture_s0").exists()
+    captured = capsys.readouterr()
+    assert f"run directory: {old}\n" in captured.out
+    assert captured.err == ("rlgen: warning: gen train --out without --run-name is deprecated: OUT is the "
+                            "run directory in this release but will become its parent folder, as in "
+                            "`rlgen train`; use --out PARENT --run-name NAME (the same run directory: "
+                            f"--out {tmp_path} --run-name old)\n")
 
 
 @pytest.mark.parametrize("command", [["gen"], ["gen", "train"], ["gen", "sample"], ["gen", "eval"]])

@@ -366,7 +366,7 @@ def test_cli_imitate_infogail_eval_with_a_code_and_demos_mix(capsys, tmp_path):
     out = tmp_path / "runs"
     common = ["--demos", str(mixed), "--out", str(out), "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64",
               "-p", "n_epochs=1", "-p", "eval_freq=0", "-p", "eval_episodes=2", "-p", "policy_kwargs.net_arch=[8]"]
-    assert main(["imitate", "--method", "infogail", "--modes", "2", "--steps", "256", *common]) == 0
+    assert main(["imitate", "--method", "infogail", "--n-modes", "2", "--steps", "256", *common]) == 0
     run_dir = out / f"ppo-infogail_{LINE_ID.replace('/', '-')}_s0"
     assert (run_dir / "infogail.pt").is_file()
     capsys.readouterr()
@@ -377,10 +377,12 @@ def test_cli_imitate_infogail_eval_with_a_code_and_demos_mix(capsys, tmp_path):
                     "needs a latent code")
     assert main(["demos", "collect", str(run_dir), "-n", "1", "--code", "1", "--out", str(tmp_path / "c.npz"),
                  "--no-progress"]) == 0
-    _one_line_error(capsys, ["imitate", "--method", "infogail", "--run-name", "x", *common], "--modes K")
-    _one_line_error(capsys, ["imitate", "--method", "infogail", "--modes", "1", "--run-name", "y", *common],
+    _one_line_error(capsys, ["imitate", "--method", "infogail", "--run-name", "x", *common],
+                    "needs imitation_kwargs.n_modes")
+    _one_line_error(capsys, ["imitate", "--method", "infogail", "--n-modes", "1", "--run-name", "y", *common],
                     "n_modes")
-    _one_line_error(capsys, ["imitate", "--modes", "2", "--run-name", "z", *common], "--method infogail")
+    _one_line_error(capsys, ["imitate", "--n-modes", "2", "--run-name", "z", *common],
+                    "--n-modes is for --method infogail")
 
 
 def test_demos_mix_has_help(capsys):

@@ -1,7 +1,5 @@
-"""``rlgen demos`` and ``rlgen imitate``: demonstrations and imitation runs. Only parses arguments and calls the API.
-
-Hooked into the main command line by ``add_imitation_parsers(sub)`` in ``rlgen.cli.build_parser``.
-"""
+"""``rlgen demos`` (collect, info, mix) and ``rlgen imitate``: demonstrations and the runs that learn from
+them."""
 
 from __future__ import annotations
 
@@ -10,74 +8,85 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlgen.agents.config import ON_POLICY, ConfigError
-from rlgen.cli import HelpFormatter, positive_int
+from rlgen.agents.config import ON_POLICY, ConfigError, RunConfig, build_config
+from rlgen.cli.common import (
+    HelpFormatter,
+    Subparsers,
+    add_deprecated_option,
+    add_training_options,
+    positive_int,
+    print_result,
+    start_run,
+    train_run,
+)
 
 METHODS = ("gail", "infogail", "bc")
 
 
-def add_imitation_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``demos collect``, ``demos info`` and ``imitate`` under ``subparsers``."""
-    demos = subparsers.add_parser(
+def register(sub: Subparsers) -> None:
+    demos = sub.add_parser(
         "demos", help="collect and inspect expert demonstrations",
         description="Demonstrations are .npz files of whole episodes (raw observations, T + 1 per episode; "
         "actions; rewards; whether each episode terminated) with their env id and spaces.",
     )
-    sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
-    _add_collect(sub)
-    _add_info(sub)
-    _add_mix(sub)
-    _add_imitate(subparsers)
+    demos_sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
+    _add_collect(demos_sub)
+    _add_info(demos_sub)
+    _add_mix(demos_sub)
+    _add_imitate(sub)
 
 
-def _add_collect(sub: argparse._SubParsersAction) -> None:
+def _add_collect(sub: Subparsers) -> None:
     p = sub.add_parser(
         "collect", help="roll out a trained run's policy and save its episodes as demonstrations",
         description="Roll out RUN_DIR's policy (its VecNormalize statistics applied to what the policy sees) "
         "and save the episodes with raw observations.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("-n", "--episodes", dest="n_episodes", type=positive_int, default=25, help="episodes to record")
-    p.add_argument("--out", default=None, help="output .npz (default RUN_DIR/demos.npz)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rlgen train` (the expert)")
+    p.add_argument("-n", "--episodes", type=positive_int, default=25, metavar="N", help="episodes to record")
+    # a file, not a run directory: collect writes no run
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="the output file, a .npz (default RUN_DIR/demos.npz)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from reset seed SEED + i")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--code", type=int, default=None,
                    help="an infogail run: the latent code (0..K-1) its policy acts under")
     p.add_argument("--best", action="store_true",
-                   help="roll out the policy of the run's best periodic evaluation (RUN_DIR/best), not its final one")
-    p.add_argument("--min-return", type=float, default=None,
+                   help="roll out the policy of the run's best periodic evaluation (RUN_DIR/best), not its "
+                   "final one")
+    p.add_argument("--min-return", type=float, default=None, metavar="RETURN",
                    help="keep only episodes whose return reaches this (the expert's failures are left out); "
                         "rolls on with the next seeds until N are kept, at most 4N episodes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=cmd_collect)
+    p.set_defaults(func=_cmd_collect)
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:
+def _add_info(sub: Subparsers) -> None:
     p = sub.add_parser("info", help="print a demonstration file's env, spaces, episodes and returns",
                        description="Print the env id, observation and action spaces, episode count, lengths "
                        "and returns of a demonstration file.")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a demonstrations .npz")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=_cmd_info)
 
 
-def _add_mix(sub: argparse._SubParsersAction) -> None:
+def _add_mix(sub: Subparsers) -> None:
     p = sub.add_parser("mix", help="mix several demonstration files of one env into one unlabelled file",
                        description="Concatenate the episodes of several demonstration files recorded on the "
                        "same env (e.g. experts with different behaviours, for --method infogail) in a seeded "
                        "random order; nothing records which file an episode came from.",
                        formatter_class=HelpFormatter)
-    p.add_argument("files", metavar="FILE", nargs="+")
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("files", metavar="FILE", nargs="+", help="demonstrations .npz files of the same env")
+    p.add_argument("--out", required=True, metavar="FILE", help="the output file, a .npz")
     p.add_argument("--seed", type=int, default=0, help="seed of the episode order")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.set_defaults(func=cmd_mix)
+    p.set_defaults(func=_cmd_mix)
 
 
-def _add_imitate(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+def _add_imitate(sub: Subparsers) -> None:
+    p = sub.add_parser(
         "imitate", help="learn from demonstrations: GAIL or InfoGAIL with PPO/TRPO/A2C, or behaviour cloning",
         description="Train an agent on the discriminator reward of GAIL (the env reward is only reported: "
         "eval.csv and rollout/ep_rew_mean are true env returns), or behaviour-clone the demonstrations "
@@ -86,41 +95,37 @@ def _add_imitate(subparsers: argparse._SubParsersAction) -> None:
         "label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
         "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, lr, loss). The discriminator is saved with "
         "the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return. --method infogail "
-        "--modes K adds a latent code of K values to the policy's observation and rewards behaviour from which "
-        "the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., q_lr, "
+        "--n-modes K adds a latent code of K values to the policy's observation and rewards behaviour from "
+        "which the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., q_lr, "
         "q_updates, q_hidden; saved as infogail.pt; `rlgen eval RUN_DIR --code C` holds the code).",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--demos", default=None, help="demonstrations .npz (from `rlgen demos collect`)")
-    p.add_argument("--env", dest="env_id", default=None, help="Gymnasium env id (default: the demos' env)")
+    p.add_argument("--demos", default=None, metavar="FILE",
+                   help="demonstrations .npz (from `rlgen demos collect`)")
+    p.add_argument("--env", dest="env_id", default=None, metavar="ENV",
+                   help="Gymnasium env id (default: the demos' env)")
     p.add_argument("--method", choices=METHODS, default="gail",
-                   help="gail; infogail (GAIL with a latent code of --modes values); bc (behaviour cloning alone)")
-    p.add_argument("--modes", type=positive_int, default=None,
-                   help="infogail: the number K of behaviours (latent code values) to tell apart")
-    p.add_argument("--algo", choices=ON_POLICY, default=None, help="agent (default: ppo, or the config file's)")
+                   help="gail; infogail (GAIL with a latent code of --n-modes values); bc (behaviour cloning "
+                   "alone)")
+    p.add_argument("--n-modes", type=positive_int, default=None, metavar="K",
+                   help="infogail: the number K of behaviours (latent code values) to tell apart "
+                   "(the same as -p imitation_kwargs.n_modes=K)")
+    add_deprecated_option(p, "--modes", "--n-modes")
+    p.add_argument("--algo", choices=ON_POLICY, default=None,
+                   help="agent (default: ppo, or the config file's)")
     p.add_argument("--bc-pretrain", action="store_true", help="behaviour-clone the policy before GAIL")
     p.add_argument("--reward", choices=("gail", "log_d", "airl"), default=None,
-                   help="discriminator reward: gail -log(1-D) (tasks that end on failure), log_d log D (tasks "
-                   "that end on success), airl the logit (default gail)")
-    p.add_argument("--episodes", dest="demo_episodes", type=positive_int, default=None,
+                   help="discriminator reward: gail -log(1-D) (tasks that end on failure), log_d log D "
+                   "(tasks that end on success), airl the logit (default gail)")
+    p.add_argument("--episodes", dest="demo_episodes", type=positive_int, default=None, metavar="N",
                    help="use only the first N demo episodes (default: all)")
-    p.add_argument("--subsample", dest="demo_subsample", type=positive_int, default=None,
+    p.add_argument("--subsample", dest="demo_subsample", type=positive_int, default=None, metavar="K",
                    help="keep every k-th (s, a) pair of each episode (the GAIL paper: 20; default 1)")
-    p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, help="total env steps, e.g. 1e6")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="envs stepped together")
-    p.add_argument("--config", dest="config_file", default=None, help="YAML file of RunConfig keys")
-    p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key or SB3 hyperparameter (repeatable), e.g. "
-                   "-p imitation_kwargs.update_every=4096 -p learning_rate=1e-4")
-    p.add_argument("--out", dest="out_dir", default=None, help="parent folder of run directories (default runs)")
-    p.add_argument("--run-name", default=None,
-                   help="run directory name (default <algo>-<method>_<env>_s<seed>)")
-    p.add_argument("--no-preset", action="store_true", help="ignore the preset for (algo, env)")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the GAIL run in RUN_DIR from its checkpoint (--steps raises its budget)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.set_defaults(func=cmd_imitate)
+    add_training_options(p, run_name="<algo>-<method>_<env>_s<seed>",
+                         overrides_example="-p imitation_kwargs.update_every=4096 -p learning_rate=1e-4",
+                         resume_help="continue the GAIL run in RUN_DIR from its checkpoint (--steps raises "
+                         "its budget)", progress_help="hide the progress bars")
+    p.set_defaults(func=_cmd_imitate)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -139,7 +144,8 @@ def _demo_summary(path: str | Path) -> dict[str, Any]:
         "episodes": len(trajs), "transitions": trajs.n_transitions,
         "terminated_episodes": int(sum(traj.terminated for traj in trajs)),
         "mean_length": float(lengths.mean()), "mean_return": float(returns.mean()),
-        "std_return": float(returns.std()), "min_return": float(returns.min()), "max_return": float(returns.max()),
+        "std_return": float(returns.std()), "min_return": float(returns.min()),
+        "max_return": float(returns.max()),
     }
 
 
@@ -154,16 +160,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
           f"(min {summary['min_return']:.2f}, max {summary['max_return']:.2f})")
 
 
-def cmd_collect(args: argparse.Namespace) -> int:
+def _output_file(out: Path, force: bool) -> Path:
+    """A demonstrations file to write: a .npz, not overwritten without --force."""
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out must end in .npz, got {out.name}")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    return out
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
     from rlgen.agents import collect_demos
     from rlgen.imitation import save_demos
 
-    out = Path(args.out) if args.out else Path(args.run_dir) / "demos.npz"
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out must end in .npz, got {out.name}")
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
-    trajs = collect_demos(args.run_dir, args.n_episodes, deterministic=not args.stochastic, seed=args.seed,
+    out = _output_file(Path(args.out) if args.out else Path(args.run_dir) / "demos.npz", args.force)
+    trajs = collect_demos(args.run_dir, args.episodes, deterministic=not args.stochastic, seed=args.seed,
                           progress_bar=not args.no_progress, code=args.code, best=args.best,
                           min_return=args.min_return)
     save_demos(out, trajs)
@@ -171,7 +182,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace) -> int:
     summary = _demo_summary(args.file)
     if args.json:
         print(json.dumps(summary))
@@ -180,14 +191,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_mix(args: argparse.Namespace) -> int:
+def _cmd_mix(args: argparse.Namespace) -> int:
     from rlgen.imitation import DemoError, load_demos, mix_demos, save_demos
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out must end in .npz, got {out.name}")
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    out = _output_file(Path(args.out), args.force)
     try:
         mixed = mix_demos(*(load_demos(path) for path in args.files), seed=args.seed)
     except DemoError as exc:
@@ -197,38 +204,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_imitate(args: argparse.Namespace) -> int:
-    from rlgen.agents import train
-    from rlgen.agents.config import build_config, resume_config
-    from rlgen.cli import print_result
-
-    if args.resume:
-        config = resume_config(args.resume, args.total_steps, args.overrides)
-    else:
-        if not args.demos:
-            raise ConfigError("imitate needs --demos FILE (make one with `rlgen demos collect RUN_DIR`)")
-        demos = Path(args.demos).expanduser().resolve()  # absolute: a resumed run may start elsewhere
-        env_id = args.env_id or _demo_summary(demos)["env_id"]
-        if not env_id:
-            raise ConfigError(f"{demos} does not record its env id; pass --env")
-        imitation_kwargs = {"reward": args.reward} if args.reward else {}
-        if args.modes is not None:
-            if args.method != "infogail":
-                raise ConfigError("--modes is for --method infogail")
-            imitation_kwargs["n_modes"] = args.modes
-        config = build_config(
-            algo=args.algo, env_id=env_id, config_file=args.config_file, overrides=args.overrides,
-            use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed, n_envs=args.n_envs,
-            out_dir=args.out_dir, run_name=args.run_name, imitation=args.method, demos=str(demos),
-            demo_episodes=args.demo_episodes, demo_subsample=args.demo_subsample,
-            bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs or None,
-        )
+def _cmd_imitate(args: argparse.Namespace) -> int:
+    config = start_run(args, args.overrides, lambda: _imitation_config(args))
     if config.algo not in ON_POLICY:
         raise ConfigError(f"imitate trains on-policy agents ({', '.join(ON_POLICY)}), not {config.algo}")
-    if args.no_progress:
-        config.progress_bar = False
-    print(f"run directory: {config.run_dir}")
-    result = train(config, resume=bool(args.resume))
+    result = train_run(args, config)
     if config.imitation == "bc":
         print(f"behaviour cloning: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
               f"({result.wall_time:.0f} s)")
@@ -236,3 +216,24 @@ def cmd_imitate(args: argparse.Namespace) -> int:
         print_result(result, note="; true env return")
     return 0
 
+
+def _imitation_config(args: argparse.Namespace) -> RunConfig:
+    """A new imitation run's config from the flags (the env id from the demos unless --env names it)."""
+    if not args.demos:
+        raise ConfigError("imitate needs --demos FILE (make one with `rlgen demos collect RUN_DIR`)")
+    demos = Path(args.demos).expanduser().resolve()  # absolute: a resumed run may start elsewhere
+    env_id = args.env_id or _demo_summary(demos)["env_id"]
+    if not env_id:
+        raise ConfigError(f"{demos} does not record its env id; pass --env")
+    imitation_kwargs = {"reward": args.reward} if args.reward else {}
+    if args.n_modes is not None:
+        if args.method != "infogail":
+            raise ConfigError("--n-modes is for --method infogail")
+        imitation_kwargs["n_modes"] = args.n_modes
+    return build_config(
+        algo=args.algo, env_id=env_id, config_file=args.config_file, overrides=args.overrides,
+        use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed, n_envs=args.n_envs,
+        out_dir=args.out_dir, run_name=args.run_name, imitation=args.method, demos=str(demos),
+        demo_episodes=args.demo_episodes, demo_subsample=args.demo_subsample,
+        bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs or None,
+    )

@@ -1,7 +1,4 @@
-"""``rlgen gen``: train, sample and evaluate the generative models. Only parses arguments and calls the API.
-
-Hooked into the main command line by ``add_gen_parser(sub)`` in ``rlgen.cli.build_parser``.
-"""
+"""``rlgen gen``: train, sample and evaluate the generative models. Only parses arguments, calls the API."""
 
 from __future__ import annotations
 
@@ -17,15 +14,16 @@ from tqdm.auto import tqdm
 
 from rlgen.agents.config import ConfigError, parse_override
 from rlgen.atomic import atomic_write_bytes
-from rlgen.cli import HelpFormatter, positive_int
+from rlgen.cli.common import HelpFormatter, Subparsers, add_run_dir_options, positive_int, warn
 from rlgen.data import DATASETS, DataError, ImageData, load_dataset, semi_supervised_split
 from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
 
 DEFAULT_STEPS = 2000
+DEFAULT_PARENT = "runs/gen"
 
 
-def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``gen train``, ``gen sample`` and ``gen eval`` under ``subparsers``; returns the gen parser."""
+def register(subparsers: Subparsers) -> None:
+    """``gen train``, ``gen sample`` and ``gen eval``."""
     gen = subparsers.add_parser(
         "gen", help="train, sample and evaluate generative models (GANs, VAE, PixelCNN/RNN)",
         description="The generative-model submodule on image data: bundled sets (digits, mnist5k, mixture) "
@@ -36,28 +34,30 @@ def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     _add_train(sub)
     _add_sample(sub)
     _add_eval(sub)
-    return gen
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train", help="train a generative model and write a run directory",
-        description="Train MODEL on a data set. Running it again on the same --out resumes from the checkpoint "
-        "(raise --steps to train longer). Learning rate, betas, batch size and the number of labels default "
-        "to each model's reference settings (GANs: Adam beta1 0.5; ssgan: lr 3e-3, batch 100, 100 labels).",
+        description="Train MODEL on a data set into the run directory OUT/RUN_NAME. Running it again into "
+        "the same run directory resumes from the checkpoint (raise --steps to train longer). Learning rate, "
+        "betas, batch size and the number of labels default to each model's reference settings (GANs: Adam "
+        "beta1 0.5; ssgan: lr 3e-3, batch 100, 100 labels).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
     p.add_argument("--data", default="digits",
                    help=f"{', '.join(DATASETS)}, or a path to MNIST IDX files or a CIFAR-10 batches folder")
-    p.add_argument("--steps", type=positive_int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help=f"updates to train (default {DEFAULT_STEPS} when --epochs is not given)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the data, instead of --steps")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="examples per update (model default)")
+    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help="passes over the data, instead of --steps")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="examples per update (model default)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (model default)")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (model default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, data order and noise")
-    p.add_argument("--out", default=None, help="run directory (default runs/gen/<model>_<data>_s<seed>)")
+    add_run_dir_options(p, parent=DEFAULT_PARENT, name="<model>_<data>_s<seed>")
     p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor keyword (repeatable; values are YAML), e.g. -p z_dim=64 "
                    "-p feature_matching=true -p hidden=[128,128]")
@@ -70,40 +70,44 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, help="updates between checkpoints")
     p.add_argument("--sample-every", type=positive_int, default=1000, help="updates between sample grids")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=_cmd_train)
 
 
-def _add_sample(sub: argparse._SubParsersAction) -> None:
+def _add_sample(sub: Subparsers) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid (or .npy)",
-                       description="Rebuild RUN_DIR's model from model.json and checkpoint.pt and draw samples.",
+                       description="Rebuild RUN_DIR's model from model.json and checkpoint.pt and draw "
+                       "samples.",
                        formatter_class=HelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rlgen gen train`")
     p.add_argument("-n", type=positive_int, default=64, help="number of samples")
-    p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
+    # a file, not a run directory: sampling writes no run
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="the output file: .png (image grid) or .npy (array) (default RUN_DIR/samples.png)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples drawn at once")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=_cmd_sample)
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> None:
+def _add_eval(sub: Subparsers) -> None:
     p = sub.add_parser(
         "eval", help="evaluate a trained model on the test split",
-        description="Print RUN_DIR's model metrics on a split of its data: the loss terms; for density models "
-        "NLL in nats and bits/dim; for ssgan the classification error; for infogan the category accuracy "
-        "after best matching. --score adds the classifier-based sample scores (Inception-like score and "
-        "Fréchet distance of a small CNN fitted on the training split; no downloads).",
+        description="Print RUN_DIR's model metrics on a split of its data: the loss terms; for density "
+        "models NLL in nats and bits/dim; for ssgan the classification error; for infogan the category "
+        "accuracy after best matching. --score adds the classifier-based sample scores (Inception-like score "
+        "and Fréchet distance of a small CNN fitted on the training split; no downloads).",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rlgen gen train`")
     p.add_argument("--split", choices=("test", "train"), default="test", help="data split to evaluate on")
     p.add_argument("--batch-size", type=positive_int, default=256, help="examples per evaluation batch")
     p.add_argument("--score", type=int, default=0, metavar="N",
-                   help="also score N samples with the classifier (the scorer is cached in RUN_DIR/scorer.pt)")
+                   help="also score N samples with the classifier (the scorer is cached in "
+                   "RUN_DIR/scorer.pt)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and sampling")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=_cmd_eval)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -170,7 +174,20 @@ def draw_samples(model: torch.nn.Module, n: int, *, seed: int = 0, batch_size: i
 
 # -- commands ----------------------------------------------------------------------------------------
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _run_dir(args: argparse.Namespace) -> Path:
+    """OUT/RUN_NAME, as in `rlgen train`; but --out alone still names the run directory itself for this
+    release (it did before --run-name existed), so that no one's command silently trains elsewhere."""
+    if args.out_dir is not None and args.run_name is None:
+        run_dir = Path(args.out_dir)
+        warn("gen train --out without --run-name is deprecated: OUT is the run directory in this release but "
+             "will become its parent folder, as in `rlgen train`; use --out PARENT --run-name NAME (the same "
+             f"run directory: --out {run_dir.parent} --run-name {run_dir.name})")
+        return run_dir
+    name = args.run_name or f"{args.model}_{Path(args.data).name}_s{args.seed}"
+    return Path(args.out_dir or DEFAULT_PARENT) / name
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     from rlgen.generative.trainer import CheckpointError, Trainer, TrainingDiverged
 
     if args.model not in MODELS:
@@ -199,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    run_dir = Path(args.out or f"runs/gen/{args.model}_{Path(args.data).name}_s{args.seed}")
+    run_dir = _run_dir(args)
     if (run_dir / "model.json").is_file():
         try:
             previous = ModelSpec.load(run_dir)
@@ -207,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
         if previous != spec:
             raise ConfigError(f"{run_dir} holds a different run ({previous.name} on {previous.data} with "
-                              f"{previous.kwargs}); choose another --out to start a new one")
+                              f"{previous.kwargs}); choose another --run-name to start a new one")
     torch.manual_seed(args.seed)  # the initialisation
     model = _build(spec)
     lr = args.lr if args.lr is not None else defaults.lr
@@ -217,8 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = DEFAULT_STEPS
     try:
         trainer = Trainer(model, train, steps=steps, epochs=epochs,
-                          batch_size=args.batch_size or defaults.batch_size, lr=lr, betas=betas, out_dir=run_dir,
-                          log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+                          batch_size=args.batch_size or defaults.batch_size, lr=lr, betas=betas,
+                          out_dir=run_dir, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
                           sample_every=args.sample_every, seed=args.seed, progress_bar=not args.no_progress,
                           eval_data=test, spec=spec)
     except ValueError as exc:
@@ -234,7 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
+def _cmd_sample(args: argparse.Namespace) -> int:
     from rlgen.generative.trainer import save_image_grid
 
     model, _ = _load(args.run_dir)
@@ -256,13 +273,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     from rlgen.generative.metrics import SampleScorer
     from rlgen.generative.trainer import evaluate
 
     model, spec = _load(args.run_dir)
     data = load_run_data(spec, args.split)
-    metrics: dict[str, Any] = {"run_dir": args.run_dir, "model": spec.name, "data": spec.data, "split": args.split}
+    metrics: dict[str, Any] = {"run_dir": args.run_dir, "model": spec.name, "data": spec.data,
+                               "split": args.split}
     metrics.update(evaluate(model, data, batch_size=args.batch_size, seed=args.seed,
                             progress_bar=not args.no_progress))
     if args.score:

@@ -1,0 +1,149 @@
+"""What every ``rlgen`` command shares: the help format, argument types, the options of commands that write
+a run directory, deprecated spellings, and how an error becomes one line and an exit code.
+
+Imports no command module of ``rlgen.cli`` (they import this one), so the command line has no import cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rlgen.agents.config import ConfigError, RunConfig, resume_config
+
+if TYPE_CHECKING:
+    from rlgen.agents import RunResult
+
+Subparsers = argparse._SubParsersAction
+"""What ``ArgumentParser.add_subparsers`` returns: each command module's ``register`` adds its commands."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one; no "(default: None)" after options whose help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default in ([], ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts written as 1000, 1e6 or 2.5e5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(value)
+
+
+# -- messages on stderr --------------------------------------------------------------------------------
+
+def warn(message: str) -> None:
+    """One ``rlgen: warning: ...`` line on stderr. Printed, not ``warnings.warn``: Python hides a
+    DeprecationWarning raised outside ``__main__``, and a user of the command line must see it."""
+    print(f"rlgen: warning: {message}", file=sys.stderr)
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    warn(f"{old} is deprecated; use {new} (the old spelling will be removed in the next release)")
+
+
+class DeprecatedOption(argparse.Action):
+    """The old spelling of an option: stores into the new option's ``dest`` and warns once used. Hidden from
+    --help, which shows only the spelling to use."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        warn_deprecated(option_string or self.option_strings[0], self.new)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_option(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any) -> None:
+    """Keep ``old`` working for one release as a warned alias of the already added option ``new``."""
+    target = next(a for a in parser._actions if new in a.option_strings)
+    if target.type is not None:  # parsed as the new spelling is
+        kwargs["type"] = target.type
+    parser.add_argument(old, action=DeprecatedOption, new=new, dest=target.dest, metavar=target.metavar,
+                        **kwargs)
+
+
+# -- commands that write a run directory ---------------------------------------------------------------
+
+def add_run_dir_options(p: argparse.ArgumentParser, parent: str, name: str) -> None:
+    """``--out`` and ``--run-name`` mean the same in every command that creates a run directory: the run
+    goes to OUT/RUN_NAME."""
+    p.add_argument("--out", dest="out_dir", default=None, metavar="DIR",
+                   help=f"parent folder of run directories (default {parent})")
+    p.add_argument("--run-name", default=None, metavar="NAME", help=f"run directory name (default {name})")
+
+
+def add_training_options(p: argparse.ArgumentParser, *, run_name: str, overrides_example: str,
+                         resume_help: str, progress_help: str = "hide the progress bar") -> None:
+    """The options of the commands that train an agent through ``build_config`` (train, imitate)."""
+    p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, metavar="N",
+                   help="total env steps, e.g. 1e6")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, metavar="N",
+                   help="envs stepped together")
+    p.add_argument("--config", dest="config_file", default=None, metavar="FILE",
+                   help="YAML file of RunConfig keys")
+    p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config key or SB3 hyperparameter (repeatable), e.g. {overrides_example}")
+    add_run_dir_options(p, parent="runs", name=run_name)
+    p.add_argument("--no-preset", action="store_true", help="ignore the preset for (algo, env)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help=resume_help)
+    p.add_argument("--no-progress", action="store_true", help=progress_help)
+
+
+def start_run(args: argparse.Namespace, overrides: list[str], build: Callable[[], RunConfig]) -> RunConfig:
+    """The config a training command runs: RUN_DIR's own with --resume, else ``build()``; with its
+    progress bar as the flags say."""
+    config = resume_config(args.resume, args.total_steps, overrides) if args.resume else build()
+    if args.no_progress:
+        config.progress_bar = False
+    return config
+
+
+def train_run(args: argparse.Namespace, config: RunConfig) -> RunResult:
+    """Train ``config`` (resuming with --resume), naming the run directory first so a user can look in."""
+    from rlgen.agents import train  # looked up when called, so tests can stand in for training
+
+    print(f"run directory: {config.run_dir}")
+    return train(config, resume=bool(args.resume))
+
+
+def print_result(result: RunResult, note: str = "") -> None:
+    """The end of a training command: the final evaluation and where to look next."""
+    print(f"final evaluation: {result.eval_mean_return:.2f} ± {result.eval_std_return:.2f} "
+          f"after {result.timesteps} steps ({result.wall_time:.0f} s{note})")
+    print(f"learning curve:   {result.run_dir / 'learning_curve.png'}")
+    print(f"TensorBoard:      tensorboard --logdir {result.run_dir / 'tb'}")
+
+
+# -- running a command ---------------------------------------------------------------------------------
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's mistake is one stderr line and exit code 2."""
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"rlgen: error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:  # a learned reward or model diverged: say which, in one line
+        print(f"rlgen: error: {exc} (the run's last checkpoint is kept)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rlgen: interrupted (the last checkpoint is kept; resume with --resume RUN_DIR)",
+              file=sys.stderr)
+        return 130
+

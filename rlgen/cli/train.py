@@ -1,0 +1,122 @@
+"""``rlgen train``, ``rlgen eval`` and ``rlgen envs``: train an agent, score a run, list rlgen's tasks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rlgen.agents.config import ALGOS, BONUSES, ConfigError, build_config
+from rlgen.cli.common import (
+    HelpFormatter,
+    Subparsers,
+    add_training_options,
+    print_result,
+    start_run,
+    train_run,
+)
+
+
+def register(sub: Subparsers) -> None:
+    _add_train(sub)
+    _add_eval(sub)
+    _add_envs(sub)
+
+
+def _add_train(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an agent (PPO, TRPO, A2C or SAC) and write a run directory",
+        description="Train an SB3 agent on a Gymnasium env. Settings resolve as: built-in defaults < preset "
+        "for (algo, env) < --config FILE < flags < -p key=value. The run directory (--out/--run-name) "
+        "receives the model, VecNormalize statistics, config.yaml, eval.csv, learning_curve.png, "
+        "TensorBoard logs (tb/) and a resumable checkpoint.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--algo", choices=ALGOS, default=None,
+                   help="algorithm (default: ppo, or the config file's)")
+    p.add_argument("--env", dest="env_id", default=None, metavar="ENV",
+                   help="Gymnasium env id, e.g. Ant-v5 or rlgen/SparseHalfCheetah-v0 (see `rlgen envs`)")
+    p.add_argument("--bonus", choices=[b for b in BONUSES if b], default=None,
+                   help="exploration bonus wrapper; its settings via -p bonus_kwargs.NAME=VALUE (e.g. eta)")
+    p.add_argument("--bonus-model", default=None, metavar="MODEL",
+                   help="with --bonus density: its density model, pixelcnn (default), pixelrnn, vae, made or "
+                   "bnn (the same as -p bonus_kwargs.model=MODEL)")
+    add_training_options(p, run_name="<algo>[-<bonus>]_<env>_s<seed>",
+                         overrides_example="-p learning_rate=1e-4 -p policy_kwargs.net_arch=[32,32] "
+                         "-p env_kwargs.goal_x=3",
+                         resume_help="continue the run in RUN_DIR from its checkpoint (--steps raises its "
+                         "budget)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    # a flag ranks below -p overrides, so it goes first among them
+    overrides = args.overrides
+    if args.bonus_model:
+        overrides = [f"bonus_kwargs.model={args.bonus_model}", *overrides]
+    config = start_run(args, overrides, lambda: build_config(
+        algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=overrides,
+        use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
+        n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
+    ))
+    if args.bonus_model and config.bonus != "density":
+        raise ConfigError(f"--bonus-model chooses the density bonus's model; add --bonus density (bonus is "
+                          f"{config.bonus})")
+    print_result(train_run(args, config))
+    return 0
+
+
+def _add_eval(sub: Subparsers) -> None:
+    p = sub.add_parser("eval", help="evaluate a run's policy on the true env return",
+                       description="Roll out a trained run's policy (its VecNormalize statistics applied) "
+                       "and print the mean and standard deviation of the env's own episode return.",
+                       formatter_class=HelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run directory written by `rlgen train` or `rlgen imitate`")
+    p.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to roll out")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the evaluation env (default: the run's own evaluation seed, config seed + "
+                   "10000, which reproduces its eval.csv)")
+    p.add_argument("--code", type=int, default=None,
+                   help="an infogail run: hold its latent code at this value (default: drawn per "
+                   "episode)")
+    p.add_argument("--best", action="store_true",
+                   help="the policy of the run's best periodic evaluation (RUN_DIR/best) instead of its "
+                   "final one")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rlgen.agents import evaluate
+
+    # without --seed, evaluate() picks the run's own evaluation seed: passing none is what reproduces eval.csv
+    seed: dict[str, Any] = {} if args.seed is None else {"seed": args.seed}
+    returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic,
+                       code=args.code, best=args.best, **seed)
+    summary = {"run_dir": args.run_dir, "model": "best" if args.best else "final", "episodes": len(returns),
+               "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+               "returns": [float(r) for r in returns]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f} over {len(returns)} episodes")
+    return 0
+
+
+def _add_envs(sub: Subparsers) -> None:
+    p = sub.add_parser("envs", help="list rlgen's tasks and their reward definitions",
+                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v0): id, "
+                       "episode length and what earns the reward.")
+    p.set_defaults(func=_cmd_envs)
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from rlgen.envs import TASKS
+
+    width = max(len(task.id) for task in TASKS)
+    for task in TASKS:
+        print(f"{task.id:<{width}}  {task.episode_steps:>5} steps  {task.reward}")
+    return 0
