@@ -44,14 +44,14 @@ CASES: list[tuple[str, list[str], str]] = [
                      "--run-name", "trpo-hopper", "-p", "eval_freq=4096", "-p", "eval_episodes=2"], "trpo-hopper"),
     ("gail", ["imitate", "--demos", "{out}/demos.npz", "--algo", "ppo", "--steps", "8192", "--seed", "6",
               "--run-name", "gail", "-p", "eval_freq=4096", "-p", "eval_episodes=2", "-p", "n_steps=1024"], "gail"),
-    ("infogail", ["imitate", "--demos", "{out}/demos.npz", "--method", "infogail", "--modes", "2", "--algo", "ppo",
+    ("infogail", ["imitate", "--demos", "{out}/demos.npz", "--method", "infogail", "--n-modes", "2", "--algo", "ppo",
                   "--steps", "4096", "--seed", "7", "--run-name", "infogail", "-p", "eval_freq=4096",
                   "-p", "eval_episodes=2", "-p", "n_steps=1024"], "infogail"),
     ("bc", ["imitate", "--demos", "{out}/demos.npz", "--method", "bc", "--algo", "ppo", "--seed", "8",
             "--run-name", "bc", "-p", "eval_episodes=2", "-p", "bc_kwargs.gradient_steps=300"], "bc"),
 ]
 DEMOS = ["demos", "collect", "{out}/trpo-hopper", "-n", "2", "--out", "{out}/demos.npz", "--no-progress"]
-GEN = ["gen", "train", "vae", "--steps", "60", "--seed", "2", "--out", "{out}/gen-vae", "--no-progress",
+GEN = ["gen", "train", "vae", "--steps", "60", "--seed", "2", "--out", "{out}", "--run-name", "gen-vae", "--no-progress",
        "--checkpoint-every", "60", "--sample-every", "1000", "--log-every", "20"]
 EVALS = [("eval-ppo-vime", ["eval", "{out}/ppo-vime", "--episodes", "3", "--seed", "0", "--json"]),
          ("eval-gail", ["eval", "{out}/gail", "--episodes", "2", "--seed", "1", "--json"])]

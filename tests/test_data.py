@@ -53,7 +53,7 @@ def test_split_is_deterministic_and_partitions_the_data(name):
 
 
 def test_digits_split_reproduces_reference_baseline():
-    # REFERENCE.md: independent per-pixel categorical with Laplace smoothing, 2.433 bits/dim on this split
+    # benchmarks/results/density_digits.md: independent per-pixel categorical with Laplace smoothing, 2.433 bits/dim on this split
     train = load_dataset("digits").to_levels().reshape(1400, 64).numpy()
     test = load_dataset("digits", "test").to_levels().reshape(397, 64).numpy()
     counts = np.stack([np.bincount(train[:, j], minlength=17) for j in range(64)]) + 1

@@ -478,8 +478,8 @@ def test_gail_and_bc_with_discrete_actions():
     assert gail.n_updates == 1 and np.all(np.isfinite(rewards))
     model = PPO("MlpPolicy", venv, policy_kwargs={"net_arch": [16]}, seed=0, device="cpu")
     obs, acts, _, _ = demos.transitions()
-    before = behaviour_cloning(model.policy, obs, acts, gradient_steps=1, lr=1e-9)["action_error"]
-    after = behaviour_cloning(model.policy, obs, acts, gradient_steps=1000, lr=1e-2)["action_error"]
+    before = behaviour_cloning(model.policy, obs, acts, gradient_steps=1, learning_rate=1e-9)["action_error"]
+    after = behaviour_cloning(model.policy, obs, acts, gradient_steps=1000, learning_rate=1e-2)["action_error"]
     assert after < 0.1 < before, (before, after)
 
 
@@ -491,7 +491,7 @@ def test_behaviour_cloning_imitates_the_expert(loss):
     model = PPO("MlpPolicy", DummyVecEnv([Reach1D]), policy_kwargs={"net_arch": [32]}, seed=0, device="cpu")
     policy = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
     before = _mean_return(policy)
-    stats = behaviour_cloning(model.policy, obs, acts, loss=loss, gradient_steps=400, lr=3e-3)
+    stats = behaviour_cloning(model.policy, obs, acts, loss=loss, gradient_steps=400, learning_rate=3e-3)
     after = _mean_return(policy)
     assert stats["action_error"] < 0.15
     assert after > before + 0.8 * (_mean_return(expert) - before), (before, after)
@@ -669,3 +669,21 @@ def test_imitation_subcommands_have_help(capsys):
             main([*command, "--help"])
         assert info.value.code == 0
         assert "usage: rlgen " + " ".join(command) in capsys.readouterr().out
+
+
+def test_old_learning_rate_spellings_still_work_with_a_deprecation_warning(tmp_path):
+    from gymnasium import spaces
+
+    from rlgen.imitation import Discriminator
+
+    box = spaces.Box(-1, 1, (2,), np.float32)
+    with pytest.warns(DeprecationWarning, match=r"Discriminator\(lr=...\) is deprecated; use learning_rate"):
+        old = Discriminator(box, box, lr=0.5)
+    assert old.optimizer.param_groups[0]["lr"] == 0.5
+    assert Discriminator(box, box, learning_rate=0.25).optimizer.param_groups[0]["lr"] == 0.25
+    # a config written with the old keys loads under the new ones, so an archived run keeps its settings
+    with pytest.warns(DeprecationWarning, match="bc_kwargs.lr is deprecated"):
+        config = RunConfig.from_dict({"bc_kwargs": {"lr": 1e-3}, "imitation_kwargs": {"q_lr": 2e-3}})
+    assert config.bc_kwargs == {"learning_rate": 1e-3} and config.imitation_kwargs == {"q_learning_rate": 2e-3}
+    with pytest.raises(ConfigError, match="sets both lr and learning_rate"):
+        RunConfig.from_dict({"bc_kwargs": {"lr": 1e-3, "learning_rate": 1e-3}})

@@ -12,11 +12,20 @@ from typing import Any
 
 import yaml
 
+from rlgen.deprecation import renamed_keys
+
 ALGOS = ("ppo", "trpo", "a2c", "sac")
 VEC_ENVS = ("dummy", "subproc")
 BONUSES: tuple[str | None, ...] = (None, "vime", "density")
 IMITATIONS: tuple[str | None, ...] = (None, "gail", "infogail", "bc")
 ON_POLICY = ("ppo", "trpo", "a2c")
+
+
+_RENAMED_KWARGS = {
+    "imitation_kwargs": {"lr": "learning_rate", "q_lr": "q_learning_rate"},
+    "bc_kwargs": {"lr": "learning_rate"},
+}
+"""Keywords of the wrappers and of behaviour cloning that were renamed: a config with the old name still loads."""
 
 
 class ConfigError(ValueError):
@@ -85,12 +94,13 @@ class RunConfig:
     demo_subsample: int = 1
     """Keep every k-th (s, a) pair of each demo episode (the GAIL paper: 20)."""
     imitation_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, lr: 0.01}, or of
-    rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
+    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, learning_rate: 0.01},
+    or of rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
     bc_pretrain: bool = False
     """Behaviour-clone the policy on ``demos`` before training (a fresh run only)."""
     bc_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of rlgen.imitation.behaviour_cloning, e.g. {gradient_steps: 5000, loss: mse}."""
+    """Keyword arguments of rlgen.imitation.behaviour_cloning, e.g. {gradient_steps: 5000, loss: mse,
+    learning_rate: 1e-3}."""
     eval_freq: int = 10_000
     """Evaluate every this many steps (0: only at the end)."""
     eval_episodes: int = 5
@@ -127,6 +137,13 @@ class RunConfig:
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(field_names())}")
+        data = dict(data)
+        for name, renames in _RENAMED_KWARGS.items():  # configs written before a keyword was renamed
+            if isinstance(data.get(name), dict):
+                try:
+                    data[name] = renamed_keys(data[name], renames, name)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
         config = cls(**data)
         return config.validated() if validate else config
 
@@ -183,7 +200,7 @@ class RunConfig:
             n_modes = self.imitation_kwargs.get("n_modes") if isinstance(self.imitation_kwargs, dict) else None
             if not isinstance(n_modes, int) or isinstance(n_modes, bool) or n_modes < 2:
                 raise ConfigError(f"imitation infogail needs imitation_kwargs.n_modes, the number of behaviours "
-                                  f"(an integer >= 2; --modes K), got {n_modes!r}")
+                                  f"(an integer >= 2; --n-modes K), got {n_modes!r}")
             if self.bc_pretrain:
                 raise ConfigError("bc_pretrain does not fit infogail: the demos hold no codes, and cloning them "
                                   "under random codes would teach the policy to ignore its code")

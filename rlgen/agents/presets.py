@@ -7,7 +7,7 @@ in-process env of 2,048 steps (faster than subprocess envs on a 2-core machine).
 steps, the same 2,048 transitions per update, run 1.3-2x faster still (benchmarks/results/throughput.md,
 "Env layout"; ``-p n_envs=4 -p n_steps=512``) and the imitation benchmarks use them; the MuJoCo presets keep
 one env because the committed locomotion and sparse-reward results were trained with it. Sparse
-classic-control tasks use 4 envs x 512 steps, the layout of the VIME prototype measured on this machine.
+classic-control tasks use 4 envs x 512 steps, the layout benchmarks/results/sparse.md was run with.
 """
 
 from __future__ import annotations

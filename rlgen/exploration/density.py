@@ -50,10 +50,8 @@ goes into the rollout buffer through :attr:`DensityBonus.callback` (shared with 
 ``density/uncounted_fraction`` (PG <= 0), ``density/model_nll`` (the rollout's mean ``-log p(x)`` before training
 on it, in nats; a bound for the VAE), ``density/train_loss`` and ``rollout/ep_intrinsic_mean``.
 
-Cost (HalfCheetah-v5, 2,048-transition rollouts of random actions, one thread, measured in several runs on a
-2-core machine shared with other jobs): the bonus took 70 to 150 us per transition with the default MADE
-(``pixelcnn``) or VAE, 160 to 290 us with the PixelRNN's LSTM (unrolled for ``vmap``) and 40 to 60 us with the
-BNN; the 200 training steps 0.2 to 0.9 s per rollout.
+Cost: benchmarks/results/throughput.md ("Density-model bonus cost") measures the bonus of each default model
+beside plain PPO.
 
 >>> from stable_baselines3 import PPO                       # doctest: +SKIP
 >>> from stable_baselines3.common.env_util import make_vec_env   # doctest: +SKIP

@@ -4,8 +4,8 @@ The agent is rewarded for transitions that teach it most about the environment's
 of (s, a, s') is the information gain KL(q_new || q_old) of a Bayesian dynamics model
 (:class:`rlgen.generative.BNN`) updated on that transition.
 
-Information gain is only cheap in a batch (~2 ms for one transition, ~40 us each in a rollout-sized
-batch on a 2-core CPU), so the wrapper records every transition and its :attr:`VIME.callback` adds the
+Information gain is only cheap in a batch (one transition alone costs about as much as a rollout of them:
+benchmarks/results/throughput.md, "Information gain per transition"), so the wrapper records every transition and its :attr:`VIME.callback` adds the
 bonus for the whole rollout at its end, then recomputes returns and advantages and trains the BNN on
 its replay pool. All bonuses of one rollout therefore come from one fixed model, as in the original.
 The bonus goes into the rollout buffer, i.e. on top of the rewards the agent learns from: behind

@@ -83,7 +83,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 @dataclass(frozen=True)
 class TrainingDefaults:
-    """Per-model settings the CLI uses when the user gives none (from REFERENCE.md where it has them)."""
+    """Per-model settings the CLI uses when the user gives none (the papers' settings where they give them)."""
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)

@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 from tqdm.auto import tqdm
 
+from rlgen.deprecation import renamed
 from rlgen.imitation.demos import Trajectories
 
 LOSSES = ("nll", "mse")
@@ -39,10 +40,11 @@ def behaviour_cloning(
     loss: str = "nll",
     gradient_steps: int = 5000,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    learning_rate: float = 1e-3,
     ent_coef: float = 0.0,
     seed: int = 0,
     progress_bar: bool = False,
+    lr: float | None = None,
 ) -> dict[str, float]:
     """Fit ``policy`` to (obs, acts) with Adam minibatches; returns the final ``loss`` and ``action_error``.
 
@@ -54,6 +56,7 @@ def behaviour_cloning(
     :return: ``loss`` (mean of the last 100 steps) and ``action_error`` (mean absolute error of the
         deterministic action for Box, error rate for Discrete) over all the data after training.
     """
+    learning_rate = renamed("behaviour_cloning", "lr", lr, "learning_rate", learning_rate)
     if not isinstance(policy, ActorCriticPolicy):
         raise TypeError(f"behaviour cloning needs an on-policy SB3 policy (PPO, TRPO, A2C), got "
                         f"{type(policy).__name__}")
@@ -65,8 +68,9 @@ def behaviour_cloning(
     for name, value in (("gradient_steps", gradient_steps), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"behaviour cloning {name} must be a positive integer, got {value!r}")
-    if not lr > 0 or not ent_coef >= 0:
-        raise ValueError(f"behaviour cloning needs lr > 0 and ent_coef >= 0, got {lr} and {ent_coef}")
+    if not learning_rate > 0 or not ent_coef >= 0:
+        raise ValueError(f"behaviour cloning needs learning_rate > 0 and ent_coef >= 0, got {learning_rate} and "
+                         f"{ent_coef}")
     if len(obs) != len(acts) or len(obs) == 0:
         raise ValueError(f"behaviour cloning needs as many observations as actions (> 0), got {len(obs)} "
                          f"and {len(acts)}")
@@ -77,7 +81,7 @@ def behaviour_cloning(
         acts_t = torch.as_tensor(np.asarray(acts), dtype=torch.float32).reshape(len(acts), *policy.action_space.shape)
 
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=learning_rate)
     policy.set_training_mode(True)
     recent: list[float] = []
     try:

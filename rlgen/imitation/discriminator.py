@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlgen.deprecation import renamed
 from rlgen.generative.gan_parts import (
     GaussianNoise,
     Norm,
@@ -77,7 +78,8 @@ class Discriminator(nn.Module):
     :param spectral_norm: spectrally normalise every layer. Spectral norm rescales a zero matrix to NaN,
         so the output layer then starts at a small random weight instead of zero.
     :param input_noise: standard deviation of Gaussian noise added to the standardised inputs in training.
-    :param lr: Adam learning rate (0.01 in the original, which took one full-batch step per iteration).
+    :param learning_rate: Adam learning rate (0.01 in the original, which took one full-batch step per iteration).
+    :param lr: the old name of ``learning_rate`` (deprecated).
     :param clip_input: standardised inputs are clipped to [-clip_input, clip_input], as VecNormalize does,
         so a state far outside the expert's does not saturate every unit.
     """
@@ -99,10 +101,12 @@ class Discriminator(nn.Module):
         penalty_kind: str = "wgan_gp",
         spectral_norm: bool = False,
         input_noise: float = 0.0,
-        lr: float = 0.01,
+        learning_rate: float = 0.01,
         clip_input: float = 10.0,
+        lr: float | None = None,
     ) -> None:
         super().__init__()
+        learning_rate = renamed("Discriminator", "lr", lr, "learning_rate", learning_rate)
         self.obs_dim = _space_width(observation_space, "observation")
         self.act_dim = _space_width(action_space, "action")
         self.discrete_actions = isinstance(action_space, spaces.Discrete)
@@ -122,8 +126,9 @@ class Discriminator(nn.Module):
                             ("input_noise", input_noise)):
             if not value >= 0:
                 raise ValueError(f"discriminator {name} must be >= 0, got {value}")
-        if not lr > 0 or not clip_input > 0:
-            raise ValueError(f"discriminator lr and clip_input must be > 0, got {lr} and {clip_input}")
+        if not learning_rate > 0 or not clip_input > 0:
+            raise ValueError(f"discriminator learning_rate and clip_input must be > 0, got {learning_rate} and "
+                             f"{clip_input}")
         self.use_next_obs = bool(use_next_obs)
         self.entropy_bonus = float(entropy_bonus)
         self.label_smoothing = float(label_smoothing)
@@ -148,7 +153,7 @@ class Discriminator(nn.Module):
             nn.init.zeros_(output.weight)  # D = 1/2 everywhere until the first update
         layers.append(normalized(output, norm))  # normalised after the initialisation above
         self.net = nn.Sequential(*layers)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         # reward()'s numpy forward of every layer but the input noise (rlgen.imitation.numpy_mlp); None where
         # it cannot run them (spectral norm): the torch path then
         self._numpy_net = NumpyMLP.of(list(self.net)[1:])
@@ -286,7 +291,7 @@ class Discriminator(nn.Module):
         self.train()
         terms = self.loss(expert_batch, policy_batch)
         if not torch.isfinite(terms["loss"]):
-            raise FloatingPointError("the discriminator loss is not finite; lower its lr or check the data")
+            raise FloatingPointError("the discriminator loss is not finite; lower its learning_rate or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()

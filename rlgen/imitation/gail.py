@@ -11,10 +11,10 @@ latest ``update_every`` policy transitions and, every ``update_every`` transitio
 rollout size (n_steps x n_envs), every reward of a rollout comes from one fixed discriminator, as in
 the original algorithm.
 
-The defaults follow a calibration on this machine (REFERENCE.md): one discriminator step per
-2,048-step rollout, with the reward normalised by a VecNormalize *outside* this wrapper, matched the
-expert, while five steps per rollout and no reward normalisation reached a quarter of it. The pace of
-the discriminator relative to the policy, and the scale of the reward, decide whether GAIL learns.
+The defaults follow the original algorithm (one discriminator step per policy iteration; Ho & Ermon 2016),
+with the reward normalised by a VecNormalize *outside* this wrapper: the pace of the discriminator relative to
+the policy, and the scale of the reward, decide whether GAIL learns (benchmarks/results/gail-pilot.md and
+imitation.md compare settings).
 
 The reward normalisation goes outermost; the callback only logs ``gail/*`` to TensorBoard:
 
@@ -58,7 +58,7 @@ class GAIL(RewardWrapper):
     :param seed: seed of the discriminator's initialisation and of the expert sampling.
     :param discriminator_kwargs: the rest go to :class:`~rlgen.imitation.Discriminator` (hidden,
         activation, use_next_obs, entropy_bonus, label_smoothing, gradient_penalty, penalty_kind,
-        spectral_norm, input_noise, lr, clip_input).
+        spectral_norm, input_noise, learning_rate, clip_input).
     """
 
     state_file = "gail.pt"

@@ -42,6 +42,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from torch import Tensor, nn
 
+from rlgen.deprecation import renamed
 from rlgen.generative.infogan import categorical_information, categorical_log_posterior, posterior_head
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.gail import GAIL, GAILCallback
@@ -171,14 +172,14 @@ class CodePosterior(nn.Module):
     in_mean: Tensor
     in_std: Tensor
 
-    def __init__(self, in_dim: int, n_modes: int, *, hidden: Sequence[int] = (100,), lr: float = 1e-3,
+    def __init__(self, in_dim: int, n_modes: int, *, hidden: Sequence[int] = (100,), learning_rate: float = 1e-3,
                  clip_input: float = 10.0) -> None:
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"InfoGAIL q_hidden must be a non-empty list of positive widths, got {list(hidden)}")
-        if not lr > 0:
-            raise ValueError(f"InfoGAIL q_lr must be > 0, got {lr}")
+        if not learning_rate > 0:
+            raise ValueError(f"InfoGAIL q_learning_rate must be > 0, got {learning_rate}")
         self.n_modes = check_n_modes(n_modes)
         self.clip_input = float(clip_input)
         self.register_buffer("in_mean", torch.zeros(in_dim))
@@ -190,7 +191,7 @@ class CodePosterior(nn.Module):
             width = size
         layers.append(posterior_head(width, hidden[-1], self.n_modes, batch_norm=False))
         self.net = nn.Sequential(*layers)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         self._numpy_net = NumpyMLP.of(self.net)  # log_prob_array's
 
     @torch.no_grad()
@@ -227,7 +228,7 @@ class CodePosterior(nn.Module):
         """One Adam step on the cross-entropy of the codes; returns the loss before the step."""
         loss = -categorical_information(self.logits(x), codes)["log_q"]
         if not torch.isfinite(loss):
-            raise FloatingPointError("the InfoGAIL posterior loss is not finite; lower q_lr or check the data")
+            raise FloatingPointError("the InfoGAIL posterior loss is not finite; lower q_learning_rate or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -255,12 +256,12 @@ class InfoGAIL(GAIL):
     :param lambda_info: weight of the information reward (InfoGAN's categorical weight is 1).
     :param q_hidden: Q's layer widths: ``q_hidden[:-1]`` tanh layers, then InfoGAN's Q head with
         ``q_hidden[-1]`` units.
-    :param q_lr: Q's Adam learning rate.
+    :param q_learning_rate: Q's Adam learning rate (``q_lr``: its old name, deprecated).
     :param q_updates: Adam steps on Q at each update (at the discriminator's moments).
     :param q_batch_size: rows of the latest policy transitions per Q step; None: all of them.
     :param seed: seeds the discriminator, Q, the code draws and the sampling.
     :param gail_kwargs: GAIL's settings (update_every, disc_updates, batch_size, reward) and the
-        discriminator's (hidden, lr, entropy_bonus, ...).
+        discriminator's (hidden, learning_rate, entropy_bonus, ...).
     """
 
     state_file = "infogail.pt"
@@ -274,12 +275,14 @@ class InfoGAIL(GAIL):
         n_modes: int,
         lambda_info: float = 1.0,
         q_hidden: Sequence[int] = (100,),
-        q_lr: float = 1e-3,
+        q_learning_rate: float = 1e-3,
         q_updates: int = 10,
         q_batch_size: int | None = None,
         seed: int = 0,
+        q_lr: float | None = None,
         **gail_kwargs: Any,
     ) -> None:
+        q_learning_rate = renamed("InfoGAIL", "q_lr", q_lr, "q_learning_rate", q_learning_rate)
         n_modes = check_n_modes(n_modes)
         if not (isinstance(lambda_info, (int, float)) and lambda_info >= 0):
             raise ValueError(f"InfoGAIL lambda_info must be a number >= 0, got {lambda_info!r}")
@@ -295,7 +298,7 @@ class InfoGAIL(GAIL):
         width = disc.obs_dim + disc.act_dim
         with torch.random.fork_rng():
             torch.manual_seed(seed + 1)
-            self.posterior = CodePosterior(width, n_modes, hidden=q_hidden, lr=q_lr,
+            self.posterior = CodePosterior(width, n_modes, hidden=q_hidden, learning_rate=q_learning_rate,
                                            clip_input=disc.clip_input)
         # Q reads the [s, a] columns of the discriminator's inputs, standardised with the same expert statistics
         self.posterior.set_statistics(disc.in_mean[:width], disc.in_std[:width])
