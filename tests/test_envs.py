@@ -56,7 +56,7 @@ def _random_rewards(env_id: str, steps: int, seed: int = 0, **kwargs: Any) -> li
 
 
 def test_every_task_is_registered_and_reregistration_is_silent() -> None:
-    assert len(set(IDS)) == len(IDS) == 6
+    assert len(set(IDS)) == len(IDS) == 9
     for env_id in IDS:
         assert env_id in gym.registry
         assert gym.spec(env_id).max_episode_steps == next(t.episode_steps for t in TASKS if t.id == env_id)
@@ -329,3 +329,83 @@ def test_gymnasium_half_cheetah_made_by_rlgen_is_quiet_and_other_warnings_pass(c
     with quiet_settotalmass():  # any other warning still reaches the user
         mujoco.get_mju_user_warning()("a different MuJoCo warning")
     assert any("a different MuJoCo warning" in str(w.message) for w in recwarn.list)
+
+
+# ---------------------------------------------------------------- VIME's own versions (-v1)
+
+
+def test_half_cheetah_v1_pays_for_the_centre_of_mass_past_the_goal_at_vimes_timestep() -> None:
+    env = gym.make("rlgen/SparseHalfCheetah-v1")
+    obs, _ = env.reset(seed=0)
+    base = _raw(env)
+    assert base.dt == pytest.approx(0.01) and obs.shape == (20,)  # rllab: qpos[1:], qvel, centre of mass
+    np.testing.assert_allclose(obs[-3:], base.data.subtree_com[base.model.body("torso").id])
+    offset = float(base.centre_of_mass()[0] - base.data.qpos[0])  # the body's centre sits ahead of the torso
+    for com_x, paid in ((4.95, 0.0), (5.05, 1.0)):
+        _place_torso(env, np.array([com_x - offset]))
+        _, reward, terminated, _, info = _step(env)
+        assert info["com_x"] == pytest.approx(com_x, abs=0.01)
+        assert reward == paid and not terminated
+    # the whole body's centre decides, not the torso: the torso short of 5 m with the centre past it pays
+    assert offset > 0.01
+    _place_torso(env, np.array([5.0 - offset / 2]))
+    assert _step(env)[1] == 1.0 and _raw(env).data.qpos[0] < 5.0
+
+
+def test_half_cheetah_v1_random_policy_stays_far_from_the_goal() -> None:
+    # 500 steps of 0.01 s: uniform random actions move the centre of mass a few tens of centimetres
+    env = gym.make("rlgen/SparseHalfCheetah-v1")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    farthest = max(env.step(env.action_space.sample())[4]["com_x"] for _ in range(500))
+    assert farthest < 1.0
+
+
+def test_cartpole_v1_takes_the_force_itself_and_observes_the_angle() -> None:
+    env = gym.make("rlgen/SparseCartPoleSwingup-v1")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4,) and env.action_space.high[0] == 10.0
+    base = _raw(env)
+    assert base.gravity == 10.0
+    np.testing.assert_allclose(obs, base.state, rtol=1e-6)  # [x, x_dot, theta, theta_dot], theta unwrapped
+    # the same push: action 10 here is action 1 in v0
+    v0 = gym.make("rlgen/SparseCartPoleSwingup-v0", gravity=10.0)
+    v0.reset(seed=0)
+    _raw(v0).state = base.state.copy()
+    after_v1 = env.step(np.array([10.0], np.float32))[0]
+    after_v0 = v0.step(np.array([1.0], np.float32))[0]
+    assert after_v1[1] == pytest.approx(after_v0[1])  # x_dot
+    for angle, paid in ((math.acos(0.79), 0.0), (math.acos(0.81), 1.0)):
+        base.state = np.array([0.0, 0.0, angle, 0.0])
+        assert env.step(np.zeros(1, np.float32))[1] == paid
+
+
+def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_swings_without_losing_energy() -> None:
+    env = gym.make("rlgen/SparseMountainCar-v1")
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == 0.0 and -1.0 <= obs[1] <= 1.0  # rllab: at the bottom, velocity U(-1, 1)
+    base = _raw(env)
+    base.state = np.array([0.55, 0.0])
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 0.0 and not terminated
+    base.state = np.array([0.59, 2.0])
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and terminated
+    base.state = np.array([-1.99, -3.0])  # leaving the track at its far end ends the episode and pays, as coded
+    _, reward, terminated, _, _ = _step(env)
+    assert reward == 1.0 and terminated
+    # no friction: with the motor off, height and speed trade without loss over a swing
+    base.state = np.array([0.0, 2.0])
+
+    def energy(state: np.ndarray) -> float:
+        slope = math.pi / 2 * math.sin(math.pi / 2 * state[0])
+        return 0.5 * (1 + slope**2) * state[1] ** 2 + 10.0 * float(base.height(state[0]))
+
+    start = energy(base.state)
+    for _ in range(100):
+        _step(env)
+    assert energy(base.state) == pytest.approx(start, rel=0.01)
+    # the motor's 1 N cannot hold the 0.4 kg cart where gravity's pull along the slope is over 2.5 m/s^2
+    base.state = np.array([0.5, 0.0])
+    _step(env, np.array([1.0], np.float32))
+    assert base.state[1] < 0

@@ -99,8 +99,9 @@ _TRPO_SPARSE: dict[str, Any] = {
 _MUJOCO = ("Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 # The pixel variant of SparseMountainCar takes its state version's settings: its 2x16x24 frames reach the
 # 64x64 MLP flattened and scaled to [0, 1] (the run loop leaves image observations unnormalised).
-_SPARSE_CLASSIC = ("rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v0", "rlgen/SparseMountainCarPixels-v0")
-_SPARSE_MUJOCO = ("rlgen/SparseHalfCheetah-v0", "rlgen/SparseAnt-v0")
+_SPARSE_CLASSIC = ("rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v0", "rlgen/SparseMountainCarPixels-v0",
+                   "rlgen/SparseMountainCar-v1", "rlgen/SparseCartPoleSwingup-v1")
+_SPARSE_MUJOCO = ("rlgen/SparseHalfCheetah-v0", "rlgen/SparseAnt-v0", "rlgen/SparseHalfCheetah-v1")
 
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {}
 for _env in _MUJOCO:

@@ -119,4 +119,6 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     width = max(len(task.id) for task in TASKS)
     for task in TASKS:
         print(f"{task.id:<{width}}  {task.episode_steps:>5} steps  {task.reward}")
+        if task.follows:
+            print(f"{'':<{width}}  {'':>11}  ({task.follows})")
     return 0

@@ -5,13 +5,21 @@ sign fix of Florian 2007, the same model as gymnasium's CartPole) are integrated
 Euler. ``theta = 0`` is upright and ``theta = pi`` hangs down; theta is not wrapped, the observation only
 sees it through cos and sin.
 
-Observation (float32): ``[x, x_dot, cos(theta), sin(theta), theta_dot]``.
-Action: force in [-1, 1], scaled by ``max_force`` newtons.
+Observation (float32): ``[x, x_dot, cos(theta), sin(theta), theta_dot]`` (``raw_angle``: ``[x, x_dot, theta,
+theta_dot]``, the Box2D state rllab's env observed).
+Action: force in [-1, 1], scaled by ``max_force`` newtons (``force_actions``: the force itself, in
+[-max_force, max_force], as rllab's env took it).
 Reward: 1 while ``cos(theta) > cos_threshold`` and ``|x| <= x_limit``, else 0.
 Termination: ``|x| > x_limit`` (the cart left the track).
 Reset: x ~ U(-1, 1), x_dot ~ U(-2, 2), theta ~ U(pi - 1, pi + 1), theta_dot ~ U(-3, 3).
 Dense terms in info: ``reward_upright`` (cos theta), ``reward_centered`` (-|x| / x_limit) and
-``reward_ctrl`` (-0.01 * action**2).
+``reward_ctrl`` (-0.01 * (force / max_force)**2).
+
+Versions: ``rlgen/SparseCartPoleSwingup-v0`` takes unit actions, observes cos/sin and uses g = 9.8;
+``-v1`` follows VIME's env (openai/vime envs/cartpole_swingup_env_x.py on rllab's Box2D cart-pole: a 1 kg cart,
+a 0.1 kg pole 1 m long, g = 10, one 0.05 s step per action) in everything but the physics engine: forces of
+up to 10 N as the action itself (a policy starting with a unit-variance Gaussian pushes with ~1 N there, a
+tenth of v0's push), the raw angle observed, g = 10. The equations of motion are this module's, not Box2D's.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": []}
 
-    gravity = 9.8
     cart_mass = 1.0
     pole_mass = 0.1
     pole_half_length = 0.5
@@ -42,6 +49,9 @@ class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
         max_force: float = 10.0,
         dt: float = 0.05,
         substeps: int = 5,
+        gravity: float = 9.8,
+        force_actions: bool = False,
+        raw_angle: bool = False,
     ) -> None:
         if render_mode is not None:
             raise ValueError("SparseCartPoleSwingup has no renderer; use render_mode=None")
@@ -50,17 +60,22 @@ class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
         self.x_limit = float(x_limit)
         self.max_force = float(max_force)
         self.dt = float(dt)
+        self.gravity = float(gravity)
+        self.force_actions, self.raw_angle = bool(force_actions), bool(raw_angle)
         # Several small integration steps per control step keep the fast swinging pole accurate.
         self.substeps = int(substeps)
 
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        high = np.array([np.inf, np.inf, 1.0, 1.0, np.inf], dtype=np.float32)
+        bound = self.max_force if self.force_actions else 1.0
+        self.action_space = spaces.Box(-bound, bound, shape=(1,), dtype=np.float32)
+        high = np.array([np.inf] * 4 if self.raw_angle else [np.inf, np.inf, 1.0, 1.0, np.inf], dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
         # [x, x_dot, theta, theta_dot]; public so tests and scripts can place the system anywhere.
         self.state = np.zeros(4, dtype=np.float64)
 
     def _obs(self) -> np.ndarray:
         x, x_dot, theta, theta_dot = self.state
+        if self.raw_angle:
+            return np.array([x, x_dot, theta, theta_dot], dtype=np.float32)
         return np.array([x, x_dot, math.cos(theta), math.sin(theta), theta_dot], dtype=np.float32)
 
     def reset(
@@ -79,7 +94,8 @@ class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._obs(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+        bound = float(self.action_space.high[0])
+        a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -bound, bound)) / bound
         force = a * self.max_force
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
 

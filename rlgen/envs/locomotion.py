@@ -1,7 +1,10 @@
 """Sparse-reward MuJoCo locomotion tasks built on Gymnasium's v5 environments.
 
-* SparseHalfCheetah: reward 1 on every step the torso's x position exceeds ``goal_x`` (5 m, as in VIME),
-  else 0; never terminates.
+* SparseHalfCheetah-v0: reward 1 on every step the torso's x position exceeds ``goal_x`` (5 m, as in VIME),
+  else 0; never terminates; Gymnasium's HalfCheetah-v5 as it is (frame skip 5: 0.05 s per step, so 500 steps
+  are 25 s and ~0.2 m/s reaches the goal: the easy variant).
+* SparseHalfCheetah-v1: VIME's task as its code defined it (:class:`VIMEHalfCheetahEnv`): 0.01 s per step, the
+  whole body's centre of mass past 5 m.
 * SparseAnt / SparseHumanoid: reward 1 on every step the torso's horizontal (x, y) distance from where it
   stood after reset exceeds ``goal_distance``, else 0; the base env's unhealthy termination stays.
 
@@ -34,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium import utils
+from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
@@ -81,6 +84,51 @@ class SparseHalfCheetahEnv(HalfCheetahEnv):
         reward = float(self.data.qpos[0] > self.goal_x)
         info[GOAL_FRACTION] = goal_fraction(float(self.data.qpos[0]), self.goal_x)
         return obs, reward, terminated, truncated, info
+
+
+class VIMEHalfCheetahEnv(HalfCheetahEnv):
+    """VIME's SparseHalfCheetah as its code defined it (openai/vime envs/half_cheetah_env_x.py on rllab's
+    MujocoEnv): one MuJoCo step of 0.01 s per env step (frame skip 1, so a 500-step episode is 5 s of simulated
+    time and x > 5 needs ~1 m/s), reward 1 on every step the centre of mass of the whole body (the torso's
+    ``subtree_com``) is past ``goal_x``, else 0, never ending; the observation is rllab's 20 numbers
+    ``[qpos[1:], qvel, centre of mass (x, y, z)]``; a reset adds N(0, 0.01) to the initial joint positions and
+    N(0, 0.1) to the velocities, as rllab's ``reset_mujoco`` did. Gymnasium's own reward stays in
+    ``info["reward_dense"]``; ``info["com_x"]`` is the centre of mass's x.
+    """
+
+    reports_goal_fraction = True  # info["goal_fraction"] = centre-of-mass x / goal_x
+
+    def __init__(self, goal_x: float = HALF_CHEETAH_GOAL_X, frame_skip: int = 1, **kwargs: Any) -> None:
+        with quiet_settotalmass():
+            super().__init__(frame_skip=frame_skip, exclude_current_positions_from_observation=True, **kwargs)
+        utils.EzPickle.__init__(self, goal_x=goal_x, frame_skip=frame_skip, **kwargs)
+        self.goal_x = float(goal_x)
+        self._torso = self.model.body("torso").id
+        width = self.model.nq - 1 + self.model.nv + 3
+        self.observation_space = spaces.Box(-np.inf, np.inf, (width,), np.float64)
+
+    def centre_of_mass(self) -> np.ndarray:
+        """The whole body's centre of mass (the torso is the root of every other body)."""
+        return self.data.subtree_com[self._torso].copy()
+
+    def _get_obs(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos.flat[1:], self.data.qvel.flat, self.centre_of_mass()])
+
+    def reset_model(self) -> np.ndarray:
+        qpos = self.init_qpos + self.np_random.normal(0.0, 0.01, self.model.nq)
+        qvel = self.init_qvel + self.np_random.normal(0.0, 0.1, self.model.nv)
+        self.set_state(qpos, qvel)
+        return self._get_obs()
+
+    def step(  # type: ignore[override]
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, dense_reward, terminated, truncated, info = super().step(action)
+        com_x = float(self.centre_of_mass()[0])
+        info["reward_dense"] = float(dense_reward)
+        info["com_x"] = com_x
+        info[GOAL_FRACTION] = goal_fraction(com_x, self.goal_x)
+        return obs, float(com_x > self.goal_x), terminated, truncated, info
 
 
 class _DistanceFromStartGoal:

@@ -1,5 +1,8 @@
 """Sparse-reward continuous Mountain Car (VIME's SparseMountainCar), and its pixel-observation variant.
 
+``rlgen/SparseMountainCar-v0`` is Gymnasium's continuous mountain car with a sparse reward (the goal at 0.45, the
+usual one there); ``-v1`` (:class:`VIMEMountainCarEnv`) is VIME's own task: rllab's hill, cart and goal at 0.6.
+
 The car earns reward 1 on the step it reaches ``x >= goal_position`` and the episode ends there; every
 other step earns 0. Gymnasium's shaped reward (goal bonus of 100 minus 0.1 * action**2) stays available
 as ``info["reward_dense"]``, with the action cost alone in ``info["reward_ctrl"]``.
@@ -7,8 +10,10 @@ as ``info["reward_dense"]``, with the action cost alone in ``info["reward_ctrl"]
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
@@ -108,3 +113,72 @@ class SparseMountainCarPixelsEnv(SparseMountainCarEnv):
         state, reward, terminated, truncated, info = super().step(action)
         info = {**info, "x": float(state[0]), "velocity": float(state[1])}
         return self._observe(state[0]), reward, terminated, truncated, info
+
+
+class VIMEMountainCarEnv(gym.Env[np.ndarray, np.ndarray]):
+    """VIME's SparseMountainCar as its code defined it (openai/vime envs/mountain_car_env_x.py on rllab's Box2D
+    mountain car), with the physics of a bead on the track instead of Box2D's contacts.
+
+    rllab's track is a chain along ``y = 1 - cos(pi x / 2)`` for x in [-2, 2] (a valley at 0, heights 1 at
+    x = +-1 and 2 at the ends); its 0.4 kg cart is pushed along the track by a force of up to 1 N (the action
+    itself), under gravity 10, one 0.05 s step per action. The cart starts at x = 0 with a velocity drawn from
+    U(-1, 1). The episode ends when x >= ``goal_position`` (0.6) or |x| >= ``track_limit`` (2), and, as VIME's
+    code has it, that step earns 1 (either way: leaving the track at x <= -2 pays too, though it needs four times
+    the climb); every other step earns 0. Observation: ``[x, x_dot]`` (float32), rllab's Box2D state.
+
+    Against Gymnasium's mountain car (rlgen/SparseMountainCar-v0) the goal is another hill: on this one the
+    slope at the goal is 51 degrees, and gravity's pull along it (7.7 m/s^2) is three times what the motor can
+    give (2.5 m/s^2), so the car must swing.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, render_mode: str | None = None, goal_position: float = 0.6, track_limit: float = 2.0,
+                 mass: float = 0.4, max_force: float = 1.0, gravity: float = 10.0, dt: float = 0.05,
+                 substeps: int = 5) -> None:
+        if render_mode is not None:
+            raise ValueError("SparseMountainCar-v1 has no renderer; use render_mode=None")
+        if not 0 < goal_position < track_limit:
+            raise ValueError(f"goal_position must lie in (0, track_limit), got {goal_position} and {track_limit}")
+        self.render_mode = render_mode
+        self.goal_position, self.track_limit = float(goal_position), float(track_limit)
+        self.mass, self.max_force, self.gravity = float(mass), float(max_force), float(gravity)
+        self.dt, self.substeps = float(dt), int(substeps)
+        self.action_space = spaces.Box(-self.max_force, self.max_force, shape=(1,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.state = np.zeros(2, dtype=np.float64)  # [x, x_dot]; public so tests can place the car
+
+    @staticmethod
+    def height(x: float | np.ndarray) -> float | np.ndarray:
+        return 1.0 - np.cos(np.pi * np.asarray(x) / 2.0)
+
+    def _acceleration(self, x: float, x_dot: float, force: float) -> float:
+        """Lagrange's equation for x of a bead on y = h(x) pushed along the tangent:
+        (1 + h'^2) x'' = F sqrt(1 + h'^2) / m - g h' - h' h'' x'^2."""
+        k = math.pi / 2.0
+        slope, curvature = k * math.sin(k * x), k * k * math.cos(k * x)
+        stretch = 1.0 + slope * slope
+        return (force * math.sqrt(stretch) / self.mass - self.gravity * slope
+                - slope * curvature * x_dot * x_dot) / stretch
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.state = np.array([0.0, self.np_random.uniform(-1.0, 1.0)])
+        return self.state.astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        force = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -self.max_force, self.max_force))
+        x, x_dot = (float(v) for v in self.state)
+        h = self.dt / self.substeps
+        for _ in range(self.substeps):  # classical Runge-Kutta: a frictionless swing keeps its energy
+            k1x, k1v = x_dot, self._acceleration(x, x_dot, force)
+            k2x, k2v = x_dot + h / 2 * k1v, self._acceleration(x + h / 2 * k1x, x_dot + h / 2 * k1v, force)
+            k3x, k3v = x_dot + h / 2 * k2v, self._acceleration(x + h / 2 * k2x, x_dot + h / 2 * k2v, force)
+            k4x, k4v = x_dot + h * k3v, self._acceleration(x + h * k3x, x_dot + h * k3v, force)
+            x += h / 6 * (k1x + 2 * k2x + 2 * k3x + k4x)
+            x_dot += h / 6 * (k1v + 2 * k2v + 2 * k3v + k4v)
+        self.state = np.array([x, x_dot])
+        terminated = bool(x >= self.goal_position or abs(x) >= self.track_limit)
+        info = {"height": float(self.height(x)), "reward_ctrl": -((force / self.max_force) ** 2)}
+        return self.state.astype(np.float32), float(terminated), terminated, False, info
