@@ -1,129 +1,190 @@
-"""Measure how far uniform-random actions get on each sparse task, to justify the thresholds in rlgen.envs.
+"""Calibrate the sparse-reward tasks against the policies rlgen's agents start from.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/sparse_thresholds.py [--episodes 50] [--steps 1000] [--jobs 2]
-                                                                [--only Ant] [--out FILE.md]
+A task measures exploration only if the agent's *initial* policy does not already stumble on its reward. For
+each task of the exploration suite this runs ``--episodes`` episodes (reset seeds 0..N-1) under each policy:
 
-For each configuration it runs ``--episodes`` episodes (seeds 0..N-1) of at most ``--steps`` steps (capped at the
-configuration's horizon: the registered one, 1000 for Ant and Humanoid, 500 for HalfCheetah, MountainCar and
-CartPole; one HalfCheetah line runs 1000-step episodes to show why its task stops at 500) and prints the
-statistic each threshold is judged against:
-  locomotion   per-episode max of the progress measure (distance from start, or torso x for HalfCheetah)
-  MountainCar  episodes that reached the goal
-  CartPole     fraction of steps rewarded, and of episodes with any reward
-and for every task the earliest step (over all episodes) at which a random episode was first rewarded.
-``--out`` also writes the lines, with the command, to a markdown file (benchmarks/results/sparse_thresholds.md).
+  uniform     actions drawn uniformly from the action space
+  ppo-init    N(0, 1) per action dimension, clipped to the bounds: the PPO presets' initial Gaussian (log std 0)
+  trpo-init   N(0, exp(-1)^2), clipped: the TRPO presets' initial Gaussian (log_std_init -1)
+
+(the presets' networks start with a near-zero mean, taken as zero here) and reports the success rate (episodes
+that earned any reward), the earliest rewarded step, and the farthest progress towards the goal (a task's own
+measure: the goal fraction rlgen's locomotion tasks report, the car's x, the pole's cos(theta), the distance of
+a maze's ball or ant to its goal, the dm_control task's own reward). A task belongs in the exploration suite if
+no initial policy earns reward in these episodes; the table says which do.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/sparse_thresholds.py [--episodes 200] [--jobs 2] [--only Maze]
+                                                                [--out benchmarks/results/sparse_thresholds.md]
+Third-party tasks whose package is missing (pip install 'rlgen[suites]') are listed as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-import rlgen.envs  # noqa: F401  (registers the tasks)
+import rlgen.envs  # noqa: F401  (registers rlgen's tasks)
 from rlgen.atomic import atomic_write_text
 from rlgen.cli.common import HelpFormatter
+from rlgen.envs.quiet import make as quiet_make
 
-# (label, env id, make kwargs, info key tracked; None means "count reward" instead)
-CONFIGS: list[tuple[str, str, dict[str, Any], str | None]] = [
-    ("Ant (default termination)", "rlgen/SparseAnt-v0", {}, "distance_from_start"),
-    (
-        "Ant (terminate_when_unhealthy=False)",
-        "rlgen/SparseAnt-v0",
-        {"terminate_when_unhealthy": False},
-        "distance_from_start",
-    ),
-    ("Humanoid (default termination)", "rlgen/SparseHumanoid-v0", {}, "distance_from_start"),
-    (
-        "Humanoid (terminate_when_unhealthy=False)",
-        "rlgen/SparseHumanoid-v0",
-        {"terminate_when_unhealthy": False},
-        "distance_from_start",
-    ),
-    ("HalfCheetah", "rlgen/SparseHalfCheetah-v0", {}, "x_position"),
-    ("HalfCheetah (1000-step episodes)", "rlgen/SparseHalfCheetah-v0", {"max_episode_steps": 1000}, "x_position"),
-    ("MountainCar", "rlgen/SparseMountainCar-v0", {}, None),
-    ("CartPoleSwingup", "rlgen/SparseCartPoleSwingup-v0", {}, None),
+Progress = Callable[[Any, dict[str, Any], float], float]
+"""(observation as the env returns it, info, reward) -> the task's progress measure at that step."""
+
+
+def _info(key: str) -> Progress:
+    return lambda obs, info, reward: float(info[key])
+
+
+def _obs(index: int, transform: Callable[[float], float] = float) -> Progress:
+    return lambda obs, info, reward: transform(float(np.asarray(obs).reshape(-1)[index]))
+
+
+def _maze_distance(obs: Any, info: dict[str, Any], reward: float) -> float:
+    return -float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
+
+
+def _reward(obs: Any, info: dict[str, Any], reward: float) -> float:
+    return float(reward)
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    progress: Progress
+    measure: str
+    """What ``progress`` is, for the table (higher is nearer the goal)."""
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+TASKS = [
+    Task("rlgen/SparseMountainCar-v0", _obs(0), "max x (goal 0.45)"),
+    Task("rlgen/SparseMountainCar-v1", _obs(0), "max x (goal 0.6)"),
+    Task("rlgen/SparseCartPoleSwingup-v0", _obs(2), "max cos(theta) (reward above 0.8)"),
+    Task("rlgen/SparseCartPoleSwingup-v1", _obs(2, math.cos), "max cos(theta) (reward above 0.8)"),
+    Task("rlgen/SparseHalfCheetah-v0", _info("goal_fraction"), "max torso x / 5 m"),
+    Task("rlgen/SparseHalfCheetah-v1", _info("goal_fraction"), "max centre-of-mass x / 5 m"),
+    Task("rlgen/SparseAnt-v0", _info("goal_fraction"), "max distance from start / 20 m"),
+    Task("dm_control/cartpole-swingup_sparse-v0", _reward, "max reward per step"),
+    Task("dm_control/acrobot-swingup_sparse-v0", _reward, "max reward per step"),
+    Task("dm_control/pendulum-swingup-v0", _reward, "max reward per step"),
+    Task("PointMaze_UMaze-v3", _maze_distance, "-min distance to the goal (reward within 0.45)",
+         (("continuing_task", False),)),
+    Task("AntMaze_UMaze-v5", _maze_distance, "-min distance to the goal (reward within 0.45)",
+         (("continuing_task", False),)),
 ]
 
+POLICIES = {"uniform": None, "ppo-init": 1.0, "trpo-init": math.exp(-1.0)}
+"""Each policy's Gaussian standard deviation (None: uniform over the action space)."""
 
-def run(config: tuple[str, str, dict[str, Any], str | None], episodes: int, steps: int) -> str:
-    """Run the random policy on one configuration and return a one-line summary."""
-    label, env_id, kwargs, key = config
-    kwargs = dict(kwargs)
+
+def make(task: Task) -> gym.Env:
+    """The task as rlgen builds it (third-party suites registered on demand), without rlgen's flattening: the
+    progress measures read the env's own observation."""
+    try:
+        from rlgen.envs.suites import ensure_registered  # type: ignore[attr-defined]
+
+        ensure_registered(task.env_id)
+    except ImportError:  # a checkout without the third-party suites: only rlgen's own ids are known
+        pass
+    return quiet_make(task.env_id, **dict(task.kwargs))
+
+
+def run(index: int, policy: str, episodes: int) -> dict[str, Any]:
+    """``episodes`` episodes of ``policy`` on ``TASKS[index]`` (an index: the progress measures do not pickle
+    into worker processes): success rate, earliest reward, farthest progress."""
+    task = TASKS[index]
     start = time.perf_counter()
-    # --steps can only shorten the configuration's horizon, so short smoke runs stay possible.
-    horizon = kwargs.pop("max_episode_steps", gym.spec(env_id).max_episode_steps or steps)
-    env = gym.make(env_id, max_episode_steps=min(steps, horizon), **kwargs)
-    peaks, lengths, rewards, rewarded_episodes = [], [], [], 0
-    first_rewarded: int | None = None  # the earliest step of any episode that paid a reward
+    try:
+        env = make(task)
+    except Exception as exc:  # a missing extra, say: one line in the table
+        return {"task": task.env_id, "policy": policy, "skipped": str(exc).splitlines()[0]}
+    rng = np.random.default_rng(12345)
+    std = POLICIES[policy]
+    low, high = env.action_space.low, env.action_space.high
+    peaks, lengths, successes, first = [], [], 0, None
     for seed in range(episodes):
         env.action_space.seed(seed)
-        _, info = env.reset(seed=seed)
-        peak, total, length = float(info.get(key, 0.0)) if key else 0.0, 0.0, 0
-        done = False
+        obs, info = env.reset(seed=seed)
+        peak, earned, length, done = -math.inf, 0.0, 0, False
         while not done:
-            _, reward, terminated, truncated, info = env.step(env.action_space.sample())
-            total += float(reward)
+            action = (env.action_space.sample() if std is None
+                      else np.clip(rng.normal(0.0, std, env.action_space.shape), low, high).astype(env.action_space.dtype))
+            obs, reward, terminated, truncated, info = env.step(action)
             length += 1
-            if reward > 0 and (first_rewarded is None or length < first_rewarded):
-                first_rewarded = length
-            if key:
-                peak = max(peak, float(info[key]))
+            earned += float(reward)
+            peak = max(peak, task.progress(obs, info, float(reward)))
+            if reward > 0 and (first is None or length < first):
+                first = length
             done = terminated or truncated
         peaks.append(peak)
         lengths.append(length)
-        rewards.append(total)
-        rewarded_episodes += total > 0
+        successes += earned > 0
     env.close()
-    secs = time.perf_counter() - start
-    head = f"{label:44s} episodes={episodes} mean_len={np.mean(lengths):6.1f}"
-    if key:
-        body = (
-            f"max {key}={max(peaks):.2f} median={statistics.median(peaks):.2f} "
-            f"episodes_with_reward={rewarded_episodes}/{episodes} (default threshold)"
-        )
-    else:
-        body = (
-            f"rewarded_steps={sum(rewards):.0f}/{sum(lengths)} ({sum(rewards) / sum(lengths):.4f}) "
-            f"episodes_with_reward={rewarded_episodes}/{episodes} max_episode_reward={max(rewards):.0f}"
-        )
-    first = "never" if first_rewarded is None else f"step {first_rewarded}"
-    return f"{head} {body} first_reward={first} [{secs:.0f}s]"
+    return {"task": task.env_id, "policy": policy, "episodes": episodes, "successes": successes,
+            "first": first, "farthest": max(peaks), "median": statistics.median(peaks),
+            "mean_length": float(np.mean(lengths)), "measure": task.measure,
+            "seconds": time.perf_counter() - start}
+
+
+def line(row: dict[str, Any]) -> str:
+    if "skipped" in row:
+        return f"| {row['task']} | {row['policy']} | skipped: {row['skipped']} | | | | |"
+    first = "never" if row["first"] is None else f"step {row['first']}"
+    return (f"| {row['task']} | {row['policy']} | {row['successes']}/{row['episodes']} | {first} | "
+            f"{row['farthest']:.3g} ({row['median']:.3g}) | {row['measure']} | {row['mean_length']:.0f} |")
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        measured = [row for row in rows if row["task"] == task and "skipped" not in row]
+        if not measured:
+            continue
+        earning = [row["policy"] for row in measured if row["successes"]]
+        out.append(f"- {task}: " + ("no initial policy earned any reward: sparse for these agents" if not earning
+                                    else f"earned by {', '.join(earning)}: not a hard-exploration test for agents "
+                                         f"that start so"))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
-    parser.add_argument("--episodes", type=int, default=50, help="episodes per configuration (seeds 0..N-1)")
-    parser.add_argument("--steps", type=int, default=1000,
-                        help="longest episode; shortens, never lengthens, a configuration's horizon")
-    parser.add_argument("--jobs", type=int, default=2, help="configurations run at once (processes)")
-    parser.add_argument("--only", default="", help="run only configurations whose label contains this")
-    parser.add_argument("--out", type=Path, help="also write the lines and the command to this markdown file")
+    parser.add_argument("--episodes", type=int, default=200, help="episodes per task and policy (seeds 0..N-1)")
+    parser.add_argument("--jobs", type=int, default=2, help="(task, policy) pairs run at once (processes)")
+    parser.add_argument("--only", default="", help="run only tasks whose id contains this")
+    parser.add_argument("--out", type=Path, help="also write the table and the command to this markdown file")
     args = parser.parse_args()
-    configs = [c for c in CONFIGS if args.only.lower() in c[0].lower()]
-    lines = []
+    pairs = [(index, policy) for index, task in enumerate(TASKS) if args.only.lower() in task.env_id.lower()
+             for policy in POLICIES]
+    rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run, c, args.episodes, args.steps) for c in configs]
-        for future in futures:
-            lines.append(future.result())
-            print(lines[-1], flush=True)
+        for row in pool.map(run, *zip(*pairs, strict=True), [args.episodes] * len(pairs)):
+            rows.append(row)
+            print(line(row), flush=True)
     if args.out is not None:
         command = shlex.join(["python", "benchmarks/sparse_thresholds.py", *sys.argv[1:]])
         atomic_write_text(args.out, "\n".join([
-            "# Uniform-random policies on the sparse tasks", "",
-            f"`{command}` ({time.strftime('%Y-%m-%d')}; seeds 0 to {args.episodes - 1}, one episode each). What "
-            "the thresholds in rlgen.envs are judged against: how far random actions get (locomotion), how "
-            "often they are rewarded, and the earliest step at which any random episode was rewarded.", "",
-            "```", *lines, "```", ""]))
+            "# The sparse tasks under the policies rlgen's agents start from", "",
+            f"`{command}` ({time.strftime('%Y-%m-%d')}; reset seeds 0 to {args.episodes - 1}, one episode each). "
+            "ppo-init: N(0, 1) actions clipped to the bounds (the PPO presets' initial Gaussian); trpo-init: "
+            "N(0, 0.37^2) clipped (the TRPO presets' log_std_init -1); uniform: uniform over the action space. "
+            "Farthest progress: the best step of any episode (the median episode's best in brackets).", "",
+            "| task | policy | episodes with reward | earliest reward | farthest progress (median) | measure | "
+            "mean episode length |", "|---|---|---|---|---|---|---|", *map(line, rows), "", "## Verdicts", "",
+            *verdicts(rows), ""]))
         print(f"wrote {args.out}", flush=True)
 
 

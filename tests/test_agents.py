@@ -375,3 +375,23 @@ def test_resume_with_another_setting_is_refused_and_names_it(tiny_config):
     with pytest.raises(ConfigError, match=r"holds a run with hyperparams.learning_rate .*cannot be resumed"):
         train(changed, resume=True)
     train(tiny_config(total_steps=512, run_name="run", eval_freq=256), resume=True)  # a longer budget is fine
+
+
+def test_a_start_that_failed_on_a_bad_setting_can_be_started_again(tiny_config):
+    config = tiny_config(total_steps=256, run_name="run", hyperparams={"n_steps": 128, "learning_rate": "abc"})
+    with pytest.raises(ConfigError, match="rejected the hyperparameters"):
+        train(config)
+    assert (config.run_dir / "config.yaml").is_file()  # what the failed start left
+    with pytest.raises(ConfigError, match="stopped before its first checkpoint; start it again without --resume"):
+        train(config, resume=True)
+    fixed = tiny_config(total_steps=256, run_name="run")
+    assert train(fixed).timesteps == 256  # the fixed command is not refused
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(fixed)  # a run that got somewhere is never started over
+
+
+def test_a_run_directory_that_is_a_file_gets_a_one_line_error(tiny_config, tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "taken").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot be made: .*taken is a file"):
+        train(tiny_config(run_name="taken"))

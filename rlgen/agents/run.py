@@ -115,24 +115,32 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     time trains into a run directory: a second gets a ConfigError naming the first's pid.
     """
     config.validated()
+    run = RunDir(config.run_dir)
+    for folder in (run.path, *run.path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"the run directory {run.path} cannot be made: {folder} is a file")
     try:
         with run_lock(config.run_dir):  # held from the checks on: another process may be writing there
-            _check_start(RunDir(config.run_dir), config, resume)
+            _check_start(run, config, resume)
             return _clone(config) if config.imitation == "bc" else _learn(config, resume)
     except LockedError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def _check_start(run: RunDir, config: RunConfig, resume: bool) -> None:
-    """ConfigError if ``config`` cannot start (or, with ``resume``, continue) the run in ``run``."""
+    """ConfigError if ``config`` cannot start (or, with ``resume``, continue) the run in ``run``. A start that
+    never reached a checkpoint (a setting the agent rejected, a kill before the first checkpoint) is cleared
+    and started again: there is nothing in it to resume or to lose."""
     if resume:
         if config.imitation == "bc":
             raise ConfigError(f"{run.path} is a behaviour-cloning run; it trains in one go and cannot be resumed")
         refusal = run.resume_refusal(config)
         if refusal is not None:
             raise ConfigError(refusal)
-    elif run.holds_run():
+    elif run.started():
         raise ConfigError(f"run directory {run.path} already holds a run; resume it or choose another run_name")
+    elif run.holds_run():
+        run.clear_unstarted()
 
 
 def train_bc(config: RunConfig, resume: bool = False) -> RunResult:

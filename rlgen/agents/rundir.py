@@ -152,6 +152,24 @@ class RunDir:
         """Whether a run was started here (its config was written)."""
         return self.config_file.is_file()
 
+    def started(self) -> bool:
+        """Whether a run here got far enough to keep: a checkpoint, or a result (behaviour cloning keeps no
+        checkpoint). A config alone is a start that failed, or was killed before its first checkpoint."""
+        return self.has_checkpoint() or self.result_file.is_file()
+
+    def clear_unstarted(self) -> None:
+        """Remove what a start that never reached a checkpoint left (the files of this layout only; anything
+        else in the folder stays), so the run can be started again from nothing."""
+        if self.started():
+            raise RuntimeError(f"{self.path} holds a run that reached a checkpoint; it is not cleared")
+        for name in (CONFIG_FILE, EVAL_FILE, PLOT_FILE, BC_FILE, DEMOS_RECORD, ERROR_FILE, MODEL_FILE, VECNORM_FILE):
+            (self.path / name).unlink(missing_ok=True)
+        for pattern in ("*_log.jsonl", "*.pt"):
+            for path in self.path.glob(pattern):
+                path.unlink()
+        for folder in (BEST_DIR, CHECKPOINT_DIR, MONITOR_DIR, TB_DIR):
+            shutil.rmtree(self.path / folder, ignore_errors=True)
+
     def read_config(self, validate: bool = True) -> RunConfig:
         if not self.holds_run():
             raise ConfigError(f"{self.path} is not a run directory (no {CONFIG_FILE})")
@@ -253,7 +271,9 @@ class RunDir:
         """Why ``config`` cannot continue the run saved here (None: it can): another setting (the saved
         config.yaml is the run's; a resumed run trains on with it), or no checkpoint to resume from."""
         if not self.has_checkpoint():
-            return f"nothing to resume in {self.path}: no {CHECKPOINT_DIR}/{PROGRESS_FILE}"
+            hint = (": the run stopped before its first checkpoint; start it again without --resume"
+                    if self.holds_run() else "")
+            return f"nothing to resume in {self.path}: no {CHECKPOINT_DIR}/{PROGRESS_FILE}{hint}"
         saved = self.read_config(validate=False)
         difference = setting_difference(saved, config)
         if difference is not None:
