@@ -271,7 +271,7 @@ def test_each_algorithm_runs_on_a_continuous_task(tiny_config, algo):
 def test_corrupt_model_file_gets_one_line_error(tiny_config):
     result = train(tiny_config(total_steps=128, eval_freq=0))
     (result.run_dir / "model.zip").write_bytes(b"not a zip")
-    with pytest.raises(ConfigError, match="cannot load model") as info:
+    with pytest.raises(ConfigError, match="model.zip is not a readable model archive") as info:
         evaluate(result.run_dir, episodes=1)
     assert "\n" not in str(info.value)
 
@@ -395,3 +395,57 @@ def test_a_run_directory_that_is_a_file_gets_a_one_line_error(tiny_config, tmp_p
     (tmp_path / "runs" / "taken").write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot be made: .*taken is a file"):
         train(tiny_config(run_name="taken"))
+
+
+class _Payload:
+    """Unpickling this calls pathlib.Path.touch on a marker file: what a tampered model.zip could run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def _tamper(model_zip, field, marker):
+    import base64
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(model_zip) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(files["data"])
+    data[field][":serialized:"] = base64.b64encode(pickle.dumps(_Payload(marker))).decode()
+    files["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(model_zip, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+
+
+@pytest.mark.parametrize("field", ["policy_class", "lr_schedule"])
+def test_a_tampered_model_file_runs_no_code_and_gets_a_one_line_error(tiny_config, tmp_path, field):
+    from rlgen.agents.model_file import load_model, pickled_globals
+
+    run_dir = train(tiny_config(total_steps=256, eval_freq=0)).run_dir
+    assert evaluate(run_dir, episodes=1).shape == (1,)  # the intact file loads, nothing unpickled
+    marker = tmp_path / "pwned"
+    _tamper(run_dir / "model.zip", field, marker)
+    with pytest.raises(ConfigError, match=rf"its field {field} holds pickled code that would call pathlib") as info:
+        evaluate(run_dir, episodes=1)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        load_model(RunConfig.load(run_dir / "config.yaml"), run_dir / "model.zip")
+    assert not marker.exists()  # nothing ran
+    assert any(name.endswith("Path.touch") or name.endswith("touch") for name in
+               pickled_globals(__import__("pickle").dumps(_Payload(marker))))
+
+
+def test_a_truncated_model_file_gets_a_one_line_error_naming_it(tiny_config):
+    run_dir = train(tiny_config(total_steps=256, eval_freq=0)).run_dir
+    content = (run_dir / "model.zip").read_bytes()
+    (run_dir / "model.zip").write_bytes(content[: len(content) // 2])
+    with pytest.raises(ConfigError, match=r"model.zip is not a readable model archive") as info:
+        evaluate(run_dir, episodes=1)
+    assert "\n" not in str(info.value)

@@ -20,8 +20,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from rlgen.agents.config import ConfigError, RunConfig, algo_class
+from rlgen.agents.config import ConfigError, RunConfig
 from rlgen.agents.envstack import make_env_fn, policy_env, policy_observation, vec_normalize
+from rlgen.agents.model_file import load_model
 from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BEST_DIR, BEST_FILE, MODEL_FILE, RunDir
 
@@ -92,10 +93,7 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     model_path, stats_path = run.policy_file(best)
     if not model_path.is_file():
         raise ConfigError(f"{run_dir} holds no model yet (neither {MODEL_FILE} nor a checkpoint)")
-    try:
-        model = algo_class(config.algo).load(model_path, device="cpu")
-    except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(f"cannot load model {model_path}: {exc}") from None
+    model = load_model(config, model_path)
     return config, model, stats_path if config.normalize else None
 
 

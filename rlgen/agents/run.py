@@ -26,7 +26,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from rlgen.agents.checkpoint import load_replay_buffer, save_best, save_checkpoint, save_final
-from rlgen.agents.config import ConfigError, RunConfig, algo_class
+from rlgen.agents.config import ConfigError, RunConfig
 from rlgen.agents.envstack import (
     attach_reward_wrappers,
     build_model,
@@ -35,6 +35,7 @@ from rlgen.agents.envstack import (
     vec_normalize,
 )
 from rlgen.agents.evaluation import Evaluator, eval_seed, torch_threads
+from rlgen.agents.model_file import load_model
 from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BC_FILE, MODEL_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
@@ -166,7 +167,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
         if resume:
             assert done is not None
             ckpt = run.checkpoint_dir
-            model = algo_class(config.algo).load(ckpt / MODEL_FILE, env=venv, device="cpu")
+            model = load_model(config, ckpt / MODEL_FILE, env=venv)
             if (ckpt / REPLAY_FILE).is_file():
                 load_replay_buffer(model, ckpt / REPLAY_FILE)
             if isinstance(venv, VecNormalize):
