@@ -80,10 +80,8 @@ TASKS = [
     Task("dm_control/cartpole-swingup_sparse-v0", _reward, "max reward per step"),
     Task("dm_control/acrobot-swingup_sparse-v0", _reward, "max reward per step"),
     Task("dm_control/pendulum-swingup-v0", _reward, "max reward per step"),
-    Task("PointMaze_UMaze-v3", _maze_distance, "-min distance to the goal (reward within 0.45)",
-         (("continuing_task", False),)),
-    Task("AntMaze_UMaze-v5", _maze_distance, "-min distance to the goal (reward within 0.45)",
-         (("continuing_task", False),)),
+    Task("PointMaze_UMaze-v3", _maze_distance, "-min distance to the goal (reward within 0.45)"),
+    Task("AntMaze_UMaze-v5", _maze_distance, "-min distance to the goal (reward within 0.45)"),
 ]
 
 POLICIES = {"uniform": None, "ppo-init": 1.0, "trpo-init": math.exp(-1.0)}
@@ -91,14 +89,9 @@ POLICIES = {"uniform": None, "ppo-init": 1.0, "trpo-init": math.exp(-1.0)}
 
 
 def make(task: Task) -> gym.Env:
-    """The task as rlgen builds it (third-party suites registered on demand), without rlgen's flattening: the
-    progress measures read the env's own observation."""
-    try:
-        from rlgen.envs.suites import ensure_registered  # type: ignore[attr-defined]
-
-        ensure_registered(task.env_id)
-    except ImportError:  # a checkout without the third-party suites: only rlgen's own ids are known
-        pass
+    """The task as rlgen makes it (third-party suites registered on demand, rlgen's defaults such as a maze's
+    continuing_task=False applied), without the run loop's flattening: progress is read off the env's own
+    observation."""
     return quiet_make(task.env_id, **dict(task.kwargs))
 
 

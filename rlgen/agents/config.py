@@ -248,10 +248,18 @@ def sb3_arguments(algo: str) -> set[str]:
 
 
 def check_env_id(env_id: str) -> None:
+    """ConfigError unless ``env_id`` is registered with Gymnasium. An id of a third-party suite
+    (``dm_control/*``, ``PointMaze_*``, ``AntMaze_*``) first has its package imported, which registers it;
+    when that package is missing the error names the extra that installs it."""
     import gymnasium as gym
 
     import rlgen.envs  # noqa: F401  (registers rlgen/* ids)
+    from rlgen.envs.suites import SuiteNotInstalled, ensure_registered
 
+    try:
+        ensure_registered(env_id)
+    except SuiteNotInstalled as exc:
+        raise ConfigError(str(exc)) from None
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.wrappers import DtypeObservation, FlattenObservation
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.preprocessing import is_image_space
@@ -27,16 +29,40 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
 from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
 from rlgen.envs.quiet import make as quiet_make
+from rlgen.envs.suites import SuiteNotInstalled
 from rlgen.reward_wrapper import RewardWrapper
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
 
 
 def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool) -> Callable:
+    """A function that makes one env of a run: ``gym.make`` (through :func:`rlgen.envs.quiet.make`, which
+    registers a third-party suite's ids on first use and sets rlgen's defaults for them under ``env_kwargs``,
+    e.g. ``continuing_task=False`` for Gymnasium-Robotics' mazes), then the observation made flat, then
+    Monitor.
+
+    A Dict observation (the DeepMind Control Suite's through shimmy, a maze's observation / achieved_goal /
+    desired_goal) is flattened by gymnasium's ``FlattenObservation`` into one vector, the keys in the Dict
+    space's order and every key kept (a maze's goal stays in what the agent sees), and a float64 result is
+    cast to float32 by gymnasium's ``DtypeObservation``: the reward wrappers need a Box and SB3 computes in
+    float32. Box observations are left as the env gives them, float64 ones included (Gymnasium's MuJoCo
+    tasks): a cast would change their space, and SB3 refuses to resume a checkpoint whose observation space
+    (dtype included) differs from the env's, so no MuJoCo run trained before could be resumed.
+    """
+
     def make() -> gym.Env:
         import rlgen.envs  # noqa: F401  (fresh sub-processes need the registrations)
 
-        env = quiet_make(env_id, **env_kwargs)
+        try:
+            env = quiet_make(env_id, **env_kwargs)
+        except SuiteNotInstalled as exc:  # a config made without check_env_id, e.g. RunConfig(...) unvalidated
+            raise ConfigError(str(exc)) from None
+        if isinstance(env.observation_space, gym.spaces.Dict):
+            env = FlattenObservation(env)
+            if env.observation_space.dtype == np.float64:
+                with warnings.catch_warnings():  # the cast is the point: gymnasium warns that it loses precision
+                    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered")
+                    env = DtypeObservation(env, np.float32)
         keywords: tuple[str, ...] = ()
         if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
             env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)

@@ -7,13 +7,16 @@ in-process env of 2,048 steps (faster than subprocess envs on a 2-core machine).
 steps, the same 2,048 transitions per update, run 1.3-2x faster still (benchmarks/results/throughput.md,
 "Env layout"; ``-p n_envs=4 -p n_steps=512``) and the imitation benchmarks use them; the MuJoCo presets keep
 one env because the committed locomotion and sparse-reward results were trained with it. Sparse
-classic-control tasks use 4 envs x 512 steps, the layout benchmarks/results/sparse.md was run with.
+classic-control tasks use 4 envs x 512 steps, the layout benchmarks/results/sparse.md was run with, and so do
+the third-party sparse tasks (DeepMind Control Suite, Gymnasium-Robotics mazes), which have no results here yet.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from rlgen.envs.suites import SUITE_TASKS
 
 # MuJoCo episodes are up to 1,000 steps: evaluating 5 of them every 25k steps costs ~8% of a run.
 _MUJOCO_EVAL = {"eval_freq": 25_000, "eval_episodes": 5}
@@ -103,6 +106,11 @@ _SPARSE_CLASSIC = ("rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v0
                    "rlgen/SparseMountainCar-v1", "rlgen/SparseCartPoleSwingup-v1")
 _SPARSE_MUJOCO = ("rlgen/SparseHalfCheetah-v0", "rlgen/SparseAnt-v0", "rlgen/SparseHalfCheetah-v1")
 
+# The third-party sparse tasks (rlgen.envs.suites) take the sparse classic-control layout, 4 envs x 512 steps
+# with 64x64 tanh networks, evaluated at the MuJoCo tasks' pace: their episodes run 300-1,000 steps, and
+# 5 episodes every 10k steps (the default) would spend up to half as many steps evaluating as training.
+_SUITE_TASKS = tuple(task.id for task in SUITE_TASKS)
+
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {}
 for _env in _MUJOCO:
     PRESETS["ppo", _env] = _PPO_MUJOCO
@@ -117,6 +125,9 @@ for _env in _SPARSE_CLASSIC:
 for _env in _SPARSE_MUJOCO:
     PRESETS["ppo", _env] = _PPO_MUJOCO
     PRESETS["trpo", _env] = _TRPO_MUJOCO
+for _env in _SUITE_TASKS:
+    PRESETS["ppo", _env] = {**_PPO_SPARSE, **_MUJOCO_EVAL}
+    PRESETS["trpo", _env] = {**_TRPO_SPARSE, **_MUJOCO_EVAL}
 
 
 def preset_for(algo: str, env_id: str) -> dict[str, Any]:

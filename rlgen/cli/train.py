@@ -1,4 +1,4 @@
-"""``rlgen train``, ``rlgen eval`` and ``rlgen envs``: train an agent, score a run, list rlgen's tasks."""
+"""``rlgen train``, ``rlgen eval`` and ``rlgen envs``: train an agent, score a run, list the sparse-reward tasks."""
 
 from __future__ import annotations
 
@@ -107,18 +107,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_envs(sub: Subparsers) -> None:
-    p = sub.add_parser("envs", help="list rlgen's tasks and their reward definitions",
-                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v0): id, "
-                       "episode length and what earns the reward.")
+    p = sub.add_parser("envs", help="list the sparse-reward tasks (rlgen's own and third-party) and their rewards",
+                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v0) and the "
+                       "third-party ones it makes through their own packages (the suites extra: pip install "
+                       "'rlgen[suites]'): id, episode length, what earns the reward, and for a third-party "
+                       "task its package (installed or not) and the defaults rlgen sets under your env_kwargs.")
     p.set_defaults(func=_cmd_envs)
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
     from rlgen.envs import TASKS
+    from rlgen.envs.suites import EXTRA_HINT, SUITE_TASKS
 
-    width = max(len(task.id) for task in TASKS)
+    width = max(len(task_id) for task_id in [*(task.id for task in TASKS), *(task.id for task in SUITE_TASKS)])
     for task in TASKS:
         print(f"{task.id:<{width}}  {task.episode_steps:>5} steps  {task.reward}")
         if task.follows:
             print(f"{'':<{width}}  {'':>11}  ({task.follows})")
+    print(f"\nThird-party tasks, made through their own packages ({EXTRA_HINT}); any other dm_control/*, "
+          f"PointMaze_* or AntMaze_* id works too. rlgen's defaults go under env_kwargs, which override them "
+          f"(-p env_kwargs.continuing_task=true):")
+    for suite_task in SUITE_TASKS:
+        source = suite_task.source
+        status = "installed" if source.installed() else "not installed"
+        defaults = ", ".join(f"{key}={value}" for key, value in suite_task.default_kwargs.items())
+        print(f"{suite_task.id:<{width}}  {suite_task.episode_steps:>5} steps  {suite_task.reward}")
+        print(f"{'':<{width}}  from {source.name} ({status}); rlgen's defaults: {defaults or 'none'}")
     return 0

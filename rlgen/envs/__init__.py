@@ -3,6 +3,9 @@
 Registration uses entry-point strings, so MuJoCo is only imported when a locomotion task is made.
 ``TASKS`` describes each task for ``rlgen envs``; every threshold in it is a constructor keyword of the
 env, e.g. ``gymnasium.make("rlgen/SparseAnt-v0", goal_distance=10.0)``.
+
+Third-party sparse-reward tasks (the DeepMind Control Suite, Gymnasium-Robotics' mazes) are made through their
+own packages, registered by them on first use: :mod:`rlgen.envs.suites`.
 """
 
 from __future__ import annotations
