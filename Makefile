@@ -12,10 +12,12 @@ setup: $(STAMP)
 
 # torch==2.13.0 goes in first: it is the CPU build on these machines, and once it is installed every
 # later requirement (torch>=2.2) is already met, so a CUDA build is never pulled in.
-$(STAMP): pyproject.toml
+# constraints.txt pins the simulator stack the committed results were made with; the suites extra brings the
+# third-party sparse tasks (DeepMind Control Suite, Gymnasium-Robotics) that the tests exercise.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
-	$(PIP) install -q --disable-pip-version-check -e ".[dev]"
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,suites]"
 	touch $(STAMP)
 
 demo: setup

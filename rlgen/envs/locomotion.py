@@ -15,9 +15,9 @@ measure the robot is (1.0 at the goal; rlgen.envs.progress).
 Deviation from Gymnasium's defaults: ``exclude_current_positions_from_observation=False``, because the
 sparse reward depends on absolute position and a policy that cannot see it is chasing a hidden target.
 
-Goal distances come from random-policy measurements: ``python benchmarks/sparse_thresholds.py --episodes 200
---jobs 1 --out benchmarks/results/sparse_thresholds.md`` (uniform random actions, seeds 0..199, episodes of up
-to 1000 steps; its printout is that file). Largest horizontal
+Goal distances come from random-policy measurements (uniform random actions, seeds 0..199, episodes of up to
+1000 steps): benchmarks/results/sparse_thresholds_uniform.md, made by an earlier version of
+benchmarks/sparse_thresholds.py. Largest horizontal
 distance from the start position reached in any episode (median of the per-episode maxima in brackets):
 
 * Ant-v5: 5.38 m (1.51 m) with default termination, where flailing trips the z-range check after ~160
