@@ -202,9 +202,8 @@ def restore_learners(args: argparse.Namespace, out: Path) -> None:
     for variant in GAIL_VARIANTS:  # every variant's: the report shows them all
         gail = method_dir(args, out, variant)
         restored += pipe.restore_runs(gail.name, [run.config for run in gail_suite(args, out, variant).runs(gail)])
-    # BC takes no env steps: its result says timesteps 0
-    restored += pipe.restore_runs(method_dir(args, out, "bc").name, [config for *_, config in bc_configs(args, out)],
-                                  min_timesteps=0)
+    bc = [config for *_, config in bc_configs(args, out)]
+    restored += pipe.restore_runs(method_dir(args, out, "bc").name, bc, min_timesteps=0)  # BC: no env steps
     if restored:
         print(f"restored {restored} finished GAIL / BC run(s) from {args.archive}", flush=True)
 

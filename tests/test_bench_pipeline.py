@@ -249,6 +249,11 @@ def test_an_archived_imitation_run_is_the_run_asked_for_only_on_the_same_demos(t
     asked = RunConfig.from_dict({**archived.to_dict(), "out_dir": str(tmp_path / "here"), "demos": str(mine)})
     assert not restore_run(asked.run_dir, tmp_path / "store", 100, asked)
     assert any("trained on other demos" in m and sha256(theirs) in m for m in caplog.messages)
+    # demos made again here and kept with --accept-new-demos: their record names the archive's, they stand for it
+    (tmp_path / "mine.json").write_text(json.dumps({"sha256": sha256(theirs)}))
+    assert restore_run(asked.run_dir, tmp_path / "store", 100, asked)
+    shutil.rmtree(asked.run_dir)
+    (tmp_path / "mine.json").unlink()
     # the same bytes under another path: the same run
     (tmp_path / "copy.npz").write_bytes(theirs.read_bytes())
     same = RunConfig.from_dict({**asked.to_dict(), "demos": str(tmp_path / "copy.npz")})

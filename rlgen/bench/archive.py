@@ -26,6 +26,7 @@ from pathlib import Path
 from rlgen.agents import RunConfig
 from rlgen.agents.rundir import RunDir, same_settings
 from rlgen.atomic import LockedError, atomic_dir, file_sha256, run_lock
+from rlgen.bench.records import DemoFile
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +61,22 @@ def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
 
 
 def _demos_sha256(config: RunConfig) -> str | None:
-    """The sha256 of the demo file ``config`` learns from, None without demos or before the file is made."""
+    """The sha256 of the demos ``config`` learns from (None without demos, or before the file is made): that
+    of the record beside the file where it has one (:class:`rlgen.bench.records.DemoFile`; demos made again on
+    another machine and kept with ``--accept-new-demos`` stand for the recorded ones, on which the archived
+    runs were trained), else the file's own."""
     if not config.demos:
         return None
-    path = Path(config.demos)
+    demo = DemoFile(Path(config.demos), "")
     try:
-        stat = path.stat()
+        stat = demo.path.stat()
     except OSError:
         return None
-    return _file_sha256(path, stat.st_size, stat.st_mtime_ns)
+    try:
+        recorded = demo.read_record().get("sha256")
+    except (OSError, ValueError, TypeError):  # no record beside it (a demo file of `rlgen demos collect`)
+        recorded = None
+    return recorded or _file_sha256(demo.path, stat.st_size, stat.st_mtime_ns)
 
 
 def _other_demos(a: str | None, b: str | None) -> bool:
