@@ -75,7 +75,6 @@ import dataclasses
 import functools
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -93,8 +92,16 @@ from rlgen.bench import Suite, load_suite, records, run_suite, show_messages  # 
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.archive import archive, archive_run  # noqa: E402
 from rlgen.bench.experts import expert_settings  # noqa: E402
-from rlgen.bench.pipeline import DEMOS_DIR, STAGES, Pipeline, run_stages  # noqa: E402
-from rlgen.bench.records import BUDGETS_FILE, DemoFile, benchmark_archive  # noqa: E402
+from rlgen.bench.pipeline import (  # noqa: E402
+    DEMOS_DIR,
+    STAGES,
+    Pipeline,
+    add_arguments,
+    finish_arguments,
+    run_stages,
+    task_list,
+)
+from rlgen.bench.records import DemoFile  # noqa: E402
 from rlgen.bench.report import RANDOM_SCORES_FILE, figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.bench.scores import (  # noqa: E402
@@ -615,46 +622,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated GAIL settings the imitate stage trains: "
                         + "; ".join(f"{name}: {line}" for name, (_, line) in GAIL_VARIANTS.items())
                         + ". The report shows every setting with finished runs")
-    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
-    parser.add_argument("--out", default=None, help="where run directories and demos go (default "
-                        "runs/bench/imitation; --quick: runs/bench/imitation-quick)")
-    parser.add_argument("--report-dir", default=None,
-                        help="where imitation.md and its plot go (default benchmarks/results; --quick: --out)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
-    parser.add_argument("--accept-new-demos", action="store_true",
-                        help="keep demos made again from an archived expert even if their sha256 differs from "
-                        "the record (another machine's floating point); a warning says so")
-    parser.add_argument("--archive", default=None, metavar="DIR",
-                        help="run archive: what is there and not in --out is restored, what finishes here is "
-                        "added (default benchmarks/results/runs/imitation, committed; --quick: none; '' for none)")
+    add_arguments(parser, "imitation", "plot")
     args = parser.parse_args(argv)
     show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
-    args.envs = [env_id.strip() for env_id in args.envs.split(",") if env_id.strip()]
-    unknown = [env_id for env_id in args.envs if env_id not in ENVS]
-    if unknown:
-        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(ENVS)}")
+    args.envs = task_list(parser, args.envs, ENVS)
     args.gail_variants = [name.strip() for name in args.gail_variants.split(",") if name.strip()]
     bad = [name for name in args.gail_variants if name not in GAIL_VARIANTS]
     if bad or not args.gail_variants:
         problem = f"unknown GAIL setting {bad[0]!r}" if bad else "--gail-variants names no setting"
         parser.error(f"{problem}; choose from {', '.join(GAIL_VARIANTS)}")
-    if args.seeds is None:
-        args.seeds = 1 if args.quick else 3
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
-    out = Path(args.out or ("runs/bench/imitation-quick" if args.quick else "runs/bench/imitation"))
-    marker = out / BUDGETS_FILE
-    if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
-        parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
-                     f"use another --out")
-    atomic_write_text(marker, json.dumps({"quick": args.quick}))
-    try:
-        args.archive = benchmark_archive(args.archive, args.quick, ARCHIVE)
-    except ValueError as exc:
-        parser.error(str(exc))
-    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
-    args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])
+    out = finish_arguments(parser, args, argv, "imitation", RESULTS, ARCHIVE, mark_out=True)
     steps = {"experts": stage_experts, "demos": stage_demos, "imitate": stage_imitate, "report": stage_report}
     return run_stages("imitation.py", args.stage, pipeline(args, out),
                       {name: functools.partial(step, args, out) for name, step in steps.items()})

@@ -90,7 +90,6 @@ import dataclasses
 import functools
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -109,8 +108,17 @@ from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from rlgen.bench import Suite, load_suite, records, run_suite, show_messages  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
 from rlgen.bench.experts import expert_settings  # noqa: E402
-from rlgen.bench.pipeline import DEMOS_DIR, EXPERTS_DIR, STAGES, Pipeline, run_stages  # noqa: E402
-from rlgen.bench.records import DemoFile, benchmark_archive  # noqa: E402
+from rlgen.bench.pipeline import (  # noqa: E402
+    DEMOS_DIR,
+    EXPERTS_DIR,
+    STAGES,
+    Pipeline,
+    add_arguments,
+    finish_arguments,
+    run_stages,
+    task_list,
+)
+from rlgen.bench.records import DemoFile  # noqa: E402
 from rlgen.bench.report import RANDOM_SCORES_FILE, figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.cli.common import HelpFormatter  # noqa: E402
@@ -725,37 +733,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated tasks, one behaviour pair each")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per imitation method (default 3; --quick 1)")
     parser.add_argument("--algo", choices=("ppo", "trpo"), default="ppo", help="agent behind InfoGAIL and GAIL")
-    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
-    parser.add_argument("--out", default=None,
-                        help="where run directories and demos go (default runs/bench/infogail; --quick: "
-                        "runs/bench/infogail-quick)")
-    parser.add_argument("--report-dir", default=None,
-                        help="where infogail.md and its figure go (default benchmarks/results; --quick: --out)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
-    parser.add_argument("--accept-new-demos", action="store_true",
-                        help="keep demos made again from an archived expert even if their sha256 differs from "
-                        "the record (another machine's floating point); a warning says so")
-    parser.add_argument("--archive", default=None, metavar="DIR",
-                        help="run archive: what is there and not in --out is restored, what finishes here is "
-                        "added (default benchmarks/results/runs/infogail, committed; --quick: none; '' for none)")
+    add_arguments(parser, "infogail", "figure")
     args = parser.parse_args(argv)
     show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
-    args.pairs = [env_id.strip() for env_id in args.pairs.split(",") if env_id.strip()]
-    unknown = [env_id for env_id in args.pairs if env_id not in PAIRS]
-    if unknown:
-        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(PAIRS)}")
-    if args.seeds is None:
-        args.seeds = 1 if args.quick else 3
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
-    out = Path(args.out or ("runs/bench/infogail-quick" if args.quick else "runs/bench/infogail"))
-    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
-    args.command = shlex.join(["python", "benchmarks/infogail.py", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        args.archive = benchmark_archive(args.archive, args.quick, ARCHIVE)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args.pairs = task_list(parser, args.pairs, PAIRS)
+    out = finish_arguments(parser, args, argv, "infogail", RESULTS, ARCHIVE)
     steps = {"experts": stage_experts, "demos": stage_demos, "imitate": stage_imitate, "report": stage_report}
     return run_stages("infogail.py", args.stage, pipeline(args, out),
                       {name: functools.partial(step, args, out) for name, step in steps.items()})

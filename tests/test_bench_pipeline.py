@@ -365,3 +365,38 @@ def test_a_benchmark_scripts_stages_run_after_the_restore_in_order_and_a_record_
 
     with pytest.raises(SystemExit, match=r"^x\.py: a\.npz made again has sha256 1, its record says 2$"):
         run_stages("x.py", "demos", Restoring(), {"demos": mismatch})
+
+
+def test_the_scripts_shared_options_default_and_refuse_as_before(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from rlgen.bench.pipeline import add_arguments, finish_arguments, task_list
+
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser(prog="x.py")
+    parser.add_argument("--seeds", type=int, default=None)
+    add_arguments(parser, "x", "plot")
+
+    def parse(*argv, **kwargs):
+        args = parser.parse_args(argv)
+        return args, finish_arguments(parser, args, list(argv), "x", tmp_path / "results", tmp_path / "committed",
+                                      **kwargs)
+
+    args, out = parse("--quick", "--archive", "")
+    assert (args.seeds, out, args.report_dir, args.archive) == (1, Path("runs/bench/x-quick"), out, None)
+    assert args.command == "python benchmarks/x.py --quick --archive ''"
+    args, out = parse("--out", "o", "--archive", "")
+    assert (args.seeds, out, args.report_dir) == (3, Path("o"), tmp_path / "results")
+    for argv, needle in ((("--seeds", "0"), "--seeds must be at least 1"),
+                         (("--quick", "--archive", str(tmp_path / "committed")), "never writes into the committed")):
+        with pytest.raises(SystemExit):
+            parse(*argv)
+        assert needle in capsys.readouterr().err
+    parse("--quick", "--out", "q", "--archive", "", mark_out=True)  # an output folder of quick runs
+    with pytest.raises(SystemExit):
+        parse("--out", "q", "--archive", "", mark_out=True)
+    assert "q holds a --quick benchmark's runs and demos; use another --out" in capsys.readouterr().err
+    assert task_list(parser, " a, b,,", ("a", "b")) == ["a", "b"]
+    with pytest.raises(SystemExit):
+        task_list(parser, "a,c", ("a", "b"))
+    assert "unknown task 'c'; choose from a, b" in capsys.readouterr().err

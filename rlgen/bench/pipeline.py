@@ -13,24 +13,32 @@ output folder and their run archive share one layout::
     <part>/...               the imitators' runs, in the parts a benchmark names
 
 A :class:`Pipeline` holds what differs between the benchmarks (the experts suite, how experts are keyed,
-the demo files, the evaluation episodes) and runs the steps they share.
+the demo files, the evaluation episodes) and runs the steps they share; :func:`add_arguments`,
+:func:`task_list`, :func:`finish_arguments` and :func:`run_stages` are the scripts' shared command line.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import shlex
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlgen.agents import RunConfig
+from rlgen.atomic import atomic_write_text
 from rlgen.bench import run_suite
 from rlgen.bench.archive import archive, restore_run
 from rlgen.bench.experts import EXPERTS_FILE, pick_experts
 from rlgen.bench.records import (
+    BUDGETS_FILE,
     DemoFile,
     RecordMismatch,
+    benchmark_archive,
     keep_demos_record,
     make_expert_demos,
     merge_json,
@@ -77,10 +85,6 @@ class Pipeline:
     @property
     def experts_dir(self) -> Path:
         return self.out / EXPERTS_DIR
-
-    def demos_path(self, name: str) -> Path:
-        """``out/demos/<name>.npz``."""
-        return self.out / DEMOS_DIR / f"{name}.npz"
 
     def kept(self, part: str) -> Path | None:
         """Where the archive keeps ``part`` (None: no archive)."""
@@ -195,3 +199,58 @@ def run_stages(script: str, stage: str, pipe: Pipeline, steps: dict[str, Callabl
         return 0 if ok else 1
     except RecordMismatch as exc:
         raise SystemExit(f"{script}: {exc}") from None
+
+
+# -- the benchmark scripts' command line -----------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser, name: str, figure: str) -> None:
+    """The options a staged benchmark script ends with (``name``: imitation, infogail, its report ``name.md``
+    and the ``figure`` beside it): --workers, --out, --report-dir, --quick, --accept-new-demos, --archive."""
+    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
+    parser.add_argument("--out", default=None, help=f"where run directories and demos go (default "
+                        f"runs/bench/{name}; --quick: runs/bench/{name}-quick)")
+    parser.add_argument("--report-dir", default=None,
+                        help=f"where {name}.md and its {figure} go (default benchmarks/results; --quick: --out)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    parser.add_argument("--accept-new-demos", action="store_true",
+                        help="keep demos made again from an archived expert even if their sha256 differs from "
+                        "the record (another machine's floating point); a warning says so")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="run archive: what is there and not in --out is restored, what finishes here is "
+                        f"added (default benchmarks/results/runs/{name}, committed; --quick: none; '' for none)")
+
+
+def task_list(parser: argparse.ArgumentParser, text: str, known: Sequence[str]) -> list[str]:
+    """The tasks of a comma-separated option (``--envs``, ``--pairs``); one not in ``known``: ``parser.error``."""
+    tasks = [task.strip() for task in text.split(",") if task.strip()]
+    unknown = [task for task in tasks if task not in known]
+    if unknown:
+        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(known)}")
+    return tasks
+
+
+def finish_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None,
+                     name: str, results: Path, committed: Path, mark_out: bool = False) -> Path:
+    """The shared options' defaults and checks, after a script's own (a wrong one: ``parser.error``):
+    ``--seeds`` (default 3, with --quick 1), ``--archive`` (:func:`rlgen.bench.records.benchmark_archive`,
+    ``committed`` the default), ``--report-dir`` (default ``results``, with --quick the output folder) and
+    ``args.command``, the command line for the report. Returns the output folder; with ``mark_out`` its
+    budgets.json says whether it holds --quick runs, and one holding the other kind is refused."""
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    out = Path(args.out or (f"runs/bench/{name}-quick" if args.quick else f"runs/bench/{name}"))
+    if mark_out:
+        marker = out / BUDGETS_FILE
+        if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
+            parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
+                         f"use another --out")
+        atomic_write_text(marker, json.dumps({"quick": args.quick}))
+    try:
+        args.archive = benchmark_archive(args.archive, args.quick, committed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else results)
+    args.command = shlex.join(["python", f"benchmarks/{name}.py", *(argv if argv is not None else sys.argv[1:])])
+    return out
