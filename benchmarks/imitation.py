@@ -72,9 +72,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -84,17 +84,35 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from rlgen.agents import RunConfig, collect_demos, train  # noqa: E402
-from rlgen.agents.config import ConfigError, build_config  # noqa: E402
-from rlgen.agents.rundir import EVAL_FILE, RESULT_FILE, RunDir, read_eval_history  # noqa: E402
+from rlgen.agents import RunConfig, train  # noqa: E402
+from rlgen.agents.config import build_config  # noqa: E402
+from rlgen.agents.rundir import RunDir  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
-from rlgen.bench import archive as run_archive  # noqa: E402
+from rlgen.bench import Suite, load_suite, records, run_suite, show_messages  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
-from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
+from rlgen.bench.archive import archive, archive_run  # noqa: E402
+from rlgen.bench.experts import expert_settings  # noqa: E402
+from rlgen.bench.pipeline import (  # noqa: E402
+    DEMOS_DIR,
+    STAGES,
+    Pipeline,
+    add_arguments,
+    finish_arguments,
+    run_stages,
+    task_list,
+)
+from rlgen.bench.records import DemoFile  # noqa: E402
+from rlgen.bench.report import RANDOM_SCORES_FILE, figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
+from rlgen.bench.scores import (  # noqa: E402
+    SCORE_FILE,
+    cached_score,
+    run_score,
+    scorable,
+    score_before_archiving,
+)
 from rlgen.cli.common import HelpFormatter  # noqa: E402
-from rlgen.imitation import load_demos, save_demos  # noqa: E402
+from rlgen.imitation import load_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARCHIVE = RESULTS / "runs" / "imitation"
@@ -149,14 +167,9 @@ QUICK = Budgets(expert_steps=4096, trajectories={env_id: (1, 2) for env_id in EN
 def budgets(args: argparse.Namespace) -> Budgets:
     return QUICK if args.quick else FULL
 
-def final_score(run_dir: Path, episodes: int) -> np.ndarray:
-    """Returns of ``episodes`` evaluation episodes of a finished run's final policy from EVAL_SEED, computed
-    once and cached (a cached score is read without loading the model)."""
-    return run_archive.run_score(run_dir, episodes, EVAL_SEED)
-
 
 def random_scores(out: Path, envs: list[str], episodes: int) -> dict[str, float]:
-    path = out / "random_scores.json"
+    path = out / RANDOM_SCORES_FILE
     cache = json.loads(path.read_text()) if path.is_file() else {}
     for env_id in envs:
         if env_id not in cache:
@@ -172,99 +185,18 @@ def experts_suite(args: argparse.Namespace) -> Suite:
 
 
 def demos_path(out: Path, env_id: str) -> Path:
-    return out / "demos" / f"{env_id}.npz"
+    return out / DEMOS_DIR / f"{env_id}.npz"
 
 
-# -- run archive -----------------------------------------------------------------------------------------
-def kept(args: argparse.Namespace, part: str) -> Path | None:
-    """Where the archive keeps ``part`` (None: no archive)."""
-    return args.archive / part if args.archive is not None else None
-
-
-def sync_json(args: argparse.Namespace, local: Path) -> None:
-    """A JSON cache of ``out``'s root and its copy in the archive's root made the same (local entries win)."""
-    if args.archive is not None:
-        run_archive.merge_json(local, args.archive / local.name)
-
-
-def restore_archive(args: argparse.Namespace, out: Path) -> None:
-    """Copy into ``out`` what the archive holds and ``out`` lacks: the finished experts (with their models),
-    experts.json, random_scores.json and the demos' records (the demos themselves are made again from
-    them, :func:`regenerate_demos`). The GAIL and BC runs follow once their demos are there
-    (:func:`restore_learners`)."""
-    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "experts",
-                                           run.config.total_steps, run.config)
-                   for run in experts_suite(args).runs(out / "experts"))
-    for name in ("experts.json", "random_scores.json"):
-        sync_json(args, out / name)
-    for env_id in args.envs:
-        local, archived = demos_path(out, env_id).with_suffix(".json"), args.archive / "demos" / f"{env_id}.json"
-        # demos made here without a record keep the existing error (demo_source): never label them with these
-        if archived.is_file() and not local.is_file() and not demos_path(out, env_id).is_file():
-            atomic_write_text(local, archived.read_text())
-            restored += 1
-    if restored:
-        print(f"restored {restored} expert(s) and demo record(s) from {args.archive}", flush=True)
-
-
-def archive_demos_record(args: argparse.Namespace, out: Path, env_id: str) -> None:
-    """Copy the task's demo record into the archive; one that names other demos there stops the benchmark
-    (the archive's GAIL and BC runs were trained on those)."""
-    if args.archive is None:
-        return
-    local = demos_path(out, env_id).with_suffix(".json")
-    record = json.loads(local.read_text())
-    if "sha256" not in record and demos_path(out, env_id).is_file():  # recorded before demos were hashed
-        record["sha256"] = run_archive.file_sha256(demos_path(out, env_id))
-        atomic_write_text(local, json.dumps(record, indent=2))
-    try:
-        run_archive.keep_record(local, args.archive / "demos" / local.name)
-    except run_archive.RecordMismatch as exc:
-        raise SystemExit(f"imitation.py: {exc}; delete {local} and {demos_path(out, env_id)} to use the "
-                         "archive's, or use another --archive") from None
-
-
-def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False,
-                 recorded_versions: dict[str, str] | None = None) -> str:
-    """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
-    kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``)."""
-    try:
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept,
-                                        recorded_versions)
-    except run_archive.RecordMismatch as exc:
-        raise SystemExit(f"imitation.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
-                         "with --accept-new-demos to keep these)") from None
-
-
-def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
-    """Make the demos again whose record came from the archive without the .npz, from the same expert
-    (restored with its model) with the same call, and check them against the record's sha256."""
-    ok = True
-    for env_id in args.envs:
-        path = demos_path(out, env_id)
-        if path.is_file() or not path.with_suffix(".json").is_file():
-            continue
-        record = json.loads(path.with_suffix(".json").read_text())
-        expert = out / "experts" / "runs" / Path(record["run_dir"]).name  # the same run, restored here
-        model = record.get("model", "final")
-        if not run_archive.has_policy(expert, model):
-            print(f"demos: cannot make {path} again: its expert {expert.name} has no {model} model in "
-                  f"{expert.parent}; run --stage experts", flush=True)
-            ok = False
-            continue
-        n = int(record.get("episodes", max(budgets(args).trajectories[env_id])))
-        try:
-            trajs = collect_demos(expert, n, seed=0, progress_bar=not args.quick, best=model == "best",
-                                  min_return=record.get("min_return"))
-        except ConfigError as exc:  # the recorded floor not reached again: another machine's rollouts
-            print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
-            ok = False
-            continue
-        digest = save_checked(path, trajs, record.get("sha256"), env_id, args.accept_new_demos,
-                              record.get("versions"))
-        check = run_archive.sha256_check(record.get("sha256"), digest)
-        print(f"demos: {env_id}: {n} episodes made again from {expert.name} ({check}) -> {path}", flush=True)
-    return ok
+def pipeline(args: argparse.Namespace, out: Path) -> Pipeline:
+    """The experts, demos and archive steps this benchmark shares with benchmarks/infogail.py: one expert
+    and one demo file per task."""
+    b = budgets(args)
+    return Pipeline(out, args.archive, experts_suite(args), expert_key=lambda run: run.env_id,
+                    demos=[DemoFile(demos_path(out, env_id), env_id, max(b.trajectories[env_id]))
+                           for env_id in args.envs],
+                    eval_episodes=b.eval_episodes, eval_seed=EVAL_SEED, workers=args.workers,
+                    command=args.command, progress_bar=not args.quick, accept_new_demos=args.accept_new_demos)
 
 
 def restore_learners(args: argparse.Namespace, out: Path) -> None:
@@ -272,16 +204,13 @@ def restore_learners(args: argparse.Namespace, out: Path) -> None:
     there: the suite and the BC runs cover only the tasks whose demos are)."""
     if args.archive is None:
         return
+    pipe = pipeline(args, out)
     restored = 0
     for variant in GAIL_VARIANTS:  # every variant's: the report shows them all
         gail = method_dir(args, out, variant)
-        restored += sum(run_archive.restore_run(run.config.run_dir, args.archive / gail.name,
-                                                run.config.total_steps, run.config)
-                        for run in gail_suite(args, out, variant).runs(gail))
-    bc = method_dir(args, out, "bc")
-    # BC takes no env steps: its result says timesteps 0
-    restored += sum(run_archive.restore_run(config.run_dir, args.archive / bc.name, 0, config)
-                    for *_, config in bc_configs(args, out))
+        restored += pipe.restore_runs(gail.name, [run.config for run in gail_suite(args, out, variant).runs(gail)])
+    bc = [config for *_, config in bc_configs(args, out)]
+    restored += pipe.restore_runs(method_dir(args, out, "bc").name, bc, min_timesteps=0)  # BC: no env steps
     if restored:
         print(f"restored {restored} finished GAIL / BC run(s) from {args.archive}", flush=True)
 
@@ -290,95 +219,55 @@ def archive_learners(args: argparse.Namespace, out: Path) -> None:
     """Archive every finished GAIL and BC run (again once the report has cached its score)."""
     if args.archive is None:
         return
+    pipe = pipeline(args, out)
     for variant in GAIL_VARIANTS:
         gail = method_dir(args, out, variant)
-        run_archive.archive((run.config.run_dir for run in gail_suite(args, out, variant).runs(gail)
-                             if run_finished(run.config)), args.archive / gail.name)
+        pipe.archive_runs(gail.name, gail_suite(args, out, variant).runs(gail))
     bc = method_dir(args, out, "bc")
-    run_archive.archive((config.run_dir for *_, config in bc_configs(args, out)), args.archive / bc.name)
+    archive((config.run_dir for *_, config in bc_configs(args, out)), args.archive / bc.name)
 
 
 # -- stages ----------------------------------------------------------------------------------------------
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
-    statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
-                            report_dir=out / "experts", command=args.command,
-                            archive_dir=kept(args, "experts"), archive_models=True)
-    return not any(s.status == "failed" for s in statuses)
-
-
-def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task the finished expert run whose expert policy (its final one or that of its best periodic
-    evaluation, ``rlgen.bench.archive.expert_policy``) has the best mean return over the evaluation episodes."""
-    experts: dict[str, dict[str, Any]] = {}
-    for run in experts_suite(args).runs(out / "experts"):
-        if not run_finished(run.config):
-            continue
-        episodes = budgets(args).eval_episodes
-        model, steps, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
-        if args.archive is not None:  # again, with the score just cached
-            run_archive.archive_run(run.config.run_dir, args.archive / "experts", with_model=True)
-        best = experts.get(run.env_id)
-        if best is None or returns.mean() > best["eval_mean"]:
-            experts[run.env_id] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
-                                   "total_steps": run.config.total_steps, "model": model,
-                                   "model_timesteps": steps,
-                                   "eval_mean": float(returns.mean()), "eval_std": float(returns.std())}
-    path = out / "experts.json"
-    known = json.loads(path.read_text()) if path.is_file() else {}
-    known.update(experts)
-    atomic_write_text(path, json.dumps(known, indent=2))
-    sync_json(args, path)
-    return {env: known[env] for env in args.envs if env in known}
+    return pipeline(args, out).train_experts()
 
 
 def stage_demos(args: argparse.Namespace, out: Path) -> bool:
-    experts = pick_experts(args, out)
-    ok = regenerate_demos(args, out)
-    for env_id in args.envs:
-        path = demos_path(out, env_id)
+    pipe = pipeline(args, out)
+    experts = pipe.pick_experts()
+    ok = pipe.regenerate_demos()
+    for demo in pipe.demos:
+        env_id, path = demo.what, demo.path
         if path.is_file():
             print(f"demos: {path} exists", flush=True)
-            if path.with_suffix(".json").is_file():
-                archive_demos_record(args, out, env_id)
+            if demo.record_path.is_file():
+                pipe.keep_demos_record(demo)
             continue
-        if path.with_suffix(".json").is_file():  # restored, but its expert is missing: said above
+        if demo.record_path.is_file():  # restored, but its expert is missing: said above
             continue
         if env_id not in experts:
             print(f"demos: no finished expert for {env_id}; run --stage experts first", flush=True)
             ok = False
             continue
         n = max(budgets(args).trajectories[env_id])
-        floor = demo_floor(args, out, env_id, experts[env_id])
-        try:
-            trajs = collect_demos(experts[env_id]["run_dir"], n, seed=0, progress_bar=not args.quick,
-                                  best=experts[env_id].get("model") == "best", min_return=floor)
-        except ConfigError as exc:  # too few episodes reach the floor: a weak expert
-            print(f"demos: {env_id}: {exc}".splitlines()[0], flush=True)
+        trajs = pipe.make_demos(demo, experts[env_id], n, demo_floor(args, out, env_id, experts[env_id]))
+        if trajs is None:  # too few episodes reach the floor: said
             ok = False
             continue
-        digest = save_checked(path, trajs, None, env_id)
-        # which expert made them, beside them: the learners' agent and the report follow it, even if a
-        # better expert finishes later (experts.json then changes; these demos do not). With the file's
-        # sha256: the archive keeps this record, not the file, which a later session makes again; and the
-        # floor, with which they are made again
-        record = {**experts[env_id], "episodes": n, "sha256": digest, "versions": run_archive.package_versions(),
-                  **({"min_return": floor} if floor is not None else {})}
-        atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
-        archive_demos_record(args, out, env_id)
         print(f"demos: {env_id}: {n} episodes, return {trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} "
               f"-> {path}", flush=True)
     return ok
 
 
 def demo_floor(args: argparse.Namespace, out: Path, env_id: str, expert: dict[str, Any]) -> float | None:
-    """The lowest return a demo episode may have: random + demo_floor * (expert - random), with the expert's
-    evaluation mean (a failed episode, such as a HalfCheetah expert flipped on its back, teaches failing)."""
+    """The lowest return a demo episode may have (``rlgen.bench.records.demo_floor``), with the random
+    policy's score on the task (computed only for a floor)."""
     fraction = budgets(args).demo_floor
     if fraction is None:
         return None
     random = random_scores(out, [env_id], budgets(args).eval_episodes)[env_id]
-    sync_json(args, out / "random_scores.json")
-    return float(random + fraction * (expert["eval_mean"] - random))
+    pipeline(args, out).sync_json(RANDOM_SCORES_FILE)
+    return records.demo_floor(fraction, random, expert["eval_mean"])
 
 
 def expert_demo_scores(out: Path, envs: list[str]) -> dict[str, float]:
@@ -409,10 +298,8 @@ def method_dir(args: argparse.Namespace, out: Path, method: str) -> Path:
 def env_layout(env_id: str) -> dict[str, Any]:
     """The experts' env layout on ``env_id`` (four in-process envs, a quarter of the preset's n_steps): the
     learners collect their rollouts the same way."""
-    for entry in load_suite("imitation-experts").entries:
-        if entry["env_id"] == env_id:
-            return {key: entry[key] for key in ("n_envs", "overrides") if key in entry}
-    return {}
+    return expert_settings(load_suite("imitation-experts"), ("n_envs", "overrides"),
+                           lambda entry: entry["env_id"] == env_id)
 
 
 def gail_suite(args: argparse.Namespace, out: Path, variant: str) -> Suite:
@@ -453,29 +340,19 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
 
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
-    ok = regenerate_demos(args, out)
+    ok = pipeline(args, out).regenerate_demos()
     if not any(demos_path(out, env_id).is_file() for env_id in args.envs):
         print("imitate: no demos yet; run --stage demos first", flush=True)
         return False
     restore_learners(args, out)
-    episodes = budgets(args).eval_episodes
-
-    def score_for_archive(run_dir: Path) -> None:
-        # the archive keeps no learner's model: its final score is cached now, while the model is here; a
-        # failure costs only the cache (the record is still archived), for BC as for run_suite's hook
-        try:
-            if run_archive.has_model(run_dir):
-                final_score(run_dir, episodes)
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"archive: {run_dir.name}: could not score it: {reason}; archived without its score", flush=True)
-
-    bc_kept = kept(args, method_dir(args, out, "bc").name)
+    # the archive keeps no learner's model: its final score is cached as it finishes, while the model is here
+    score_for_archive = score_before_archiving(budgets(args).eval_episodes, EVAL_SEED)
+    bc_kept = args.archive / method_dir(args, out, "bc").name if args.archive is not None else None
     for env_id, n, seed, config in bc_configs(args, out):
-        if (config.run_dir / RESULT_FILE).is_file():
+        if RunDir(config.run_dir).result_file.is_file():
             if bc_kept is not None:  # finished before this archive was used
                 score_for_archive(config.run_dir)
-                run_archive.archive_run(config.run_dir, bc_kept)
+                archive_run(config.run_dir, bc_kept)
             continue
         start = time.time()
         try:
@@ -488,11 +365,11 @@ def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
               flush=True)
         if bc_kept is not None:
             score_for_archive(config.run_dir)
-            run_archive.archive_run(config.run_dir, bc_kept)
+            archive_run(config.run_dir, bc_kept)
     for variant in args.gail_variants:
         gail_dir = method_dir(args, out, variant)
         statuses, _ = run_suite(gail_suite(args, out, variant), gail_dir, workers=args.workers, report_dir=gail_dir,
-                                command=args.command, archive_dir=kept(args, gail_dir.name),
+                                command=args.command, archive_dir=pipeline(args, out).kept(gail_dir.name),
                                 before_archive=score_for_archive)
         ok = ok and not any(s.status == "failed" for s in statuses)
     return ok
@@ -566,11 +443,11 @@ def experts_table(args: argparse.Namespace, out: Path, envs: list[str]) -> list[
             run_dir = run.config.run_dir
             chosen = source_name == run_dir.name
             listed |= chosen
-            steps = {"final": json.loads((run_dir / RESULT_FILE).read_text()).get("timesteps"),
+            steps = {"final": (RunDir(run_dir).read_result() or {}).get("timesteps"),
                      "best": RunDir(run_dir).read_best().get("timesteps")}
             cells = []
             for model in ("final", "best"):
-                scores = run_archive.cached_score(run_dir, episodes, EVAL_SEED, model)
+                scores = cached_score(run_dir, episodes, EVAL_SEED, model)
                 cell = "—" if scores is None else f"{scores.mean():,.1f} ± {scores.std():,.1f}"
                 if scores is not None and steps[model] is not None:
                     cell += f" (at {steps[model]:,} steps)"
@@ -595,25 +472,25 @@ def demo_floor_lines(args: argparse.Namespace) -> list[str]:
             "file's floor (none: made before, every episode kept) and its lowest return.", ""]
 
 
-def scorable(run_dir: Path, episodes: int) -> bool:
+def scored(run_dir: Path, episodes: int) -> bool:
     """Whether a finished run's final score is cached or can be computed; a run restored from the archive
     without a model and without a cached score is named in one line."""
-    if run_archive.cached_score(run_dir, episodes, EVAL_SEED) is not None or run_archive.has_model(run_dir):
+    if scorable(run_dir, episodes, EVAL_SEED):
         return True
     print(f"report: {run_dir.name}: no model and no cached score of {episodes} episodes "
-          f"({run_archive.SCORE_FILE}); not scored", flush=True)
+          f"({SCORE_FILE}); not scored", flush=True)
     return False
 
 
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
-    regenerate_demos(args, out)
+    pipeline(args, out).regenerate_demos()
     restore_learners(args, out)
     envs = [env_id for env_id in args.envs if demos_path(out, env_id).is_file()]
     experts = {env_id: demo_source(out, env_id) for env_id in envs}
     expert_scores = expert_demo_scores(out, envs)
     b = budgets(args)
     randoms = random_scores(out, envs, b.eval_episodes)
-    sync_json(args, out / "random_scores.json")
+    pipeline(args, out).sync_json(RANDOM_SCORES_FILE)
     finals: dict[tuple[str, str], list[float]] = {}
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {env_id: {} for env_id in envs}
     unfinished: dict[str, int] = {}  # per method (bc, a GAIL variant)
@@ -623,22 +500,22 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             if not run_finished(run.config):
                 unfinished[variant] = unfinished.get(variant, 0) + 1
                 continue
-            if not scorable(run.config.run_dir, b.eval_episodes):
+            if not scored(run.config.run_dir, b.eval_episodes):
                 unscored.append(f"{method_dir(args, out, variant).name}/{run.config.run_dir.name}")
                 continue
-            score = final_score(run.config.run_dir, b.eval_episodes)
+            score = run_score(run.config.run_dir, b.eval_episodes, EVAL_SEED)
             label = f"{variant}-{run.label.removeprefix('gail-')}"
             finals.setdefault((run.env_id, label), []).append(float(score.mean()))
-            history = read_eval_history(run.config.run_dir / EVAL_FILE)
+            history = RunDir(run.config.run_dir).read_eval_history()
             curves[run.env_id].setdefault(label, []).append(
                 (np.array([r["timesteps"] for r in history]), np.array([r["mean_return"] for r in history])))
     for env_id, n, _, config in bc_configs(args, out):
-        if not (config.run_dir / RESULT_FILE).is_file():
+        if not RunDir(config.run_dir).result_file.is_file():
             unfinished["bc"] = unfinished.get("bc", 0) + 1
-        elif not scorable(config.run_dir, b.eval_episodes):
+        elif not scored(config.run_dir, b.eval_episodes):
             unscored.append(f"{method_dir(args, out, 'bc').name}/{config.run_dir.name}")
         else:
-            score = final_score(config.run_dir, b.eval_episodes)
+            score = run_score(config.run_dir, b.eval_episodes, EVAL_SEED)
             finals.setdefault((env_id, f"bc-{n}"), []).append(float(score.mean()))
     archive_learners(args, out)  # with the scores just cached: a later report needs no model
 
@@ -733,9 +610,6 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
 
 
 # -- entry point -----------------------------------------------------------------------------------------
-STAGES = ("experts", "demos", "imitate", "report", "all")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=HelpFormatter)
@@ -748,57 +622,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated GAIL settings the imitate stage trains: "
                         + "; ".join(f"{name}: {line}" for name, (_, line) in GAIL_VARIANTS.items())
                         + ". The report shows every setting with finished runs")
-    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
-    parser.add_argument("--out", default=None, help="where run directories and demos go (default "
-                        "runs/bench/imitation; --quick: runs/bench/imitation-quick)")
-    parser.add_argument("--report-dir", default=None,
-                        help="where imitation.md and its plot go (default benchmarks/results; --quick: --out)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
-    parser.add_argument("--accept-new-demos", action="store_true",
-                        help="keep demos made again from an archived expert even if their sha256 differs from "
-                        "the record (another machine's floating point); a warning says so")
-    parser.add_argument("--archive", default=None, metavar="DIR",
-                        help="run archive: what is there and not in --out is restored, what finishes here is "
-                        "added (default benchmarks/results/runs/imitation, committed; --quick: none; '' for none)")
+    add_arguments(parser, "imitation", "plot")
     args = parser.parse_args(argv)
-    args.envs = [env_id.strip() for env_id in args.envs.split(",") if env_id.strip()]
-    unknown = [env_id for env_id in args.envs if env_id not in ENVS]
-    if unknown:
-        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(ENVS)}")
+    show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
+    args.envs = task_list(parser, args.envs, ENVS)
     args.gail_variants = [name.strip() for name in args.gail_variants.split(",") if name.strip()]
     bad = [name for name in args.gail_variants if name not in GAIL_VARIANTS]
     if bad or not args.gail_variants:
         problem = f"unknown GAIL setting {bad[0]!r}" if bad else "--gail-variants names no setting"
         parser.error(f"{problem}; choose from {', '.join(GAIL_VARIANTS)}")
-    if args.seeds is None:
-        args.seeds = 1 if args.quick else 3
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
-    out = Path(args.out or ("runs/bench/imitation-quick" if args.quick else "runs/bench/imitation"))
-    marker = out / "budgets.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
-        parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs and demos; "
-                     f"use another --out")
-    atomic_write_text(marker, json.dumps({"quick": args.quick}))
-    try:
-        args.archive = run_archive.benchmark_archive(args.archive, args.quick, ARCHIVE)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.archive is not None:
-        restore_archive(args, out)
-    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
-    args.command = shlex.join(["python", "benchmarks/imitation.py", *(argv if argv is not None else sys.argv[1:])])
-    ok = True
-    if args.stage in ("experts", "all"):
-        ok = stage_experts(args, out) and ok
-    if args.stage in ("demos", "all"):
-        ok = stage_demos(args, out) and ok
-    if args.stage in ("imitate", "all"):
-        ok = stage_imitate(args, out) and ok
-    if args.stage in ("report", "all"):
-        print(f"report: {stage_report(args, out)}")
-    return 0 if ok else 1
+    out = finish_arguments(parser, args, argv, "imitation", RESULTS, ARCHIVE, mark_out=True)
+    steps = {"experts": stage_experts, "demos": stage_demos, "imitate": stage_imitate, "report": stage_report}
+    return run_stages("imitation.py", args.stage, pipeline(args, out),
+                      {name: functools.partial(step, args, out) for name, step in steps.items()})
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -99,21 +99,31 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from rlgen.agents import collect_demos, load_run  # noqa: E402
-from rlgen.agents.config import ConfigError, RunConfig  # noqa: E402
+from rlgen.agents import RunConfig, collect_demos, load_run  # noqa: E402
 from rlgen.agents.envstack import attach_reward_wrappers, make_vec_env  # noqa: E402
 from rlgen.agents.evaluation import Evaluator  # noqa: E402
 from rlgen.agents.normalization import load_vecnormalize_stats  # noqa: E402
-from rlgen.agents.rundir import RESULT_FILE  # noqa: E402
+from rlgen.agents.rundir import RunDir  # noqa: E402
 from rlgen.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
-from rlgen.bench import Suite, load_suite, run_suite  # noqa: E402
-from rlgen.bench import archive as run_archive  # noqa: E402
+from rlgen.bench import Suite, load_suite, records, run_suite, show_messages  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
-from rlgen.bench.report import figure_png, random_policy_score  # noqa: E402
+from rlgen.bench.experts import expert_settings  # noqa: E402
+from rlgen.bench.pipeline import (  # noqa: E402
+    DEMOS_DIR,
+    EXPERTS_DIR,
+    STAGES,
+    Pipeline,
+    add_arguments,
+    finish_arguments,
+    run_stages,
+    task_list,
+)
+from rlgen.bench.records import DemoFile  # noqa: E402
+from rlgen.bench.report import RANDOM_SCORES_FILE, figure_png, random_policy_score  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
 from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.generative.metrics import best_matching_accuracy  # noqa: E402
-from rlgen.imitation import load_demos, mix_demos, save_demos  # noqa: E402
+from rlgen.imitation import load_demos  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ARCHIVE = RESULTS / "runs" / "infogail"
@@ -179,20 +189,18 @@ def agent_fields(args: argparse.Namespace, env_id: str) -> dict[str, Any]:
     """The imitators' agent settings on ``env_id``: those of the forward expert of ``args.algo`` (the
     preset where there is one; on Swimmer-v5 the suite's own hyperparameters)."""
     keys = ("hyperparams", "overrides", "normalize", "n_envs", "eval_freq", "eval_episodes")
-    for entry in load_suite(EXPERTS_SUITE).entries:
-        if entry["algo"] == args.algo and entry["env_id"] == env_id and behaviour_of(entry["label"]) == "forward":
-            return {k: entry[k] for k in keys if k in entry}
-    return {}
+    return expert_settings(load_suite(EXPERTS_SUITE), keys, lambda entry: entry["algo"] == args.algo
+                           and entry["env_id"] == env_id and behaviour_of(entry["label"]) == "forward")
 
 
 def demos_path(out: Path, env_id: str, part: str) -> Path:
-    return out / "demos" / f"{env_id}-{part}.npz"
+    return out / DEMOS_DIR / f"{env_id}-{part}.npz"
 
 
 def random_scores(args: argparse.Namespace, out: Path, envs: list[str]) -> dict[tuple[str, str], float]:
     """Mean return of uniformly random actions under each behaviour's reward: the 0 of normalised scores."""
     episodes = budgets(args).eval_episodes
-    path = out / "random_scores.json"
+    path = out / RANDOM_SCORES_FILE
     cache = json.loads(path.read_text()) if path.is_file() else {}
     scores = {}
     for env_id in envs:
@@ -278,7 +286,8 @@ def rollout_signatures(run_dir: Path, episodes: int, seed: int, code: int | None
 
 
 def _signature_key(run_dir: Path, episodes: int, code: int | None, best: bool = False) -> str:
-    steps = json.loads((run_dir / RESULT_FILE).read_text())["timesteps"] if (run_dir / RESULT_FILE).is_file() else -1
+    result = RunDir(run_dir).read_result()
+    steps = result["timesteps"] if result is not None else -1
     return f"code={code}|episodes={episodes}|seed={EVAL_SEED}|steps={steps}" + ("|model=best" if best else "")
 
 
@@ -309,50 +318,26 @@ def classify(sig: dict[str, Any]) -> np.ndarray:
     return (np.asarray(sig["mean_velocity"]) <= 0).astype(np.int64)
 
 
-# -- run archive -----------------------------------------------------------------------------------------
-def kept(args: argparse.Namespace, part: str) -> Path | None:
-    """Where the archive keeps ``part`` (None: no archive)."""
-    return args.archive / part if args.archive is not None else None
+# -- experts, demos and the run archive: the pipeline benchmarks/imitation.py shares ---------------------
+def demo_file(out: Path, env_id: str, part: str) -> DemoFile:
+    return DemoFile(demos_path(out, env_id, part), f"{env_id} {part}")
 
 
-def sync_json(args: argparse.Namespace, local: Path) -> None:
-    """A JSON cache of ``out``'s root and its copy in the archive's root made the same (local entries win)."""
-    if args.archive is not None:
-        run_archive.merge_json(local, args.archive / local.name)
-
-
-def restore_archive(args: argparse.Namespace, out: Path) -> None:
-    """Copy into ``out`` what the archive holds and ``out`` lacks: the finished experts (with their models),
-    experts.json, random_scores.json and the demos' records (the demos themselves are made again from
-    them, :func:`regenerate_demos`). The imitation runs follow once their demos are there
-    (:func:`restore_imitators`)."""
-    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "experts",
-                                           run.config.total_steps, run.config)
-                   for run in experts_suite(args).runs(out / "experts"))
-    for name in ("experts.json", "random_scores.json"):
-        sync_json(args, out / name)
-    for env_id in args.pairs:
-        for part in DEMO_PARTS:
-            path = demos_path(out, env_id, part)
-            archived = args.archive / "demos" / path.with_suffix(".json").name
-            # demos made here without a record are never labelled with the archive's
-            if archived.is_file() and not path.with_suffix(".json").is_file() and not path.is_file():
-                atomic_write_text(path.with_suffix(".json"), archived.read_text())
-                restored += 1
-    if restored:
-        print(f"restored {restored} expert(s) and demo record(s) from {args.archive}", flush=True)
-
-
-def archive_experts(args: argparse.Namespace, out: Path) -> None:
-    """Archive every finished expert with its model (again once its scores or signatures are cached)."""
-    if args.archive is not None:
-        run_archive.archive((run.config.run_dir for run in experts_suite(args).runs(out / "experts")
-                             if run_finished(run.config)), args.archive / "experts", with_model=True)
+def pipeline(args: argparse.Namespace, out: Path) -> Pipeline:
+    """The experts, demos and archive steps this benchmark shares with benchmarks/imitation.py: one expert
+    per task and behaviour, its demo file, and per task the mix of the two."""
+    b = budgets(args)
+    return Pipeline(out, args.archive, experts_suite(args),
+                    expert_key=lambda run: f"{run.env_id}/{behaviour_of(run.label)}",
+                    demos=[demo_file(out, env_id, part) for env_id in args.pairs for part in DEMO_PARTS],
+                    eval_episodes=b.eval_episodes, eval_seed=EVAL_SEED, workers=args.workers,
+                    command=args.command, progress_bar=not args.quick, accept_new_demos=args.accept_new_demos,
+                    expert_fields={"eval_episodes": b.eval_episodes})
 
 
 def restored_expert(out: Path, record: dict[str, Any]) -> Path:
     """The run directory under ``out`` of the expert a demos record names (recorded on another machine, maybe)."""
-    return out / "experts" / "runs" / Path(record["run_dir"]).name
+    return out / EXPERTS_DIR / "runs" / Path(record["run_dir"]).name
 
 
 def demo_experts(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
@@ -362,192 +347,71 @@ def demo_experts(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
     experts: dict[str, dict[str, Any]] = {}
     for env_id in envs:
         for behaviour in BEHAVIOURS:
-            path = demos_path(out, env_id, behaviour).with_suffix(".json")
-            if path.is_file():
-                record = json.loads(path.read_text())
+            demo = demo_file(out, env_id, behaviour)
+            if demo.record_path.is_file():
+                record = demo.read_record()
                 experts[f"{env_id}/{behaviour}"] = {**record, "run_dir": str(restored_expert(out, record))}
     return experts
-
-
-def write_demos_record(args: argparse.Namespace, path: Path, record: dict[str, Any]) -> None:
-    """Write the record of the demos in ``path`` beside them and copy it into the archive."""
-    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2))
-    archive_demos_record(args, path)
-
-
-def archive_demos_record(args: argparse.Namespace, path: Path) -> None:
-    """Copy the record of the demos in ``path`` into the archive; one that names other demos there stops the
-    benchmark (the archive's imitation runs were trained on those)."""
-    local = path.with_suffix(".json")
-    if args.archive is None:
-        return
-    if not local.is_file():
-        print(f"demos: {path} has no record (made before records were kept): not archived", flush=True)
-        return
-    try:
-        run_archive.keep_record(local, args.archive / "demos" / local.name)
-    except run_archive.RecordMismatch as exc:
-        raise SystemExit(f"infogail.py: {exc}; delete {local} and {path} to use the archive's, or use another "
-                         "--archive") from None
-
-
-def save_checked(path: Path, trajs: Any, expected: str | None, what: str, accept: bool = False,
-                 recorded_versions: dict[str, str] | None = None) -> str:
-    """Save demos to ``path`` and return the file's sha256; with ``expected``, a file of another hash is not
-    kept and stops the benchmark with a one-line error, unless ``accept`` (``--accept-new-demos``)."""
-    try:
-        return run_archive.save_checked(path, lambda tmp: save_demos(tmp, trajs), expected, accept,
-                                        recorded_versions)
-    except run_archive.RecordMismatch as exc:
-        raise SystemExit(f"infogail.py: {what}: {exc}; the archived runs were trained on other demos (rerun "
-                         "with --accept-new-demos to keep these)") from None
-
-
-def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
-    """Make the demos again whose record came from the archive without the .npz: a behaviour's from the
-    same expert (restored with its model) with the same call, the mixed file by the same seeded mix of the
-    two; each checked against its record's sha256."""
-    ok = True
-    for env_id in args.pairs:
-        for part in DEMO_PARTS:
-            path = demos_path(out, env_id, part)
-            if path.is_file() or not path.with_suffix(".json").is_file():
-                continue
-            record = json.loads(path.with_suffix(".json").read_text())
-            if part == "mixed":
-                sources = [path.parent / name for name in record["parts"]]
-                missing = [source for source in sources if not source.is_file()]
-                if missing:
-                    print(f"demos: cannot make {path} again: {missing[0]} is missing", flush=True)
-                    ok = False
-                    continue
-                trajs = mix_demos(*(load_demos(source) for source in sources), seed=int(record["seed"]))
-                made = f"mixed again (seed {record['seed']})"
-            else:
-                expert = restored_expert(out, record)
-                model = record.get("model", "final")
-                if not run_archive.has_policy(expert, model):
-                    print(f"demos: cannot make {path} again: its expert {expert.name} has no {model} model in "
-                          f"{expert.parent}; run --stage experts", flush=True)
-                    ok = False
-                    continue
-                try:
-                    trajs = collect_demos(expert, int(record["episodes"]), seed=0, progress_bar=not args.quick,
-                                          best=model == "best", min_return=record.get("min_return"))
-                except ConfigError as exc:  # the recorded floor not reached again: another machine's rollouts
-                    print(f"demos: cannot make {path} again: {exc}".splitlines()[0], flush=True)
-                    ok = False
-                    continue
-                made = f"made again from {expert.name}"
-            digest = save_checked(path, trajs, record["sha256"], f"{env_id} {part}", args.accept_new_demos,
-                                  record.get("versions"))
-            check = run_archive.sha256_check(record["sha256"], digest)
-            print(f"demos: {env_id} {part}: {len(trajs)} episodes {made} ({check}) -> {path}", flush=True)
-    return ok
 
 
 def restore_imitators(args: argparse.Namespace, out: Path) -> None:
     """Copy the finished InfoGAIL and GAIL runs of the archive that ``out`` lacks into it (on the tasks whose
     mixed demos are there)."""
-    if args.archive is None:
-        return
-    restored = sum(run_archive.restore_run(run.config.run_dir, args.archive / "imitate",
-                                           run.config.total_steps, run.config)
-                   for run in imitate_suite(args, out).runs(out / "imitate"))
+    restored = pipeline(args, out).restore_runs("imitate", (run.config for run in
+                                                             imitate_suite(args, out).runs(out / "imitate")))
     if restored:
         print(f"restored {restored} finished imitation run(s) from {args.archive}", flush=True)
 
 
 # -- stages ----------------------------------------------------------------------------------------------
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
-    statuses, _ = run_suite(experts_suite(args), out / "experts", workers=args.workers,
-                            report_dir=out / "experts", command=args.command,
-                            archive_dir=kept(args, "experts"), archive_models=True)
-    return not any(s.status == "failed" for s in statuses)
-
-
-def pick_experts(args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
-    """Per task and behaviour the finished expert run whose expert policy (its final one or that of its best
-    periodic evaluation, ``rlgen.bench.archive.expert_policy``) has the best mean return (its own reward)."""
-    episodes = budgets(args).eval_episodes
-    experts: dict[str, dict[str, Any]] = {}
-    for run in experts_suite(args).runs(out / "experts"):
-        if not run_finished(run.config):
-            continue
-        model, steps, returns = run_archive.expert_policy(run.config.run_dir, episodes, EVAL_SEED)
-        key = f"{run.env_id}/{behaviour_of(run.label)}"
-        best = experts.get(key)
-        if best is None or returns.mean() > best["eval_mean"]:
-            experts[key] = {"run_dir": str(run.config.run_dir), "algo": run.config.algo,
-                            "total_steps": run.config.total_steps, "model": model,
-                            "model_timesteps": steps,
-                            "eval_mean": float(returns.mean()),
-                            "eval_std": float(returns.std()), "eval_episodes": episodes}
-    path = out / "experts.json"
-    known = json.loads(path.read_text()) if path.is_file() else {}
-    known.update(experts)
-    atomic_write_text(path, json.dumps(known, indent=2))
-    archive_experts(args, out)  # with the scores just cached
-    sync_json(args, path)
-    return {key: value for key, value in known.items() if key.split("/")[0] in args.pairs}
+    return pipeline(args, out).train_experts()
 
 
 def stage_demos(args: argparse.Namespace, out: Path) -> bool:
-    experts = pick_experts(args, out)
+    pipe = pipeline(args, out)
+    experts = pipe.pick_experts()
     randoms = random_scores(args, out, list(args.pairs))
-    sync_json(args, out / "random_scores.json")
+    pipe.sync_json(RANDOM_SCORES_FILE)
     n = budgets(args).demo_episodes
-    ok = regenerate_demos(args, out)
+    ok = pipe.regenerate_demos()
     for env_id in args.pairs:
-        mixed = demos_path(out, env_id, "mixed")
-        if mixed.is_file():
-            print(f"demos: {mixed} exists", flush=True)
+        mixed = demo_file(out, env_id, "mixed")
+        if mixed.path.is_file():
+            print(f"demos: {mixed.path} exists", flush=True)
             for part in DEMO_PARTS:
-                archive_demos_record(args, demos_path(out, env_id, part))
+                pipe.keep_demos_record(demo_file(out, env_id, part))
             continue
-        if mixed.with_suffix(".json").is_file():  # restored, but not made again: said above
+        if mixed.record_path.is_file():  # restored, but not made again: said above
             continue
         parts = []
         for behaviour in BEHAVIOURS:
-            path = demos_path(out, env_id, behaviour)
+            demo = demo_file(out, env_id, behaviour)
             expert = experts.get(f"{env_id}/{behaviour}")
-            if path.is_file():
-                parts.append(load_demos(path))
+            if demo.path.is_file():
+                parts.append(demo)
                 continue
-            if path.with_suffix(".json").is_file():  # restored, but not made again: said above
+            if demo.record_path.is_file():  # restored, but not made again: said above
                 continue
             if expert is None:
                 print(f"demos: no finished {behaviour} expert for {env_id}; run --stage experts first", flush=True)
                 ok = False
                 continue
-            fraction, random = budgets(args).demo_floor, randoms[env_id, behaviour]
-            floor = None if fraction is None else float(random + fraction * (expert["eval_mean"] - random))
-            try:
-                trajs = collect_demos(expert["run_dir"], n, seed=0, progress_bar=not args.quick,
-                                      best=expert.get("model") == "best", min_return=floor)
-            except ConfigError as exc:  # too few episodes reach the floor: a weak expert
-                print(f"demos: {env_id} {behaviour}: {exc}".splitlines()[0], flush=True)
+            random = randoms[env_id, behaviour]
+            floor = records.demo_floor(budgets(args).demo_floor, random, expert["eval_mean"])
+            trajs = pipe.make_demos(demo, expert, n, floor)
+            if trajs is None:  # too few episodes reach the floor: said
                 ok = False
                 continue
-            # which expert made them, and the file's sha256: the archive keeps this record, not the file,
-            # which a later session makes again (with the same floor)
-            digest = save_checked(path, trajs, None, path.stem)
-            write_demos_record(args, path, {**expert, "episodes": n, "sha256": digest,
-                                            "versions": run_archive.package_versions(),
-                                            **({"min_return": floor} if floor is not None else {})})
-            parts.append(load_demos(path))  # mixed from the files, as when it is made again
+            parts.append(demo)  # mixed from the files, as when it is made again
             note = ""
             if trajs.returns.mean() <= randoms[env_id, behaviour]:
                 note = f"  WARNING: no better than the random policy ({randoms[env_id, behaviour]:.1f})"
             print(f"demos: {env_id} {behaviour} ({expert['algo']}): {n} episodes, return "
-                  f"{trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} -> {path}{note}", flush=True)
+                  f"{trajs.returns.mean():.1f} ± {trajs.returns.std():.1f} -> {demo.path}{note}", flush=True)
         if len(parts) == len(BEHAVIOURS):
-            both = mix_demos(*parts, seed=0)
-            digest = save_checked(mixed, both, None, mixed.stem)
-            write_demos_record(args, mixed, {"parts": [demos_path(out, env_id, b).name for b in BEHAVIOURS],
-                                             "seed": 0, "episodes": len(both), "sha256": digest,
-                                             "versions": run_archive.package_versions()})
-            print(f"demos: {env_id}: {len(both)} unlabelled episodes -> {mixed}", flush=True)
+            both = pipe.mix_demos(mixed, parts, seed=0)
+            print(f"demos: {env_id}: {len(both)} unlabelled episodes -> {mixed.path}", flush=True)
     return ok
 
 
@@ -574,14 +438,14 @@ def imitate_suite(args: argparse.Namespace, out: Path) -> Suite:
 
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
-    ok = regenerate_demos(args, out)
+    ok = pipeline(args, out).regenerate_demos()
     suite = imitate_suite(args, out)
     if not suite.entries:
         print("imitate: no mixed demos yet; run --stage demos first", flush=True)
         return False
     restore_imitators(args, out)
     statuses, _ = run_suite(suite, out / "imitate", workers=args.workers, report_dir=out / "imitate",
-                            command=args.command, archive_dir=kept(args, "imitate"))
+                            command=args.command, archive_dir=pipeline(args, out).kept("imitate"))
     missing = [env_id for env_id in args.pairs if not demos_path(out, env_id, "mixed").is_file()]
     if missing:
         print(f"imitate: no mixed demos for {', '.join(missing)}; run --stage demos first", flush=True)
@@ -668,14 +532,15 @@ def _signatures_png(points: dict[str, dict[str, list[tuple[int, np.ndarray]]]]) 
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
     b = budgets(args)
     episodes = b.eval_episodes
-    regenerate_demos(args, out)
+    pipe = pipeline(args, out)
+    pipe.regenerate_demos()
     restore_imitators(args, out)
     envs = [env_id for env_id in args.pairs if demos_path(out, env_id, "mixed").is_file()]
     if envs:
-        pick_experts(args, out)  # experts.json and the archive, with every expert's score cached
+        pipe.pick_experts()  # experts.json and the archive, with every expert's score cached
     experts_info = demo_experts(out, envs)
     randoms_all = random_scores(args, out, envs)
-    sync_json(args, out / "random_scores.json")
+    pipe.sync_json(RANDOM_SCORES_FILE)
     randoms = {env_id: {beh: randoms_all[env_id, beh] for beh in BEHAVIOURS} for env_id in envs}
     expert_scores = {env_id: {beh: float(load_demos(demos_path(out, env_id, beh)).returns.mean())
                               for beh in BEHAVIOURS} for env_id in envs}
@@ -700,7 +565,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         run_dir, env_id = run.config.run_dir, run.env_id
         method = str(run.config.imitation)
         codes = list(range(N_MODES)) if method == "infogail" else [None]
-        if not run_archive.has_model(run_dir) and not all(signatures_cached(run_dir, episodes, c) for c in codes):
+        if not RunDir(run_dir).has_model() and not all(signatures_cached(run_dir, episodes, c)
+                                                       for c in codes):
             print(f"report: {run_dir.name}: no model and no cached signatures of {episodes} episodes "
                   f"({SIGNATURE_FILE}); not scored", flush=True)
             unscored.append(run_dir.name)
@@ -717,10 +583,8 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
             points[env_id]["GAIL"].append((run.seed, np.asarray(sig["mean_velocity"])))
         scores.setdefault((env_id, method), []).append((run.seed, result))
     # with the signatures just cached: a later report needs no model
-    archive_experts(args, out)
-    if args.archive is not None:
-        run_archive.archive((run.config.run_dir for run in imitate_suite(args, out).runs(out / "imitate")
-                             if run_finished(run.config)), args.archive / "imitate")
+    pipe.archive_experts()
+    pipe.archive_runs("imitate", imitate_suite(args, out).runs(out / "imitate"))
 
     quick_note = ["**This is a `--quick` run: every budget is shrunk to check the pipeline; its numbers mean "
                   "nothing.**", ""] if args.quick else []
@@ -862,9 +726,6 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
 
 
 # -- entry point -----------------------------------------------------------------------------------------
-STAGES = ("experts", "demos", "imitate", "report", "all")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=HelpFormatter)
@@ -872,48 +733,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated tasks, one behaviour pair each")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per imitation method (default 3; --quick 1)")
     parser.add_argument("--algo", choices=("ppo", "trpo"), default="ppo", help="agent behind InfoGAIL and GAIL")
-    parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the cores)")
-    parser.add_argument("--out", default=None,
-                        help="where run directories and demos go (default runs/bench/infogail; --quick: "
-                        "runs/bench/infogail-quick)")
-    parser.add_argument("--report-dir", default=None,
-                        help="where infogail.md and its figure go (default benchmarks/results; --quick: --out)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
-    parser.add_argument("--accept-new-demos", action="store_true",
-                        help="keep demos made again from an archived expert even if their sha256 differs from "
-                        "the record (another machine's floating point); a warning says so")
-    parser.add_argument("--archive", default=None, metavar="DIR",
-                        help="run archive: what is there and not in --out is restored, what finishes here is "
-                        "added (default benchmarks/results/runs/infogail, committed; --quick: none; '' for none)")
+    add_arguments(parser, "infogail", "figure")
     args = parser.parse_args(argv)
-    args.pairs = [env_id.strip() for env_id in args.pairs.split(",") if env_id.strip()]
-    unknown = [env_id for env_id in args.pairs if env_id not in PAIRS]
-    if unknown:
-        parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(PAIRS)}")
-    if args.seeds is None:
-        args.seeds = 1 if args.quick else 3
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
-    out = Path(args.out or ("runs/bench/infogail-quick" if args.quick else "runs/bench/infogail"))
-    args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
-    args.command = shlex.join(["python", "benchmarks/infogail.py", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        args.archive = run_archive.benchmark_archive(args.archive, args.quick, ARCHIVE)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.archive is not None:
-        restore_archive(args, out)
-    ok = True
-    if args.stage in ("experts", "all"):
-        ok = stage_experts(args, out) and ok
-    if args.stage in ("demos", "all"):
-        ok = stage_demos(args, out) and ok
-    if args.stage in ("imitate", "all"):
-        ok = stage_imitate(args, out) and ok
-    if args.stage in ("report", "all"):
-        print(f"report: {stage_report(args, out)}")
-    return 0 if ok else 1
+    show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
+    args.pairs = task_list(parser, args.pairs, PAIRS)
+    out = finish_arguments(parser, args, argv, "infogail", RESULTS, ARCHIVE)
+    steps = {"experts": stage_experts, "demos": stage_demos, "imitate": stage_imitate, "report": stage_report}
+    return run_stages("infogail.py", args.stage, pipeline(args, out),
+                      {name: functools.partial(step, args, out) for name, step in steps.items()})
 
 
 if __name__ == "__main__":

@@ -149,19 +149,3 @@ def step_until_nan(wrapper, nan_at: int = 3) -> None:
     for _ in range(nan_at):
         wrapper.step(np.zeros((1, 1), dtype=np.float32))
 
-
-def load_benchmark_script(name: str):
-    """A script of benchmarks/ (``benchmarks/<name>.py``) imported as a module."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module

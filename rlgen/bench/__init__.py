@@ -6,14 +6,48 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from rlgen.bench.report import write_report
-from rlgen.bench.runner import BACKENDS, RunStatus, print_progress, run_suite_runs
+from rlgen.bench.runner import BACKENDS, RunStatus, log_progress, run_suite_runs
 from rlgen.bench.suite import Suite, available_suites, load_suite
 
-__all__ = ["BACKENDS", "RunStatus", "Suite", "available_suites", "load_suite", "run_suite", "write_report"]
+__all__ = ["BACKENDS", "RunStatus", "Suite", "available_suites", "load_suite", "run_suite", "show_messages",
+           "write_report"]
+
+logger = logging.getLogger(__name__)
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a message comes (a redirected or captured stdout), not the
+    one there was when the handler was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ sets it; sys.stdout is read instead
+        pass
+
+
+def show_messages(level: int = logging.INFO) -> None:
+    """Show the benchmark harness's messages (each run's progress, what the archive restored or could not
+    copy, demos made again) on standard output, one plain line each: what a command-line program running
+    benchmarks (``rlgen bench``, a benchmark script) calls first. The library itself only logs them, to the
+    ``rlgen.bench`` loggers; calling this again adds no second handler."""
+    root = logging.getLogger("rlgen.bench")
+    if not any(isinstance(handler, _StdoutHandler) for handler in root.handlers):
+        root.addHandler(_StdoutHandler())
+    root.setLevel(level)
 
 
 def run_suite(
@@ -45,14 +79,14 @@ def run_suite(
     ``report_name`` names the report (default: the suite's name)."""
     runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
     everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
-    on_status = print_progress
+    on_status = log_progress
     if archive_dir is not None:
         from rlgen.bench import archive
 
         restored = sum(archive.restore_run(r.config.run_dir, archive_dir, r.config.total_steps, r.config)
                        for r in everything)
         if restored:
-            print(f"restored {restored} finished run(s) from {archive_dir}", flush=True)
+            logger.info("restored %d finished run(s) from %s", restored, archive_dir)
 
         configs = {r.config.run_dir.name: r.config for r in runs}
 
@@ -64,12 +98,13 @@ def run_suite(
                         before_archive(config.run_dir)
                     except Exception as exc:  # the record is still worth archiving
                         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                        print(f"archive: {status.name}: before archiving: {reason}; archived without it", flush=True)
+                        logger.warning("archive: %s: before archiving: %s; archived without it", status.name,
+                                       reason)
                 try:
                     archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps)
                 except OSError as exc:  # the runs matter more than their copies: say so and go on
-                    print(f"archive: could not copy {status.name} to {archive_dir}: {exc}", flush=True)
-            print_progress(done, total, start, status)
+                    logger.warning("archive: could not copy %s to %s: %s", status.name, archive_dir, exc)
+            log_progress(done, total, start, status)
 
     statuses = run_suite_runs(runs, backend=backend, workers=workers, address=address, on_status=on_status)
     command = command or f"rlgen bench {suite.name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import time
 from collections import defaultdict
@@ -13,14 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from rlgen.agents.plotting import training_episodes
-from rlgen.agents.rundir import EVAL_FILE, read_eval_history
+from rlgen.agents.rundir import ERROR_FILE, RunDir
 from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
-from rlgen.bench.runner import ERROR_FILE, run_finished
+from rlgen.bench.runner import run_finished
 from rlgen.bench.suite import Suite, SuiteRun
 from rlgen.envs.progress import MAX_GOAL_FRACTION
 
 RANDOM_SCORES_FILE = "random_scores.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,7 +75,7 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
     records = []
     for run in runs:
         run_dir = run.config.run_dir
-        history = read_eval_history(run_dir / EVAL_FILE)
+        history = RunDir(run_dir).read_eval_history()
         steps = np.array([row["timesteps"] for row in history])
         returns = np.array([row["mean_return"] for row in history])
         error = None
@@ -254,7 +257,7 @@ def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
     parts = []
     for task in tasks:
         group = [r for r in records if r.run.env_id == task]
-        done = sorted({json.loads((r.run.config.run_dir / "result.json").read_text())["timesteps"]
+        done = sorted({(RunDir(r.run.config.run_dir).read_result() or {})["timesteps"]
                        for r in group if r.state == "finished"})
         budget = sorted({r.run.config.total_steps for r in group})
         text = ", ".join(f"{steps:,}" for steps in (done or budget))
@@ -343,8 +346,8 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     held = finished_runs_in(report_dir / f"{name}.md")
     if held > finished and report_dir.resolve() != out_dir.resolve():
         # e.g. a suite whose earlier runs are on another machine: never a thinner report over a fuller one
-        print(f"report: {report_dir / f'{name}.md'} covers {held} finished runs, this one {finished}: "
-              f"written to {out_dir} instead", flush=True)
+        logger.warning("report: %s covers %d finished runs, this one %d: written to %s instead",
+                       report_dir / f"{name}.md", held, finished, out_dir)
         report_dir = out_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(report_dir / curves, _curves_png(records, tasks, labels))

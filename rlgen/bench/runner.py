@@ -10,6 +10,7 @@ Every run calls the same ``rlgen.agents.train`` as ``rlgen train``. Backends:
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -23,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlgen.agents.config import ConfigError, RunConfig
+from rlgen.agents import ConfigError, RunConfig
+from rlgen.agents.rundir import ERROR_FILE, RunDir
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
 from rlgen.bench.suite import SuiteRun
 
+logger = logging.getLogger(__name__)
+
 BACKENDS = ("local", "ray")
-ERROR_FILE = "error.json"
 
 
 @dataclass
@@ -42,13 +45,7 @@ class RunStatus:
 
 def run_finished(config: RunConfig) -> bool:
     """A run counts as finished once its result.json reports the configured budget."""
-    path = config.run_dir / "result.json"
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text())["timesteps"] >= config.total_steps
-    except (ValueError, KeyError):
-        return False
+    return RunDir(config.run_dir).finished(config.total_steps)
 
 
 def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +68,7 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
 
     if run_finished(config):  # finished by another suite since this one looked
         return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
-    resume = (config.run_dir / "checkpoint" / "progress.json").is_file()
+    resume = RunDir(config.run_dir).has_checkpoint()
     if not resume and config.run_dir.exists():
         # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
         shutil.rmtree(config.run_dir)
@@ -88,14 +85,16 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
             "final_return": result.eval_mean_return}
 
 
-def print_progress(done: int, total: int, start: float, status: RunStatus) -> None:
+def log_progress(done: int, total: int, start: float, status: RunStatus) -> None:
+    """The default ``on_status``: one line per run as it ends ("[3/8] done    ppo_CartPole-v1_s2  return
+    ...")."""
     elapsed = time.time() - start
     if status.final_return is not None:
         detail = f"return {status.final_return:.1f}"
     else:
         detail = status.error or "finished before"
-    print(f"[{done}/{total}] {status.status:<7} {status.name}  {detail}  "
-          f"({status.seconds:.0f} s; suite {elapsed / 60:.1f} min)", flush=True)
+    logger.info("[%d/%d] %-7s %s  %s  (%.0f s; suite %.1f min)", done, total, status.status, status.name,
+                detail, status.seconds, elapsed / 60)
 
 
 def run_suite_runs(
@@ -103,7 +102,7 @@ def run_suite_runs(
     backend: str = "local",
     workers: int | None = None,
     address: str | None = None,
-    on_status: Callable[[int, int, float, RunStatus], None] = print_progress,
+    on_status: Callable[[int, int, float, RunStatus], None] = log_progress,
 ) -> list[RunStatus]:
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

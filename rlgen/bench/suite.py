@@ -27,6 +27,8 @@ from typing import Any
 from rlgen.agents.config import ConfigError, RunConfig, build_config, read_yaml_mapping
 
 SUITES_DIR = Path(__file__).parent / "suites"
+RUNS_DIR = "runs"
+"""Where a suite's run directories go in its output folder."""
 _ENTRY_KEYS = {"label", "overrides", "preset", "seeds"}
 
 
@@ -64,7 +66,7 @@ class Suite:
         override the suite's own; ``match`` (a regular expression searched in the run names, which read
         ``<label>_<env>_s<seed>``) keeps a part of the suite."""
         seed_list = list(range(seeds)) if seeds is not None else self.seeds
-        runs_dir = Path(out_dir).absolute() / "runs"  # absolute: Ray workers run in other folders
+        runs_dir = Path(out_dir).absolute() / RUNS_DIR  # absolute: Ray workers run in other folders
         out = []
         for entry in self.entries:
             fields = {k: v for k, v in entry.items() if k not in _ENTRY_KEYS}
