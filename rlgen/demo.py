@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlgen.bench import load_suite, run_suite, stats
+from rlgen.bench import load_suite, run_suite, show_messages, stats
 from rlgen.bench.report import RunRecord, collect, figure_png
 
 DEMO_SUITE = "vime-demo"
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="budget per run (default: the suite's)")
     parser.add_argument("--workers", type=int, default=None, help="runs at once (default: the number of cores)")
     args = parser.parse_args(argv)
+    show_messages()  # each run's progress line, as `rlgen bench` shows it
 
     suite = load_suite(DEMO_SUITE)
     runs = suite.runs(args.out, seeds=args.seeds, total_steps=args.steps)

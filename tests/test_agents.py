@@ -86,6 +86,8 @@ def test_run_directory_holds_everything(tiny_config):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "tb").iterdir())
     assert [row["timesteps"] for row in result.eval_history] == [256, 512]
+    versions = json.loads((run_dir / "result.json").read_text())["versions"]  # what the numbers were made with
+    assert {"python", "torch", "mujoco", "gymnasium", "stable-baselines3"} <= versions.keys()
     assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512
     with np.load(run_dir / "vecnormalize.npz", allow_pickle=False) as stats:
         assert stats["obs_mean"].shape == (4,) and float(stats["obs_count"]) > 500

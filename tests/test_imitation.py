@@ -585,7 +585,7 @@ def test_run_config_refuses_bad_imitation_settings(tmp_path):
 
 def test_behaviour_cloning_run_and_collecting_demos_from_it(tmp_path):
     config = _gail_config(tmp_path, imitation="bc", eval_episodes=5, normalize=True,
-                          bc_kwargs={"gradient_steps": 400, "lr": 3e-3})
+                          bc_kwargs={"gradient_steps": 400, "learning_rate": 3e-3})
     result = train(config)
     assert result.timesteps == 0 and result.run_dir.name == "ppo-bc_rlgen-test-Reach1D-v0_s0"
     assert result.eval_mean_return > -1.5  # expert ~-0.6, random ~-6.5
@@ -608,7 +608,7 @@ def test_behaviour_cloning_run_and_collecting_demos_from_it(tmp_path):
 
 
 def test_bc_pretraining_before_gail(tmp_path):
-    config = _gail_config(tmp_path, total_steps=256, bc_pretrain=True, bc_kwargs={"gradient_steps": 300, "lr": 3e-3})
+    config = _gail_config(tmp_path, total_steps=256, bc_pretrain=True, bc_kwargs={"gradient_steps": 300, "learning_rate": 3e-3})
     result = train(config)
     assert json.loads((result.run_dir / "bc.json").read_text())["pairs"] == 100
     assert result.eval_mean_return > -2.0  # pre-trained: far above random (~-6.5) after one rollout

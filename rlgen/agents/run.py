@@ -40,6 +40,7 @@ from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BC_FILE, MODEL_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
 from rlgen.reward_wrapper import LOG_EVERY, RewardWrapper
+from rlgen.versions import package_versions
 
 
 @dataclass
@@ -55,6 +56,9 @@ class RunResult:
     """Seconds inside SB3's ``learn`` in this session (periodic evaluation and checkpoints included)."""
     eval_history: list[dict[str, float]] = field(default_factory=list)
 
+    versions: dict[str, str] = field(default_factory=dict)
+    """The package versions the run finished under (rlgen.versions)."""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_dir": str(self.run_dir),
@@ -63,6 +67,7 @@ class RunResult:
             "eval_std_return": self.eval_std_return,
             "wall_time": self.wall_time,
             "learn_time": self.learn_time,
+            "versions": self.versions,
         }
 
 
@@ -80,7 +85,7 @@ class OpenRun:
     def finish(self, model: BaseAlgorithm, history: list[dict[str, float]], learn_time: float) -> RunResult:
         last = history[-1]
         result = RunResult(self.run.path, int(model.num_timesteps), last["mean_return"], last["std_return"],
-                           time.time() - self.start, learn_time, history)
+                           time.time() - self.start, learn_time, history, package_versions())
         atomic_write_text(self.run.result_file, json.dumps(result.to_dict(), indent=2))
         return result
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from rlgen.agents import ConfigError, collect_demos
 from rlgen.atomic import atomic_write_text, file_sha256
 from rlgen.bench.experts import has_policy
+from rlgen.versions import VERSIONED_PACKAGES, package_versions  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +30,6 @@ BUDGETS_FILE = "budgets.json"
 
 class RecordMismatch(ValueError):
     """A file made again, or a local record, disagrees with the archive's record of it."""
-
-
-VERSIONED_PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "stable-baselines3", "sb3-contrib")
-
-
-def package_versions() -> dict[str, str]:
-    """The versions of Python and of the packages a rollout's numbers depend on, for a record."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def versions_change(recorded: dict[str, str] | None) -> str:

@@ -58,7 +58,9 @@ def report_name(text: str) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from rlgen.bench import load_suite, run_suite, write_report
+    from rlgen.bench import load_suite, run_suite, show_messages, write_report
+
+    show_messages()  # the harness only logs its progress lines; a command-line user reads them
 
     suite = load_suite(args.suite)
     out = args.out or f"runs/bench/{suite.name}"
