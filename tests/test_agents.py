@@ -451,3 +451,26 @@ def test_a_truncated_model_file_gets_a_one_line_error_naming_it(tiny_config):
     with pytest.raises(ConfigError, match=r"model.zip is not a readable model archive") as info:
         evaluate(run_dir, episodes=1)
     assert "\n" not in str(info.value)
+
+
+def test_a_resume_forgets_the_episodes_played_after_its_checkpoint_and_keeps_the_clock_rising(tiny_config,
+                                                                                              monkeypatch):
+    # a crash at step 384 (an evaluation that raises), past the checkpoint at 256: the Monitor file holds
+    # episodes up to the crash; the resumed run plays steps 256.. again, so those episodes must go
+    _scripted_scores(monkeypatch, [5.0, 6.0, RuntimeError("killed")])
+    config = tiny_config(total_steps=512, eval_freq=128, checkpoint_freq=256)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config)
+    monitor = config.run_dir / "monitor" / "0.monitor.csv"
+
+    def episodes():
+        lines = monitor.read_text().splitlines()[2:]
+        return [(float(t), int(length)) for _, length, t in (line.split(",")[:3] for line in lines)]
+
+    assert sum(length for _, length in episodes()) > 256  # the crashed run got past its checkpoint
+    monkeypatch.undo()
+    train(config, resume=True)
+    lengths = [length for _, length in episodes()]
+    assert 512 - 128 < sum(lengths) <= 512  # the run's steps, each counted once (the last episode may be open)
+    times = [t for t, _ in episodes()]
+    assert times == sorted(times)  # Monitor's clock runs on from the first start

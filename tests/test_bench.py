@@ -1,5 +1,6 @@
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -459,3 +460,51 @@ def test_a_folder_swapped_in_whole_keeps_the_old_one_when_filling_fails(tmp_path
     atomic_dir(target, lambda folder: fill(folder, "third"))
     assert {p.name: p.read_text() for p in target.iterdir()} == {"model.zip": "third", "best.json": "third"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no temporary folders left behind
+
+
+def _children(pid):
+    """The pids whose parent is ``pid`` (from /proc)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
+def test_workers_die_with_a_benchmark_killed_by_kill_9(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "long.yaml"
+    suite.write_text("name: long\nseeds: 2\ntotal_steps: 2000000\nruns:\n  - {algo: ppo, env_id: CartPole-v1}\n")
+    parent = subprocess.Popen([sys.executable, "-m", "rlgen.cli", "bench", str(suite), "--workers", "2",
+                               "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        workers: list[int] = []
+        while time.time() < deadline and not any((tmp_path / "out" / "runs").glob("*/config.yaml")):
+            time.sleep(0.5)  # the workers are training once a run has written its config
+        workers = [pid for pid in _children(parent.pid) if "spawn" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert workers, "no worker processes found"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their killed parent"

@@ -35,7 +35,8 @@ from rlgen.reward_wrapper import RewardWrapper
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
 
 
-def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool) -> Callable:
+def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool,
+                t_start: float | None = None) -> Callable:
     """A function that makes one env of a run: ``gym.make`` (through :func:`rlgen.envs.quiet.make`, which
     registers a third-party suite's ids on first use and sets rlgen's defaults for them under ``env_kwargs``,
     e.g. ``continuing_task=False`` for Gymnasium-Robotics' mazes), then the observation made flat, then
@@ -66,7 +67,10 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
         keywords: tuple[str, ...] = ()
         if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
             env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)
-        return Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
+        monitor = Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
+        if t_start is not None:  # a resumed run's clock runs on from its first start: its time column keeps rising
+            monitor.t_start = t_start
+        return monitor
 
     return make
 
@@ -110,11 +114,13 @@ class FiniteGuard(VecEnvWrapper):
                                  f"reached the agent (the run's last checkpoint is kept)")
 
 
-def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False) -> VecEnv:
-    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given) under a :class:`FiniteGuard`."""
+def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False,
+                 t_start: float | None = None) -> VecEnv:
+    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given; ``append`` and ``t_start``: a resumed run's
+    files and clock) under a :class:`FiniteGuard`."""
     fns = [
         make_env_fn(config.env_id, config.env_kwargs,
-                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append)
+                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append, t_start)
         for i in range(config.n_envs)
     ]
     if config.vec_env == "subproc" and config.n_envs > 1:

@@ -91,14 +91,16 @@ class OpenRun:
 
 
 @contextlib.contextmanager
-def open_run(config: RunConfig, resume: bool = False, monitor: bool = True) -> Iterator[OpenRun]:
+def open_run(config: RunConfig, resume: bool = False, monitor: bool = True,
+             monitor_t_start: float | None = None) -> Iterator[OpenRun]:
     """Set up a run (torch threads, seeds, the env stack, the evaluator) and take it down again afterwards,
-    however the block ends; ``monitor`` keeps training episodes in the run's monitor/ folder."""
+    however the block ends; ``monitor`` keeps training episodes in the run's monitor/ folder (a resumed run's
+    files appended to, with its Monitor clock started at ``monitor_t_start``)."""
     run = RunDir(config.run_dir)
     with torch_threads(config.torch_threads):
         set_random_seed(config.seed)
         start = time.time()
-        venv = make_vec_env(config, run.monitor_dir if monitor else None, append=resume)
+        venv = make_vec_env(config, run.monitor_dir if monitor else None, append=resume, t_start=monitor_t_start)
         evaluator = None
         try:
             venv, wrappers = attach_reward_wrappers(venv, config)
@@ -160,11 +162,13 @@ def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
 def _learn(config: RunConfig, resume: bool) -> RunResult:
     run = RunDir(config.run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
-    with open_run(config, resume) as session:
+    done = run.checkpoint_timesteps() if resume else None
+    # the episodes played after the checkpoint are played again: the training-episode log forgets them
+    t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
+    with open_run(config, resume, monitor_t_start=t_start) as session:
         run.record_demos(config, resume)
         # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
         config.save(run.config_file)
-        done = run.checkpoint_timesteps() if resume else None
         for wrapper in session.wrappers:
             wrapper.start_log(run.path, keep_until=done)
         venv = session.venv

@@ -217,6 +217,37 @@ class RunDir:
         found = {p.relative_to(self.path) for pattern in patterns for p in self.path.glob(pattern) if p.is_file()}
         return sorted(found)
 
+    # -- training episodes (SB3 Monitor files) --------------------------------------------------------
+    def trim_monitor_files(self, timesteps: int, n_envs: int) -> float | None:
+        """On resume from the checkpoint at ``timesteps``: drop the training episodes each env finished after it
+        (the run rolls back to the checkpoint and plays those steps again), atomically, file by file. Envs step
+        in lockstep, so env i had taken ``timesteps // n_envs`` steps at the checkpoint; an episode counts while
+        the running sum of its file's lengths stays within that. Returns the files' first ``t_start`` (Monitor's
+        clock), which a resumed Monitor takes over so its time column keeps rising; None without files."""
+        per_env = timesteps // max(n_envs, 1)
+        starts = []
+        for path in sorted(self.monitor_dir.glob("*.monitor.csv")):
+            lines = path.read_text().splitlines()
+            if len(lines) < 2:
+                continue
+            try:
+                starts.append(float(json.loads(lines[0].lstrip("#"))["t_start"]))
+            except (ValueError, KeyError, TypeError):
+                pass
+            kept, steps = lines[:2], 0
+            for row in lines[2:]:
+                try:
+                    length = int(float(row.split(",")[1]))
+                except (IndexError, ValueError):  # a row cut short by a kill
+                    break
+                if steps + length > per_env:
+                    break
+                steps += length
+                kept.append(row)
+            if len(kept) < len(lines):
+                atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        return min(starts) if starts else None
+
     # -- evaluation history ----------------------------------------------------------------------
     def read_eval_history(self) -> list[dict[str, float]]:
         return read_eval_history(self.eval_file)

@@ -130,8 +130,10 @@ def _run_local(todo: list[dict[str, Any]], workers: int):
         for config in todo:
             yield run_one(config)
         return
-    # spawn: fresh interpreters, no inherited torch/MuJoCo state from the parent
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    # spawn: fresh interpreters, no inherited torch/MuJoCo state from the parent; each worker dies with the
+    # parent however the parent dies (die_with_parent), so no orphan trains on in a suite's run directories
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     previous = _sigterm_raises_keyboard_interrupt()
     try:
         futures = [pool.submit(run_one, config) for config in todo]
@@ -148,6 +150,38 @@ def _run_local(todo: list[dict[str, Any]], workers: int):
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     pool.shutdown()
+
+
+PARENT_POLL_SECONDS = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` does, however it ends (kill -9 included): a benchmark worker that
+    outlived its suite would train on in run directories a rerun needs, holding their locks.
+
+    Linux delivers SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG); everywhere, a daemon thread also
+    checks the parent pid every second and ends the process once it has been re-parented. A worker killed
+    mid-run resumes from its last checkpoint when the suite runs again."""
+    if os.getppid() != parent:  # the parent is gone already
+        os._exit(1)
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # the watch below still works
+            pass
+        if os.getppid() != parent:  # died between the check and the prctl
+            os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rlgen-parent-watch", daemon=True).start()
 
 
 def _sigterm_raises_keyboard_interrupt():
