@@ -153,13 +153,15 @@ def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
     for step in range(12):
         actions = rng.uniform(-1, 1, (2, 1)).astype(np.float32)
         obs_before = vime.recorder.last_obs.copy()
-        torch.manual_seed(step)  # the BNN's weight samples
+        noise = vime.generator.get_state()  # the wrapper's own stream decides the BNN's weight samples
         _, reward, _, _ = vime.step(actions)
         rewards.append(reward)
         if step >= 4 and vime._pending:  # after the first window (4 steps x 2 envs), between model updates
             _, _, next_obs, _ = vime._pending[-1]
-            torch.manual_seed(step)
+            after = vime.generator.get_state()
+            vime.generator.set_state(noise)  # the same samples again
             gains = vime.information_gain(np.hstack([obs_before, actions]), next_obs)
+            vime.generator.set_state(after)
             expected.append((step, 1.0 + 0.5 * gains / np.mean(vime.medians)))
     rewards = np.array(rewards)
     np.testing.assert_array_equal(rewards[:4], 1.0)  # the first window: the model has seen nothing, no bonus
