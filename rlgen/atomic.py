@@ -19,12 +19,30 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: Path, default: int) -> int:
+    """The mode a plain ``open``/``mkdir`` would leave: an existing file's own, else ``default`` less the umask
+    (mkstemp and mkdtemp make 0600 and 0700, private whatever the user asked for)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return default & ~_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``. The file gets the
+    mode a plain write would give it (the umask's, or the replaced file's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _plain_mode(path, 0o666)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -48,9 +66,11 @@ def atomic_dir(path: str | Path, fill: Callable[[Path], object]) -> None:
     a reader sees the old folder or the new one, never a mix, and a failure leaves the old one in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _plain_mode(path, 0o777)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     old = None
     try:
+        tmp.chmod(mode)
         fill(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

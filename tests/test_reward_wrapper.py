@@ -166,3 +166,4 @@ def test_an_infogail_policy_gets_its_code_outside_training_and_others_refuse_one
     assert policy_observation(plain) is None
     with pytest.raises(ConfigError, match="only an infogail run's policy takes a latent code"):
         policy_env(DummyVecEnv([LineEnv]), plain, code=0)
+
