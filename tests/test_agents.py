@@ -57,6 +57,7 @@ def test_config_sources_resolve_in_order(tmp_path):
         (lambda: apply_overrides(RunConfig(), ["n_stepz=3"]), "unknown key 'n_stepz'"),
         (lambda: RunConfig(hyperparams={"n_stepz": 3}).validated(), "unknown ppo hyperparameter 'n_stepz'"),
         (lambda: RunConfig(total_steps=0).validated(), "total_steps must be a positive integer"),
+        (lambda: RunConfig(total_steps=10**20).validated(), r"total_steps 1e\+20 is beyond what one run trains"),
         (lambda: parse_override("novalue"), "not of the form key=value"),
         (lambda: RunConfig.from_dict({"algoo": "ppo"}), "unknown config key 'algoo'"),
     ],
@@ -474,3 +475,29 @@ def test_a_resume_forgets_the_episodes_played_after_its_checkpoint_and_keeps_the
     assert 512 - 128 < sum(lengths) <= 512  # the run's steps, each counted once (the last episode may be open)
     times = [t for t, _ in episodes()]
     assert times == sorted(times)  # Monitor's clock runs on from the first start
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan", "progress-text", "progress-type"])
+def test_a_damaged_checkpoint_gets_a_one_line_error_naming_the_file(tiny_config, damage):
+    config = tiny_config(total_steps=256, run_name="run")
+    train(config)
+    ckpt = config.run_dir / "checkpoint"
+    if damage == "truncated":
+        content = (ckpt / "vecnormalize.npz").read_bytes()
+        (ckpt / "vecnormalize.npz").write_bytes(content[: len(content) // 3])
+        expected = r"cannot read VecNormalize statistics .*vecnormalize.npz"
+    elif damage == "nan":
+        with np.load(ckpt / "vecnormalize.npz") as data:
+            arrays = {key: data[key] for key in data.files}
+        arrays["obs_mean"] = np.full_like(arrays["obs_mean"], np.nan)
+        np.savez(ckpt / "vecnormalize.npz", **arrays)
+        expected = r"vecnormalize.npz hold non-finite values \(obs_mean\)"
+    elif damage == "progress-text":
+        (ckpt / "progress.json").write_text('{"timeste')
+        expected = r"progress.json is damaged"
+    else:
+        (ckpt / "progress.json").write_text('{"timesteps": "many"}')
+        expected = r"progress.json is damaged: timesteps is 'many'"
+    with pytest.raises(ConfigError, match=expected) as info:
+        train(tiny_config(total_steps=512, run_name="run"), resume=True)
+    assert "\n" not in str(info.value)

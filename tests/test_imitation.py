@@ -687,3 +687,17 @@ def test_old_learning_rate_spellings_still_work_with_a_deprecation_warning(tmp_p
     assert config.bc_kwargs == {"learning_rate": 1e-3} and config.imitation_kwargs == {"q_learning_rate": 2e-3}
     with pytest.raises(ConfigError, match="sets both lr and learning_rate"):
         RunConfig.from_dict({"bc_kwargs": {"lr": 1e-3, "learning_rate": 1e-3}})
+
+
+@pytest.mark.parametrize("array, row, episode", [("obs", 11, 2), ("acts", 5, 1), ("rewards", 14, 3)])
+def test_a_demo_file_with_nan_names_the_file_and_the_episode(tmp_path, capsys, array, row, episode):
+    save_demos(tmp_path / "d.npz", _hand_made_demos())  # episodes of 3, 6, 1 and 5 steps
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays[array] = arrays[array].astype(np.float64 if array != "acts" else np.float32)
+    arrays[array].reshape(len(arrays[array]), -1)[row, 0] = np.inf if array == "rewards" else np.nan
+    np.savez(tmp_path / "d.npz", **arrays)
+    name = {"obs": "observations", "acts": "actions", "rewards": "rewards"}[array]
+    with pytest.raises(DemoError, match=rf"d.npz holds non-finite {name} in episode {episode} \(row {row}\)"):
+        load_demos(tmp_path / "d.npz")
+    _one_line_error(capsys, ["demos", "info", str(tmp_path / "d.npz")], f"non-finite {name} in episode {episode}")

@@ -28,6 +28,10 @@ _RENAMED_KWARGS = {
 """Keywords of the wrappers and of behaviour cloning that were renamed: a config with the old name still loads."""
 
 
+MAX_TOTAL_STEPS = 10**10
+"""A budget past this is a typo (1e20 for 1e6), not a plan: ~116 days at 1,000 steps/s."""
+
+
 class ConfigError(ValueError):
     """A configuration problem a user can fix; the CLI prints it on one line and exits with code 2."""
 
@@ -169,6 +173,9 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.total_steps > MAX_TOTAL_STEPS:
+            raise ConfigError(f"total_steps {self.total_steps:.3g} is beyond what one run trains (at most "
+                              f"{MAX_TOTAL_STEPS:.0e}, ~{MAX_TOTAL_STEPS / 1000 / 86400:.0f} days at 1,000 steps/s)")
         for name in ("eval_freq", "checkpoint_freq", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

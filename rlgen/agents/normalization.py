@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from rlgen.agents.config import ConfigError
 from rlgen.atomic import atomic_write_bytes
 
 _SCALARS = ("clip_obs", "clip_reward", "gamma", "epsilon")
+_ARRAYS = ("obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count", "norm_obs", "norm_reward")
 
 
 def save_vecnormalize_stats(env: VecNormalize, path: str | Path) -> None:
@@ -31,8 +33,17 @@ def load_vecnormalize_stats(env: VecNormalize, path: str | Path) -> None:
     try:
         with np.load(path, allow_pickle=False) as data:
             stats = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read VecNormalize statistics {path}: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot read VecNormalize statistics {path} (truncated or foreign?): {message}") from None
+    missing = [key for key in _ARRAYS + _SCALARS if key not in stats]
+    if missing:
+        raise ConfigError(f"VecNormalize statistics {path} lack {', '.join(missing)}: not a file rlgen wrote")
+    broken = [key for key in _ARRAYS + _SCALARS
+              if stats[key].dtype.kind in "fc" and not np.all(np.isfinite(stats[key]))]
+    if broken:
+        raise ConfigError(f"VecNormalize statistics {path} hold non-finite values ({', '.join(broken)}): "
+                          f"normalising with them would make every observation NaN")
     if stats["obs_mean"].shape != env.obs_rms.mean.shape:
         raise ConfigError(
             f"VecNormalize statistics {path} are for observations of shape {stats['obs_mean'].shape}, "

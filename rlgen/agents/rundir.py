@@ -195,8 +195,16 @@ class RunDir:
         return self.progress_file.is_file()
 
     def checkpoint_timesteps(self) -> int:
-        """The env steps of the latest checkpoint."""
-        return int(json.loads(self.progress_file.read_text())["timesteps"])
+        """The env steps of the latest checkpoint; ConfigError naming the file when it is damaged."""
+        try:
+            value = json.loads(self.progress_file.read_text())["timesteps"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{self.progress_file} is damaged ({type(exc).__name__}: {exc}); the checkpoint it "
+                              f"names cannot be trusted: start the run again under another run_name") from None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{self.progress_file} is damaged: timesteps is {value!r}, not a step count; the "
+                              f"checkpoint it names cannot be trusted: start the run again under another run_name")
+        return value
 
     def policy_file(self, best: bool = False) -> tuple[Path, Path]:
         """(model, VecNormalize statistics) of the final policy (an unfinished run: its latest checkpoint's) or,

@@ -339,6 +339,13 @@ def _unpack(arrays: dict[str, np.ndarray], path: Path) -> Trajectories:
     if not consistent:
         raise DemoError(f"{path} is inconsistent (episode offsets, array lengths or shapes disagree); "
                         "the file is corrupt")
+    for name, values, offset in (("observations", obs, 1), ("actions", acts, 0), ("rewards", rewards, 0)):
+        if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
+            row = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
+            # the episode whose rows hold it: observations have one row more per episode than the others
+            episode = int(np.searchsorted(starts + offset * np.arange(n + 1), row, side="right") - 1)
+            raise DemoError(f"{path} holds non-finite {name} in episode {episode} (row {row}); an expert's "
+                            f"demonstrations must be finite: collect them again or drop that episode")
     episodes = tuple(
         Trajectory(obs[starts[i] + i:starts[i + 1] + i + 1], acts[starts[i]:starts[i + 1]],
                    rewards[starts[i]:starts[i + 1]], bool(terminated[i]))
