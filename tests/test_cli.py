@@ -139,3 +139,37 @@ def test_eval_without_seed_leaves_the_seed_to_evaluate(monkeypatch, capsys):
     assert main(["eval", "RUN", "--seed", "5"]) == 0
     assert calls[-1]["seed"] == 5
     assert "2.00 ± 1.00 over 2 episodes" in capsys.readouterr().out
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+    import json
+
+    import rlgen.atomic
+    from rlgen.cli import main
+
+    real = rlgen.atomic.atomic_write
+    writes = {"model": 0}
+
+    def full_disk(path, write):
+        if str(path).endswith("checkpoint/model.zip"):
+            writes["model"] += 1
+            if writes["model"] == 2:  # the second checkpoint: the disk is full half-way through the model
+                def half(handle):
+                    handle.write(b"partial")
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return real(path, half)
+        return real(path, write)
+
+    monkeypatch.setattr(rlgen.atomic, "atomic_write", full_disk)
+    argv = ["train", "--env", "CartPole-v1", "--steps", "768", "--out", str(tmp_path), "--run-name", "r",
+            "-p", "n_steps=128", "-p", "checkpoint_freq=256", "-p", "eval_freq=0", "--no-progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on the device writing" in err[0] and "checkpoint/model.zip" in err[0]
+    ckpt = tmp_path / "r" / "checkpoint"
+    assert json.loads((ckpt / "progress.json").read_text())["timesteps"] == 256  # the previous checkpoint
+    assert not list(ckpt.glob(".*.tmp"))  # no half-written file left behind
+    monkeypatch.undo()  # space freed
+    assert main(["train", "--resume", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["timesteps"] == 768

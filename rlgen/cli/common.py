@@ -7,6 +7,7 @@ Imports no command module of ``rlgen.cli`` (they import this one), so the comman
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -146,4 +147,12 @@ def run_command(args: argparse.Namespace) -> int:
         print("rlgen: interrupted (the last checkpoint is kept; resume with --resume RUN_DIR)",
               file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # every file rlgen keeps is written atomically: what was complete before the write that failed stays
+        print(f"rlgen: error: no space left on the device writing {exc.filename or 'a file'} (files written "
+              f"before it, the last complete checkpoint among them, are intact; free space, then resume with "
+              f"--resume RUN_DIR)", file=sys.stderr)
+        return 1
 
