@@ -16,7 +16,7 @@ from rlgen.deprecation import renamed_keys
 
 ALGOS = ("ppo", "trpo", "a2c", "sac")
 VEC_ENVS = ("dummy", "subproc")
-BONUSES: tuple[str | None, ...] = (None, "vime", "density")
+BONUSES: tuple[str | None, ...] = (None, "vime", "density", "rnd")
 IMITATIONS: tuple[str | None, ...] = (None, "gail", "infogail", "bc")
 ON_POLICY = ("ppo", "trpo", "a2c")
 
@@ -83,7 +83,7 @@ class RunConfig:
     norm_reward: bool = True
     """With ``normalize``: also normalise the reward the agent learns from."""
     bonus: str | None = None
-    """Exploration bonus wrapper: vime or density (or none)."""
+    """Exploration bonus wrapper: vime, density or rnd (or none)."""
     bonus_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the bonus wrapper, e.g. {eta: 0.1} for rlgen.exploration.VIME, {model: pixelcnn,
     target: state, beta: 0.05} for rlgen.exploration.DensityBonus."""
