@@ -140,17 +140,48 @@ def line(row: dict[str, Any]) -> str:
             f"{row['farthest']:.3g} ({row['median']:.3g}) | {row['measure']} | {row['mean_length']:.0f} |")
 
 
+RARE = 0.025
+"""At most this share of episodes rewarded under every initial policy: rare luck, not a solved task."""
+
+
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per task: sparse for these agents, rewarded only from lucky start states, rarely, or often."""
     out = []
     for task in dict.fromkeys(row["task"] for row in rows):
         measured = [row for row in rows if row["task"] == task and "skipped" not in row]
         if not measured:
             continue
-        earning = [row["policy"] for row in measured if row["successes"]]
-        out.append(f"- {task}: " + ("no initial policy earned any reward: sparse for these agents" if not earning
-                                    else f"earned by {', '.join(earning)}: not a hard-exploration test for agents "
-                                         f"that start so"))
+        earning = [row for row in measured if row["successes"]]
+        share = max(row["successes"] / row["episodes"] for row in measured)
+        counts = ", ".join(f"{row['policy']} {row['successes']}/{row['episodes']}" for row in earning)
+        if not earning:
+            verdict = "no initial policy earned any reward: sparse for these agents"
+        elif all(row["first"] == 1 for row in earning) and len({row["successes"] for row in earning}) == 1:
+            verdict = (f"rewarded in as many episodes under every policy ({counts}, the same reset seeds), the "
+                       f"earliest at the first step: the reset distribution sometimes starts inside the goal, "
+                       f"luck of the start rather than of the actions")
+        elif share <= RARE:
+            verdict = f"rarely rewarded ({counts}): initial policies can luck into the goal, seldom"
+        else:
+            verdict = f"often rewarded ({counts}): not a hard-exploration test for agents that start so"
+        out.append(f"- {task}: {verdict}")
     return out
+
+
+def rows_from_report(path: Path) -> list[dict[str, Any]]:
+    """The measured rows of a report this script wrote (its table), to write its verdicts again."""
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or "/" not in cells[2] or cells[0] == "task":
+            continue
+        successes, episodes = (int(v) for v in cells[2].split("/"))
+        first = None if cells[3] == "never" else int(cells[3].split()[1])
+        farthest, median = cells[4].replace("(", "").replace(")", "").split()
+        rows.append({"task": cells[0], "policy": cells[1], "episodes": episodes, "successes": successes,
+                     "first": first, "farthest": float(farthest), "median": float(median),
+                     "measure": cells[5], "mean_length": float(cells[6])})
+    return rows
 
 
 def main() -> None:
@@ -159,7 +190,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="(task, policy) pairs run at once (processes)")
     parser.add_argument("--only", default="", help="run only tasks whose id contains this")
     parser.add_argument("--out", type=Path, help="also write the table and the command to this markdown file")
+    parser.add_argument("--verdicts-of", type=Path, metavar="REPORT",
+                        help="measure nothing: write REPORT's verdicts again from its own table (into --out)")
     args = parser.parse_args()
+    if args.verdicts_of is not None:
+        rows = rows_from_report(args.verdicts_of)
+        text = args.verdicts_of.read_text()
+        head = text[:text.index("## Verdicts")]
+        atomic_write_text(args.out or args.verdicts_of, head + "## Verdicts\n\n" + "\n".join(verdicts(rows)) + "\n")
+        print("\n".join(verdicts(rows)))
+        return
     pairs = [(index, policy) for index, task in enumerate(TASKS) if args.only.lower() in task.env_id.lower()
              for policy in POLICIES]
     rows = []
