@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rlgen.agents.config import ConfigError, RunConfig
-from rlgen.atomic import atomic_write_text, file_sha256
+from rlgen.atomic import atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -293,18 +293,19 @@ class RunDir:
     def record_demos(self, config: RunConfig, resume: bool = False) -> None:
         """Write which demo file the run learns from (path and sha256); resuming on a demo file whose bytes
         changed raises ConfigError naming both hashes."""
+        from rlgen.imitation.demos import demo_record, demo_record_mismatch
+
         if not config.demos:
             return
-        digest = file_sha256(config.demos)
-        recorded = self.demos_record().get("sha256")
-        if resume and recorded is not None:
-            if recorded != digest:
-                raise ConfigError(f"{self.path} was trained on demos of sha256 {recorded}; {config.demos} now "
-                                  f"has {digest}: resuming would change its demonstrations mid-run")
+        recorded = self.demos_record()
+        if resume and recorded.get("sha256") is not None:
+            mismatch = demo_record_mismatch(recorded, config.demos)
+            if mismatch is not None:
+                raise ConfigError(f"{self.path} was trained on {mismatch}: resuming would change its "
+                                  f"demonstrations mid-run")
             return
-        atomic_write_text(self.path / DEMOS_RECORD, json.dumps(
-            {"path": str(config.demos), "sha256": digest, "episodes": config.demo_episodes,
-             "subsample": config.demo_subsample}, indent=2))
+        record = demo_record(config.demos, config.demo_episodes, config.demo_subsample)
+        atomic_write_text(self.path / DEMOS_RECORD, json.dumps(record, indent=2))
 
     def resume_refusal(self, config: RunConfig) -> str | None:
         """Why ``config`` cannot continue the run saved here (None: it can): another setting (the saved

@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlgen.atomic import atomic_write_bytes
+from rlgen.atomic import atomic_write_bytes, file_sha256
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "rlgen-demos"
@@ -321,6 +321,22 @@ def load_demos(
         trajs = trajs[:n_episodes]
     trajs.check_compatible(env_id, observation_space, action_space, source=f"demos {path.name}")
     return trajs.subsampled(subsample, seed) if subsample != 1 else trajs
+
+
+def demo_record(path: str | Path, episodes: int | None = None, subsample: int = 1) -> dict[str, Any]:
+    """What a run that learns from the demo file ``path`` records of it (a run directory's demos.json): the path,
+    the bytes' sha256, and the episodes and subsampling the run uses."""
+    return {"path": str(path), "sha256": file_sha256(path), "episodes": episodes, "subsample": subsample}
+
+
+def demo_record_mismatch(recorded: Mapping[str, Any], path: str | Path) -> str | None:
+    """Why the demo file ``path`` is not the one ``recorded`` (:func:`demo_record`) names: its bytes changed
+    (both hashes given); None when it is, or when the record names no hash."""
+    expected = recorded.get("sha256")
+    if expected is None:
+        return None
+    digest = file_sha256(path)
+    return None if digest == expected else f"demos of sha256 {expected}; {path} now has {digest}"
 
 
 def _unpack(arrays: dict[str, np.ndarray], path: Path) -> Trajectories:
