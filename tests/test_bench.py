@@ -508,3 +508,29 @@ def test_workers_die_with_a_benchmark_killed_by_kill_9(tmp_path):
     for pid in alive:  # clean up before failing
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived their killed parent"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks processes through /proc (Linux)")
+def test_a_ray_trials_watch_ends_it_with_the_driver(tmp_path):
+    # a Ray trial's process is not the driver's child: it watches the driver's pid instead (the same watch,
+    # here on a stand-in driver process that is killed with kill -9)
+    import signal
+    import subprocess
+    import sys
+
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    trial = subprocess.Popen([sys.executable, "-c",
+                              "import socket, sys, time\n"
+                              "from rlgen.bench.runner import die_with_process\n"
+                              f"die_with_process({driver.pid}, socket.gethostname())\n"
+                              "print('watching', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert trial.stdout.readline().strip() == "watching"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        trial.wait(timeout=10)  # ends within the watch's second, not after its 60 s
+    finally:
+        for process in (driver, trial):
+            if process.poll() is None:
+                process.kill()
+    assert trial.returncode == 1

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -195,9 +196,35 @@ def _sigterm_raises_keyboard_interrupt():
     return signal.signal(signal.SIGTERM, handler)
 
 
+def die_with_process(pid: int, host: str) -> None:
+    """End this process once process ``pid`` on ``host`` is gone (checked every second): a Ray trial's process
+    is Ray's worker, not the driver's child, so the driver's death reaches it by this watch. A trial on another
+    machine than the driver's cannot see its process table and is left to Ray."""
+    if socket.gethostname() != host:
+        return
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if gone():
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rlgen-driver-watch", daemon=True).start()
+
+
 def _ray_trainable(params: dict[str, Any]) -> None:
     from ray import tune
 
+    die_with_process(params["driver_pid"], params["driver_host"])
     tune.report(run_one(params["config"]))
 
 
@@ -217,7 +244,8 @@ def _run_ray(todo: list[dict[str, Any]], workers: int, address: str | None):
     try:
         tuner = tune.Tuner(
             tune.with_resources(_ray_trainable, {"cpu": 1}),
-            param_space={"config": tune.grid_search(todo)},
+            param_space={"config": tune.grid_search(todo), "driver_pid": os.getpid(),
+                         "driver_host": socket.gethostname()},
             tune_config=tune.TuneConfig(max_concurrent_trials=None if address else workers),
             run_config=tune.RunConfig(storage_path=str(storage), name="suite", verbose=0),
         )
