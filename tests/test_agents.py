@@ -454,6 +454,14 @@ def test_a_truncated_model_file_gets_a_one_line_error_naming_it(tiny_config):
     assert "\n" not in str(info.value)
 
 
+def test_a_damaged_final_model_points_to_the_best_policy_when_there_is_one(tiny_config):
+    run_dir = train(tiny_config(total_steps=256, eval_freq=128)).run_dir
+    (run_dir / "model.zip").write_bytes(b"cut")
+    with pytest.raises(ConfigError, match=r"best/, is another file: rlgen eval .* --best"):
+        evaluate(run_dir, episodes=1)
+    assert evaluate(run_dir, episodes=1, best=True).shape == (1,)
+
+
 def test_a_resume_forgets_the_episodes_played_after_its_checkpoint_and_keeps_the_clock_rising(tiny_config,
                                                                                               monkeypatch):
     # a crash at step 384 (an evaluation that raises), past the checkpoint at 256: the Monitor file holds

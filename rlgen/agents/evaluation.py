@@ -93,7 +93,13 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     model_path, stats_path = run.policy_file(best)
     if not model_path.is_file():
         raise ConfigError(f"{run_dir} holds no model yet (neither {MODEL_FILE} nor a checkpoint)")
-    model = load_model(config, model_path)
+    try:
+        model = load_model(config, model_path)
+    except ConfigError as exc:
+        if not best and run.has_best():  # an older policy that may well be intact: say where it is
+            raise ConfigError(f"{exc} (the policy of its best evaluation, best/, is another file: "
+                              f"rlgen eval {run_dir} --best)") from None
+        raise
     return config, model, stats_path if config.normalize else None
 
 
