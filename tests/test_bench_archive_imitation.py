@@ -1,45 +1,15 @@
-"""The imitation and InfoGAIL benchmark scripts carried to a fresh machine by their run archive (``--quick``
-budgets), run as a user runs them; the pipeline they share is tested on its own in test_bench_pipeline.py."""
+"""The imitation benchmark script carried to a fresh machine by its run archive (``--quick``
+budgets), run as a user runs it; the pipeline it shares with the InfoGAIL benchmark (test_bench_archive_infogail.py)
+is tested on its own in test_bench_pipeline.py."""
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).parent.parent
-
-
-def run(script, *args):
-    """``python benchmarks/<script>.py ARGS`` with this checkout's rlgen; returns the finished process."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-
-
-def ok(script, *args):
-    """Run a script that must succeed; returns its standard output's lines."""
-    done = run(script, *args)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout.splitlines()
-
-
-def sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def tables(report):
-    """The report's table rows: its numbers (the command and the date around them differ)."""
-    return [line for line in report.read_text().splitlines() if line.startswith("|")]
-
-
-def run_dirs(folder):
-    return [path for path in folder.iterdir() if path.is_dir()]  # not the run locks beside them
+from tests.benchmark_scripts import ROOT, ok, run, run_dirs, sha256, tables
 
 
 def imitation(archive, out, *extra):
@@ -211,50 +181,3 @@ def test_a_quick_imitation_run_never_writes_into_the_committed_archive_nor_a_ful
     assert sorted(p.relative_to(committed) for p in committed.rglob("*")) == before
     refused = run("imitation", "--stage", "report", "--out", tmp_path / "f", "--archive", store)
     assert refused.returncode == 2 and "holds a --quick benchmark's runs" in refused.stderr
-
-
-def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(tmp_path):
-    def infogail(out, *extra):
-        return ["--quick", "--pairs", "Swimmer-v5", "--workers", "1", "--archive", str(tmp_path / "arch"),
-                "--out", str(out), *extra]
-
-    said = ok("infogail", *infogail(tmp_path / "a"))
-    assert said[-1] == f"report: {tmp_path / 'a' / 'infogail.md'}"
-    demos = tmp_path / "a" / "demos"
-    digests = {p.name: sha256(p) for p in demos.glob("*.npz")}
-    assert sorted(digests) == ["Swimmer-v5-backward.npz", "Swimmer-v5-forward.npz", "Swimmer-v5-mixed.npz"]
-    report = tables(tmp_path / "a" / "infogail.md")
-    for behaviour in ("forward", "backward"):  # the experts table names the run whose episodes are in the demos
-        source = json.loads((demos / f"Swimmer-v5-{behaviour}.json").read_text())
-        assert source["eval_episodes"] == 2  # this benchmark's records say how the expert was scored
-        row = [line for line in report if line.startswith(f"| Swimmer-v5 | {behaviour} |")]
-        assert len(row) == 1 and f"| {Path(source['run_dir']).name}, {source['model']} policy" in row[0], row
-    shutil.rmtree(tmp_path / "a")
-    store = tmp_path / "arch"
-    for name, digest in digests.items():
-        assert json.loads((store / "demos" / name).with_suffix(".json").read_text())["sha256"] == digest
-    for learner in ("ppo-infogail_Swimmer-v5_s0", "ppo-gail_Swimmer-v5_s0"):
-        assert (store / "imitate" / learner / "benchmark_signatures.json").is_file()
-        assert not (store / "imitate" / learner / "model.zip").exists()
-        # both discriminators with the imitation benchmark's gradient penalty
-        config = yaml.safe_load((store / "imitate" / learner / "config.yaml").read_text())
-        assert config["imitation_kwargs"]["gradient_penalty"] == 10.0
-
-    out = tmp_path / "b"  # a fresh machine
-    said = ok("infogail", *infogail(out))
-    experts = len(run_dirs(store / "experts"))
-    assert f"restored {experts + 3} expert(s) and demo record(s) from {store}" in said  # and three demo records
-    assert {p.name: sha256(p) for p in (out / "demos").glob("*.npz")} == digests
-    for expert in run_dirs(out / "experts" / "runs"):  # restored, not trained
-        assert (expert / "model.zip").is_file() and not (expert / "checkpoint").exists()
-    for learner in run_dirs(out / "imitate" / "runs"):
-        assert (learner / "result.json").is_file() and not (learner / "model.zip").exists()
-    assert tables(out / "infogail.md") == report
-
-    # the mixed file is made again by the seeded mix and checked like the experts' demos
-    record_path = store / "demos" / "Swimmer-v5-mixed.json"
-    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "0" * 64}))
-    stopped = run("infogail", *infogail(tmp_path / "c", "--stage", "demos"))
-    message = stopped.stderr.strip().splitlines()[-1]
-    assert stopped.returncode == 1 and message.startswith("infogail.py: Swimmer-v5 mixed: ")
-    assert digests["Swimmer-v5-mixed.npz"] in message and "0" * 64 in message
