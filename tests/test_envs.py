@@ -369,7 +369,7 @@ def test_cartpole_v1_takes_the_force_itself_and_observes_the_angle() -> None:
     assert base.gravity == 10.0
     np.testing.assert_allclose(obs, base.state, rtol=1e-6)  # [x, x_dot, theta, theta_dot], theta unwrapped
     # the same push: action 10 here is action 1 in v0
-    v0 = gym.make("rlgen/SparseCartPoleSwingup-v0", gravity=10.0)
+    v0 = gym.make("rlgen/SparseCartPoleSwingup-v0", gravity=10.0, pole_drag=base.pole_drag)
     v0.reset(seed=0)
     _raw(v0).state = base.state.copy()
     after_v1 = env.step(np.array([10.0], np.float32))[0]
@@ -380,8 +380,8 @@ def test_cartpole_v1_takes_the_force_itself_and_observes_the_angle() -> None:
         assert env.step(np.zeros(1, np.float32))[1] == paid
 
 
-def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_swings_without_losing_energy() -> None:
-    env = gym.make("rlgen/SparseMountainCar-v1")
+def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_sheds_a_swings_energy_as_box2d_does() -> None:
+    env = gym.make("rlgen/SparseMountainCar-v1", damping=0.0)
     obs, _ = env.reset(seed=0)
     assert obs[0] == 0.0 and -1.0 <= obs[1] <= 1.0  # rllab: at the bottom, velocity U(-1, 1)
     base = _raw(env)
@@ -404,7 +404,14 @@ def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_swings_without_lo
     start = energy(base.state)
     for _ in range(100):
         _step(env)
-    assert energy(base.state) == pytest.approx(start, rel=0.01)
+    assert energy(base.state) == pytest.approx(start, rel=0.01)  # the bead itself keeps it
+    # the default drag sheds most of it within 100 steps, as rllab's Box2D car does (vime_box2d_check.md: ~3% left)
+    damped = gym.make("rlgen/SparseMountainCar-v1")
+    damped.reset(seed=0)
+    _raw(damped).state = np.array([0.0, 2.0])
+    for _ in range(100):
+        _step(damped)
+    assert energy(_raw(damped).state) < 0.1 * start
     # the motor's 1 N cannot hold the 0.4 kg cart where gravity's pull along the slope is over 2.5 m/s^2
     base.state = np.array([0.5, 0.0])
     _step(env, np.array([1.0], np.float32))

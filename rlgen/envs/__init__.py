@@ -60,7 +60,8 @@ TASKS: tuple[TaskInfo, ...] = (
         {"goal_position": 0.6},
         500,
         "rlgen.envs.mountain_car:VIMEMountainCarEnv",
-        f"{_VIME}: rllab's sine track, 0.4 kg cart, force <= 1 N, g 10, 0.05 s steps (bead physics, not Box2D)",
+        f"{_VIME}: rllab's sine track, 0.4 kg cart, force <= 1 N, g 10, 0.05 s steps; a bead with drag 0.9/s "
+        f"fitted to Box2D's car",
     ),
     _task(
         "rlgen/SparseMountainCarPixels-v0",
@@ -83,7 +84,8 @@ TASKS: tuple[TaskInfo, ...] = (
         {"cos_threshold": 0.8, "x_limit": 3.0},
         500,
         "rlgen.envs.cartpole_swingup:SparseCartPoleSwingupEnv",
-        f"{_VIME}: the force in [-10, 10] N as the action, the raw angle observed, g 10 (not Box2D)",
+        f"{_VIME}: the force in [-10, 10] N as the action, the raw angle observed, g 10; a joint drag fitted to "
+        f"Box2D's",
     ),
     _task(
         "rlgen/SparseHalfCheetah-v0",
@@ -120,7 +122,7 @@ TASKS: tuple[TaskInfo, ...] = (
 
 # Constructor keywords that make a version out of a shared class.
 _VERSION_KWARGS: dict[str, dict[str, object]] = {
-    "rlgen/SparseCartPoleSwingup-v1": {"gravity": 10.0, "force_actions": True, "raw_angle": True},
+    "rlgen/SparseCartPoleSwingup-v1": {"gravity": 10.0, "force_actions": True, "raw_angle": True, "pole_drag": 6e-4},
 }
 
 

@@ -353,22 +353,16 @@ class DensityBonus(ModelBonus):
         self.refresh_statistics(self.pool.statistics(), self.pool.next_obs[:self.pool.size])
         if not self.ready_to_train():
             return {}
-        assert self.optimizer is not None
         self.model.train()
         n_batches = max(1, self.pool.size // self.batch_size)
-        loss = float("nan")
-        with self.own_noise():  # a VAE's or BNN's noise from the wrapper's own seed
-            for _ in range(self.updates_per_rollout):
-                x, context = self.encode(*self.sample_batch())
-                if self.is_bnn:
-                    objective = self.model.loss((context, x), n_batches=n_batches)["loss"]  # type: ignore[operator]
-                else:
-                    objective = self.model.loss(x, context=context)["loss"]  # type: ignore[operator]
-                self.optimizer.zero_grad(set_to_none=True)
-                objective.backward()
-                self.optimizer.step()
-                loss = float(objective.detach())
-        return {"density/train_loss": loss}
+
+        def objective(inputs: np.ndarray, targets: np.ndarray) -> Tensor:
+            x, context = self.encode(inputs, targets)
+            if self.is_bnn:
+                return self.model.loss((context, x), n_batches=n_batches)["loss"]  # type: ignore[operator]
+            return self.model.loss(x, context=context)["loss"]  # type: ignore[operator]
+
+        return {"density/train_loss": self.fit(objective)}  # a VAE's or BNN's noise from the wrapper's seed
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -141,17 +141,12 @@ class RND(ModelBonus):
         self.stats = self.pool.statistics()
         if not self.ready_to_train():
             return {}
-        assert self.optimizer is not None
-        loss = float("nan")
-        for _ in range(self.updates_per_rollout):
-            _, next_obs = self.sample_batch()
+
+        def objective(inputs: np.ndarray, next_obs: np.ndarray) -> torch.Tensor:
             x = self.standardise_targets(next_obs)
-            objective = (self.predictor(x) - self.target(x)).square().mean()
-            self.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            self.optimizer.step()
-            loss = float(objective.detach())
-        return {"rnd/predictor_loss": loss}
+            return (self.predictor(x) - self.target(x)).square().mean()
+
+        return {"rnd/predictor_loss": self.fit(objective)}
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

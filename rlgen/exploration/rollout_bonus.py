@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,20 @@ class ModelBonus(RolloutBonus):
 
     def ready_to_train(self) -> bool:
         return self.pool.size >= self.min_replay and self.updates_per_rollout > 0
+
+    def fit(self, objective: Callable[[np.ndarray, np.ndarray], torch.Tensor]) -> float:
+        """``updates_per_rollout`` Adam steps, each on ``objective(inputs, targets)`` of a fresh minibatch of the
+        pool, with the model's noise from the wrapper's own stream (:meth:`own_noise`); the last step's loss."""
+        assert self.optimizer is not None
+        loss = float("nan")
+        with self.own_noise():
+            for _ in range(self.updates_per_rollout):
+                value = objective(*self.sample_batch())
+                self.optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                self.optimizer.step()
+                loss = float(value.detach())
+        return loss
 
     def sample_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """A minibatch of the pool, drawn with replacement: (inputs [s, a], targets s')."""

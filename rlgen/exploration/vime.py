@@ -161,19 +161,10 @@ class VIME(ModelBonus):
         self.pool.add_inputs(inputs, targets)
         if not self.ready_to_train():
             return None
-        assert self.optimizer is not None
         self.stats = self.pool.statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
-        elbo = None
-        with self.own_noise():
-            for _ in range(self.updates_per_rollout):
-                x, y = self._standardise(*self.sample_batch())
-                losses = self.bnn.loss((x, y), n_batches=n_batches)
-                self.optimizer.zero_grad()
-                losses["loss"].backward()
-                self.optimizer.step()
-                elbo = -float(losses["loss"].detach())
-        return elbo
+        return -self.fit(lambda inputs, targets: self.bnn.loss(self._standardise(inputs, targets),
+                                                               n_batches=n_batches)["loss"])
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
