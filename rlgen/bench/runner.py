@@ -13,7 +13,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -69,10 +68,8 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
 
     if run_finished(config):  # finished by another suite since this one looked
         return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
+    # a run that stopped before its first checkpoint has nothing to resume: train() clears and starts it again
     resume = RunDir(config.run_dir).has_checkpoint()
-    if not resume and config.run_dir.exists():
-        # started before but stopped ahead of its first checkpoint (or failed): nothing to resume
-        shutil.rmtree(config.run_dir)
     try:
         result = train(config, resume=resume)
     except Exception as exc:  # recorded, so one bad run does not stop the suite
