@@ -163,6 +163,43 @@ def test_stopping_a_suite_ends_its_workers(tmp_path):
                 os.kill(int(pid), signal.SIGKILL)
 
 
+def test_a_suites_tasks_cross_its_runs_and_a_run_can_keep_to_some(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "s", "seeds": 2, "total_steps": 1000,
+        "tasks": [{"env_id": "CartPole-v1", "overrides": ["n_steps=64"]},
+                  {"env_id": "Acrobot-v1", "total_steps": 3000}],
+        "runs": [{"algo": "ppo"},
+                 {"algo": "a2c", "label": "a2c-lr", "tasks": ["Acrobot-v1"], "overrides": ["learning_rate=0.01"],
+                  "total_steps": 2000},
+                 {"algo": "ppo", "label": "alone", "env_id": "Pendulum-v1"}],
+    }))
+    runs = load_suite(path).runs(tmp_path)
+    cells = [(r.label, r.env_id, r.seed, r.config.total_steps) for r in runs]
+    assert cells == [("ppo", "CartPole-v1", 0, 1000), ("ppo", "CartPole-v1", 1, 1000),
+                     ("ppo", "Acrobot-v1", 0, 3000), ("ppo", "Acrobot-v1", 1, 3000),
+                     ("a2c-lr", "Acrobot-v1", 0, 2000), ("a2c-lr", "Acrobot-v1", 1, 2000),  # the run's budget wins
+                     ("alone", "Pendulum-v1", 0, 1000), ("alone", "Pendulum-v1", 1, 1000)]
+    assert runs[0].config.hyperparams["n_steps"] == 64  # the task's overrides reach its runs
+    assert runs[4].config.hyperparams["learning_rate"] == 0.01
+    # a list of seeds (--first-seed on the command line) replaces the suite's
+    assert [r.seed for r in load_suite(path).runs(tmp_path, seeds=[100, 101], match="^ppo_Cart")] == [100, 101]
+    # a task a run names must be one of the suite's
+    data = yaml.safe_load(path.read_text())
+    data["runs"][1]["tasks"] = ["Pendulum-v1"]
+    path.write_text(yaml.safe_dump(data))
+    assert main(["bench", str(path), "--out", str(tmp_path)]) == 2
+    assert "names task 'Pendulum-v1', which is not in `tasks`" in capsys.readouterr().err
+
+
+def test_first_seed_runs_tuning_seeds(tmp_path):
+    out = tmp_path / "out"
+    assert main(["bench", "smoke", "--first-seed", "100", "--seeds", "1", "--workers", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")) == ["ppo_CartPole-v1_s100"]
+    config = yaml.safe_load((out / "runs" / "ppo_CartPole-v1_s100" / "config.yaml").read_text())
+    assert config["seed"] == 100
+
+
 def test_match_keeps_part_of_a_suite(tmp_path, capsys):
     suite = load_suite("sparse")
     runs = suite.runs(tmp_path, match="^trpo.*(MountainCar|CartPole)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -54,7 +54,7 @@ def run_suite(
     suite: Suite,
     out_dir: str | Path,
     backend: str = "local",
-    seeds: int | None = None,
+    seeds: int | Sequence[int] | None = None,
     total_steps: int | None = None,
     workers: int | None = None,
     address: str | None = None,

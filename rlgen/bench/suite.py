@@ -8,6 +8,9 @@
       - algo: ppo              # each entry: RunConfig fields, plus optional `label`, `overrides`, `seeds`
         env_id: CartPole-v1
         overrides: [n_steps=256, policy_kwargs.net_arch=[16]]
+    tasks:                     # optional: each `runs` entry without env_id runs once per task, the task's
+      - {env_id: Acrobot-v1, total_steps: 4096}      # fields under the entry's own; an entry's
+      - {env_id: Pendulum-v1, total_steps: 8192}     # `tasks: [env ids]` keeps it to those tasks
     scores:                    # optional: reference returns for normalised scores, per env id
       CartPole-v1: {random: 22, reference: 500}
     sparse: false              # true: the report adds success rates (training episodes with return > 0)
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from rlgen.agents.config import ConfigError, RunConfig, build_config, read_yaml_
 SUITES_DIR = Path(__file__).parent / "suites"
 RUNS_DIR = "runs"
 """Where a suite's run directories go in its output folder."""
-_ENTRY_KEYS = {"label", "overrides", "preset", "seeds"}
+_ENTRY_KEYS = {"label", "overrides", "preset", "seeds", "tasks"}
 
 
 @dataclass
@@ -60,12 +63,12 @@ class Suite:
         given = {name: value for name, value in fields.items() if value is not None}
         return dataclasses.replace(self, entries=[{**entry, **given} for entry in self.entries if keep(entry)])
 
-    def runs(self, out_dir: str | Path, seeds: int | None = None, total_steps: int | None = None,
+    def runs(self, out_dir: str | Path, seeds: int | Sequence[int] | None = None, total_steps: int | None = None,
              match: str | None = None) -> list[SuiteRun]:
-        """Every run, with its run directory under ``out_dir/runs``; ``seeds`` and ``total_steps``
-        override the suite's own; ``match`` (a regular expression searched in the run names, which read
-        ``<label>_<env>_s<seed>``) keeps a part of the suite."""
-        seed_list = list(range(seeds)) if seeds is not None else self.seeds
+        """Every run, with its run directory under ``out_dir/runs``; ``seeds`` (a count: seeds 0..N-1, or a list
+        of seeds) and ``total_steps`` override the suite's own; ``match`` (a regular expression searched in the
+        run names, which read ``<label>_<env>_s<seed>``) keeps a part of the suite."""
+        seed_list = self.seeds if seeds is None else list(range(seeds)) if isinstance(seeds, int) else list(seeds)
         runs_dir = Path(out_dir).absolute() / RUNS_DIR  # absolute: Ray workers run in other folders
         out = []
         for entry in self.entries:
@@ -113,13 +116,15 @@ def load_suite(name_or_path: str | Path) -> Suite:
     data = read_yaml_mapping(path, "suite file")
     if not isinstance(data.get("runs"), list) or not data["runs"]:
         raise ConfigError(f"suite file {path} needs a non-empty `runs` list")
-    unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores", "sparse"}
+    unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores", "sparse",
+                           "tasks"}
     if unknown:
         raise ConfigError(f"suite file {path}: unknown key {sorted(unknown)[0]!r}")
+    entries = _cross_tasks(path, [dict(entry) for entry in data["runs"]], data.get("tasks"))
     seeds = data.get("seed_list") or list(range(int(data.get("seeds", 1))))
     return Suite(
         name=str(data.get("name") or path.stem),
-        entries=[dict(entry) for entry in data["runs"]],
+        entries=entries,
         seeds=[int(s) for s in seeds],
         total_steps=int(float(data["total_steps"])) if data.get("total_steps") else None,
         description=str(data.get("description", "")),
@@ -127,3 +132,38 @@ def load_suite(name_or_path: str | Path) -> Suite:
         sparse=bool(data.get("sparse", False)),
         source=str(path),
     )
+
+
+def _cross_tasks(path: Path, entries: list[dict[str, Any]], tasks: Any) -> list[dict[str, Any]]:
+    """The suite's runs with ``tasks`` applied: an entry without env_id becomes one entry per task (the task's
+    fields, then the entry's over them; `overrides` from both, the entry's last), in task order; ``tasks: [env ids]`` in an entry keeps it to those."""
+    if tasks is None:
+        if any("tasks" in entry for entry in entries):
+            raise ConfigError(f"suite file {path}: a run names `tasks` but the suite has no `tasks` list")
+        return entries
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and t.get("env_id") for t in tasks):
+        raise ConfigError(f"suite file {path}: `tasks` must be a list of mappings, each with an env_id")
+    task_ids = [str(t["env_id"]) for t in tasks]
+    if len(set(task_ids)) != len(task_ids):
+        raise ConfigError(f"suite file {path}: a task is listed twice in `tasks`")
+    per_task: dict[str, list[dict[str, Any]]] = {env_id: [] for env_id in task_ids}
+    alone = []
+    for entry in entries:
+        if "env_id" in entry:
+            alone.append(entry)
+            continue
+        keep = entry.get("tasks", task_ids)
+        if isinstance(keep, str) or not isinstance(keep, list):
+            raise ConfigError(f"suite file {path}: a run's `tasks` must be a list of env ids, got {keep!r}")
+        unknown = [env_id for env_id in keep if env_id not in per_task]
+        if unknown:
+            raise ConfigError(f"suite file {path}: a run names task {unknown[0]!r}, which is not in `tasks` "
+                              f"({', '.join(task_ids)})")
+        own = {k: v for k, v in entry.items() if k != "tasks"}
+        for task in tasks:
+            if task["env_id"] in keep:
+                merged = {**task, **own}
+                if "overrides" in task and "overrides" in own:  # both apply, the run's last
+                    merged["overrides"] = list(task["overrides"]) + list(own["overrides"])
+                per_task[task["env_id"]].append(merged)
+    return [entry for env_id in task_ids for entry in per_task[env_id]] + alone

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from rlgen.cli.common import HelpFormatter, Subparsers, positive_int
+from rlgen.cli.common import HelpFormatter, Subparsers, nonnegative_int, positive_int
 
 
 def register(sub: Subparsers) -> None:
@@ -26,7 +26,11 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local: a process pool on this machine; ray: Ray Tune (pip install 'rlgen[ray]')")
     p.add_argument("--address", default=None, help="with --backend ray: join this Ray cluster (e.g. auto)")
-    p.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 instead of the suite's")
+    p.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+                   help="N seeds instead of the suite's: 0..N-1, or from --first-seed on")
+    p.add_argument("--first-seed", type=nonnegative_int, default=None, metavar="S",
+                   help="seeds S, S+1, ... (as many as --seeds, or as the suite has), e.g. 100 for tuning seeds "
+                   "that the reported runs never use")
     p.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help="budget per run instead of the suite's")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -63,11 +67,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     show_messages()  # the harness only logs its progress lines; a command-line user reads them
 
     suite = load_suite(args.suite)
+    seeds: int | list[int] | None = args.seeds
+    if args.first_seed is not None:
+        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or len(suite.seeds))))
     out = args.out or f"runs/bench/{suite.name}"
     command = "rlgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     command = command or f"rlgen bench {args.suite}"
     if args.report_only:
-        runs = suite.runs(out, seeds=args.seeds, total_steps=args.steps, match=args.match)
+        runs = suite.runs(out, seeds=seeds, total_steps=args.steps, match=args.match)
         if args.archive is not None:
             from rlgen.bench import archive
 
@@ -77,7 +84,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         report = write_report(suite, runs, out, command, args.report_dir, name=args.report_name)
         failed = 0
     else:
-        statuses, report = run_suite(suite, out, backend=args.backend, seeds=args.seeds,
+        statuses, report = run_suite(suite, out, backend=args.backend, seeds=seeds,
                                      total_steps=args.steps, workers=args.workers, address=args.address,
                                      report_dir=args.report_dir, command=command, match=args.match,
                                      archive_dir=args.archive, report_name=args.report_name)

@@ -31,15 +31,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action) or ""
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts written as 1000, 1e6 or 2.5e5."""
+def _whole_number(text: str, least: int, what: str) -> int:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1 or not value.is_integer():
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    if value < least or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be a {what} whole number, got {text!r}")
     return int(value)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts written as 1000, 1e6 or 2.5e5."""
+    return _whole_number(text, 1, "positive")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type for a seed or an offset: 0, 100, 1e3."""
+    return _whole_number(text, 0, "non-negative")
 
 
 # -- messages on stderr --------------------------------------------------------------------------------
