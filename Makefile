@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
-	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,suites]"
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,suites,video]"
 	touch $(STAMP)
 
 demo: setup

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,16 @@ from rlgen.agents.envstack import make_env_fn, policy_env, policy_observation, v
 from rlgen.agents.model_file import load_model
 from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BEST_DIR, BEST_FILE, MODEL_FILE, RunDir
+from rlgen.agents.video import (
+    FrameRecorder,
+    VideoFile,
+    check_renderer,
+    check_video_path,
+    follow_the_agent,
+    render_fps,
+    render_frame,
+    select_renderer,
+)
 
 EVAL_SEED_OFFSET = 10_000
 """A run's evaluation env is seeded with the run's seed plus this."""
@@ -54,9 +64,11 @@ class Evaluator:
     wrappers (:func:`rlgen.agents.envstack.policy_env`): drawn per episode from ``seed``, the same at every
     evaluation, or held at ``code``."""
 
-    def __init__(self, config: RunConfig, seed: int, code: int | None = None):
+    def __init__(self, config: RunConfig, seed: int, code: int | None = None,
+                 render_kwargs: dict[str, Any] | None = None):
         self.seed = seed
-        self.venv: VecEnv = DummyVecEnv([make_env_fn(config.env_id, config.env_kwargs, None, False)])
+        env_kwargs = config.env_kwargs if render_kwargs is None else {**config.env_kwargs, **render_kwargs}
+        self.venv: VecEnv = DummyVecEnv([make_env_fn(config.env_id, env_kwargs, None, False)])
         try:
             self.venv = policy_env(self.venv, config, seed=seed, code=code)
         except ConfigError:
@@ -69,10 +81,13 @@ class Evaluator:
         if isinstance(self.venv, VecNormalize) and isinstance(train_env, VecNormalize):
             self.venv.obs_rms = train_env.obs_rms.copy()
 
-    def returns(self, model: BaseAlgorithm, episodes: int, deterministic: bool = True) -> np.ndarray:
+    def returns(self, model: BaseAlgorithm, episodes: int, deterministic: bool = True,
+                callback: Callable[[dict[str, Any], dict[str, Any]], None] | None = None) -> np.ndarray:
+        """``callback`` (SB3's ``evaluate_policy`` callback) is called after every step."""
         self.venv.seed(self.seed)  # every evaluation starts from the same states
         rewards, _ = evaluate_policy(
-            model, self.venv, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True
+            model, self.venv, n_eval_episodes=episodes, deterministic=deterministic, return_episode_rewards=True,
+            callback=callback,
         )
         return np.asarray(rewards, dtype=np.float64)
 
@@ -103,32 +118,63 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     return config, model, stats_path if config.normalize else None
 
 
+def _render_kwargs(video: Path | None, size: tuple[int, int] | None) -> dict[str, Any] | None:
+    """The env keywords of a recording (None without one), its renderer chosen: MuJoCo reads MUJOCO_GL when it
+    first renders, so this comes before the env is made."""
+    if video is None:
+        return None
+    select_renderer()
+    kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
+    if size is not None:
+        kwargs.update(width=int(size[0]), height=int(size[1]))
+    return kwargs
+
+
 def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
-             code: int | None = None, best: bool = False) -> np.ndarray:
+             code: int | None = None, best: bool = False, video: str | Path | None = None,
+             video_steps: int | None = None, video_size: tuple[int, int] | None = None) -> np.ndarray:
     """Episode returns of the true env reward for the run's final (or latest checkpointed) policy, or with
     ``best`` the policy of its best periodic evaluation.
 
     ``seed`` (default: the run's evaluation seed, :func:`eval_seed`) seeds the evaluation env; an infogail
     run's policy runs each episode under a latent code drawn from it, or under ``code``.
+
+    ``video`` (a .gif or .mp4 path, :mod:`rlgen.agents.video`) records the evaluated episodes, rendered offscreen
+    (the first ``video_steps`` steps of each when given; ``video_size`` = (width, height) for envs that take
+    ``width`` and ``height``, such as Gymnasium's MuJoCo tasks); the returns are the same as without it.
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes}")
+    if video is not None:
+        video = check_video_path(video)
     config, model, stats_path = load_run(run_dir, best)
+    render_kwargs = _render_kwargs(video, video_size)
     with torch_threads(config.torch_threads):
-        evaluator = Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code)
+        try:
+            evaluator = Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code,
+                                  render_kwargs=render_kwargs)
+        except TypeError as exc:  # an env that takes no render_mode, width or height
+            raise ConfigError(f"{config.env_id} cannot render as asked ({exc})") from None
         try:
             if stats_path is not None:
                 load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
                 evaluator.venv.training = False  # type: ignore[attr-defined]
                 evaluator.venv.norm_reward = False  # type: ignore[attr-defined]
-            return evaluator.returns(model, episodes, deterministic)
+            if video is None:
+                return evaluator.returns(model, episodes, deterministic)
+            check_renderer(evaluator.venv.get_attr("unwrapped"))
+            follow_the_agent(evaluator.venv.get_attr("unwrapped"))
+            with VideoFile(video, fps=render_fps(evaluator.venv)) as clip:
+                return evaluator.returns(model, episodes, deterministic,
+                                         callback=FrameRecorder(evaluator.venv, clip, video_steps))
         finally:
             evaluator.close()
 
 
 def collect_demos(run_dir: str | Path, episodes: int | None = None, *, deterministic: bool = True, seed: int = 0,
                   progress_bar: bool = False, code: int | None = None, best: bool = False,
-                  min_return: float | None = None, n_episodes: int | None = None) -> Any:
+                  min_return: float | None = None, n_episodes: int | None = None, video: str | Path | None = None,
+                  video_steps: int | None = None, video_size: tuple[int, int] | None = None) -> Any:
     """Roll out a run's policy (with ``best``: that of its best periodic evaluation) for ``episodes`` and
     return its ``rlgen.imitation.demos.Trajectories``; with ``min_return``, only episodes that reach it
     count (``rlgen.imitation.collect_demos``).
@@ -136,7 +182,8 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
     The policy sees observations normalised with the run's VecNormalize statistics (frozen), as in
     training; the demos record the raw observations and the clipped actions that reached the env.
     An infogail run's policy needs ``code``, the latent code it acts under in every episode.
-    ``n_episodes`` is the old name of ``episodes`` (deprecated).
+    ``video``, ``video_steps``, ``video_size``: as in :func:`evaluate`; the video shows every episode rolled
+    out, those ``min_return`` leaves out too. ``n_episodes`` is the old name of ``episodes`` (deprecated).
     """
     from rlgen.imitation import DemoError
     from rlgen.imitation import collect_demos as collect
@@ -147,12 +194,18 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         episodes = n_episodes if episodes is None else episodes
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
+    if video is not None:
+        video = check_video_path(video)
     config, model, stats_path = load_run(run_dir, best)
     try:
         observe = policy_observation(config, code)
     except ConfigError as exc:
         raise ConfigError(f"{run_dir}: {exc}") from None
-    env = make_env_fn(config.env_id, config.env_kwargs, None, False)()
+    render_kwargs = _render_kwargs(video, video_size)
+    try:
+        env = make_env_fn(config.env_id, {**config.env_kwargs, **(render_kwargs or {})}, None, False)()
+    except TypeError as exc:  # an env that takes no render_mode, width or height
+        raise ConfigError(f"{config.env_id} cannot render as asked ({exc})") from None
     normalizer: VecNormalize | None = None
     if stats_path is not None:  # the statistics are those of the policy's observations (coded ones, say)
         inner = policy_env(DummyVecEnv([lambda: env]), config, code=code)
@@ -166,13 +219,30 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
         return model.predict(seen, deterministic=deterministic)[0]
 
+    clip = VideoFile(video, fps=float(env.metadata.get("render_fps") or 30)) if video is not None else None
+    in_episode = 0
+
+    def record(env: Any, episode_start: bool) -> None:
+        nonlocal in_episode
+        in_episode = 0 if episode_start else in_episode + 1
+        if clip is not None and (video_steps is None or in_episode < video_steps):
+            clip.add(render_frame(env.render))
+
     try:
+        if clip is not None:
+            check_renderer([env])
+            follow_the_agent([env])
         # sampled actions repeat for a seed, without moving the caller's RNG
         with torch_threads(config.torch_threads), torch.random.fork_rng():
             torch.manual_seed(seed)
-            return collect(policy, env, episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar,
-                           min_return=min_return)
+            demos = collect(policy, env, episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar,
+                            min_return=min_return, on_step=record if clip is not None else None)
+        if clip is not None:
+            clip.close()
+        return demos
     except DemoError as exc:
         raise ConfigError(str(exc)) from None
     finally:
+        if clip is not None:
+            clip.discard()  # after close(), nothing is left to discard
         env.close()

@@ -51,6 +51,26 @@ def nonnegative_int(text: str) -> int:
     return _whole_number(text, 0, "non-negative")
 
 
+def video_size(text: str) -> tuple[int, int]:
+    """argparse type for a frame size written WIDTHxHEIGHT, e.g. 320x240."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a frame size WIDTHxHEIGHT (e.g. 320x240): {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def add_video_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--video, --video-steps and --video-size: record ``what`` as a .gif or .mp4 (rlgen.agents.video)."""
+    p.add_argument("--video", default=None, metavar="FILE",
+                   help=f"record {what} into FILE, a .gif or an .mp4 (.mp4: pip install 'rlgen[video]'), rendered "
+                   "offscreen: MUJOCO_GL if set, else EGL, else OSMesa (Debian's libegl1 or libosmesa6)")
+    p.add_argument("--video-steps", type=positive_int, default=None, metavar="N",
+                   help="record only the first N steps of each episode (the episodes still run to their end)")
+    p.add_argument("--video-size", type=video_size, default=None, metavar="WxH",
+                   help="frame size for envs that take width and height (Gymnasium's MuJoCo tasks; default: "
+                   "the env's own)")
+
+
 # -- messages on stderr --------------------------------------------------------------------------------
 
 def warn(message: str) -> None:
@@ -141,10 +161,26 @@ def print_result(result: RunResult, note: str = "") -> None:
 
 # -- running a command ---------------------------------------------------------------------------------
 
+# The values of MUJOCO_GL that MuJoCo's Python package accepts on import (Linux; glx and the on/off words included)
+MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw", "glx", "enable", "enabled", "on", "true", "1",
+                    "disable", "disabled", "off", "false", "0")
+
+
+def check_mujoco_gl() -> None:
+    """A MUJOCO_GL that MuJoCo would reject with a traceback when first imported, as a one-line error instead."""
+    import os
+
+    value = os.environ.get("MUJOCO_GL", "").lower().strip()
+    if value and value not in MUJOCO_GL_VALUES:
+        raise ConfigError(f"MUJOCO_GL={os.environ['MUJOCO_GL']!r} is not a renderer MuJoCo knows: use egl (Debian's "
+                          f"libegl1), osmesa (libosmesa6) or glfw (a display), or unset it")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; a user's mistake is one stderr line and exit code 2."""
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        check_mujoco_gl()
         return func(args)
     except ConfigError as exc:
         print(f"rlgen: error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from rlgen.cli.common import (
     Subparsers,
     add_deprecated_option,
     add_training_options,
+    add_video_options,
     positive_int,
     print_result,
     start_run,
@@ -60,6 +61,7 @@ def _add_collect(sub: Subparsers) -> None:
                    help="keep only episodes whose return reaches this (the expert's failures are left out); "
                         "rolls on with the next seeds until N are kept, at most 4N episodes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_video_options(p, "the episodes rolled out (those --min-return leaves out too)")
     p.set_defaults(func=_cmd_collect)
 
 
@@ -176,9 +178,12 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     out = _output_file(Path(args.out) if args.out else Path(args.run_dir) / "demos.npz", args.force)
     trajs = collect_demos(args.run_dir, args.episodes, deterministic=not args.stochastic, seed=args.seed,
                           progress_bar=not args.no_progress, code=args.code, best=args.best,
-                          min_return=args.min_return)
+                          min_return=args.min_return, video=args.video, video_steps=args.video_steps,
+                          video_size=args.video_size)
     save_demos(out, trajs)
     _print_summary(_demo_summary(out))
+    if args.video:
+        print(f"video: {args.video}")
     return 0
 
 

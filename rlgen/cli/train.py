@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from rlgen.agents.config import ALGOS, BONUSES, ConfigError, build_config
@@ -11,6 +12,7 @@ from rlgen.cli.common import (
     HelpFormatter,
     Subparsers,
     add_training_options,
+    add_video_options,
     print_result,
     start_run,
     train_run,
@@ -86,6 +88,7 @@ def _add_eval(sub: Subparsers) -> None:
                    help="the policy of the run's best periodic evaluation (RUN_DIR/best) instead of its "
                    "final one")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    add_video_options(p, "the evaluated episodes")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -95,7 +98,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # without --seed, evaluate() picks the run's own evaluation seed: passing none is what reproduces eval.csv
     seed: dict[str, Any] = {} if args.seed is None else {"seed": args.seed}
     returns = evaluate(args.run_dir, episodes=args.episodes, deterministic=not args.stochastic,
-                       code=args.code, best=args.best, **seed)
+                       code=args.code, best=args.best, video=args.video, video_steps=args.video_steps,
+                       video_size=args.video_size, **seed)
     summary = {"run_dir": args.run_dir, "model": "best" if args.best else "final", "episodes": len(returns),
                "mean_return": float(returns.mean()), "std_return": float(returns.std()),
                "returns": [float(r) for r in returns]}
@@ -103,6 +107,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f} over {len(returns)} episodes")
+    if args.video:
+        print(f"video: {args.video}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -424,6 +424,7 @@ def collect_demos(
     progress_bar: bool = False,
     min_return: float | None = None,
     max_attempts: int | None = None,
+    on_step: Callable[[gym.Env, bool], None] | None = None,
 ) -> Trajectories:
     """Roll out ``policy`` for ``n_episodes`` on ``env`` and record raw observations.
 
@@ -438,6 +439,8 @@ def collect_demos(
         next seeds until ``n_episodes`` are kept.
     :param max_attempts: with ``min_return``, give up (DemoError) after this many episodes (default
         ``4 * n_episodes``).
+    :param on_step: called with the env and True after every reset, with False after every step (a video's
+        frames, say); it sees every episode rolled out, those ``min_return`` leaves out too.
     """
     if n_episodes < 1:
         raise DemoError(f"n_episodes must be a positive integer, got {n_episodes}")
@@ -465,6 +468,8 @@ def collect_demos(
             if len(episodes) == n_episodes:
                 break
             obs, _ = env.reset(seed=seed + i)
+            if on_step is not None:
+                on_step(env, True)
             observations, actions, rewards = [np.asarray(obs, dtype=obs_dtype)], [], []
             terminated = truncated = False
             while not (terminated or truncated):
@@ -474,6 +479,8 @@ def collect_demos(
                 elif isinstance(act_space, spaces.Discrete):
                     action = np.asarray(action.reshape(()), dtype=act_dtype)
                 obs, reward, terminated, truncated, _ = env.step(action)
+                if on_step is not None:
+                    on_step(env, False)
                 observations.append(np.asarray(obs, dtype=obs_dtype))
                 actions.append(action)
                 rewards.append(float(reward))
