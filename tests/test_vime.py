@@ -65,6 +65,32 @@ def test_novel_transitions_gain_more_than_familiar_ones():
     assert (novel > familiar).mean() > 0.7
 
 
+def _gain_of_a_moved_constant_column(**settings):
+    """The median gains (familiar transitions; the same with the pool's constant column moved from 1 to 1.5) of a
+    VIME whose BNN trained on transitions where that column never moved."""
+    vime = VIME(line_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0, **settings)
+    rng = np.random.default_rng(0)
+    x, a = rng.uniform(-1, 1, (400, 1)), rng.uniform(-1, 1, (400, 1))
+    inputs = np.hstack([x, np.ones_like(x), a]).astype(np.float32)
+    targets = np.hstack([x + 0.1 * a, np.ones_like(x)]).astype(np.float32)
+    vime.train_model(inputs, targets)
+    moved_in, moved_out = inputs[:50].copy(), targets[:50].copy()
+    moved_in[:, 1] = moved_out[:, 1] = 1.5
+    return np.median(vime.information_gain(inputs[:50], targets[:50])), np.median(vime.information_gain(moved_in,
+                                                                                                         moved_out))
+
+
+def test_a_column_constant_in_the_pool_no_longer_makes_a_gain_orders_of_magnitude_out():
+    familiar, moved = _gain_of_a_moved_constant_column()  # the defaults: std floored at 0.01, clipped at 10
+    original_familiar, original_moved = _gain_of_a_moved_constant_column(clip=None, std_floor=0.0)
+    assert moved > 10 * familiar  # a change never seen is still the most informative transition
+    # the original's standardisation puts it 500,000 standard deviations out: ~1e10 x the median gain (then
+    # clipped at max_kl); floored and clipped it is 10 out, ~1e4 x (measured)
+    assert original_moved / original_familiar > 1e3 * (moved / familiar)
+    with pytest.raises(ValueError, match="std_floor must be >= 0"):
+        VIME(line_venv(), std_floor=-1)
+
+
 def _first_rollout(eta, algo=PPO):
     vime = VIME(line_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
     model = algo("MlpPolicy", vime, n_steps=32, seed=0, policy_kwargs={"net_arch": [8]}, device="cpu",

@@ -350,7 +350,7 @@ class DensityBonus(ModelBonus):
         """Add the rollout to the replay pool, refresh the statistics from it, take Adam steps on the model."""
         self.pool.add_inputs(inputs, targets)
         # statistics in blocks, quantiles on the stored s' (no float copy of a pool of frames each rollout)
-        self.refresh_statistics(self.pool.statistics(), self.pool.next_obs[:self.pool.size])
+        self.refresh_statistics(self.pool_statistics(), self.pool.next_obs[:self.pool.size])
         if not self.ready_to_train():
             return {}
         self.model.train()

@@ -138,7 +138,7 @@ class RND(ModelBonus):
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         """Add the rollout's states to the pool, refresh the statistics from it and train the predictor."""
         self.pool.add_inputs(inputs, targets)
-        self.stats = self.pool.statistics()
+        self.stats = self.pool_statistics()
         if not self.ready_to_train():
             return {}
 

@@ -199,7 +199,8 @@ class ModelBonus(RolloutBonus):
     """A rollout bonus computed by a model that learns from the transitions seen so far (VIME's BNN, a density
     model). This base owns what every such bonus needs besides its model: the replay pool (a
     :class:`~rlgen.reward_wrapper.TransitionRing`), the standardisation of the model's inputs and targets by the
-    pool's statistics (clipped to ``[-clip, clip]``, or not at all with ``clip=None``), the model's Adam
+    pool's statistics (standard deviations floored at ``std_floor``, the results clipped to ``[-clip, clip]``,
+    or not at all with ``clip=None``), the model's Adam
     optimiser, its minibatches, and the wrapper's random streams, all from ``seed``: :meth:`seeded` for the
     model's initialisation, :attr:`rng` for minibatches, :attr:`generator` for the model's noise.
 
@@ -209,8 +210,12 @@ class ModelBonus(RolloutBonus):
     """
 
     def __init__(self, venv: VecEnv, *, replay_size: int, min_replay: int, updates_per_rollout: int,
-                 batch_size: int, seed: int, clip: float | None, mode: str = "rollout", update_every: int = 2048):
+                 batch_size: int, seed: int, clip: float | None, mode: str = "rollout", update_every: int = 2048,
+                 std_floor: float = 0.0):
         super().__init__(venv, mode=mode, update_every=update_every)
+        if not std_floor >= 0:
+            raise ValueError(f"{self.state_name} std_floor must be >= 0, got {std_floor}")
+        self.std_floor = float(std_floor)
         for name, value in (("replay_size", replay_size), ("batch_size", batch_size)):
             if int(value) < 1:
                 raise ValueError(f"{self.state_name} {name} must be a positive integer, got {value}")
@@ -243,6 +248,16 @@ class ModelBonus(RolloutBonus):
 
     def set_model(self, model: torch.nn.Module, learning_rate: float) -> None:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+
+    def pool_statistics(self) -> dict[str, np.ndarray]:
+        """The pool's column means and standard deviations (:meth:`TransitionRing.statistics`), each standard
+        deviation at least ``std_floor``: a column that has barely moved so far then scales its first real change
+        to a few units, not to thousands."""
+        stats = self.pool.statistics()
+        if self.std_floor > 0:
+            for key in ("in_std", "out_std"):
+                stats[key] = np.maximum(stats[key], self.std_floor)
+        return stats
 
     def ready_to_train(self) -> bool:
         return self.pool.size >= self.min_replay and self.updates_per_rollout > 0

@@ -53,10 +53,17 @@ class VIME(ModelBonus):
     :param median_window: the information gains of a rollout are divided by the mean of the last
         ``median_window`` rollout medians.
     :param max_kl: information gains are clipped to [0, max_kl].
+    :param clip: the BNN's standardised inputs [s, a] and targets s' are clipped to ``[-clip, clip]``;
+        ``None``: no clip (the original).
+    :param std_floor: the replay pool's standard deviations that standardise them are at least this (the
+        original: none). Together with ``clip`` this is where the scale of the
+        gains is made: a column that has barely moved in the pool (an Ant's contact forces: 24 of SparseAnt's
+        115 inputs had std < 1e-3) otherwise turns its first change into an input many standard deviations
+        out, the BNN's gain on it into the rollout's largest by orders of magnitude, and the median
+        normalisation below into a bonus of thousands of times ``eta`` (benchmarks/vime_gain_tail.py).
+        ``clip=None, std_floor=0``: the original's standardisation.
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
-        (default, the original): no clip. The gains can be heavy-tailed: on SparseAnt a rollout's median
-        gain fell to ~2e-9 while its mean stayed ~1e-6, so dividing by the median gave a rollout's largest
-        gain ~250,000 and a mean of 500-700, drowning the env reward (benchmarks/vime_gain_tail.py).
+        (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
@@ -84,13 +91,15 @@ class VIME(ModelBonus):
         median_window: int = 10,
         max_kl: float = 1000.0,
         max_normalised: float | None = None,
+        clip: float | None = 10.0,
+        std_floor: float = 0.01,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
     ):
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
-                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=None,
-                         mode=mode, update_every=update_every)
+                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=clip,
+                         mode=mode, update_every=update_every, std_floor=std_floor)
         if method not in METHODS:
             raise ValueError(f"unknown VIME method {method!r}; choose one of: {', '.join(METHODS)}")
         for name, value in (("eta", eta), ("max_kl", max_kl), ("eta_final", 0 if eta_final is None else eta_final),
@@ -161,7 +170,7 @@ class VIME(ModelBonus):
         self.pool.add_inputs(inputs, targets)
         if not self.ready_to_train():
             return None
-        self.stats = self.pool.statistics()
+        self.stats = self.pool_statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
         return -self.fit(lambda inputs, targets: self.bnn.loss(self._standardise(inputs, targets),
                                                                n_batches=n_batches)["loss"])
