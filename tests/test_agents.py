@@ -97,6 +97,31 @@ def test_run_directory_holds_everything(tiny_config):
     assert returns.shape == (3,) and np.all(returns >= 1)
 
 
+def test_env_reward_weight_zero_leaves_the_agent_no_env_reward_and_the_reports_the_true_one(tiny_config):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class LastRollout(BaseCallback):
+        def _on_step(self):
+            return True
+
+        def _on_rollout_end(self):
+            self.rewards = self.model.rollout_buffer.rewards.copy()
+
+    seen = {}
+    for weight in (1.0, 0.0):
+        config = tiny_config(env_reward_weight=weight, normalize=False, run_name=f"w{weight}")
+        venv = make_vec_env(config)
+        model = build_model(config, venv)
+        callback = LastRollout()
+        model.learn(256, callback=callback)
+        seen[weight] = (callback.rewards, [info["r"] for info in model.ep_info_buffer])
+        venv.close()
+    assert np.all(seen[1.0][0] == 1.0) and np.all(seen[0.0][0] == 0.0)  # CartPole pays 1 a step
+    assert min(seen[0.0][1]) >= 8  # episode returns (Monitor's, SB3's ep_rew_mean) are the env's own
+    with pytest.raises(ConfigError, match="env_reward_weight must be a finite number"):
+        tiny_config(env_reward_weight=float("nan"))
+
+
 def test_same_seed_same_run_other_seed_other_run(tiny_config):
     a = train(tiny_config(run_name="a"))
     b = train(tiny_config(run_name="b"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import copy
 import dataclasses
 import difflib
@@ -82,6 +84,10 @@ class RunConfig:
     """Wrap the env stack in VecNormalize (observations, except image ones, and rewards)."""
     norm_reward: bool = True
     """With ``normalize``: also normalise the reward the agent learns from."""
+    env_reward_weight: float = 1.0
+    """Weight of the env's reward in what the agent learns from; 0 = pure exploration (with a bonus, the agent
+    learns from the bonus alone). Monitor files, eval.csv, success rates and SB3's ep_rew_mean still report the
+    env's own reward."""
     bonus: str | None = None
     """Exploration bonus wrapper: vime, density or rnd (or none)."""
     bonus_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -169,6 +175,9 @@ class RunConfig:
             raise ConfigError(f"the {self.bonus} bonus rewrites rollouts, which {self.algo} has not: add "
                               f"bonus_kwargs.mode=step (the bonus at step time, slower) or use ppo, trpo or a2c")
         self._validate_imitation()
+        weight = self.env_reward_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+            raise ConfigError(f"env_reward_weight must be a finite number, got {weight!r}")
         for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

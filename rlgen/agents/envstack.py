@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.wrappers import DtypeObservation, FlattenObservation
+from gymnasium.wrappers import DtypeObservation, FlattenObservation, TransformReward
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.preprocessing import is_image_space
@@ -36,11 +36,12 @@ _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.EL
 
 
 def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | None, append: bool,
-                t_start: float | None = None) -> Callable:
+                t_start: float | None = None, reward_weight: float = 1.0) -> Callable:
     """A function that makes one env of a run: ``gym.make`` (through :func:`rlgen.envs.quiet.make`, which
     registers a third-party suite's ids on first use and sets rlgen's defaults for them under ``env_kwargs``,
     e.g. ``continuing_task=False`` for Gymnasium-Robotics' mazes), then the observation made flat, then
-    Monitor.
+    Monitor, then the reward weighted by ``reward_weight`` (``RunConfig.env_reward_weight``) outside it, so that
+    Monitor records the env's own reward whatever the agent learns from.
 
     A Dict observation (the DeepMind Control Suite's through shimmy, a maze's observation / achieved_goal /
     desired_goal) is flattened by gymnasium's ``FlattenObservation`` into one vector, the keys in the Dict
@@ -70,6 +71,8 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
         monitor = Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
         if t_start is not None:  # a resumed run's clock runs on from its first start: its time column keeps rising
             monitor.t_start = t_start
+        if reward_weight != 1.0:
+            return TransformReward(monitor, lambda reward: reward_weight * reward)
         return monitor
 
     return make
@@ -120,7 +123,8 @@ def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: boo
     files and clock) under a :class:`FiniteGuard`."""
     fns = [
         make_env_fn(config.env_id, config.env_kwargs,
-                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append, t_start)
+                    str(monitor_dir / str(i)) if monitor_dir is not None else None, append, t_start,
+                    reward_weight=float(config.env_reward_weight))
         for i in range(config.n_envs)
     ]
     if config.vec_env == "subproc" and config.n_envs > 1:
