@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import copy
 import dataclasses
 import difflib
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
