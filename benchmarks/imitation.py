@@ -295,11 +295,20 @@ def method_dir(args: argparse.Namespace, out: Path, method: str) -> Path:
     return out / (method if args.gail_algo == "expert" else f"{method}-{args.gail_algo}")
 
 
-def env_layout(env_id: str) -> dict[str, Any]:
+PINNED_KEYS = ("preset", "normalize", "eval_freq", "eval_episodes", "hyperparams", "env_kwargs")
+"""What an experts' suite entry with ``preset: false`` writes out, and its imitators of the same agent take."""
+
+
+def env_layout(env_id: str, algo: str) -> dict[str, Any]:
     """The experts' env layout on ``env_id`` (four in-process envs, a quarter of the preset's n_steps): the
-    learners collect their rollouts the same way."""
-    return expert_settings(load_suite("imitation-experts"), ("n_envs", "overrides"),
-                           lambda entry: entry["env_id"] == env_id)
+    learners collect their rollouts the same way. An expert entry that pins its agent's settings (``preset:
+    false``, the settings written out) gives its imitators of the same ``algo`` those settings too, so that a
+    preset changed later changes neither."""
+    suite = load_suite("imitation-experts")
+    layout = expert_settings(suite, ("n_envs", "overrides"), lambda entry: entry["env_id"] == env_id)
+    pinned = expert_settings(suite, PINNED_KEYS, lambda entry: entry["env_id"] == env_id and entry["algo"] == algo
+                             and entry.get("preset") is False)
+    return {**layout, **pinned}
 
 
 def gail_suite(args: argparse.Namespace, out: Path, variant: str) -> Suite:
@@ -307,7 +316,8 @@ def gail_suite(args: argparse.Namespace, out: Path, variant: str) -> Suite:
     b = budgets(args)
     kwargs = GAIL_VARIANTS[variant][0]
     entries = [
-        {**env_layout(env_id), "algo": learner_algo(args, out, env_id), "env_id": env_id, "label": f"gail-{n}",
+        {**env_layout(env_id, learner_algo(args, out, env_id)), "algo": learner_algo(args, out, env_id),
+         "env_id": env_id, "label": f"gail-{n}",
          "total_steps": b.gail_steps[env_id],
          "imitation": "gail", "demos": str(demos_path(out, env_id).absolute()), "demo_episodes": n,
          "demo_subsample": SUBSAMPLE, **({"imitation_kwargs": dict(kwargs)} if kwargs else {})}
@@ -326,13 +336,17 @@ def bc_configs(args: argparse.Namespace, out: Path) -> list[tuple[str, int, int,
     for env_id in args.envs:
         if not demos_path(out, env_id).is_file():
             continue
+        algo = learner_algo(args, out, env_id)
+        pinned = {k: v for k, v in env_layout(env_id, algo).items() if k in PINNED_KEYS}
+        use_preset = pinned.pop("preset", True)
         for n in budgets(args).trajectories[env_id]:
             for seed in range(args.seeds):
                 config = build_config(
-                    learner_algo(args, out, env_id), env_id, seed=seed, imitation="bc",
+                    algo, env_id, use_preset=use_preset, **{**pinned, "eval_episodes": budgets(args).eval_episodes},
+                    seed=seed, imitation="bc",
                     demos=str(demos_path(out, env_id).absolute()), demo_episodes=n, demo_subsample=SUBSAMPLE,
                     bc_kwargs={**BC_KWARGS, "gradient_steps": budgets(args).bc_gradient_steps},
-                    eval_episodes=budgets(args).eval_episodes, progress_bar=False,
+                    progress_bar=False,
                     out_dir=str((method_dir(args, out, "bc") / "runs").absolute()), run_name=f"bc-{n}_{env_id}_s{seed}",
                 )
                 configs.append((env_id, n, seed, config))
