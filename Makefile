@@ -6,7 +6,7 @@ export MUJOCO_GL ?= egl
 # Small torch networks: one thread is as fast as two here and makes seeded runs repeat exactly.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-slow lint bench-throughput clean
+.PHONY: setup demo test test-slow lint bench-throughput clips clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,16 @@ lint: setup
 
 bench-throughput: setup
 	$(PY) benchmarks/throughput.py
+
+# The README's clips: one evaluation episode (its first 120 steps) of each committed expert of the imitation
+# benchmark, rendered offscreen (EGL here; OSMesa works too) at 200x150.
+CLIP_RUNS := benchmarks/results/runs/imitation/experts
+clips: setup
+	for task in Ant Humanoid; do \
+	  lower=$$(echo $$task | tr A-Z a-z); \
+	  $(PY) -m rlgen.cli eval $(CLIP_RUNS)/trpo_$$task-v5_s0 --episodes 1 --video docs/$$lower.gif \
+	    --video-steps 120 --video-size 200x150 || exit 1; \
+	done
 
 clean:
 	rm -rf .venv runs .pytest_cache

@@ -1,6 +1,6 @@
 """How heavy-tailed VIME's information gains are in a finished run, and where the tail comes from.
 
-    python benchmarks/vime_gain_tail.py RUN_DIR [--samples 4096] [--seed 0] [--after 100000]
+    python benchmarks/vime_gain_tail.py RUN_DIR [--samples 4096] [--seed 0] [--after 100000] [--clips 10,5,3]
 
 From the run's per-rollout log (``vime_log.jsonl``, kept in the run archive too) it prints the medians over
 the rollouts after ``--after`` env steps of the bonus's mean, 95th percentile and maximum. If the run
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=4096, help="pool transitions to score")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool sample and the gains' weight draws")
     parser.add_argument("--after", type=int, default=100_000, help="log rows after this many env steps")
+    parser.add_argument("--clips", default="", metavar="C1,C2",
+                        help="also score the same transitions with the BNN's standardised inputs and targets clipped at "
+                        "each of these values (the trained BNN as it is): how much of the tail a clip removes")
     args = parser.parse_args(argv)
     from rlgen.agents.config import RunConfig
     from rlgen.agents.envstack import make_vec_env
@@ -79,6 +82,21 @@ def main(argv: list[str] | None = None) -> int:
           f"{np.median(z[rest]):.1f}); transitions with max|z| > 10: {(z > 10).mean():.1%}")
     print(f"dimensions with pool std < 1e-3: {int((stats['in_std'] < 1e-3).sum())} of {inputs.shape[1]} inputs")
     print(f"normalised by this median, the largest gain is {gains.max() / np.median(gains):,.0f} x the median")
+    z_in = np.abs((inputs - stats["in_mean"]) / stats["in_std"])
+    columns = np.bincount(z_in[top].argmax(1), minlength=inputs.shape[1])
+    where = ", ".join(f"{'obs' if c < obs.shape[1] else 'action'}[{c if c < obs.shape[1] else c - obs.shape[1]}] "
+                      f"{columns[c]}" for c in np.argsort(columns)[::-1][:8] if columns[c])
+    print(f"input column farthest out, per top-1% transition ({obs.shape[1]} obs + {actions.shape[1]} action "
+          f"columns): {where}")
+    clips = [float(c) for c in args.clips.split(",") if c.strip()]
+    for clip in clips:
+        vime.clip = clip
+        torch.manual_seed(args.seed)
+        clipped = np.sort(vime.information_gain(inputs, nxt))
+        k = max(1, len(clipped) // 100)
+        print(f"clipped at {clip:g}: top 1% hold {clipped[-k:].sum() / clipped.sum():.1%}, largest "
+              f"{clipped[-1] / np.median(clipped):,.0f} x the median, mean {clipped.mean() / np.median(clipped):,.0f} "
+              f"x the median")
     return 0
 
 
