@@ -64,6 +64,10 @@ class VIME(ModelBonus):
         ``clip=None, std_floor=0``: the original's standardisation.
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
         (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
+    :param background: train the BNN in a worker thread while the agent updates and collects the next rollout
+        (rollout mode); the next rollout's gains wait for it. The bonuses are identical either way (the BNN's
+        noise comes from the wrapper's own generator, never torch's global RNG); only the wall time differs, and
+        only where a core is free for the thread (benchmarks/throughput.py).
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
@@ -93,6 +97,7 @@ class VIME(ModelBonus):
         max_normalised: float | None = None,
         clip: float | None = 10.0,
         std_floor: float = 0.01,
+        background: bool = True,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
@@ -116,6 +121,7 @@ class VIME(ModelBonus):
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
+        self.background = bool(background) and mode == "rollout"  # step mode pays bonuses while it would train
         with self.seeded():  # the seed decides the BNN's initial weights, not the caller's torch RNG
             self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
                            likelihood_sd=likelihood_sd, n_samples=n_samples)
@@ -131,6 +137,7 @@ class VIME(ModelBonus):
 
     def information_gain(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Clipped information gain of each transition (rows of ``inputs`` = [s, a], ``targets`` = s')."""
+        self.finish_training()  # the model that pays these gains: the one trained on every rollout before
         x, y = self._standardise(inputs, targets)
         with self.own_noise():
             gain = self.bnn.information_gain(x, y, method=self.method, step_size=self.step_size)
@@ -153,7 +160,7 @@ class VIME(ModelBonus):
         return self.eta + (self.eta_final - self.eta) * progress
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        elbo = self.train_model(inputs, targets)
+        elbo = self.train_model(inputs, targets, background=self.background)
         return {} if elbo is None else {"vime/bnn_elbo": elbo}
 
     def normalise(self, gains: np.ndarray, record: bool = True) -> np.ndarray:
@@ -165,22 +172,30 @@ class VIME(ModelBonus):
         normalised = gains / scale if scale > 0 else gains
         return normalised if self.max_normalised is None else np.minimum(normalised, self.max_normalised)
 
-    def train_model(self, inputs: np.ndarray, targets: np.ndarray) -> float | None:
-        """Add the rollout to the replay pool and take Adam steps on the ELBO; returns the last ELBO."""
+    def train_model(self, inputs: np.ndarray, targets: np.ndarray, background: bool = False) -> float | None:
+        """Add the rollout to the replay pool and take Adam steps on the ELBO; returns the last ELBO (with
+        ``background``, the steps run beside the agent and this returns the ELBO of the training before)."""
+        self.finish_training()
         self.pool.add_inputs(inputs, targets)
         if not self.ready_to_train():
             return None
         self.stats = self.pool_statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
-        return -self.fit(lambda inputs, targets: self.bnn.loss(self._standardise(inputs, targets),
-                                                               n_batches=n_batches)["loss"])
+
+        def negative_elbo(inputs: np.ndarray, targets: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+            return self.bnn.loss(self._standardise(inputs, targets), n_batches=n_batches, generator=generator)["loss"]
+
+        loss = self.fit_with_generator(negative_elbo, background=background)
+        return None if loss is None else -loss
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self.finish_training()
         return {"bnn": self.bnn.state_dict(), "medians": list(self.medians), **self.pool_state(),
                 **self.recording_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.finish_training()
         self.bnn.load_state_dict(state["bnn"])
         self.load_pool_state(state)
         self.medians.clear()

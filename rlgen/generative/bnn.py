@@ -190,14 +190,16 @@ class BNN(nn.Module):
         ]
 
     def log_likelihood(
-        self, x: Tensor, y: Tensor, n_samples: int | None = None, noise: Sequence[Tensor] | None = None
+        self, x: Tensor, y: Tensor, n_samples: int | None = None, noise: Sequence[Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Gaussian ``log p(y | x, w)`` summed over output dimensions and averaged over Monte-Carlo samples of
-        ``w``, shape ``(B,)``. ``noise`` (from :meth:`sample_noise`) fixes the draws; it sets the sample count."""
+        ``w``, shape ``(B,)``. ``noise`` (from :meth:`sample_noise`) fixes the draws; it sets the sample count.
+        Without it the draws come from ``generator`` (default: torch's global RNG)."""
         x, y = self._check_xy(x, y)
         batch_size = x.shape[0]
         if noise is None:
-            noise = self.sample_noise(batch_size, n_samples)
+            noise = self.sample_noise(batch_size, n_samples, generator=generator)
         else:
             self._check_noise(noise, batch_size)
             if n_samples is not None and n_samples != noise[0].shape[0]:
@@ -225,14 +227,16 @@ class BNN(nn.Module):
             total = total + _gaussian_kl(mu, sigma, torch.zeros_like(mu), torch.full_like(sigma, self.prior_sd))
         return total
 
-    def loss(self, batch: tuple[Tensor, Tensor], n_batches: float = 1) -> dict[str, Tensor]:
+    def loss(self, batch: tuple[Tensor, Tensor], n_batches: float = 1,
+             generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Negative ELBO of a minibatch: ``KL(q || p) / n_batches - sum_i log p(y_i | x_i)``.
 
         ``n_batches`` spreads the KL over the minibatches of one pass through the data, so a full pass weighs the
-        prior once. ``"kl"`` and ``"log_likelihood"`` (mean per sample) are detached, for logging.
+        prior once. ``"kl"`` and ``"log_likelihood"`` (mean per sample) are detached, for logging. The Monte-Carlo
+        draws come from ``generator`` (default: torch's global RNG).
         """
         x, y = batch
-        log_likelihood = self.log_likelihood(x, y)
+        log_likelihood = self.log_likelihood(x, y, generator=generator)
         kl = self.kl_to_prior()
         return {
             "loss": kl / n_batches - log_likelihood.sum(),
