@@ -66,8 +66,9 @@ class VIME(ModelBonus):
         (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
     :param background: train the BNN in a worker thread while the agent updates and collects the next rollout
         (rollout mode); the next rollout's gains wait for it. The bonuses are identical either way (the BNN's
-        noise comes from the wrapper's own generator, never torch's global RNG); only the wall time differs, and
-        only where a core is free for the thread (benchmarks/throughput.py).
+        noise comes from the wrapper's own generator, never torch's global RNG); only the wall time differs: it
+        can only gain where a core is free for the thread, and on a machine whose cores are all busy it lost
+        (0.60 of PPO's steps/s against 0.76 in line, benchmarks/throughput.py), so it is off by default.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
@@ -97,7 +98,7 @@ class VIME(ModelBonus):
         max_normalised: float | None = None,
         clip: float | None = 10.0,
         std_floor: float = 0.01,
-        background: bool = True,
+        background: bool = False,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
