@@ -9,8 +9,9 @@ each task of the exploration suite this runs ``--episodes`` episodes (reset seed
 
 (the presets' networks start with a near-zero mean, taken as zero here) and reports the success rate (episodes
 that earned any reward), the earliest rewarded step, and the farthest progress towards the goal (a task's own
-measure: the goal fraction rlgen's locomotion tasks report, the car's x, the pole's cos(theta), the distance of
-a maze's ball or ant to its goal, the dm_control task's own reward). A task belongs in the exploration suite if
+measure, rlgen.envs.coverage's, the one training runs record: the goal fraction rlgen's locomotion tasks report,
+the car's x, the pole's cos(theta), minus a maze ball's or ant's distance to its goal, the dm_control pole's
+cos(angle) or acrobot tip's distance to its target). A task belongs in the exploration suite if
 no initial policy earns reward in these episodes; the table says which do.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/sparse_thresholds.py [--episodes 200] [--jobs 2] [--only Maze]
@@ -26,7 +27,6 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,51 +38,28 @@ import numpy as np
 import rlgen.envs  # noqa: F401  (registers rlgen's tasks)
 from rlgen.atomic import atomic_write_text
 from rlgen.cli.common import HelpFormatter
+from rlgen.envs.coverage import TaskMeasures, measures_for
 from rlgen.envs.quiet import make as quiet_make
-
-Progress = Callable[[Any, dict[str, Any], float], float]
-"""(observation as the env returns it, info, reward) -> the task's progress measure at that step."""
-
-
-def _info(key: str) -> Progress:
-    return lambda obs, info, reward: float(info[key])
-
-
-def _obs(index: int, transform: Callable[[float], float] = float) -> Progress:
-    return lambda obs, info, reward: transform(float(np.asarray(obs).reshape(-1)[index]))
-
-
-def _maze_distance(obs: Any, info: dict[str, Any], reward: float) -> float:
-    return -float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
-
-
-def _reward(obs: Any, info: dict[str, Any], reward: float) -> float:
-    return float(reward)
 
 
 @dataclass(frozen=True)
 class Task:
     env_id: str
-    progress: Progress
-    measure: str
-    """What ``progress`` is, for the table (higher is nearer the goal)."""
     kwargs: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def measures(self) -> TaskMeasures:
+        """The task's progress measure (higher is nearer the goal), rlgen's own: rlgen.envs.coverage."""
+        measures = measures_for(self.env_id)
+        assert measures is not None, f"rlgen.envs.coverage has no measures for {self.env_id}"
+        return measures
 
-TASKS = [
-    Task("rlgen/SparseMountainCar-v0", _obs(0), "max x (goal 0.45)"),
-    Task("rlgen/SparseMountainCar-v1", _obs(0), "max x (goal 0.6)"),
-    Task("rlgen/SparseCartPoleSwingup-v0", _obs(2), "max cos(theta) (reward above 0.8)"),
-    Task("rlgen/SparseCartPoleSwingup-v1", _obs(2, math.cos), "max cos(theta) (reward above 0.8)"),
-    Task("rlgen/SparseHalfCheetah-v0", _info("goal_fraction"), "max torso x / 5 m"),
-    Task("rlgen/SparseHalfCheetah-v1", _info("goal_fraction"), "max centre-of-mass x / 5 m"),
-    Task("rlgen/SparseAnt-v0", _info("goal_fraction"), "max distance from start / 20 m"),
-    Task("dm_control/cartpole-swingup_sparse-v0", _reward, "max reward per step"),
-    Task("dm_control/acrobot-swingup_sparse-v0", _reward, "max reward per step"),
-    Task("dm_control/pendulum-swingup-v0", _reward, "max reward per step"),
-    Task("PointMaze_UMaze-v3", _maze_distance, "-min distance to the goal (reward within 0.45)"),
-    Task("AntMaze_UMaze-v5", _maze_distance, "-min distance to the goal (reward within 0.45)"),
-]
+
+TASKS = [Task(env_id) for env_id in (
+    "rlgen/SparseMountainCar-v0", "rlgen/SparseMountainCar-v1", "rlgen/SparseCartPoleSwingup-v0",
+    "rlgen/SparseCartPoleSwingup-v1", "rlgen/SparseHalfCheetah-v0", "rlgen/SparseHalfCheetah-v1", "rlgen/SparseAnt-v0",
+    "dm_control/cartpole-swingup_sparse-v0", "dm_control/acrobot-swingup_sparse-v0", "dm_control/pendulum-swingup-v0",
+    "PointMaze_UMaze-v3", "AntMaze_UMaze-v5")]
 
 POLICIES = {"uniform": None, "ppo-init": 1.0, "trpo-init": math.exp(-1.0)}
 """Each policy's Gaussian standard deviation (None: uniform over the action space)."""
@@ -90,15 +67,15 @@ POLICIES = {"uniform": None, "ppo-init": 1.0, "trpo-init": math.exp(-1.0)}
 
 def make(task: Task) -> gym.Env:
     """The task as rlgen makes it (third-party suites registered on demand, rlgen's defaults such as a maze's
-    continuing_task=False applied), without the run loop's flattening: progress is read off the env's own
-    observation."""
+    continuing_task=False applied), without the run loop's wrappers: progress is read off the unwrapped env."""
     return quiet_make(task.env_id, **dict(task.kwargs))
 
 
 def run(index: int, policy: str, episodes: int) -> dict[str, Any]:
-    """``episodes`` episodes of ``policy`` on ``TASKS[index]`` (an index: the progress measures do not pickle
-    into worker processes): success rate, earliest reward, farthest progress."""
+    """``episodes`` episodes of ``policy`` on ``TASKS[index]``: success rate, earliest reward, farthest
+    progress."""
     task = TASKS[index]
+    measures = task.measures
     start = time.perf_counter()
     try:
         env = make(task)
@@ -110,15 +87,16 @@ def run(index: int, policy: str, episodes: int) -> dict[str, Any]:
     peaks, lengths, successes, first = [], [], 0, None
     for seed in range(episodes):
         env.action_space.seed(seed)
-        obs, info = env.reset(seed=seed)
+        env.reset(seed=seed)
         peak, earned, length, done = -math.inf, 0.0, 0, False
         while not done:
             action = (env.action_space.sample() if std is None
                       else np.clip(rng.normal(0.0, std, env.action_space.shape), low, high).astype(env.action_space.dtype))
-            obs, reward, terminated, truncated, info = env.step(action)
+            _, reward, terminated, truncated, info = env.step(action)
             length += 1
             earned += float(reward)
-            peak = max(peak, task.progress(obs, info, float(reward)))
+            progress = measures.progress(env.unwrapped, info)
+            peak = peak if progress is None else max(peak, progress)
             if reward > 0 and (first is None or length < first):
                 first = length
             done = terminated or truncated
@@ -128,7 +106,7 @@ def run(index: int, policy: str, episodes: int) -> dict[str, Any]:
     env.close()
     return {"task": task.env_id, "policy": policy, "episodes": episodes, "successes": successes,
             "first": first, "farthest": max(peaks), "median": statistics.median(peaks),
-            "mean_length": float(np.mean(lengths)), "measure": task.measure,
+            "mean_length": float(np.mean(lengths)), "measure": f"max {measures.progress_text}",
             "seconds": time.perf_counter() - start}
 
 

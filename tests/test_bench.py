@@ -354,7 +354,7 @@ def test_report_only_with_an_archive_syncs_both_ways_and_names_its_report(tmp_pa
 
 
 def test_a_sparse_report_says_how_near_the_goal_each_method_came(tmp_path):
-    from rlgen.agents.plotting import training_episodes
+    from rlgen.agents.plotting import coverage_over_steps, training_episodes
 
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump({
@@ -364,12 +364,18 @@ def test_a_sparse_report_says_how_near_the_goal_each_method_came(tmp_path):
     }))
     _, report = run_suite(load_suite(path), tmp_path / "out", workers=1)
     run_dir = tmp_path / "out" / "runs" / "ppo_rlgen-SparseHalfCheetah-v0_s0"
-    _, returns, reach = training_episodes(run_dir, column="max_goal_fraction")
+    _, returns, reach = training_episodes(run_dir, column="max_progress")
     assert len(reach) == 2 and np.isfinite(reach).all()  # two 500-step episodes, each with its maximum
     assert ((returns > 0) == (reach > 1)).all()  # an episode is paid exactly when it got past the goal
     text = report.read_text()
-    assert "## How near the goal" in text
+    assert "## How near the goal" in text and "- rlgen/SparseHalfCheetah-v0: torso x / goal_x" in text
     assert f"| {reach.max():.2f} [{reach.max():.2f}, {reach.max():.2f}] |" in text
+    # how much of the state space it visited: the cells of the torso's x, at the end and over the steps
+    cells = coverage_over_steps(run_dir)[1][-1]
+    assert cells > 0 and "## State coverage" in text and "- rlgen/SparseHalfCheetah-v0: torso x 0.25" in text
+    assert f"| rlgen/SparseHalfCheetah-v0 | ppo | 1 | {cells} [{cells}, {cells}] | — | {cells} |" in text
+    assert "![state coverage](near_coverage.png)" in text
+    assert (tmp_path / "out" / "near_coverage.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_archive_keeps_the_better_record_and_the_suites_settings(tmp_path, caplog):

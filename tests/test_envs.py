@@ -249,36 +249,6 @@ def test_goal_fraction_passes_one_exactly_when_the_reward_is_paid(env_id: str) -
     assert paid == above and any(paid) and not all(paid)
 
 
-def test_episode_max_keeps_each_episodes_maximum() -> None:
-    from rlgen.envs.progress import EpisodeMax
-
-    class Script(gym.Env):
-        observation_space = gym.spaces.Box(-1, 1, (1,))
-        action_space = gym.spaces.Discrete(1)
-        values = [[0.1, 0.5, 0.2, 0.4], [0.3, 0.0]]
-
-        def reset(self, seed=None, options=None):
-            self.episode = getattr(self, "episode", -1) + 1
-            self.t = 0
-            return np.zeros(1, np.float32), {}
-
-        def step(self, action):
-            value = self.values[self.episode][self.t]
-            self.t += 1
-            done = self.t == len(self.values[self.episode])
-            return np.zeros(1, np.float32), 0.0, done, False, {"goal_fraction": value}
-
-    env = EpisodeMax(Script())
-    seen = []
-    for _ in range(2):
-        env.reset()
-        done = False
-        while not done:
-            *_, done, _, info = env.step(0)
-            seen.append(info["max_goal_fraction"])
-    assert seen == [0.1, 0.5, 0.5, 0.5, 0.3, 0.3]  # the running maximum, restarted by reset
-
-
 @pytest.mark.parametrize(
     ("env_id", "kwargs"),
     [

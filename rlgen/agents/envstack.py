@@ -27,7 +27,10 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 
 from rlgen.agents.config import ConfigError, RunConfig, algo_class
-from rlgen.envs.progress import GOAL_FRACTION, MAX_GOAL_FRACTION, EpisodeMax, reports_goal_fraction
+from rlgen.agents.rundir import align_monitor_columns, read_monitor_file
+from rlgen.agents.rundir import monitor_file as monitor_path
+from rlgen.envs.coverage import MAX_PROGRESS, NEW_CELLS, ReachAndCoverage, parse_cells, task_measures
+from rlgen.envs.progress import MAX_GOAL_FRACTION
 from rlgen.envs.quiet import make as quiet_make
 from rlgen.envs.suites import SuiteNotInstalled
 from rlgen.reward_wrapper import RewardWrapper
@@ -42,6 +45,13 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
     e.g. ``continuing_task=False`` for Gymnasium-Robotics' mazes), then the observation made flat, then
     Monitor, then the reward weighted by ``reward_weight`` (``RunConfig.env_reward_weight``) outside it, so that
     Monitor records the env's own reward whatever the agent learns from.
+
+    A task with measures in :mod:`rlgen.envs.coverage` (rlgen's sparse tasks, the DeepMind Control cartpole,
+    acrobot and pendulum, the mazes) gets :class:`~rlgen.envs.coverage.ReachAndCoverage` inside Monitor, whose
+    file then has a ``max_progress`` column (each episode's highest progress) and a ``new_cells`` one (the cells
+    of its discretised position the env first visited in it); any other env's file keeps ``r, l, t`` alone. A
+    resumed run's env starts from the cells its file already holds, and a file of an older rlgen's columns
+    (``max_goal_fraction``) is brought to these first.
 
     A Dict observation (the DeepMind Control Suite's through shimmy, a maze's observation / achieved_goal /
     desired_goal) is flattened by gymnasium's ``FlattenObservation`` into one vector, the keys in the Dict
@@ -66,9 +76,16 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
                     warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered")
                     env = DtypeObservation(env, np.float32)
         keywords: tuple[str, ...] = ()
-        if reports_goal_fraction(env):  # a column of how near each training episode came to the goal
-            env, keywords = EpisodeMax(env, GOAL_FRACTION), (MAX_GOAL_FRACTION,)
-        monitor = Monitor(env, filename=monitor_file, override_existing=not append, info_keywords=keywords)
+        path = monitor_path(monitor_file) if monitor_file is not None else None
+        measures = task_measures(env_id, env)
+        if measures is not None:  # columns of how near each training episode came to the goal, and where it went
+            seen = _recorded_cells(path) if append and path is not None else ()
+            env = ReachAndCoverage(env, measures, seen)
+            keywords = env.info_keywords
+        resuming = append and path is not None and path.is_file()
+        if resuming:  # Monitor appends rows without a header: the file's columns must be this run's
+            align_monitor_columns(path, ("r", "l", "t", *keywords), renamed={MAX_GOAL_FRACTION: MAX_PROGRESS})
+        monitor = Monitor(env, filename=monitor_file, override_existing=not resuming, info_keywords=keywords)
         if t_start is not None:  # a resumed run's clock runs on from its first start: its time column keeps rising
             monitor.t_start = t_start
         if reward_weight != 1.0:
@@ -76,6 +93,21 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
         return monitor
 
     return make
+
+
+def _recorded_cells(path: Path) -> list[tuple[int, ...]]:
+    """The cells a resumed env's Monitor file already holds (its episodes up to the checkpoint), so that the
+    env goes on recording only cells new to the file."""
+    header, rows = read_monitor_file(path)
+    if NEW_CELLS not in header:
+        return []
+    index, cells = header.index(NEW_CELLS), []
+    for row in rows:
+        try:
+            cells += parse_cells(row[index]) if len(row) > index else []
+        except ValueError:  # a row cut short by a kill, or one from before cells were recorded (nan)
+            pass
+    return cells
 
 
 class NonFiniteEnvOutput(ConfigError):

@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rlgen.agents.rundir import EVAL_FILE, MONITOR_DIR, PLOT_FILE, read_eval_history
+from rlgen.agents.rundir import EVAL_FILE, MONITOR_DIR, PLOT_FILE, read_eval_history, read_monitor_file
 from rlgen.atomic import atomic_write_bytes
+from rlgen.envs.coverage import NEW_CELLS
 
 
-def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndarray, ...]:
+def _monitor_files(run_dir: Path) -> list[tuple[list[str], list[list[str]]]]:
+    return [read_monitor_file(path) for path in sorted((run_dir / MONITOR_DIR).glob("*.monitor.csv"))]
+
+
+def _episode_steps(rows: list[list[str]], n_files: int) -> np.ndarray:
+    """The approximate global step at which each of one file's episodes ended (see :func:`training_episodes`)."""
+    return np.cumsum([float(row[1]) for row in rows]) * n_files
+
+
+def training_episodes(run_dir: Path, column: str | Sequence[str] | None = None) -> tuple[np.ndarray, ...]:
     """(approximate global step, return) of every training episode, from the Monitor files; with ``column``
-    (an extra Monitor column such as ``max_goal_fraction``) also its values, NaN where a file lacks it.
+    (an extra Monitor column such as ``max_progress``, or several names for it, the first a file has counting)
+    also its values, NaN where a file lacks it.
 
     Envs step in lockstep, so an episode ending at step k of one env ends near global step
     k * n_envs. (Monitor's own clock restarts when a run resumes, so it cannot order episodes.)
     """
-    files = sorted((run_dir / MONITOR_DIR).glob("*.monitor.csv"))
+    names = (column,) if isinstance(column, str) else tuple(column or ())
+    files = _monitor_files(run_dir)
     steps, returns, extra = [], [], []
-    for path in files:
-        lines = path.read_text().splitlines()
-        header = lines[1].split(",") if len(lines) > 1 else []  # lines[0] is Monitor's JSON line
-        index = header.index(column) if column in header else None
-        rows = [row.split(",") for row in lines[2:] if row]
-        data = np.array([[float(v) for v in row[:3]] for row in rows], dtype=np.float64)
-        if data.size:
-            steps.append(np.cumsum(data[:, 1]) * len(files))
-            returns.append(data[:, 0])
+    for header, rows in files:
+        index = next((header.index(name) for name in names if name in header), None)
+        if rows:
+            steps.append(_episode_steps(rows, len(files)))
+            returns.append(np.array([float(row[0]) for row in rows]))
             extra.append(np.array([float(row[index]) if index is not None and len(row) > index else np.nan
                                    for row in rows]))
     if not steps:
@@ -36,6 +45,32 @@ def training_episodes(run_dir: Path, column: str | None = None) -> tuple[np.ndar
     x, y, z = np.concatenate(steps), np.concatenate(returns), np.concatenate(extra)
     order = np.argsort(x, kind="stable")
     return (x[order], y[order]) + ((z[order],) if column else ())
+
+
+def coverage_over_steps(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(approximate global step, cells visited so far) at the end of every training episode: the size of the
+    union of the ``new_cells`` (:mod:`rlgen.envs.coverage`) of every episode of every monitor file that ended by
+    then, a cell two envs both found counting once. None if no file has the column (a task without a coverage
+    measure, or a run trained before rlgen recorded it), or if its earlier episodes did not record it (``nan``:
+    a run trained before and resumed after; its count would miss their cells)."""
+    files = _monitor_files(run_dir)
+    ended: list[tuple[float, str]] = []
+    recorded = False
+    for header, rows in files:
+        if NEW_CELLS not in header:
+            continue
+        recorded, index = True, header.index(NEW_CELLS)
+        ended += zip(_episode_steps(rows, len(files)).tolist(),
+                     (row[index] if len(row) > index else "" for row in rows), strict=True)
+    if not recorded or any(cells == "nan" for _, cells in ended):
+        return None
+    ended.sort(key=lambda episode: episode[0])
+    union: set[str] = set()
+    counts = []
+    for _, cells in ended:
+        union.update(token for token in cells.split(";") if token)
+        counts.append(len(union))
+    return np.array([step for step, _ in ended], dtype=np.float64), np.array(counts, dtype=np.int64)
 
 
 def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -335,3 +335,42 @@ def read_eval_history(path: Path) -> list[dict[str, float]]:
         return []
     with path.open() as handle:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+# -- SB3 Monitor files -------------------------------------------------------------------------------
+MONITOR_SUFFIX = ".monitor.csv"
+
+
+def monitor_file(prefix: str | Path) -> Path:
+    """The file SB3's Monitor writes for ``filename=prefix`` (``<prefix>.monitor.csv``)."""
+    prefix = str(prefix)
+    return Path(prefix if prefix.endswith(MONITOR_SUFFIX) else prefix + MONITOR_SUFFIX)
+
+
+def read_monitor_file(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(column names, rows as lists of text) of a Monitor file: its first line is Monitor's JSON, its second the
+    columns (``r, l, t`` and the info keywords). Its values hold no commas (rlgen writes none), so rows split on
+    them; a last row cut short by a kill comes as it is. ([], []) for a missing file."""
+    if not path.is_file():
+        return [], []
+    lines = path.read_text().splitlines()
+    header = lines[1].split(",") if len(lines) > 1 else []
+    return header, [line.split(",") for line in lines[2:] if line]
+
+
+def align_monitor_columns(path: Path, columns: tuple[str, ...], renamed: dict[str, str] | None = None) -> None:
+    """Before a resumed run's Monitor appends to ``path`` (which writes no header then), make the file's columns
+    ``columns``: a file written with other info keywords (an older rlgen's) is rewritten, atomically, each value
+    kept under its column's name (``renamed`` maps old names to new ones) and ``nan`` (not recorded) in the new
+    columns of the old rows. A file already so, or missing, or without a header, is left alone."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    if len(lines) < 2 or tuple(lines[1].split(",")) == columns:
+        return
+    old = [(renamed or {}).get(name, name) for name in lines[1].split(",")]
+    rows = []
+    for line in filter(None, lines[2:]):
+        values = dict(zip(old, line.split(","), strict=False))
+        rows.append(",".join(values.get(name, "nan") for name in columns))
+    atomic_write_text(path, "".join(f"{line}\n" for line in [lines[0], ",".join(columns), *rows]))

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rlgen.agents.plotting import training_episodes
+from rlgen.agents.plotting import coverage_over_steps, training_episodes
 from rlgen.agents.rundir import ERROR_FILE, RunDir
 from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
 from rlgen.bench.runner import run_finished
 from rlgen.bench.suite import Suite, SuiteRun
+from rlgen.envs.coverage import MAX_PROGRESS, measures_for
 from rlgen.envs.progress import MAX_GOAL_FRACTION
 
 RANDOM_SCORES_FILE = "random_scores.json"
@@ -35,11 +36,13 @@ class RunRecord:
     error: str | None = None
     train_steps: np.ndarray | None = None  # training episodes: approximate global step at their end
     train_returns: np.ndarray | None = None  # and their env return
-    train_reach: np.ndarray | None = None  # and how near the goal they came (max goal_fraction; NaN: not recorded)
+    train_reach: np.ndarray | None = None  # and how near the goal they came (max progress; NaN: not recorded)
+    coverage: tuple[np.ndarray, np.ndarray] | None = None  # (step, cells visited by then); None: not recorded
 
     @property
     def farthest(self) -> float:
-        """The largest fraction of the goal any training episode reached (1 = the goal; NaN: not recorded)."""
+        """The highest progress any training episode reached (the task's measure, rlgen.envs.coverage; for
+        rlgen's locomotion tasks the fraction of the goal, 1 = the goal; NaN: not recorded)."""
         if self.train_reach is None or not np.isfinite(self.train_reach).any():
             return float("nan")
         return float(np.nanmax(self.train_reach))
@@ -51,6 +54,14 @@ class RunRecord:
             return float("nan")
         tail = self.train_reach[-max(1, len(self.train_reach) // 10):]
         return float(np.median(tail)) if np.isfinite(tail).all() and len(tail) else float("nan")
+
+    @property
+    def cells_visited(self) -> float:
+        """The cells of the task's discretised position the run's training episodes visited (NaN: not recorded)."""
+        if self.coverage is None:
+            return float("nan")
+        counts = self.coverage[1]
+        return float(counts[-1]) if len(counts) else 0.0
 
     @property
     def final(self) -> float:
@@ -85,8 +96,10 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
             state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
         else:
             state = "incomplete" if history else "missing"
-        train_steps, train_returns, reach = training_episodes(run_dir, column=MAX_GOAL_FRACTION)
-        records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns, reach))
+        # older runs recorded only their locomotion tasks' goal fraction, as max_goal_fraction
+        train_steps, train_returns, reach = training_episodes(run_dir, column=(MAX_PROGRESS, MAX_GOAL_FRACTION))
+        records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns, reach,
+                                 coverage_over_steps(run_dir)))
     return records
 
 
@@ -177,17 +190,25 @@ def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -
             end = min(r.steps[-1] for r in group)
             grid = np.linspace(min(r.steps[0] for r in group), end, 40)
             values = np.array([np.interp(grid, r.steps, r.returns) for r in group])
-            cis = np.array([stats.bootstrap_ci(values[:, j], resamples=500) for j in range(len(grid))])
-            color = f"C{i}"
-            ax.plot(grid, cis[:, 0], color=color, label=f"{label} (n={len(group)})")
-            ax.fill_between(grid, cis[:, 1], cis[:, 2], color=color, alpha=0.2)
-        ax.set_title(task, fontsize=9)
-        ax.xaxis.set_major_formatter(_steps_formatter())
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            _mean_with_band(ax, grid, values, f"C{i}", f"{label} (n={len(group)})")
+        _label_steps_axes(ax, task, "evaluation return")
     return figure_png(fig)
+
+
+def _mean_with_band(ax, grid: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
+    """The mean over runs (rows of ``values``) at each step of ``grid``, with its 95% bootstrap band."""
+    cis = np.array([stats.bootstrap_ci(values[:, j], resamples=500) for j in range(len(grid))])
+    ax.plot(grid, cis[:, 0], color=color, label=label)
+    ax.fill_between(grid, cis[:, 1], cis[:, 2], color=color, alpha=0.2)
+
+
+def _label_steps_axes(ax, task: str, ylabel: str) -> None:
+    ax.set_title(task, fontsize=9)
+    ax.xaxis.set_major_formatter(_steps_formatter())
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def _profile_png(normalised: dict[str, list[float]]) -> bytes:
@@ -229,26 +250,111 @@ def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]
 
 
 def _reach_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
-    """How near the goal the training episodes came, where the task records it (rlgen.envs.progress)."""
-    rows = []
+    """How near the goal the training episodes came, where the task records it (rlgen.envs.coverage)."""
+    rows, measured = [], []
     for task in tasks:
         for label in labels:
             group = [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"
                      and np.isfinite(r.farthest)]
             if not group:
                 continue
+            measured += [task] if task not in measured else []
             farthest, late = np.array([r.farthest for r in group]), np.array([r.late_reach for r in group])
             per_seed = ", ".join(f"{r.farthest:.2f} ({r.late_reach:.2f})" for r in group)
             rows.append(f"| {task} | {label} | {len(group)} | {_fmt_ci(*stats.bootstrap_ci(farthest), digits=2)} | "
                         f"{_fmt_ci(*stats.bootstrap_ci(late), digits=2)} | {per_seed} |")
     if not rows:
         return []
-    return ["", "## How near the goal (fraction of the goal's measure; 1 = the goal)", "",
-            "Per run: the farthest any training episode got (its maximum of `info[\"goal_fraction\"]`: distance "
-            "from the start over `goal_distance`, or torso x over `goal_x`), and in brackets the median over the "
-            "last tenth of the training episodes; runs that recorded it.", "",
+    return ["", "## How near the goal (each task's progress measure; higher is nearer)", "",
+            "Per run: the farthest any training episode got (the highest progress of any of its states), and in "
+            "brackets the median over the last tenth of the training episodes; runs that recorded it. Each "
+            "task's measure:", "",
+            *(f"- {task}: {_progress_text(task)}" for task in measured), "",
             "| task | method | runs | farthest, mean [95% CI] | late median, mean [95% CI] | per seed: farthest (late) |",
             "|---|---|---|---|---|---|", *rows]
+
+
+def _progress_text(task: str) -> str:
+    measures = measures_for(task)
+    return measures.progress_text if measures is not None else "the goal fraction the env reports (1 at the goal)"
+
+
+def _without_bonus(records: list[RunRecord], task: str, label: str) -> str | None:
+    """The method of ``task`` that is ``label``'s agent without its exploration bonus (the same algorithm,
+    imitation and env reward weight), if ``label`` has a bonus and exactly one method is so."""
+    config = next(r.run.config for r in records if r.run.env_id == task and r.run.label == label)
+    if config.bonus is None:
+        return None
+    agent = (config.algo, config.imitation, config.env_reward_weight)
+    plain = {r.run.label for r in records if r.run.env_id == task and r.run.config.bonus is None
+             and (r.run.config.algo, r.run.config.imitation, r.run.config.env_reward_weight) == agent}
+    return plain.pop() if len(plain) == 1 else None
+
+
+def _coverage_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    """The cells of each task's discretised position the finished runs visited, where the task records them."""
+    def visited(task: str, label: str) -> list[RunRecord]:
+        return [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"
+                and np.isfinite(r.cells_visited)]
+
+    rows, measured = [], []
+    for task in tasks:
+        for label in labels:
+            group = visited(task, label)
+            if not group:
+                continue
+            measured += [task] if task not in measured else []
+            cells = np.array([r.cells_visited for r in group])
+            plain = _without_bonus(records, task, label)
+            versus = "—"
+            if plain is not None and visited(task, plain):
+                others = np.array([r.cells_visited for r in visited(task, plain)])
+                point, low, high = stats.difference_ci(cells, others)
+                versus = f"{point:+.0f} [{low:+.0f}, {high:+.0f}] vs {plain}"
+            per_seed = ", ".join(f"{r.cells_visited:.0f}" for r in group)
+            rows.append(f"| {task} | {label} | {len(group)} | {_fmt_ci(*stats.bootstrap_ci(cells), digits=0)} | "
+                        f"{versus} | {per_seed} |")
+    if not rows:
+        return []
+    positions = [f"- {task}: {measures.position_text()}" for task in measured
+                 if (measures := measures_for(task)) is not None]
+    return ["", "## State coverage (cells of a discretised position the training episodes visited)", "",
+            "Per run: the cells visited by the end of training, over all its envs (a state's cell is "
+            "floor(value / cell size) in each dimension of the task's position). With a bonus, the difference "
+            "from the same agent without one (the means over seeds, 95% bootstrap interval): above 0, the bonus "
+            "covered more of the state space. Each task's position / cell size:", "", *positions, "",
+            "| task | method | runs | cells visited, mean [95% CI] | with the bonus minus without, mean [95% CI] | "
+            "per seed |", "|---|---|---|---|---|---|", *rows]
+
+
+def _coverage_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -> bytes | None:
+    """Cells visited against env steps per task, a line per method (the mean over its runs, with the 95%
+    bootstrap band); None if no run recorded its coverage. Drawn on a bare Agg canvas, as the run's own plots."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    covered = [task for task in tasks if any(r.run.env_id == task and r.coverage is not None for r in records)]
+    if not covered:
+        return None
+    fig = Figure(figsize=(4.2 * len(covered), 3.4))
+    FigureCanvasAgg(fig)
+    for column, task in enumerate(covered):
+        ax = fig.add_subplot(1, len(covered), column + 1)
+        for i, label in enumerate(labels):
+            group = [r.coverage for r in records if r.run.env_id == task and r.run.label == label
+                     and r.coverage is not None and len(r.coverage[0])]
+            if not group:
+                continue
+            grid = np.linspace(0.0, min(steps[-1] for steps, _ in group), 40)
+            # each run's count is a step function: the cells of the episodes that had ended by then
+            values = np.array([np.concatenate([[0], counts])[np.searchsorted(steps, grid, side="right")]
+                               for steps, counts in group])
+            _mean_with_band(ax, grid, values, f"C{i}", f"{label} (n={len(group)})")
+        _label_steps_axes(ax, task, "cells visited")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
 def _steps_per_task(records: list[RunRecord], tasks: list[str]) -> str:
@@ -320,6 +426,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     if suite.sparse:
         lines += _success_table(records, tasks, labels)
         lines += _reach_table(records, tasks, labels)
+        lines += _coverage_table(records, tasks, labels)
     lines += ["", "## Normalised score across tasks", "",
               "Normalised score = (return - random) / (reference - random), per task:", "",
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
@@ -339,8 +446,11 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     if incomplete:
         lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the suite (or its part that holds "
                   "them) resumes them."]
-    curves, profile = f"{name}_curves.png", f"{name}_profile.png"
+    curves, profile, coverage = f"{name}_curves.png", f"{name}_profile.png", f"{name}_coverage.png"
+    coverage_png = _coverage_png(records, tasks, labels) if suite.sparse else None
     lines += ["", f"![learning curves]({curves})", "", f"![performance profile]({profile})", ""]
+    if coverage_png is not None:
+        lines += [f"![state coverage]({coverage})", ""]
 
     finished = sum(r.state == "finished" for r in records)
     held = finished_runs_in(report_dir / f"{name}.md")
@@ -352,6 +462,8 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(report_dir / curves, _curves_png(records, tasks, labels))
     atomic_write_bytes(report_dir / profile, _profile_png(normalised))
+    if coverage_png is not None:
+        atomic_write_bytes(report_dir / coverage, coverage_png)
     path = report_dir / f"{name}.md"
     atomic_write_text(path, "\n".join(lines))
     return path

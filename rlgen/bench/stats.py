@@ -44,9 +44,12 @@ def bootstrap_ci(
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(resamples, len(x)))
-    stats = np.array([statistic(x[row]) for row in idx])
+    return _percentile_interval(statistic(x), np.array([statistic(x[row]) for row in idx]), confidence)
+
+
+def _percentile_interval(point: float, resampled: np.ndarray, confidence: float) -> tuple[float, float, float]:
     alpha = (1.0 - confidence) / 2.0
-    return statistic(x), float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
+    return point, float(np.quantile(resampled, alpha)), float(np.quantile(resampled, 1.0 - alpha))
 
 
 def stratified_bootstrap_ci(
@@ -68,9 +71,7 @@ def stratified_bootstrap_ci(
     stats = np.empty(resamples)
     for i in range(resamples):
         stats[i] = statistic(np.concatenate([t[rng.integers(0, len(t), len(t))] for t in tasks]))
-    alpha = (1.0 - confidence) / 2.0
-    point = statistic(np.concatenate(tasks))
-    return point, float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
+    return _percentile_interval(statistic(np.concatenate(tasks)), stats, confidence)
 
 
 def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
@@ -85,3 +86,15 @@ def normalise(score: np.ndarray | float, low: float, high: float) -> np.ndarray:
     if span == 0:
         raise ValueError("normalisation needs distinct low and high reference scores")
     return (np.asarray(score, dtype=np.float64) - low) / span
+
+
+def difference_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                  resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), low, high): the percentile bootstrap interval of the difference between the means of
+    two groups of runs, each group resampled on its own."""
+    x, y = (np.asarray(v, dtype=np.float64).ravel() for v in (a, b))
+    if len(x) == 0 or len(y) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    diffs = rng.choice(x, (resamples, len(x))).mean(axis=1) - rng.choice(y, (resamples, len(y))).mean(axis=1)
+    return _percentile_interval(float(x.mean() - y.mean()), diffs, confidence)

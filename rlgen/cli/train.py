@@ -123,13 +123,21 @@ def _add_envs(sub: Subparsers) -> None:
 
 def _cmd_envs(args: argparse.Namespace) -> int:
     from rlgen.envs import TASKS
+    from rlgen.envs.coverage import measures_for
     from rlgen.envs.suites import EXTRA_HINT, SUITE_TASKS
 
     width = max(len(task_id) for task_id in [*(task.id for task in TASKS), *(task.id for task in SUITE_TASKS)])
+
+    def measures(task_id: str) -> None:  # what a training run records of the task (rlgen.envs.coverage)
+        known = measures_for(task_id)
+        if known is not None:
+            print(f"{'':<{width}}  progress: {known.progress_text}; coverage cells: {known.position_text()}")
+
     for task in TASKS:
         print(f"{task.id:<{width}}  {task.episode_steps:>5} steps  {task.reward}")
         if task.follows:
             print(f"{'':<{width}}  {'':>11}  ({task.follows})")
+        measures(task.id)
     print(f"\nThird-party tasks, made through their own packages ({EXTRA_HINT}); any other dm_control/*, "
           f"PointMaze_* or AntMaze_* id works too. rlgen's defaults go under env_kwargs, which override them "
           f"(-p env_kwargs.continuing_task=true):")
@@ -139,4 +147,5 @@ def _cmd_envs(args: argparse.Namespace) -> int:
         defaults = ", ".join(f"{key}={value}" for key, value in suite_task.default_kwargs.items())
         print(f"{suite_task.id:<{width}}  {suite_task.episode_steps:>5} steps  {suite_task.reward}")
         print(f"{'':<{width}}  from {source.name} ({status}); rlgen's defaults: {defaults or 'none'}")
+        measures(suite_task.id)
     return 0

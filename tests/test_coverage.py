@@ -1,0 +1,309 @@
+"""rlgen.envs.coverage: each task's progress and the cell of its state, the wrapper that records both for Monitor,
+and a run's state coverage (the union of the cells of its monitor files) read back from its run directory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlgen.envs
+from rlgen.agents import train
+from rlgen.agents.envstack import make_env_fn
+from rlgen.agents.plotting import coverage_over_steps, training_episodes
+from rlgen.agents.rundir import align_monitor_columns, read_monitor_file
+from rlgen.envs.coverage import (
+    MAX_PROGRESS,
+    NEW_CELLS,
+    ReachAndCoverage,
+    TaskMeasures,
+    format_cells,
+    measures_for,
+    parse_cells,
+    wrap_angle,
+)
+from rlgen.envs.progress import MAX_GOAL_FRACTION
+from rlgen.envs.quiet import make as quiet_make
+from rlgen.envs.suites import SOURCES, SUITE_TASKS
+
+needs_suites = pytest.mark.skipif(not all(source.installed() for source in SOURCES),
+                                  reason="the suites extra is not installed: pip install 'rlgen[suites]'")
+
+
+def _cell_and_progress(env_id: str, place: Any, **kwargs: Any) -> tuple[tuple[int, ...], float]:
+    """The cell and progress of the state ``place(unwrapped env)`` sets, after a reset."""
+    env = quiet_make(env_id, **kwargs)  # registers a suite's ids, sets a maze's continuing_task=False
+    env.reset(seed=0)
+    place(env.unwrapped)
+    measures = measures_for(env_id)
+    assert measures is not None
+    try:
+        return measures.cell(env.unwrapped), measures.progress(env.unwrapped, {})
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------- which task has which measures
+
+
+def test_every_sparse_task_has_a_progress_and_a_position_and_other_envs_have_none() -> None:
+    for env_id in [task.id for task in rlgen.envs.TASKS] + [task.id for task in SUITE_TASKS]:
+        measures = measures_for(env_id)
+        assert measures is not None and measures.position is not None, env_id
+        assert len(measures.position_names) == len(measures.cell_size) > 0
+        assert "|" not in measures.progress_text + measures.position_text()  # they go into Markdown tables
+    # any maze and any dm_control cartpole task, by prefix
+    assert measures_for("PointMaze_Medium-v3") is measures_for("PointMaze_UMaze-v3")
+    assert measures_for("AntMaze_Large_Diverse_GR-v5") is measures_for("AntMaze_UMaze-v5")
+    assert measures_for("dm_control/cartpole-balance-v0") is measures_for("dm_control/cartpole-swingup_sparse-v0")
+    for env_id in ("CartPole-v1", "Pendulum-v1", "Hopper-v5", "dm_control/walker-walk-v0", "PointMazeX"):
+        assert measures_for(env_id) is None
+
+
+# ---------------------------------------------------------------- the cell of hand-set states
+
+
+def test_mountain_car_cells_are_floors_of_x_and_velocity() -> None:
+    def place(x: float, v: float) -> Any:
+        return lambda env: setattr(env, "state", np.array([x, v]))
+
+    # cells of 0.05 in x and 0.005 in velocity, counted from 0 (floor: -0.52 lies in cell -11, not -10)
+    assert _cell_and_progress("rlgen/SparseMountainCar-v0", place(0.32, 0.012)) == ((6, 2), pytest.approx(0.32))
+    assert _cell_and_progress("rlgen/SparseMountainCar-v0", place(-0.52, -0.003))[0] == (-11, -1)
+    assert _cell_and_progress("rlgen/SparseMountainCar-v0", place(0.02, 0.001))[0] == (0, 0)
+    assert _cell_and_progress("rlgen/SparseMountainCar-v0", place(-0.02, -0.001))[0] == (-1, -1)
+    # VIME's car: velocity cells of 0.1 m/s
+    assert _cell_and_progress("rlgen/SparseMountainCar-v1", place(0.32, 0.25))[0] == (6, 2)
+
+
+def test_cart_pole_cells_wrap_the_angle_and_the_progress_is_its_cosine() -> None:
+    def place(x: float, theta: float) -> Any:
+        return lambda env: setattr(env, "state", np.array([x, 0.0, theta, 0.0]))
+
+    for env_id in ("rlgen/SparseCartPoleSwingup-v0", "rlgen/SparseCartPoleSwingup-v1"):  # the same state, any obs
+        cell, progress = _cell_and_progress(env_id, place(0.5, 2 * math.pi + 0.2))
+        assert cell == (2, 1) and progress == pytest.approx(math.cos(0.2))  # cells of 0.2 m and 10 degrees
+        assert _cell_and_progress(env_id, place(-0.5, -0.2))[0] == (-3, -2)
+        assert _cell_and_progress(env_id, place(0.0, 3 * math.pi - 0.05))[0] == (0, 17)  # hanging, just short of pi
+    assert wrap_angle(math.pi + 0.1) == pytest.approx(-math.pi + 0.1)
+
+
+def test_locomotion_cells_follow_the_torso() -> None:
+    def torso(*xy: float) -> Any:
+        def place(env: Any) -> None:
+            qpos = env.data.qpos.copy()
+            qpos[:len(xy)] = xy
+            env.set_state(qpos, env.data.qvel)
+        return place
+
+    assert _cell_and_progress("rlgen/SparseHalfCheetah-v0", torso(1.3))[0] == (5,)  # cells of 0.25 m
+    assert _cell_and_progress("rlgen/SparseAnt-v0", torso(2.5, -0.5))[0] == (2, -1)  # cells of 1 m
+
+
+@needs_suites
+def test_a_maze_cell_is_its_balls_x_y_and_its_progress_minus_the_distance_to_the_goal() -> None:
+    def place(env: Any) -> None:
+        qpos = env.point_env.data.qpos.copy()
+        qpos[:2] = (0.35, -0.87)
+        env.point_env.set_state(qpos, np.zeros_like(env.point_env.data.qvel))
+        env.goal = np.array([1.0, 1.0])
+
+    cell, progress = _cell_and_progress("PointMaze_UMaze-v3", place)
+    assert cell == (3, -9)  # cells of 0.1 m
+    assert progress == pytest.approx(-math.hypot(0.65, 1.87))
+
+
+@needs_suites
+def test_dm_control_cells_are_joint_angles_wrapped() -> None:
+    def joints(**values: float) -> Any:
+        def place(env: Any) -> None:
+            for name, value in values.items():
+                target = env.physics.named.data.qvel if name == "velocity" else env.physics.named.data.qpos
+                target["hinge" if name == "velocity" else name] = value
+            env.physics.forward()
+        return place
+
+    cell, progress = _cell_and_progress("dm_control/pendulum-swingup-v0", joints(hinge=2 * math.pi + 0.3,
+                                                                                 velocity=1.2))
+    assert cell == (1, 2) and progress == pytest.approx(math.cos(0.3), abs=1e-6)  # 10 degrees by 0.5 rad/s
+    cell, _ = _cell_and_progress("dm_control/acrobot-swingup_sparse-v0", joints(shoulder=-0.1, elbow=7.0))
+    assert cell == (-1, math.floor(wrap_angle(7.0) / (math.pi / 18)))
+
+
+# ---------------------------------------------------------------- the wrapper
+
+
+class Walk(gym.Env):
+    """Scripted episodes of positions: ``episodes[i][0]`` after reset, one more per step."""
+
+    observation_space = gym.spaces.Box(-10, 10, (2,))
+    action_space = gym.spaces.Discrete(1)
+
+    def __init__(self, episodes: list[list[tuple[float, float]]]) -> None:
+        self.episodes, self.episode = episodes, -1
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.episode, self.t = self.episode + 1, 0
+        self.pos = self.episodes[self.episode][0]
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        self.pos = self.episodes[self.episode][self.t]
+        return np.zeros(2, np.float32), 0.0, self.t == len(self.episodes[self.episode]) - 1, False, {}
+
+
+WALK = TaskMeasures(lambda env, info: env.pos[0], "x", lambda env: env.pos, ("x", "y"), (1.0, 1.0))
+
+
+def _play(env: gym.Env, steps: int | None = None) -> dict[str, Any]:
+    """One episode (or ``steps`` steps of it); the last info."""
+    env.reset()
+    done, taken, info = False, 0, {}
+    while not done and (steps is None or taken < steps):
+        *_, terminated, truncated, info = env.step(0)
+        done, taken = terminated or truncated, taken + 1
+    return info
+
+
+def test_the_wrapper_reports_each_cell_once_at_the_end_of_the_episode_that_first_visited_it() -> None:
+    first = [(0.5, 0.5), (1.5, 0.5), (1.7, 0.9), (-0.5, 0.2)]  # the third state shares the second's cell
+    episodes = [first, first, [(0.5, 0.5), (2.5, -0.5), (0.5, 0.5)], [(3.5, 0.5), (0.2, 0.2), (0.1, 0.1)],
+                [(0.5, 0.5), (0.6, 9.5)]]
+    env = ReachAndCoverage(Walk(episodes), WALK)
+    info = _play(env)
+    assert info[NEW_CELLS] == "0:0;1:0;-1:0"  # in the order first visited, the reset state included
+    assert info[MAX_PROGRESS] == pytest.approx(1.7)
+    info = _play(env)
+    assert info[NEW_CELLS] == ""  # the same episode again: nothing new
+    info = _play(env)
+    assert info[NEW_CELLS] == "2:-1" and info[MAX_PROGRESS] == pytest.approx(2.5)
+    # an episode cut off by a reset: its cell is reported at the next episode's end
+    assert NEW_CELLS not in _play(env, steps=1)
+    info = _play(env)
+    assert info[NEW_CELLS] == "3:0;0:9" and info[MAX_PROGRESS] == pytest.approx(0.6)  # the max restarts each episode
+
+
+def test_a_resumed_env_reports_only_cells_its_file_does_not_hold() -> None:
+    env = ReachAndCoverage(Walk([[(0.5, 0.5), (1.5, 0.5), (2.5, 0.5)]]), WALK, seen=parse_cells("0:0;1:0"))
+    assert _play(env)[NEW_CELLS] == "2:0"
+    assert parse_cells(format_cells([(3, -2), (4, -2)])) == [(3, -2), (4, -2)] and parse_cells("") == []
+
+
+def test_a_task_without_a_position_gets_only_its_progress() -> None:
+    env = ReachAndCoverage(Walk([[(0.5, 0.5), (1.5, 0.5)]]), TaskMeasures(lambda env, info: None, "none"))
+    info = _play(env)
+    assert NEW_CELLS not in info and math.isnan(info[MAX_PROGRESS]) and env.info_keywords == (MAX_PROGRESS,)
+
+
+# ---------------------------------------------------------------- a run's coverage
+
+
+def _monitor_file(path: Path, columns: str, rows: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in ['#{"t_start": 0.0, "env_id": "x"}', columns, *rows]))
+
+
+def test_a_runs_coverage_is_the_union_of_its_files_cells_in_step_order(tmp_path: Path) -> None:
+    columns = f"r,l,t,{MAX_PROGRESS},{NEW_CELLS}"
+    _monitor_file(tmp_path / "monitor" / "0.monitor.csv", columns, ["0,10,1,0.1,0:0;1:0", "0,10,2,0.2,2:0"])
+    _monitor_file(tmp_path / "monitor" / "1.monitor.csv", columns, ["0,10,1,0.1,1:0;5:5", "0,20,3,0.3,"])
+    steps, cells = coverage_over_steps(tmp_path)
+    # two envs in lockstep: episodes end at global steps 20, 20, 40 and 60; the cell 1:0 both found counts once
+    assert steps.tolist() == [20, 20, 40, 60] and cells.tolist() == [2, 3, 4, 4]
+
+
+def test_a_run_without_the_column_has_no_coverage_and_an_older_runs_goal_fraction_is_still_read(tmp_path):
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import collect
+    from rlgen.bench.suite import SuiteRun
+
+    config = RunConfig(algo="ppo", env_id="rlgen/SparseAnt-v0", out_dir=str(tmp_path), run_name="old")
+    _monitor_file(config.run_dir / "monitor" / "0.monitor.csv", f"r,l,t,{MAX_GOAL_FRACTION}",
+                  ["0,10,1,0.4", "1,10,2,1.2"])
+    assert coverage_over_steps(config.run_dir) is None
+    _, _, reach = training_episodes(config.run_dir, column=(MAX_PROGRESS, MAX_GOAL_FRACTION))
+    assert reach.tolist() == [0.4, 1.2]
+    [record] = collect([SuiteRun("ppo", config.env_id, 0, config)])
+    assert record.farthest == 1.2 and math.isnan(record.cells_visited)
+
+
+def test_resuming_a_file_of_older_columns_renames_them_and_appends_aligned_rows(tmp_path: Path) -> None:
+    # files of an older rlgen: a locomotion task's goal fraction column, and no extra column at all
+    for name, columns, row in (("0", f"r,l,t,{MAX_GOAL_FRACTION}", "0,10,1,0.4"), ("1", "r,l,t", "0,10,1")):
+        _monitor_file(tmp_path / "monitor" / f"{name}.monitor.csv", columns, [row])
+        env = make_env_fn("rlgen/SparseMountainCar-v0", {"max_episode_steps": 5}, str(tmp_path / "monitor" / name),
+                          append=True)()
+        env.reset(seed=0)
+        for _ in range(5):
+            env.step(np.zeros(1, np.float32))
+        env.close()
+    header, rows = read_monitor_file(tmp_path / "monitor" / "0.monitor.csv")
+    assert header == ["r", "l", "t", MAX_PROGRESS, NEW_CELLS]
+    assert rows[0] == ["0", "10", "1", "0.4", "nan"] and len(rows) == 2 and rows[1][4]  # nan: not recorded
+    assert read_monitor_file(tmp_path / "monitor" / "1.monitor.csv")[1][0] == ["0", "10", "1", "nan", "nan"]
+    align_monitor_columns(tmp_path / "monitor" / "0.monitor.csv", tuple(header))  # already so: left alone
+    assert read_monitor_file(tmp_path / "monitor" / "0.monitor.csv") == (header, rows)
+    _, _, reach = training_episodes(tmp_path, column=MAX_PROGRESS)
+    assert reach[0] == 0.4 and np.isnan(reach[1]) and np.isfinite(reach[2:]).all()
+    # the cells of the episodes before the resume are unknown: no count that would miss them
+    assert coverage_over_steps(tmp_path) is None
+
+
+def _cells_per_file(run_dir: Path) -> list[list[str]]:
+    files = []
+    for path in sorted((run_dir / "monitor").glob("*.monitor.csv")):
+        header, rows = read_monitor_file(path)
+        assert header == ["r", "l", "t", MAX_PROGRESS, NEW_CELLS]
+        files.append([cell for row in rows for cell in row[4].split(";") if cell])
+    return files
+
+
+def test_a_sparse_mountain_car_run_records_progress_and_coverage_and_a_resume_repeats_no_cell(tiny_config):
+    config = tiny_config(env_id="rlgen/SparseMountainCar-v0", env_kwargs={"max_episode_steps": 64}, n_envs=2,
+                         total_steps=256, eval_freq=256, checkpoint_freq=256)
+    run_dir = train(config).run_dir
+    steps, returns, reach = training_episodes(run_dir, column=MAX_PROGRESS)
+    assert len(reach) == 4 and np.all((reach > -1.2) & (reach < 0.6))  # two 64-step episodes per env
+    _, cells = coverage_over_steps(run_dir)
+    files = _cells_per_file(run_dir)
+    assert cells[-1] == len(set().union(*files)) > 0
+    train(tiny_config(env_id="rlgen/SparseMountainCar-v0", env_kwargs={"max_episode_steps": 64}, n_envs=2,
+                      total_steps=512, eval_freq=256, checkpoint_freq=256), resume=True)
+    for cells_of_one_env in _cells_per_file(run_dir):
+        assert len(cells_of_one_env) == len(set(cells_of_one_env))  # each env's file lists a cell once
+    assert coverage_over_steps(run_dir)[1][-1] >= cells[-1]
+
+
+def test_a_task_without_a_position_trains_and_records_as_before(tiny_config) -> None:
+    run_dir = train(tiny_config(total_steps=256, eval_freq=256)).run_dir  # CartPole-v1
+    header, rows = read_monitor_file(run_dir / "monitor" / "0.monitor.csv")
+    assert header == ["r", "l", "t"] and rows
+    assert coverage_over_steps(run_dir) is None
+
+
+def test_the_report_gives_each_methods_cells_and_a_bonus_minus_the_same_agent_without_it() -> None:
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import RunRecord, _coverage_table
+    from rlgen.bench.stats import difference_ci
+    from rlgen.bench.suite import SuiteRun
+
+    task = "rlgen/SparseMountainCar-v0"
+
+    def record(label: str, bonus: str | None, seed: int, cells: int) -> RunRecord:
+        config = RunConfig(algo="ppo", env_id=task, bonus=bonus, seed=seed)
+        coverage = (np.array([100.0, 200.0]), np.array([cells // 2, cells]))
+        return RunRecord(SuiteRun(label, task, seed, config), "finished", np.zeros(0), np.zeros(0), coverage=coverage)
+
+    records = [record("ppo", None, 0, 40), record("ppo", None, 1, 44),
+               record("ppo+rnd", "rnd", 0, 60), record("ppo+rnd", "rnd", 1, 70)]
+    text = "\n".join(_coverage_table(records, [task], ["ppo", "ppo+rnd"]))
+    assert "| rlgen/SparseMountainCar-v0 | ppo | 2 | 42 [40, 44] | — | 40, 44 |" in text
+    _, low, high = difference_ci([60, 70], [40, 44])
+    assert f"| ppo+rnd | 2 | 65 [60, 70] | +23 [{low:+.0f}, {high:+.0f}] vs ppo | 60, 70 |" in text
+    assert 16 <= low < 23 < high <= 30  # the extremes: 60 - 44 and 70 - 40
+    assert "- rlgen/SparseMountainCar-v0: x 0.05 by velocity 0.005" in text
