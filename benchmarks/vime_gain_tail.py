@@ -9,7 +9,9 @@ archived), it also draws ``--samples`` transitions from the pool and prints the 
 maximum, the share of the total gain held by the top 1% of transitions, and how far those transitions'
 standardised inputs and targets lie from the pool mean (max |z| over their dimensions) against the other 99%. Median
 normalisation (the original's) turns such a tail into bonuses of thousands of times eta for a few
-transitions; ``VIME(max_normalised=...)`` caps it.
+transitions. It names the input columns farthest out in the top 1%, and with ``--clips`` scores the same
+transitions under other clips of the standardised values. ``VIME(clip=...)`` (default 5) shrinks the tail where
+the scale is made, ``VIME(max_normalised=...)`` caps it (benchmarks/results/vime_gain_tail.md).
 """
 
 from __future__ import annotations
