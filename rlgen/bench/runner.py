@@ -37,7 +37,7 @@ BACKENDS = ("local", "ray")
 @dataclass
 class RunStatus:
     name: str
-    status: str  # "done" (this call), "skipped" (finished before), "failed"
+    status: str  # "done" (this call), "skipped" (finished before), "busy" (another process trains it), "failed"
     seconds: float = 0.0
     final_return: float | None = None
     error: str | None = None
@@ -59,8 +59,8 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
         # held from the check on: a second suite on this folder reports the run busy and leaves it alone
         with run_lock(config.run_dir):
             return _train_locked(config, start)
-    except LockedError as exc:
-        return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0, "error": str(exc)}
+    except LockedError as exc:  # not a failure: two workers of one suite on one folder share its runs this way
+        return {"name": config.run_dir.name, "status": "busy", "seconds": 0.0, "error": str(exc)}
 
 
 def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
