@@ -144,3 +144,21 @@ def test_bad_video_requests_are_one_line_errors(mujoco_run, tmp_path, monkeypatc
     monkeypatch.undo()
     monkeypatch.setenv("MUJOCO_GL", "bogus")
     assert "MUJOCO_GL='bogus' is not a renderer" in error(["eval", run])
+
+
+def test_an_env_that_cannot_render_says_why_in_its_own_words(tiny_config, tmp_path, monkeypatch, capsys):
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    run = train(tiny_config(total_steps=256, eval_freq=0)).run_dir
+
+    def broken(self):
+        raise RuntimeError("no display server for pygame")
+
+    monkeypatch.setattr(CartPoleEnv, "render", broken)
+    assert main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "c.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no display server for pygame" in err and "OpenGL" not in err  # not a MuJoCo env: no GL advice
+    assert not (tmp_path / "c.gif").exists()
+    # an env that refuses render_mode when made: one line naming the env
+    assert main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "c.gif"), "--video-size", "8x8"]) == 2
+    assert "CartPole-v1 cannot render as asked" in capsys.readouterr().err

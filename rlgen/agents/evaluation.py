@@ -33,6 +33,7 @@ from rlgen.agents.video import (
     follow_the_agent,
     render_fps,
     render_frame,
+    renders_with_opengl,
     select_renderer,
 )
 
@@ -118,6 +119,12 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     return config, model, stats_path if config.normalize else None
 
 
+def _cannot_render(env_id: str, exc: Exception) -> ConfigError:
+    """An env that refused render_mode, width or height when made, as a one-line error."""
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return ConfigError(f"{env_id} cannot render as asked: {reason}")
+
+
 def _render_kwargs(video: Path | None, size: tuple[int, int] | None) -> dict[str, Any] | None:
     """The env keywords of a recording (None without one), its renderer chosen: MuJoCo reads MUJOCO_GL when it
     first renders, so this comes before the env is made."""
@@ -153,8 +160,10 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
         try:
             evaluator = Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code,
                                   render_kwargs=render_kwargs)
-        except TypeError as exc:  # an env that takes no render_mode, width or height
-            raise ConfigError(f"{config.env_id} cannot render as asked ({exc})") from None
+        except (TypeError, ValueError) as exc:
+            if render_kwargs is None:
+                raise
+            raise _cannot_render(config.env_id, exc) from None
         try:
             if stats_path is not None:
                 load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
@@ -204,8 +213,10 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
     render_kwargs = _render_kwargs(video, video_size)
     try:
         env = make_env_fn(config.env_id, {**config.env_kwargs, **(render_kwargs or {})}, None, False)()
-    except TypeError as exc:  # an env that takes no render_mode, width or height
-        raise ConfigError(f"{config.env_id} cannot render as asked ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        if render_kwargs is None:
+            raise
+        raise _cannot_render(config.env_id, exc) from None
     normalizer: VecNormalize | None = None
     if stats_path is not None:  # the statistics are those of the policy's observations (coded ones, say)
         inner = policy_env(DummyVecEnv([lambda: env]), config, code=code)
@@ -220,13 +231,13 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         return model.predict(seen, deterministic=deterministic)[0]
 
     clip = VideoFile(video, fps=float(env.metadata.get("render_fps") or 30)) if video is not None else None
-    in_episode = 0
+    in_episode, opengl = 0, renders_with_opengl([env])
 
     def record(env: Any, episode_start: bool) -> None:
         nonlocal in_episode
         in_episode = 0 if episode_start else in_episode + 1
         if clip is not None and (video_steps is None or in_episode < video_steps):
-            clip.add(render_frame(env.render))
+            clip.add(render_frame(env.render, opengl))
 
     try:
         if clip is not None:

@@ -95,7 +95,7 @@ def check_renderer(envs: Iterable[Any]) -> None:
     """Raise :class:`RendererUnavailable` (one line) if any of ``envs`` renders through MuJoCo's OpenGL and no
     backend works here; asking MuJoCo anyway would fail with a traceback (and Gymnasium's viewer with a second
     one as it is collected). Envs that render otherwise pass."""
-    if select_renderer() is None and any(hasattr(getattr(env, "unwrapped", env), "mujoco_renderer") for env in envs):
+    if select_renderer() is None and renders_with_opengl(envs):
         raise RendererUnavailable(renderer_problem())
 
 
@@ -227,6 +227,7 @@ class FrameRecorder:
     video: VideoFile
     steps_per_episode: int | None = None
     _in_episode: int = 0
+    _opengl: bool | None = None
 
     def __call__(self, local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
         if local_vars.get("done"):
@@ -238,18 +239,27 @@ class FrameRecorder:
         self.video.add(self.grab())
 
     def grab(self) -> np.ndarray:
-        return render_frame(lambda: self.venv.env_method("render", indices=[0])[0])
+        if self._opengl is None:
+            self._opengl = renders_with_opengl(self.venv.get_attr("unwrapped"))
+        return render_frame(lambda: self.venv.env_method("render", indices=[0])[0], self._opengl)
 
 
-def render_frame(render: Callable[[], Any]) -> np.ndarray:
-    """``render()``'s RGB frame, or a one-line error naming why there is none (no renderer, not rgb_array)."""
+def renders_with_opengl(envs: Iterable[Any]) -> bool:
+    """Whether any of ``envs`` renders through MuJoCo's OpenGL (Gymnasium's MuJoCo tasks and those built on them)."""
+    return any(hasattr(getattr(env, "unwrapped", env), "mujoco_renderer") for env in envs)
+
+
+def render_frame(render: Callable[[], Any], opengl: bool = True) -> np.ndarray:
+    """``render()``'s RGB frame, or a one-line error naming why there is none (no OpenGL renderer for a MuJoCo
+    env, a missing package such as pygame for classic control, not rgb_array)."""
     try:
         frame = render()
     except Exception as exc:  # the renderer's own message, on one line
-        if _chosen.get("backend") is None and "problem" in _chosen:
+        if opengl and _chosen.get("backend") is None and "problem" in _chosen:
             raise RendererUnavailable(renderer_problem()) from None
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise RendererUnavailable(f"rendering failed ({type(exc).__name__}: {reason}); {renderer_problem()}") from None
+        hint = f"; {renderer_problem()}" if opengl else ""
+        raise RendererUnavailable(f"rendering failed ({type(exc).__name__}: {reason}){hint}") from None
     if not isinstance(frame, np.ndarray) or frame.ndim != 3:
         raise ConfigError(f"the env rendered {type(frame).__name__}, not an RGB image; it needs render_mode='rgb_array'")
     return frame
