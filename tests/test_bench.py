@@ -192,6 +192,29 @@ def test_a_suites_tasks_cross_its_runs_and_a_run_can_keep_to_some(tmp_path, caps
     assert "names task 'Pendulum-v1', which is not in `tasks`" in capsys.readouterr().err
 
 
+def test_a_report_shows_published_figures_beside_its_own_and_each_runs_time(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "s", "seeds": 2, "total_steps": 512,
+        "runs": [{"algo": "ppo", "env_id": "CartPole-v1",
+                  "overrides": ["n_steps=256", "batch_size=64", "n_epochs=1", "policy_kwargs.net_arch=[8]"]}],
+        "published": {"CartPole-v1": {"ppo": {"return": 500, "sd": 0, "source": "a zoo, 100k steps"}}},
+    }))
+    _, report = run_suite(load_suite(path), tmp_path / "out", workers=1)
+    text = report.read_text()
+    published = text.split("## Published figures beside these")[1].split("##")[0]
+    assert "| CartPole-v1 | ppo |" in published and "| 500 ± 0 | a zoo, 100k steps |" in published
+    assert "(2) |" in published  # both seeds counted beside it
+    timing = text.split("## Time per run")[1].split("##")[0]
+    row = next(line for line in timing.splitlines() if line.startswith("| CartPole-v1 | ppo |"))
+    assert row.split("|")[3].strip() == "2" and float(row.split("|")[5].replace(",", "")) > 0  # steps/s
+    data = yaml.safe_load(path.read_text())
+    data["published"]["CartPole-v1"]["ppo"] = {"return": "high"}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["bench", str(path), "--out", str(tmp_path / "o2")]) == 2
+    assert "needs a numeric `return` and a `source`" in capsys.readouterr().err
+
+
 def test_first_seed_runs_tuning_seeds(tmp_path):
     out = tmp_path / "out"
     assert main(["bench", "smoke", "--first-seed", "100", "--seeds", "1", "--workers", "1", "--out", str(out)]) == 0

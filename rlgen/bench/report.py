@@ -38,6 +38,8 @@ class RunRecord:
     train_returns: np.ndarray | None = None  # and their env return
     train_reach: np.ndarray | None = None  # and how near the goal they came (max progress; NaN: not recorded)
     coverage: tuple[np.ndarray, np.ndarray] | None = None  # (step, cells visited by then); None: not recorded
+    wall_time: float = float("nan")  # seconds, from result.json (a resumed run: its last part's)
+    steps_per_second: float = float("nan")  # env steps over the time inside learn()
 
     @property
     def farthest(self) -> float:
@@ -98,9 +100,59 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
             state = "incomplete" if history else "missing"
         # older runs recorded only their locomotion tasks' goal fraction, as max_goal_fraction
         train_steps, train_returns, reach = training_episodes(run_dir, column=(MAX_PROGRESS, MAX_GOAL_FRACTION))
+        wall, speed = _timing(run_dir) if state == "finished" else (float("nan"), float("nan"))
         records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns, reach,
-                                 coverage_over_steps(run_dir)))
+                                 coverage_over_steps(run_dir), wall, speed))
     return records
+
+
+def _timing(run_dir: Path) -> tuple[float, float]:
+    """(wall time in seconds, env steps per second inside learn()) from a finished run's result.json."""
+    try:
+        result = json.loads((run_dir / "result.json").read_text())
+        wall, learn = float(result.get("wall_time", "nan")), float(result.get("learn_time", "nan"))
+        return wall, float(result["timesteps"]) / learn if learn > 0 else float("nan")
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("nan"), float("nan")
+
+
+def _time_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    lines = ["", "## Time per run", "",
+             "Wall time of each finished run and its training speed (env steps over the seconds inside SB3's "
+             "`learn()`, evaluations included), as its result.json recorded them; a resumed run records its last "
+             "part. Runs of one suite may have shared the machine with other jobs.", "",
+             "| task | method | runs | wall time per run, mean (min-max) | training steps/s, mean |",
+             "|---|---|---|---|---|"]
+    for task in tasks:
+        for label in labels:
+            timed = [r for r in records if r.run.env_id == task and r.run.label == label
+                     and np.isfinite(r.wall_time)]
+            if not timed:
+                continue
+            walls = np.array([r.wall_time for r in timed]) / 60
+            speeds = np.array([r.steps_per_second for r in timed])
+            lines.append(f"| {task} | {label} | {len(timed)} | {walls.mean():.0f} min ({walls.min():.0f}-"
+                         f"{walls.max():.0f}) | {np.nanmean(speeds):,.0f} |")
+    return lines if len(lines) > 7 else []
+
+
+def _published_table(suite: Suite, records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    if not suite.published:
+        return []
+    lines = ["", "## Published figures beside these", "",
+             "| task | method | here: final return, mean [95% CI] (runs) | published | source |",
+             "|---|---|---|---|---|"]
+    for task in tasks:
+        for label in labels:
+            figure = suite.published.get(task, {}).get(label)
+            if figure is None:
+                continue
+            finals = np.array([r.final for r in records
+                               if r.run.env_id == task and r.run.label == label and r.state == "finished"])
+            sd = f" ± {figure['sd']:,.0f}" if isinstance(figure.get("sd"), int | float) else ""
+            lines.append(f"| {task} | {label} | {_fmt_ci(*stats.bootstrap_ci(finals))} ({len(finals)}) | "
+                         f"{figure['return']:,.0f}{sd} | {figure['source']} |")
+    return lines
 
 
 def random_policy_score(env_id: str, env_kwargs: dict, episodes: int = 10, seed: int = 0) -> float:
@@ -423,6 +475,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
                 scores = stats.normalise(finals, low, high)
                 normalised[label].extend(scores.tolist())
                 per_task_norm[label].append(scores)
+    lines += _published_table(suite, records, tasks, labels)
     if suite.sparse:
         lines += _success_table(records, tasks, labels)
         lines += _reach_table(records, tasks, labels)
@@ -439,6 +492,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
                 f"| {label} | {_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.iqm), digits=3)} | "
                 f"{_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.mean), digits=3)} | "
                 f"{len(normalised[label])} |")
+    lines += _time_table(records, tasks, labels)
     failed = [r for r in records if r.state == "failed"]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in failed]

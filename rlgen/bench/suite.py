@@ -13,6 +13,8 @@
       - {env_id: Pendulum-v1, total_steps: 8192}     # `tasks: [env ids]` keeps it to those tasks
     scores:                    # optional: reference returns for normalised scores, per env id
       CartPole-v1: {random: 22, reference: 500}
+    published:                 # optional: others' figures shown beside the suite's, per env id and label
+      CartPole-v1: {ppo: {return: 500, sd: 0, source: "rl-baselines3-zoo benchmark.md, 100k steps, 1 run"}}
     sparse: false              # true: the report adds success rates (training episodes with return > 0)
 
 Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML file works too.
@@ -56,6 +58,8 @@ class Suite:
     sparse: bool = False
     """Sparse-reward tasks: the report adds success rates and steps to the first success."""
     source: str = ""
+    published: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Others' figures per env id and method label: {return, sd (optional), source}, shown beside the suite's."""
 
     def restricted(self, keep: Callable[[dict[str, Any]], bool], **fields: Any) -> Suite:
         """A copy with the entries ``keep`` accepts, each given ``fields`` (those not None), e.g. a benchmark's
@@ -117,7 +121,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if not isinstance(data.get("runs"), list) or not data["runs"]:
         raise ConfigError(f"suite file {path} needs a non-empty `runs` list")
     unknown = set(data) - {"name", "description", "seeds", "seed_list", "total_steps", "runs", "scores", "sparse",
-                           "tasks"}
+                           "tasks", "published"}
     if unknown:
         raise ConfigError(f"suite file {path}: unknown key {sorted(unknown)[0]!r}")
     entries = _cross_tasks(path, [dict(entry) for entry in data["runs"]], data.get("tasks"))
@@ -131,7 +135,25 @@ def load_suite(name_or_path: str | Path) -> Suite:
         scores={k: {kk: float(vv) for kk, vv in v.items()} for k, v in (data.get("scores") or {}).items()},
         sparse=bool(data.get("sparse", False)),
         source=str(path),
+        published=_published(path, data.get("published") or {}),
     )
+
+
+def _published(path: Path, data: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """The suite's ``published`` figures, checked: each has a numeric return and a source."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"suite file {path}: `published` must map env ids to methods to figures")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for env_id, methods in data.items():
+        if not isinstance(methods, dict):
+            raise ConfigError(f"suite file {path}: published[{env_id!r}] must map method labels to figures")
+        for label, figure in methods.items():
+            if not isinstance(figure, dict) or not isinstance(figure.get("return"), int | float) \
+                    or not figure.get("source"):
+                raise ConfigError(f"suite file {path}: published[{env_id!r}][{label!r}] needs a numeric `return` "
+                                  f"and a `source`")
+            out.setdefault(str(env_id), {})[str(label)] = dict(figure)
+    return out
 
 
 def _cross_tasks(path: Path, entries: list[dict[str, Any]], tasks: Any) -> list[dict[str, Any]]:
