@@ -167,6 +167,26 @@ class TransitionRing:
                              f"{values.max():g}) though the observation space is {self.obs_dtype}; wrap the bonus "
                              f"around the env's raw observations, not normalised ones")
 
+    def order(self) -> np.ndarray:
+        """The indices of the rows held, oldest first (a wrapped ring's oldest row sits at its cursor)."""
+        if self.size < self.capacity:  # not wrapped yet: rows 0 .. size - 1, the cursor just past them
+            return np.arange(self.size)
+        return np.roll(np.arange(self.capacity), -self.cursor)
+
+    def grow(self, capacity: int) -> np.ndarray:
+        """Make room for ``capacity`` rows, keeping every row held, now oldest first from row 0. Returns the
+        old index of each row held (rows 0 .. size - 1), for arrays a wrapper keeps beside the ring."""
+        order = self.order()
+        if capacity <= self.capacity:
+            return order
+        for name in ("obs", "actions", "next_obs"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[:self.size] = old[order]
+            setattr(self, name, new)
+        self.capacity, self.cursor = capacity, self.size
+        return order
+
     def contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(s, a, s') of every row held, as stored (views, not copies)."""
         return self.obs[:self.size], self.actions[:self.size], self.next_obs[:self.size]
@@ -210,10 +230,11 @@ class TransitionRing:
                 "next_obs": torch.from_numpy(self.next_obs[:self.size].copy()),
                 "cursor": self.cursor}
 
-    def load(self, state: dict[str, Any]) -> None:
+    def load(self, state: dict[str, Any]) -> np.ndarray:
         """Restore :meth:`state`'s output (or the older layout of float32 ``inputs`` and ``targets`` rows) into
         this ring, whatever capacity it was saved with: a ring of another capacity takes the newest rows
-        that fit, oldest first."""
+        that fit, oldest first. Returns the saved index of each row now held (rows 0 .. size - 1), for
+        arrays a wrapper saved beside the ring."""
         obs_dim, act_shape = self.obs.shape[1], self.actions.shape[1:]
         if "inputs" in state:
             inputs, targets = state["inputs"].numpy(), state["targets"].numpy()
@@ -228,7 +249,7 @@ class TransitionRing:
         if n == self.capacity:  # the same capacity, full: the rows go back where they were
             self.obs[:], self.actions[:], self.next_obs[:] = obs, actions, targets
             self.size, self.cursor = n, cursor % n
-            return
+            return np.arange(n)
         # another capacity: the rows in the order they came (a wrapped ring's oldest sits at its cursor), the
         # newest that fit, written from the start
         order = np.roll(np.arange(n), -cursor) if cursor != n and n else np.arange(n)
@@ -237,6 +258,7 @@ class TransitionRing:
         self.obs[:self.size], self.actions[:self.size] = obs[keep], actions[keep]
         self.next_obs[:self.size] = targets[keep]
         self.cursor = self.size % self.capacity
+        return keep
 
 
 class WrapperCallback(BaseCallback):

@@ -330,7 +330,7 @@ def test_collect_with_a_minimum_return_keeps_the_first_episodes_that_reach_it():
 
 # -- the GAIL wrapper ----------------------------------------------------------------------------------
 def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
-    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), update_every=100)
+    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), disc_transitions=100)
     first = gail.reset()
     for step in range(4):
         _, rewards, dones, infos = gail.step(np.full((2, 1), 0.5, dtype=np.float32))
@@ -346,8 +346,8 @@ def test_gail_replaces_the_reward_and_keeps_the_env_reward_in_info():
     np.testing.assert_allclose(acts, 0.5)
 
 
-def test_gail_trains_the_discriminator_every_update_every_transitions():
-    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), update_every=8, seed=1)
+def test_gail_without_an_agent_trains_the_discriminator_every_disc_transitions_transitions():
+    gail = GAIL(line_venv(reward=1.0, n=2, horizon=3), _line_demos(), disc_transitions=8, seed=1)
     gail.reset()
     for _ in range(3):
         gail.step(np.full((2, 1), -1.0, dtype=np.float32))
@@ -364,8 +364,8 @@ def test_gail_refuses_bad_settings_and_non_finite_observations():
         GAIL(DummyVecEnv([lambda: gym.make("FrozenLake-v1")]), _line_demos())
     with pytest.raises(ValueError, match="unknown GAIL reward 'bogus'"):
         GAIL(line_venv(reward=1.0), _line_demos(), reward="bogus")
-    with pytest.raises(ValueError, match="update_every must be a positive integer"):
-        GAIL(line_venv(reward=1.0), _line_demos(), update_every=0)
+    with pytest.raises(ValueError, match="disc_transitions must be a positive integer"):
+        GAIL(line_venv(reward=1.0), _line_demos(), disc_transitions=0)
     gail = GAIL(line_venv(reward=1.0, n=1, horizon=50, nan_at=3), _line_demos())
     gail.reset()
     gail.step(np.zeros((1, 1), dtype=np.float32))
@@ -404,7 +404,7 @@ class _EnvReturnCheck(BaseCallback):
 
 def test_sb3_reports_the_env_return_and_tensorboard_gets_gail_keys():
     venv = DummyVecEnv([lambda: Monitor(Reach1D()) for _ in range(2)])
-    gail = GAIL(venv, _reach_demos(), update_every=64)
+    gail = GAIL(venv, _reach_demos(), disc_transitions=64)
     model = PPO("MlpPolicy", gail, n_steps=32, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [8]},
                 seed=0, device="cpu")
     capture = _Capture()
@@ -426,7 +426,7 @@ def test_gail_moves_the_learner_to_the_expert_return():
     torch.manual_seed(0)
     demos = _reach_demos(10)
     venv = DummyVecEnv([lambda: Monitor(Reach1D()) for _ in range(4)])
-    gail = GAIL(venv, demos, update_every=512, seed=0)
+    gail = GAIL(venv, demos, disc_transitions=512, seed=0)
     env = VecNormalize(gail, norm_obs=False, norm_reward=True)  # reward normalisation outermost
     model = PPO("MlpPolicy", env, n_steps=128, batch_size=128, n_epochs=10, learning_rate=1e-3,
                 policy_kwargs={"net_arch": [32], "log_std_init": -1.0}, seed=0, device="cpu")
@@ -442,12 +442,12 @@ def test_gail_moves_the_learner_to_the_expert_return():
 
 def test_gail_state_round_trip(tmp_path):
     demos = _line_demos()
-    gail = GAIL(line_venv(reward=1.0, n=2), demos, update_every=4)
+    gail = GAIL(line_venv(reward=1.0, n=2), demos, disc_transitions=4)
     gail.reset()
     for _ in range(5):
         gail.step(np.full((2, 1), -0.3, dtype=np.float32))
     gail.save_state(tmp_path)
-    other = GAIL(line_venv(reward=1.0, n=2), demos, update_every=4, seed=9)
+    other = GAIL(line_venv(reward=1.0, n=2), demos, disc_transitions=4, seed=9)
     other.load_state(tmp_path)
     for (name, a), (_, b) in zip(gail.discriminator.state_dict().items(),
                                  other.discriminator.state_dict().items(), strict=True):
@@ -458,7 +458,7 @@ def test_gail_state_round_trip(tmp_path):
     obs, acts, nxt = gail.buffer.contents()
     np.testing.assert_array_equal(gail.discriminator_reward(obs, acts, nxt), other.discriminator_reward(obs, acts, nxt))
     with pytest.raises(ValueError, match="other demonstrations"):
-        GAIL(line_venv(reward=1.0, n=2), _line_demos(n=4), update_every=4).load_state(tmp_path)
+        GAIL(line_venv(reward=1.0, n=2), _line_demos(n=4), disc_transitions=4).load_state(tmp_path)
     (tmp_path / "gail.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="cannot load GAIL state"):
         other.load_state(tmp_path)
@@ -471,7 +471,7 @@ def test_gail_and_bc_with_discrete_actions():
     demos = collect_from_policy(balance, "CartPole-v1", 2)
     assert demos.act_shape == () and demos.returns.min() > 100
     venv = DummyVecEnv([lambda: Monitor(gym.make("CartPole-v1")) for _ in range(2)])
-    gail = GAIL(venv, demos, update_every=16, use_next_obs=True)
+    gail = GAIL(venv, demos, disc_transitions=16, use_next_obs=True)
     gail.reset()
     for _ in range(9):
         _, rewards, _, _ = gail.step(np.array([0, 1]))
@@ -481,6 +481,218 @@ def test_gail_and_bc_with_discrete_actions():
     before = behaviour_cloning(model.policy, obs, acts, gradient_steps=1, learning_rate=1e-9)["action_error"]
     after = behaviour_cloning(model.policy, obs, acts, gradient_steps=1000, learning_rate=1e-2)["action_error"]
     assert after < 0.1 < before, (before, after)
+
+
+# -- GAIL's schedule -----------------------------------------------------------------------------------
+class _RolloutCheck(BaseCallback):
+    """Listed after the GAIL callback: per rollout, the discriminator steps taken at its end (and the actions of
+    their policy minibatches), and whether the discriminator stayed as it was from the rollout's start to its
+    last step. Checks each step's reward against the discriminator in force."""
+
+    def __init__(self, gail):
+        super().__init__()
+        self.gail, self.rollouts, self.batches = gail, [], []
+        original = gail.discriminator.train_step
+
+        def train_step(expert, policy):
+            self.batches.append(np.asarray(policy[1]).reshape(-1).copy())
+            return original(expert, policy)
+
+        gail.discriminator.train_step = train_step
+
+    def _params(self):
+        return torch.cat([p.detach().flatten() for p in self.gail.discriminator.parameters()]).clone()
+
+    def _on_rollout_start(self):
+        self.rollouts.append({"start": self._params(), "steps_before": self.gail.n_disc_steps, "unchanged": True})
+        self.batches = []
+
+    def _on_step(self):
+        gail, rollout = self.gail, self.rollouts[-1]
+        rollout["unchanged"] &= torch.equal(self._params(), rollout["start"])
+        rows = gail.buffer.order()[-gail.num_envs:]  # this step's transitions
+        np.testing.assert_array_equal(self.locals["rewards"],
+                                      gail.discriminator_reward(gail.buffer.obs[rows], gail.buffer.actions[rows]))
+        return True
+
+    def _on_rollout_end(self):
+        rollout = self.rollouts[-1]
+        rollout["steps"] = self.gail.n_disc_steps - rollout["steps_before"]
+        rollout["batches"] = self.batches
+        rollout["actions"] = self.gail.buffer.actions[self.gail.buffer.order()].reshape(-1).copy()
+
+
+@pytest.mark.parametrize("n_envs, n_steps", [(1, 16), (2, 32), (4, 64)])
+def test_gail_takes_discriminator_steps_per_transition_whatever_the_rollout_size(n_envs, n_steps):
+    """The same GAIL settings (one step per 64 transitions, minibatches of 64) on rollouts of 16, 64 and 256
+    transitions: every fourth rollout takes a step, every rollout one, every rollout four, so each layout
+    takes 8 steps in 512 transitions; a rollout's four steps see four fresh quarters of it, and every reward
+    of a rollout comes from the discriminator it started with."""
+    gail = GAIL(line_venv(n=n_envs, horizon=3), _line_demos(), disc_transitions=64, seed=0)
+    model = PPO("MlpPolicy", gail, n_steps=n_steps, batch_size=n_steps * n_envs, n_epochs=1,
+                policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
+    check = _RolloutCheck(gail)
+    model.learn(512, callback=[gail.callback, check])
+    rollout_size = n_steps * n_envs
+    assert gail.n_disc_steps == 8 and len(check.rollouts) == 512 // rollout_size
+    steps = [rollout["steps"] for rollout in check.rollouts]
+    if rollout_size == 16:
+        assert steps == [0, 0, 0, 1] * 8
+    else:
+        assert steps == [rollout_size // 64] * len(steps)
+    assert all(rollout["unchanged"] for rollout in check.rollouts)
+    for rollout in check.rollouts:
+        if not rollout["steps"]:
+            continue
+        seen = np.concatenate(rollout["batches"])
+        assert all(len(batch) == 64 for batch in rollout["batches"])
+        # the steps' minibatches together: each of the latest max(rollout, 64) transitions exactly once
+        np.testing.assert_array_equal(np.sort(seen), np.sort(rollout["actions"][-max(rollout_size, 64):]))
+    assert gail.n_updates == (8 if rollout_size <= 64 else 2)  # rounds: the rollout ends that took steps
+
+
+def _drive_rollout(gail, steps, rng):
+    for _ in range(steps):
+        gail.step(rng.uniform(-1, 1, (gail.num_envs, 1)).astype(np.float32))
+    return gail.end_rollout()
+
+
+def test_a_saved_gail_state_resumes_the_schedule_where_it_stopped(tmp_path):
+    """Rollouts of 40 transitions, one step per 64: what a rollout leaves of a step carries over, in the saved
+    state too. A wrapper loaded from a state then takes the same steps at the same rollout ends, on the same
+    transitions, as the one that saved it."""
+    demos = _line_demos()
+    first, other = (GAIL(line_venv(n=2, horizon=4), demos, disc_transitions=64, seed=seed) for seed in (1, 9))
+    for gail in (first, other):
+        gail.rounds_at_rollout_end = True
+        gail.venv.seed(0)
+        gail.reset()
+    ours, theirs = np.random.default_rng(0), np.random.default_rng(1)
+    for _ in range(3):
+        _drive_rollout(first, 20, ours)
+        _drive_rollout(other, 20, theirs)  # other actions, the same episode boundaries
+    assert (first.n_disc_steps, first._credit, first._since_round) == (1, 56, 40)
+    first.save_state(tmp_path)
+    other.load_state(tmp_path)
+    taken = []
+    for _ in range(5):
+        actions = ours.uniform(-1, 1, (20, 2, 1)).astype(np.float32)
+        rewards = []
+        for gail in (first, other):
+            rewards.append([gail.step(a)[1] for a in actions])
+            gail.end_rollout()
+        np.testing.assert_array_equal(*rewards)
+        taken.append((first.n_disc_steps, other.n_disc_steps))
+    assert taken == [(2, 2), (3, 3), (3, 3), (4, 4), (5, 5)]
+    for a, b in zip(first.discriminator.parameters(), other.discriminator.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_old_names_and_old_states_still_load(tmp_path):
+    demos = _line_demos()
+    with pytest.warns(DeprecationWarning) as caught:
+        old = GAIL(line_venv(n=2), demos, update_every=6, disc_updates=3)
+    assert [str(w.message).split(" is ")[0] for w in caught] == ["GAIL(update_every=...)", "GAIL(disc_updates=...)"]
+    assert "use disc_transitions=..." in str(caught[0].message) and "use disc_steps=..." in str(caught[1].message)
+    assert (old.disc_transitions, old.disc_steps) == (6, 3)
+    old.reset()
+    for _ in range(4):  # a round after 6 transitions (3 steps), then 2 transitions since
+        old.step(np.full((2, 1), 0.2, dtype=np.float32))
+    assert (old.n_updates, old.n_disc_steps, old._since_round) == (1, 3, 2)
+    state = old.state_dict()
+    for key in ("disc_credit", "n_disc_steps"):  # what a state saved before the schedule counted steps lacks
+        del state[key]
+    torch.save(state, tmp_path / "gail.pt")
+    new = GAIL(line_venv(n=2), demos, disc_transitions=6, disc_steps=3)
+    new.load_state(tmp_path)
+    assert (new.n_updates, new.n_disc_steps, new._since_round, new._credit) == (1, 3, 2, 6)
+
+
+# -- absorbing states ----------------------------------------------------------------------------------
+def _terminal_and_truncated_venv():
+    """Env 0 terminates every 3 steps (LineEnv), env 1 is cut by a time limit every 3 steps."""
+    return DummyVecEnv([lambda: Monitor(LineEnv(horizon=3)),
+                        lambda: Monitor(gym.wrappers.TimeLimit(LineEnv(horizon=100), max_episode_steps=3))])
+
+
+def test_absorbing_states_add_the_absorbing_return_to_terminal_steps_only():
+    gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), absorbing=True, gamma=0.9, disc_transitions=6,
+                seed=2)
+    r_abs = gail.discriminator.absorbing_reward()
+    assert gail.absorbing_return == pytest.approx(9.0 * r_abs) and r_abs == pytest.approx(np.log(2))
+    gail.reset()
+    actions = np.full((2, 1), 0.3, dtype=np.float32)
+    for step in range(1, 10):
+        # the discriminator in force for this step (a round comes after the reward of every third step)
+        own, absorbing_return = gail.discriminator_reward(gail.recorder.last_obs, actions), gail.absorbing_return
+        _, rewards, dones, infos = gail.step(actions)
+        if step % 3 == 0:  # both episodes end: env 0 terminates, env 1 is truncated
+            assert dones.all() and infos[1]["TimeLimit.truncated"] and not infos[0].get("TimeLimit.truncated")
+            assert rewards[0] == pytest.approx(own[0] + absorbing_return, rel=1e-5)
+            assert rewards[1] == own[1]
+        else:
+            np.testing.assert_array_equal(rewards, own)
+    assert gail.n_updates == 3 and gail.absorbing_return != pytest.approx(9.0 * np.log(2))
+
+
+def test_the_discriminator_sees_absorbing_transitions_flagged_on_both_sides():
+    demos = _line_demos(n=3)  # LineEnv episodes end terminated: three terminal pairs
+    gail = GAIL(line_venv(n=2, horizon=3), demos, absorbing=True, disc_transitions=12, seed=0)
+    expert_obs, expert_acts, expert_next, expert_flags = gail.expert
+    assert gail.discriminator.in_dim == 2 + 1 + 1  # s, a and the flag
+    assert int(expert_flags.sum()) == 3 and len(expert_flags) == demos.n_transitions + 3
+    batches = []
+    original = gail.discriminator.train_step
+    gail.discriminator.train_step = lambda expert, policy: batches.append((expert, policy)) or original(expert, policy)
+    gail.reset()
+    for _ in range(6):  # 12 transitions, 4 of them terminal (episodes of 3 steps, 2 envs)
+        gail.step(np.full((2, 1), -0.5, dtype=np.float32))
+    (expert, policy), = batches
+    x_policy = gail.discriminator.features(*policy).numpy()
+    assert x_policy.shape == (12 + 4, 4) and x_policy[:, -1].tolist() == [0.0] * 12 + [1.0] * 4
+    in_mean = gail.discriminator.in_mean[:3].numpy()
+    np.testing.assert_array_equal(x_policy[12:, :-1], np.tile(in_mean, (4, 1)))  # 0 once standardised
+    x_expert = gail.discriminator.features(*expert).numpy()
+    assert len(x_expert) == 16  # as many expert rows as policy rows, drawn from the 15 pairs and 3 absorbing
+    np.testing.assert_array_equal(x_expert[:, -1], expert[3].numpy())
+    np.testing.assert_array_equal(x_expert[expert[3].numpy(), :-1], np.tile(in_mean, (int(expert[3].sum()), 1)))
+    # the absorbing state's reward is learnt: the expert ends in it 3 times in 18 rows, the policy 4 in 16
+    assert gail.discriminator.absorbing_reward() != pytest.approx(np.log(2))
+    policy_state = gail.state_dict()
+    assert policy_state["buffer_terminal"].sum() == 4
+
+
+def test_without_absorbing_states_nothing_changes():
+    """Off (the default): no flag input, the expert's pairs alone, terminal steps paid the discriminator's
+    reward and nothing more, no terminal flags kept or saved."""
+    gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=10, seed=2)
+    obs, acts, next_obs, _ = _line_demos().transitions()
+    assert gail.discriminator.in_dim == 3 and len(gail.expert) == 3 and gail.absorbing_return == 0.0
+    for part, demo_part in zip(gail.expert, (obs, acts, next_obs), strict=True):
+        np.testing.assert_array_equal(part.numpy(), demo_part)
+    policy_batches = []
+    original = gail.discriminator.train_step
+    gail.discriminator.train_step = lambda e, p: policy_batches.append(p) or original(e, p)
+    gail.reset()
+    actions = np.full((2, 1), 0.3, dtype=np.float32)
+    for step in range(1, 6):  # a terminal step (env 0) and a truncated one (env 1) at step 3; a round at step 5
+        own = gail.discriminator_reward(gail.recorder.last_obs, actions)
+        _, rewards, dones, _ = gail.step(actions)
+        np.testing.assert_array_equal(rewards, own)
+        assert dones.all() == (step == 3) and len(policy_batches) == (step == 5)
+    assert len(policy_batches[0]) == 3 and len(policy_batches[0][0]) == 10
+    assert "buffer_terminal" not in gail.state_dict() and gail.row_data == {}
+
+
+def test_the_callback_gives_the_absorbing_return_the_agents_discount():
+    gail = GAIL(line_venv(n=2, horizon=3), _line_demos(), absorbing=True, disc_transitions=32)
+    assert gail.discount == 0.99  # no agent yet
+    model = PPO("MlpPolicy", gail, n_steps=16, batch_size=32, n_epochs=1, gamma=0.8,
+                policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
+    model.learn(64, callback=gail.callback)
+    assert gail.discount == pytest.approx(0.8) and gail.n_disc_steps == 2
+    assert gail.absorbing_return == pytest.approx(4.0 * gail.discriminator.absorbing_reward())
+    assert not gail.rounds_at_rollout_end  # training over: a hand-driven loop gets step-time rounds again
 
 
 # -- behaviour cloning ---------------------------------------------------------------------------------
@@ -516,7 +728,7 @@ def _gail_config(tmp_path, **fields):
 
 def test_run_config_gail_trains_logs_and_resumes(tmp_path):
 
-    config = _gail_config(tmp_path, imitation_kwargs={"update_every": 256})
+    config = _gail_config(tmp_path, imitation_kwargs={"disc_transitions": 256})
     result = train(config)
     assert result.run_dir.name == "ppo-gail_rlgen-test-Reach1D-v0_s0"
     state = torch.load(result.run_dir / "gail.pt", weights_only=True)
@@ -550,21 +762,26 @@ def test_run_config_gail_works_with_trpo_and_a2c(tmp_path, algo):
     if algo == "trpo":
         hyperparams["batch_size"] = 64
     result = train(_gail_config(tmp_path, algo=algo, total_steps=256, hyperparams=hyperparams, checkpoint_freq=0,
-                                imitation_kwargs={"update_every": 128}))
+                                imitation_kwargs={"disc_transitions": 128}))
     state = torch.load(result.run_dir / "gail.pt", weights_only=True)
     assert state["n_updates"] == 2 and result.eval_mean_return < 0
 
 
-@pytest.mark.parametrize("algo, n_steps, n_envs, expected", [
-    ("ppo", 2048, 1, 2048), ("ppo", 128, 2, 2048), ("ppo", 4096, 1, 4096), ("trpo", 512, 4, 2048),
-    ("a2c", None, 1, 2050),  # A2C's 5-step rollouts: whole rollouts adding up to at least 2,048
-])
-def test_gail_updates_once_per_rollout_of_at_least_2048_steps_by_default(algo, n_steps, n_envs, expected):
-    from rlgen.agents.envstack import default_update_every
+def test_the_run_loop_gives_gail_one_schedule_whatever_the_layout(tmp_path):
+    """The run loop no longer makes GAIL's pace from the rollout size: every layout gets the settings given
+    (through imitation_kwargs), and the defaults otherwise."""
+    from rlgen.agents.envstack import attach_reward_wrappers, make_vec_env
 
-    hyperparams = {"n_steps": n_steps} if n_steps else {}
-    config = RunConfig(algo=algo, env_id=REACH_ID, n_envs=n_envs, hyperparams=hyperparams)
-    assert default_update_every(config) == expected
+    for kwargs, expected in (({}, (1, 2048, None, False)),
+                             ({"disc_steps": 2, "disc_transitions": 512, "batch_size": 128, "absorbing": True,
+                               "gamma": 0.9}, (2, 512, 128, True))):
+        for algo, n_steps, n_envs in (("ppo", 2048, 1), ("ppo", 128, 2), ("trpo", 1024, 4), ("a2c", None, 1)):
+            config = _gail_config(tmp_path, algo=algo, n_envs=n_envs, imitation_kwargs=kwargs,
+                                  hyperparams={"n_steps": n_steps} if n_steps else {})
+            venv, (gail,) = attach_reward_wrappers(make_vec_env(config), config)
+            assert (gail.disc_steps, gail.disc_transitions, gail.batch_size, gail.absorbing) == expected
+            venv.close()
+    assert gail.discount == 0.9
 
 
 def test_run_config_refuses_bad_imitation_settings(tmp_path):
@@ -685,6 +902,11 @@ def test_old_learning_rate_spellings_still_work_with_a_deprecation_warning(tmp_p
     with pytest.warns(DeprecationWarning, match="bc_kwargs.lr is deprecated"):
         config = RunConfig.from_dict({"bc_kwargs": {"lr": 1e-3}, "imitation_kwargs": {"q_lr": 2e-3}})
     assert config.bc_kwargs == {"learning_rate": 1e-3} and config.imitation_kwargs == {"q_learning_rate": 2e-3}
+    with pytest.warns(DeprecationWarning) as caught:
+        config = RunConfig.from_dict({"imitation_kwargs": {"update_every": 4096, "disc_updates": 2}})
+    assert {str(w.message).split(" is ")[0] for w in caught} == {"imitation_kwargs.update_every",
+                                                                 "imitation_kwargs.disc_updates"}
+    assert config.imitation_kwargs == {"disc_transitions": 4096, "disc_steps": 2}
     with pytest.raises(ConfigError, match="sets both lr and learning_rate"):
         RunConfig.from_dict({"bc_kwargs": {"lr": 1e-3, "learning_rate": 1e-3}})
 

@@ -54,7 +54,7 @@ def _code_of(obs, n_modes):
 
 # -- the code in the observation -----------------------------------------------------------------------
 def test_the_code_is_one_hot_in_the_observation_held_for_an_episode_and_redrawn_at_its_end():
-    info = InfoGAIL(line_venv(n=2, horizon=3), _two_way_demos(2), n_modes=3, update_every=100)
+    info = InfoGAIL(line_venv(n=2, horizon=3), _two_way_demos(2), n_modes=3, disc_transitions=100)
     assert info.observation_space.shape == (2 + 3,)
     np.testing.assert_array_equal(info.observation_space.low[2:], 0.0)
     np.testing.assert_array_equal(info.observation_space.high[2:], 1.0)
@@ -84,7 +84,7 @@ def test_the_code_is_one_hot_in_the_observation_held_for_an_episode_and_redrawn_
 
 
 def test_fix_code_holds_the_code_and_append_code_does_the_same_for_evaluation():
-    info = InfoGAIL(line_venv(n=2, horizon=3), _two_way_demos(2), n_modes=2, update_every=100)
+    info = InfoGAIL(line_venv(n=2, horizon=3), _two_way_demos(2), n_modes=2, disc_transitions=100)
     info.fix_code(1)
     info.reset()
     for _ in range(9):
@@ -119,7 +119,7 @@ def test_fix_code_holds_the_code_and_append_code_does_the_same_for_evaluation():
 
 # -- the information reward and the posterior ----------------------------------------------------------
 def test_the_reward_is_the_gail_reward_plus_lambda_log_q_of_the_episode_code():
-    info = InfoGAIL(_venv(2), _two_way_demos(3), n_modes=2, lambda_info=0.5, update_every=8, seed=3)
+    info = InfoGAIL(_venv(2), _two_way_demos(3), n_modes=2, lambda_info=0.5, disc_transitions=8, seed=3)
     obs = info.reset()
     rng = np.random.default_rng(0)
     checked_update_step = False
@@ -160,11 +160,11 @@ def test_the_posterior_reads_the_code_from_actions_that_depend_on_it_and_only_th
     def ignores(obs):
         return rng.uniform(-1, 1, (len(obs), 1))
 
-    following = InfoGAIL(_venv(4), _two_way_demos(3), n_modes=2, update_every=256, seed=0)
+    following = InfoGAIL(_venv(4), _two_way_demos(3), n_modes=2, disc_transitions=256, seed=0)
     _drive(following, follows, 64 * 6)
     assert following.last_q_stats["accuracy"] > 0.95  # measured on a batch Q had not trained on
     assert _drive(following, follows, 64) > -0.3  # chance: -ln 2 = -0.69
-    ignoring = InfoGAIL(_venv(4), _two_way_demos(3), n_modes=2, update_every=256, seed=0)
+    ignoring = InfoGAIL(_venv(4), _two_way_demos(3), n_modes=2, disc_transitions=256, seed=0)
     _drive(ignoring, ignores, 64 * 6)
     assert ignoring.last_q_stats["accuracy"] < 0.65
     assert _drive(ignoring, ignores, 64) == pytest.approx(-np.log(2), abs=0.1)
@@ -202,7 +202,7 @@ def test_infogail_separates_two_unlabelled_behaviours_into_two_codes(seed):
     learner's own (s, a). Measured here: 8 of 8 seeds separate; with lambda_info = 0 (GAIL given the
     code, no information reward) 1 of 8 do."""
     torch.manual_seed(seed)
-    info = InfoGAIL(_venv(4), _two_way_demos(), n_modes=2, update_every=512, seed=seed)
+    info = InfoGAIL(_venv(4), _two_way_demos(), n_modes=2, disc_transitions=512, seed=seed)
     model = PPO("MlpPolicy", VecNormalize(info, norm_obs=False, norm_reward=True), n_steps=128, batch_size=128,
                 n_epochs=10, learning_rate=1e-3, policy_kwargs={"net_arch": [32], "log_std_init": -1.0},
                 seed=seed, device="cpu")
@@ -213,7 +213,7 @@ def test_infogail_separates_two_unlabelled_behaviours_into_two_codes(seed):
 
 
 def test_tensorboard_gets_infogail_keys_beside_gail_keys():
-    info = InfoGAIL(_venv(2), _two_way_demos(2), n_modes=2, update_every=64)
+    info = InfoGAIL(_venv(2), _two_way_demos(2), n_modes=2, disc_transitions=64)
     model = PPO("MlpPolicy", info, n_steps=32, batch_size=32, n_epochs=1, policy_kwargs={"net_arch": [8]},
                 seed=0, device="cpu")
     capture = _Capture()
@@ -228,13 +228,13 @@ def test_tensorboard_gets_infogail_keys_beside_gail_keys():
 # -- saving and bad input ------------------------------------------------------------------------------
 def test_state_round_trip_keeps_q_its_optimiser_the_codes_and_their_draws(tmp_path):
     demos = _two_way_demos(2)
-    info = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=2, update_every=4)
+    info = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=2, disc_transitions=4)
     info.reset()
     for _ in range(5):
         info.step(np.full((2, 1), -0.3, dtype=np.float32))
     info.save_state(tmp_path)
     assert (tmp_path / "infogail.pt").is_file()
-    other = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=2, update_every=4, seed=9)
+    other = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=2, disc_transitions=4, seed=9)
     other.load_state(tmp_path)
     for (name, a), (_, b) in zip(info.posterior.state_dict().items(), other.posterior.state_dict().items(),
                                  strict=True):
@@ -253,12 +253,47 @@ def test_state_round_trip_keeps_q_its_optimiser_the_codes_and_their_draws(tmp_pa
     np.testing.assert_array_equal(info.current_codes, other.current_codes)  # the draws continue alike
 
     with pytest.raises(ValueError, match="state has 2 modes, this wrapper has 3"):
-        InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=3, update_every=4).load_state(tmp_path)
-    gail = GAIL(line_venv(n=2, horizon=3), demos, update_every=4)
+        InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=3, disc_transitions=4).load_state(tmp_path)
+    gail = GAIL(line_venv(n=2, horizon=3), demos, disc_transitions=4)
     gail.save_state(tmp_path)
     (tmp_path / "infogail.pt").write_bytes((tmp_path / "gail.pt").read_bytes())
     with pytest.raises(ValueError, match="no InfoGAIL posterior"):
         other.load_state(tmp_path)
+
+
+def test_the_codes_follow_their_transitions_through_the_buffer_growing_and_a_saved_state(tmp_path):
+    """One discriminator step per 8 transitions, rollouts of 12, 12, 40 and 40 transitions: the buffer grows
+    from 8 rows to 64 to hold the rollouts (once while it had wrapped round), and each transition keeps its
+    code (as stamped in its info) through the growth, the rounds, and a state saved from the wrapped buffer and
+    loaded into a wrapper with a larger one."""
+    demos = _two_way_demos(2)
+    info = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=3, disc_transitions=8, seed=0)
+    info.rounds_at_rollout_end = True
+    info.reset()
+    rng, actions, codes = np.random.default_rng(0), [], []
+
+    def held(wrapper):
+        order = wrapper.buffer.order()
+        return wrapper.buffer.actions[order, 0], wrapper.buffer_codes[order]
+
+    for steps, disc_steps in ((6, 1), (6, 2), (20, 5), (20, 5)):
+        for _ in range(steps):
+            acts = rng.uniform(-1, 1, (2, 1)).astype(np.float32)
+            _, _, _, infos = info.step(acts)
+            actions.append(acts[:, 0])
+            codes.append([i["code"] for i in infos])
+        size = info.buffer.size
+        for kept, recorded in zip(held(info), (actions, codes), strict=True):
+            np.testing.assert_array_equal(kept, np.concatenate(recorded)[-size:])
+        before = info.n_disc_steps
+        info.end_rollout()
+        assert info.n_disc_steps - before == disc_steps
+    assert (info.buffer.capacity, info.buffer.cursor, info.n_updates, info.n_q_updates) == (64, 16, 4, 4)
+    info.save_state(tmp_path)
+    other = InfoGAIL(line_venv(n=2, horizon=3), demos, n_modes=3, disc_transitions=128, seed=4)
+    other.load_state(tmp_path)
+    for kept, recorded in zip(held(other), (actions, codes), strict=True):
+        np.testing.assert_array_equal(kept, np.concatenate(recorded)[-64:])
 
 
 def test_bad_settings_get_one_line_errors():
@@ -311,7 +346,7 @@ def _demo_file(tmp_path):
 def _config(tmp_path, **fields):
     base = dict(algo="ppo", env_id=LINE_ID, total_steps=512, n_envs=2, out_dir=str(tmp_path / "runs"),
                 imitation="infogail", demos=str(_demo_file(tmp_path)),
-                imitation_kwargs={"n_modes": 2, "update_every": 256},
+                imitation_kwargs={"n_modes": 2, "disc_transitions": 256},
                 hyperparams={"n_steps": 128, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [8]}},
                 eval_freq=256, eval_episodes=2, checkpoint_freq=256, progress_bar=False)
     base.update(fields)

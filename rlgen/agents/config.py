@@ -23,7 +23,8 @@ ON_POLICY = ("ppo", "trpo", "a2c")
 
 
 _RENAMED_KWARGS = {
-    "imitation_kwargs": {"lr": "learning_rate", "q_lr": "q_learning_rate"},
+    "imitation_kwargs": {"lr": "learning_rate", "q_lr": "q_learning_rate", "update_every": "disc_transitions",
+                         "disc_updates": "disc_steps"},
     "bc_kwargs": {"lr": "learning_rate"},
 }
 """Keywords of the wrappers and of behaviour cloning that were renamed: a config with the old name still loads."""
@@ -103,8 +104,8 @@ class RunConfig:
     demo_subsample: int = 1
     """Keep every k-th (s, a) pair of each demo episode (the GAIL paper: 20)."""
     imitation_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of rlgen.imitation.GAIL, e.g. {update_every: 2048, reward: log_d, learning_rate: 0.01},
-    or of rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
+    """Keyword arguments of rlgen.imitation.GAIL, e.g. {disc_steps: 1, disc_transitions: 2048, reward: log_d,
+    absorbing: true, learning_rate: 0.01}, or of rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
     bc_pretrain: bool = False
     """Behaviour-clone the policy on ``demos`` before training (a fresh run only)."""
     bc_kwargs: dict[str, Any] = field(default_factory=dict)

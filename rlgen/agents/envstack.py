@@ -8,8 +8,6 @@ callbacks, saved states, logs and what their policy needs outside training.
 
 from __future__ import annotations
 
-import inspect
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,8 +184,8 @@ def wrapper_specs(config: RunConfig) -> list[WrapperSpec]:
         from rlgen.imitation import GAIL, InfoGAIL
 
         cls = InfoGAIL if config.imitation == "infogail" else GAIL
-        specs.append(WrapperSpec(cls, config.imitation_kwargs, needs_demos=True,
-                                 defaults={"update_every": default_update_every(config)}, option=config.imitation))
+        # the discriminator's schedule is in transitions, whatever the rollout size: no layout-made default
+        specs.append(WrapperSpec(cls, config.imitation_kwargs, needs_demos=True, option=config.imitation))
     if config.bonus is not None:
         from rlgen.exploration import BONUS_WRAPPERS
 
@@ -265,19 +263,6 @@ def load_run_demos(config: RunConfig, observation_space: gym.Space | None = None
                           action_space=action_space, seed=config.seed)
     except DemoError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def default_update_every(config: RunConfig) -> int:
-    """GAIL's default pace: one discriminator update per rollout, or per the fewest whole rollouts that
-    hold 2,048 transitions (A2C's 5-step rollouts would otherwise update it every few steps)."""
-    n_steps = config.hyperparams.get("n_steps")
-    if n_steps is None:
-        parameter = inspect.signature(algo_class(config.algo).__init__).parameters.get("n_steps")
-        n_steps = parameter.default if parameter is not None else None
-    if not isinstance(n_steps, int):  # off-policy agents have no rollouts
-        return 2048
-    rollout = n_steps * config.n_envs
-    return rollout * max(1, math.ceil(2048 / rollout))
 
 
 # -- normalisation and the model -------------------------------------------------------------------

@@ -93,8 +93,8 @@ def _add_imitate(sub: Subparsers) -> None:
         description="Train an agent on the discriminator reward of GAIL (the env reward is only reported: "
         "eval.csv and rollout/ep_rew_mean are true env returns), or behaviour-clone the demonstrations "
         "(--method bc, no env steps). Settings resolve as in `rlgen train`; GAIL's settings via "
-        "-p imitation_kwargs.NAME=VALUE (update_every, disc_updates, batch_size, learning_rate, entropy_bonus, "
-        "label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
+        "-p imitation_kwargs.NAME=VALUE (disc_steps per disc_transitions policy transitions, batch_size, absorbing, "
+        "learning_rate, entropy_bonus, label_smoothing, gradient_penalty, spectral_norm, use_next_obs, hidden), behaviour cloning's via "
         "-p bc_kwargs.NAME=VALUE (gradient_steps, batch_size, learning_rate, loss). The discriminator is saved "
         "with the run (gail.pt); `rlgen eval RUN_DIR` scores the policy on the true env return. --method infogail "
         "--n-modes K adds a latent code of K values to the policy's observation and rewards behaviour from "
@@ -124,7 +124,7 @@ def _add_imitate(sub: Subparsers) -> None:
     p.add_argument("--subsample", dest="demo_subsample", type=positive_int, default=None, metavar="K",
                    help="keep every k-th (s, a) pair of each episode (the GAIL paper: 20; default 1)")
     add_training_options(p, run_name="<algo>-<method>_<env>_s<seed>",
-                         overrides_example="-p imitation_kwargs.update_every=4096 -p learning_rate=1e-4",
+                         overrides_example="-p imitation_kwargs.disc_steps=2 -p learning_rate=1e-4",
                          resume_help="continue the GAIL run in RUN_DIR from its checkpoint (--steps raises "
                          "its budget)", progress_help="hide the progress bars")
     p.set_defaults(func=_cmd_imitate)

@@ -13,6 +13,12 @@ The reward handed to the policy is a function of the logit ``l = log D - log(1 -
 - ``"log_d"``: ``log D = -softplus(-l)``, always negative: right for tasks that end on success;
 - ``"airl"``: ``l`` itself (``log D - log(1 - D)``), the AIRL-style reward with no sign bias.
 
+With ``absorbing=True`` the inputs get one more column, the absorbing-state flag of Kostrikov et al. (2019):
+0 on every real transition, 1 on the transitions of the absorbing state that an episode's termination leads
+to (:class:`~rlgen.imitation.GAIL` pairs them with the terminal transitions of the expert and of the policy).
+An absorbing row's other columns are the expert mean (0 once standardised): the state, the action and the
+next state of the absorbing state carry no information, the flag is all that tells it apart.
+
 >>> disc = Discriminator(env.observation_space, env.action_space)   # doctest: +SKIP
 >>> disc.set_expert_statistics(expert_obs, expert_acts)   # doctest: +SKIP
 >>> disc.train_step((expert_obs, expert_acts), (policy_obs, policy_acts))   # doctest: +SKIP
@@ -50,7 +56,8 @@ PENALTY_KINDS = ("wgan_gp", "r1")
 
 ArrayLike = np.ndarray | Tensor
 Batch = Sequence[ArrayLike]
-"""``(obs, acts)`` or ``(obs, acts, next_obs)``; numpy arrays or tensors with a leading batch dimension."""
+"""``(obs, acts)``, ``(obs, acts, next_obs)`` or ``(obs, acts, next_obs, absorbing)`` (a boolean per row, for a
+discriminator with ``absorbing=True``); numpy arrays or tensors with a leading batch dimension."""
 
 
 def _space_width(space: spaces.Space, what: str) -> int:
@@ -82,6 +89,8 @@ class Discriminator(nn.Module):
     :param lr: the old name of ``learning_rate`` (deprecated).
     :param clip_input: standardised inputs are clipped to [-clip_input, clip_input], as VecNormalize does,
         so a state far outside the expert's does not saturate every unit.
+    :param absorbing: one more input column, the absorbing-state flag (see the module docstring); rows are
+        marked absorbing by the ``absorbing`` argument of :meth:`features` and :meth:`reward`.
     """
 
     in_mean: Tensor
@@ -103,6 +112,7 @@ class Discriminator(nn.Module):
         input_noise: float = 0.0,
         learning_rate: float = 0.01,
         clip_input: float = 10.0,
+        absorbing: bool = False,
         lr: float | None = None,
     ) -> None:
         super().__init__()
@@ -135,7 +145,10 @@ class Discriminator(nn.Module):
         self.penalty_coef = float(gradient_penalty)
         self.penalty_kind = penalty_kind
         self.clip_input = float(clip_input)
-        self.in_dim = self.obs_dim * (2 if self.use_next_obs else 1) + self.act_dim
+        self.absorbing = bool(absorbing)
+        self.base_dim = self.obs_dim * (2 if self.use_next_obs else 1) + self.act_dim
+        """The columns [s, a(, s')] of an input row; the absorbing flag, if any, comes after them."""
+        self.in_dim = self.base_dim + int(self.absorbing)
         self.register_buffer("in_mean", torch.zeros(self.in_dim))
         self.register_buffer("in_std", torch.ones(self.in_dim))
 
@@ -159,26 +172,58 @@ class Discriminator(nn.Module):
         self._numpy_net = NumpyMLP.of(list(self.net)[1:])
 
     # -- inputs ----------------------------------------------------------------------------------
-    def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
-        """The raw (unstandardised) input rows [s, a(, s')], actions one-hot if discrete.
+    def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
+                 absorbing: ArrayLike | None = None) -> Tensor:
+        """The raw (unstandardised) input rows [s, a(, s')], actions one-hot if discrete, then the absorbing
+        flag if the discriminator has one (``absorbing``: a boolean per row, default none absorbing; an
+        absorbing row's s, a and s' are ignored).
 
         Built in numpy and handed to torch once: this runs at every env step, where a handful of small
         tensor operations would cost more than the network itself.
         """
-        return torch.from_numpy(self.feature_array(obs, acts, next_obs))
+        return torch.from_numpy(self.feature_array(obs, acts, next_obs, absorbing))
 
-    def feature_array(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> np.ndarray:
+    def feature_array(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
+                      absorbing: ArrayLike | None = None) -> np.ndarray:
         """:meth:`features` as a float32 numpy array."""
         state_action = self.state_action_features(obs, acts)
-        if not self.use_next_obs:
-            return state_action
-        if next_obs is None:
-            raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
-        next_np = _as_numpy(next_obs)
-        if len(next_np) != len(state_action):
-            raise ValueError(f"{len(state_action)} observations but {len(next_np)} next observations")
-        next_np = _rows(next_np, len(state_action), self.obs_dim, "next observations")
-        return np.concatenate([state_action, next_np], axis=1, dtype=np.float32)
+        if self.use_next_obs:
+            if next_obs is None:
+                raise ValueError("this discriminator looks at (s, a, s'): pass next_obs")
+            next_np = _as_numpy(next_obs)
+            if len(next_np) != len(state_action):
+                raise ValueError(f"{len(state_action)} observations but {len(next_np)} next observations")
+            next_np = _rows(next_np, len(state_action), self.obs_dim, "next observations")
+            rows = np.concatenate([state_action, next_np], axis=1, dtype=np.float32)
+        else:
+            rows = state_action
+        if not self.absorbing:
+            if absorbing is not None and np.any(_as_numpy(absorbing)):
+                raise ValueError("absorbing rows need a discriminator made with absorbing=True")
+            return rows
+        flag = np.zeros((len(rows), 1), dtype=np.float32)
+        if absorbing is not None:
+            mask = _as_numpy(absorbing).reshape(-1).astype(bool)
+            if len(mask) != len(rows):
+                raise ValueError(f"{len(rows)} rows but {len(mask)} absorbing flags")
+            rows[mask] = self.in_mean[:self.base_dim].numpy()  # 0 once standardised: no information
+            flag[mask] = 1.0
+        return np.concatenate([rows, flag], axis=1)
+
+    def absorbing_rows(self, n: int) -> tuple[np.ndarray, ...]:
+        """A batch of ``n`` absorbing transitions ``(obs, acts, next_obs, absorbing)``, as :meth:`features`
+        takes them (their s, a and s' are placeholders)."""
+        if not self.absorbing:
+            raise ValueError("this discriminator has no absorbing state (absorbing=False)")
+        acts = (np.full(n, self.action_start, dtype=np.int64) if self.discrete_actions
+                else np.zeros((n, self.act_dim), dtype=np.float32))
+        obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+        return obs, acts, obs, np.ones(n, dtype=bool)
+
+    def absorbing_reward(self, kind: str = "gail") -> float:
+        """The reward of one step in the absorbing state (same ``kind`` as :meth:`reward`)."""
+        obs, acts, next_obs, absorbing = self.absorbing_rows(1)
+        return float(self.reward(obs, acts, next_obs, kind=kind, absorbing=absorbing)[0])
 
     def state_action_features(self, obs: ArrayLike, acts: ArrayLike) -> np.ndarray:
         """The [s, a] part of :meth:`features` (float32 numpy), checked against the spaces' widths; the
@@ -202,7 +247,8 @@ class Discriminator(nn.Module):
 
     @torch.no_grad()
     def set_expert_statistics(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> None:
-        """Standardise every later input with the mean and standard deviation of the expert's inputs."""
+        """Standardise every later input with the mean and standard deviation of the expert's inputs (the
+        real transitions; an absorbing flag column stays as it is)."""
         x = self.features(obs, acts, next_obs)
         if self.discrete_actions:  # one-hot columns stay as they are
             start = self.obs_dim
@@ -210,6 +256,8 @@ class Discriminator(nn.Module):
         mean, std = x.mean(0), x.std(0, unbiased=False)
         if self.discrete_actions:
             std[self.obs_dim:self.obs_dim + self.act_dim] = 1.0
+        if self.absorbing:  # the flag column (all 0 here): mean 0, std 1
+            std[self.base_dim:] = 1.0
         # a feature that is constant in the demos would divide by ~0; a floor keeps it finite
         self.in_mean.copy_(mean)
         self.in_std.copy_(torch.sqrt(std.square() + 1e-8))
@@ -218,19 +266,20 @@ class Discriminator(nn.Module):
         return ((x - self.in_mean) / self.in_std).clamp(-self.clip_input, self.clip_input)
 
     # -- outputs ---------------------------------------------------------------------------------
-    def logits(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None) -> Tensor:
+    def logits(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
+               absorbing: ArrayLike | None = None) -> Tensor:
         """``log D - log(1 - D)`` per row, differentiable in the parameters."""
-        return self.net(self.standardise(self.features(obs, acts, next_obs))).squeeze(-1)
+        return self.net(self.standardise(self.features(obs, acts, next_obs, absorbing))).squeeze(-1)
 
     def reward(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
-               kind: str = "gail") -> np.ndarray:
+               kind: str = "gail", absorbing: ArrayLike | None = None) -> np.ndarray:
         """The policy's reward per row (float32 numpy): ``gail`` -log(1 - D), ``log_d`` log D, ``airl`` the logit."""
         if kind not in REWARD_KINDS:
             raise ValueError(f"unknown reward kind {kind!r}; choose one of: {', '.join(REWARD_KINDS)}")
         if self._numpy_net is None:
-            return self._torch_reward(obs, acts, next_obs, kind)
+            return self._torch_reward(self.features(obs, acts, next_obs, absorbing), kind)
         # a few rows per env step: numpy, without torch's per-operation (and no_grad's) overhead
-        logit = self._numpy_net(self.feature_array(obs, acts, next_obs),
+        logit = self._numpy_net(self.feature_array(obs, acts, next_obs, absorbing),
                                 standardise=(self.in_mean, self.in_std, self.clip_input))[:, 0]
         if kind == "gail":
             out = np.logaddexp(0.0, logit)
@@ -241,8 +290,8 @@ class Discriminator(nn.Module):
         return out.astype(np.float32, copy=False)
 
     @torch.no_grad()
-    def _torch_reward(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None, kind: str) -> np.ndarray:
-        hidden = self.standardise(self.features(obs, acts, next_obs))
+    def _torch_reward(self, features: Tensor, kind: str) -> np.ndarray:
+        hidden = self.standardise(features)
         for layer in list(self.net)[1:]:  # every layer but the input noise, which only regularises training
             hidden = layer(hidden)
         logit_t = hidden.squeeze(-1)

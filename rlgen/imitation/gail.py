@@ -5,18 +5,57 @@ trained to tell the expert's (s, a) pairs from the policy's, so any SB3 agent le
 demonstrations. The env's own reward stays in ``info["env_reward"]``, and SB3's ``rollout/ep_rew_mean``
 (from the Monitor inside the stack) stays the true env return.
 
-The discriminator reward is a cheap forward pass, so it is computed at step time. The wrapper keeps the
-latest ``update_every`` policy transitions and, every ``update_every`` transitions, takes
-``disc_updates`` Adam steps on them against expert samples. With ``update_every`` equal to the agent's
-rollout size (n_steps x n_envs), every reward of a rollout comes from one fixed discriminator, as in
-the original algorithm.
+The discriminator reward is a cheap forward pass, so it is computed at step time.
 
-The defaults follow the original algorithm (one discriminator step per policy iteration; Ho & Ermon 2016),
-with the reward normalised by a VecNormalize *outside* this wrapper: the pace of the discriminator relative to
-the policy, and the scale of the reward, decide whether GAIL learns (benchmarks/results/gail-pilot.md and
-imitation.md compare settings).
+**The discriminator's schedule** is set in policy transitions and Adam steps, not in rollouts: ``disc_steps``
+Adam steps (1) per ``disc_transitions`` policy transitions (2,048), each on a minibatch of ``batch_size``
+policy transitions (default: ``disc_transitions``) against as many expert samples. The steps are taken at the
+end of each rollout (the wrapper's callback tells it when one ends), on the transitions collected since the
+last steps (the latest ``batch_size`` if fewer came since), so every reward of a rollout comes from one fixed
+discriminator, as in the original algorithm. A rollout of 16,384 transitions gets 8 steps, each on a fresh
+eighth of it (a random permutation of the rollout cut into minibatches); one of 2,048 gets 1 step on all of
+it; rollouts of 512 take theirs every fourth rollout, on the latest 2,048 transitions. What a rollout owes in
+fractions of a step carries over to the next (and is saved with the wrapper's state). Why: the original takes
+one full-batch step per policy iteration, which ties the discriminator's pace to the rollout size, so a
+learner collecting 8 envs x 2,048 steps per rollout gave it 8 times fewer steps per transition than one
+collecting 2,048. The defaults keep what rlgen did at its default layout of 2,048-transition rollouts (one
+step on all of the rollout's transitions against as many expert samples, the same random draws) and take
+that pace to every other layout. Without the callback (a hand-driven loop, or an agent not given
+``callback=gail.callback``) the wrapper sees no rollouts: it then takes its steps at step time, every
+``disc_transitions`` transitions, after that step's reward.
 
-The reward normalisation goes outermost; the callback only logs ``gail/*`` to TensorBoard:
+**Absorbing states** (``absorbing=True``; Kostrikov et al. 2019, "Discriminator-Actor-Critic"). An episode
+that ends early (Hopper falls) simply stops: with ``-log(1 - D) > 0`` every step lived is a bonus, so the
+learner is pushed to survive whatever the expert did, and with ``log D < 0`` it is pushed to die early. DAC
+lets a terminal transition lead to an absorbing state that loops on itself, and has the discriminator learn
+the absorbing state's reward like any other: the expert's demos show how often the expert ends in it. What
+is implemented, without changing the policy's observation:
+
+- the discriminator gets one more input, an absorbing flag (:class:`~rlgen.imitation.Discriminator`'s
+  ``absorbing``): 0 on every real transition, 1 on an absorbing-to-absorbing transition, whose other inputs
+  carry nothing;
+- each expert pair that ends a terminated demo episode (``Trajectory.terminated``; with subsampling, only
+  those the subsampling keeps, as for every other pair) is paired with one absorbing transition on the
+  expert side, and each terminal transition of the policy (``done`` without ``TimeLimit.truncated``) with one
+  on the policy side, so the discriminator sees absorbing transitions about as often in both as episodes end;
+- the policy's terminal step gets, on top of its own reward, the discounted return of staying in the
+  absorbing state for ever: ``gamma / (1 - gamma) x r_abs``, ``r_abs`` the current discriminator's reward of
+  an absorbing transition (the first absorbing step comes one step after the terminal one, hence the
+  ``gamma``), ``gamma`` the agent's discount (read by the callback from the agent; ``gamma`` sets it). The
+  agent's episode still ends there (SB3 does not bootstrap past it), so the term stands in for the value of
+  the absorbing state, which DAC's off-policy critic learns instead.
+
+Limits: the term is computed with the discriminator in force during the rollout, not re-evaluated later;
+time-limit ends are not absorbing (SB3 already bootstraps them); a run whose expert never terminates gets an
+absorbing state the discriminator learns to call "not expert", so dying costs the rewards it forgoes, as
+before, and nothing more (with ``log_d`` or ``airl`` rewards it is then penalised, the fix DAC aims at). Off
+by default: it changes the discriminator's inputs (a state saved without it does not load with it), and
+rlgen's committed imitation results were trained without it.
+
+The reward normalisation goes outermost (a VecNormalize *outside* this wrapper): the pace of the
+discriminator relative to the policy, and the scale of the reward, decide whether GAIL learns
+(benchmarks/results/gail-pilot.md and imitation.md compare settings). The callback drives the schedule and
+logs ``gail/*`` to TensorBoard:
 
 >>> from stable_baselines3 import PPO                                   # doctest: +SKIP
 >>> from stable_baselines3.common.env_util import make_vec_env          # doctest: +SKIP
@@ -27,7 +66,6 @@ The reward normalisation goes outermost; the callback only logs ``gail/*`` to Te
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +74,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from rlgen.deprecation import renamed
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
 from rlgen.reward_wrapper import RewardWrapper, TransitionRecorder, TransitionRing, WrapperCallback
@@ -47,14 +86,19 @@ class GAIL(RewardWrapper):
     :param venv: a VecEnv with a Box observation space and Box or Discrete actions (Monitor inside, so
         SB3 reports the true env return).
     :param demos: the expert's :class:`~rlgen.imitation.demos.Trajectories` (subsampled or not).
-    :param update_every: train the discriminator every this many transitions (summed over envs), on the
-        latest ``update_every`` policy transitions. Make it the agent's rollout size n_steps x n_envs
-        (or a multiple), so that each rollout's rewards come from one discriminator.
-    :param disc_updates: Adam steps per update (1: the original and the calibrated choice).
-    :param batch_size: expert and policy transitions per Adam step; None: all the latest policy
-        transitions against as many expert transitions (all of them if there are fewer).
+    :param disc_steps: discriminator Adam steps per ``disc_transitions`` policy transitions (1: the original
+        and the calibrated choice). ``disc_updates`` is its old name (deprecated).
+    :param disc_transitions: policy transitions per ``disc_steps`` steps (2,048: rlgen's rollout size, where
+        one full-batch step per rollout is the original's pace). ``update_every`` is its old name (deprecated);
+        it no longer needs to be a multiple of the rollout size.
+    :param batch_size: policy transitions per Adam step, against as many expert samples (all of them if
+        there are fewer); None: ``disc_transitions``. A step whose pool of policy transitions is no larger
+        takes all of it, as the original's full-batch step did.
     :param reward: ``gail`` (-log(1 - D), default; tasks that end early on failure), ``log_d`` (log D;
         tasks that end on success) or ``airl`` (the logit).
+    :param absorbing: absorbing states for episodes that terminate (see the module docstring); off by default.
+    :param gamma: the agent's discount, for the absorbing state's return; None: the agent's own, read by the
+        callback (0.99 without one).
     :param seed: seed of the discriminator's initialisation and of the expert sampling.
     :param discriminator_kwargs: the rest go to :class:`~rlgen.imitation.Discriminator` (hidden,
         activation, use_next_obs, entropy_bonus, label_smoothing, gradient_penalty, penalty_kind,
@@ -71,13 +115,19 @@ class GAIL(RewardWrapper):
         venv: VecEnv,
         demos: Trajectories,
         *,
-        update_every: int = 2048,
-        disc_updates: int = 1,
+        disc_steps: int = 1,
+        disc_transitions: int = 2048,
         batch_size: int | None = None,
         reward: str = "gail",
+        absorbing: bool = False,
+        gamma: float | None = None,
         seed: int = 0,
+        update_every: int | None = None,
+        disc_updates: int | None = None,
         **discriminator_kwargs: Any,
     ):
+        disc_transitions = renamed("GAIL", "update_every", update_every, "disc_transitions", disc_transitions)
+        disc_steps = renamed("GAIL", "disc_updates", disc_updates, "disc_steps", disc_steps)
         super().__init__(venv)
         obs_space, act_space = venv.observation_space, venv.action_space
         if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, (spaces.Box, spaces.Discrete)):
@@ -91,37 +141,58 @@ class GAIL(RewardWrapper):
         demos.check_compatible(_env_id(venv), obs_space, act_space)
         if reward not in REWARD_KINDS:
             raise ValueError(f"unknown GAIL reward {reward!r}; choose one of: {', '.join(REWARD_KINDS)}")
-        for name, value in (("update_every", update_every), ("disc_updates", disc_updates)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        for name, value in (("disc_transitions", disc_transitions), ("disc_steps", disc_steps)):
+            if not _positive_int(value):
                 raise ValueError(f"GAIL {name} must be a positive integer, got {value!r}")
-        if update_every < venv.num_envs:
-            raise ValueError(f"GAIL update_every ({update_every}) must be at least the number of envs "
-                             f"({venv.num_envs})")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and not _positive_int(batch_size):
             raise ValueError(f"GAIL batch_size must be a positive integer or None, got {batch_size!r}")
-        self.update_every, self.disc_updates, self.batch_size = update_every, disc_updates, batch_size
+        if not isinstance(absorbing, bool):
+            raise ValueError(f"GAIL absorbing must be true or false, got {absorbing!r}")
+        if gamma is not None and not (isinstance(gamma, (int, float)) and 0 <= gamma < 1):
+            raise ValueError(f"GAIL gamma must be in [0, 1) or None (the agent's), got {gamma!r}")
+        self.disc_steps, self.disc_transitions, self.batch_size = disc_steps, disc_transitions, batch_size
         self.reward_kind = reward
+        self.absorbing, self.gamma = absorbing, gamma
+        self.agent_gamma: float | None = None
+        """The discount of the agent the callback is attached to (used when ``gamma`` is None)."""
         self.demos = demos
 
         with torch.random.fork_rng():  # seed the initialisation without moving the caller's RNG
             torch.manual_seed(seed)
-            self.discriminator = Discriminator(obs_space, act_space, **discriminator_kwargs)
+            self.discriminator = Discriminator(obs_space, act_space, absorbing=absorbing, **discriminator_kwargs)
         self.generator = torch.Generator().manual_seed(seed)
-        obs, acts, next_obs, _ = demos.transitions()
-        self.expert = (torch.as_tensor(obs.reshape(len(obs), -1), dtype=torch.float32),
-                       torch.as_tensor(acts if self.discriminator.discrete_actions else acts.astype(np.float32)),
-                       torch.as_tensor(next_obs.reshape(len(next_obs), -1), dtype=torch.float32))
-        self.discriminator.set_expert_statistics(*self.expert)
+        obs, acts, next_obs, ends = demos.transitions()
+        expert = (torch.as_tensor(obs.reshape(len(obs), -1), dtype=torch.float32),
+                  torch.as_tensor(acts if self.discriminator.discrete_actions else acts.astype(np.float32)),
+                  torch.as_tensor(next_obs.reshape(len(next_obs), -1), dtype=torch.float32))
+        self.discriminator.set_expert_statistics(*expert)
+        # with absorbing states: one absorbing transition per terminal pair of the (subsampled) demos
+        self.expert: tuple[torch.Tensor, ...] = _with_absorbing(self.discriminator, expert, int(ends.sum()),
+                                                                self.absorbing)
 
         self.obs_dim = int(np.prod(obs_space.shape))
         act_dtype = np.dtype(np.int64) if isinstance(act_space, spaces.Discrete) else np.dtype(np.float32)
         act_shape = tuple(act_space.shape or ())
-        self.buffer = TransitionRing(update_every, self.obs_dim, act_shape, owner=self.state_name, act_dtype=act_dtype)
+        capacity = max(disc_transitions, batch_size or 0)  # grows to hold a longer rollout
+        self.buffer = TransitionRing(capacity, self.obs_dim, act_shape, owner=self.state_name, act_dtype=act_dtype)
+        self.row_data: dict[str, np.ndarray] = {}
+        """Arrays of one entry per row of :attr:`buffer`, kept in step with it (grown, saved as
+        ``buffer_<name>`` and loaded with it): ``terminal`` with absorbing states, InfoGAIL's ``codes``."""
+        if self.absorbing:
+            self.row_data["terminal"] = np.zeros(capacity, dtype=bool)
         self.recorder = TransitionRecorder(self.num_envs, self.state_name, act_shape, act_dtype, per_transition=True)
         self.n_updates = 0
+        """Rounds of discriminator steps so far (``gail/disc_updates``); :attr:`n_disc_steps` counts the steps."""
+        self.n_disc_steps = 0
         self.last_stats: dict[str, float] = {}
         self.callback = GAILCallback(self)
-        self._since_update = 0
+        self._since_round = 0  # policy transitions since the last round of steps
+        self._credit = 0  # policy transitions x disc_steps whose steps are not taken yet
+        self.rounds_at_rollout_end = False
+        """Whether rounds of discriminator steps wait for :meth:`end_rollout` (set while an agent's callback is
+        attached; a hand-written loop may set it and call :meth:`end_rollout` at its own rollouts' ends)
+        rather than come every ``disc_transitions`` transitions at step time."""
+        self._absorbing_reward = self.discriminator.absorbing_reward(reward) if absorbing else 0.0
         self._reward_sum, self._reward_count = 0.0, 0
         self._fingerprint: str | None = None
 
@@ -130,6 +201,21 @@ class GAIL(RewardWrapper):
     def num_transitions(self) -> int:
         """Transitions seen so far, summed over the envs."""
         return self.recorder.steps * self.num_envs
+
+    @property
+    def discount(self) -> float:
+        """The discount of the absorbing state's return: ``gamma``, else the agent's, else 0.99."""
+        if self.gamma is not None:
+            return float(self.gamma)
+        return self.agent_gamma if self.agent_gamma is not None else 0.99
+
+    @property
+    def absorbing_return(self) -> float:
+        """What a terminal step gets on top of its own reward: ``gamma / (1 - gamma) x r_abs`` (0 without
+        absorbing states)."""
+        if not self.absorbing:
+            return 0.0
+        return self.discount / (1.0 - self.discount) * self._absorbing_reward
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
@@ -144,19 +230,61 @@ class GAIL(RewardWrapper):
         obs, env_rewards, dones, infos = self.venv.step_wait()
         s, a, next_obs = self.recorder.on_step(obs, dones, infos)
         rewards = self.discriminator.reward(s, a, next_obs, kind=self.reward_kind)
+        terminal = None
+        if self.absorbing:
+            terminal = np.array([bool(done) and not info.get("TimeLimit.truncated", False)
+                                 for done, info in zip(dones, infos, strict=True)])
+            rewards[terminal] += np.float32(self.absorbing_return)
         if not np.isfinite(rewards).all():
             raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
-        self.buffer.add(s, a, next_obs)
-        self._since_update += self.num_envs
+        rows = self._record(s, a, next_obs, terminal)
+        self._recorded(s, a, rows)
         self._reward_sum += float(rewards.sum())
         self._reward_count += len(rewards)
-        # after this step's reward: the rewards of the interval that just ended all came from one model
-        if self._since_update >= self.update_every:
-            self._since_update = 0
-            self.train_discriminator()
+        # without an agent's rollouts: a round every disc_transitions transitions, after this step's reward
+        if not self.rounds_at_rollout_end and self._since_round >= self.disc_transitions:
+            self.end_rollout()
         return obs, rewards, dones, infos
+
+    def _record(self, s: np.ndarray, a: np.ndarray, next_obs: np.ndarray, terminal: np.ndarray | None
+                ) -> np.ndarray:
+        """Add a step's transitions to the buffer (grown first if the transitions since the last round would
+        not fit); returns the rows they went to."""
+        n = len(s)
+        if self._since_round + n > self.buffer.capacity:
+            self._grow_buffer(max(2 * self.buffer.capacity, self._since_round + n))
+        rows = (self.buffer.cursor + np.arange(n)) % self.buffer.capacity
+        self.buffer.add(s, a, next_obs)
+        if terminal is not None:
+            self.row_data["terminal"][rows] = terminal
+        self._since_round += n
+        self._credit += n * self.disc_steps
+        return rows
+
+    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: np.ndarray) -> None:
+        """Called with each step's transitions and their buffer rows, before a round that step may end."""
+
+    def _grow_buffer(self, capacity: int) -> None:
+        order = self.buffer.grow(capacity)
+        for name, values in self.row_data.items():
+            grown = np.zeros(capacity, dtype=values.dtype)
+            grown[:len(order)] = values[order]
+            self.row_data[name] = grown
+
+    def end_rollout(self) -> dict[str, float] | None:
+        """A rollout ended: take the discriminator steps its transitions (and what earlier ones left) are owed,
+        on the transitions since the last round (at least the latest ``batch_size``). Returns the last step's
+        statistics, or None when no step is owed yet."""
+        n_steps = self._credit // self.disc_transitions
+        if n_steps == 0:
+            return None
+        self._credit -= n_steps * self.disc_transitions
+        batch = self.batch_size or self.disc_transitions
+        pool = self.buffer.order()[-max(self._since_round, batch):]
+        self._since_round = 0
+        return self.train_discriminator(n_steps, pool)
 
     # -- the discriminator -----------------------------------------------------------------------
     def _sample(self, n_rows: int, size: int) -> torch.Tensor:
@@ -164,24 +292,50 @@ class GAIL(RewardWrapper):
             return torch.arange(n_rows)
         return torch.randperm(n_rows, generator=self.generator)[:size]
 
-    def train_discriminator(self) -> dict[str, float]:
-        """``disc_updates`` Adam steps on the latest policy transitions against expert samples."""
-        obs, acts, next_obs = (torch.as_tensor(a) for a in self.buffer.contents())
-        n_expert = len(self.expert[0])
+    def _policy_pool(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The policy transitions of buffer ``rows`` (and an absorbing transition for each terminal one)."""
+        pool = tuple(torch.as_tensor(part[rows]) for part in (self.buffer.obs, self.buffer.actions,
+                                                               self.buffer.next_obs))
+        if not self.absorbing:
+            return pool
+        return _with_absorbing(self.discriminator, pool, int(self.row_data["terminal"][rows].sum()), True)
+
+    def train_discriminator(self, n_steps: int | None = None, rows: np.ndarray | None = None) -> dict[str, float]:
+        """One round: ``n_steps`` (default ``disc_steps``) Adam steps on minibatches of ``batch_size`` policy
+        transitions from buffer ``rows`` (default: the latest ``max(disc_transitions, batch_size)``) against
+        as many expert samples. A pool no larger than ``batch_size`` is taken whole at every step (with the
+        absorbing transitions of its terminal ones); a larger one is cut into fresh minibatches along a random
+        permutation (a new one when it runs out)."""
+        n_steps = self.disc_steps if n_steps is None else n_steps
+        batch = self.batch_size or self.disc_transitions
+        if rows is None:
+            rows = self.buffer.order()[-max(self.disc_transitions, batch):]
+        policy = self._policy_pool(rows)
+        n_policy, n_expert = len(policy[0]), len(self.expert[0])
         stats: dict[str, float] = {}
-        for _ in range(self.disc_updates):
-            if self.batch_size is None:
-                policy_idx = torch.arange(len(obs))
-                expert_idx = self._sample(n_expert, len(obs))
+        perm, used = torch.arange(0), n_policy
+        for _ in range(n_steps):
+            if batch >= len(rows):  # the whole pool (absorbing transitions included), against as many expert samples
+                policy_idx = torch.arange(n_policy)
+                expert_idx = self._sample(n_expert, n_policy)
             else:
-                policy_idx = torch.randint(len(obs), (self.batch_size,), generator=self.generator)
-                expert_idx = torch.randint(n_expert, (self.batch_size,), generator=self.generator)
-            expert = tuple(part[expert_idx] for part in self.expert)
-            policy = (obs[policy_idx], acts[policy_idx], next_obs[policy_idx])
-            stats = self.discriminator.train_step(expert, policy)
+                if used + batch > n_policy:
+                    perm, used = torch.randperm(n_policy, generator=self.generator), 0
+                policy_idx = perm[used:used + batch]
+                used += batch
+                expert_idx = self._sample(n_expert, batch)
+            stats = self.discriminator.train_step(tuple(part[expert_idx] for part in self.expert),
+                                                  tuple(part[policy_idx] for part in policy))
         self.n_updates += 1
+        self.n_disc_steps += n_steps
         self.last_stats = stats
+        if self.absorbing:
+            self._absorbing_reward = self.discriminator.absorbing_reward(self.reward_kind)
+        self._after_round(rows)
         return stats
+
+    def _after_round(self, rows: np.ndarray) -> None:
+        """Called after each round with the buffer rows it learnt from."""
 
     def take_reward_mean(self) -> float | None:
         """Mean discriminator reward handed out since the last call (None: no steps since)."""
@@ -193,7 +347,8 @@ class GAIL(RewardWrapper):
 
     def discriminator_reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None = None
                              ) -> np.ndarray:
-        """The reward this wrapper would hand out for these transitions (raw observations)."""
+        """The reward this wrapper would hand out for these transitions (raw observations; not terminal ones,
+        which also get :attr:`absorbing_return`)."""
         return self.discriminator.reward(obs, acts, next_obs, kind=self.reward_kind)
 
     # -- saving ----------------------------------------------------------------------------------
@@ -205,12 +360,18 @@ class GAIL(RewardWrapper):
         return self._fingerprint
 
     def state_dict(self) -> dict[str, Any]:
+        size = self.buffer.size
         return {"discriminator": self.discriminator.full_state_dict(), "buffer": self.buffer.state("acts"),
-                "num_transitions": self.num_transitions, "since_update": self._since_update,
-                "n_updates": self.n_updates, "generator": self.generator.get_state(),
-                "last_stats": dict(self.last_stats), "demos_fingerprint": self.demos_fingerprint}
+                **{f"buffer_{name}": torch.from_numpy(values[:size].copy()) for name, values in self.row_data.items()},
+                "num_transitions": self.num_transitions, "since_update": self._since_round,
+                "disc_credit": self._credit, "n_updates": self.n_updates, "n_disc_steps": self.n_disc_steps,
+                "generator": self.generator.get_state(), "last_stats": dict(self.last_stats),
+                "demos_fingerprint": self.demos_fingerprint}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output, or a state saved before the schedule counted in transitions
+        (its round was every ``update_every`` transitions: what it owed is taken from its count since the last
+        round)."""
         if state.get("demos_fingerprint") != self.demos_fingerprint:
             raise ValueError("the GAIL state was trained on other demonstrations (or another subsampling) "
                              "than the ones given now")
@@ -218,13 +379,39 @@ class GAIL(RewardWrapper):
             self.discriminator.load_full_state_dict(state["discriminator"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(f"GAIL state does not fit this discriminator: {exc}".splitlines()[0]) from None
-        self.buffer.load(state["buffer"])
+        saved_rows = len(state["buffer"]["obs"])
+        if saved_rows > self.buffer.capacity:  # a ring grown by long rollouts: every row comes back
+            self._grow_buffer(saved_rows)
+        order = self.buffer.load(state["buffer"])
+        for name, values in self.row_data.items():
+            values[:] = 0
+            if f"buffer_{name}" in state:
+                values[:len(order)] = state[f"buffer_{name}"].numpy()[order]
         self.recorder.steps = int(state["num_transitions"]) // self.num_envs
-        self._since_update = int(state["since_update"])
+        self._since_round = int(state["since_update"])
+        self._credit = int(state.get("disc_credit", self._since_round * self.disc_steps))
         self.n_updates = int(state["n_updates"])
+        self.n_disc_steps = int(state.get("n_disc_steps", self.n_updates * self.disc_steps))
         self.generator.set_state(state["generator"])
         self.last_stats = {k: float(v) for k, v in state["last_stats"].items()}
+        if self.absorbing:
+            self._absorbing_reward = self.discriminator.absorbing_reward(self.reward_kind)
 
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _with_absorbing(discriminator: Discriminator, batch: tuple[torch.Tensor, ...], n_absorbing: int,
+                    absorbing: bool) -> tuple[torch.Tensor, ...]:
+    """``batch`` (obs, acts, next_obs) as it is without absorbing states; with them, followed by ``n_absorbing``
+    absorbing transitions and the per-row absorbing flag."""
+    if not absorbing:
+        return batch
+    extra = [torch.as_tensor(part) for part in discriminator.absorbing_rows(n_absorbing)]
+    flags = torch.cat([torch.zeros(len(batch[0]), dtype=torch.bool), extra[3]])
+    return (*(torch.cat([part, add.to(part.dtype).reshape(-1, *part.shape[1:])])
+              for part, add in zip(batch, extra[:3], strict=True)), flags)
 
 
 def _env_id(venv: VecEnv) -> str | None:
@@ -237,8 +424,8 @@ def _env_id(venv: VecEnv) -> str | None:
 
 
 class GAILCallback(WrapperCallback):
-    """Logs the discriminator's state at each rollout's end: TensorBoard ``gail/*``. GAIL's reward does not
-    depend on it."""
+    """Ends the wrapper's rounds of discriminator steps at each rollout's end, reads the agent's discount, and
+    logs the discriminator's state: TensorBoard ``gail/*``."""
 
     def __init__(self, gail: GAIL):
         super().__init__(gail)
@@ -246,18 +433,15 @@ class GAILCallback(WrapperCallback):
 
     def _init_callback(self) -> None:
         super()._init_callback()
-        n_steps = getattr(self.model, "n_steps", None)
-        if n_steps is None:
-            return
-        rollout = int(n_steps) * self.model.n_envs
-        if self.gail.update_every % rollout:
-            warnings.warn(
-                f"GAIL trains its discriminator every {self.gail.update_every} transitions but a rollout holds "
-                f"{rollout}: some rollouts mix rewards of two discriminators; use a multiple of {rollout}",
-                stacklevel=2,
-            )
+        self.gail.rounds_at_rollout_end = True
+        gamma = getattr(self.model, "gamma", None)
+        self.gail.agent_gamma = float(gamma) if isinstance(gamma, (int, float)) else None
+
+    def _on_training_end(self) -> None:
+        self.gail.rounds_at_rollout_end = False  # a later hand-driven loop gets step-time rounds again
 
     def _on_rollout_end(self) -> None:
+        self.gail.end_rollout()
         stats = self.gail.last_stats
         if stats:
             self.logger.record("gail/disc_loss", stats["loss"])
@@ -268,4 +452,6 @@ class GAILCallback(WrapperCallback):
         if mean is not None:
             self.logger.record("gail/reward_mean", mean)
         self.logger.record("gail/disc_updates", self.gail.n_updates)
-
+        self.logger.record("gail/disc_steps", self.gail.n_disc_steps)
+        if self.gail.absorbing:
+            self.logger.record("gail/absorbing_return", self.gail.absorbing_return)

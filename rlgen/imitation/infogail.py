@@ -11,11 +11,12 @@ and the discriminator (which sees (s, a) without c) only rewards behaviour found
 code settles on one demonstrated behaviour. The sum is a variational lower bound on the mutual
 information between c and the trajectory, up to the constant H(c) = ln K.
 
-This wrapper is :class:`~rlgen.imitation.GAIL` plus the code and Q: the discriminator, its update pace,
-its reward kinds and its saving are GAIL's; Q is trained at the same moments as the discriminator, on
-the same latest ``update_every`` transitions, so every reward of a rollout comes from one fixed pair of
-models. Q is InfoGAN's Q head (:func:`rlgen.generative.infogan.posterior_head`, without batch norm) on
-the [s, a] inputs the discriminator reads, standardised with the same expert statistics.
+This wrapper is :class:`~rlgen.imitation.GAIL` plus the code and Q: the discriminator, its schedule,
+its reward kinds and its saving are GAIL's; Q is trained at the same moments as the discriminator (each
+round of discriminator steps), on the same policy transitions, so every reward of a rollout comes from one
+fixed pair of models. Q's ``q_updates`` steps are per round, not per transition. Q is InfoGAN's Q head
+(:func:`rlgen.generative.infogan.posterior_head`, without batch norm) on the [s, a] inputs the
+discriminator reads, standardised with the same expert statistics.
 
 ``log Q <= 0``: the information term is a per-step cost of at most ``lambda_info * ln K`` when Q cannot
 tell the codes apart, which adds to GAIL's own sign bias (see :mod:`rlgen.imitation.discriminator`) on
@@ -257,10 +258,10 @@ class InfoGAIL(GAIL):
     :param q_hidden: Q's layer widths: ``q_hidden[:-1]`` tanh layers, then InfoGAN's Q head with
         ``q_hidden[-1]`` units.
     :param q_learning_rate: Q's Adam learning rate (``q_lr``: its old name, deprecated).
-    :param q_updates: Adam steps on Q at each update (at the discriminator's moments).
-    :param q_batch_size: rows of the latest policy transitions per Q step; None: all of them.
+    :param q_updates: Adam steps on Q at each round of discriminator steps.
+    :param q_batch_size: rows of the round's policy transitions per Q step; None: all of them.
     :param seed: seeds the discriminator, Q, the code draws and the sampling.
-    :param gail_kwargs: GAIL's settings (update_every, disc_updates, batch_size, reward) and the
+    :param gail_kwargs: GAIL's settings (disc_steps, disc_transitions, batch_size, reward, absorbing) and the
         discriminator's (hidden, learning_rate, entropy_bonus, ...).
     """
 
@@ -303,7 +304,9 @@ class InfoGAIL(GAIL):
         # Q reads the [s, a] columns of the discriminator's inputs, standardised with the same expert statistics
         self.posterior.set_statistics(disc.in_mean[:width], disc.in_std[:width])
         self.codes = LatentCodes(n_modes, self.num_envs, seed)
-        self.buffer_codes = np.zeros(self.buffer.capacity, dtype=np.int64)
+        self.row_data["codes"] = np.zeros(self.buffer.capacity, dtype=np.int64)  # the code of each buffer row
+        self._step_codes = self.codes.current.copy()
+        self._step_info_rewards = np.zeros(self.num_envs, dtype=np.float32)
         self.n_q_updates = 0
         self.last_q_stats: dict[str, float] = {}
         self.callback: InfoGAILCallback = InfoGAILCallback(self)
@@ -336,6 +339,11 @@ class InfoGAIL(GAIL):
         self.codes.fix(code)
 
     @property
+    def buffer_codes(self) -> np.ndarray:
+        """The code each transition of the buffer was taken under (one entry per buffer row)."""
+        return self.row_data["codes"]
+
+    @property
     def current_codes(self) -> np.ndarray:
         """The code each env's current episode runs under."""
         return self.codes.current.copy()
@@ -347,23 +355,23 @@ class InfoGAIL(GAIL):
         return self.codes.append(obs)
 
     def step_wait(self) -> VecEnvStepReturn:
-        if self.recorder.last_obs is None or self.recorder.actions is None:
-            raise RuntimeError("InfoGAIL.step_wait called before reset/step_async")
-        obs_before, acts, codes = self.recorder.last_obs, self.recorder.actions, self.codes.current.copy()
-        rows = (self.buffer.cursor + np.arange(self.num_envs)) % self.buffer.capacity
-        updates_before = self.n_updates
-        obs, rewards, dones, infos = super().step_wait()  # GAIL's reward; trains D when an interval ends
-        # this step's information reward comes from the Q of the interval that just ended, like D's reward
-        info_rewards = self.info_reward(obs_before, acts, codes)
+        self._step_codes = self.codes.current.copy()
+        obs, rewards, dones, infos = super().step_wait()  # GAIL's reward; a round of D and Q steps may end it
+        self.codes.end_episodes(dones, infos)
+        return self.codes.append(obs), rewards + self._step_info_rewards, dones, infos  # type: ignore[arg-type]
+
+    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: np.ndarray) -> None:
+        # this step's information reward comes from the Q in force before a round the step may end, like D's
+        info_rewards = self.info_reward(obs, acts, self._step_codes)
         if not np.all(np.isfinite(info_rewards)):
             raise FloatingPointError(f"InfoGAIL: non-finite information reward at transition {self.num_transitions}")
-        self.buffer_codes[rows] = codes
+        self.buffer_codes[rows] = self._step_codes
+        self._step_info_rewards = info_rewards
         self._info_sum += float(info_rewards.sum())
         self._info_count += len(info_rewards)
-        if self.n_updates != updates_before:
-            self.train_posterior()
-        self.codes.end_episodes(dones, infos)
-        return self.codes.append(obs), rewards + info_rewards, dones, infos  # type: ignore[arg-type]
+
+    def _after_round(self, rows: np.ndarray) -> None:
+        self.train_posterior(rows)
 
     # -- the posterior ---------------------------------------------------------------------------
     def _q_inputs(self, obs: np.ndarray, acts: np.ndarray) -> Tensor:
@@ -382,16 +390,18 @@ class InfoGAIL(GAIL):
         """``lambda_info * log Q(c | s, a)`` per row: what this wrapper adds to the GAIL reward."""
         return (self.lambda_info * self.log_posterior(obs, acts, codes)).astype(np.float32)
 
-    def train_posterior(self) -> dict[str, float]:
-        """``q_updates`` Adam steps of Q's cross-entropy on the latest policy (s, a, c).
+    def train_posterior(self, rows: np.ndarray | None = None) -> dict[str, float]:
+        """``q_updates`` Adam steps of Q's cross-entropy on the policy (s, a, c) of buffer ``rows`` (default:
+        every row held; a round passes the rows the discriminator learnt from).
 
         The logged ``loss``/``accuracy``/``mi_lower_bound`` are measured on those transitions *before*
-        the steps: with ``update_every`` equal to the rollout size they are transitions Q has never
-        trained on, so the accuracy says how well the codes can be told apart, not how well Q memorised.
+        the steps: a round's transitions are ones Q has never trained on (when the rollouts hold at least
+        ``batch_size`` transitions), so the accuracy says how well the codes can be told apart, not how
+        well Q memorised.
         """
-        obs, acts, _ = self.buffer.contents()
-        x = self._q_inputs(obs, acts)
-        codes = torch.from_numpy(self.buffer_codes[:len(obs)].copy())
+        rows = self.buffer.order() if rows is None else rows
+        x = self._q_inputs(self.buffer.obs[rows], self.buffer.actions[rows])
+        codes = torch.from_numpy(self.buffer_codes[rows])
         self.posterior.train()
         stats = self.posterior.evaluate(x, codes)
         for _ in range(self.q_updates):
@@ -416,7 +426,6 @@ class InfoGAIL(GAIL):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update({"n_modes": self.n_modes, "posterior": self.posterior.full_state_dict(),
-                      "buffer_codes": torch.from_numpy(self.buffer_codes[:self.buffer.size].copy()),
                       "code_generator": self.codes.generator.get_state(), "n_q_updates": self.n_q_updates,
                       "last_q_stats": dict(self.last_q_stats)})
         return state
@@ -431,9 +440,6 @@ class InfoGAIL(GAIL):
             self.posterior.load_full_state_dict(state["posterior"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(f"InfoGAIL state does not fit this posterior: {exc}".splitlines()[0]) from None
-        codes = state["buffer_codes"].numpy()[:self.buffer.size]  # the rows GAIL's buffer kept
-        self.buffer_codes[:] = 0
-        self.buffer_codes[:len(codes)] = codes
         self.codes.generator.set_state(state["code_generator"])
         self.n_q_updates = int(state["n_q_updates"])
         self.last_q_stats = {k: float(v) for k, v in state["last_q_stats"].items()}
