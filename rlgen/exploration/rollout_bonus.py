@@ -22,7 +22,6 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -230,9 +229,6 @@ class ModelBonus(RolloutBonus):
                                    obs_dtype=venv.observation_space.dtype)
         self.stats: dict[str, np.ndarray] | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self._trainer: ThreadPoolExecutor | None = None
-        self._training: Future[float] | None = None
-        self._background_loss: float | None = None
 
     @contextlib.contextmanager
     def seeded(self) -> Iterator[None]:
@@ -283,46 +279,19 @@ class ModelBonus(RolloutBonus):
             loss = float(value.detach())
         return loss
 
-    # -- training beside the next rollout --------------------------------------------------------
+    # -- noise from the wrapper's own generator -----------------------------------------------------
     def noise_generator(self) -> torch.Generator:
-        """A generator for one training's noise, seeded from the wrapper's :attr:`generator`: a model that takes its
-        noise from it, not from torch's global RNG, can train in another thread (:meth:`fit_with_generator`)."""
+        """A generator for one training's noise, seeded from the wrapper's :attr:`generator`."""
         return torch.Generator().manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
 
-    def fit_with_generator(self, objective: Callable[[np.ndarray, np.ndarray, torch.Generator], torch.Tensor],
-                           background: bool = False) -> float | None:
-        """:meth:`fit` for an objective that draws its noise from the generator it is given (never from torch's
-        global RNG). With ``background``, the steps run in a worker thread while the agent goes on (its update,
-        the next rollout) and this returns at once with the loss of the training before, if any; the wrapper's
-        next use of the model (:meth:`finish_training`: the next bonus, saving its state) waits for it. Either
-        way the same steps see the same minibatches and noise, so the results are identical."""
-        self.finish_training()
-        previous, self._background_loss = self._background_loss, None
+    def fit_with_generator(self, objective: Callable[[np.ndarray, np.ndarray, torch.Generator], torch.Tensor]) -> float:
+        """:meth:`fit` for an objective that draws its noise from the generator it is given, never from torch's
+        global RNG (which this then leaves alone). Training the model in a worker thread beside the agent, which
+        this makes safe, was tried and measured slower even with a core free (0.48 of plain PPO's steps/s
+        against 0.71 in line, benchmarks/results/throughput.md at commit 984b32e): the BNN's steps are hundreds
+        of tiny torch operations, and the two threads queue for Python's interpreter lock between them."""
         generator = self.noise_generator()
-
-        def steps() -> float:
-            return self._adam_steps(lambda inputs, targets: objective(inputs, targets, generator))
-
-        if not background:
-            return steps()
-        if self._trainer is None:
-            self._trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.state_name}-training")
-        self._training = self._trainer.submit(steps)
-        return previous
-
-    def finish_training(self) -> None:
-        """Wait for a training started in the background (its last loss is reported with the next one); an error
-        in it is raised here."""
-        training, self._training = self._training, None
-        if training is not None:
-            self._background_loss = training.result()
-
-    def close(self) -> None:
-        self.finish_training()
-        if self._trainer is not None:
-            self._trainer.shutdown()
-            self._trainer = None
-        super().close()
+        return self._adam_steps(lambda inputs, targets: objective(inputs, targets, generator))
 
     def sample_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """A minibatch of the pool, drawn with replacement: (inputs [s, a], targets s')."""
@@ -337,15 +306,12 @@ class ModelBonus(RolloutBonus):
         return torch.from_numpy(standardise(targets, self.stats["out_mean"], self.stats["out_std"], self.clip))
 
     def pool_state(self) -> dict[str, Any]:
-        """The optimiser, the pool and its statistics, for the subclass's ``state_dict`` (a training still running
-        in the background finishes first)."""
-        self.finish_training()
+        """The optimiser, the pool and its statistics, for the subclass's ``state_dict``."""
         assert self.optimizer is not None
         stats = {k: torch.from_numpy(v) for k, v in self.stats.items()} if self.stats is not None else {}
         return {"optimizer": self.optimizer.state_dict(), "pool": self.pool.state(), "stats": stats}
 
     def load_pool_state(self, state: dict[str, Any]) -> None:
-        self.finish_training()
         assert self.optimizer is not None
         self.optimizer.load_state_dict(state["optimizer"])
         self.pool.load(state["pool"])

@@ -64,11 +64,6 @@ class VIME(ModelBonus):
         1.3 x ``eta`` (benchmarks/results/vime_gain_tail.md). ``clip=None, std_floor=0``: the original's.
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
         (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
-    :param background: train the BNN in a worker thread while the agent updates and collects the next rollout
-        (rollout mode); the next rollout's gains wait for it. The bonuses are identical either way (the BNN's
-        noise comes from the wrapper's own generator, never torch's global RNG); only the wall time differs: it
-        can only gain where a core is free for the thread, and on a machine whose cores are all busy it lost
-        (0.60 of PPO's steps/s against 0.76 in line, benchmarks/throughput.py), so it is off by default.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
@@ -98,7 +93,6 @@ class VIME(ModelBonus):
         max_normalised: float | None = None,
         clip: float | None = 5.0,
         std_floor: float = 0.01,
-        background: bool = False,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
@@ -122,7 +116,6 @@ class VIME(ModelBonus):
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
-        self.background = bool(background) and mode == "rollout"  # step mode pays bonuses while it would train
         with self.seeded():  # the seed decides the BNN's initial weights, not the caller's torch RNG
             self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
                            likelihood_sd=likelihood_sd, n_samples=n_samples)
@@ -138,7 +131,6 @@ class VIME(ModelBonus):
 
     def information_gain(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Clipped information gain of each transition (rows of ``inputs`` = [s, a], ``targets`` = s')."""
-        self.finish_training()  # the model that pays these gains: the one trained on every rollout before
         x, y = self._standardise(inputs, targets)
         with self.own_noise():
             gain = self.bnn.information_gain(x, y, method=self.method, step_size=self.step_size)
@@ -161,7 +153,7 @@ class VIME(ModelBonus):
         return self.eta + (self.eta_final - self.eta) * progress
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        elbo = self.train_model(inputs, targets, background=self.background)
+        elbo = self.train_model(inputs, targets)
         return {} if elbo is None else {"vime/bnn_elbo": elbo}
 
     def normalise(self, gains: np.ndarray, record: bool = True) -> np.ndarray:
@@ -173,10 +165,9 @@ class VIME(ModelBonus):
         normalised = gains / scale if scale > 0 else gains
         return normalised if self.max_normalised is None else np.minimum(normalised, self.max_normalised)
 
-    def train_model(self, inputs: np.ndarray, targets: np.ndarray, background: bool = False) -> float | None:
-        """Add the rollout to the replay pool and take Adam steps on the ELBO; returns the last ELBO (with
-        ``background``, the steps run beside the agent and this returns the ELBO of the training before)."""
-        self.finish_training()
+    def train_model(self, inputs: np.ndarray, targets: np.ndarray) -> float | None:
+        """Add the rollout to the replay pool and take Adam steps on the ELBO (the BNN's noise from the wrapper's
+        own generator); returns the last ELBO."""
         self.pool.add_inputs(inputs, targets)
         if not self.ready_to_train():
             return None
@@ -186,17 +177,14 @@ class VIME(ModelBonus):
         def negative_elbo(inputs: np.ndarray, targets: np.ndarray, generator: torch.Generator) -> torch.Tensor:
             return self.bnn.loss(self._standardise(inputs, targets), n_batches=n_batches, generator=generator)["loss"]
 
-        loss = self.fit_with_generator(negative_elbo, background=background)
-        return None if loss is None else -loss
+        return -self.fit_with_generator(negative_elbo)
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        self.finish_training()
         return {"bnn": self.bnn.state_dict(), "medians": list(self.medians), **self.pool_state(),
                 **self.recording_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.finish_training()
         self.bnn.load_state_dict(state["bnn"])
         self.load_pool_state(state)
         self.medians.clear()
