@@ -4,8 +4,9 @@ state space than PPO without it, outside rlgen's run loop?
     python benchmarks/pure_exploration_sb3.py [--env rlgen/SparseMountainCar-v1] [--steps 50000] [--seeds 0,1,2]
                                               [--bonuses vime,density,rnd] [--out FILE.md]
 
-Each env is ``gym.make`` of the task wrapped in :class:`rlgen.envs.coverage.ReachAndCoverage` (which counts the
-cells of the task's discretised position each env visits) and in a wrapper that zeroes its reward, four of them
+Each env is ``gym.make`` of the task (a Dict observation flattened, as rlgen's run loop does, so that the
+wrappers see a Box) wrapped in :class:`rlgen.envs.coverage.ReachAndCoverage` (which counts the cells of the
+task's discretised position each env visits) and in a wrapper that zeroes its reward, four of them
 in a ``DummyVecEnv``; then the bonus wrapper (with its defaults) and SB3's ``PPO("MlpPolicy", ...)`` with SB3's
 defaults apart from ``n_steps=512`` (2,048 transitions per rollout) and the seed, learning with
 ``callback=wrapper.callback``. No VecNormalize, no rlgen preset: the wrappers as a user would use them. Printed per
@@ -29,6 +30,7 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 import rlgen.envs  # noqa: E402,F401  (registers rlgen's tasks)
+from rlgen.agents.envstack import flat_observation  # noqa: E402
 from rlgen.atomic import atomic_write_text  # noqa: E402
 from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.envs.coverage import ReachAndCoverage, measures_for  # noqa: E402
@@ -48,7 +50,7 @@ def cells_visited(env_id: str, bonus: str | None, steps: int, seed: int) -> int:
     coverage: list[ReachAndCoverage] = []
 
     def make() -> gym.Env:
-        env = ReachAndCoverage(quiet_make(env_id), measures)
+        env = ReachAndCoverage(flat_observation(quiet_make(env_id)), measures)
         coverage.append(env)
         return NoReward(env)
 

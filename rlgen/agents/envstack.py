@@ -67,12 +67,7 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
             env = quiet_make(env_id, **env_kwargs)
         except SuiteNotInstalled as exc:  # a config made without check_env_id, e.g. RunConfig(...) unvalidated
             raise ConfigError(str(exc)) from None
-        if isinstance(env.observation_space, gym.spaces.Dict):
-            env = FlattenObservation(env)
-            if env.observation_space.dtype == np.float64:
-                with warnings.catch_warnings():  # the cast is the point: gymnasium warns that it loses precision
-                    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered")
-                    env = DtypeObservation(env, np.float32)
+        env = flat_observation(env)
         keywords: tuple[str, ...] = ()
         path = monitor_path(monitor_file) if monitor_file is not None else None
         measures = task_measures(env_id, env)
@@ -106,6 +101,19 @@ def _recorded_cells(path: Path) -> list[tuple[int, ...]]:
         except ValueError:  # a row cut short by a kill, or one from before cells were recorded (nan)
             pass
     return cells
+
+
+def flat_observation(env: gym.Env) -> gym.Env:
+    """``env`` with a Dict observation flattened into one float32 vector (see :func:`make_env_fn`), any other as
+    it is: what the reward wrappers, which need a Box, and SB3 models built by hand can take."""
+    if not isinstance(env.observation_space, gym.spaces.Dict):
+        return env
+    env = FlattenObservation(env)
+    if env.observation_space.dtype == np.float64:
+        with warnings.catch_warnings():  # the cast is the point: gymnasium warns that it loses precision
+            warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered")
+            env = DtypeObservation(env, np.float32)
+    return env
 
 
 class NonFiniteEnvOutput(ConfigError):

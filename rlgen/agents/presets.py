@@ -5,9 +5,9 @@ The MuJoCo PPO settings are the classic ones of the PPO paper (2,048-step rollou
 rl-baselines3-zoo MuJoCo choices (64x64 ReLU, 20 critic updates, 25 CG steps, damping 0.1) with one
 in-process env of 2,048 steps (faster than subprocess envs on a 2-core machine). Four in-process envs of 512
 steps, the same 2,048 transitions per update, run 1.3-2x faster still (benchmarks/results/throughput.md,
-"Env layout"; ``-p n_envs=4 -p n_steps=512``): the imitation benchmarks and the tuned PPO Ant-v5 preset (below)
-use them; the other MuJoCo presets keep one env, with which the committed locomotion and sparse-reward results
-were trained. Sparse
+"Env layout"; ``-p n_envs=4 -p n_steps=512``): the imitation benchmarks, the tuned PPO and TRPO Ant-v5 presets and
+the TRPO Humanoid-v5 preset (below) use them; the other MuJoCo presets keep one env, with which the committed
+sparse-reward results were trained. Sparse
 classic-control tasks use 4 envs x 512 steps, the layout benchmarks/results/sparse.md was run with, and so do
 the third-party sparse tasks (DeepMind Control Suite, Gymnasium-Robotics mazes), which have no results here yet.
 """

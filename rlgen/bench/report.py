@@ -117,12 +117,7 @@ def _timing(run_dir: Path) -> tuple[float, float]:
 
 
 def _time_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
-    lines = ["", "## Time per run", "",
-             "Wall time of each finished run and its training speed (env steps over the seconds inside SB3's "
-             "`learn()`, evaluations included), as its result.json recorded them; a resumed run records its last "
-             "part. Runs of one suite may have shared the machine with other jobs.", "",
-             "| task | method | runs | wall time per run, mean (min-max) | training steps/s, mean |",
-             "|---|---|---|---|---|"]
+    rows = []
     for task in tasks:
         for label in labels:
             timed = [r for r in records if r.run.env_id == task and r.run.label == label
@@ -131,9 +126,16 @@ def _time_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -
                 continue
             walls = np.array([r.wall_time for r in timed]) / 60
             speeds = np.array([r.steps_per_second for r in timed])
-            lines.append(f"| {task} | {label} | {len(timed)} | {walls.mean():.0f} min ({walls.min():.0f}-"
-                         f"{walls.max():.0f}) | {np.nanmean(speeds):,.0f} |")
-    return lines if len(lines) > 7 else []
+            rows.append(f"| {task} | {label} | {len(timed)} | {walls.mean():.0f} min ({walls.min():.0f}-"
+                        f"{walls.max():.0f}) | {np.nanmean(speeds):,.0f} |")
+    if not rows:
+        return []
+    return ["", "## Time per run", "",
+            "Wall time of each finished run and its training speed (env steps over the seconds inside SB3's "
+            "`learn()`, evaluations included), as its result.json recorded them; a resumed run records its last "
+            "part. Runs of one suite may have shared the machine with other jobs.", "",
+            "| task | method | runs | wall time per run, mean (min-max) | training steps/s, mean |",
+            "|---|---|---|---|---|", *rows]
 
 
 def _published_table(suite: Suite, records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:

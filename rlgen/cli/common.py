@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -168,8 +169,6 @@ MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw", "glx", "enable", "enabled", "on", "
 
 def check_mujoco_gl() -> None:
     """A MUJOCO_GL that MuJoCo would reject with a traceback when first imported, as a one-line error instead."""
-    import os
-
     value = os.environ.get("MUJOCO_GL", "").lower().strip()
     if value and value not in MUJOCO_GL_VALUES:
         raise ConfigError(f"MUJOCO_GL={os.environ['MUJOCO_GL']!r} is not a renderer MuJoCo knows: use egl (Debian's "

@@ -243,7 +243,7 @@ class ModelBonus(RolloutBonus):
         Monte-Carlo and other noise), without moving the caller's stream: a wrapper's seed decides all of its
         randomness, whatever else the process draws."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
+            torch.manual_seed(self._noise_seed())
             yield
 
     def set_model(self, model: torch.nn.Module, learning_rate: float) -> None:
@@ -282,14 +282,15 @@ class ModelBonus(RolloutBonus):
     # -- noise from the wrapper's own generator -----------------------------------------------------
     def noise_generator(self) -> torch.Generator:
         """A generator for one training's noise, seeded from the wrapper's :attr:`generator`."""
-        return torch.Generator().manual_seed(int(torch.randint(0, 2**31, (), generator=self.generator)))
+        return torch.Generator().manual_seed(self._noise_seed())
+
+    def _noise_seed(self) -> int:
+        """The next seed of the wrapper's noise, drawn from its :attr:`generator`."""
+        return int(torch.randint(0, 2**31, (), generator=self.generator))
 
     def fit_with_generator(self, objective: Callable[[np.ndarray, np.ndarray, torch.Generator], torch.Tensor]) -> float:
         """:meth:`fit` for an objective that draws its noise from the generator it is given, never from torch's
-        global RNG (which this then leaves alone). Training the model in a worker thread beside the agent, which
-        this makes safe, was tried and measured slower even with a core free (0.48 of plain PPO's steps/s
-        against 0.71 in line, benchmarks/results/throughput.md at commit 984b32e): the BNN's steps are hundreds
-        of tiny torch operations, and the two threads queue for Python's interpreter lock between them."""
+        global RNG (which this then leaves alone)."""
         generator = self.noise_generator()
         return self._adam_steps(lambda inputs, targets: objective(inputs, targets, generator))
 
