@@ -26,6 +26,7 @@ counted.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -71,11 +72,16 @@ def rlgen_loop(config, out: Path, name: str) -> float:
 
 
 def table(rows: dict[str, list[float]], unit: str, base: str) -> list[str]:
-    lines = [f"| measurement | {unit} (median) | repeats | ratio to {base} |", "|---|---|---|---|"]
+    """Medians and their ratio to ``base``'s; beside it the median of the per-repeat ratios (each row against
+    ``base`` run next to it in the same repeat), which load that drifts between repeats moves less."""
+    lines = [f"| measurement | {unit} (median) | repeats | ratio to {base} | paired ratio (median; per repeat) |",
+             "|---|---|---|---|---|"]
     ref = statistics.median(rows[base])
     for name, values in rows.items():
         med = statistics.median(values)
-        lines.append(f"| {name} | {med:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {med / ref:.3f} |")
+        paired = [v / b for v, b in zip(values, rows[base], strict=True)]
+        lines.append(f"| {name} | {med:,.0f} | {', '.join(f'{v:,.0f}' for v in values)} | {med / ref:.3f} | "
+                     f"{statistics.median(paired):.3f}; {', '.join(f'{r:.2f}' for r in paired)} |")
     return lines
 
 
@@ -132,9 +138,11 @@ def measure_vime(steps: int, repeats: int, tmp: Path) -> list[str]:
     return [f"## VIME's cost: PPO on rlgen/SparseHalfCheetah-v0 ({steps:,} steps per run)", "",
             *table(rows, "steps/s", "PPO"), "",
             "VIME with its defaults: a 1x32 BNN, information gain (second_order) for all 2,048 transitions of "
-            "a rollout in one batch, then 500 BNN minibatch steps of 10 on the replay pool after each rollout. "
-            "Training the BNN in a worker thread beside PPO was measured slower (0.48 at commit 984b32e) and "
-            "removed. Target: >= 0.8."]
+            "a rollout in one batch, then 500 BNN minibatch steps of 10 on the replay pool after each rollout, "
+            "both with hand-written gradients (BNN.likelihood_grads, the prior's part in closed form) and a "
+            "fused Adam; the section 'Information gain per transition' times them against autograd. Training the "
+            "BNN in a worker thread beside PPO was measured slower (0.48 at commit 984b32e) and removed. "
+            "Target: >= 0.8."]
 
 
 def measure_gain(repeats: int) -> list[str]:
@@ -144,7 +152,7 @@ def measure_gain(repeats: int) -> list[str]:
     x, y = torch.randn(2048, 24), torch.randn(2048, 18)
     rows: dict[str, list[float]] = {"second_order, batch of 2,048": [], "second_order, one at a time": [],
                                     "exact (5 Adam steps each)": []}
-    for method in ("second_order", "exact"):  # the first torch.func call compiles for seconds: not timed
+    for method in ("second_order", "exact"):  # warm-up, not timed
         bnn.information_gain(x[:2], y[:2], method=method)
     for _ in range(repeats):
         start = time.perf_counter()
@@ -162,7 +170,39 @@ def measure_gain(repeats: int) -> list[str]:
     lines = ["## Information gain per transition (BNN 24 -> 32 -> 18, 10 Monte-Carlo samples)", "",
              "| method | us per transition (median) | repeats |", "|---|---|---|"]
     lines += [f"| {k} | {med[k]:,.0f} | {', '.join(f'{v:,.0f}' for v in rows[k])} |" for k in rows]
-    lines += ["", f"Batched second_order is {speedup:,.0f}x faster per transition than exact."]
+    lines += ["", f"Batched second_order is {speedup:,.0f}x faster per transition than exact.", "",
+              *measure_bnn_step(bnn, repeats)]
+    return lines
+
+
+def measure_bnn_step(bnn: BNN, repeats: int, steps: int = 500, batch_size: int = 10) -> list[str]:
+    """VIME's BNN training after each rollout (``steps`` Adam steps on minibatches of ``batch_size``): autograd on
+    ``BNN.loss`` with torch's default Adam, against ``BNN.elbo_step`` (hand-written gradients) with a fused Adam."""
+    x, y = torch.randn(steps, batch_size, bnn.in_dim), torch.randn(steps, batch_size, bnn.out_dim)
+    noise = [bnn.sample_noise(batch_size) for _ in range(steps)]
+    rows: dict[str, list[float]] = {"autograd on BNN.loss, Adam": [], "BNN.elbo_step, fused Adam": []}
+    for _ in range(repeats):
+        model = copy.deepcopy(bnn)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        start = time.perf_counter()
+        for k in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.kl_to_prior() / 1000 - model.log_likelihood(x[k], y[k], noise=noise[k]).sum()
+            loss.backward()
+            optimizer.step()
+        rows["autograd on BNN.loss, Adam"].append(1e3 * (time.perf_counter() - start) / steps)
+        model = copy.deepcopy(bnn)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        start = time.perf_counter()
+        for k in range(steps):
+            model.elbo_step(x[k], y[k], noise[k], optimizer, n_batches=1000)
+        rows["BNN.elbo_step, fused Adam"].append(1e3 * (time.perf_counter() - start) / steps)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    lines = [f"BNN training, one minibatch step of {batch_size} (VIME takes {steps} after each rollout):", "",
+             "| method | ms per step (median) | repeats |", "|---|---|---|"]
+    lines += [f"| {k} | {med[k]:.3f} | {', '.join(f'{v:.3f}' for v in rows[k])} |" for k in rows]
+    speedup = med["autograd on BNN.loss, Adam"] / med["BNN.elbo_step, fused Adam"]
+    lines += ["", f"The hand-written step is {speedup:.1f}x faster (the same gradients: tests/test_bnn.py)."]
     return lines
 
 
@@ -368,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
     stamp = (f"`{command.strip()}` — median of {args.repeats} interleaved repeats, 1 torch thread, "
              f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, torch {torch.__version__}, "
-             f"{time.strftime('%Y-%m-%d')}.")
+             f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f} at the start (other jobs on the "
+             f"machine).")
     header = ["# Throughput", "",
               "Each section gives the command that measured it. The machine may have been shared with other jobs; "
               "ratios come from rows run side by side (interleaved within each repeat).", ""]

@@ -190,6 +190,63 @@ def test_per_sample_grads_equal_an_autograd_loop_over_single_transitions():
     assert not torch.allclose(redrawn["layers.0.weight_rho"], batched["layers.0.weight_rho"])
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu", "softplus"])
+@pytest.mark.parametrize("hidden", [(), (8,), (6, 5)])
+def test_hand_written_gradients_equal_autograd(activation, hidden):
+    torch.manual_seed(0)
+    bnn = BNN(4, 3, hidden=hidden, n_samples=3, activation=activation)
+    with torch.no_grad():
+        for name, parameter in bnn.named_parameters():
+            if name.endswith("_rho"):
+                parameter.add_(torch.randn_like(parameter))  # unequal sds, so each weight's own sigma matters
+    x, y = torch.randn(5, 4), torch.randn(5, 3)
+    noise = bnn.sample_noise(len(x))
+    negative_log_likelihood = -bnn.log_likelihood(x, y, noise=noise).sum()
+    expected = torch.autograd.grad(negative_log_likelihood, list(bnn.parameters()))
+
+    value, grads = bnn.likelihood_grads(x, y, noise)
+    torch.testing.assert_close(value, negative_log_likelihood.detach())
+    per_row = bnn.likelihood_grads(x, y, noise, per_row=True)[1]
+    for (name, _), gradient in zip(bnn.named_parameters(), expected, strict=True):
+        torch.testing.assert_close(grads[name], gradient, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(per_row[name].sum(dim=0), gradient, rtol=1e-5, atol=1e-6)
+
+
+def test_elbo_step_takes_the_step_autograd_would_take_on_the_negative_elbo():
+    torch.manual_seed(0)
+    bnn = BNN(3, 2, hidden=(8,), n_samples=4, prior_sd=0.3)
+    with torch.no_grad():
+        for name, parameter in bnn.named_parameters():
+            (parameter.add_(torch.randn_like(parameter)) if name.endswith("_rho") else parameter.mul_(3.0))
+    reference = copy.deepcopy(bnn)
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    noise = bnn.sample_noise(len(x))
+    n_batches = 7.0
+
+    # autograd on loss() with the same draws: KL / n_batches - sum log p
+    negative_log_likelihood = -reference.log_likelihood(x, y, noise=noise).sum()
+    loss = reference.kl_to_prior() / n_batches + negative_log_likelihood
+    loss.backward()
+    expected_grads = {name: parameter.grad.clone() for name, parameter in reference.named_parameters()}
+    torch.optim.SGD(reference.parameters(), lr=0.1).step()
+
+    value = bnn.elbo_step(x, y, noise, torch.optim.SGD(bnn.parameters(), lr=0.1), n_batches=n_batches)
+    torch.testing.assert_close(value, negative_log_likelihood.detach())
+    assert not value.requires_grad
+    for name, parameter in bnn.named_parameters():
+        torch.testing.assert_close(parameter.grad, expected_grads[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(parameter.detach(), dict(reference.named_parameters())[name].detach(),
+                                   rtol=1e-5, atol=1e-6)
+
+    # the prior's part alone, in closed form, is the KL's autograd gradient
+    fresh = copy.deepcopy(bnn)
+    fresh.zero_grad(set_to_none=True)
+    fresh.prior_kl_grad_(0.5)
+    kl_grads = torch.autograd.grad(0.5 * fresh.kl_to_prior(), list(fresh.parameters()))
+    for parameter, gradient in zip(fresh.parameters(), kl_grads, strict=True):
+        torch.testing.assert_close(parameter.grad, gradient, rtol=1e-5, atol=1e-6)
+
+
 def test_kl_hessian_diagonal_matches_autograd():
     torch.manual_seed(0)
     bnn = BNN(3, 2, hidden=(4,))
@@ -305,3 +362,24 @@ def test_unknown_information_gain_method_raises():
     bnn = BNN(3, 2)
     with pytest.raises(ValueError, match="unknown information-gain method 'newton'"):
         bnn.information_gain(torch.zeros(4, 3), torch.zeros(4, 2), method="newton")
+
+
+def test_elbo_steps_walk_the_minibatches_in_turn_as_autograd_with_adam_would():
+    torch.manual_seed(1)
+    bnn = BNN(3, 2, hidden=(8,), n_samples=2)
+    reference = copy.deepcopy(bnn)
+    x, y = torch.randn(4, 5, 3), torch.randn(4, 5, 2)
+    noise = [torch.randn(4, 2, 5, width) for width in bnn.layer_widths]
+    optimizer = torch.optim.Adam(reference.parameters(), lr=0.05)
+    for k in range(4):
+        optimizer.zero_grad()
+        negative_log_likelihood = -reference.log_likelihood(x[k], y[k], noise=[d[k] for d in noise]).sum()
+        (reference.kl_to_prior() / 3 + negative_log_likelihood).backward()
+        optimizer.step()
+    last = bnn.elbo_steps(x, y, noise, torch.optim.Adam(bnn.parameters(), lr=0.05, fused=True), n_batches=3)
+    for (name, parameter), expected in zip(bnn.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(parameter.detach(), expected.detach(), rtol=1e-4, atol=1e-5, msg=name)
+    # the value returned is the last minibatch's, under the parameters before its step
+    torch.testing.assert_close(last, negative_log_likelihood.detach(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="expected x"):
+        bnn.elbo_steps(x[0], y[0], noise, torch.optim.Adam(bnn.parameters()))

@@ -380,3 +380,14 @@ def test_a_resumed_log_counts_its_rows_from_the_last_one_kept(tmp_path):
     callback.num_timesteps = 6144  # the next window, as in the uninterrupted run
     callback._write_log({"vime/bonus_mean": 2.0}, None)
     assert [json.loads(line)["timesteps"] for line in log.read_text().splitlines()] == [2048, 4096, 6144]
+
+
+def test_intrinsic_episode_returns_sum_each_episodes_bonus_across_rollouts():
+    vime = VIME(line_venv(n=2), seed=0)
+    bonus = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    dones = np.array([[False, True], [True, False], [False, False]])
+    vime.callback.track_episodes(bonus, dones)
+    assert list(vime.callback.episode_intrinsic) == [10.0, 3.0]  # env 1 at t=0, then env 0 at t=1
+    # the unfinished episodes carry over: env 0 has 3 so far, env 1 has 50
+    vime.callback.track_episodes(np.array([[4.0, 5.0]]), np.array([[True, True]]))
+    assert list(vime.callback.episode_intrinsic) == [10.0, 3.0, 7.0, 55.0]

@@ -246,8 +246,10 @@ class ModelBonus(RolloutBonus):
             torch.manual_seed(self._noise_seed())
             yield
 
-    def set_model(self, model: torch.nn.Module, learning_rate: float) -> None:
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    def set_model(self, model: torch.nn.Module, learning_rate: float, fused: bool = False) -> None:
+        """The model's Adam; ``fused``: torch's one-kernel Adam (the same update, a fraction of the per-step
+        overhead of a small model's many parameter tensors)."""
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
 
     def pool_statistics(self) -> dict[str, np.ndarray]:
         """The pool's column means and standard deviations (:meth:`TransitionRing.statistics`), each standard
@@ -287,12 +289,6 @@ class ModelBonus(RolloutBonus):
     def _noise_seed(self) -> int:
         """The next seed of the wrapper's noise, drawn from its :attr:`generator`."""
         return int(torch.randint(0, 2**31, (), generator=self.generator))
-
-    def fit_with_generator(self, objective: Callable[[np.ndarray, np.ndarray, torch.Generator], torch.Tensor]) -> float:
-        """:meth:`fit` for an objective that draws its noise from the generator it is given, never from torch's
-        global RNG (which this then leaves alone)."""
-        generator = self.noise_generator()
-        return self._adam_steps(lambda inputs, targets: objective(inputs, targets, generator))
 
     def sample_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """A minibatch of the pool, drawn with replacement: (inputs [s, a], targets s')."""
@@ -450,8 +446,9 @@ class RolloutBonusCallback(WrapperCallback):
         """Add (steps, n_envs) bonuses to each env's running intrinsic return; keep it when its episode ends."""
         if self._running is None or len(self._running) != bonus.shape[1]:
             self._running = np.zeros(bonus.shape[1])
-        for t in range(len(bonus)):
-            self._running += bonus[t]
-            for i in np.flatnonzero(dones[t]):
-                self.episode_intrinsic.append(float(self._running[i]))
-                self._running[i] = 0.0
+        cumulative = np.cumsum(bonus, axis=0, dtype=np.float64)
+        counted = np.zeros(bonus.shape[1])  # each env's cumulative bonus at its last episode end in this rollout
+        for t, i in np.argwhere(dones):  # in step order, then env order
+            self.episode_intrinsic.append(float(self._running[i] + cumulative[t, i] - counted[i]))
+            self._running[i], counted[i] = 0.0, cumulative[t, i]
+        self._running += cumulative[-1] - counted

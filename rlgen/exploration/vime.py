@@ -119,7 +119,7 @@ class VIME(ModelBonus):
         with self.seeded():  # the seed decides the BNN's initial weights, not the caller's torch RNG
             self.bnn = BNN(self.obs_dim + self.act_dim, self.obs_dim, hidden=tuple(hidden), prior_sd=prior_sd,
                            likelihood_sd=likelihood_sd, n_samples=n_samples)
-        self.set_model(self.bnn, learning_rate)
+        self.set_model(self.bnn, learning_rate, fused=True)
         self.medians: deque[float] = deque(maxlen=median_window)
         self.callback = VIMECallback(self)
 
@@ -173,11 +173,18 @@ class VIME(ModelBonus):
             return None
         self.stats = self.pool_statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
-
-        def negative_elbo(inputs: np.ndarray, targets: np.ndarray, generator: torch.Generator) -> torch.Tensor:
-            return self.bnn.loss(self._standardise(inputs, targets), n_batches=n_batches, generator=generator)["loss"]
-
-        return -self.fit_with_generator(negative_elbo)
+        # Every minibatch and Monte-Carlo draw of this training up front: one gather and standardisation of the
+        # rows, one draw of noise per layer, then ``updates_per_rollout`` steps on slices of them.
+        steps, batch = self.updates_per_rollout, self.batch_size
+        x, y = self._standardise(*self.pool.rows(self.rng.integers(0, self.pool.size, steps * batch)))
+        generator = self.noise_generator()
+        noise = [torch.randn((steps, self.bnn.n_samples, batch, width), generator=generator)
+                 for width in self.bnn.layer_widths]
+        assert self.optimizer is not None
+        negative_log_likelihood = self.bnn.elbo_steps(x.view(steps, batch, -1), y.view(steps, batch, -1), noise,
+                                                      self.optimizer, n_batches=n_batches)
+        with torch.no_grad():
+            return -float(negative_log_likelihood + self.bnn.kl_to_prior() / n_batches)
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ posterior after updating on that one transition. :meth:`BNN.information_gain` of
 * ``"exact"``: a few Adam steps on ``KL(q_new || q_old) - log p(s'|s, a)``, then the closed-form KL; parameters
   are restored afterwards. Slow (a Python loop over transitions) and meant as the reference.
 * ``"second_order"``: one Newton-like step with the diagonal Hessian of the KL, giving the KL in closed form from
-  per-sample gradients; computed for the whole batch at once with ``torch.func``.
+  per-sample gradients; computed for the whole batch at once by hand-written backpropagation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
 
 from rlgen.generative import updates
 
@@ -158,6 +157,11 @@ class BNN(nn.Module):
             (name, name[: -len("_mu")] + "_rho") for name, _ in self.named_parameters() if name.endswith("_mu")
         )
 
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """Output width of each layer (the last is ``out_dim``): the shapes of :meth:`sample_noise`'s draws."""
+        return tuple(self._layer_widths)
+
     # ------------------------------------------------------------------ prediction and likelihood
 
     def forward(self, x: Tensor, noise: Sequence[Tensor] | None = None) -> Tensor:
@@ -243,6 +247,153 @@ class BNN(nn.Module):
             "kl": kl.detach(),
             "log_likelihood": log_likelihood.detach().mean(),
         }
+
+    def prior_kl_grad_(self, scale: float = 1.0) -> None:
+        """Add ``scale`` x the gradient of :meth:`kl_to_prior` to every parameter's ``.grad``, in closed form.
+
+        The KL to a fixed ``N(0, prior_sd^2)`` has per-element gradients ``mu / prior_sd^2`` and
+        ``(sigma / prior_sd^2 - 1 / sigma) * sigmoid(rho)``; adding them directly spares autograd a graph as large
+        as the network's own."""
+        parameters = dict(self.named_parameters())
+        for name, gradient in self._prior_kl_grads(parameters, scale).items():
+            if parameters[name].grad is None:
+                parameters[name].grad = gradient
+            else:
+                parameters[name].grad.add_(gradient)
+
+    def _prior_kl_grads(self, parameters: dict[str, Tensor], scale: float) -> dict[str, Tensor]:
+        inverse_prior_variance = 1.0 / self.prior_sd**2
+        grads: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for mu_name, rho_name in self._mu_rho_names:
+                rho = parameters[rho_name]
+                sigma = F.softplus(rho)
+                grads[mu_name] = parameters[mu_name] * (scale * inverse_prior_variance)
+                grads[rho_name] = (sigma * inverse_prior_variance - sigma.reciprocal()).mul_(torch.sigmoid(rho)).mul_(
+                    scale)
+        return grads
+
+    def likelihood_grads(self, x: Tensor, y: Tensor, noise: Sequence[Tensor], per_row: bool = False,
+                         parameters: dict[str, Tensor] | None = None,
+                         prior_scale: float | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """``-sum_i log p(y_i | x_i)`` of a minibatch under the Monte-Carlo draws ``noise`` (from
+        :meth:`sample_noise`) and its gradient w.r.t. every parameter, by hand-written backpropagation; with
+        ``per_row``, each row's own gradient instead (name -> ``(B, *shape)``, as :meth:`per_sample_grads`).
+
+        The same numbers as ``-log_likelihood(x, y, noise=noise).sum()`` and its autograd gradient, at a fraction
+        of the cost for a network this small: autograd's per-operation bookkeeping, not arithmetic, is most of a
+        BNN minibatch step of ten rows. ``parameters``: ``dict(named_parameters())`` if the caller has it.
+        ``prior_scale``: add that times :meth:`kl_to_prior`'s gradient (not per row; the value stays the
+        likelihood's), reusing the sigmas of the forward pass (:meth:`elbo_step`)."""
+        if per_row and prior_scale is not None:
+            raise ValueError("likelihood_grads: prior_scale adds the prior's gradient to a batch's, not per row")
+        x, y = self._check_xy(x, y)
+        self._check_noise(noise, x.shape[0])
+        parameters = {name: parameter.detach() for name, parameter in
+                      (self.named_parameters() if parameters is None else parameters.items())}
+        return self._grads(x, y, noise, parameters, per_row, prior_scale)
+
+    def _grads(self, x: Tensor, y: Tensor, noise: Sequence[Tensor], parameters: dict[str, Tensor], per_row: bool,
+               prior_scale: float | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`likelihood_grads` on checked inputs and detached ``parameters``."""
+        n_draws, batch_size = noise[0].shape[0], x.shape[0]
+        hidden = x.expand(n_draws, batch_size, self.in_dim).reshape(n_draws * batch_size, self.in_dim)
+        saved = []  # per layer: its input, the input squared, sigma of weight and bias, sigma^2 of the weights, draw/sd
+        for index, draws in enumerate(noise):
+            prefix = f"layers.{index}."
+            weight_sigma = F.softplus(parameters[prefix + "weight_rho"])
+            bias_sigma = F.softplus(parameters[prefix + "bias_rho"])
+            weight_variance, hidden_squared = weight_sigma.square(), hidden.square()
+            mean = F.linear(hidden, parameters[prefix + "weight_mu"], parameters[prefix + "bias_mu"])
+            sd = torch.addmm(bias_sigma.square(), hidden_squared, weight_variance.t()).sqrt_()
+            flat_draws = draws.reshape(n_draws * batch_size, -1)
+            pre_activation = mean.addcmul_(sd, flat_draws)
+            saved.append((hidden, hidden_squared, weight_sigma, bias_sigma, weight_variance, flat_draws.div(sd)))
+            hidden = self._activation(pre_activation) if index < len(noise) - 1 else pre_activation
+        error = (hidden.view(n_draws, batch_size, self.out_dim) - y) / self.likelihood_sd
+        log_normaliser = math.log(self.likelihood_sd) + 0.5 * math.log(2.0 * math.pi)
+        value = 0.5 * error.square().sum() / n_draws + batch_size * self.out_dim * log_normaliser
+        grad_output = (error / (self.likelihood_sd * n_draws)).reshape(n_draws * batch_size, self.out_dim)
+
+        def outer(grad: Tensor, inputs: Tensor) -> Tensor:  # sum over rows (and draws) of grad_r inputs_r^T
+            if not per_row:
+                return grad.t() @ inputs
+            return torch.einsum("sbo,sbi->boi", grad.view(n_draws, batch_size, -1),
+                                inputs.view(n_draws, batch_size, -1))
+
+        def total(grad: Tensor) -> Tensor:
+            return grad.view(n_draws, batch_size, -1).sum(dim=0) if per_row else grad.sum(dim=0)
+
+        grads: dict[str, Tensor] = {}
+        for index in range(len(noise) - 1, -1, -1):
+            prefix = f"layers.{index}."
+            layer_input, input_squared, weight_sigma, bias_sigma, weight_variance, draw_over_sd = saved[index]
+            # d a / d v = draw / (2 sd) and d sigma^2 / d rho = 2 sigma sigmoid(rho): the twos cancel, so this is
+            # twice the gradient w.r.t. the variance, and grad_rho below is exact
+            twice_grad_variance = grad_output * draw_over_sd
+            for kind, sigma, grad_mean, grad_rho in (
+                    ("weight", weight_sigma, outer(grad_output, layer_input),
+                     outer(twice_grad_variance, input_squared)),
+                    ("bias", bias_sigma, total(grad_output), total(twice_grad_variance))):
+                grad_rho.mul_(sigma)
+                if prior_scale is not None:  # the KL's: mu / p^2 and (sigma / p^2 - 1 / sigma) sigmoid(rho)
+                    grad_mean.add_(parameters[f"{prefix}{kind}_mu"], alpha=prior_scale / self.prior_sd**2)
+                    grad_rho.add_(sigma, alpha=prior_scale / self.prior_sd**2).sub_(sigma.reciprocal(),
+                                                                                    alpha=prior_scale)
+                grads[f"{prefix}{kind}_mu"] = grad_mean
+                grads[f"{prefix}{kind}_rho"] = grad_rho.mul_(torch.sigmoid(parameters[f"{prefix}{kind}_rho"]))
+            if index > 0:
+                grad_input = (grad_output @ parameters[prefix + "weight_mu"]).add_(  # d v / d input = 2 sigma^2 input
+                    (twice_grad_variance @ weight_variance).mul_(layer_input))
+                grad_output = grad_input.mul_(self._activation_derivative(layer_input))
+        return value, grads
+
+    def _activation_derivative(self, output: Tensor) -> Tensor:
+        """d activation / d pre-activation, written in terms of the activation's output."""
+        if self.activation == "relu":
+            return (output > 0).to(output.dtype)
+        if self.activation == "tanh":
+            return 1.0 - output.square()
+        if self.activation == "sigmoid":
+            return output * (1.0 - output)
+        if self.activation == "elu":
+            return torch.where(output > 0, torch.ones_like(output), output + 1.0)
+        return -torch.expm1(-output)  # softplus: sigmoid(a) = 1 - exp(-softplus(a))
+
+    def elbo_step(self, x: Tensor, y: Tensor, noise: Sequence[Tensor], optimizer: torch.optim.Optimizer,
+                  n_batches: float = 1) -> Tensor:
+        """One optimiser step on :meth:`loss` of the minibatch ``(x, y)`` with the Monte-Carlo draws ``noise``
+        (from :meth:`sample_noise`); returns the minibatch's ``-sum_i log p(y_i | x_i)``.
+
+        The same gradient as ``loss(...)["loss"].backward()`` with that noise, written by hand
+        (:meth:`likelihood_grads` with the prior's part in closed form)."""
+        return self.elbo_steps(x[None], y[None], [draws[None] for draws in noise], optimizer, n_batches)
+
+    def elbo_steps(self, x: Tensor, y: Tensor, noise: Sequence[Tensor], optimizer: torch.optim.Optimizer,
+                   n_batches: float = 1) -> Tensor:
+        """:meth:`elbo_step` on each of ``K`` minibatches in turn: ``x`` ``(K, B, in_dim)``, ``y``
+        ``(K, B, out_dim)``, ``noise`` one ``(K, S, B, width)`` tensor per layer; returns the last minibatch's
+        ``-sum_i log p(y_i | x_i)``. The inputs are checked once, not per step."""
+        if x.dim() != 3 or y.dim() != 3 or x.shape[:2] != y.shape[:2]:
+            raise ValueError(f"expected x (K, B, in_dim) and y (K, B, out_dim) of the same K and B, got "
+                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+        flat_x, flat_y = self._check_xy(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))
+        x, y = flat_x.view(x.shape), flat_y.view(y.shape)
+        if any(draws.dim() != 4 or draws.shape[0] != x.shape[0] for draws in noise):
+            raise ValueError(f"expected one noise tensor (K={x.shape[0]}, S, B, width) per layer, got "
+                             f"{[tuple(draws.shape) for draws in noise]}")
+        self._check_noise([draws[0] for draws in noise], x.shape[1])
+        named = list(self.named_parameters())
+        # Detached views share the parameters' storage: the optimiser's in-place updates show through them.
+        detached = {name: parameter.detach() for name, parameter in named}
+        value = x.new_zeros(())
+        for step in range(x.shape[0]):
+            value, grads = self._grads(x[step], y[step], [draws[step] for draws in noise], detached, False,
+                                       1.0 / n_batches)
+            for name, parameter in named:
+                parameter.grad = grads[name]
+            optimizer.step()
+        return value
 
     def fit(
         self,
@@ -330,31 +481,20 @@ class BNN(nn.Module):
     ) -> dict[str, Tensor]:
         """Gradients of each transition's own ``-log p(y_i | x_i)`` (Monte-Carlo average): name -> ``(B, *shape)``.
 
-        Computed for the whole batch at once with ``vmap(grad(...))``. The Monte-Carlo noise is drawn outside
-        ``vmap`` as independent draws per row (``noise``, from :meth:`sample_noise`, fixes it), which is the
-        semantics of ``randomness="different"``: each transition gets the same estimate, in distribution, as
-        when it is handled alone in a loop, as VIME does, and as the ``exact`` method does. Shared noise
-        (``randomness="same"``) would correlate the errors of all rows, shifting a whole batch's information
-        gains up or down together: an error that averaging over the batch, as VIME's reward normalisation does,
-        cannot remove. Drawing outside also lets a plain autograd loop be fed the very same noise.
+        Computed for the whole batch at once by :meth:`likelihood_grads` (hand-written backpropagation whose
+        parameter gradients are summed over draws but not over rows). The Monte-Carlo noise holds independent
+        draws per row (``noise``, from :meth:`sample_noise`, fixes it): each transition gets the same estimate,
+        in distribution, as when it is handled alone in a loop, as VIME does, and as the ``exact`` method does.
+        Noise shared by all rows would correlate their errors, shifting a whole batch's information gains up or
+        down together: an error that averaging over the batch, as VIME's reward normalisation does, cannot
+        remove. Explicit noise also lets a plain autograd loop be fed the very same draws.
         """
         x, y = self._check_xy(x, y)
         if noise is None:
             noise = self.sample_noise(x.shape[0])
         else:
             self._check_noise(noise, x.shape[0])
-        parameters = {name: parameter.detach() for name, parameter in self.named_parameters()}
-
-        def negative_log_likelihood(
-            parameters: dict[str, Tensor], x_row: Tensor, y_row: Tensor, noise_rows: list[Tensor]
-        ) -> Tensor:
-            n_draws = noise_rows[0].shape[0]
-            prediction = functional_call(self, parameters, (x_row.expand(n_draws, self.in_dim),),
-                                         {"noise": noise_rows})
-            return -self._gaussian_log_prob(y_row, prediction).mean()
-
-        per_row_grad = vmap(grad(negative_log_likelihood), in_dims=(None, 0, 0, 1))
-        return per_row_grad(parameters, x, y, list(noise))
+        return self.likelihood_grads(x, y, noise, per_row=True)[1]
 
     def information_gain(
         self,
