@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from rlgen.bench import load_suite, run_suite, stats
+from rlgen.bench.report import collect
 from rlgen.bench.runner import run_suite_runs
 from rlgen.cli import main
 
@@ -394,9 +395,15 @@ def test_a_sparse_report_says_how_near_the_goal_each_method_came(tmp_path):
     assert "## How near the goal" in text and "- rlgen/SparseHalfCheetah-v0: torso x / goal_x" in text
     assert f"| {reach.max():.2f} [{reach.max():.2f}, {reach.max():.2f}] |" in text
     # how much of the state space it visited: the cells of the torso's x, at the end and over the steps
-    cells = coverage_over_steps(run_dir)[1][-1]
+    steps, counts = coverage_over_steps(run_dir)
+    cells = counts[-1]
     assert cells > 0 and "## State coverage" in text and "- rlgen/SparseHalfCheetah-v0: torso x 0.25" in text
-    assert f"| rlgen/SparseHalfCheetah-v0 | ppo | 1 | {cells} [{cells}, {cells}] | — | {cells} |" in text
+    # by a tenth of the 1,024 steps no 500-step episode had ended: 0 cells counted yet
+    assert f"| rlgen/SparseHalfCheetah-v0 | ppo | 1 | {cells} [{cells}, {cells}] | — | 0 [0, 0] | — | — | " \
+           f"{cells} (0) |" in text
+    record = next(r for r in collect(load_suite(path).runs(tmp_path / "out")))
+    assert record.cells_by(steps[0] - 1) == 0 and record.cells_by(steps[0]) == counts[0]
+    assert record.cells_by(steps[-1] + 10**6) == cells
     assert "![state coverage](near_coverage.png)" in text
     assert (tmp_path / "out" / "near_coverage.png").read_bytes().startswith(b"\x89PNG")
 
