@@ -21,6 +21,8 @@ from rlgen.imitation import (
     save_demos,
 )
 from rlgen.imitation import collect_demos as collect_from_policy
+from rlgen.imitation.bc import clone_demos
+from rlgen.imitation.infogail import random_codes
 from tests.fakes import LineEnv, line_venv, scalar_tags
 from tests.fakes import one_line_error as _one_line_error
 from tests.test_imitation import _Capture
@@ -376,13 +378,11 @@ def test_run_config_infogail_trains_logs_resumes_evaluates_and_collects(tmp_path
         collect_demos(resumed.run_dir, 1)
 
 
-def test_run_config_refuses_infogail_without_modes_and_with_bc_pretraining(tmp_path):
+def test_run_config_refuses_infogail_without_modes(tmp_path):
     with pytest.raises(ConfigError, match="needs imitation_kwargs.n_modes"):
         _config(tmp_path, imitation_kwargs={}).validated()
     with pytest.raises(ConfigError, match="needs imitation_kwargs.n_modes"):
         _config(tmp_path, imitation_kwargs={"n_modes": 1}).validated()
-    with pytest.raises(ConfigError, match="bc_pretrain does not fit infogail"):
-        _config(tmp_path, bc_pretrain=True).validated()
     with pytest.raises(ConfigError, match="infogail: .*unexpected keyword argument 'lamda'"):
         train(_config(tmp_path, imitation_kwargs={"n_modes": 2, "lamda": 1}))
 
@@ -426,3 +426,39 @@ def test_demos_mix_has_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["demos", "mix", "--help"])
     assert info.value.code == 0 and "usage: rlgen demos mix" in capsys.readouterr().out
+
+
+def test_random_codes_are_one_hot_uniform_and_seeded():
+    rows = np.arange(6000, dtype=np.float32).reshape(3000, 2)
+    coded = random_codes(3, seed=1)(rows)
+    assert coded.shape == (3000, 5) and coded.dtype == np.float32
+    np.testing.assert_array_equal(coded[:, :2], rows)
+    np.testing.assert_array_equal(coded[:, 2:].sum(axis=1), 1.0)
+    assert np.allclose(coded[:, 2:].mean(axis=0), 1 / 3, atol=0.03)  # each code about a third of the rows
+    assert np.array_equal(random_codes(3, seed=1)(rows), coded)
+    assert not np.array_equal(random_codes(3, seed=2)(rows), coded)
+
+
+def test_bc_under_random_codes_clones_the_demos_whatever_the_code():
+    """The original's pre-training: every demo (s, a) under a random code. The clone acts as the expert did,
+    under each code alike (it has learnt to ignore the code, which the information term must then undo)."""
+    demos = collect_from_policy(_expert(1.0), LineEnv(horizon=HORIZON), 10, seed=0)
+    model = PPO("MlpPolicy", AppendCode(line_venv(n=1, horizon=HORIZON), n_modes=2), seed=0, device="cpu",
+                policy_kwargs={"net_arch": [16]})
+    stats = clone_demos(model.policy, demos, augment=random_codes(2, seed=0), loss="mse", gradient_steps=800,
+                        learning_rate=3e-3)
+    assert stats["pairs"] == 10 * HORIZON
+    obs = demos.transitions()[0]
+    eye = np.eye(2, dtype=np.float32)
+    actions = [model.policy.predict(np.hstack([obs, np.repeat(eye[[c]], len(obs), axis=0)]), deterministic=True)[0]
+               for c in (0, 1)]
+    for acts in actions:
+        np.testing.assert_allclose(acts, SPEED, atol=0.1)
+    assert np.abs(actions[0] - actions[1]).max() < 0.05
+
+
+def test_infogail_run_behaviour_clones_before_training(tmp_path):
+    result = train(_config(tmp_path, bc_pretrain=True, total_steps=256,
+                           bc_kwargs={"gradient_steps": 50, "learning_rate": 1e-3}))
+    record = json.loads((result.run_dir / "bc.json").read_text())
+    assert record["pairs"] == 10 * HORIZON and record["episodes"] == 10

@@ -107,7 +107,9 @@ class RunConfig:
     """Keyword arguments of rlgen.imitation.GAIL, e.g. {disc_steps: 1, disc_transitions: 2048, reward: log_d,
     absorbing: true, learning_rate: 0.01}, or of rlgen.imitation.InfoGAIL, e.g. {n_modes: 2, lambda_info: 1.0}."""
     bc_pretrain: bool = False
-    """Behaviour-clone the policy on ``demos`` before training (a fresh run only)."""
+    """Behaviour-clone the policy on ``demos`` before training (a fresh run only). With ``imitation: infogail``
+    each demo observation gets a uniformly drawn code, as the original pre-trained its policy: the clone starts
+    out ignoring its code."""
     bc_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of rlgen.imitation.behaviour_cloning, e.g. {gradient_steps: 5000, loss: mse,
     learning_rate: 1e-3}."""
@@ -217,9 +219,6 @@ class RunConfig:
             if not isinstance(n_modes, int) or isinstance(n_modes, bool) or n_modes < 2:
                 raise ConfigError(f"imitation infogail needs imitation_kwargs.n_modes, the number of behaviours "
                                   f"(an integer >= 2; --n-modes K), got {n_modes!r}")
-            if self.bc_pretrain:
-                raise ConfigError("bc_pretrain does not fit infogail: the demos hold no codes, and cloning them "
-                                  "under random codes would teach the policy to ignore its code")
         value = self.demo_subsample
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"demo_subsample must be a positive integer, got {value!r}")

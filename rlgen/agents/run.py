@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
@@ -226,11 +227,21 @@ def pretrain_with_demos(model: BaseAlgorithm, venv: VecEnv, config: RunConfig) -
     (:func:`rlgen.imitation.clone_demos`: behind VecNormalize its statistics start as the demos')."""
     from rlgen.imitation import clone_demos
 
-    demos = load_run_demos(config, model.observation_space, model.action_space)
+    augment = None
+    observation_space = model.observation_space
+    if config.imitation == "infogail":  # the policy sees [obs, one-hot code]; the demos hold no codes
+        from rlgen.imitation.infogail import random_codes
+
+        n_modes = int(config.imitation_kwargs["n_modes"])
+        assert isinstance(observation_space, spaces.Box)
+        observation_space = spaces.Box(observation_space.low[:-n_modes], observation_space.high[:-n_modes],
+                                           dtype=observation_space.dtype)
+        augment = random_codes(n_modes, seed=config.seed)
+    demos = load_run_demos(config, observation_space, model.action_space)
     kwargs = {"seed": config.seed, "progress_bar": config.progress_bar, **config.bc_kwargs}
     try:
         return clone_demos(model.policy, demos, venv if isinstance(venv, VecNormalize) else None,  # type: ignore[arg-type]
-                           **kwargs)
+                           augment=augment, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bc: {exc}".splitlines()[0]) from None
 

@@ -17,6 +17,7 @@ normalised with the same statistics (``rlgen.agents`` does this for a run).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,17 +113,21 @@ def behaviour_cloning(
 
 
 def clone_demos(policy: ActorCriticPolicy, demos: Trajectories, normalizer: VecNormalize | None = None,
-                **kwargs: Any) -> dict[str, float]:
+                augment: Callable[[np.ndarray], np.ndarray] | None = None, **kwargs: Any) -> dict[str, float]:
     """Behaviour-clone ``policy`` on every (s, a) pair of ``demos`` (``kwargs``: :func:`behaviour_cloning`'s).
 
     Behind a VecNormalize (``normalizer``) the policy sees normalised observations, and before any env step the
     only statistics there are are the expert's: the observation statistics start as those of every demo
-    observation (counted as that many samples, so training moves them as slowly as it would have). Returns
-    :func:`behaviour_cloning`'s statistics with the numbers of ``pairs`` and ``episodes`` cloned.
+    observation (counted as that many samples, so training moves them as slowly as it would have). ``augment``
+    maps the demos' observations (rows) to what the policy sees, before both (InfoGAIL: a random code appended,
+    :func:`rlgen.imitation.infogail.random_codes`). Returns :func:`behaviour_cloning`'s statistics with the
+    numbers of ``pairs`` and ``episodes`` cloned.
     """
     obs, acts, _, _ = demos.transitions()
+    every_obs = np.concatenate([traj.obs for traj in demos])
+    if augment is not None:
+        obs, every_obs = augment(obs), augment(every_obs)
     if normalizer is not None and normalizer.norm_obs:
-        every_obs = np.concatenate([traj.obs for traj in demos])
         normalizer.obs_rms.mean = every_obs.mean(axis=0).astype(np.float64)
         normalizer.obs_rms.var = every_obs.var(axis=0).astype(np.float64)
         normalizer.obs_rms.count = float(len(every_obs))

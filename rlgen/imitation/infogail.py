@@ -71,6 +71,22 @@ def coded_space(observation_space: spaces.Space, n_modes: int) -> spaces.Box:
     return spaces.Box(low, high, dtype=np.float32)
 
 
+def random_codes(n_modes: int, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """A function appending a one-hot code, drawn uniformly and independently for every row, to rows of
+    observations (float32): what InfoGAIL's policy is behaviour-cloned on, as the original pre-trained its
+    policy (``bc_pretrain`` with ``imitation: infogail``). The demos carry no codes, so the clone starts out
+    ignoring its code; telling the codes apart is left to the information term. Draws come from ``seed``."""
+    n_modes = check_n_modes(n_modes)
+    rng = np.random.default_rng(seed)
+    eye = np.eye(n_modes, dtype=np.float32)
+
+    def append(obs: np.ndarray) -> np.ndarray:
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        return np.concatenate([flat, eye[rng.integers(0, n_modes, len(flat))]], axis=1)
+
+    return append
+
+
 class LatentCodes:
     """One categorical code per env, held for a whole episode and drawn again when the episode ends.
 
