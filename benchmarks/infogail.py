@@ -131,7 +131,16 @@ PAIRS = ("HalfCheetah-v5", "Swimmer-v5")
 BEHAVIOURS = ("forward", "backward")
 WEIGHTS = {"forward": 1.0, "backward": -1.0}
 """forward_reward_weight of each behaviour's reward: w * x_velocity - ctrl_cost."""
-METHODS = ("infogail", "gail")
+METHODS: dict[str, dict[str, Any]] = {
+    "infogail": {"imitation": "infogail", "name": "InfoGAIL"},
+    "gail": {"imitation": "gail", "name": "GAIL"},
+    # the original InfoGAIL's pre-training: the code-conditioned policy cloned on every demo (s, a) under a random
+    # code (the squared error of its mean: the policy keeps its exploration noise), then InfoGAIL as above
+    "infogail-bc": {"imitation": "infogail", "name": "InfoGAIL, BC pre-trained", "bc_pretrain": True,
+                    "bc_kwargs": {"loss": "mse", "gradient_steps": 5000}},
+}
+"""Each imitation method: what the run does (``imitation``, and BC pre-training) and its name in the report."""
+DEFAULT_METHODS = ("infogail", "gail")
 DEMO_PARTS = (*BEHAVIOURS, "mixed")
 """A task's demo files (``<task>-<part>.npz``), each after those it is made from."""
 N_MODES = 2
@@ -165,6 +174,34 @@ SIGNATURE_FILE = "benchmark_signatures.json"
 # -- helpers ---------------------------------------------------------------------------------------------
 def budgets(args: argparse.Namespace) -> Budgets:
     return QUICK if args.quick else FULL
+
+
+def is_infogail(method: str) -> bool:
+    return METHODS[method]["imitation"] == "infogail"
+
+
+def imitate_steps(args: argparse.Namespace, env_id: str) -> int:
+    return args.imitate_steps or budgets(args).imitate_steps[env_id]
+
+
+def method_key(args: argparse.Namespace, method: str) -> str:
+    """A method's runs' label after the agent's: the method, and the budget when --imitate-steps changes it
+    (``infogail-bc-2000k``), so runs of another budget get their own directories."""
+    if args.imitate_steps is None:
+        return method
+    return f"{method}-{args.imitate_steps // 1000}k"
+
+
+def method_name(args: argparse.Namespace, method: str) -> str:
+    name = METHODS[method]["name"]
+    return name if args.imitate_steps is None else f"{name}, {args.imitate_steps:,} steps"
+
+
+def report_stem(args: argparse.Namespace) -> str:
+    """infogail (the benchmark's own methods and budget), else infogail_<method keys> (a variant's own report)."""
+    if tuple(args.methods) == DEFAULT_METHODS and args.imitate_steps is None:
+        return "infogail"
+    return "infogail_" + "_".join(method_key(args, m) for m in args.methods)
 
 
 def behaviour_of(label: str) -> str:
@@ -421,20 +458,25 @@ def imitate_suite(args: argparse.Namespace, out: Path) -> Suite:
     for env_id in args.pairs:
         if not demos_path(out, env_id, "mixed").is_file():
             continue
-        for method in METHODS:
+        for method in args.methods:
+            spec = METHODS[method]
             entry: dict[str, Any] = {
                 **agent_fields(args, env_id), "algo": args.algo, "env_id": env_id,
-                "label": f"{args.algo}-{method}",  # runs of another --algo get their own directories
-                "total_steps": b.imitate_steps[env_id], "imitation": method,
+                # runs of another --algo or budget get their own directories
+                "label": f"{args.algo}-{method_key(args, method)}",
+                "total_steps": imitate_steps(args, env_id), "imitation": spec["imitation"],
                 "demos": str(demos_path(out, env_id, "mixed").absolute()), "demo_subsample": SUBSAMPLE,
             }
-            entry["imitation_kwargs"] = {**DISC_KWARGS, **({"n_modes": N_MODES} if method == "infogail" else {})}
+            if spec.get("bc_pretrain"):
+                entry["bc_pretrain"], entry["bc_kwargs"] = True, dict(spec["bc_kwargs"])
+            entry["imitation_kwargs"] = {**DISC_KWARGS, **({"n_modes": N_MODES} if is_infogail(method) else {})}
             if b.run_eval_episodes is not None:
                 entry["eval_episodes"] = b.run_eval_episodes
             entries.append(entry)
     return Suite(name="infogail-imitate", entries=entries, seeds=list(range(args.seeds)),
-                 description=f"InfoGAIL ({N_MODES} modes) and GAIL ({args.algo}) on the mixed forward/backward "
-                 f"demos, subsampled every {SUBSAMPLE}", source="benchmarks/infogail.py")
+                 description=f"{', '.join(method_name(args, m) for m in args.methods)} ({args.algo}, InfoGAIL with "
+                 f"{N_MODES} modes) on the mixed forward/backward demos, subsampled every {SUBSAMPLE}",
+                 source="benchmarks/infogail.py")
 
 
 def stage_imitate(args: argparse.Namespace, out: Path) -> bool:
@@ -555,32 +597,34 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
     for env_id in envs:
         points[env_id] = {f"expert {beh}": [(-1, np.asarray(expert_sigs[env_id][beh]["mean_velocity"]))]
                           for beh in BEHAVIOURS if beh in expert_sigs[env_id]}
-        for beh in BEHAVIOURS:
-            points[env_id][f"InfoGAIL code→{beh}"] = []
-        points[env_id]["GAIL"] = []
+        for method in args.methods:
+            name = method_name(args, method)
+            for key in ([f"{name} code→{beh}" for beh in BEHAVIOURS] if is_infogail(method) else [name]):
+                points[env_id][key] = []
     for run in imitate_suite(args, out).runs(out / "imitate"):
         if not run_finished(run.config):
             unfinished += 1
             continue
         run_dir, env_id = run.config.run_dir, run.env_id
-        method = str(run.config.imitation)
-        codes = list(range(N_MODES)) if method == "infogail" else [None]
+        method = next(m for m in args.methods if run.label == f"{args.algo}-{method_key(args, m)}")
+        name = method_name(args, method)
+        codes = list(range(N_MODES)) if is_infogail(method) else [None]
         if not RunDir(run_dir).has_model() and not all(signatures_cached(run_dir, episodes, c)
                                                        for c in codes):
             print(f"report: {run_dir.name}: no model and no cached signatures of {episodes} episodes "
                   f"({SIGNATURE_FILE}); not scored", flush=True)
             unscored.append(run_dir.name)
             continue
-        if method == "infogail":
+        if is_infogail(method):
             sigs = {c: signatures(run_dir, episodes, code=c) for c in range(N_MODES)}
             result = score_infogail(sigs, randoms[env_id], expert_scores[env_id])
             for beh in BEHAVIOURS:
                 code = result["code_of"][beh]
-                points[env_id][f"InfoGAIL code→{beh}"].append((run.seed, np.asarray(sigs[code]["mean_velocity"])))
+                points[env_id][f"{name} code→{beh}"].append((run.seed, np.asarray(sigs[code]["mean_velocity"])))
         else:
             sig = signatures(run_dir, episodes)
             result = score_gail(sig, randoms[env_id], expert_scores[env_id])
-            points[env_id]["GAIL"].append((run.seed, np.asarray(sig["mean_velocity"])))
+            points[env_id][name].append((run.seed, np.asarray(sig["mean_velocity"])))
         scores.setdefault((env_id, method), []).append((run.seed, result))
     # with the signatures just cached: a later report needs no model
     pipe.archive_experts()
@@ -614,8 +658,12 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
         f"(n_modes {N_MODES}, lambda_info 1, Q a 100-unit InfoGAN head, 10 Q steps per update) and on plain "
         "GAIL's (one discriminator step per 2,048-step rollout, reward normalised), both discriminators with "
         f"{', '.join(f'{k} {v}' for k, v in DISC_KWARGS.items())} (the imitation benchmark's GAIL setting), "
-        + ", ".join(f"{env_id} {b.imitate_steps[env_id]:,}" for env_id in envs)
-        + f" env steps per run, {args.seeds} seed(s) per method.", "",
+        + ", ".join(f"{env_id} {imitate_steps(args, env_id):,}" for env_id in envs)
+        + f" env steps per run, {args.seeds} seed(s) per method."
+        + (" InfoGAIL, BC pre-trained: before InfoGAIL, its code-conditioned policy is behaviour-cloned on every "
+           "demo (s, a) under a uniformly drawn code, as the original InfoGAIL pre-trained its policy (5,000 Adam "
+           "steps on the squared error of the policy's mean; the exploration noise is kept)."
+           if "infogail-bc" in args.methods else ""), "",
         f"**Measurement.** Each finished run's deterministic policy is rolled out for {episodes} episodes per "
         "code (InfoGAIL, the code held fixed for whole episodes) or per run (GAIL, experts), with the same "
         "evaluation seeds for every code. An episode's signature is its mean forward velocity "
@@ -653,41 +701,42 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
               "| task | method | code → behaviour accuracy | normalised return, forward | normalised return, "
               "backward | mean over the two behaviours | behaviours covered (of 2) | Q accuracy (sampled actions) | runs |",
               "|---|---|---|---|---|---|---|---|---|"]
-    per_pair_mean: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
-    per_pair_acc: list[np.ndarray] = []
+    per_pair_mean: dict[str, list[np.ndarray]] = {m: [] for m in args.methods}
+    per_pair_acc: dict[str, list[np.ndarray]] = {m: [] for m in args.methods}
     for env_id in envs:
-        for method in METHODS:
+        for method in args.methods:
+            name = method_name(args, method)
             results = [r for _, r in scores.get((env_id, method), [])]
             if not results:
-                lines.append(f"| {env_id} | {method} | — | — | — | — | — | — | 0 |")
+                lines.append(f"| {env_id} | {name} | — | — | — | — | — | — | 0 |")
                 continue
             fwd = [r["norm"]["forward"] for r in results]
             bwd = [r["norm"]["backward"] for r in results]
             mean = [(r["norm"]["forward"] + r["norm"]["backward"]) / 2 for r in results]
             per_pair_mean[method].append(np.asarray(mean))
-            if method == "infogail":
+            if is_infogail(method):
                 covered = _fmt([r["covered"] for r in results], 1)
                 acc = [r["accuracy"] for r in results]
-                per_pair_acc.append(np.asarray(acc))
-                lines.append(f"| {env_id} | InfoGAIL (code matched to each behaviour) | {_fmt(acc)} | {_fmt(fwd)} | "
+                per_pair_acc[method].append(np.asarray(acc))
+                lines.append(f"| {env_id} | {name} (code matched to each behaviour) | {_fmt(acc)} | {_fmt(fwd)} | "
                              f"{_fmt(bwd)} | {_fmt(mean)} | {covered} | "
                              f"{_fmt([r['q_accuracy'] for r in results])} | {len(results)} |")
             else:
-                lines.append(f"| {env_id} | GAIL (one policy, no code) | n/a | {_fmt(fwd)} | {_fmt(bwd)} | "
+                lines.append(f"| {env_id} | {name} (one policy, no code) | n/a | {_fmt(fwd)} | {_fmt(bwd)} | "
                              f"{_fmt(mean)} | 1 at most | n/a | {len(results)} |")
     if envs:
         lines += ["", "Across tasks (stratified bootstrap over seeds within tasks):", "",
                   "| method | mean normalised return over behaviours [95% CI] | code → behaviour accuracy [95% CI] |",
                   "|---|---|---|"]
-        for method in METHODS:
+        for method in args.methods:
             groups = per_pair_mean[method]
             if not groups:
                 continue
             m = bstats.stratified_bootstrap_ci(groups, bstats.mean)
-            acc = bstats.stratified_bootstrap_ci(per_pair_acc, bstats.mean) if method == "infogail" else None
-            acc_text = f"{acc[0]:.2f} [{acc[1]:.2f}, {acc[2]:.2f}]" if acc and per_pair_acc else "n/a"
-            lines.append(f"| {'InfoGAIL' if method == 'infogail' else 'GAIL'} | "
-                         f"{m[0]:.2f} [{m[1]:.2f}, {m[2]:.2f}] | {acc_text} |")
+            accuracies = per_pair_acc[method]
+            acc = bstats.stratified_bootstrap_ci(accuracies, bstats.mean) if accuracies else None
+            acc_text = f"{acc[0]:.2f} [{acc[1]:.2f}, {acc[2]:.2f}]" if acc else "n/a"
+            lines.append(f"| {method_name(args, method)} | {m[0]:.2f} [{m[1]:.2f}, {m[2]:.2f}] | {acc_text} |")
 
     lines += ["", "## Per seed", "",
               "Mean forward velocity per code (fraction of its episodes running forward); InfoGAIL's codes "
@@ -695,9 +744,9 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
               "| task | method | seed | signature | accuracy | normalised return (fwd / bwd) |",
               "|---|---|---|---|---|---|"]
     for env_id in envs:
-        for method in METHODS:
+        for method in args.methods:
             for seed, r in sorted(scores.get((env_id, method), []), key=lambda item: item[0]):
-                if method == "infogail":
+                if is_infogail(method):
                     matched = {c: beh for beh, c in r["code_of"].items()}
                     sig_text = "; ".join(f"c={c} → {matched[c]}: {r['velocity'][c]:+.3f} ({r['forward_fraction'][c]:.2f})"
                                          for c in range(N_MODES))
@@ -705,7 +754,7 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
                 else:
                     sig_text = f"{r['velocity']:+.3f} ({r['forward_fraction']:.2f})"
                     acc_text = "n/a"
-                lines.append(f"| {env_id} | {method} | {seed} | {sig_text} | {acc_text} | "
+                lines.append(f"| {env_id} | {method_name(args, method)} | {seed} | {sig_text} | {acc_text} | "
                              f"{r['norm']['forward']:.2f} / {r['norm']['backward']:.2f} |")
     if unfinished:
         lines += ["", f"{unfinished} imitation run(s) have not finished; re-running the `imitate` stage resumes them."]
@@ -714,13 +763,13 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
                   f"signatures: {', '.join(unscored)}."]
     lines += [""]
     if envs:
-        atomic_write_bytes(args.report_dir / "infogail_signatures.png", _signatures_png(points))
+        atomic_write_bytes(args.report_dir / f"{report_stem(args)}_signatures.png", _signatures_png(points))
         lines += ["![per-episode mean forward velocity of experts, InfoGAIL codes and GAIL]"
-                  "(infogail_signatures.png)", "",
+                  f"({report_stem(args)}_signatures.png)", "",
                   "Each point is one evaluation episode's mean forward velocity (black: the experts; colours: "
                   "imitation seeds). InfoGAIL's two codes are placed by the behaviour each was matched to.", ""]
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    path = args.report_dir / "infogail.md"
+    path = args.report_dir / f"{report_stem(args)}.md"
     atomic_write_text(path, "\n".join(lines))
     return path
 
@@ -733,10 +782,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated tasks, one behaviour pair each")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per imitation method (default 3; --quick 1)")
     parser.add_argument("--algo", choices=("ppo", "trpo"), default="ppo", help="agent behind InfoGAIL and GAIL")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"comma-separated imitation methods, of {', '.join(METHODS)} (infogail-bc: InfoGAIL "
+                        f"after behaviour cloning under random codes, as the original); default "
+                        f"{','.join(DEFAULT_METHODS)}")
+    parser.add_argument("--imitate-steps", type=int, default=None, metavar="N",
+                        help="env steps per imitation run instead of the benchmark's (1M); such runs are labelled "
+                        "with their budget (ppo-infogail-bc-2000k), apart from the others")
     add_arguments(parser, "infogail", "figure")
     args = parser.parse_args(argv)
     show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
     args.pairs = task_list(parser, args.pairs, PAIRS)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown or not args.methods:
+        parser.error(f"--methods: unknown {unknown or 'none given'}; choose from {', '.join(METHODS)}")
+    if args.imitate_steps is not None and args.imitate_steps < 1:
+        parser.error(f"--imitate-steps must be a positive number of env steps, got {args.imitate_steps}")
     out = finish_arguments(parser, args, argv, "infogail", RESULTS, ARCHIVE)
     steps = {"experts": stage_experts, "demos": stage_demos, "imitate": stage_imitate, "report": stage_report}
     return run_stages("infogail.py", args.stage, pipeline(args, out),

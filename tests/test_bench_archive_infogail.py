@@ -26,6 +26,18 @@ def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(t
         assert source["eval_episodes"] == 2  # this benchmark's records say how the expert was scored
         row = [line for line in report if line.startswith(f"| Swimmer-v5 | {behaviour} |")]
         assert len(row) == 1 and f"| {Path(source['run_dir']).name}, {source['model']} policy" in row[0], row
+    # a variant beside the benchmark's methods: InfoGAIL after BC under random codes, its own runs and report
+    said = ok("infogail", *infogail(tmp_path / "a", "--methods", "infogail-bc"))
+    assert said[-1] == f"report: {tmp_path / 'a' / 'infogail_infogail-bc.md'}"
+    variant = tmp_path / "a" / "imitate" / "runs" / "ppo-infogail-bc_Swimmer-v5_s0"
+    assert json.loads((variant / "bc.json").read_text())["episodes"] == 4  # both experts' demos, mixed
+    assert yaml.safe_load((variant / "config.yaml").read_text())["bc_kwargs"]["loss"] == "mse"
+    variant_report = tables(tmp_path / "a" / "infogail_infogail-bc.md")
+    assert any(line.startswith("| Swimmer-v5 | InfoGAIL, BC pre-trained (code matched") for line in variant_report)
+    assert not any("| GAIL (one policy" in line for line in variant_report)
+    assert tables(tmp_path / "a" / "infogail.md") == report  # the benchmark's own report untouched
+    refused = run("infogail", *infogail(tmp_path / "a", "--methods", "infogail,vail"))
+    assert refused.returncode == 2 and "--methods: unknown ['vail']" in refused.stderr
     shutil.rmtree(tmp_path / "a")
     store = tmp_path / "arch"
     for name, digest in digests.items():
