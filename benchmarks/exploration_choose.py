@@ -30,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rlgen.atomic import atomic_write_text  # noqa: E402
 from rlgen.bench.report import RunRecord, collect  # noqa: E402
 from rlgen.bench.suite import Suite, SuiteRun, load_suite  # noqa: E402
 
@@ -167,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out == "-":
         print(text)
     else:
-        out = Path(args.out)
-        tmp = out.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        atomic_write_text(Path(args.out), text)
     for method, label in chosen.items():
         print(f"{method}: {label} {bonus_kwargs(tuned, label)}")
     for method, absent in missing.items():

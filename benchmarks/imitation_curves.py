@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rlgen.atomic import atomic_write_text  # noqa: E402
+
 RUN_NAME = re.compile(r"^(?P<label>.+?)-(?P<demos>\d+)_(?P<env>.+)_s(?P<seed>\d+)$")
 LEVELS = (0.5, 0.9)
 LAST = 5
@@ -101,11 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out == "-":
         print(text)
     else:
-        out = Path(args.out)
-        tmp = out.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
-        print(f"report: {out}")
+        atomic_write_text(Path(args.out), text)
+        print(f"report: {args.out}")
     return 0
 
 
