@@ -295,15 +295,18 @@ def test_the_report_gives_each_methods_cells_and_a_bonus_minus_the_same_agent_wi
     task = "rlgen/SparseMountainCar-v0"
 
     def record(label: str, bonus: str | None, seed: int, cells: int) -> RunRecord:
-        config = RunConfig(algo="ppo", env_id=task, bonus=bonus, seed=seed)
-        coverage = (np.array([100.0, 200.0]), np.array([cells // 2, cells]))
+        # half the cells by step 100, within the first tenth (200) of the 2,000 steps; all by step 300
+        config = RunConfig(algo="ppo", env_id=task, bonus=bonus, seed=seed, total_steps=2000)
+        coverage = (np.array([100.0, 300.0]), np.array([cells // 2, cells]))
         return RunRecord(SuiteRun(label, task, seed, config), "finished", np.zeros(0), np.zeros(0), coverage=coverage)
 
     records = [record("ppo", None, 0, 40), record("ppo", None, 1, 44),
                record("ppo+rnd", "rnd", 0, 60), record("ppo+rnd", "rnd", 1, 70)]
     text = "\n".join(_coverage_table(records, [task], ["ppo", "ppo+rnd"]))
-    assert "| rlgen/SparseMountainCar-v0 | ppo | 2 | 42 [40, 44] | — | 40, 44 |" in text
+    assert "| rlgen/SparseMountainCar-v0 | ppo | 2 | 42 [40, 44] | — | 21 [20, 22] | — | — | 40 (20), 44 (22) |" in text
     _, low, high = difference_ci([60, 70], [40, 44])
-    assert f"| ppo+rnd | 2 | 65 [60, 70] | +23 [{low:+.0f}, {high:+.0f}] vs ppo | 60, 70 |" in text
+    _, early_low, early_high = difference_ci([30, 35], [20, 22])
+    assert (f"| ppo+rnd | 2 | 65 [60, 70] | +23 [{low:+.0f}, {high:+.0f}] | 32 [30, 35] | "
+            f"+12 [{early_low:+.0f}, {early_high:+.0f}] | ppo | 60 (30), 70 (35) |") in text
     assert 16 <= low < 23 < high <= 30  # the extremes: 60 - 44 and 70 - 40
     assert "- rlgen/SparseMountainCar-v0: x 0.05 by velocity 0.005" in text
