@@ -384,7 +384,6 @@ def rlgen_suite(args: argparse.Namespace, out: Path) -> Suite:
 
 
 def stage_run(args: argparse.Namespace, out: Path) -> bool:
-    require_venv(args.venv)
     b = budgets(args)
     tasks = [task for task in args.envs if demos_path(out, task).is_file()]
     if not tasks:
@@ -392,6 +391,7 @@ def stage_run(args: argparse.Namespace, out: Path) -> bool:
         return False
     for task in tasks:
         demos_of(out, task)
+    require_venv(args.venv)
     todo = [(task, n, seed) for task in tasks for n in b.trajectories[task] for seed in range(args.seeds)
             if not library_result(out, task, n, seed).is_file()]
     (out / "library").mkdir(parents=True, exist_ok=True)
