@@ -534,3 +534,20 @@ def test_a_damaged_checkpoint_gets_a_one_line_error_naming_the_file(tiny_config,
     with pytest.raises(ConfigError, match=expected) as info:
         train(tiny_config(total_steps=512, run_name="run"), resume=True)
     assert "\n" not in str(info.value)
+
+
+def test_collect_demos_on_another_env_id_with_the_same_spaces(tiny_config):
+    from rlgen.agents import collect_demos
+
+    run_dir = train(tiny_config(total_steps=256)).run_dir
+    trajs = collect_demos(run_dir, 2, seed=3, env_id="CartPole-v0")  # v1's spaces, a 200-step time limit
+    assert trajs.env_id == "CartPole-v0" and len(trajs) == 2
+    import gymnasium as gym
+
+    np.testing.assert_array_equal(trajs[0].obs[0], gym.make("CartPole-v0").reset(seed=3)[0])
+    assert all(len(traj) <= 200 for traj in trajs)
+    same = collect_demos(run_dir, 2, seed=3)
+    np.testing.assert_array_equal(trajs[0].acts[:10], same[0].acts[:10])  # the same policy acting
+    with pytest.raises(ConfigError, match="Acrobot-v1 has observation_space .* cannot act there") as info:
+        collect_demos(run_dir, 1, env_id="Acrobot-v1")
+    assert "\n" not in str(info.value)

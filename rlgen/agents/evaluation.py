@@ -180,10 +180,25 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
             evaluator.close()
 
 
+def _check_same_spaces(config: RunConfig, env: Any) -> None:
+    """A :class:`ConfigError` in one line unless ``env`` has the observation and action spaces of the run's own
+    env (``config.env_id`` with its env keywords): its policy cannot act on another env otherwise."""
+    own = make_env_fn(config.env_id, config.env_kwargs, None, False)()
+    try:
+        for name in ("observation_space", "action_space"):
+            mine, theirs = getattr(own, name), getattr(env, name)
+            if mine != theirs:
+                raise ConfigError(f"{env.spec.id if env.spec else env} has {name} {theirs}, but the run's "
+                                  f"{config.env_id} has {mine}: its policy cannot act there")
+    finally:
+        own.close()
+
+
 def collect_demos(run_dir: str | Path, episodes: int | None = None, *, deterministic: bool = True, seed: int = 0,
                   progress_bar: bool = False, code: int | None = None, best: bool = False,
                   min_return: float | None = None, n_episodes: int | None = None, video: str | Path | None = None,
-                  video_steps: int | None = None, video_size: tuple[int, int] | None = None) -> Any:
+                  video_steps: int | None = None, video_size: tuple[int, int] | None = None,
+                  env_id: str | None = None) -> Any:
     """Roll out a run's policy (with ``best``: that of its best periodic evaluation) for ``episodes`` and
     return its ``rlgen.imitation.demos.Trajectories``; with ``min_return``, only episodes that reach it
     count (``rlgen.imitation.collect_demos``).
@@ -193,6 +208,9 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
     An infogail run's policy needs ``code``, the latent code it acts under in every episode.
     ``video``, ``video_steps``, ``video_size``: as in :func:`evaluate`; the video shows every episode rolled
     out, those ``min_return`` leaves out too. ``n_episodes`` is the old name of ``episodes`` (deprecated).
+    ``env_id`` rolls the policy out on another Gymnasium id (with the run's env keywords) whose observation
+    and action spaces are the run's env's, say a Hopper-v5 expert on Hopper-v4; the demos carry that id
+    and its rewards. Other spaces: :class:`ConfigError`.
     """
     from rlgen.imitation import DemoError
     from rlgen.imitation import collect_demos as collect
@@ -210,13 +228,20 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         observe = policy_observation(config, code)
     except ConfigError as exc:
         raise ConfigError(f"{run_dir}: {exc}") from None
+    rollout_id = config.env_id if env_id is None else env_id
     render_kwargs = _render_kwargs(video, video_size)
     try:
-        env = make_env_fn(config.env_id, {**config.env_kwargs, **(render_kwargs or {})}, None, False)()
+        env = make_env_fn(rollout_id, {**config.env_kwargs, **(render_kwargs or {})}, None, False)()
     except (TypeError, ValueError) as exc:
         if render_kwargs is None:
             raise
-        raise _cannot_render(config.env_id, exc) from None
+        raise _cannot_render(rollout_id, exc) from None
+    if rollout_id != config.env_id:
+        try:
+            _check_same_spaces(config, env)
+        except ConfigError:
+            env.close()
+            raise
     normalizer: VecNormalize | None = None
     if stats_path is not None:  # the statistics are those of the policy's observations (coded ones, say)
         inner = policy_env(DummyVecEnv([lambda: env]), config, code=code)
@@ -246,7 +271,7 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         # sampled actions repeat for a seed, without moving the caller's RNG
         with torch_threads(config.torch_threads), torch.random.fork_rng():
             torch.manual_seed(seed)
-            demos = collect(policy, env, episodes, seed=seed, env_id=config.env_id, progress_bar=progress_bar,
+            demos = collect(policy, env, episodes, seed=seed, env_id=rollout_id, progress_bar=progress_bar,
                             min_return=min_return, on_step=record if clip is not None else None)
         if clip is not None:
             clip.close()
