@@ -1,8 +1,8 @@
 """Steps/s of rlgen's run loop and of VIME beside plain SB3, measured side by side in one run.
 
-    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop,layout,vime,gain,gail,density]
+    python benchmarks/throughput.py [--steps 20000] [--repeats 3] [--only loop,layout,vime,gain,gail,density,checks]
 
-Six measurements, each a section of benchmarks/results/throughput.md (``--only`` re-measures some and keeps
+Seven measurements, each a section of benchmarks/results/throughput.md (``--only`` re-measures some and keeps
 the other sections as they were, each with the command and date that produced it):
 
 - loop: PPO on Ant-v5 with its preset, plain SB3 (the same env stack and hyperparameters built by hand)
@@ -15,7 +15,8 @@ the other sections as they were, each with the command and date that produced it
 - gail: PPO on Hopper-v5 without and with GAIL (defaults, and with a gradient penalty of 10; the
   demonstrations are 10 episodes of a random policy, which costs the same as an expert's), the three stacks
   trained one rollout at a time in turn, and GAIL's own share of the GAIL runs' time;
-- density: PPO on rlgen/SparseHalfCheetah-v0 with the density-model bonus (each model), beside plain PPO.
+- density: PPO on rlgen/SparseHalfCheetah-v0 with the density-model bonus (each model), beside plain PPO;
+- checks: PPO on Hopper-v5 through ``rlgen train`` with torch's distribution argument checks on and off.
 
 Rows alternate within each repeat so all see the same machine load; tables give the median over
 repeats. steps/s = training steps / seconds inside SB3's ``learn()`` (rlgen's callbacks included: checkpoints,
@@ -368,7 +369,35 @@ def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:
             "the model's training steps on its replay pool."]
 
 
-SECTIONS = ("loop", "layout", "vime", "gain", "gail", "density")
+def measure_checks(steps: int, repeats: int, tmp: Path) -> list[str]:
+    """``rlgen train`` (PPO preset on Hopper-v5) as it runs, torch's distribution argument checks off inside
+    learn(), against the same with them on (the run loop's context replaced by a no-op)."""
+    import contextlib
+
+    from rlgen.agents import run as run_module
+
+    def config():
+        return build_config("ppo", "Hopper-v5", total_steps=steps, progress_bar=False, eval_freq=0)
+
+    unchecked = run_module.unchecked_distributions
+    rows: dict[str, list[float]] = {"checks on": [], "checks off (rlgen)": []}
+    try:
+        for i in range(repeats):
+            run_module.unchecked_distributions = contextlib.nullcontext  # type: ignore[assignment]
+            rows["checks on"].append(rlgen_loop(config(), tmp, f"checked{i}"))
+            run_module.unchecked_distributions = unchecked
+            rows["checks off (rlgen)"].append(rlgen_loop(config(), tmp, f"unchecked{i}"))
+            print(f"checks {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
+    finally:
+        run_module.unchecked_distributions = unchecked
+    return [f"## torch's distribution checks: PPO on Hopper-v5, `rlgen train` ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "checks on"), "",
+            "torch.distributions checks a Normal's parameters and each sample's support at every env step by "
+            "default; rlgen's run loop turns that off inside learn() (rlgen.agents.run.unchecked_distributions; "
+            "the same numbers, a diverged policy's NaN action is stopped by FiniteGuard instead)."]
+
+
+SECTIONS = ("loop", "layout", "vime", "gain", "gail", "density", "checks")
 MARK = "<!-- section: {} -->"
 
 
@@ -418,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                 "vime": lambda tmp: measure_vime(args.steps, args.repeats, tmp),
                 "gain": lambda tmp: measure_gain(args.repeats),
                 "gail": lambda tmp: measure_gail(args.steps, args.repeats, tmp),
-                "density": lambda tmp: measure_density(args.steps, args.repeats, tmp)}
+                "density": lambda tmp: measure_density(args.steps, args.repeats, tmp),
+                "checks": lambda tmp: measure_checks(args.steps, args.repeats, tmp)}
     new: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in SECTIONS:

@@ -551,3 +551,36 @@ def test_collect_demos_on_another_env_id_with_the_same_spaces(tiny_config):
     with pytest.raises(ConfigError, match="Acrobot-v1 has observation_space .* cannot act there") as info:
         collect_demos(run_dir, 1, env_id="Acrobot-v1")
     assert "\n" not in str(info.value)
+
+
+def test_training_runs_without_distribution_checks_and_a_nan_action_still_stops_it(tiny_config, monkeypatch):
+    import contextlib
+
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlgen.agents import run as run_module
+    from rlgen.agents.envstack import FiniteGuard, NonFiniteAction
+    from tests.fakes import LineEnv
+
+    seen = []
+    original = run_module.unchecked_distributions
+
+    @contextlib.contextmanager
+    def recording():
+        with original():
+            seen.append(torch.distributions.Distribution._validate_args)
+            yield
+
+    before = torch.distributions.Distribution._validate_args
+    monkeypatch.setattr(run_module, "unchecked_distributions", recording)
+    train(tiny_config(total_steps=128, eval_freq=0))
+    assert seen == [False]  # learn() ran with the checks off ...
+    assert torch.distributions.Distribution._validate_args == before  # ... and they are back as they were
+
+    guard = FiniteGuard(DummyVecEnv([lambda: LineEnv(horizon=5)]), "rlgen-test/Line")
+    guard.reset()
+    guard.step(np.array([[0.5]], dtype=np.float32))
+    with pytest.raises(NonFiniteAction, match="non-finite action at step 2: its training diverged") as info:
+        guard.step(np.array([[np.nan]], dtype=np.float32))
+    assert "\n" not in str(info.value)

@@ -120,14 +120,26 @@ class NonFiniteEnvOutput(ConfigError):
     """An env returned a NaN or infinite reward or observation."""
 
 
+class NonFiniteAction(NonFiniteEnvOutput):
+    """The policy gave the env a NaN or infinite action (its training diverged)."""
+
+
 class FiniteGuard(VecEnvWrapper):
     """Stops a run at the first non-finite reward or observation the env returns, naming the env and the step,
     before it reaches VecNormalize's running statistics (one NaN there spoils every later observation and
-    reward) or a wrapper's model. Costs an ``isfinite`` over each step's arrays."""
+    reward) or a wrapper's model, and at the first non-finite action the policy sends (the run loop turns off
+    torch's distribution argument checks, which caught that before, for speed). Costs an ``isfinite`` over
+    each step's arrays."""
 
     def __init__(self, venv: VecEnv, env_id: str):
         super().__init__(venv)
         self.env_id, self.steps = env_id, 0
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if isinstance(actions, np.ndarray) and actions.dtype.kind in "fc" and not np.all(np.isfinite(actions)):
+            raise NonFiniteAction(f"the policy sent {self.env_id} a non-finite action at step {self.steps + 1}: "
+                                  f"its training diverged (the run's last checkpoint is kept)")
+        self.venv.step_async(actions)
 
     def reset(self) -> Any:
         obs = self.venv.reset()

@@ -202,13 +202,14 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
         learn_time = 0.0
         if remaining > 0:
             learn_start = time.perf_counter()
-            model.learn(
-                remaining,
-                callback=CallbackList([*(wrapper.callback for wrapper in session.wrappers), run_callback]),
-                reset_num_timesteps=not resume,
-                progress_bar=config.progress_bar,
-                **_log_interval(model),
-            )
+            with unchecked_distributions():
+                model.learn(
+                    remaining,
+                    callback=CallbackList([*(wrapper.callback for wrapper in session.wrappers), run_callback]),
+                    reset_num_timesteps=not resume,
+                    progress_bar=config.progress_bar,
+                    **_log_interval(model),
+                )
             learn_time = time.perf_counter() - learn_start
         else:
             run_callback.init_callback(model)
@@ -219,6 +220,21 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
         save_checkpoint(model, run, history, session.wrappers)
         save_final(model, run, session.wrappers)
     return session.finish(model, history, learn_time)
+
+
+@contextlib.contextmanager
+def unchecked_distributions() -> Iterator[None]:
+    """torch.distributions without argument checks inside the block (restored after): a Normal checks its
+    parameters and every sample's support at each env step, ~a quarter of a small policy's forward pass.
+    Nothing numeric changes; a diverged policy's NaN action is caught by FiniteGuard instead."""
+    import torch
+
+    before = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(before)
 
 
 # -- behaviour cloning -----------------------------------------------------------------------------
