@@ -16,7 +16,8 @@ the other sections as they were, each with the command and date that produced it
   demonstrations are 10 episodes of a random policy, which costs the same as an expert's), the three stacks
   trained one rollout at a time in turn, and GAIL's own share of the GAIL runs' time;
 - density: PPO on rlgen/SparseHalfCheetah-v0 with the density-model bonus (each model), beside plain PPO;
-- checks: PPO on Hopper-v5 through ``rlgen train`` with torch's distribution argument checks on and off.
+- checks: PPO on Hopper-v5 through ``rlgen train``: torch's distribution argument checks on and off, SB3's
+  forward and rlgen's functional one.
 
 Rows alternate within each repeat so all see the same machine load; tables give the median over
 repeats. steps/s = training steps / seconds inside SB3's ``learn()`` (rlgen's callbacks included: checkpoints,
@@ -370,8 +371,9 @@ def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:
 
 
 def measure_checks(steps: int, repeats: int, tmp: Path) -> list[str]:
-    """``rlgen train`` (PPO preset on Hopper-v5) as it runs, torch's distribution argument checks off inside
-    learn(), against the same with them on (the run loop's context replaced by a no-op)."""
+    """``rlgen train`` (PPO preset on Hopper-v5) as it runs (torch's distribution argument checks off inside
+    learn(), the policy's fast forward), against the same with SB3's own forward, and with the checks on too
+    (the run loop's pieces replaced by no-ops)."""
     import contextlib
 
     from rlgen.agents import run as run_module
@@ -379,22 +381,27 @@ def measure_checks(steps: int, repeats: int, tmp: Path) -> list[str]:
     def config():
         return build_config("ppo", "Hopper-v5", total_steps=steps, progress_bar=False, eval_freq=0)
 
-    unchecked = run_module.unchecked_distributions
-    rows: dict[str, list[float]] = {"checks on": [], "checks off (rlgen)": []}
+    unchecked, fast = run_module.unchecked_distributions, run_module.install_fast_forward
+    variants = {"checks on, SB3's forward": (contextlib.nullcontext, lambda policy: False),
+                "checks off, SB3's forward": (unchecked, lambda policy: False),
+                "checks off, fast forward (rlgen)": (unchecked, fast)}
+    rows: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for i in range(repeats):
-            run_module.unchecked_distributions = contextlib.nullcontext  # type: ignore[assignment]
-            rows["checks on"].append(rlgen_loop(config(), tmp, f"checked{i}"))
-            run_module.unchecked_distributions = unchecked
-            rows["checks off (rlgen)"].append(rlgen_loop(config(), tmp, f"unchecked{i}"))
+            for j, (name, (context, install)) in enumerate(variants.items()):
+                run_module.unchecked_distributions, run_module.install_fast_forward = context, install
+                rows[name].append(rlgen_loop(config(), tmp, f"checks{i}-{j}"))
             print(f"checks {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
     finally:
-        run_module.unchecked_distributions = unchecked
-    return [f"## torch's distribution checks: PPO on Hopper-v5, `rlgen train` ({steps:,} steps per run)", "",
-            *table(rows, "steps/s", "checks on"), "",
+        run_module.unchecked_distributions, run_module.install_fast_forward = unchecked, fast
+    return [f"## The policy call at each env step: PPO on Hopper-v5, `rlgen train` ({steps:,} steps per run)", "",
+            *table(rows, "steps/s", "checks on, SB3's forward"), "",
             "torch.distributions checks a Normal's parameters and each sample's support at every env step by "
             "default; rlgen's run loop turns that off inside learn() (rlgen.agents.run.unchecked_distributions; "
-            "the same numbers, a diverged policy's NaN action is stopped by FiniteGuard instead)."]
+            "a diverged policy's NaN action is stopped by FiniteGuard instead) and gives a plain MLP policy a "
+            "functional forward (rlgen.agents.fast_policy: the same tensor operations without per-module "
+            "bookkeeping). Neither changes a number: tests/test_fast_policy.py trains PPO, TRPO and A2C with "
+            "and without it to bit-identical parameters."]
 
 
 SECTIONS = ("loop", "layout", "vime", "gain", "gail", "density", "checks")

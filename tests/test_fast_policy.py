@@ -1,0 +1,59 @@
+"""rlgen.agents.fast_policy: the functional forward gives SB3's actions, values and log-probabilities bit for bit."""
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import TRPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlgen.agents.fast_policy import install_fast_forward
+from tests.fakes import LineEnv
+
+
+def _venv(n=3):
+    return DummyVecEnv([lambda: gym.wrappers.TimeLimit(LineEnv(horizon=20), 20) for _ in range(n)])
+
+
+@pytest.mark.parametrize("policy_kwargs", [{"net_arch": [16, 16]},
+                                           {"net_arch": {"pi": [8], "vf": [16, 4]}, "activation_fn": torch.nn.ReLU,
+                                            "log_std_init": -0.7}])
+def test_the_fast_forward_returns_what_sb3s_does_for_the_same_rng_state(policy_kwargs):
+    model = PPO("MlpPolicy", _venv(), policy_kwargs=policy_kwargs, seed=0, device="cpu")
+    fast = copy.deepcopy(model.policy)
+    assert install_fast_forward(fast)
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(5, 2)), dtype=torch.float32)
+    with torch.no_grad():
+        for deterministic in (False, True):
+            torch.manual_seed(7)
+            expected = model.policy(obs, deterministic=deterministic)
+            torch.manual_seed(7)
+            got = fast(obs, deterministic=deterministic)
+            for e, g in zip(expected, got, strict=True):
+                assert e.shape == g.shape and torch.equal(e, g)
+    assert not torch.equal(got[0], fast(obs)[0])  # stochastic: other draws give other actions
+
+
+@pytest.mark.parametrize("algo", [PPO, TRPO, A2C])
+def test_training_with_the_fast_forward_is_training_without_it(algo):
+    def trained(fast):
+        model = algo("MlpPolicy", _venv(2), n_steps=32, seed=3, device="cpu", policy_kwargs={"net_arch": [8]},
+                     **({"batch_size": 32} if algo is not A2C else {}))
+        assert install_fast_forward(model.policy) if fast else True
+        model.learn(128)
+        return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    assert torch.equal(trained(True), trained(False))
+
+
+def test_other_policies_are_left_alone():
+    discrete = PPO("MlpPolicy", "CartPole-v1", device="cpu")
+    assert not install_fast_forward(discrete.policy)
+    sde = PPO("MlpPolicy", _venv(1), use_sde=True, device="cpu")
+    assert not install_fast_forward(sde.policy)
+    elu = PPO("MlpPolicy", _venv(1), policy_kwargs={"activation_fn": torch.nn.ELU}, device="cpu")
+    assert not install_fast_forward(elu.policy)
+    assert "forward" not in vars(elu.policy)  # untouched: the class's own forward
