@@ -76,3 +76,10 @@ def test_check_flags_benchmark_runs_without_the_chosen_setting_whatever_the_agen
 def test_a_missing_runs_folder_is_a_one_line_error(tmp_path):
     done = run("exploration_choose", "--runs", tmp_path / "nowhere", "--out", "-")
     assert done.returncode == 2 and "is not a folder" in done.stderr
+
+
+def test_the_exploration_suite_uses_the_settings_its_committed_tuning_runs_chose():
+    """The benchmark's bonus settings are the ones the archived tuning runs pick (no hand edits after)."""
+    done = run("exploration_choose", "--out", "-", "--check", "exploration")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ppo+vime: ppo+vime-eta0.01 {'eta': 0.01}" in done.stdout
