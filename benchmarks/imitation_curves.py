@@ -15,7 +15,6 @@ each seed's numbers. Nothing is trained or rolled out; it runs in seconds.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rlgen.agents.rundir import read_eval_history  # noqa: E402
 from rlgen.atomic import atomic_write_text  # noqa: E402
 
 RUN_NAME = re.compile(r"^(?P<label>.+?)-(?P<demos>\d+)_(?P<env>.+)_s(?P<seed>\d+)$")
@@ -36,10 +36,9 @@ LAST = 5
 
 def curve(run_dir: Path, random: float, expert: float) -> tuple[np.ndarray, np.ndarray]:
     """(steps, normalised return) of a run's periodic evaluations."""
-    with open(run_dir / "eval.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    steps = np.array([float(row["timesteps"]) for row in rows])
-    scores = (np.array([float(row["mean_return"]) for row in rows]) - random) / (expert - random)
+    rows = read_eval_history(run_dir / "eval.csv")
+    steps = np.array([row["timesteps"] for row in rows])
+    scores = (np.array([row["mean_return"] for row in rows]) - random) / (expert - random)
     return steps, scores
 
 

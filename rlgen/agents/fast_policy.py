@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.distributions import DiagGaussianDistribution
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import Tensor, nn
@@ -47,9 +47,12 @@ def _layers(net: nn.Module) -> Layers | None:
     return pairs
 
 
-def _plain(policy: ActorCriticPolicy) -> tuple[Layers, Layers] | None:
+def _plain(policy: BasePolicy) -> tuple[Layers, Layers] | None:
     """The actor's and critic's hidden layers if ``policy`` has the shape the fast forward reproduces."""
-    if type(policy) is not ActorCriticPolicy or not policy.share_features_extractor or policy.use_sde:
+    if type(policy) is not ActorCriticPolicy:
+        return None
+    assert isinstance(policy, ActorCriticPolicy)
+    if not policy.share_features_extractor or policy.use_sde:
         return None
     space = policy.observation_space
     if not isinstance(space, spaces.Box) or is_image_space(space) or not isinstance(policy.action_space, spaces.Box):
@@ -66,8 +69,9 @@ def _plain(policy: ActorCriticPolicy) -> tuple[Layers, Layers] | None:
     return actor, critic
 
 
-def install_fast_forward(policy: ActorCriticPolicy) -> bool:
-    """Give ``policy`` (in place) the fast ``forward`` if it has the plain shape; returns whether it did."""
+def install_fast_forward(policy: BasePolicy) -> bool:
+    """Give ``policy`` (in place) the fast ``forward`` if it has the plain shape; returns whether it did (any
+    other policy, an off-policy agent's say, is left alone)."""
     layers = _plain(policy)
     if layers is None:
         return False

@@ -23,7 +23,6 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -198,8 +197,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
                 stats = pretrain_with_demos(model, venv, config)
                 atomic_write_text(run.path / BC_FILE, json.dumps(stats, indent=2))
         model.set_logger(configure(str(run.tb_dir), ["tensorboard"]))
-        if isinstance(getattr(model, "policy", None), ActorCriticPolicy):
-            install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead
+        install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead (plain MLPs only)
 
         run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers)
         remaining = config.total_steps - model.num_timesteps

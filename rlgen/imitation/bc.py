@@ -124,10 +124,12 @@ def clone_demos(policy: ActorCriticPolicy, demos: Trajectories, normalizer: VecN
     numbers of ``pairs`` and ``episodes`` cloned.
     """
     obs, acts, _, _ = demos.transitions()
-    every_obs = np.concatenate([traj.obs for traj in demos])
     if augment is not None:
-        obs, every_obs = augment(obs), augment(every_obs)
+        obs = augment(obs)
     if normalizer is not None and normalizer.norm_obs:
+        every_obs = np.concatenate([traj.obs for traj in demos])
+        if augment is not None:
+            every_obs = augment(every_obs)
         normalizer.obs_rms.mean = every_obs.mean(axis=0).astype(np.float64)
         normalizer.obs_rms.var = every_obs.var(axis=0).astype(np.float64)
         normalizer.obs_rms.count = float(len(every_obs))
