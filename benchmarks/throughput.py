@@ -14,7 +14,8 @@ the other sections as they were, each with the command and date that produced it
   ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action);
 - gail: PPO on Hopper-v5 without and with GAIL (defaults, and with a gradient penalty of 10; the
   demonstrations are 10 episodes of a random policy, which costs the same as an expert's), the three stacks
-  trained one rollout at a time in turn, and GAIL's own share of the GAIL runs' time;
+  trained one rollout at a time in turn, and GAIL's own share of the GAIL runs' time; with the PPO preset's one
+  env of 2,048 steps and with the imitation benchmarks' four envs of 512;
 - density: PPO on rlgen/SparseHalfCheetah-v0 with the density-model bonus (each model), beside plain PPO;
 - checks: PPO on Hopper-v5 through ``rlgen train``: torch's distribution argument checks on and off, SB3's
   forward and rlgen's functional one.
@@ -278,6 +279,7 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
     from stable_baselines3.common.callbacks import CallbackList
 
     from rlgen.agents.envstack import attach_reward_wrappers, build_model, vec_normalize
+    from rlgen.agents.run import install_fast_forward, unchecked_distributions
 
     torch.set_num_threads(1)
     stacks = {}
@@ -286,11 +288,12 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
         venv, wrappers = attach_reward_wrappers(make_vec_env(config), config)
         callbacks = [wrapper.callback for wrapper in wrappers]
         model = build_model(config, vec_normalize(venv, config))
+        install_fast_forward(model.policy)  # as the run loop does
         stacks[name] = (model, CallbackList(callbacks), wrappers, config.hyperparams["n_steps"] * config.n_envs)
     seconds = dict.fromkeys(configs, 0.0)
     done = dict.fromkeys(configs, 0)
     try:
-        with GailClock() as clock:
+        with GailClock() as clock, unchecked_distributions():
             while min(done.values()) < steps:
                 for name, (model, callback, _, rollout) in stacks.items():
                     start = time.perf_counter()
@@ -304,6 +307,10 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
             {name: sum(clock[w] for w in stacks[name][2]) / seconds[name] for name in configs})
 
 
+GAIL_LAYOUTS = {"one env of 2,048 steps (the PPO Hopper-v5 preset)": {},
+                "four envs of 512 steps (the imitation benchmarks' layout)": {"n_envs": 4, "n_steps": 512}}
+
+
 def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
     from rlgen.imitation import collect_demos, save_demos
 
@@ -314,40 +321,46 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
                                          env, 10, env_id="Hopper-v5"))
     env.close()
 
-    def config(**fields):
-        return build_config("ppo", "Hopper-v5", total_steps=steps, progress_bar=False, eval_freq=0, **fields)
+    def config(layout: dict[str, int], **fields):
+        hyperparams = {"n_steps": layout["n_steps"]} if "n_steps" in layout else {}
+        return build_config("ppo", "Hopper-v5", total_steps=steps, progress_bar=False, eval_freq=0,
+                            n_envs=layout.get("n_envs", 1), hyperparams=hyperparams, **fields)
 
     gp = "PPO + GAIL, gradient penalty 10"
-    configs = {"PPO": config(),
-               "PPO + GAIL": config(imitation="gail", demos=str(demos_path)),
-               gp: config(imitation="gail", demos=str(demos_path), imitation_kwargs={"gradient_penalty": 10.0})}
-    rows: dict[str, list[float]] = {name: [] for name in configs}
-    share: dict[str, list[float]] = {name: [] for name in configs if name != "PPO"}
-    for i in range(repeats):
-        speed, gail_share = interleaved_stacks(configs, steps)
-        for name in configs:
-            rows[name].append(speed[name])
-        for name in share:
-            share[name].append(gail_share[name])
-        print(f"gail {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items())
-              + "; GAIL's share: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in share.items()), flush=True)
-    inside = ["| GAIL setting | GAIL's share of learn() (median) | repeats | 1 - share |", "|---|---|---|---|"]
-    for name, values in share.items():
-        med = statistics.median(values)
-        inside.append(f"| {name} | {med:.3f} | {', '.join(f'{v:.3f}' for v in values)} | {1 - med:.3f} |")
-    trained = -(-steps // 2048) * 2048  # whole rollouts
-    return [f"## GAIL's cost: PPO on Hopper-v5 ({trained:,} steps per run: whole 2,048-step rollouts)", "",
-            *table(rows, "steps/s", "PPO"), "",
-            "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
-            "of each GAIL run's learn() time:", "", *inside, "",
-            "Each repeat builds the three runs' stacks as `rlgen train` does (env with Monitor but no log "
-            "file, reward wrapper, VecNormalize, the PPO preset with one env of 2,048 steps) and trains them "
-            "one 2,048-step rollout at a time in turn, so every row sees the machine of the same seconds "
-            "(identical seeded runs, run whole one after another, varied by more than GAIL costs). GAIL with "
-            "its defaults: the discriminator's reward computed at every env step, one discriminator update "
-            "per 2,048 transitions; the gradient penalty (the imitation benchmark's setting) adds a second "
-            "backward pass to that update. Target: >= 0.85 of PPO's steps/s. The clock runs in GAIL's rows "
-            "only (a few microseconds per step), so their ratios lean low."]
+    lines = [f"## GAIL's cost: PPO on Hopper-v5 ({-(-steps // 2048) * 2048:,} steps per run: whole 2,048-transition "
+             "rollouts)", ""]
+    for layout_name, layout in GAIL_LAYOUTS.items():
+        configs = {"PPO": config(layout),
+                   "PPO + GAIL": config(layout, imitation="gail", demos=str(demos_path)),
+                   gp: config(layout, imitation="gail", demos=str(demos_path),
+                              imitation_kwargs={"gradient_penalty": 10.0})}
+        rows: dict[str, list[float]] = {name: [] for name in configs}
+        share: dict[str, list[float]] = {name: [] for name in configs if name != "PPO"}
+        for i in range(repeats):
+            speed, gail_share = interleaved_stacks(configs, steps)
+            for name in configs:
+                rows[name].append(speed[name])
+            for name in share:
+                share[name].append(gail_share[name])
+            print(f"gail, {layout_name}, {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items())
+                  + "; GAIL's share: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in share.items()), flush=True)
+        inside = ["| GAIL setting | GAIL's share of learn() (median) | repeats | 1 - share |", "|---|---|---|---|"]
+        for name, values in share.items():
+            med = statistics.median(values)
+            inside.append(f"| {name} | {med:.3f} | {', '.join(f'{v:.3f}' for v in values)} | {1 - med:.3f} |")
+        lines += [f"### {layout_name[0].upper()}{layout_name[1:]}", "", *table(rows, "steps/s", "PPO"), "",
+                  "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
+                  "of each GAIL run's learn() time:", "", *inside, ""]
+    return lines + [
+        "Each repeat builds the three runs' stacks of a layout as `rlgen train` does (env with Monitor but no log "
+        "file, reward wrapper, VecNormalize, the PPO preset with the layout's envs and rollout, the run loop's fast "
+        "policy forward and unchecked distributions) and trains them one rollout at a time in turn, so every row "
+        "sees the machine of the same seconds (identical seeded runs, run whole one after another, varied by more "
+        "than GAIL costs). GAIL with its defaults: the discriminator's reward computed at every env step, for all "
+        "envs at once (so its fixed cost per call is shared by the envs), one discriminator update per 2,048 "
+        "transitions; the gradient penalty (the imitation benchmark's setting) adds a second backward pass to "
+        "that update. Target: >= 0.95 of PPO's steps/s. The clock runs in GAIL's rows only (a few microseconds "
+        "per step), so their ratios lean low."]
 
 
 def measure_density(steps: int, repeats: int, tmp: Path) -> list[str]:

@@ -39,21 +39,6 @@ LOG_EVERY = 2048
 """Logs (SB3's lines, a bonus's rows) get a row about once per this many transitions, whatever the rollout size."""
 
 
-def observations_and_next(obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """(the observations flattened per env, the true next observations).
-
-    At an episode end SB3's VecEnv has already reset that env, so ``obs`` holds the reset observation;
-    the observation the transition really ended in is ``info["terminal_observation"]``.
-    """
-    flat = np.asarray(obs, dtype=np.float32).reshape(len(dones), -1)
-    next_obs = flat.copy()
-    for i, done in enumerate(dones):
-        if done and infos[i].get("terminal_observation") is not None:
-            next_obs[i] = np.asarray(infos[i]["terminal_observation"], dtype=np.float32).reshape(-1)
-    return flat, next_obs
-
-
 class TransitionRecorder:
     """Turns a VecEnv's reset/step calls into transitions (s, a, s'), flattened per env, float32 observations.
 
@@ -93,13 +78,24 @@ class TransitionRecorder:
 
     def on_step(self, obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(s, a, s') of the step just taken, each with one row per env; the step's observation becomes s."""
+        """(s, a, s') of the step just taken, each with one row per env; the step's observation becomes s.
+
+        Read the arrays, do not write them: without an episode end s' is the very array that the next step's s
+        will be (one copy less at every env step)."""
         if self.last_obs is None or self.actions is None:
             raise RuntimeError(f"{self.owner}.step_wait called before reset/step_async")
         self.steps += 1
-        self.check_finite(obs, "observation")
-        flat, next_obs = observations_and_next(obs, dones, infos)
-        self.check_finite(next_obs, "terminal observation")
+        flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        self.check_finite(flat, "observation")
+        ended = np.flatnonzero(dones)
+        next_obs = flat
+        if len(ended):  # the VecEnv has reset these envs: their transitions end in info["terminal_observation"]
+            next_obs = flat.copy()
+            for i in ended:
+                terminal = infos[i].get("terminal_observation")
+                if terminal is not None:
+                    next_obs[i] = np.asarray(terminal, dtype=np.float32).reshape(-1)
+            self.check_finite(next_obs[ended], "terminal observation")
         transition = (self.last_obs, self.actions, next_obs)
         self.last_obs = flat
         return transition

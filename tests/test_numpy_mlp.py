@@ -70,11 +70,11 @@ def test_layers_it_cannot_run_give_none(make):
     assert NumpyMLP.of(nn.Sequential(nn.Linear(5, 5), make())) is None
 
 
-def trained_discriminator(**options):
+def trained_discriminator(use_next_obs=True, **options):
     obs_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
     act_space = spaces.Box(-1, 1, (2,), np.float32)
     torch.manual_seed(0)
-    disc = Discriminator(obs_space, act_space, use_next_obs=True, **options)
+    disc = Discriminator(obs_space, act_space, use_next_obs=use_next_obs, **options)
     rng = np.random.default_rng(1)
     expert = (rng.normal(size=(64, 4)), rng.uniform(-1, 1, (64, 2)), rng.normal(size=(64, 4)))
     policy = (rng.normal(1.0, 2.0, (64, 4)), rng.uniform(-1, 1, (64, 2)), rng.normal(size=(64, 4)))
@@ -104,6 +104,21 @@ def test_discriminator_reward_matches_its_torch_logits(options):
     disc.eval()
     with torch.no_grad():
         np.testing.assert_allclose(disc.reward(*x, kind="airl"), disc.logits(*x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True}, {"absorbing": True}, {"use_next_obs": False}])
+def test_step_reward_is_reward_for_recorded_rows(options):
+    """The unchecked per-step path gives reward()'s numbers (the fallback where it cannot run)."""
+    options = dict(options)
+    use_next_obs = options.pop("use_next_obs", True)
+    disc, (s, a, s2) = trained_discriminator(use_next_obs, **options)
+    disc.eval()
+    s, a, s2 = (part[:3].astype(np.float32) for part in (s, a, s2))  # as the recorder gives them; row 0 clipped
+    for kind in ("gail", "log_d", "airl"):
+        fast = disc.step_reward(s, a, s2 if use_next_obs else None, kind=kind)
+        assert fast.shape == (3,) and fast.dtype == np.float32
+        np.testing.assert_array_equal(fast, disc.reward(s, a, s2 if use_next_obs else None, kind=kind))
+        assert len(np.unique(fast)) == 3
 
 
 def test_code_posterior_log_prob_in_numpy_matches_torch():

@@ -66,6 +66,7 @@ logs ``gail/*`` to TensorBoard:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -229,19 +230,20 @@ class GAIL(RewardWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
         s, a, next_obs = self.recorder.on_step(obs, dones, infos)
-        rewards = self.discriminator.reward(s, a, next_obs, kind=self.reward_kind)
+        rewards = self.discriminator.step_reward(s, a, next_obs, kind=self.reward_kind)
         terminal = None
         if self.absorbing:
             terminal = np.array([bool(done) and not info.get("TimeLimit.truncated", False)
                                  for done, info in zip(dones, infos, strict=True)])
             rewards[terminal] += np.float32(self.absorbing_return)
-        if not np.isfinite(rewards).all():
+        total = float(rewards.sum())
+        if not math.isfinite(total) and not np.isfinite(rewards).all():  # the sum: one check for the usual case
             raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
-        for i, info in enumerate(infos):
-            info["env_reward"] = float(env_rewards[i])
+        for info, env_reward in zip(infos, env_rewards.tolist(), strict=True):
+            info["env_reward"] = env_reward
         rows = self._record(s, a, next_obs, terminal)
         self._recorded(s, a, rows)
-        self._reward_sum += float(rewards.sum())
+        self._reward_sum += total
         self._reward_count += len(rewards)
         # without an agent's rollouts: a round every disc_transitions transitions, after this step's reward
         if not self.rounds_at_rollout_end and self._since_round >= self.disc_transitions:
@@ -249,13 +251,15 @@ class GAIL(RewardWrapper):
         return obs, rewards, dones, infos
 
     def _record(self, s: np.ndarray, a: np.ndarray, next_obs: np.ndarray, terminal: np.ndarray | None
-                ) -> np.ndarray:
+                ) -> slice | np.ndarray:
         """Add a step's transitions to the buffer (grown first if the transitions since the last round would
-        not fit); returns the rows they went to."""
+        not fit); returns the rows they went to (a slice unless the ring wrapped around)."""
         n = len(s)
         if self._since_round + n > self.buffer.capacity:
             self._grow_buffer(max(2 * self.buffer.capacity, self._since_round + n))
-        rows = (self.buffer.cursor + np.arange(n)) % self.buffer.capacity
+        first = self.buffer.cursor
+        rows = (slice(first, first + n) if first + n <= self.buffer.capacity
+                else (first + np.arange(n)) % self.buffer.capacity)
         self.buffer.add(s, a, next_obs)
         if terminal is not None:
             self.row_data["terminal"][rows] = terminal
@@ -263,7 +267,7 @@ class GAIL(RewardWrapper):
         self._credit += n * self.disc_steps
         return rows
 
-    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: np.ndarray) -> None:
+    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: slice | np.ndarray) -> None:
         """Called with each step's transitions and their buffer rows, before a round that step may end."""
 
     def _grow_buffer(self, capacity: int) -> None:

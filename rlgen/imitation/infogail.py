@@ -376,7 +376,7 @@ class InfoGAIL(GAIL):
         self.codes.end_episodes(dones, infos)
         return self.codes.append(obs), rewards + self._step_info_rewards, dones, infos  # type: ignore[arg-type]
 
-    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: np.ndarray) -> None:
+    def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: slice | np.ndarray) -> None:
         # this step's information reward comes from the Q in force before a round the step may end, like D's
         info_rewards = self.info_reward(obs, acts, self._step_codes)
         if not np.all(np.isfinite(info_rewards)):

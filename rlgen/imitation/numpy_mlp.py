@@ -63,7 +63,12 @@ class NumpyMLP:
 
     def __init__(self, ops: list[_Op]) -> None:
         self._ops = ops
-        self._views: dict[int, tuple[int, np.ndarray]] = {}
+        self._linears = [module for _, _, module in ops if module is not None]
+        self._key: tuple[int, ...] = ()
+        self._arrays: list[np.ndarray | None] = []  # per op: the weight's transpose (linear) or None
+        self._biases: list[np.ndarray | None] = []
+        self._standardise_key: tuple[int, int] = (0, 0)
+        self._standardise_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, modules: nn.Module | Iterable[nn.Module]) -> NumpyMLP | None:
@@ -79,6 +84,32 @@ class NumpyMLP:
                     return None
         return cls([op for op in ops if op is not None])
 
+    def _parameters(self) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """Numpy views of every linear layer's weight (transposed) and bias, made again only when a parameter
+        is another tensor than at the last call (replaced, or its ``.data`` swapped): an in-place change (an
+        optimiser step, ``load_state_dict``) is seen through the views themselves."""
+        tensors = []
+        for module in self._linears:  # read from the module: a parameter replaced by another one is seen
+            params = module._parameters
+            tensors.append(params["weight"])
+            tensors.append(params["bias"])
+        key = tuple(0 if t is None else t.data_ptr() for t in tensors)
+        if key != self._key:
+            weights: list[np.ndarray | None] = []
+            biases: list[np.ndarray | None] = []
+            linear = iter(range(0, len(tensors), 2))
+            for _, _, module in self._ops:
+                if module is None:
+                    weights.append(None)
+                    biases.append(None)
+                    continue
+                i = next(linear)
+                weights.append(tensors[i].detach().numpy().T)  # type: ignore[union-attr]
+                bias = tensors[i + 1]
+                biases.append(None if bias is None else bias.detach().numpy())
+            self._arrays, self._biases, self._key = weights, biases, key
+        return self._arrays, self._biases
+
     def __call__(self, x: np.ndarray, standardise: tuple[Tensor, Tensor, float] | None = None) -> np.ndarray:
         """The layers' output on rows ``x``; with ``standardise=(mean, std, clip)`` (tensors read at each
         call, like the parameters) the rows are first standardised and clipped to [-clip, clip].
@@ -86,25 +117,25 @@ class NumpyMLP:
         This runs at every env step on a row or a few, where each numpy call's fixed cost is most of the
         time: the intermediate arrays are written in place once this call owns them (never ``x`` itself).
         """
-        views = self._views
+        weights, biases = self._parameters()
         owned = False
         if standardise is not None:
             mean, std, clip = standardise
-            x = np.subtract(x, numpy_view(mean, views, -1))
-            np.divide(x, numpy_view(std, views, -2), out=x)
-            np.minimum(x, clip, out=x)
+            key = (mean.data_ptr(), std.data_ptr())
+            if key != self._standardise_key or self._standardise_arrays is None:
+                self._standardise_arrays = (mean.detach().numpy(), std.detach().numpy())
+                self._standardise_key = key
+            mean_np, std_np = self._standardise_arrays
+            x = np.subtract(x, mean_np)
+            np.divide(x, std_np, out=x)
+            np.minimum(x, clip, out=x)  # two ufuncs: np.clip's own overhead is twice theirs
             np.maximum(x, -clip, out=x)
             owned = True
-        for i, (kind, arg, module) in enumerate(self._ops):
-            if module is not None:  # linear
-                # read from the module each time: a parameter replaced by another one is seen (an exact
-                # nn.Linear without hooks and with its weight in ``_parameters`` is checked when built)
-                params = module._parameters
-                w = numpy_view(params["weight"], views, 2 * i)  # type: ignore[arg-type]
-                x = np.matmul(x.astype(w.dtype, copy=False), w.T)
-                bias = params["bias"]
+        for (kind, arg, _), weight, bias in zip(self._ops, weights, biases, strict=True):
+            if weight is not None:  # linear
+                x = x.astype(weight.dtype, copy=False) @ weight  # the operator: np.matmul's call costs more
                 if bias is not None:
-                    x += numpy_view(bias, views, 2 * i + 1)
+                    np.add(x, bias, out=x)
                 owned = True
             elif kind == "tanh":
                 x = np.tanh(x, out=x) if owned else np.tanh(x)
