@@ -3,6 +3,7 @@
     python benchmarks/imitation_library.py [--stage setup|experts|demos|run|report|all]
                                            [--envs Hopper-v4,HalfCheetah-v4] [--seeds 3] [--workers 2]
                                            [--venv PATH] [--out runs/bench/imitation-library] [--quick]
+                                           [--archive DIR] [--accept-new-demos]
 
 The library pins gymnasium 0.29 and stable-baselines3 2.2, so it runs in a venv of its own (nothing of it
 is among rlgen's dependencies) through benchmarks/imitation_library_runner.py, which imports no rlgen. Both
@@ -44,6 +45,32 @@ Humanoid-v4 16,384; 2 demo episodes, 1 seed, evaluations every 2,048 steps on 1 
 demo floor, 4,096 steps per expert) to check the pipeline end to end; its numbers mean nothing and its
 report goes to ``--out`` (default runs/bench/imitation-library-quick).
 
+Run archive (``--archive DIR``; default none; the full run's is meant for benchmarks/results/runs/imitation-library,
+committed, which a ``--quick`` run never writes into). The full run (~40 core-hours) spans several sessions on
+machines that may be new each time; run directories, demos and the venv stay on the machine that made them, and
+the archive keeps, as the imitation benchmark's does (``rlgen.bench.pipeline``, ``rlgen.bench.archive``), what
+later stages and the report need:
+
+- ``experts/<run>/``: the v4 experts the ``experts`` stage trains, each with its models (final and ``best/``) and
+  cached evaluations, archived as it finishes; ``experts.json`` and ``random_scores.json`` in the archive's root.
+- ``demos/<task>.json``: each task's demo record (which expert, how many episodes, the return floor, the sha256
+  of ``<task>.npz``). No .npz is kept: a later session makes both demo files again from the record's expert
+  (the imitation benchmark's archive for Hopper-v4 and HalfCheetah-v4, the archived one for Ant-v4 and
+  Humanoid-v4) with the same call, and stops with a one-line error if the sha256 differs (the archived runs
+  were trained on the recorded demos; ``--accept-new-demos`` keeps them, with a line that says so). A local
+  record other than the archive's stops the script too.
+- ``library/<task>_<n>demos_s<seed>.json`` and ``.log``: each library run's result and output, copied in
+  (atomically) as the run finishes.
+- ``rlgen/<run>/``: rlgen's runs through the benchmark harness's archive (``run_suite(archive_dir=...)``): the
+  small files of every finished run, no model, and its final score cached (``benchmark_eval.json``) before
+  it is archived, which is all the report reads.
+- ``budgets.json``: whether it holds ``--quick`` runs or full ones; the other kind is refused in one line.
+
+Every stage first restores what ``--out`` lacks (a finished run, expert or library result is never trained
+again), so a later session re-runs the same command with the same ``--archive`` and carries on where the archive
+stands; ``--stage report`` alone, from a fresh ``--out``, rebuilds the report from the archive (its demos made
+again from the experts).
+
 In all, with 3 seeds: 30M env steps per side (60M), plus 5M for the Ant-v4 and Humanoid-v4 experts.
 """
 
@@ -51,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
@@ -68,20 +96,27 @@ import numpy as np  # noqa: E402
 
 from rlgen.agents import collect_demos  # noqa: E402
 from rlgen.agents.config import ConfigError  # noqa: E402
-from rlgen.atomic import atomic_write, atomic_write_text, file_sha256  # noqa: E402
+from rlgen.atomic import atomic_write, atomic_write_bytes, atomic_write_text, file_sha256  # noqa: E402
 from rlgen.bench import Suite, load_suite, records, run_suite, show_messages  # noqa: E402
 from rlgen.bench import stats as bstats  # noqa: E402
-from rlgen.bench.experts import EXPERTS_FILE  # noqa: E402
-from rlgen.bench.pipeline import Pipeline, task_list  # noqa: E402
-from rlgen.bench.records import BUDGETS_FILE  # noqa: E402
+from rlgen.bench.experts import EXPERTS_FILE, has_policy  # noqa: E402
+from rlgen.bench.pipeline import DEMOS_DIR, EXPERTS_DIR, Pipeline, run_stages, task_list  # noqa: E402
+from rlgen.bench.records import BUDGETS_FILE, DemoFile  # noqa: E402
+from rlgen.bench.report import RANDOM_SCORES_FILE  # noqa: E402
 from rlgen.bench.runner import run_finished  # noqa: E402
-from rlgen.bench.scores import run_score  # noqa: E402
+from rlgen.bench.scores import SCORE_FILE, run_score, scorable, score_before_archiving  # noqa: E402
+from rlgen.bench.suite import RUNS_DIR  # noqa: E402
 from rlgen.cli.common import HelpFormatter  # noqa: E402
 from rlgen.imitation import Trajectories, load_demos, save_demos  # noqa: E402
 from rlgen.versions import package_versions  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
+ARCHIVE = RESULTS / "runs" / "imitation-library"
+"""Where the full run's archive is meant to be committed (``--archive`` is none unless given; a ``--quick`` run
+never writes here)."""
+LIBRARY_DIR = "library"
+RLGEN_DIR = "rlgen"
 RUNNER = HERE / "imitation_library_runner.py"
 SCRIPT = "imitation_library.py"
 
@@ -248,10 +283,14 @@ def experts_suite(args: argparse.Namespace) -> Suite:
 
 
 def pipeline(args: argparse.Namespace, out: Path) -> Pipeline:
+    """The experts trained here, the demos' records and the run archive (``--archive``; None: none), as the
+    imitation benchmark keeps them (rlgen.bench.pipeline): at the start of every stage what the archive holds
+    and ``--out`` lacks is restored (the experts with their models, experts.json, random_scores.json, the
+    demos' records), and each expert is archived with its model as it finishes."""
     b = budgets(args)
-    return Pipeline(out, None, experts_suite(args), expert_key=lambda run: run.env_id, demos=[],
-                    eval_episodes=b.final_eval_episodes, eval_seed=EVAL_SEED, workers=args.workers,
-                    command=args.command)
+    return Pipeline(out, args.archive, experts_suite(args), expert_key=lambda run: run.env_id,
+                    demos=demo_files(args, out), eval_episodes=b.final_eval_episodes, eval_seed=EVAL_SEED,
+                    workers=args.workers, command=args.command, accept_new_demos=args.accept_new_demos)
 
 
 def stage_experts(args: argparse.Namespace, out: Path) -> bool:
@@ -276,11 +315,17 @@ def expert_for(args: argparse.Namespace, out: Path, task: str) -> dict[str, Any]
 
 # -- demos -----------------------------------------------------------------------------------------------------
 def demos_path(out: Path, task: str) -> Path:
-    return out / "demos" / f"{task}.npz"
+    return out / DEMOS_DIR / f"{task}.npz"
 
 
 def library_demos_path(out: Path, task: str) -> Path:
-    return out / "demos" / f"{task}.library.npz"
+    return out / DEMOS_DIR / f"{task}.library.npz"
+
+
+def demo_files(args: argparse.Namespace, out: Path) -> list[DemoFile]:
+    """Each task's demo file with its record beside it (``<out>/demos/<task>.json``, the one the archive keeps)."""
+    b = budgets(args)
+    return [DemoFile(demos_path(out, task), task, max(b.trajectories[task])) for task in args.envs]
 
 
 def library_arrays(trajs: Trajectories) -> dict[str, np.ndarray]:
@@ -295,12 +340,59 @@ def write_library_demos(path: Path, trajs: Trajectories) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
+def demo_expert_dir(out: Path, task: str, expert: dict[str, Any]) -> Path:
+    """Where the expert a demo record names is on this machine: in the imitation benchmark's archive (Hopper-v4,
+    HalfCheetah-v4) or among this output folder's experts (restored from the archive with their models)."""
+    name = Path(expert["run_dir"]).name
+    return IMITATION_ARCHIVE / "experts" / name if task in BORROWED else out / EXPERTS_DIR / RUNS_DIR / name
+
+
+def regenerate_demos(args: argparse.Namespace, out: Path) -> bool:
+    """Make both demo files again for each task whose record is here without its demos (restored from the
+    archive, which keeps no .npz): the record's expert rolled out on the task with the call that made them
+    (its episodes, seed 0, its return floor), the runner's file from the same episodes. A file of another
+    sha256 than the record's is not kept and stops the script in one line (``records.RecordMismatch``: the
+    archived runs were trained on the recorded demos) unless ``--accept-new-demos``. False if one could not
+    be made (its expert missing, the floor not reached again)."""
+    ok = True
+    for demo in demo_files(args, out):
+        task = demo.what
+        if demo.path.is_file() or not demo.record_path.is_file():
+            continue
+        record = demo.read_record()
+        run_dir, model = demo_expert_dir(out, task, record["expert"]), record["expert"].get("model", "final")
+        if not has_policy(run_dir, model):
+            print(f"demos: cannot make {demo.path} again: its expert {run_dir.name} has no {model} model in "
+                  f"{run_dir.parent}; run --stage experts", flush=True)
+            ok = False
+            continue
+        try:
+            trajs = collect_demos(run_dir, int(record["episodes"]), seed=0, best=model == "best", env_id=task,
+                                  min_return=record.get("min_return"))
+        except ConfigError as exc:  # the recorded floor not reached again: another machine's rollouts
+            print(f"demos: cannot make {demo.path} again: {exc}".splitlines()[0], flush=True)
+            ok = False
+            continue
+        digest = records.save_demos_checked(demo, trajs, record.get("sha256"), args.accept_new_demos,
+                                            record.get("versions"))
+        write_library_demos(library_demos_path(out, task), trajs)
+        print(f"demos: {task}: {len(trajs)} episodes made again from {run_dir.name} "
+              f"({records.sha256_check(record.get('sha256'), digest)}) -> {demo.path}", flush=True)
+    return ok
+
+
 def stage_demos(args: argparse.Namespace, out: Path) -> bool:
-    b, ok = budgets(args), True
-    for task in args.envs:
-        path, record_path = demos_path(out, task), demos_path(out, task).with_suffix(".json")
-        if path.is_file() and record_path.is_file() and library_demos_path(out, task).is_file():
+    b, pipe = budgets(args), pipeline(args, out)
+    ok = regenerate_demos(args, out)
+    for demo in demo_files(args, out):
+        task, path = demo.what, demo.path
+        if path.is_file() and demo.record_path.is_file():
+            if not library_demos_path(out, task).is_file():  # the runner's file, from the same episodes
+                write_library_demos(library_demos_path(out, task), demos_of(out, task))
+            pipe.keep_demos_record(demo)
             print(f"demos: {path} exists", flush=True)
+            continue
+        if demo.record_path.is_file():  # its record is here, its expert could not make it again: said above
             continue
         expert = expert_for(args, out, task)
         if expert is None:
@@ -309,9 +401,10 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
             continue
         best, n = expert.get("model") == "best", max(b.trajectories[task])
         random = IMITATION.random_scores(out, [task], b.final_eval_episodes)[task]
+        pipe.sync_json(RANDOM_SCORES_FILE)
         on_v4 = collect_demos(expert["run_dir"], b.final_eval_episodes, seed=EVAL_SEED, best=best, env_id=task)
         floor = records.demo_floor(b.demo_floor, random, float(on_v4.returns.mean()))
-        try:
+        try:  # the call regenerate_demos makes again from the record
             trajs = collect_demos(expert["run_dir"], n, seed=0, best=best, env_id=task, min_return=floor)
         except ConfigError as exc:  # too few episodes reach the floor
             print(f"demos: {task}: {exc}".splitlines()[0], flush=True)
@@ -322,7 +415,7 @@ def stage_demos(args: argparse.Namespace, out: Path) -> bool:
         record = {"expert": expert, "expert_v4_eval_mean": float(on_v4.returns.mean()), "episodes": n,
                   "min_return": floor, "expert_score": float(trajs.returns.mean()), "random_score": random,
                   "sha256": file_sha256(path), "versions": package_versions()}
-        atomic_write_text(record_path, json.dumps(record, indent=2))
+        records.write_demos_record(demo, record, pipe.kept(DEMOS_DIR))
         print(f"demos: {task}: {n} episodes from {expert['source']}, return {trajs.returns.mean():.1f} "
               f"± {trajs.returns.std():.1f} -> {path}", flush=True)
     return ok
@@ -343,13 +436,19 @@ def demo_record(out: Path, task: str) -> dict[str, Any]:
 
 # -- run -------------------------------------------------------------------------------------------------------
 def library_result(out: Path, task: str, n: int, seed: int) -> Path:
-    return out / "library" / f"{task}_{n}demos_s{seed}.json"
+    return out / LIBRARY_DIR / f"{task}_{n}demos_s{seed}.json"
+
+
+def library_jobs(args: argparse.Namespace, tasks: list[str]) -> list[tuple[str, int, int]]:
+    """The library's runs of ``tasks``: (task, demo episodes, seed)."""
+    b = budgets(args)
+    return [(task, n, seed) for task in tasks for n in b.trajectories[task] for seed in range(args.seeds)]
 
 
 def run_library(args: argparse.Namespace, out: Path, task: str, n: int, seed: int) -> bool:
     """One run of the library's GAIL in its venv; its output in a .log beside the result."""
     b, result = budgets(args), library_result(out, task, n, seed)
-    settings = out / "library" / "settings" / f"{task}.json"
+    settings = out / LIBRARY_DIR / "settings" / f"{task}.json"
     atomic_write_text(settings, json.dumps(LIBRARY_SETTINGS[task], indent=2))
     command = [str(venv_python(args.venv)), str(RUNNER.absolute()), "--demos", str(library_demos_path(out, task)),
                "--env-id", task, "--episodes", str(n), "--settings", str(settings), "--seed", str(seed),
@@ -365,7 +464,73 @@ def run_library(args: argparse.Namespace, out: Path, task: str, n: int, seed: in
         print(f"library {result.stem} failed: {(problems or lines or ['no output'])[-1]} (log: {log})", flush=True)
         return False
     print(f"library {lines[-1] if lines else result.stem}", flush=True)
+    archive_library(args, out, task, n, seed)
     return True
+
+
+# -- the library's results in the archive: <archive>/library/<task>_<n>demos_s<seed>.json and .log --------------
+def library_result_problem(path: Path, task: str, b: Budgets) -> str | None:
+    """Why a library result is not this benchmark's run of ``task`` (another budget, other settings than
+    LIBRARY_SETTINGS); None if it is."""
+    result = json.loads(path.read_text())
+    if result.get("total_steps") != b.steps[task]:
+        return f"trained for {result.get('total_steps')} env steps, not {b.steps[task]}"
+    ran = {k: v for k, v in result.get("settings", {}).items() if k != "demo_batch_size"}  # capped at the demos
+    if ran != {k: v for k, v in LIBRARY_SETTINGS[task].items() if k != "demo_batch_size"}:
+        return "trained with other settings than this script's LIBRARY_SETTINGS"
+    return None
+
+
+def copy_library_result(result: Path, folder: Path) -> None:
+    """A library result and its log copied into ``folder``, each file atomically, the log first (a result says
+    its run finished)."""
+    for source in (result.with_suffix(".log"), result):
+        if source.is_file():
+            atomic_write_bytes(folder / source.name, source.read_bytes())
+
+
+def archive_library(args: argparse.Namespace, out: Path, task: str, n: int, seed: int) -> None:
+    """Copy a finished library result of this benchmark's run (and its log) into the archive, unless the
+    archive holds these very files; one of another budget or other settings is named and left out, and a
+    failed copy is said and costs only the copy."""
+    local = library_result(out, task, n, seed)
+    if args.archive is None or not local.is_file():
+        return
+    problem = library_result_problem(local, task, budgets(args))
+    if problem is not None:
+        print(f"archive: {local} was {problem}; not archived", flush=True)
+        return
+    kept = args.archive / LIBRARY_DIR
+    files = [path for path in (local.with_suffix(".log"), local) if path.is_file()]
+    if all((kept / path.name).is_file() and (kept / path.name).read_bytes() == path.read_bytes() for path in files):
+        return
+    try:
+        copy_library_result(local, kept)
+    except OSError as exc:  # the run matters more than its copy
+        print(f"archive: could not copy {local.name} to {kept}: {exc}", flush=True)
+
+
+def sync_library(args: argparse.Namespace, out: Path, tasks: list[str]) -> None:
+    """The library's results of ``tasks`` the archive holds and ``--out`` lacks restored into ``--out`` (each
+    with its log; one of another budget or other settings is named and left), and those finished here that
+    the archive lacks archived."""
+    if args.archive is None:
+        return
+    b, restored = budgets(args), 0
+    for job in library_jobs(args, tasks):
+        local = library_result(out, *job)
+        archived = args.archive / LIBRARY_DIR / local.name
+        if not local.is_file() and archived.is_file():
+            problem = library_result_problem(archived, job[0], b)
+            if problem is not None:
+                print(f"archive: {LIBRARY_DIR}/{archived.name} was {problem}; not restored", flush=True)
+                continue
+            copy_library_result(archived, local.parent)
+            restored += 1
+        else:
+            archive_library(args, out, *job)
+    if restored:
+        print(f"restored {restored} library result(s) from {args.archive}", flush=True)
 
 
 def rlgen_suite(args: argparse.Namespace, out: Path) -> Suite:
@@ -387,22 +552,37 @@ def rlgen_suite(args: argparse.Namespace, out: Path) -> Suite:
                  source="benchmarks/imitation_library.py")
 
 
+def check_demos(args: argparse.Namespace, out: Path, tasks: list[str]) -> None:
+    """The demos of ``tasks`` checked to be theirs (one line otherwise) and, with an archive, to be the
+    archive's (their record kept there; another one stops the script in one line: the archived runs were
+    trained on those)."""
+    pipe = pipeline(args, out)
+    for demo in demo_files(args, out):
+        if demo.what in tasks:
+            demos_of(out, demo.what)
+            pipe.keep_demos_record(demo)
+
+
 def stage_run(args: argparse.Namespace, out: Path) -> bool:
     b = budgets(args)
+    ok = regenerate_demos(args, out)
     tasks = [task for task in args.envs if demos_path(out, task).is_file()]
     if not tasks:
         print("run: no demos yet; run --stage demos first", flush=True)
         return False
-    for task in tasks:
-        demos_of(out, task)
-    require_venv(args.venv)
-    todo = [(task, n, seed) for task in tasks for n in b.trajectories[task] for seed in range(args.seeds)
-            if not library_result(out, task, n, seed).is_file()]
-    (out / "library").mkdir(parents=True, exist_ok=True)
+    check_demos(args, out, tasks)
+    sync_library(args, out, tasks)
+    todo = [job for job in library_jobs(args, tasks) if not library_result(out, *job).is_file()]
+    if todo:
+        require_venv(args.venv)
+    (out / LIBRARY_DIR).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=args.workers or os.cpu_count() or 1) as pool:
-        ok = all(pool.map(lambda job: run_library(args, out, *job), todo))
-    statuses, _ = run_suite(rlgen_suite(args, out), out / "rlgen", workers=args.workers,
-                            report_dir=out / "rlgen", command=args.command)
+        ok = all(pool.map(lambda job: run_library(args, out, *job), todo)) and ok
+    # the archive keeps no model of rlgen's runs: each one's final score is cached first, for the report
+    statuses, _ = run_suite(rlgen_suite(args, out), out / RLGEN_DIR, workers=args.workers,
+                            report_dir=out / RLGEN_DIR, command=args.command,
+                            archive_dir=pipeline(args, out).kept(RLGEN_DIR),
+                            before_archive=score_before_archiving(b.final_eval_episodes, EVAL_SEED))
     return ok and not any(s.status == "failed" for s in statuses)
 
 
@@ -450,8 +630,12 @@ def rlgen_sides(args: argparse.Namespace, out: Path, episodes: int) -> dict[tupl
     from rlgen.agents.rundir import RunDir
 
     sides: dict[tuple[str, int], Side] = {}
-    for run in rlgen_suite(args, out).runs(out / "rlgen"):
+    for run in rlgen_suite(args, out).runs(out / RLGEN_DIR):
         if not run_finished(run.config):
+            continue
+        if not scorable(run.config.run_dir, episodes, EVAL_SEED):  # restored without a model or a cached score
+            print(f"report: {run.config.run_dir.name}: no model and no cached score of {episodes} episodes "
+                  f"({SCORE_FILE}); not scored", flush=True)
             continue
         side = sides.setdefault((run.env_id, int(run.label.removeprefix("gail-"))), Side())
         side.finals.append(float(run_score(run.config.run_dir, episodes, EVAL_SEED).mean()))
@@ -532,10 +716,18 @@ def settings_lines(args: argparse.Namespace, out: Path, tasks: list[str]) -> lis
 
 
 def stage_report(args: argparse.Namespace, out: Path) -> Path:
-    b = budgets(args)
+    b, pipe = budgets(args), pipeline(args, out)
+    regenerate_demos(args, out)
     tasks = [task for task in args.envs if demos_path(out, task).is_file()]
+    if args.archive is not None:  # what finished elsewhere: the library's results, rlgen's runs
+        check_demos(args, out, tasks)
+        sync_library(args, out, tasks)
+        restored = pipe.restore_runs(RLGEN_DIR, [run.config for run in rlgen_suite(args, out).runs(out / RLGEN_DIR)])
+        if restored:
+            print(f"restored {restored} finished rlgen run(s) from {args.archive}", flush=True)
     ours = rlgen_sides(args, out, b.final_eval_episodes)
-    versions = next((json.loads(p.read_text()).get("versions") for p in sorted((out / "library").glob("*.json"))),
+    pipe.archive_runs(RLGEN_DIR, rlgen_suite(args, out).runs(out / RLGEN_DIR))  # with the scores just cached
+    versions = next((json.loads(p.read_text()).get("versions") for p in sorted((out / LIBRARY_DIR).glob("*.json"))),
                     None)
     mine = package_versions()
     lines = ["# rlgen's GAIL against the imitation library's", "", f"Command: `{args.command}`", "",
@@ -576,6 +768,16 @@ def stage_report(args: argparse.Namespace, out: Path) -> Path:
 
 
 # -- entry point -----------------------------------------------------------------------------------------------
+def archive_dir(given: str | None, quick: bool) -> Path | None:
+    """``--archive``: None without one ('' too); an archive of the other budgets, a --quick run into
+    :data:`ARCHIVE`, or the imitation benchmark's archive (whose experts this script reads) raise ValueError
+    naming it (``records.benchmark_archive``, which marks a new archive's budgets.json)."""
+    if given and Path(given).resolve() == IMITATION_ARCHIVE.resolve():
+        raise ValueError(f"{given} is the imitation benchmark's archive (this script reads its experts there); "
+                         "use another --archive")
+    return records.benchmark_archive(given or "", quick, ARCHIVE)
+
+
 STAGES = {"setup": stage_setup, "experts": stage_experts, "demos": stage_demos, "run": stage_run,
           "report": stage_report}
 
@@ -593,8 +795,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where imitation_library.md goes (default benchmarks/results; --quick: --out)")
     parser.add_argument("--quick", action="store_true",
                         help="shrink every budget to check the pipeline end to end (numbers mean nothing)")
+    parser.add_argument("--archive", default=None, metavar="DIR",
+                        help="run archive to carry the benchmark across sessions and machines (commit it): what "
+                        "is there and not in --out is restored first (the trained experts with their models, the "
+                        "demos' records, from which the demos are made again and checked against their sha256, "
+                        "the library's results, rlgen's runs), what finishes here is added; it holds --quick "
+                        "runs or full ones, never both (default: none; the full run's place: "
+                        "benchmarks/results/runs/imitation-library, which a --quick run never writes into)")
+    parser.add_argument("--accept-new-demos", action="store_true",
+                        help="keep demos made again from an archived record even if their sha256 differs from "
+                        "the record's (another machine's floating point); a line says so")
     args = parser.parse_args(argv)
-    show_messages()
+    show_messages()  # the harness's lines (progress, archive, demos made again), as this script's own
     args.envs = task_list(parser, args.envs, TASKS)
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
@@ -604,19 +816,16 @@ def main(argv: list[str] | None = None) -> int:
     marker = out / BUDGETS_FILE
     if marker.is_file() and json.loads(marker.read_text()).get("quick") != args.quick:
         parser.error(f"{out} holds a {'--quick' if not args.quick else 'full'} benchmark's runs; use another --out")
+    try:
+        args.archive = archive_dir(args.archive, args.quick)
+    except ValueError as exc:
+        parser.error(str(exc))
     atomic_write_text(marker, json.dumps({"quick": args.quick}))
     args.venv = Path(args.venv) if args.venv else out / "venv"
     args.report_dir = Path(args.report_dir) if args.report_dir else (out if args.quick else RESULTS)
     args.command = shlex.join(["python", f"benchmarks/{SCRIPT}", *(argv if argv is not None else sys.argv[1:])])
-    ok = True
-    for name, stage in STAGES.items():
-        if args.stage not in (name, "all"):
-            continue
-        if name == "report":
-            print(f"report: {stage_report(args, out)}", flush=True)
-        else:
-            ok = stage(args, out) and ok
-    return 0 if ok else 1
+    return run_stages(SCRIPT, args.stage, pipeline(args, out),
+                      {name: functools.partial(stage, args, out) for name, stage in STAGES.items()})
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """benchmarks/imitation_library.py and its runner: the library's settings, the demos handed to the runner, the
-report's numbers and the one-line errors. Tests that run the runner need the library's venv (by default
+report's numbers, the one-line errors and the run archive (--archive: experts, demo records, the library's results,
+rlgen's runs). Tests that run the runner need the library's venv (by default
 /work/scratch/imitation-venv, or $RLGEN_IMITATION_VENV) and skip without it."""
 
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlgen.bench import Suite
 from rlgen.bench import stats as bstats
 from rlgen.imitation import Trajectories, Trajectory, save_demos
-from tests.benchmark_scripts import ROOT, ok, run
+from tests.benchmark_scripts import ROOT, ok, run, sha256, tables
 
 spec = importlib.util.spec_from_file_location("imitation_library", ROOT / "benchmarks" / "imitation_library.py")
 script = importlib.util.module_from_spec(spec)
@@ -183,7 +186,273 @@ def test_setup_skips_a_venv_whose_marker_names_the_pins(tmp_path):
 @needs_venv
 @pytest.mark.slow
 def test_a_quick_run_end_to_end(tmp_path):
-    lines = ok("imitation_library", "--quick", "--envs", "Hopper-v4", "--venv", VENV, "--out", tmp_path)
+    store = tmp_path / "arch"
+    lines = ok("imitation_library", "--quick", "--envs", "Hopper-v4", "--venv", VENV, "--out", tmp_path / "a",
+               "--archive", store)
     assert any(line.startswith("library Hopper-v4 2 demos seed 0:") for line in lines)
-    report = (tmp_path / "imitation_library.md").read_text()
+    report = (tmp_path / "a" / "imitation_library.md").read_text()
     assert "| rlgen GAIL | 1 |" in report and "| imitation GAIL | 1 |" in report
+    kept = {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+    rlgen_run = "gail-2_Hopper-v4_s0"
+    assert {"budgets.json", "random_scores.json", "demos/Hopper-v4.json", "library/Hopper-v4_2demos_s0.json",
+            "library/Hopper-v4_2demos_s0.log", f"rlgen/{rlgen_run}/result.json",
+            f"rlgen/{rlgen_run}/benchmark_eval.json"} <= kept, kept
+    assert not any(k.endswith(".npz") and not k.endswith("vecnormalize.npz") for k in kept)  # demos are made again
+    assert not any(k.endswith("model.zip") for k in kept)  # Hopper-v4's expert is the imitation benchmark's
+
+    # a fresh machine: everything restored, nothing trained again, the same report
+    lines = ok("imitation_library", "--quick", "--envs", "Hopper-v4", "--venv", VENV, "--out", tmp_path / "b",
+               "--archive", store)
+    assert not any(line.startswith("library ") for line in lines), lines
+    assert f"restored 1 library result(s) from {store}" in lines
+    assert any(line.startswith("restored 1 finished run(s) from ") for line in lines)
+    assert any(line.startswith(f"[1/1] skipped {rlgen_run}") for line in lines), lines
+    run_dir = tmp_path / "b" / "rlgen" / "runs" / rlgen_run
+    assert (run_dir / "result.json").is_file() and not (run_dir / "model.zip").exists()
+    assert not (run_dir / "checkpoint").exists()
+    assert tables(tmp_path / "b" / "imitation_library.md") == tables(tmp_path / "a" / "imitation_library.md")
+
+
+# -- the run archive (--archive) ---------------------------------------------------------------------------------
+FAKE_RUNNER = """
+import argparse, json, os
+parser = argparse.ArgumentParser()
+for name in ("--demos", "--env-id", "--settings", "--out"):
+    parser.add_argument(name)
+for name in ("--episodes", "--seed", "--total-steps", "--eval-every", "--eval-episodes", "--final-eval-episodes",
+             "--eval-seed"):
+    parser.add_argument(name, type=int)
+a = parser.parse_args()
+with open(os.environ["FAKE_RUNNER_CALLS"], "a") as f:
+    f.write(f"{a.env_id}_{a.episodes}demos_s{a.seed}\\n")
+result = {"env_id": a.env_id, "demo_episodes": a.episodes, "seed": a.seed, "timesteps": a.total_steps,
+          "total_steps": a.total_steps, "train_seconds": 1.0, "eval_seconds": 0.0, "steps_per_second": 1.0,
+          "settings": json.load(open(a.settings)), "final_returns": [600.0 + a.seed, 600.0 + a.seed],
+          "evaluations": [{"timesteps": a.total_steps, "mean_return": 500.0, "std_return": 0.0}],
+          "eval_seed": a.eval_seed, "versions": {"imitation": "fake"}}
+json.dump(result, open(a.out, "w"))
+print(f"{a.env_id} {a.episodes} demos seed {a.seed}: 600.0 after {a.total_steps:,} steps")
+"""
+
+
+def fake_venv(folder):
+    """A venv whose marker names the pins, its python this one's."""
+    venv = folder / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / script.MARKER).write_text(json.dumps({"installs": [list(i) for i in script.INSTALLS]}))
+    return venv
+
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch):
+    """The library's runner replaced by a script that writes a result at once; returns the runs it was asked for."""
+    runner, calls = tmp_path / "fake_runner.py", tmp_path / "calls.txt"
+    runner.write_text(FAKE_RUNNER)
+    calls.touch()
+    monkeypatch.setattr(script, "RUNNER", runner)
+    monkeypatch.setenv("FAKE_RUNNER_CALLS", str(calls))
+    return lambda: calls.read_text().split()
+
+
+@pytest.fixture
+def suites(monkeypatch):
+    """rlgen's side (run_suite) replaced by a recorder of its keyword arguments."""
+    calls = []
+    monkeypatch.setattr(script, "run_suite", lambda suite, out_dir, **kw: (calls.append(kw) or [], Path(out_dir)))
+    return calls
+
+
+def demos_with_record(out):
+    """Fabricated Hopper-v4 demos with their runner's file and a record as the demos stage writes one."""
+    path = out / "demos" / "Hopper-v4.npz"
+    save_demos(path, fake_demos())
+    script.write_library_demos(out / "demos" / "Hopper-v4.library.npz", fake_demos())
+    record = {"expert": {"algo": "ppo", "run_dir": "elsewhere/ppo_Hopper-v5_s0", "source": "a fabricated expert"},
+              "episodes": 3, "min_return": None, "random_score": 100.0, "expert_score": 1100.0,
+              "sha256": sha256(path)}
+    (out / "demos" / "Hopper-v4.json").write_text(json.dumps(record))
+    return record
+
+
+def test_a_library_result_archived_then_deleted_comes_back_and_is_not_run_again(tmp_path, fake_runner, suites,
+                                                                              capsys):
+    out, store = tmp_path / "out", tmp_path / "arch"
+    record = demos_with_record(out)
+    argv = ["--stage", "run", "--envs", "Hopper-v4", "--seeds", "1", "--workers", "1", "--venv",
+            str(fake_venv(tmp_path)), "--out", str(out), "--archive", str(store)]
+    assert script.main(argv) == 0
+    names = ["Hopper-v4_4demos_s0", "Hopper-v4_25demos_s0"]
+    assert sorted(fake_runner()) == sorted(names)
+    files = [f"{name}{suffix}" for name in names for suffix in (".json", ".log")]
+    made = {name: (out / "library" / name).read_bytes() for name in files}
+    assert {name: (store / "library" / name).read_bytes() for name in files} == made  # archived as they finished
+    assert sorted(p.name for p in (store / "library").iterdir()) == sorted(files)  # no settings, no logs dir
+    assert json.loads((store / "demos" / "Hopper-v4.json").read_text()) == record
+    assert json.loads((store / "budgets.json").read_text()) == {"quick": False}
+    # rlgen's side goes through the harness's archive, each run's score cached before it is archived
+    assert suites[-1]["archive_dir"] == store / "rlgen" and suites[-1]["before_archive"] is not None
+
+    for name in files:  # lost here (or another machine's folder): the archive's come back, nothing runs again
+        (out / "library" / name).unlink()
+    capsys.readouterr()
+    assert script.main(argv) == 0
+    assert sorted(fake_runner()) == sorted(names)
+    assert {name: (out / "library" / name).read_bytes() for name in files} == made
+    assert f"restored 2 library result(s) from {store}" in capsys.readouterr().out
+
+    # an archived result of another budget is named, not restored, and run again (then archived in its place)
+    archived = store / "library" / "Hopper-v4_4demos_s0.json"
+    archived.write_text(json.dumps({**json.loads(archived.read_text()), "total_steps": 4096}))
+    (out / "library" / "Hopper-v4_4demos_s0.json").unlink()
+    assert script.main(argv) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "archive: library/Hopper-v4_4demos_s0.json was trained for 4096 env steps, not 1000000; not restored" in said
+    assert sorted(fake_runner()) == sorted([*names, "Hopper-v4_4demos_s0"])
+    assert json.loads(archived.read_text())["total_steps"] == 1_000_000
+
+
+def test_a_library_result_finished_before_the_archive_was_used_is_archived(tmp_path, fake_runner, suites):
+    out, store = tmp_path / "out", tmp_path / "arch"
+    demos_with_record(out)
+    argv = ["--stage", "run", "--envs", "Hopper-v4", "--seeds", "1", "--workers", "1", "--venv",
+            str(fake_venv(tmp_path)), "--out", str(out)]
+    assert script.main(argv) == 0 and len(fake_runner()) == 2 and suites[-1]["archive_dir"] is None
+    assert script.main([*argv, "--archive", str(store)]) == 0
+    assert len(fake_runner()) == 2  # not run again
+    assert sorted(p.name for p in (store / "library").iterdir()) == sorted(
+        f"Hopper-v4_{n}demos_s0{suffix}" for n in (4, 25) for suffix in (".json", ".log"))
+
+
+@pytest.fixture(scope="module")
+def demos_archive(tmp_path_factory):
+    """Quick Hopper-v4 demos (2 episodes of the imitation benchmark's Hopper-v5 expert) made with an archive;
+    their output folder then deleted (another machine's). Returns the archive and both demo files' sha256."""
+    tmp = tmp_path_factory.mktemp("imitation-library")
+    assert script.main(["--quick", "--stage", "demos", "--envs", "Hopper-v4", "--out", str(tmp / "a"),
+                        "--archive", str(tmp / "arch")]) == 0
+    digests = {name: sha256(tmp / "a" / "demos" / name) for name in ("Hopper-v4.npz", "Hopper-v4.library.npz")}
+    shutil.rmtree(tmp / "a")
+    return tmp / "arch", digests
+
+
+def test_a_demo_record_in_the_archive_makes_both_demo_files_again_identical(demos_archive, tmp_path, capsys):
+    store, digests = demos_archive
+    assert sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) == [
+        "budgets.json", "demos/Hopper-v4.json", "random_scores.json"]  # no .npz
+    assert json.loads((store / "demos" / "Hopper-v4.json").read_text())["sha256"] == digests["Hopper-v4.npz"]
+    capsys.readouterr()
+    assert script.main(["--quick", "--stage", "demos", "--envs", "Hopper-v4", "--out", str(tmp_path),
+                        "--archive", str(store)]) == 0
+    assert {name: sha256(tmp_path / "demos" / name) for name in digests} == digests
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Hopper-v4:")]
+    assert said == [f"demos: Hopper-v4: 2 episodes made again from ppo_Hopper-v5_s0 (the recorded sha256) -> "
+                    f"{tmp_path / 'demos' / 'Hopper-v4.npz'}"]
+
+
+def test_demos_made_again_that_differ_from_their_record_stop_in_one_line(demos_archive, tmp_path, capsys):
+    store, digests = demos_archive
+    shutil.copytree(store, tmp_path / "arch")
+    record_path = tmp_path / "arch" / "demos" / "Hopper-v4.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "0" * 64}))
+    argv = ["--quick", "--stage", "demos", "--envs", "Hopper-v4", "--out", str(tmp_path / "out"), "--archive",
+            str(tmp_path / "arch")]
+    with pytest.raises(SystemExit) as stopped:
+        script.main(argv)
+    message = str(stopped.value.code)
+    assert len(message.splitlines()) == 1 and message.startswith(
+        f"imitation_library.py: Hopper-v4: Hopper-v4.npz made again has sha256 {digests['Hopper-v4.npz']}, its "
+        f"record says {'0' * 64} (")
+    assert "--accept-new-demos" in message
+    assert not (tmp_path / "out" / "demos" / "Hopper-v4.npz").exists()
+    assert not (tmp_path / "out" / "demos" / "Hopper-v4.library.npz").exists()
+    capsys.readouterr()
+    assert script.main([*argv, "--accept-new-demos"]) == 0  # asked to, it keeps them and says so
+    assert {name: sha256(tmp_path / "out" / "demos" / name) for name in digests} == digests
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demos: Hopper-v4:")]
+    assert len(said) == 1 and "(not the recorded sha256: kept, as asked)" in said[0], said
+
+
+def test_the_report_from_a_fresh_out_with_only_the_archive(demos_archive, tmp_path, capsys):
+    store, digests = demos_archive
+    shutil.copytree(store, tmp_path / "arch")
+    settings = script.LIBRARY_SETTINGS["Hopper-v4"]
+    result = {"timesteps": 4096, "total_steps": 4096, "train_seconds": 3.0, "eval_seconds": 1.0,
+              "settings": settings, "final_returns": [600.0, 610.0],
+              "evaluations": [{"timesteps": 4096, "mean_return": 500.0}], "versions": {"imitation": "1.0.1"}}
+    (tmp_path / "arch" / "library").mkdir()
+    (tmp_path / "arch" / "library" / "Hopper-v4_2demos_s0.json").write_text(json.dumps(result))
+    (tmp_path / "arch" / "library" / "Hopper-v4_2demos_s0.log").write_text("its output\n")
+    out = tmp_path / "out"
+    assert script.main(["--quick", "--stage", "report", "--envs", "Hopper-v4", "--out", str(out), "--archive",
+                        str(tmp_path / "arch")]) == 0
+    assert {name: sha256(out / "demos" / name) for name in digests} == digests  # made again by the report
+    assert (out / "library" / "Hopper-v4_2demos_s0.log").read_text() == "its output\n"
+    text = (out / "imitation_library.md").read_text()
+    record = json.loads((store / "demos" / "Hopper-v4.json").read_text())
+    assert f"Hopper-v4: random {record['random_score']:,.1f}, expert (demos) {record['expert_score']:,.1f}" in text
+    assert "| imitation GAIL | 1 |" in text and "| rlgen GAIL | 0 |" in text
+    assert "library: imitation 1.0.1." in text
+
+    # local demos other than the archive's (its runs were trained on those) stop the report in one line
+    record_path = out / "demos" / "Hopper-v4.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "sha256": "1" * 64}))
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--quick", "--stage", "report", "--envs", "Hopper-v4", "--out", str(out), "--archive",
+                     str(tmp_path / "arch")])
+    message = str(stopped.value.code)
+    assert len(message.splitlines()) == 1 and message.startswith(f"imitation_library.py: {record_path} and ")
+    assert "record different files" in message
+
+
+def test_a_quick_archive_refuses_a_full_run_and_a_full_one_a_quick_run(demos_archive, tmp_path, capsys):
+    store, _ = demos_archive  # --quick
+
+    def refused(*argv):
+        with pytest.raises(SystemExit) as stopped:
+            script.main([*argv, "--stage", "report", "--envs", "Hopper-v4", "--report-dir", str(tmp_path)])
+        assert stopped.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert refused("--out", str(tmp_path / "a"), "--archive", str(store)).endswith(
+        f"error: {store} holds a --quick benchmark's runs; use another --archive")
+    assert not (tmp_path / "a").exists()  # refused before anything was written
+    assert script.main(["--stage", "report", "--envs", "Hopper-v4", "--out", str(tmp_path / "b"), "--report-dir",
+                        str(tmp_path), "--archive", str(tmp_path / "full")]) == 0
+    assert json.loads((tmp_path / "full" / "budgets.json").read_text()) == {"quick": False}
+    assert refused("--quick", "--out", str(tmp_path / "c"), "--archive", str(tmp_path / "full")).endswith(
+        f"error: {tmp_path / 'full'} holds a full benchmark's runs; use another --archive")
+    # a --quick run never writes into the full run's committed place, nor any run into the imitation benchmark's
+    assert "never writes into the committed archive" in refused("--quick", "--out", str(tmp_path / "d"),
+                                                                "--archive", str(script.ARCHIVE))
+    assert not script.ARCHIVE.exists()
+    before = sorted(p.relative_to(script.IMITATION_ARCHIVE) for p in script.IMITATION_ARCHIVE.rglob("*"))
+    assert refused("--out", str(tmp_path / "e"), "--archive", str(script.IMITATION_ARCHIVE)).endswith(
+        f"error: {script.IMITATION_ARCHIVE} is the imitation benchmark's archive (this script reads its experts "
+        "there); use another --archive")
+    assert sorted(p.relative_to(script.IMITATION_ARCHIVE) for p in script.IMITATION_ARCHIVE.rglob("*")) == before
+
+
+def test_trained_experts_are_archived_with_their_models_and_restored_not_trained_again(tmp_path, monkeypatch,
+                                                                                       capsys):
+    # a CartPole expert trained in a second stands for the Ant-v4 one: the archive's path is the same
+    tiny = Suite(name="imitation-library-experts", seeds=[0], entries=[
+        {"algo": "ppo", "env_id": "CartPole-v1", "total_steps": 256, "n_envs": 1, "eval_freq": 128,
+         "eval_episodes": 1, "overrides": ["n_steps=128", "batch_size=64", "n_epochs=1", "policy_kwargs.net_arch=[8]"]}])
+    monkeypatch.setattr(script, "experts_suite", lambda args: tiny)
+    store = tmp_path / "arch"
+
+    def experts(out):
+        capsys.readouterr()
+        assert script.main(["--quick", "--stage", "experts", "--envs", "Ant-v4", "--workers", "1", "--out", str(out),
+                            "--archive", str(store)]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    assert any(line.startswith("[1/1] done ") for line in experts(tmp_path / "a"))
+    assert {"model.zip", "result.json", "config.yaml"} <= {
+        p.name for p in (store / "experts" / "ppo_CartPole-v1_s0").iterdir()}
+    said = experts(tmp_path / "b")  # a fresh machine
+    assert "restored 1 expert(s) and demo record(s) from " + str(store) in said
+    assert any(line.startswith("[1/1] skipped ") for line in said) and not any(" done " in line for line in said)
+    run = tmp_path / "b" / "experts" / "runs" / "ppo_CartPole-v1_s0"
+    assert (run / "model.zip").is_file() and not (run / "checkpoint").exists()
