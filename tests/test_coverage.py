@@ -310,3 +310,34 @@ def test_the_report_gives_each_methods_cells_and_a_bonus_minus_the_same_agent_wi
             f"+12 [{early_low:+.0f}, {early_high:+.0f}] | ppo | 60 (30), 70 (35) |") in text
     assert 16 <= low < 23 < high <= 30  # the extremes: 60 - 44 and 70 - 40
     assert "- rlgen/SparseMountainCar-v0: x 0.05 by velocity 0.005" in text
+
+
+def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> None:
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import RunRecord, _verdict_table
+    from rlgen.bench.suite import SuiteRun
+
+    def record(task: str, label: str, bonus: str | None, seed: int, successes: int, final: float) -> RunRecord:
+        config = RunConfig(algo="ppo", env_id=task, bonus=bonus, seed=seed, total_steps=2000)
+        train_returns = np.array([1.0] * successes + [0.0] * (10 - successes))
+        return RunRecord(SuiteRun(label, task, seed, config), "finished", np.array([2000.0]), np.array([final]),
+                         train_steps=np.arange(10.0) * 200, train_returns=train_returns)
+
+    hard, easy, even = "rlgen/SparseMountainCar-v1", "rlgen/SparseMountainCar-v0", "rlgen/SparseCartPoleSwingup-v1"
+    costly = "PointMaze_UMaze-v3"  # successes alike, but the final policy worse with the bonus
+    records = []
+    for seed in range(3):
+        records += [record(hard, "ppo", None, seed, 0, 0.0), record(hard, "ppo+vime", "vime", seed, 8 + seed % 2, 1.0),
+                    record(easy, "ppo", None, seed, 9, 1.0), record(easy, "ppo+vime", "vime", seed, 2, 0.0),
+                    record(even, "ppo", None, seed, seed, 0.0), record(even, "ppo+vime", "vime", seed, 2 - seed, 0.0),
+                    record(costly, "ppo", None, seed, 9, 1.0 + seed), record(costly, "ppo+vime", "vime", seed, 9, -seed)]
+    text = "\n".join(_verdict_table(records, [hard, easy, even, costly], ["ppo", "ppo+vime"]))
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if "| ppo+vime | ppo |" in line}
+    assert "| no | **helps** | +0.833 [" in rows[hard] and rows[hard].count("**helps**") == 2
+    assert "| yes | **hurts** | -0.700 [" in rows[easy] and rows[easy].count("**hurts**") == 2
+    assert rows[even].count("no difference") == 2
+    assert "| yes | no difference | +0.000 [+0.000, +0.000] | **hurts** | -3.0 [" in rows[costly]
+    assert (f"- ppo+vime: success better on 1 task(s) ({hard}); worse success or final return on 2 ({easy}, "
+            f"{costly}).") in text
+    # the agent without a bonus is never compared with itself
+    assert "| ppo | ppo |" not in text

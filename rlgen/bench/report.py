@@ -453,6 +453,70 @@ def finished_runs_in(path: Path) -> int:
     return sum(int(m.group(1)) for line in path.read_text().splitlines() if (m := _FINISHED_CELL.match(line)))
 
 
+def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
+    """"better", "worse" or "same" by the issue's rule: the two 95% bootstrap intervals over seeds do not overlap
+    (better / worse) or do (same: no difference the intervals can see)."""
+    _, low, high = stats.bootstrap_ci(bonus)
+    _, plain_low, plain_high = stats.bootstrap_ci(plain)
+    if low > plain_high:
+        return "better"
+    if high < plain_low:
+        return "worse"
+    return "same"
+
+
+_VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference"}
+
+
+def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
+    """Each bonus against the same agent without it, per task: success rate and final return, each "helps" /
+    "hurts" where the two 95% intervals do not overlap and "no difference" where they do; then per bonus the
+    tasks of each kind."""
+    def finished(task: str, label: str) -> list[RunRecord]:
+        return [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
+
+    rows: list[str] = []
+    tally: dict[str, dict[str, list[str]]] = {}
+    for task in tasks:
+        for label in labels:
+            group = finished(task, label)
+            plain = _without_bonus(records, task, label) if group else None
+            if plain is None or not finished(task, plain):
+                continue
+            others = finished(task, plain)
+            verdicts = []
+            for measure in ("success_rate", "final"):
+                mine = np.array([getattr(r, measure) for r in group])
+                theirs = np.array([getattr(r, measure) for r in others])
+                point, low, high = stats.difference_ci(mine, theirs)
+                digits = 3 if measure == "success_rate" else 1
+                verdicts += [_compare(mine, theirs), f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"]
+            solved = float(np.mean([r.success_rate for r in others])) >= 0.5
+            tally.setdefault(label, {"success": [], "cost": [], "same": []})
+            if verdicts[0] == "better":
+                tally[label]["success"].append(task)
+            if verdicts[2] == "worse" or verdicts[0] == "worse":
+                tally[label]["cost"].append(task)
+            rows.append(f"| {task} | {label} | {plain} | {'yes' if solved else 'no'} | {_VERDICT_WORDS[verdicts[0]]} | "
+                        f"{verdicts[1]} | {_VERDICT_WORDS[verdicts[2]]} | {verdicts[3]} |")
+    if not rows:
+        return []
+    summary = []
+    for label, kinds in tally.items():
+        helped = ", ".join(kinds["success"]) or "none"
+        cost = ", ".join(kinds["cost"]) or "none"
+        summary.append(f"- {label}: success better on {len(kinds['success'])} task(s) ({helped}); worse success or "
+                       f"final return on {len(kinds['cost'])} ({cost}).")
+    return ["", "## Each bonus against the same agent without it", "",
+            "Per task, a bonus's runs against the same agent's without a bonus (same algorithm and settings, same "
+            "seeds): **helps** where the bonus's 95% interval lies wholly above the agent's own, **hurts** where "
+            "wholly below, no difference where the two overlap; beside each, the difference of the means over "
+            "seeds with its 95% bootstrap interval. \"Solved without\": the agent alone succeeds in at least half "
+            "of its training episodes (mean over seeds).", "",
+            "| task | method | without = | solved without | success rate | bonus minus without | final return "
+            "| bonus minus without |", "|---|---|---|---|---|---|---|---|", *rows, "", *summary]
+
+
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
                  report_dir: str | Path | None = None, name: str | None = None) -> Path:
     """Write ``<report_dir>/<name>.md`` (default: ``<out_dir>/<suite name>.md``) with its two PNGs."""
@@ -499,6 +563,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         lines += _success_table(records, tasks, labels)
         lines += _reach_table(records, tasks, labels)
         lines += _coverage_table(records, tasks, labels)
+        lines += _verdict_table(records, tasks, labels)
     lines += ["", "## Normalised score across tasks", "",
               "Normalised score = (return - random) / (reference - random), per task:", "",
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
