@@ -307,6 +307,44 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
             {name: sum(clock[w] for w in stacks[name][2]) / seconds[name] for name in configs})
 
 
+def gail_reward_after(demos_path: Path, repeats: int) -> dict[str, Any]:
+    """The per-step discriminator reward timed after nothing, after an env step and after a policy forward."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from rlgen.imitation import GAIL, load_demos
+
+    torch.set_num_threads(1)
+    config = build_config("ppo", "Hopper-v5", total_steps=2048, progress_bar=False, eval_freq=0)
+    venv = make_vec_env(config)
+    gail = GAIL(venv, load_demos(demos_path))
+    model = PPO("MlpPolicy", venv, device="cpu", **resolve_hyperparams(config))
+    env = gym.make("Hopper-v5")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(1, 11)).astype(np.float32)
+    act = rng.uniform(-1, 1, (1, 3)).astype(np.float32)
+    obs_t = torch.as_tensor(obs)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model.policy(obs_t)
+
+    before = {"another call (warm)": lambda: None, "a Hopper-v5 env step": lambda: env.step(env.action_space.sample()),
+              "a policy forward pass": forward}
+    times: dict[str, list[float]] = {name: [] for name in before}
+    calls = 1000 * repeats
+    for _ in range(calls):
+        for name, step in before.items():
+            step()
+            start = time.perf_counter()
+            gail.discriminator.step_reward(obs, act, None)
+            times[name].append(time.perf_counter() - start)
+    env.close()
+    venv.close()
+    return {"calls": calls, "medians": {name: 1e6 * statistics.median(values) for name, values in times.items()}}
+
+
 GAIL_LAYOUTS = {"one env of 2,048 steps (the PPO Hopper-v5 preset)": {},
                 "four envs of 512 steps (the imitation benchmarks' layout)": {"n_envs": 4, "n_steps": 512}}
 
@@ -327,6 +365,7 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
                             n_envs=layout.get("n_envs", 1), hyperparams=hyperparams, **fields)
 
     gp = "PPO + GAIL, gradient penalty 10"
+    cold = gail_reward_after(demos_path, repeats)
     lines = [f"## GAIL's cost: PPO on Hopper-v5 ({-(-steps // 2048) * 2048:,} steps per run: whole 2,048-transition "
              "rollouts)", ""]
     for layout_name, layout in GAIL_LAYOUTS.items():
@@ -351,6 +390,13 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
         lines += [f"### {layout_name[0].upper()}{layout_name[1:]}", "", *table(rows, "steps/s", "PPO"), "",
                   "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
                   "of each GAIL run's learn() time:", "", *inside, ""]
+    lines += ["### The per-step reward, warm and cold", "",
+              "`Discriminator.step_reward` on one Hopper-v5 transition (the defaults' 2 x 100 tanh network), timed "
+              "alone, each call right after another, and each call right after a Hopper-v5 env step or a forward "
+              "pass of the PPO preset's policy (what runs between two of GAIL's steps in training); median of "
+              f"{cold['calls']:,} calls each:", "",
+              "| the call runs after | microseconds per call (median) |", "|---|---|",
+              *(f"| {name} | {value:.1f} |" for name, value in cold["medians"].items()), ""]
     return lines + [
         "Each repeat builds the three runs' stacks of a layout as `rlgen train` does (env with Monitor but no log "
         "file, reward wrapper, VecNormalize, the PPO preset with the layout's envs and rollout, the run loop's fast "

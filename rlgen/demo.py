@@ -3,8 +3,8 @@
 Both run on a sparse-reward task for several seeds, side by side (one process per core), through the
 benchmark harness; the demo then prints a table (success rate, final extrinsic return, steps to the
 first success; per seed and overall) and saves a plot of the learning curves. The suite is
-``rlgen/bench/suites/vime-demo.yaml``; its task and settings come from the sparse-reward benchmark
-(benchmarks/results/sparse.md). Re-running reuses finished runs; delete the output folder to start over.
+``rlgen/bench/suites/vime-demo.yaml``: cells of the exploration benchmark, settings and seeds
+(benchmarks/results/exploration.md). Re-running reuses finished runs; delete the output folder to start over.
 """
 
 from __future__ import annotations

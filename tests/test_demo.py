@@ -51,15 +51,16 @@ def test_demo_suite_compares_an_agent_with_and_without_vime(tmp_path):
     assert len(runs) >= 6
 
 
-def test_demo_runs_are_cells_of_the_sparse_benchmark(tmp_path):
+def test_demo_runs_are_cells_of_the_exploration_benchmark(tmp_path):
     """The demo repeats benchmark cells exactly (same settings and seeds), so its table can be checked
-    against benchmarks/results/sparse.md."""
+    against benchmarks/results/exploration.md."""
     def key(config):
         return (config.algo, config.env_id, config.seed, config.bonus, tuple(sorted(config.bonus_kwargs.items())))
 
     def settings(config):
         return (config.total_steps, config.hyperparams, config.eval_freq, config.env_kwargs)
 
-    sparse = {key(run.config): settings(run.config) for run in load_suite("sparse").runs(tmp_path / "sparse")}
+    bench = {key(run.config): settings(run.config)
+             for run in load_suite("exploration").runs(tmp_path / "exploration")}
     for run in load_suite("vime-demo").runs(tmp_path / "demo"):
-        assert sparse[key(run.config)] == settings(run.config), run.label
+        assert bench[key(run.config)] == settings(run.config), run.label
