@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from rlgen.agents.config import ConfigError
 from rlgen.bench import load_suite, run_suite, stats
 from rlgen.bench.report import collect
 from rlgen.bench.runner import run_suite_runs
@@ -232,6 +233,33 @@ def test_match_keeps_part_of_a_suite(tmp_path, capsys):
     assert len(runs) == 20
     assert main(["bench", "smoke", "--match", "nothing-like-this", "--out", str(tmp_path)]) == 2
     assert "keeps none of the 2 runs" in capsys.readouterr().err
+
+
+def test_runs_start_in_the_order_asked_for(tmp_path, capsys, monkeypatch):
+    from rlgen.bench.suite import order_runs
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({"name": "ordered", "seeds": 2, "total_steps": 512, "runs": [
+        {"algo": "ppo", "env_id": "CartPole-v1"}, {"algo": "ppo", "env_id": "Pendulum-v1"},
+        {"algo": "a2c", "env_id": "CartPole-v1"}]}))
+    runs = load_suite(str(path)).runs(tmp_path)
+    names = {order: [run.config.run_name for run in order_runs(runs, order)] for order in ("suite", "task", "seed")}
+    assert names["suite"] == ["ppo_CartPole-v1_s0", "ppo_CartPole-v1_s1", "ppo_Pendulum-v1_s0", "ppo_Pendulum-v1_s1",
+                              "a2c_CartPole-v1_s0", "a2c_CartPole-v1_s1"]
+    assert names["task"] == ["ppo_CartPole-v1_s0", "ppo_CartPole-v1_s1", "a2c_CartPole-v1_s0", "a2c_CartPole-v1_s1",
+                             "ppo_Pendulum-v1_s0", "ppo_Pendulum-v1_s1"]
+    assert names["seed"] == ["ppo_CartPole-v1_s0", "ppo_Pendulum-v1_s0", "a2c_CartPole-v1_s0", "ppo_CartPole-v1_s1",
+                             "ppo_Pendulum-v1_s1", "a2c_CartPole-v1_s1"]
+    with pytest.raises(ConfigError, match="unknown run order 'random'"):
+        order_runs(runs, "random")
+    # the harness hands its runner the runs in that order (the local pool starts them in the order given)
+    handed = []
+    monkeypatch.setattr("rlgen.bench.run_suite_runs", lambda runs, **kwargs: handed.extend(runs) or [])
+    run_suite(load_suite(str(path)), tmp_path / "out", order="seed")
+    assert [run.config.run_name for run in handed] == names["seed"]
+    with pytest.raises(SystemExit):
+        main(["bench", str(path), "--order", "random"])
+    assert "invalid choice: 'random'" in capsys.readouterr().err
 
 
 def test_a_suite_run_in_parts_reports_every_part(tmp_path):

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from rlgen.bench.report import write_report
 from rlgen.bench.runner import BACKENDS, RunStatus, log_progress, run_suite_runs
-from rlgen.bench.suite import Suite, available_suites, load_suite
+from rlgen.bench.suite import Suite, available_suites, load_suite, order_runs
 
 __all__ = ["BACKENDS", "RunStatus", "Suite", "available_suites", "load_suite", "run_suite", "show_messages",
            "write_report"]
@@ -65,6 +65,7 @@ def run_suite(
     archive_models: bool = False,
     report_name: str | None = None,
     before_archive: Callable[[Path], object] | None = None,
+    order: str = "suite",
 ) -> tuple[list[RunStatus], Path]:
     """Run (or resume) every run of ``suite`` (with ``match``, those whose name it matches) and write its report;
     returns the statuses and the report path. The report always covers the whole suite as far as it has run
@@ -76,8 +77,9 @@ def run_suite(
     ``before_archive`` is called with a finished run's directory just before it is archived, to write into it
     what the archive should carry (a benchmark's cached score, say, computed while the model is still there);
     if it raises, the run is archived without it and a line says so.
-    ``report_name`` names the report (default: the suite's name)."""
-    runs = suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match)
+    ``report_name`` names the report (default: the suite's name). ``order`` is the order the runs start in
+    (:func:`rlgen.bench.suite.order_runs`: ``suite``, ``task`` or ``seed``)."""
+    runs = order_runs(suite.runs(out_dir, seeds=seeds, total_steps=total_steps, match=match), order)
     everything = suite.runs(out_dir, seeds=seeds, total_steps=total_steps) if match is not None else runs
     on_status = log_progress
     if archive_dir is not None:

@@ -106,6 +106,24 @@ class Suite:
         return out
 
 
+RUN_ORDERS = ("suite", "task", "seed")
+"""The orders a suite's runs can start in (:func:`order_runs`)."""
+
+
+def order_runs(runs: list[SuiteRun], order: str) -> list[SuiteRun]:
+    """``runs`` in the order they should start: ``suite`` as the suite lists them (each entry over its tasks and
+    seeds); ``task`` every run of a task before any of the next task's, tasks in the order they first appear
+    (a task's cells all finish early, for reports in parts); ``seed`` every cell's first seed before any second
+    seed (a whole seed early). The sorts are stable: within a task or seed, the suite's order."""
+    if order not in RUN_ORDERS:
+        raise ConfigError(f"unknown run order {order!r}; choose one of: {', '.join(RUN_ORDERS)}")
+    if order == "suite":
+        return list(runs)
+    keys = [run.env_id if order == "task" else run.seed for run in runs]
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    return [run for _, run in sorted(zip(keys, runs, strict=True), key=lambda pair: first[pair[0]])]
+
+
 def available_suites() -> list[str]:
     return sorted(path.stem for path in SUITES_DIR.glob("*.yaml"))
 

@@ -11,7 +11,7 @@ from rlgen.cli.common import HelpFormatter, Subparsers, nonnegative_int, positiv
 
 def register(sub: Subparsers) -> None:
     from rlgen.bench.runner import BACKENDS
-    from rlgen.bench.suite import available_suites
+    from rlgen.bench.suite import RUN_ORDERS, available_suites
 
     p = sub.add_parser(
         "bench", help="run a multi-seed benchmark suite and write its report",
@@ -33,6 +33,10 @@ def register(sub: Subparsers) -> None:
                    "that the reported runs never use")
     p.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help="budget per run instead of the suite's")
+    p.add_argument("--order", choices=RUN_ORDERS, default="suite",
+                   help="the order runs start in: suite (as the suite lists them), task (all of a task's runs "
+                   "before the next task's: its cells finish early, for reports in parts) or seed (every "
+                   "cell's first seed before any second)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="runs at once (default: the number of cores)")
     # not a run directory: the suite's own folder, which holds one run directory per run and the report
@@ -87,7 +91,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         statuses, report = run_suite(suite, out, backend=args.backend, seeds=seeds,
                                      total_steps=args.steps, workers=args.workers, address=args.address,
                                      report_dir=args.report_dir, command=command, match=args.match,
-                                     archive_dir=args.archive, report_name=args.report_name)
+                                     archive_dir=args.archive, report_name=args.report_name, order=args.order)
         failed = sum(s.status == "failed" for s in statuses)
     print(f"report: {report}")
     return 1 if failed else 0
