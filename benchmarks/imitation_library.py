@@ -512,8 +512,8 @@ def archive_library(args: argparse.Namespace, out: Path, task: str, n: int, seed
 
 def sync_library(args: argparse.Namespace, out: Path, tasks: list[str]) -> None:
     """The library's results of ``tasks`` the archive holds and ``--out`` lacks restored into ``--out`` (each
-    with its log; one of another budget or other settings is named and left), and those finished here that
-    the archive lacks archived."""
+    with its log; one of another budget or other settings is named and left), and those finished here archived
+    (one the archive holds differently is replaced by this side's, as rlgen.bench.archive does)."""
     if args.archive is None:
         return
     b, restored = budgets(args), 0

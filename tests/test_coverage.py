@@ -341,3 +341,8 @@ def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> N
             f"{costly}).") in text
     # the agent without a bonus is never compared with itself
     assert "| ppo | ppo |" not in text
+    # one seed a side gives no verdict (its interval is a point), and other seeds are said
+    lone = "rlgen/SparseHalfCheetah-v0"
+    single = [record(lone, "ppo", None, 0, 0, 0.0), record(lone, "ppo+vime", "vime", 1, 9, 1.0)]
+    row = [line for line in _verdict_table(single, [lone], ["ppo", "ppo+vime"]) if "| ppo+vime |" in line][0]
+    assert row == f"| {lone} | ppo+vime | ppo (other seeds) | no | — | — | — | — |"

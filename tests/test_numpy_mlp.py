@@ -121,6 +121,22 @@ def test_step_reward_is_reward_for_recorded_rows(options):
         assert len(np.unique(fast)) == 3
 
 
+@pytest.mark.parametrize("act_shape", [(2, 1), ()])
+def test_step_reward_takes_box_actions_of_any_shape(act_shape):
+    obs_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    disc = Discriminator(obs_space, spaces.Box(-1, 1, act_shape, np.float32))
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(-1, 1, (3, *act_shape)).astype(np.float32)  # as GAIL records them: one row per env
+    s = rng.normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(disc.step_reward(s, acts, None), disc.reward(s, acts))
+
+
+def test_a_stack_without_linear_layers_runs_in_numpy_too():
+    fast = NumpyMLP.of(nn.Sequential(nn.Tanh()))
+    x = rows()
+    np.testing.assert_allclose(fast(x), np.tanh(x), rtol=1e-6)
+
+
 def test_code_posterior_log_prob_in_numpy_matches_torch():
     torch.manual_seed(0)
     q = CodePosterior(5, 3, hidden=(16, 8))

@@ -455,7 +455,11 @@ def finished_runs_in(path: Path) -> int:
 
 def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
     """"better", "worse" or "same" by the issue's rule: the two 95% bootstrap intervals over seeds do not overlap
-    (better / worse) or do (same: no difference the intervals can see)."""
+    (better / worse) or do (same: no difference the intervals can see); "unknown" with fewer than two finite
+    values on a side (one seed's interval is a point: any difference would read as one)."""
+    bonus, plain = bonus[np.isfinite(bonus)], plain[np.isfinite(plain)]
+    if len(bonus) < 2 or len(plain) < 2:
+        return "unknown"
     _, low, high = stats.bootstrap_ci(bonus)
     _, plain_low, plain_high = stats.bootstrap_ci(plain)
     if low > plain_high:
@@ -465,13 +469,13 @@ def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
     return "same"
 
 
-_VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference"}
+_VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference", "unknown": "—"}
 
 
 def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
     """Each bonus against the same agent without it, per task: success rate and final return, each "helps" /
     "hurts" where the two 95% intervals do not overlap and "no difference" where they do; then per bonus the
-    tasks of each kind."""
+    tasks where it helps and those where it costs something."""
     def finished(task: str, label: str) -> list[RunRecord]:
         return [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
 
@@ -488,16 +492,23 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             for measure in ("success_rate", "final"):
                 mine = np.array([getattr(r, measure) for r in group])
                 theirs = np.array([getattr(r, measure) for r in others])
-                point, low, high = stats.difference_ci(mine, theirs)
-                digits = 3 if measure == "success_rate" else 1
-                verdicts += [_compare(mine, theirs), f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"]
-            solved = float(np.mean([r.success_rate for r in others])) >= 0.5
-            tally.setdefault(label, {"success": [], "cost": [], "same": []})
+                verdict = _compare(mine, theirs)
+                difference = "—"
+                if verdict != "unknown":
+                    point, low, high = stats.difference_ci(mine[np.isfinite(mine)], theirs[np.isfinite(theirs)])
+                    digits = 3 if measure == "success_rate" else 1
+                    difference = f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+                verdicts += [verdict, difference]
+            rates = [r.success_rate for r in others if np.isfinite(r.success_rate)]
+            solved = "—" if not rates else "yes" if float(np.mean(rates)) >= 0.5 else "no"
+            if {r.run.seed for r in group} != {r.run.seed for r in others}:
+                plain += " (other seeds)"
+            tally.setdefault(label, {"success": [], "cost": []})
             if verdicts[0] == "better":
                 tally[label]["success"].append(task)
             if verdicts[2] == "worse" or verdicts[0] == "worse":
                 tally[label]["cost"].append(task)
-            rows.append(f"| {task} | {label} | {plain} | {'yes' if solved else 'no'} | {_VERDICT_WORDS[verdicts[0]]} | "
+            rows.append(f"| {task} | {label} | {plain} | {solved} | {_VERDICT_WORDS[verdicts[0]]} | "
                         f"{verdicts[1]} | {_VERDICT_WORDS[verdicts[2]]} | {verdicts[3]} |")
     if not rows:
         return []
@@ -508,11 +519,12 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
         summary.append(f"- {label}: success better on {len(kinds['success'])} task(s) ({helped}); worse success or "
                        f"final return on {len(kinds['cost'])} ({cost}).")
     return ["", "## Each bonus against the same agent without it", "",
-            "Per task, a bonus's runs against the same agent's without a bonus (same algorithm and settings, same "
-            "seeds): **helps** where the bonus's 95% interval lies wholly above the agent's own, **hurts** where "
-            "wholly below, no difference where the two overlap; beside each, the difference of the means over "
-            "seeds with its 95% bootstrap interval. \"Solved without\": the agent alone succeeds in at least half "
-            "of its training episodes (mean over seeds).", "",
+            "Per task, a bonus's finished runs against those of the same agent without a bonus (same algorithm and "
+            "settings; \"(other seeds)\" where the two finished different seeds): **helps** where the bonus's 95% "
+            "interval lies wholly above the agent's own, **hurts** where wholly below, no difference where the two "
+            "overlap, — with fewer than two seeds on a side; beside each, the difference of the means over seeds "
+            "with its 95% bootstrap interval. \"Solved without\": the agent alone succeeds in at least half of its "
+            "training episodes (mean over seeds).", "",
             "| task | method | without = | solved without | success rate | bonus minus without | final return "
             "| bonus minus without |", "|---|---|---|---|---|---|---|---|", *rows, "", *summary]
 

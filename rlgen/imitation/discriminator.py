@@ -292,17 +292,18 @@ class Discriminator(nn.Module):
     def step_reward(self, obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray | None, kind: str = "gail"
                     ) -> np.ndarray:
         """:meth:`reward` of rows a wrapper recorded itself at an env step: float32 ``(n, obs_dim)`` observations
-        and ``(n, act_dim)`` Box actions (one row per env), none absorbing. It skips :meth:`reward`'s checks of
+        and ``(n, *action shape)`` Box actions (one row per env), none absorbing. It skips :meth:`reward`'s checks of
         shapes and kinds, which cost as much as the network here; anything else goes to :meth:`reward`."""
-        if self._numpy_net is None or self.discrete_actions or self.absorbing:
-            return self.reward(obs, acts, next_obs, kind=kind)
+        if self._numpy_net is None or self.discrete_actions or self.absorbing or kind not in REWARD_KINDS:
+            return self.reward(obs, acts, next_obs, kind=kind)  # (an unknown kind: its one-line error)
+        acts = acts.reshape(len(acts), -1)  # a Box of any shape: one row per env (a view)
         x = np.concatenate((obs, acts, next_obs) if self.use_next_obs else (obs, acts), axis=1)
         logit = self._numpy_net(x, standardise=(self.in_mean, self.in_std, self.clip_input))[:, 0]
         if kind == "gail":
-            return np.logaddexp(0.0, logit, out=logit)
-        if kind == "log_d":
-            return np.negative(np.logaddexp(0.0, np.negative(logit, out=logit), out=logit), out=logit)
-        return logit
+            np.logaddexp(0.0, logit, out=logit)
+        elif kind == "log_d":
+            np.negative(np.logaddexp(0.0, np.negative(logit, out=logit), out=logit), out=logit)
+        return logit.astype(np.float32, copy=False)
 
     @torch.no_grad()
     def _torch_reward(self, features: Tensor, kind: str) -> np.ndarray:

@@ -22,16 +22,6 @@ from torch import Tensor, nn
 _Op = tuple[str, float, "nn.Linear | None"]
 
 
-def numpy_view(tensor: Tensor, cache: dict[int, tuple[int, np.ndarray]], key: int) -> np.ndarray:
-    """A numpy view of a CPU tensor's memory, kept in ``cache[key]`` and made again when the tensor's
-    storage changed since (a new tensor, or ``.data`` replaced)."""
-    ptr = tensor.data_ptr()
-    hit = cache.get(key)
-    if hit is None or hit[0] != ptr:
-        hit = cache[key] = (ptr, tensor.detach().numpy())
-    return hit[1]
-
-
 def _flatten(modules: Iterable[nn.Module]) -> list[nn.Module]:
     flat: list[nn.Module] = []
     for module in modules:
@@ -64,7 +54,7 @@ class NumpyMLP:
     def __init__(self, ops: list[_Op]) -> None:
         self._ops = ops
         self._linears = [module for _, _, module in ops if module is not None]
-        self._key: tuple[int, ...] = ()
+        self._key: tuple[int, ...] | None = None  # None: no views made yet (a stack without linear layers too)
         self._arrays: list[np.ndarray | None] = []  # per op: the weight's transpose (linear) or None
         self._biases: list[np.ndarray | None] = []
         self._standardise_key: tuple[int, int] = (0, 0)
