@@ -346,3 +346,20 @@ def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> N
     single = [record(lone, "ppo", None, 0, 0, 0.0), record(lone, "ppo+vime", "vime", 1, 9, 1.0)]
     row = [line for line in _verdict_table(single, [lone], ["ppo", "ppo+vime"]) if "| ppo+vime |" in line][0]
     assert row == f"| {lone} | ppo+vime | ppo (other seeds) | no | — | — | — | — |"
+
+
+def test_steps_to_first_success_get_a_median_with_its_interval_and_never_counts_as_latest() -> None:
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import RunRecord, _first_success_ci
+    from rlgen.bench.suite import SuiteRun
+
+    def record(seed: int, first: float | None) -> RunRecord:
+        config = RunConfig(algo="ppo", env_id="rlgen/SparseMountainCar-v0", seed=seed, total_steps=100_000)
+        returns = np.array([0.0, 0.0, 1.0 if first is not None else 0.0])
+        steps = np.array([1000.0, 2000.0, first if first is not None else 3000.0])
+        return RunRecord(SuiteRun("ppo", config.env_id, seed, config), "finished", np.zeros(1), np.zeros(1),
+                         train_steps=steps, train_returns=returns)
+
+    assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, 40_000)]) == "30k [20k, 40k]"
+    assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, None)]) == "30k [20k, never]"
+    assert _first_success_ci([record(0, None), record(1, 30_000), record(2, None)]) == "never [30k, never]"

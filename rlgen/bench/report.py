@@ -297,8 +297,8 @@ def _profile_png(normalised: dict[str, list[float]]) -> bytes:
 
 def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
     lines = ["", "## Success on the sparse reward (training episodes with env return > 0)", "",
-             "| task | method | success rate, mean [95% CI] | runs that ever succeeded | median steps to first success "
-             "| per seed: rate (first success) |", "|---|---|---|---|---|---|"]
+             "| task | method | success rate, mean [95% CI] | runs that ever succeeded | steps to first success, median "
+             "[95% CI] | per seed: rate (first success) |", "|---|---|---|---|---|---|"]
     for task in tasks:
         for label in labels:
             group = [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
@@ -309,11 +309,22 @@ def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             per_seed = ", ".join(
                 f"{r.success_rate:.2f} ({r.first_success / 1000:.0f}k)" if np.isfinite(r.first_success)
                 else f"{r.success_rate:.2f} (never)" for r in group)
-            median_first = np.median(firsts)
-            first_text = f"{median_first / 1000:.0f}k" if np.isfinite(median_first) else "never (median)"
             lines.append(f"| {task} | {label} | {_fmt_ci(*stats.bootstrap_ci(rates), digits=3)} | "
-                         f"{int(np.isfinite(firsts).sum())}/{len(group)} | {first_text} | {per_seed} |")
+                         f"{int(np.isfinite(firsts).sum())}/{len(group)} | {_first_success_ci(group)} | {per_seed} |")
     return lines
+
+
+def _first_success_ci(group: list[RunRecord]) -> str:
+    """The median over seeds of the env steps to the first success, with its 95% bootstrap interval; a seed that
+    never succeeded counts as later than any that did, so a median (or bound) among those reads "never"."""
+    firsts = np.array([r.first_success for r in group])
+    never = 10.0 * max(r.run.config.total_steps for r in group) + 1.0  # later than any success in these runs
+    point, low, high = stats.bootstrap_ci(np.where(np.isfinite(firsts), firsts, never), np.median)
+
+    def steps(value: float) -> str:
+        return "never" if value >= never else f"{value / 1000:.0f}k"
+
+    return f"{steps(point)} [{steps(low)}, {steps(high)}]"
 
 
 def _reach_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
