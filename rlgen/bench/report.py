@@ -295,13 +295,18 @@ def _profile_png(normalised: dict[str, list[float]]) -> bytes:
     return figure_png(fig)
 
 
+def _finished(records: list[RunRecord], task: str, label: str) -> list[RunRecord]:
+    """The finished runs of one method on one task."""
+    return [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
+
+
 def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
     lines = ["", "## Success on the sparse reward (training episodes with env return > 0)", "",
              "| task | method | success rate, mean [95% CI] | runs that ever succeeded | steps to first success, median "
              "[95% CI] | per seed: rate (first success) |", "|---|---|---|---|---|---|"]
     for task in tasks:
         for label in labels:
-            group = [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
+            group = _finished(records, task, label)
             if not group:
                 continue
             rates = np.array([r.success_rate for r in group])
@@ -487,18 +492,15 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
     """Each bonus against the same agent without it, per task: success rate and final return, each "helps" /
     "hurts" where the two 95% intervals do not overlap and "no difference" where they do; then per bonus the
     tasks where it helps and those where it costs something."""
-    def finished(task: str, label: str) -> list[RunRecord]:
-        return [r for r in records if r.run.env_id == task and r.run.label == label and r.state == "finished"]
-
     rows: list[str] = []
     tally: dict[str, dict[str, list[str]]] = {}
     for task in tasks:
         for label in labels:
-            group = finished(task, label)
+            group = _finished(records, task, label)
             plain = _without_bonus(records, task, label) if group else None
-            if plain is None or not finished(task, plain):
+            others = _finished(records, task, plain) if plain is not None else []
+            if not others:
                 continue
-            others = finished(task, plain)
             verdicts = []
             for measure in ("success_rate", "final"):
                 mine = np.array([getattr(r, measure) for r in group])

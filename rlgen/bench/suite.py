@@ -120,8 +120,8 @@ def order_runs(runs: list[SuiteRun], order: str) -> list[SuiteRun]:
     if order == "suite":
         return list(runs)
     keys = [run.env_id if order == "task" else run.seed for run in runs]
-    first = {key: i for i, key in reversed(list(enumerate(keys)))}
-    return [run for _, run in sorted(zip(keys, runs, strict=True), key=lambda pair: first[pair[0]])]
+    rank = {key: i for i, key in enumerate(dict.fromkeys(keys))}  # in the order each first appears
+    return [run for _, run in sorted(zip(keys, runs, strict=True), key=lambda pair: rank[pair[0]])]
 
 
 def available_suites() -> list[str]:

@@ -55,7 +55,7 @@ class NumpyMLP:
         self._ops = ops
         self._linears = [module for _, _, module in ops if module is not None]
         self._key: tuple[int, ...] | None = None  # None: no views made yet (a stack without linear layers too)
-        self._arrays: list[np.ndarray | None] = []  # per op: the weight's transpose (linear) or None
+        self._weights: list[np.ndarray | None] = []  # per op: the weight's transpose (linear) or None
         self._biases: list[np.ndarray | None] = []
         self._standardise_key: tuple[int, int] = (0, 0)
         self._standardise_arrays: tuple[np.ndarray, np.ndarray] | None = None
@@ -97,8 +97,8 @@ class NumpyMLP:
                 weights.append(tensors[i].detach().numpy().T)  # type: ignore[union-attr]
                 bias = tensors[i + 1]
                 biases.append(None if bias is None else bias.detach().numpy())
-            self._arrays, self._biases, self._key = weights, biases, key
-        return self._arrays, self._biases
+            self._weights, self._biases, self._key = weights, biases, key
+        return self._weights, self._biases
 
     def __call__(self, x: np.ndarray, standardise: tuple[Tensor, Tensor, float] | None = None) -> np.ndarray:
         """The layers' output on rows ``x``; with ``standardise=(mean, std, clip)`` (tensors read at each
