@@ -36,7 +36,7 @@ RLGEN = [sys.executable, "-c", "import sys; from rlgen.cli import main; sys.exit
 CASES: list[tuple[str, list[str], str]] = [
     ("ppo-vime", ["train", "--algo", "ppo", "--env", "rlgen/SparseMountainCar-v0", "--bonus", "vime",
                   "--steps", "8192", "--seed", "3", "--run-name", "ppo-vime", "-p", "eval_freq=4096",
-                  "-p", "bonus_kwargs.updates_per_rollout=50"], "ppo-vime"),
+                  "-p", "bonus_kwargs.model_steps=50"], "ppo-vime"),
     ("ppo-density", ["train", "--algo", "ppo", "--env", "rlgen/SparseMountainCar-v0", "--bonus", "density",
                      "--steps", "8192", "--seed", "4", "--run-name", "ppo-density", "-p", "eval_freq=4096"],
      "ppo-density"),

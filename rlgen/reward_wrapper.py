@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
@@ -99,6 +100,48 @@ class TransitionRecorder:
         transition = (self.last_obs, self.actions, next_obs)
         self.last_obs = flat
         return transition
+
+
+class ActionEncoding:
+    """Actions as the float rows a model reads: a Box's values flattened; a Discrete action as a one-hot row;
+    MultiDiscrete as one one-hot block per sub-action; MultiBinary as its 0/1 values.
+
+    :param space: the env's action space (anything else is a TypeError naming the space).
+    :param owner: the wrapper's name, for messages.
+    """
+
+    def __init__(self, space: spaces.Space, owner: str):
+        self.space = space
+        if isinstance(space, spaces.Box):
+            self.dim = int(np.prod(space.shape))
+        elif isinstance(space, spaces.Discrete):
+            self.dim = int(space.n)
+        elif isinstance(space, spaces.MultiDiscrete):
+            self.nvec = np.asarray(space.nvec, dtype=np.int64).ravel()
+            self.offsets = np.concatenate([[0], np.cumsum(self.nvec)[:-1]])
+            self.dim = int(self.nvec.sum())
+        elif isinstance(space, spaces.MultiBinary):
+            self.dim = int(np.prod(space.shape))
+        else:
+            raise TypeError(f"{owner} needs Box, Discrete, MultiDiscrete or MultiBinary actions, got "
+                            f"{type(space).__name__} actions")
+
+    def __call__(self, actions: np.ndarray, num_envs: int) -> np.ndarray:
+        """One float32 row of width :attr:`dim` per env."""
+        space = self.space
+        if isinstance(space, spaces.Box):
+            return np.asarray(actions, dtype=np.float32).reshape(num_envs, -1)
+        if isinstance(space, spaces.Discrete):
+            index = np.asarray(actions, dtype=np.int64).reshape(num_envs) - int(space.start)
+            rows = np.zeros((num_envs, self.dim), dtype=np.float32)
+            rows[np.arange(num_envs), index] = 1.0
+            return rows
+        if isinstance(space, spaces.MultiDiscrete):
+            index = np.asarray(actions, dtype=np.int64).reshape(num_envs, -1) - np.asarray(space.start).ravel()
+            rows = np.zeros((num_envs, self.dim), dtype=np.float32)
+            rows[np.arange(num_envs)[:, None], self.offsets + index] = 1.0
+            return rows
+        return np.asarray(actions, dtype=np.float32).reshape(num_envs, -1)  # MultiBinary
 
 
 def standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float | None) -> np.ndarray:

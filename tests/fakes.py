@@ -46,6 +46,18 @@ def line_venv(n: int = 2, **kwargs) -> DummyVecEnv:
     return DummyVecEnv([lambda: Monitor(LineEnv(**kwargs)) for _ in range(n)])
 
 
+class DiscreteLineEnv(LineEnv):
+    """LineEnv with Discrete(3) actions: 0 steps left, 1 right, 2 stays (x' = x + 0.1 (a - 1) for a < 2)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = spaces.Discrete(3)
+
+    def step(self, action):
+        move = {0: -1.0, 1: 1.0, 2: 0.0}[int(action)]
+        return super().step(np.array([move], dtype=np.float32))
+
+
 class SwitchingLineEnv(gym.Env):
     """x' = clip(x + speed * a, -1, 1) on a line; from global step ``switch_at`` on the action pushes the other
     way (x' = clip(x - speed * a, -1, 1)): physics that change midway. Under random actions the states visited

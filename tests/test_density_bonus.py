@@ -103,7 +103,7 @@ def _states(rng, n, low, high):
 
 def test_pseudo_count_grows_and_the_bonus_falls_when_one_state_is_fed_repeatedly():
     torch.manual_seed(0)
-    bonus = DensityBonus(line_venv(n=1), "pixelcnn", min_replay=1, updates_per_rollout=20, batch_size=32)
+    bonus = DensityBonus(line_venv(n=1), "pixelcnn", min_replay=1, model_steps=20, batch_size=32, update_every=256)
     rng = np.random.default_rng(0)
     spread = _states(rng, 256, -1, 1)
     actions = np.zeros((256, 1), np.float32)
@@ -115,7 +115,7 @@ def test_pseudo_count_grows_and_the_bonus_falls_when_one_state_is_fed_repeatedly
         values, logged = bonus.compute_bonus(inputs, state)
         counts.append(pseudo_count(bonus.prediction_gain(inputs, state)[0])[0])
         bonuses.append(values[0])
-        bonus.update_model(np.repeat(inputs, 32, 0), np.repeat(state, 32, 0))
+        bonus.update_model(np.repeat(inputs, 256, 0), np.repeat(state, 256, 0))  # 20 steps, as the first
     assert np.all(np.diff(counts) > 0), counts
     assert np.all(np.diff(bonuses) < 0), bonuses
     assert counts[-1] > 5 * counts[0], counts  # 8.9x here
@@ -124,7 +124,8 @@ def test_pseudo_count_grows_and_the_bonus_falls_when_one_state_is_fed_repeatedly
 @pytest.mark.parametrize("model", ["pixelcnn", "pixelrnn", "vae"])
 def test_a_novel_state_earns_a_larger_bonus_than_a_familiar_one(model):
     torch.manual_seed(0)
-    bonus = DensityBonus(line_venv(n=1), model, min_replay=1, updates_per_rollout=800, learning_rate=1e-2, seed=0)
+    bonus = DensityBonus(line_venv(n=1), model, min_replay=1, model_steps=800, learning_rate=1e-2, seed=0,
+                         update_every=1010)  # 800 steps on the 1,010 visited states
     rng = np.random.default_rng(0)
     # visited: x in [-1, 0] almost always, [0, 1] a few times (so it lies inside the discretisation's bounds)
     visited = np.vstack([_states(rng, 1000, -1, 0), _states(rng, 10, 0, 1)])
@@ -141,7 +142,7 @@ def _run_through_switch(model, target, **kwargs):
     """Mean bonus per 256-step rollout of random actions, the physics reversing after the third rollout."""
     steps, before = 256, 3
     venv = DummyVecEnv([lambda: SwitchingLineEnv(switch_at=steps * before)])
-    bonus = DensityBonus(venv, model, target=target, min_replay=1, seed=0, **kwargs)
+    bonus = DensityBonus(venv, model, target=target, min_replay=1, seed=0, update_every=steps, **kwargs)
     bonus.reset()
     rng = np.random.default_rng(0)
     means = []
@@ -156,8 +157,8 @@ def _run_through_switch(model, target, **kwargs):
     return means[before] / means[before - 1]
 
 
-@pytest.mark.parametrize(("model", "kwargs"), [("pixelcnn", {"updates_per_rollout": 300}),
-                                               ("bnn", {"updates_per_rollout": 150, "learning_rate": 0.01})])
+@pytest.mark.parametrize(("model", "kwargs"), [("pixelcnn", {"model_steps": 300}),
+                                               ("bnn", {"model_steps": 150, "learning_rate": 0.01})])
 def test_the_transition_bonus_rises_when_the_dynamics_change_and_the_state_bonus_does_not(model, kwargs):
     torch.manual_seed(0)
     # seeds 0-3 gave 1.8 to 2.1 (pixelcnn) and 4.5 to 5.3 (bnn); the state bonus 0.98 to 1.01
@@ -171,7 +172,7 @@ def test_the_transition_bonus_rises_when_the_dynamics_change_and_the_state_bonus
 def test_image_observations_are_modelled_as_images_between_the_space_bounds(model):
     torch.manual_seed(0)
     bonus = DensityBonus(DummyVecEnv([GridImageEnv]), model, target="transition", min_replay=1,
-                         updates_per_rollout=5)
+                         model_steps=5, update_every=32)
     assert bonus.model.input_shape == (1, 4, 4) and bonus.bounds == "space"
     bonus.reset()
     rng = np.random.default_rng(0)
@@ -198,7 +199,8 @@ def _learn(bonus, steps=64):
 
 
 def test_callback_adds_the_bonus_to_the_rollout_and_logs_it():
-    bonus = DensityBonus(line_venv(n=2, horizon=20), "pixelcnn", beta=0.5, min_replay=1, updates_per_rollout=5)
+    bonus = DensityBonus(line_venv(n=2, horizon=20), "pixelcnn", beta=0.5, min_replay=1, model_steps=5,
+                         update_every=64)  # a window per rollout of 32 steps x 2 envs
     model, seen = _learn(bonus)
     rewards = seen["rewards"]  # LineEnv's own reward is 0: what is there is the bonus
     assert np.all(rewards >= 0) and np.all(rewards <= 5.0 + 1e-6) and rewards.max() > 0
@@ -212,7 +214,7 @@ def test_callback_adds_the_bonus_to_the_rollout_and_logs_it():
 
 def test_step_mode_rewards_each_step_with_the_current_model_and_keeps_an_unfinished_window(tmp_path):
     bonus = DensityBonus(line_venv(n=2, horizon=20), "made", beta=0.5, mode="step", update_every=16, min_replay=1,
-                         updates_per_rollout=5)
+                         model_steps=5)
     bonus.reset()
     rewards = []
     for step in range(12):
@@ -235,7 +237,7 @@ def test_step_mode_rewards_each_step_with_the_current_model_and_keeps_an_unfinis
 
 def test_state_round_trip(tmp_path):
     bonus = DensityBonus(line_venv(n=2, horizon=20), "pixelrnn", target="transition", min_replay=1,
-                         updates_per_rollout=5)
+                         model_steps=5, update_every=64)
     _learn(bonus)
     bonus.save_state(tmp_path)
     other = DensityBonus(line_venv(n=2, horizon=20), "pixelrnn", target="transition", seed=1)
@@ -261,7 +263,7 @@ def test_run_loop_trains_ppo_with_the_density_bonus_and_resumes_it(tmp_path):
     config = RunConfig(algo="ppo", env_id="rlgen/SparseMountainCar-v0", total_steps=128, n_envs=2,
                        out_dir=str(tmp_path), bonus="density",
                        bonus_kwargs={"model": "vae", "target": "transition", "beta": 0.1, "min_replay": 1,
-                                     "updates_per_rollout": 5},
+                                     "model_steps": 5, "update_every": 128},
                        hyperparams={"n_steps": 64, "batch_size": 64, "policy_kwargs": {"net_arch": [8]}},
                        eval_freq=0, eval_episodes=1, checkpoint_freq=128, progress_bar=False)
     result = train(config)
@@ -280,7 +282,7 @@ def test_cli_trains_with_a_chosen_bonus_model(tmp_path, capsys):
     code = main(["train", "--env", "rlgen/SparseMountainCar-v0", "--steps", "64", "--bonus", "density",
                  "--bonus-model", "pixelrnn", "--out", str(tmp_path), "--no-progress", "-p", "n_steps=64",
                  "-p", "batch_size=64", "-p", "eval_freq=0", "-p", "eval_episodes=1",
-                 "-p", "bonus_kwargs.updates_per_rollout=2", "-p", "bonus_kwargs.min_replay=1"])
+                 "-p", "bonus_kwargs.model_steps=2", "-p", "bonus_kwargs.min_replay=1"])
     assert code == 0, capsys.readouterr().err
     run_dir = tmp_path / "ppo-density_rlgen-SparseMountainCar-v0_s0"
     assert torch.load(run_dir / "density.pt", weights_only=True)["model_class"] == "PixelRNN"
@@ -289,8 +291,8 @@ def test_cli_trains_with_a_chosen_bonus_model(tmp_path, capsys):
 
 # -- bad input ----------------------------------------------------------------------------------------
 def test_bad_input_gets_one_line_errors():
-    with pytest.raises(TypeError, match="DensityBonus needs Box observation and action spaces.*Discrete actions"):
-        DensityBonus(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    with pytest.raises(TypeError, match="DensityBonus needs a Box observation space, got Tuple observations"):
+        DensityBonus(DummyVecEnv([lambda: gym.make("Blackjack-v1")]))
     with pytest.raises(ValueError, match="unknown density model 'gru'; choose one of: pixelcnn, pixelrnn, vae"):
         DensityBonus(line_venv(), "gru")
     with pytest.raises(ValueError, match="unknown DensityBonus target 'reward'; choose one of: state, transition"):

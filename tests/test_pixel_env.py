@@ -100,7 +100,7 @@ def _frames(env: SparseMountainCarPixelsEnv, xs: list[float]) -> np.ndarray:
 def test_a_novel_frame_earns_a_larger_bonus_than_a_frame_seen_many_times() -> None:
     env = SparseMountainCarPixelsEnv()
     bonus = DensityBonus(DummyVecEnv([SparseMountainCarPixelsEnv]), "pixelcnn", min_replay=1, seed=0, replay_size=64,
-                         updates_per_rollout=250, batch_size=8, learning_rate=5e-3)
+                         model_steps=250, batch_size=8, learning_rate=5e-3, update_every=64)
     assert isinstance(bonus.model, PixelCNN) and bonus.model.input_shape == (2, 16, 24) and bonus.bounds == "space"
     seen = _frames(env, [-0.5])  # the car at rest in the valley, fed 64 times and trained on
     seen_inputs = np.hstack([seen, np.zeros((1, 1), np.float32)])
@@ -114,7 +114,7 @@ def test_a_novel_frame_earns_a_larger_bonus_than_a_frame_seen_many_times() -> No
 
 def test_the_run_loop_trains_ppo_with_the_pixelcnn_bonus_on_unnormalised_frames(tmp_path) -> None:
     config = RunConfig(algo="ppo", env_id=PIXELS, total_steps=128, n_envs=2, out_dir=str(tmp_path), bonus="density",
-                       bonus_kwargs={"model": "pixelcnn", "min_replay": 1, "updates_per_rollout": 2},
+                       bonus_kwargs={"model": "pixelcnn", "min_replay": 1, "model_steps": 2, "update_every": 128},
                        hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [8]}},
                        eval_freq=0, eval_episodes=1, checkpoint_freq=0, progress_bar=False)
     result = train(config)

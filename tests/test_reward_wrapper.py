@@ -91,7 +91,7 @@ def _vime_after_a_rollout(seed):
     from rlgen.exploration import VIME
     from tests.fakes import line_venv
 
-    vime = VIME(line_venv(n=2, horizon=5), min_replay=1, updates_per_rollout=20, seed=seed)
+    vime = VIME(line_venv(n=2, horizon=5), min_replay=1, model_steps=20, seed=seed, update_every=64)
     rng = np.random.default_rng(0)  # the same data for every wrapper
     inputs = rng.normal(size=(64, 3)).astype(np.float32)
     targets = rng.normal(size=(64, 2)).astype(np.float32)
@@ -117,7 +117,7 @@ def test_a_forgotten_callback_stops_a_rollout_bonus_with_the_fix_named(mode, rai
     from rlgen.exploration import VIME
     from tests.fakes import line_venv
 
-    vime = VIME(line_venv(n=1, horizon=5), mode=mode, update_every=64, min_replay=1, updates_per_rollout=1)
+    vime = VIME(line_venv(n=1, horizon=5), mode=mode, update_every=64, min_replay=1, model_steps=1)
     vime.unattached_limit = 300  # a class default of 10,000 steps: lowered to keep the test quick
     model = PPO("MlpPolicy", vime, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]}, seed=0)
     if raises:
@@ -126,7 +126,7 @@ def test_a_forgotten_callback_stops_a_rollout_bonus_with_the_fix_named(mode, rai
     else:  # step mode pays its bonus itself; its callback only logs
         model.learn(640)
     # with the callback attached, the same run records on without complaint
-    attached = VIME(line_venv(n=1, horizon=5), min_replay=1, updates_per_rollout=1)
+    attached = VIME(line_venv(n=1, horizon=5), min_replay=1, model_steps=1)
     attached.unattached_limit = 300
     PPO("MlpPolicy", attached, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]},
         seed=0).learn(640, callback=attached.callback)

@@ -19,7 +19,7 @@ def _visited(rng, n):
 
 
 def test_a_novel_state_earns_more_than_a_familiar_one():
-    rnd = RND(line_venv(n=1), min_replay=1, updates_per_rollout=300, batch_size=64, seed=0)
+    rnd = RND(line_venv(n=1), min_replay=1, model_steps=300, batch_size=64, seed=0, update_every=512)
     rng = np.random.default_rng(0)
     for _ in range(3):  # three rollouts of states near x = 0
         rnd.update_model(*_rows(_visited(rng, 512)))
@@ -31,7 +31,7 @@ def test_a_novel_state_earns_more_than_a_familiar_one():
 
 
 def test_the_bonus_of_a_state_falls_as_it_is_visited():
-    rnd = RND(line_venv(n=1), min_replay=1, updates_per_rollout=50, batch_size=64, seed=1)
+    rnd = RND(line_venv(n=1), min_replay=1, model_steps=50, batch_size=64, seed=1, update_every=64)
     rng = np.random.default_rng(1)
     rnd.update_model(*_rows(_visited(rng, 512)))  # the statistics of the states around
     state = _rows([[0.5, 1.0]] * 64)
@@ -44,7 +44,7 @@ def test_the_bonus_of_a_state_falls_as_it_is_visited():
 
 
 def test_errors_are_scaled_by_the_running_std_of_the_intrinsic_returns():
-    rnd = RND(line_venv(n=2), min_replay=1, updates_per_rollout=1, beta=2.0, gamma_int=0.9, seed=2)
+    rnd = RND(line_venv(n=2), min_replay=1, model_steps=1, beta=2.0, gamma_int=0.9, seed=2)
     rng = np.random.default_rng(2)
     inputs, targets = _rows(_visited(rng, 40))  # 20 steps x 2 envs, step-major
     error = rnd.prediction_error(targets)
@@ -61,7 +61,7 @@ def test_errors_are_scaled_by_the_running_std_of_the_intrinsic_returns():
 
 def test_one_seed_gives_one_bonus_and_the_target_never_trains():
     def run(seed):
-        rnd = RND(line_venv(n=1), min_replay=1, updates_per_rollout=20, seed=seed)
+        rnd = RND(line_venv(n=1), min_replay=1, model_steps=20, seed=seed, update_every=128)
         target = [p.detach().clone() for p in rnd.target.parameters()]
         rows = _rows(_visited(np.random.default_rng(0), 128))
         rnd.update_model(*rows)
@@ -78,7 +78,7 @@ def test_rnd_trains_through_the_run_loop_and_resumes(tmp_path):
 
     config = RunConfig(algo="ppo", env_id="rlgen/SparseMountainCar-v0", total_steps=2048, n_envs=2, bonus="rnd",
                        hyperparams={"n_steps": 256, "batch_size": 128, "policy_kwargs": {"net_arch": [16]}},
-                       bonus_kwargs={"min_replay": 64, "updates_per_rollout": 5}, eval_freq=0,
+                       bonus_kwargs={"min_replay": 64, "model_steps": 5}, eval_freq=0,
                        checkpoint_freq=1024, progress_bar=False, out_dir=str(tmp_path))
     result = train(config)
     assert (result.run_dir / "rnd.pt").is_file() and (result.run_dir / "rnd_log.jsonl").is_file()

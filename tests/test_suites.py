@@ -169,7 +169,7 @@ def test_cartpole_swingup_sparse_pays_only_upright_near_the_centre() -> None:
 def test_vime_and_ppo_train_on_a_dm_control_task(tmp_path) -> None:
     config = _config(
         "dm_control/pendulum-swingup-v0", env_kwargs={"max_episode_steps": 100}, n_envs=2, total_steps=512,
-        bonus="vime", bonus_kwargs={"min_replay": 64, "updates_per_rollout": 20},
+        bonus="vime", bonus_kwargs={"min_replay": 64, "model_steps": 20},
         hyperparams={"n_steps": 128, "batch_size": 64, "n_epochs": 1, "policy_kwargs": {"net_arch": [16]}},
         eval_freq=0, eval_episodes=1, checkpoint_freq=0, out_dir=str(tmp_path),
     )
@@ -257,3 +257,41 @@ def test_packages_are_imported_only_for_their_own_ids() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "AdroitHand" not in done.stderr
+
+
+@needs_suites
+def test_an_id_no_suite_claims_is_looked_for_in_the_installed_registrars() -> None:
+    # FetchReach-v4 is Gymnasium-Robotics' but no maze: found by importing the package (a fresh interpreter,
+    # where nothing has imported it yet); an id nobody registers stays an unknown id
+    code = (
+        "import sys, gymnasium as gym\n"
+        "from rlgen.envs.suites import ensure_registered\n"
+        "ensure_registered('Hopper-v5')\n"
+        "assert 'gymnasium_robotics' not in sys.modules, 'imported for a Gymnasium id'\n"
+        "ensure_registered('FetchReach-v4')\n"
+        "assert 'FetchReach-v4' in gym.registry\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ConfigError, match="unknown env id 'NoSuchTask-v0'"):
+        check_env_id("NoSuchTask-v0")
+
+
+class _BrokenEnv(gym.Env):
+    def __init__(self, size: int = 1):
+        raise AssertionError  # what Gymnasium-Robotics' Fetch tasks raise on MuJoCo 4 (mujoco_utils.py)
+
+
+def test_an_env_that_fails_to_build_is_a_one_line_error_naming_it_and_where(tmp_path, capsys) -> None:
+    from tests.fakes import one_line_error
+
+    gym.register("rlgen-test/Broken-v0", entry_point=_BrokenEnv)
+    try:
+        err = one_line_error(capsys, ["train", "--env", "rlgen-test/Broken-v0", "--steps", "64", "--out",
+                                      str(tmp_path), "--no-progress"], "rlgen-test/Broken-v0 could not be built")
+        assert "AssertionError at test_suites.py:" in err and "its package may not support" in err
+        err = one_line_error(capsys, ["train", "--env", "rlgen-test/Broken-v0", "-p", "env_kwargs.sise=2", "--steps",
+                                      "64", "--out", str(tmp_path), "--no-progress"], "with env_kwargs {'sise': 2}")
+        assert "TypeError" in err and "unexpected keyword argument 'sise'" in err and "check env_kwargs" in err
+    finally:
+        del gym.registry["rlgen-test/Broken-v0"]

@@ -13,9 +13,9 @@ from rlgen.exploration import VIME
 from tests.fakes import RolloutRecorder, line_venv, step_until_nan
 
 
-def test_non_box_spaces_are_refused():
-    with pytest.raises(TypeError, match="Box observation and action spaces.*Discrete actions"):
-        VIME(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+def test_non_box_observations_are_refused():
+    with pytest.raises(TypeError, match="VIME needs a Box observation space, got Tuple observations"):
+        VIME(DummyVecEnv([lambda: gym.make("Blackjack-v1")]))
 
 
 def test_bad_hyperparameters_are_refused():
@@ -48,7 +48,7 @@ def test_nan_observation_raises_with_the_step():
 
 def test_novel_transitions_gain_more_than_familiar_ones():
     torch.manual_seed(0)
-    vime = VIME(line_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0)
+    vime = VIME(line_venv(n=1), min_replay=1, model_steps=1500, batch_size=10, seed=0, update_every=400)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (400, 1))
     a = rng.uniform(-1, 1, (400, 1))
@@ -68,7 +68,8 @@ def test_novel_transitions_gain_more_than_familiar_ones():
 def _gain_of_a_moved_constant_column(**settings):
     """The median gains (familiar transitions; the same with the pool's constant column moved from 1 to 1.5) of a
     VIME whose BNN trained on transitions where that column never moved."""
-    vime = VIME(line_venv(n=1), min_replay=1, updates_per_rollout=1500, batch_size=10, seed=0, **settings)
+    vime = VIME(line_venv(n=1), min_replay=1, model_steps=1500, batch_size=10, seed=0, update_every=400,
+                **settings)
     rng = np.random.default_rng(0)
     x, a = rng.uniform(-1, 1, (400, 1)), rng.uniform(-1, 1, (400, 1))
     inputs = np.hstack([x, np.ones_like(x), a]).astype(np.float32)
@@ -97,7 +98,7 @@ def test_the_bnns_training_noise_comes_from_the_wrapper_and_leaves_torchs_global
     trained = []
     for draw in (False, True):
         torch.manual_seed(123)
-        vime = VIME(line_venv(n=1), min_replay=1, updates_per_rollout=20, seed=3)
+        vime = VIME(line_venv(n=1), min_replay=1, model_steps=20, seed=3, update_every=40)
         before = torch.get_rng_state()
         if draw:
             torch.randn(1000)  # the caller's own draws in between change nothing of the wrapper's
@@ -109,7 +110,7 @@ def test_the_bnns_training_noise_comes_from_the_wrapper_and_leaves_torchs_global
 
 
 def _first_rollout(eta, algo=PPO):
-    vime = VIME(line_venv(n=2, horizon=20), eta=eta, min_replay=1, updates_per_rollout=5)
+    vime = VIME(line_venv(n=2, horizon=20), eta=eta, min_replay=1, model_steps=5, update_every=64)
     model = algo("MlpPolicy", vime, n_steps=32, seed=0, policy_kwargs={"net_arch": [8]}, device="cpu",
                  **({"batch_size": 32} if algo is PPO else {}))
     recorder = RolloutRecorder()
@@ -189,7 +190,7 @@ def test_callback_refuses_off_policy_agents_in_rollout_mode():
 
 def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
     vime = VIME(line_venv(n=2, horizon=5, reward=1.0), eta=0.5, mode="step", update_every=8, min_replay=1,
-                updates_per_rollout=5)
+                model_steps=5)
     vime.reset()
     rng = np.random.default_rng(0)
     rewards, expected = [], []
@@ -221,7 +222,7 @@ def test_step_mode_adds_the_bonus_at_step_time_and_trains_every_window():
 def test_step_mode_pays_nothing_until_the_model_has_trained():
     # windows of 8 transitions, but the BNN waits for 20 in its pool: the first two windows train nothing
     vime = VIME(line_venv(n=2, horizon=5, reward=1.0), mode="step", update_every=8, min_replay=20,
-                updates_per_rollout=5)
+                model_steps=5)
     vime.reset()
     rewards = [vime.step(np.full((2, 1), 0.3, dtype=np.float32))[1] for _ in range(16)]
     np.testing.assert_array_equal(np.array(rewards[:12]), 1.0)  # the update at step 12 is the first that trains
@@ -235,7 +236,7 @@ def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
     # Pendulum's 200-step episodes: SAC writes its logs every 4 episodes
     config = RunConfig(algo="sac", env_id="Pendulum-v1", total_steps=800, out_dir=str(tmp_path),
                        bonus="vime", bonus_kwargs={"eta": 0.5, "mode": "step", "update_every": 256, "min_replay": 1,
-                                                   "updates_per_rollout": 5},
+                                                   "model_steps": 5},
                        hyperparams={"learning_starts": 32, "batch_size": 16, "buffer_size": 2000, "train_freq": 4,
                                     "policy_kwargs": {"net_arch": [16]}},
                        eval_freq=0, eval_episodes=1, checkpoint_freq=400, progress_bar=False)
@@ -282,7 +283,7 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
         hyperparams["batch_size"] = 64
     config = RunConfig(algo=algo, env_id="rlgen/SparseMountainCar-v0", total_steps=128, n_envs=2,
                        out_dir=str(tmp_path), bonus="vime", bonus_kwargs={"eta": 0.1, "min_replay": 1,
-                                                                             "updates_per_rollout": 5},
+                                                                             "model_steps": 5, "update_every": 128},
                        hyperparams=hyperparams, eval_freq=0, eval_episodes=1, checkpoint_freq=128,
                        progress_bar=False)
     result = train(config)
@@ -357,7 +358,7 @@ def test_short_rollouts_share_log_rows(tmp_path):
 def test_a2c_run_with_a_bonus_writes_a_row_per_2048_transitions(tmp_path):
     config = RunConfig(algo="a2c", env_id="rlgen/SparseMountainCar-v0", total_steps=3000, n_envs=2,
                        out_dir=str(tmp_path), bonus="vime",
-                       bonus_kwargs={"eta": 0.1, "min_replay": 10**9, "updates_per_rollout": 1},
+                       bonus_kwargs={"eta": 0.1, "min_replay": 10**9, "model_steps": 1},
                        hyperparams={"n_steps": 5, "policy_kwargs": {"net_arch": [8]}},
                        eval_freq=0, eval_episodes=1, checkpoint_freq=2500, progress_bar=False)
     result = train(config)

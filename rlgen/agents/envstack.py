@@ -8,6 +8,7 @@ callbacks, saved states, logs and what their policy needs outside training.
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
             env = quiet_make(env_id, **env_kwargs)
         except SuiteNotInstalled as exc:  # a config made without check_env_id, e.g. RunConfig(...) unvalidated
             raise ConfigError(str(exc)) from None
+        except Exception as exc:  # env kwargs it does not take, or the env's package failing on this machine
+            raise ConfigError(env_build_error(env_id, env_kwargs, exc)) from exc
         env = flat_observation(env)
         keywords: tuple[str, ...] = ()
         path = monitor_path(monitor_file) if monitor_file is not None else None
@@ -165,6 +168,20 @@ class FiniteGuard(VecEnvWrapper):
             where += f" in env {env} of {self.num_envs}"
         raise NonFiniteEnvOutput(f"{self.env_id} returned a non-finite {what} {where}; training stopped before it "
                                  f"reached the agent (the run's last checkpoint is kept)")
+
+
+def env_build_error(env_id: str, env_kwargs: dict[str, Any], exc: BaseException) -> str:
+    """One line saying why ``gym.make(env_id, **env_kwargs)`` failed: the exception and where it was raised (the
+    file and line of the innermost frame, often inside the env's own package)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    message = (str(exc).splitlines() or [""])[0]
+    settings = f" with env_kwargs {env_kwargs}" if env_kwargs else ""
+    hint = ("check env_kwargs against the env's constructor" if env_kwargs and isinstance(exc, TypeError)
+            else "the env's own code failed: its package may not support the installed versions (`rlgen envs` "
+            "lists the tasks rlgen tests)")
+    return f"{env_id} could not be built{settings}: {type(exc).__name__}{where}" + (
+        f": {message}" if message else "") + f" ({hint})"
 
 
 def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False,

@@ -125,11 +125,31 @@ def source_for(env_id: str) -> Source | None:
     return None
 
 
+# Packages that register Gymnasium ids when imported (Gymnasium 1.x no longer imports them itself): an id no
+# source claims and nothing has registered yet is looked for in those installed, e.g. FetchReach-v4
+# (gymnasium-robotics), ALE/Pong-v5 (ale-py), MiniGrid-Empty-5x5-v0 (minigrid).
+REGISTRARS = ("gymnasium_robotics", "ale_py", "minigrid")
+
+
 def ensure_registered(env_id: str) -> None:
-    """Import the package that registers ``env_id`` if it is a suite id not registered yet; a no-op for any
-    other id. Raises :class:`SuiteNotInstalled` when the package cannot be imported."""
+    """Import the package that registers ``env_id`` if it is a suite id not registered yet; an id no suite
+    claims that is not registered either is looked for in the installed :data:`REGISTRARS`. Raises
+    :class:`SuiteNotInstalled` when a suite's package cannot be imported."""
+    if env_id in gymnasium.registry:
+        return
     source = source_for(env_id)
-    if source is None or env_id in gymnasium.registry:
+    if source is None:
+        for module in REGISTRARS:
+            if env_id in gymnasium.registry:
+                return
+            if not _findable(module):
+                continue
+            try:
+                _import_quietly(module)
+                if module == "ale_py":  # ale-py registers its ids only when asked
+                    gymnasium.register_envs(sys.modules[module])
+            except ImportError:  # a broken install of an unrelated package: the id stays unknown
+                continue
         return
     for module in source.modules:
         try:

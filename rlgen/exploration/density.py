@@ -69,6 +69,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
+from rlgen.deprecation import renamed
 from rlgen.exploration.rollout_bonus import ModelBonus, standardisation
 from rlgen.generative import BNN, VAE, PixelCNN, PixelRNN
 from rlgen.generative.updates import adam_step, auto_chunk, batched_prediction_gains
@@ -156,7 +157,8 @@ class DensityBonus(ModelBonus):
     rewards, N the pseudo-count of a density model's prediction gain (env rewards reported by SB3 stay the
     true ones).
 
-    :param venv: a VecEnv with Box observation and action spaces.
+    :param venv: a VecEnv with a Box observation space and Box, Discrete (one-hot), MultiDiscrete or MultiBinary
+        actions.
     :param model: ``"pixelcnn"`` (default), ``"pixelrnn"``, ``"vae"``, ``"made"`` or ``"bnn"`` (a small model
         sized for the observation, see :func:`default_model`), or an instance of one of these classes built for
         it: input shape ``(obs_dim,)`` (or the image shape) and ``context_dim`` 0 for ``"state"``,
@@ -176,7 +178,9 @@ class DensityBonus(ModelBonus):
     :param replay_size: transitions kept for training the model (s and s' in the observation space's dtype when it
         is an integer one, e.g. uint8 frames; float32 otherwise).
     :param min_replay: the model trains once the pool holds this many transitions.
-    :param updates_per_rollout: Adam minibatch steps on the model after each rollout.
+    :param model_steps: Adam minibatch steps on the model per ``update_every`` transitions (it learns once per
+        window of that many; see :mod:`rlgen.exploration.rollout_bonus`). ``updates_per_rollout`` is its old name
+        (deprecated).
     :param batch_size: minibatch size of those steps.
     :param learning_rate: Adam's step size.
     :param chunk: rows per vectorised prediction-gain pass (bounds its memory); default: as many as keep the
@@ -184,7 +188,7 @@ class DensityBonus(ModelBonus):
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time and the model trains every ``update_every`` transitions; see
         :mod:`rlgen.exploration.rollout_bonus`).
-    :param update_every: step mode's window, in transitions.
+    :param update_every: transitions per window: the model learns once per window, in either mode.
     :param seed: fixes the model's initialisation, its minibatches and the noise of stochastic models.
     """
 
@@ -208,16 +212,18 @@ class DensityBonus(ModelBonus):
         model_kwargs: dict[str, Any] | None = None,
         replay_size: int = 100_000,
         min_replay: int = 256,
-        updates_per_rollout: int = 200,
+        model_steps: int = 200,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         chunk: int | None = None,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
+        updates_per_rollout: int | None = None,
     ):
+        model_steps = renamed("DensityBonus", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
-                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=_CLIP,
+                         model_steps=model_steps, batch_size=batch_size, seed=seed, clip=_CLIP,
                          mode=mode, update_every=update_every)
         if target not in TARGETS:
             raise ValueError(f"unknown DensityBonus target {target!r}; choose one of: {', '.join(TARGETS)}")
@@ -362,7 +368,8 @@ class DensityBonus(ModelBonus):
                 return self.model.loss((context, x), n_batches=n_batches)["loss"]  # type: ignore[operator]
             return self.model.loss(x, context=context)["loss"]  # type: ignore[operator]
 
-        return {"density/train_loss": self.fit(objective)}  # a VAE's or BNN's noise from the wrapper's seed
+        # a VAE's or BNN's noise from the wrapper's seed
+        return {"density/train_loss": self.fit(objective, self.steps_for(len(inputs)))}
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
+from rlgen.deprecation import renamed
 from rlgen.exploration.rollout_bonus import ModelBonus, standardisation
 
 
@@ -52,7 +53,8 @@ class RND(ModelBonus):
     a random target network's embedding of s' to each rollout's rewards (env rewards reported by SB3 stay the
     true ones).
 
-    :param venv: a VecEnv with Box observation and action spaces.
+    :param venv: a VecEnv with a Box observation space and Box, Discrete (one-hot), MultiDiscrete or MultiBinary
+        actions.
     :param beta: weight of the normalised bonus.
     :param hidden: hidden layer widths of the target and the predictor.
     :param embedding: width of the target's embedding.
@@ -60,11 +62,13 @@ class RND(ModelBonus):
     :param gamma_int: discount of the intrinsic returns whose running std scales the errors (the paper: 0.99).
     :param replay_size: recent states kept for training the predictor.
     :param min_replay: the predictor trains once the pool holds this many states.
-    :param updates_per_rollout: Adam minibatch steps on the predictor after each rollout.
+    :param model_steps: Adam minibatch steps on the predictor per ``update_every`` transitions (it learns once per
+        window of that many; see :mod:`rlgen.exploration.rollout_bonus`). ``updates_per_rollout`` is its old name
+        (deprecated).
     :param batch_size: predictor minibatch size.
     :param learning_rate: the predictor's Adam step size.
     :param mode: ``rollout`` (default) or ``step`` (off-policy agents; see :mod:`rlgen.exploration.rollout_bonus`).
-    :param update_every: step mode's window, in transitions.
+    :param update_every: transitions per window: the model learns once per window, in either mode.
     :param seed: decides both networks' initial weights and the minibatches.
     """
 
@@ -83,15 +87,17 @@ class RND(ModelBonus):
         gamma_int: float = 0.99,
         replay_size: int = 100_000,
         min_replay: int = 256,
-        updates_per_rollout: int = 100,
+        model_steps: int = 100,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
+        updates_per_rollout: int | None = None,
     ):
+        model_steps = renamed("RND", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
-                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=obs_clip,
+                         model_steps=model_steps, batch_size=batch_size, seed=seed, clip=obs_clip,
                          mode=mode, update_every=update_every)
         if not beta >= 0:
             raise ValueError(f"RND beta must be >= 0, got {beta}")
@@ -146,7 +152,7 @@ class RND(ModelBonus):
             x = self.standardise_targets(next_obs)
             return (self.predictor(x) - self.target(x)).square().mean()
 
-        return {"rnd/predictor_loss": self.fit(objective)}
+        return {"rnd/predictor_loss": self.fit(objective, self.steps_for(len(inputs)))}
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

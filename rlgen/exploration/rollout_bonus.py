@@ -8,6 +8,15 @@ to the rollout buffer's rewards, recomputes returns and advantages, keeps the in
 episodes, lets the wrapper train its model, and logs what the wrapper reports. A subclass implements
 :meth:`RolloutBonus.compute_bonus`, :meth:`RolloutBonus.update_model`, ``state_dict``/``load_state_dict``.
 
+**The model's pace is set in transitions, not rollouts.** The model learns once per *window* of ``update_every``
+transitions (2,048 by default, one rollout of rlgen's PPO and TRPO presets), from the transitions of that
+window: a rollout at least that long is a window by itself; shorter ones (A2C's 5 steps per env) are gathered
+until they make one, and are paid their bonus by the model of the last window meanwhile. A window of ``n``
+transitions is owed ``model_steps x n / update_every`` Adam steps (fractions carry over), so an agent that
+collects 16,384 transitions per rollout gives the model 8 times the steps of one collecting 2,048, and A2C's
+rollouts no longer get a full training each (500 BNN steps per 5 transitions had made A2C + VIME ~100 times
+slower than A2C).
+
 Off-policy agents (SAC) have no rollout buffer to rewrite. For them, ``mode="step"`` adds the bonus to the
 reward at step time instead, one model call per step (a few ms: about a tenth of a SAC step here, far more
 than a PPO step), and trains the model on every ``update_every`` transitions; the replay buffer then keeps
@@ -35,6 +44,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from rlgen.atomic import atomic_write_text
 from rlgen.reward_wrapper import (
     LOG_EVERY,
+    ActionEncoding,
     RewardWrapper,
     TransitionRecorder,
     TransitionRing,
@@ -74,15 +84,17 @@ class RolloutBonus(RewardWrapper):
             raise ValueError(f"{self.state_name} update_every must be a positive integer, got {update_every}")
         self.mode, self.update_every = mode, int(update_every)
         self.windows = 0  # step mode: windows that ended in a model update; bonuses are paid from the first on
-        obs_space, act_space = venv.observation_space, venv.action_space
-        if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, spaces.Box):
-            raise TypeError(
-                f"{self.state_name} needs Box observation and action spaces, got {type(obs_space).__name__} "
-                f"observations and {type(act_space).__name__} actions"
-            )
+        # rollout mode: the rollouts of the window not yet learnt from, (inputs, targets) each
+        self._window: list[tuple[np.ndarray, np.ndarray]] = []
+        obs_space = venv.observation_space
+        if not isinstance(obs_space, spaces.Box):
+            raise TypeError(f"{self.state_name} needs a Box observation space, got {type(obs_space).__name__} "
+                            f"observations (a Dict of Boxes: flatten it first, as `rlgen train` does)")
+        self.actions = ActionEncoding(venv.action_space, self.state_name)
+        """How actions reach the model: a Box's values, Discrete actions one-hot (:class:`ActionEncoding`)."""
         self.obs_shape = tuple(int(s) for s in obs_space.shape)
         self.obs_dim = int(np.prod(obs_space.shape))
-        self.act_dim = int(np.prod(act_space.shape))
+        self.act_dim = self.actions.dim
         self.callback_required = mode == "rollout"  # step mode pays the bonus itself; its callback only logs
         self.recorder = TransitionRecorder(self.num_envs, self.state_name)
         self.callback = RolloutBonusCallback(self)
@@ -99,9 +111,24 @@ class RolloutBonus(RewardWrapper):
         raise NotImplementedError
 
     def update_model(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        """Learn from the rollout just rewarded (after its bonus was computed); returns values to log, empty when
+        """Learn from a window's transitions (after their bonus was computed); returns values to log, empty when
         the model did not train (too few transitions so far)."""
         raise NotImplementedError
+
+    def rollout_learnt(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        """Rollout mode: a rollout's transitions, after their bonus was paid. They join the current window; once it
+        holds ``update_every`` transitions the model learns from all of it (:meth:`update_model`) and a new window
+        starts. Returns what :meth:`update_model` reported ({} while the window is open)."""
+        self._window.append((inputs, targets))
+        if sum(len(part) for part, _ in self._window) < self.update_every:
+            return {}
+        if len(self._window) == 1:
+            window_in, window_out = self._window[0]
+        else:
+            window_in = np.concatenate([part for part, _ in self._window])
+            window_out = np.concatenate([part for _, part in self._window])
+        self._window.clear()
+        return self.update_model(window_in, window_out)
 
     # -- recording -------------------------------------------------------------------------------
     @property
@@ -115,7 +142,7 @@ class RolloutBonus(RewardWrapper):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.recorder.on_actions(actions)
+        self.recorder.on_actions(self.actions(actions, self.num_envs))
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -177,8 +204,10 @@ class RolloutBonus(RewardWrapper):
     def recording_state(self) -> dict[str, Any]:
         """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
         pending = [torch.from_numpy(column) for column in self._pending_columns()] if self._pending else []
+        window = ([torch.from_numpy(np.concatenate([part[k] for part in self._window])) for k in (0, 1)]
+                  if self._window else [])
         return {"num_steps": self.num_steps, "intrinsic_returns": list(self.callback.episode_intrinsic),
-                "windows": self.windows, "pending": pending}
+                "windows": self.windows, "pending": pending, "window": window}
 
     def load_recording_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`recording_state` saved: step mode's unfinished window carries over."""
@@ -191,6 +220,11 @@ class RolloutBonus(RewardWrapper):
             raise ValueError(f"{self.state_name} state holds steps of {self._pending[0][0].shape[0]} envs with "
                              f"observations of width {self._pending[0][0].shape[1]}; this env has "
                              f"{self.num_envs} x {self.obs_dim}")
+        window = [part.numpy() for part in state.get("window", [])]
+        if window and window[0].shape[1:] != (self.obs_dim + self.act_dim,):
+            raise ValueError(f"{self.state_name} state holds transitions of width {window[0].shape[1]}; this env's "
+                             f"[s, a] is {self.obs_dim + self.act_dim} wide")
+        self._window = [(window[0], window[1])] if window else []
         self.callback.episode_intrinsic.clear()
         self.callback.episode_intrinsic.extend(float(r) for r in state["intrinsic_returns"])
 
@@ -209,7 +243,7 @@ class ModelBonus(RolloutBonus):
     part of its ``state_dict`` this base keeps.
     """
 
-    def __init__(self, venv: VecEnv, *, replay_size: int, min_replay: int, updates_per_rollout: int,
+    def __init__(self, venv: VecEnv, *, replay_size: int, min_replay: int, model_steps: int,
                  batch_size: int, seed: int, clip: float | None, mode: str = "rollout", update_every: int = 2048,
                  std_floor: float = 0.0):
         super().__init__(venv, mode=mode, update_every=update_every)
@@ -221,7 +255,10 @@ class ModelBonus(RolloutBonus):
                 raise ValueError(f"{self.state_name} {name} must be a positive integer, got {value}")
         if clip is not None and not clip > 0:
             raise ValueError(f"{self.state_name} clip must be > 0 (or None), got {clip}")
-        self.min_replay, self.updates_per_rollout, self.batch_size = min_replay, updates_per_rollout, batch_size
+        if int(model_steps) < 0:
+            raise ValueError(f"{self.state_name} model_steps must be >= 0, got {model_steps}")
+        self.min_replay, self.model_steps, self.batch_size = min_replay, int(model_steps), batch_size
+        self._step_credit = 0  # transitions x model_steps learnt from whose Adam steps are not taken yet
         self._seed, self.clip = int(seed), None if clip is None else float(clip)
         self.generator = torch.Generator().manual_seed(self._seed)
         self.rng = np.random.default_rng(self._seed)
@@ -262,18 +299,26 @@ class ModelBonus(RolloutBonus):
         return stats
 
     def ready_to_train(self) -> bool:
-        return self.pool.size >= self.min_replay and self.updates_per_rollout > 0
+        return self.pool.size >= self.min_replay and self.model_steps > 0
 
-    def fit(self, objective: Callable[[np.ndarray, np.ndarray], torch.Tensor]) -> float:
-        """``updates_per_rollout`` Adam steps, each on ``objective(inputs, targets)`` of a fresh minibatch of the
-        pool, with the model's noise from the wrapper's own stream (:meth:`own_noise`); the last step's loss."""
+    def steps_for(self, n_transitions: int) -> int:
+        """The Adam steps owed for learning from ``n_transitions`` new ones: ``model_steps`` per ``update_every``
+        transitions, what is left in fractions of a step carried over to the next call (and saved)."""
+        owed = self._step_credit + int(n_transitions) * self.model_steps
+        steps = owed // self.update_every
+        self._step_credit = owed - steps * self.update_every
+        return steps
+
+    def fit(self, objective: Callable[[np.ndarray, np.ndarray], torch.Tensor], steps: int) -> float:
+        """``steps`` Adam steps, each on ``objective(inputs, targets)`` of a fresh minibatch of the pool, with the
+        model's noise from the wrapper's own stream (:meth:`own_noise`); the last step's loss (NaN: no step)."""
         with self.own_noise():
-            return self._adam_steps(objective)
+            return self._adam_steps(objective, steps)
 
-    def _adam_steps(self, objective: Callable[[np.ndarray, np.ndarray], torch.Tensor]) -> float:
+    def _adam_steps(self, objective: Callable[[np.ndarray, np.ndarray], torch.Tensor], steps: int) -> float:
         assert self.optimizer is not None
         loss = float("nan")
-        for _ in range(self.updates_per_rollout):
+        for _ in range(steps):
             value = objective(*self.sample_batch())
             self.optimizer.zero_grad(set_to_none=True)
             value.backward()
@@ -306,13 +351,19 @@ class ModelBonus(RolloutBonus):
         """The optimiser, the pool and its statistics, for the subclass's ``state_dict``."""
         assert self.optimizer is not None
         stats = {k: torch.from_numpy(v) for k, v in self.stats.items()} if self.stats is not None else {}
-        return {"optimizer": self.optimizer.state_dict(), "pool": self.pool.state(), "stats": stats}
+        return {"optimizer": self.optimizer.state_dict(), "pool": self.pool.state(), "stats": stats,
+                "step_credit": self._step_credit, "generator": self.generator.get_state(),
+                "rng": json.dumps(self.rng.bit_generator.state)}
 
     def load_pool_state(self, state: dict[str, Any]) -> None:
         assert self.optimizer is not None
         self.optimizer.load_state_dict(state["optimizer"])
         self.pool.load(state["pool"])
         self.stats = {k: v.numpy() for k, v in state["stats"].items()} or None
+        self._step_credit = int(state.get("step_credit", 0))
+        if "generator" in state:  # (states saved before the random streams were kept start new ones)
+            self.generator.set_state(state["generator"])
+            self.rng.bit_generator.state = json.loads(state["rng"])
 
 
 def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
@@ -432,7 +483,7 @@ class RolloutBonusCallback(WrapperCallback):
         bonus = flat_bonus.reshape(steps, n_envs)
         add_bonus_to_rollout(buffer, bonus, self.locals["values"], self.locals["dones"])
         self.track_episodes(bonus, dones)
-        logged.update(wrapper.update_model(flat_in, flat_out))
+        logged.update(wrapper.rollout_learnt(flat_in, flat_out))
         for key, value in logged.items():
             self.logger.record(key, value)
         # every transition's bonus, as a TensorBoard histogram (the other outputs skip tensors)

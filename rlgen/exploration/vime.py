@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
+from rlgen.deprecation import renamed
 from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback
 from rlgen.generative import BNN
 
@@ -37,7 +38,8 @@ class VIME(ModelBonus):
     """Records (s, a, s') of every step; its :attr:`callback` adds ``eta`` x normalised information gain
     to each rollout's rewards (env rewards reported by SB3 stay the true ones).
 
-    :param venv: a VecEnv with Box observation and action spaces.
+    :param venv: a VecEnv with a Box observation space and Box, Discrete (one-hot), MultiDiscrete or MultiBinary
+        actions.
     :param eta: weight of the normalised information gain in the reward.
     :param eta_final: with ``eta_decay_steps``, the weight falls linearly from ``eta`` to this over the first
         ``eta_decay_steps`` env transitions (all envs counted), then stays there: explore early, then let the
@@ -46,12 +48,14 @@ class VIME(ModelBonus):
     :param hidden: hidden layer sizes of the BNN (the original: one layer of 32).
     :param replay_size: transitions kept for training the BNN.
     :param min_replay: the BNN trains once the pool holds this many transitions.
-    :param updates_per_rollout: Adam minibatch steps on the BNN after each rollout.
+    :param model_steps: Adam minibatch steps on the BNN per ``update_every`` transitions (500 per 2,048: the BNN
+        learns once per window of ``update_every`` transitions, a rollout of the PPO and TRPO presets; see
+        :mod:`rlgen.exploration.rollout_bonus`). ``updates_per_rollout`` is its old name (deprecated).
     :param batch_size: BNN minibatch size (the original: 10).
     :param method: ``second_order`` (batched, default) or ``exact`` (a few optimiser steps per transition,
         the original's default; slow, kept as the reference).
-    :param median_window: the information gains of a rollout are divided by the mean of the last
-        ``median_window`` rollout medians.
+    :param median_window: the information gains of a rollout are divided by the mean of the medians of the
+        last ``median_window`` windows of ``update_every`` transitions (the current one, so far, included).
     :param max_kl: information gains are clipped to [0, max_kl].
     :param clip: the BNN's standardised inputs [s, a] and targets s' are clipped to ``[-clip, clip]`` (5, RND's
         observation clip); ``None``: no clip (the original).
@@ -67,7 +71,7 @@ class VIME(ModelBonus):
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
         is added at step time, normalised by the mean median of the last ``median_window`` update windows,
         and the BNN trains every ``update_every`` transitions; see :mod:`rlgen.exploration.rollout_bonus`).
-    :param update_every: step mode's window, in transitions.
+    :param update_every: transitions per window: the BNN learns once per window, in either mode.
     """
 
     def __init__(
@@ -83,7 +87,7 @@ class VIME(ModelBonus):
         n_samples: int = 10,
         replay_size: int = 100_000,
         min_replay: int = 500,
-        updates_per_rollout: int = 500,
+        model_steps: int = 500,
         batch_size: int = 10,
         learning_rate: float = 1e-3,
         method: str = "second_order",
@@ -96,9 +100,11 @@ class VIME(ModelBonus):
         mode: str = "rollout",
         update_every: int = 2048,
         seed: int = 0,
+        updates_per_rollout: int | None = None,
     ):
+        model_steps = renamed("VIME", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
-                         updates_per_rollout=updates_per_rollout, batch_size=batch_size, seed=seed, clip=clip,
+                         model_steps=model_steps, batch_size=batch_size, seed=seed, clip=clip,
                          mode=mode, update_every=update_every, std_floor=std_floor)
         if method not in METHODS:
             raise ValueError(f"unknown VIME method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -121,6 +127,8 @@ class VIME(ModelBonus):
                            likelihood_sd=likelihood_sd, n_samples=n_samples)
         self.set_model(self.bnn, learning_rate, fused=True)
         self.medians: deque[float] = deque(maxlen=median_window)
+        """The medians of the last ``median_window`` closed windows' information gains."""
+        self._open_gains: list[np.ndarray] = []  # the gains of the window not closed yet
         self.callback = VIMECallback(self)
 
     # -- the model -------------------------------------------------------------------------------
@@ -157,11 +165,22 @@ class VIME(ModelBonus):
         return {} if elbo is None else {"vime/bnn_elbo": elbo}
 
     def normalise(self, gains: np.ndarray, record: bool = True) -> np.ndarray:
-        """Divide by the mean of the last rollouts' medians (this rollout's included, unless ``record`` is
-        False: then by the stored ones alone)."""
-        if record or not self.medians:
-            self.medians.append(float(np.median(gains)))
-        scale = float(np.mean(self.medians))
+        """Divide by the mean of the medians of the last ``median_window`` windows: the closed ones and, with
+        ``record``, the current one with these gains added (a window closes once it holds ``update_every``
+        gains, so a rollout of 2,048 is a window by itself: the mean of the last rollouts' medians). Without
+        ``record`` (step mode's per-step calls) by the closed windows' alone."""
+        if record:
+            self._open_gains.append(np.asarray(gains))
+            current = float(np.median(np.concatenate(self._open_gains) if len(self._open_gains) > 1 else gains))
+            closed = list(self.medians)[len(self.medians) - self.medians.maxlen + 1:] if self.medians.maxlen else []
+            scale = float(np.mean([*closed, current]))
+            if sum(len(part) for part in self._open_gains) >= self.update_every:
+                self.medians.append(current)
+                self._open_gains.clear()
+        else:
+            if not self.medians:  # nothing closed yet: these gains start it
+                self.medians.append(float(np.median(gains)))
+            scale = float(np.mean(self.medians))
         normalised = gains / scale if scale > 0 else gains
         return normalised if self.max_normalised is None else np.minimum(normalised, self.max_normalised)
 
@@ -174,8 +193,10 @@ class VIME(ModelBonus):
         self.stats = self.pool_statistics()
         n_batches = max(1, self.pool.size // self.batch_size)
         # Every minibatch and Monte-Carlo draw of this training up front: one gather and standardisation of the
-        # rows, one draw of noise per layer, then ``updates_per_rollout`` steps on slices of them.
-        steps, batch = self.updates_per_rollout, self.batch_size
+        # rows, one draw of noise per layer, then the steps owed on slices of them.
+        steps, batch = self.steps_for(len(inputs)), self.batch_size
+        if steps == 0:
+            return None
         x, y = self._standardise(*self.pool.rows(self.rng.integers(0, self.pool.size, steps * batch)))
         generator = self.noise_generator()
         noise = [torch.randn((steps, self.bnn.n_samples, batch, width), generator=generator)
@@ -188,7 +209,9 @@ class VIME(ModelBonus):
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"bnn": self.bnn.state_dict(), "medians": list(self.medians), **self.pool_state(),
+        open_gains = np.concatenate(self._open_gains) if self._open_gains else np.zeros(0)
+        return {"bnn": self.bnn.state_dict(), "medians": list(self.medians),
+                "open_gains": torch.from_numpy(open_gains.astype(np.float64)), **self.pool_state(),
                 **self.recording_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -196,6 +219,8 @@ class VIME(ModelBonus):
         self.load_pool_state(state)
         self.medians.clear()
         self.medians.extend(float(m) for m in state["medians"])
+        open_gains = state.get("open_gains")
+        self._open_gains = [open_gains.numpy()] if open_gains is not None and len(open_gains) else []
         self.load_recording_state(state)
 
     state_file = "vime.pt"
