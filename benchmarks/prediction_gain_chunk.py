@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             n_params = sum(p.numel() for p in probe.model.parameters())
             default = auto_chunk(probe.model)
             for chunk in sorted(set(chunks) | {default}):
-                bonus = DensityBonus(venv, target=target, min_replay=1, chunk=chunk, seed=0)
+                bonus = DensityBonus(venv, target=target, min_replay=1, chunk=chunk, seed=0, update_every=args.rows)
                 rng = np.random.default_rng(0)
                 inputs = rng.normal(size=(args.rows, bonus.obs_dim + bonus.act_dim)).astype(np.float32)
                 targets = rng.normal(size=(args.rows, bonus.obs_dim)).astype(np.float32)

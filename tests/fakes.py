@@ -47,7 +47,7 @@ def line_venv(n: int = 2, **kwargs) -> DummyVecEnv:
 
 
 class DiscreteLineEnv(LineEnv):
-    """LineEnv with Discrete(3) actions: 0 steps left, 1 right, 2 stays (x' = x + 0.1 (a - 1) for a < 2)."""
+    """LineEnv with Discrete(3) actions: 0 steps left (x' = x - 0.1), 1 right (x + 0.1), 2 stays."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -47,6 +47,27 @@ def test_a_bonus_records_discrete_actions_one_hot_and_pays_ppo(kind):
     assert recorder.seen["rewards"].max() > 0  # the env pays nothing: what is there is the bonus
 
 
+class _MultiDiscreteLine(gym.Env):
+    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = spaces.MultiDiscrete([2, 3])
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.array([action[0] + 10 * action[1]], np.float32), 0.0, False, False, {}
+
+
+def test_multidiscrete_actions_of_several_envs_are_one_block_per_sub_action():
+    rnd = RND(DummyVecEnv([_MultiDiscreteLine, _MultiDiscreteLine]))
+    assert rnd.act_dim == 5
+    rnd.reset()
+    rnd.step(np.array([[1, 0], [0, 2]]))
+    _, actions, next_obs, _ = rnd._pending[-1]
+    np.testing.assert_array_equal(actions, [[0, 1, 1, 0, 0], [1, 0, 0, 0, 1]])
+    np.testing.assert_array_equal(next_obs[:, 0], [1, 20])  # the env got the actions as they were
+
+
 def test_a_discrete_action_never_taken_is_the_surprise():
     # the BNN learnt from left and right steps only; staying put is an action it has never seen
     vime = VIME(_discrete_venv(1), min_replay=1, model_steps=1500, batch_size=10, seed=0, update_every=400)
@@ -67,5 +88,7 @@ def test_a_discrete_action_never_taken_is_the_surprise():
 def test_observations_must_be_a_box():
     env = gym.make("CartPole-v1")
     dict_env = gym.wrappers.TransformObservation(env, lambda o: {"x": o}, spaces.Dict({"x": env.observation_space}))
-    with pytest.raises(TypeError, match="VIME needs a Box observation space, got Dict observations"):
+    with pytest.raises(TypeError, match=r"VIME needs a Box observation space, got Dict observations \(flatten the Dict"):
         VIME(DummyVecEnv([lambda: dict_env]))
+    with pytest.raises(TypeError, match="RND needs a Box observation space, got Tuple observations$"):
+        RND(DummyVecEnv([lambda: gym.make("Blackjack-v1")]))

@@ -270,11 +270,16 @@ def test_an_id_no_suite_claims_is_looked_for_in_the_installed_registrars() -> No
         "assert 'gymnasium_robotics' not in sys.modules, 'imported for a Gymnasium id'\n"
         "ensure_registered('FetchReach-v4')\n"
         "assert 'FetchReach-v4' in gym.registry\n"
+        "from rlgen.agents.config import ConfigError, check_env_id\n"
+        "try:\n"
+        "    check_env_id('NoSuchTask-v0')\n"
+        "except ConfigError as exc:\n"
+        "    assert \"unknown env id 'NoSuchTask-v0'\" in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('an unknown id passed')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    with pytest.raises(ConfigError, match="unknown env id 'NoSuchTask-v0'"):
-        check_env_id("NoSuchTask-v0")
 
 
 class _BrokenEnv(gym.Env):
@@ -295,3 +300,20 @@ def test_an_env_that_fails_to_build_is_a_one_line_error_naming_it_and_where(tmp_
         assert "TypeError" in err and "unexpected keyword argument 'sise'" in err and "check env_kwargs" in err
     finally:
         del gym.registry["rlgen-test/Broken-v0"]
+    # with envs in sub-processes too: the worker's failure is made again here, as the same one line
+    err = one_line_error(capsys, ["train", "--env", "CartPole-v1", "-p", "env_kwargs.sise=2", "-p", "vec_env=subproc",
+                                  "-p", "n_envs=2", "--steps", "64", "--out", str(tmp_path), "--no-progress"],
+                         "CartPole-v1 could not be built with env_kwargs {'sise': 2}: TypeError")
+
+
+def test_env_build_errors_name_the_kind_of_failure() -> None:
+    from rlgen.agents.envstack import env_build_error
+
+    try:
+        gym.make("NoSuch-v0")
+    except gym.error.NameNotFound as exc:
+        assert "(an unknown env id" in env_build_error("NoSuch-v0", {}, exc)
+    missing = gym.error.DependencyNotInstalled("Box2D is not installed, run `pip install gymnasium[box2d]`")
+    said = env_build_error("LunarLander-v3", {}, missing)
+    assert said.startswith("LunarLander-v3 could not be built: DependencyNotInstalled: Box2D is not installed")
+    assert said.endswith("(a package the env needs is not installed)")

@@ -26,6 +26,7 @@ _RENAMED_KWARGS = {
     "imitation_kwargs": {"lr": "learning_rate", "q_lr": "q_learning_rate", "update_every": "disc_transitions",
                          "disc_updates": "disc_steps"},
     "bc_kwargs": {"lr": "learning_rate"},
+    "bonus_kwargs": {"updates_per_rollout": "model_steps"},
 }
 """Keywords of the wrappers and of behaviour cloning that were renamed: a config with the old name still loads."""
 

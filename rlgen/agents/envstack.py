@@ -177,9 +177,15 @@ def env_build_error(env_id: str, env_kwargs: dict[str, Any], exc: BaseException)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     message = (str(exc).splitlines() or [""])[0]
     settings = f" with env_kwargs {env_kwargs}" if env_kwargs else ""
-    hint = ("check env_kwargs against the env's constructor" if env_kwargs and isinstance(exc, TypeError)
-            else "the env's own code failed: its package may not support the installed versions (`rlgen envs` "
-            "lists the tasks rlgen tests)")
+    if isinstance(exc, (gym.error.NameNotFound, gym.error.VersionNotFound, gym.error.NamespaceNotFound)):
+        hint = "an unknown env id: `rlgen envs` lists rlgen's tasks"
+    elif isinstance(exc, gym.error.DependencyNotInstalled):
+        hint = "a package the env needs is not installed"
+    elif env_kwargs and isinstance(exc, TypeError):
+        hint = "check env_kwargs against the env's constructor"
+    else:
+        hint = ("the env's own code failed: its package may not support the installed versions (`rlgen envs` "
+                "lists the tasks rlgen tests)")
     return f"{env_id} could not be built{settings}: {type(exc).__name__}{where}" + (
         f": {message}" if message else "") + f" ({hint})"
 
@@ -195,7 +201,11 @@ def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: boo
         for i in range(config.n_envs)
     ]
     if config.vec_env == "subproc" and config.n_envs > 1:
-        return FiniteGuard(SubprocVecEnv(fns), config.env_id)
+        try:
+            return FiniteGuard(SubprocVecEnv(fns), config.env_id)
+        except (EOFError, ConnectionError):  # a worker died building its env: build one here for the reason
+            fns[0]().close()  # raises the one-line ConfigError of make_env_fn (when that was the cause)
+            raise
     return FiniteGuard(DummyVecEnv(fns), config.env_id)
 
 

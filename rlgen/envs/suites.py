@@ -148,7 +148,7 @@ def ensure_registered(env_id: str) -> None:
                 _import_quietly(module)
                 if module == "ale_py":  # ale-py registers its ids only when asked
                     gymnasium.register_envs(sys.modules[module])
-            except ImportError:  # a broken install of an unrelated package: the id stays unknown
+            except Exception:  # a broken install of a package unrelated to the id: the id stays unknown
                 continue
         return
     for module in source.modules:

@@ -43,7 +43,8 @@ times the common ones' with the scaled step and 1.2 to 1.7 times with SGD. Pseud
 ``prediction_lr``, and counts far below 0.01 all get about the ``10 beta`` ceiling, which no longer tells states
 apart: choose it so that most counts stay above that (``density/pseudo_count_mean`` shows them).
 
-The model itself trains with Adam on minibatches of the pool, once per rollout, as VIME's BNN does; the bonus
+The model itself trains with Adam on minibatches of the pool, once per window of ``update_every`` transitions, as
+VIME's BNN does (:mod:`rlgen.exploration.rollout_bonus`); the bonus
 goes into the rollout buffer through :attr:`DensityBonus.callback` (shared with VIME), so behind VecNormalize
 ``beta`` is relative to the normalised reward scale. Logged: ``density/bonus_mean``,
 ``density/pseudo_count_mean`` (over the transitions with PG > 0), ``density/prediction_gain_mean``,
@@ -69,8 +70,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
-from rlgen.deprecation import renamed
-from rlgen.exploration.rollout_bonus import ModelBonus, standardisation
+from rlgen.exploration.rollout_bonus import ModelBonus, model_steps_renamed, standardisation
 from rlgen.generative import BNN, VAE, PixelCNN, PixelRNN
 from rlgen.generative.updates import adam_step, auto_chunk, batched_prediction_gains
 
@@ -221,7 +221,7 @@ class DensityBonus(ModelBonus):
         seed: int = 0,
         updates_per_rollout: int | None = None,
     ):
-        model_steps = renamed("DensityBonus", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
+        model_steps = model_steps_renamed("DensityBonus", model_steps, 200, updates_per_rollout)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
                          model_steps=model_steps, batch_size=batch_size, seed=seed, clip=_CLIP,
                          mode=mode, update_every=update_every)

@@ -34,8 +34,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
-from rlgen.deprecation import renamed
-from rlgen.exploration.rollout_bonus import ModelBonus, standardisation
+from rlgen.exploration.rollout_bonus import ModelBonus, model_steps_renamed, standardisation
 
 
 def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
@@ -95,7 +94,7 @@ class RND(ModelBonus):
         seed: int = 0,
         updates_per_rollout: int | None = None,
     ):
-        model_steps = renamed("RND", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
+        model_steps = model_steps_renamed("RND", model_steps, 100, updates_per_rollout)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
                          model_steps=model_steps, batch_size=batch_size, seed=seed, clip=obs_clip,
                          mode=mode, update_every=update_every)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +63,19 @@ def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.nda
 MODES = ("rollout", "step")
 
 
+def model_steps_renamed(owner: str, model_steps: int, default: int, updates_per_rollout: int | None) -> int:
+    """``model_steps``, or the old ``updates_per_rollout`` (with a DeprecationWarning that says what changed);
+    both given is a ValueError."""
+    if updates_per_rollout is None:
+        return model_steps
+    if model_steps != default:
+        raise ValueError(f"{owner} got both model_steps and updates_per_rollout (its old name): keep model_steps")
+    warnings.warn(f"{owner}(updates_per_rollout=...) is deprecated; use model_steps=..., Adam steps per update_every "
+                  f"transitions (2,048 by default) rather than per rollout: the same for rollouts of 2,048 "
+                  f"transitions", DeprecationWarning, stacklevel=3)
+    return updates_per_rollout
+
+
 class RolloutBonus(RewardWrapper):
     """Records (s, a, s') of every step for a bonus computed once per rollout by :attr:`callback` (or, with
     ``mode="step"``, at every step; see the module docstring). In rollout mode the callback is required: a
@@ -88,8 +102,9 @@ class RolloutBonus(RewardWrapper):
         self._window: list[tuple[np.ndarray, np.ndarray]] = []
         obs_space = venv.observation_space
         if not isinstance(obs_space, spaces.Box):
+            hint = " (flatten the Dict first, as `rlgen train` does)" if isinstance(obs_space, spaces.Dict) else ""
             raise TypeError(f"{self.state_name} needs a Box observation space, got {type(obs_space).__name__} "
-                            f"observations (a Dict of Boxes: flatten it first, as `rlgen train` does)")
+                            f"observations{hint}")
         self.actions = ActionEncoding(venv.action_space, self.state_name)
         """How actions reach the model: a Box's values, Discrete actions one-hot (:class:`ActionEncoding`)."""
         self.obs_shape = tuple(int(s) for s in obs_space.shape)
@@ -202,7 +217,8 @@ class RolloutBonus(RewardWrapper):
 
     # -- saving ----------------------------------------------------------------------------------
     def recording_state(self) -> dict[str, Any]:
-        """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns."""
+        """The part of ``state_dict`` every rollout bonus has: steps seen, recent intrinsic episode returns, and the
+        transitions of the window the model has not learnt from yet (step mode's steps, rollout mode's rollouts)."""
         pending = [torch.from_numpy(column) for column in self._pending_columns()] if self._pending else []
         window = ([torch.from_numpy(np.concatenate([part[k] for part in self._window])) for k in (0, 1)]
                   if self._window else [])
@@ -210,7 +226,7 @@ class RolloutBonus(RewardWrapper):
                 "windows": self.windows, "pending": pending, "window": window}
 
     def load_recording_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`recording_state` saved: step mode's unfinished window carries over."""
+        """Restore what :meth:`recording_state` saved: the unfinished window carries over (in either mode)."""
         self.recorder.steps = int(state["num_steps"])
         self.windows = int(state.get("windows", 0))
         columns = [column.numpy() for column in state.get("pending", [])]
@@ -255,8 +271,9 @@ class ModelBonus(RolloutBonus):
                 raise ValueError(f"{self.state_name} {name} must be a positive integer, got {value}")
         if clip is not None and not clip > 0:
             raise ValueError(f"{self.state_name} clip must be > 0 (or None), got {clip}")
-        if int(model_steps) < 0:
-            raise ValueError(f"{self.state_name} model_steps must be >= 0, got {model_steps}")
+        if isinstance(model_steps, bool) or not isinstance(model_steps, (int, np.integer)) or model_steps < 0:
+            raise ValueError(f"{self.state_name} model_steps must be a whole number >= 0 (Adam steps per "
+                             f"update_every transitions), got {model_steps!r}")
         self.min_replay, self.model_steps, self.batch_size = min_replay, int(model_steps), batch_size
         self._step_credit = 0  # transitions x model_steps learnt from whose Adam steps are not taken yet
         self._seed, self.clip = int(seed), None if clip is None else float(clip)

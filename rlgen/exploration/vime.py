@@ -27,8 +27,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlgen.deprecation import renamed
-from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback
+from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback, model_steps_renamed
 from rlgen.generative import BNN
 
 METHODS = ("second_order", "exact")
@@ -55,7 +54,9 @@ class VIME(ModelBonus):
     :param method: ``second_order`` (batched, default) or ``exact`` (a few optimiser steps per transition,
         the original's default; slow, kept as the reference).
     :param median_window: the information gains of a rollout are divided by the mean of the medians of the
-        last ``median_window`` windows of ``update_every`` transitions (the current one, so far, included).
+        last ``median_window`` windows (the current one, so far, included). A window is what the BNN learns from at
+        once: one rollout of ``update_every`` transitions or more, or shorter rollouts gathered until they hold
+        that many (a rollout of 16,384 transitions is one window with one median).
     :param max_kl: information gains are clipped to [0, max_kl].
     :param clip: the BNN's standardised inputs [s, a] and targets s' are clipped to ``[-clip, clip]`` (5, RND's
         observation clip); ``None``: no clip (the original).
@@ -102,7 +103,7 @@ class VIME(ModelBonus):
         seed: int = 0,
         updates_per_rollout: int | None = None,
     ):
-        model_steps = renamed("VIME", "updates_per_rollout", updates_per_rollout, "model_steps", model_steps)
+        model_steps = model_steps_renamed("VIME", model_steps, 500, updates_per_rollout)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
                          model_steps=model_steps, batch_size=batch_size, seed=seed, clip=clip,
                          mode=mode, update_every=update_every, std_floor=std_floor)
@@ -172,7 +173,8 @@ class VIME(ModelBonus):
         if record:
             self._open_gains.append(np.asarray(gains))
             current = float(np.median(np.concatenate(self._open_gains) if len(self._open_gains) > 1 else gains))
-            closed = list(self.medians)[len(self.medians) - self.medians.maxlen + 1:] if self.medians.maxlen else []
+            keep = (self.medians.maxlen or 1) - 1  # the closed windows that count beside the open one
+            closed = list(self.medians)[max(0, len(self.medians) - keep):] if keep > 0 else []
             scale = float(np.mean([*closed, current]))
             if sum(len(part) for part in self._open_gains) >= self.update_every:
                 self.medians.append(current)
