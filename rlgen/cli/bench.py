@@ -49,6 +49,9 @@ def register(sub: Subparsers) -> None:
                    help="only the runs whose name (<label>_<env>_s<seed>) matches, e.g. '^trpo.*CartPole'")
     p.add_argument("--report-only", action="store_true",
                    help="aggregate the runs already there; train nothing")
+    p.add_argument("--plan", action="store_true",
+                   help="train and write nothing: list per task the runs finished (in --out or --archive) and "
+                   "left, their env steps and the core-hours they will take, timed by the finished runs")
     p.add_argument("--report-name", default=None, metavar="NAME", type=report_name,
                    help="write NAME.md and NAME_*.png instead of <suite>.md (with --report-only --match: a "
                    "report of that part alone)")
@@ -77,6 +80,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = args.out or f"runs/bench/{suite.name}"
     command = "rlgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     command = command or f"rlgen bench {args.suite}"
+    if args.plan:
+        import os
+
+        from rlgen.bench.plan import plan_lines
+
+        runs = suite.runs(out, seeds=seeds, total_steps=args.steps, match=args.match)
+        print("\n".join(plan_lines(suite.name, runs, args.archive, args.workers or os.cpu_count() or 1)))
+        return 0
     if args.report_only:
         runs = suite.runs(out, seeds=seeds, total_steps=args.steps, match=args.match)
         if args.archive is not None:

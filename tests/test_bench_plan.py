@@ -1,0 +1,93 @@
+"""`rlgen bench SUITE --plan`: what a suite has left and how long it will take, timed by its finished runs."""
+
+import json
+
+import pytest
+import yaml
+
+from rlgen.bench import load_suite
+from rlgen.bench.plan import estimate_seconds, plan_lines, plan_runs
+from rlgen.cli import main
+
+SUITE = {"name": "plan-test", "seeds": 2, "total_steps": 1000,
+         "tasks": [{"env_id": "CartPole-v1"}, {"env_id": "Acrobot-v1"}, {"env_id": "Pendulum-v1"}],
+         "runs": [{"algo": "ppo"}, {"algo": "a2c", "label": "slow"}]}
+
+
+def _finish(run, seconds, where=None):
+    """A finished run's record (config and result) in its run directory, or in ``where``."""
+    folder = (where / run.config.run_dir.name) if where is not None else run.config.run_dir
+    folder.mkdir(parents=True)
+    run.config.save(folder / "config.yaml")
+    (folder / "result.json").write_text(json.dumps({"timesteps": 1000, "wall_time": seconds + 1.0,
+                                                    "learn_time": seconds}))
+
+
+@pytest.fixture
+def suite_runs(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    suite = load_suite(path)
+    runs = {run.config.run_name: run for run in suite.runs(tmp_path / "out")}
+    archive = tmp_path / "archive"
+    # CartPole: ppo 10 s and 20 s, slow 40 s (seed 0, in the archive); Acrobot: ppo 30 s; Pendulum: nothing
+    _finish(runs["ppo_CartPole-v1_s0"], 10.0)
+    _finish(runs["ppo_CartPole-v1_s1"], 20.0)
+    _finish(runs["slow_CartPole-v1_s0"], 40.0, where=archive)
+    _finish(runs["ppo_Acrobot-v1_s0"], 30.0)
+    # ppo on Acrobot seed 1 is a quarter done
+    checkpoint = runs["ppo_Acrobot-v1_s1"].config.run_dir / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "progress.json").write_text(json.dumps({"timesteps": 250}))
+    return suite, runs, archive, tmp_path
+
+
+def test_progress_comes_from_the_run_directories_and_the_archive(suite_runs):
+    suite, runs, archive, _ = suite_runs
+    plans = {p.run.config.run_name: p for p in plan_runs(list(runs.values()), archive)}
+    assert {name for name, p in plans.items() if p.finished} == {"ppo_CartPole-v1_s0", "ppo_CartPole-v1_s1",
+                                                                  "ppo_Acrobot-v1_s0", "slow_CartPole-v1_s0"}
+    assert plans["slow_CartPole-v1_s0"].where == "archive"
+    assert plans["ppo_Acrobot-v1_s1"].steps_left == 750 and plans["slow_Pendulum-v1_s0"].steps_left == 1000
+    # the archive's run counts only if it is this run: not without --archive, not with other settings
+    assert not {p.run.config.run_name: p for p in plan_runs(list(runs.values()))}["slow_CartPole-v1_s0"].finished
+    record = archive / "slow_CartPole-v1_s0" / "config.yaml"
+    record.write_text(record.read_text().replace("seed: 0", "seed: 7"))
+    assert not {p.run.config.run_name: p for p in plan_runs(list(runs.values()), archive)}[
+        "slow_CartPole-v1_s0"].finished
+
+
+def test_each_run_left_is_timed_by_its_cell_else_its_task_else_its_method(suite_runs):
+    _, runs, archive, _ = suite_runs
+    plans = plan_runs(list(runs.values()), archive)
+    estimate = {plans[i].run.config.run_name: value for i, value in estimate_seconds(plans).items()}
+    assert estimate["slow_CartPole-v1_s1"] == pytest.approx((40.0, "cell"))  # 0.04 s a step, 1,000 steps
+    assert estimate["ppo_Acrobot-v1_s1"] == pytest.approx((22.5, "cell"))  # 750 steps left at 0.03
+    # slow has no Acrobot run: the task's ppo (0.03 s a step) times slow's cost against ppo's on CartPole (40/15)
+    assert estimate["slow_Acrobot-v1_s0"][1] == "task"
+    assert estimate["slow_Acrobot-v1_s0"][0] == pytest.approx(30.0 * 40.0 / 15.0)
+    # nothing ran on Pendulum: the method's mean elsewhere, marked rough
+    assert estimate["ppo_Pendulum-v1_s0"] == pytest.approx((1000 * (0.015 + 0.03) / 2, "method"))
+    assert estimate["slow_Pendulum-v1_s0"] == pytest.approx((40.0, "method"))
+
+
+def test_the_plan_prints_per_task_and_in_all_and_writes_nothing(suite_runs, capsys):
+    _, _, archive, tmp_path = suite_runs
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["bench", str(tmp_path / "suite.yaml"), "--plan", "--out", str(tmp_path / "out"), "--archive",
+                 str(archive), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "12 runs; finished 4 (3 in --out, 1 only in the archive), 1 under way" in out
+    assert "| CartPole-v1 | 3/4 | 1 | 1k | 0.0 | cell |" in out
+    assert "| Pendulum-v1 | 0/4 | 4 | 4k | ~0.0 | method |" in out
+    total = (40 + 22.5 + 80 + 30 * 40 / 15) + 2 * 22.5 + 2 * 40  # CartPole, Acrobot, Pendulum
+    assert f"left: about {total / 3600:.1f} core-hours, about {total / 7200:.1f} hours with 2 worker(s)" in out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_plan_lines_say_when_nothing_can_time_a_run(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(SUITE))
+    lines = plan_lines("plan-test", load_suite(path).runs(tmp_path / "out"), None, 1)
+    assert "| CartPole-v1 | 0/4 | 4 | 4k | ? | none |" in lines
+    assert any("(and 12 run(s) no finished run can time)" in line for line in lines)
