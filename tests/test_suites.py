@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -233,12 +234,17 @@ def test_envs_lists_every_suite_task_with_its_reward_and_package(capsys) -> None
 
 def test_the_robotics_import_notice_is_dropped_and_other_output_kept(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "noisy_suite.py").write_text(
-        "import sys\nprint('AdroitHandDoor-v1 rewards changed', file=sys.stderr)\n"
-        "print('something else', file=sys.stderr)\n")
+        "import sys, warnings\nprint('AdroitHandDoor-v1 rewards changed', file=sys.stderr)\n"
+        "print('something else', file=sys.stderr)\n"
+        "warnings.warn(\"(65550) b'X11: The DISPLAY environment variable is missing'\", UserWarning)\n"
+        "warnings.warn('another warning', UserWarning)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "noisy_suite", raising=False)
-    _import_quietly("noisy_suite")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _import_quietly("noisy_suite")
     assert capsys.readouterr().err == "something else\n"
+    assert [str(w.message) for w in caught] == ["another warning"]  # glfw's no-display warning dropped
 
 
 @needs_suites

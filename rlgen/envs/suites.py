@@ -25,6 +25,7 @@ import importlib.util
 import io
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -163,6 +164,9 @@ def ensure_registered(env_id: str) -> None:
 # Gymnasium-Robotics 1.4.2 prints a notice about its AdroitHand tasks' rewards to stderr on import, in every
 # process that imports it (each benchmark worker): it concerns tasks rlgen does not offer, so it is dropped.
 _DROPPED_NOTICE = "AdroitHand"
+# dm_control imports glfw, which warns on a machine without a display: rlgen never renders through glfw (videos
+# use MUJOCO_GL=egl or osmesa), so the warning says nothing about a run and is dropped too.
+_DROPPED_WARNING = r".*The DISPLAY environment variable is missing"
 
 
 def _import_quietly(module: str) -> None:
@@ -170,7 +174,8 @@ def _import_quietly(module: str) -> None:
         return
     captured = io.StringIO()
     try:
-        with contextlib.redirect_stderr(captured):
+        with contextlib.redirect_stderr(captured), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_DROPPED_WARNING)
             importlib.import_module(module)
     finally:  # whatever else the import said (a warning, the start of a failure) still reaches the user
         for line in captured.getvalue().splitlines(keepends=True):
