@@ -297,6 +297,21 @@ def test_every_built_in_suite_loads_and_builds_its_runs(tmp_path):
             run.config.validated()
 
 
+def test_every_suite_file_of_the_benchmarks_loads_and_builds_its_runs(tmp_path):
+    """The same for benchmarks/*.yaml (tuning grids, suites waiting for their compute): their runs build and
+    validate, but for demo files that a benchmark stage makes first."""
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.yaml"))
+    assert any(f.name == "locomotion_tune_trpo_ant.yaml" for f in files)
+    for path in files:
+        runs = load_suite(path).runs(tmp_path / path.stem)
+        assert runs, path.name
+        for run in runs:
+            if not run.config.demos:
+                run.config.validated()
+
+
 def test_a_run_another_process_is_training_is_left_alone(tmp_path):
     """Two suites on one folder: the second reports the busy run and neither deletes nor writes into it."""
     import subprocess

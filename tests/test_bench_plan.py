@@ -90,4 +90,4 @@ def test_plan_lines_say_when_nothing_can_time_a_run(tmp_path):
     path.write_text(yaml.safe_dump(SUITE))
     lines = plan_lines("plan-test", load_suite(path).runs(tmp_path / "out"), None, 1)
     assert "| CartPole-v1 | 0/4 | 4 | 4k | ? | none |" in lines
-    assert any("(and 12 run(s) no finished run can time)" in line for line in lines)
+    assert "left: 12 run(s), none of which a finished run of the suite can time" in lines

@@ -158,9 +158,13 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
             hours += f" + {len(left) - len(seconds)} run(s) untimed"
         lines.append(f"| {task} | {len(index) - len(left)}/{len(index)} | {len(left)} | "
                      f"{_steps(sum(plans[i].steps_left for i in left))} | {hours} | {', '.join(kinds) or '—'} |")
-    lines += ["", f"left: about {total / 3600:.1f} core-hours"
-              + (f" (and {unknown} run(s) no finished run can time)" if unknown else "")
-              + f", about {total / 3600 / max(1, workers):.1f} hours with {workers} worker(s) (a lower bound)",
+    if total == 0 and unknown:
+        summary = f"left: {unknown} run(s), none of which a finished run of the suite can time"
+    else:
+        summary = (f"left: about {total / 3600:.1f} core-hours"
+                   + (f" (and {unknown} run(s) no finished run can time)" if unknown else "")
+                   + f", about {total / 3600 / max(1, workers):.1f} hours with {workers} worker(s) (a lower bound)")
+    lines += ["", summary,
               "estimated from: cell = finished runs of the same method and task; task = of the task's other methods, "
               "scaled by the method's relative cost elsewhere; method = of the same method on other tasks (rough: "
               "the task's own cost unknown)"]
