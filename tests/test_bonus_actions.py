@@ -92,3 +92,12 @@ def test_observations_must_be_a_box():
         VIME(DummyVecEnv([lambda: dict_env]))
     with pytest.raises(TypeError, match="RND needs a Box observation space, got Tuple observations$"):
         RND(DummyVecEnv([lambda: gym.make("Blackjack-v1")]))
+
+
+def test_the_configs_bonus_names_are_the_wrappers_the_run_loop_builds():
+    # the config validates --bonus without importing torch-heavy modules, so it keeps its own list: a new bonus
+    # goes into both (rlgen.exploration.BONUS_WRAPPERS and rlgen.agents.config.BONUSES)
+    from rlgen.agents.config import BONUSES
+    from rlgen.exploration import BONUS_WRAPPERS
+
+    assert [b for b in BONUSES if b] == list(BONUS_WRAPPERS)
