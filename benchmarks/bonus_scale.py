@@ -1,0 +1,126 @@
+"""How large each exploration bonus is beside the env reward the agent learns from, late in training.
+
+    python benchmarks/bonus_scale.py --out /work/bench_runs/exploration [--suite exploration]
+        [--report benchmarks/results/bonus_scale.md] [--last 0.2]
+
+A bonus is added to the rollout buffer's rewards after VecNormalize has scaled the env reward by the running
+standard deviation of the discounted return, so ``eta`` (or ``beta``) is relative to that scale, and the scale
+differs by task: where the reward comes once, at a goal that ends the episode, a success is worth a lot after
+scaling; where it comes at every step past a goal (SparseHalfCheetah), each step is worth little. This reads,
+per finished run of the suite's output folder: the bonus per step over the last ``--last`` of training (the
+mean of its per-rollout log's ``*/bonus_mean``), the env reward per step over the same steps (its training
+episodes' returns over their lengths, from the Monitor files) scaled as VecNormalize scaled it at the end of
+the run (``vecnormalize.npz``: one unit of env reward is ``1 / sqrt(ret_var)``), and their ratio. Per task and
+method: the mean over seeds. Nothing is trained. The run directories themselves are needed (the run archive
+keeps no VecNormalize statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rlgen.agents.rundir import RunDir, read_monitor_file  # noqa: E402
+from rlgen.atomic import atomic_write_text  # noqa: E402
+from rlgen.bench import load_suite  # noqa: E402
+
+
+def bonus_per_step(log: Path, from_step: float) -> float | None:
+    values = []
+    for line in log.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("timesteps", 0) > from_step:
+            values += [v for k, v in row.items() if k.endswith("/bonus_mean")]
+    return statistics.fmean(values) if values else None
+
+
+def env_reward_per_step(run: RunDir, from_step: float) -> float | None:
+    """Env reward per step of the training episodes that ended after ``from_step`` (all envs pooled, each env's
+    steps counted along its own episodes)."""
+    returns, lengths = [], []
+    files = sorted(run.monitor_dir.glob("*.monitor.csv"))
+    for path in files:
+        columns, rows = read_monitor_file(path)
+        r, n = columns.index("r"), columns.index("l")
+        done = 0.0
+        for row in rows:
+            done += float(row[n])
+            if done * len(files) > from_step:  # this env's share of the steps, in suite steps
+                returns.append(float(row[r]))
+                lengths.append(float(row[n]))
+    return sum(returns) / sum(lengths) if lengths else None
+
+
+def run_scale(run_dir: Path, total_steps: int, last: float) -> dict[str, float] | None:
+    run = RunDir(run_dir)
+    logs = sorted(run_dir.glob("*_log.jsonl"))
+    if not logs or not run.finished(total_steps) or not run.vecnorm_file.is_file():
+        return None
+    with np.load(run.vecnorm_file, allow_pickle=False) as stats:
+        if "ret_var" not in stats.files:
+            return None
+        unit = 1.0 / float(np.sqrt(float(stats["ret_var"]) + 1e-8))
+    from_step = (1.0 - last) * total_steps
+    bonus, reward = bonus_per_step(logs[0], from_step), env_reward_per_step(run, from_step)
+    if bonus is None or reward is None:
+        return None
+    return {"bonus": bonus, "reward": reward * unit, "unit": unit}
+
+
+def report(out: Path, suite_name: str, last: float, command: str) -> str:
+    suite = load_suite(suite_name)
+    cells: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for run in suite.runs(out):
+        scale = run_scale(run.config.run_dir, int(run.config.total_steps), last)
+        if scale is not None:
+            cells.setdefault((run.env_id, run.label), []).append(scale)
+    if not cells:
+        raise SystemExit(f"bonus_scale.py: no finished run with a bonus log and vecnormalize.npz under {out}")
+    lines = [f"# Each bonus beside the env reward, over the last {last:.0%} of training", "",
+             __doc__.split("\n\n")[1].strip().replace("\n", " "), "", f"Command: `{command}`", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M')}; suite {suite_name}; mean over the seeds finished.", "",
+             "| task | method | runs | one env reward unit, scaled | env reward per step, scaled | "
+             "bonus per step | bonus / env reward |", "|---|---|---|---|---|---|---|"]
+    for (task, label), values in cells.items():
+        mean = {key: statistics.fmean(v[key] for v in values) for key in ("unit", "reward", "bonus")}
+        ratios = [v["bonus"] / v["reward"] for v in values if v["reward"] > 0]
+        ratio = f"{statistics.fmean(ratios):.2f}" if ratios else "— (no env reward)"
+        lines.append(f"| {task} | {label} | {len(values)} | {mean['unit']:.3g} | {mean['reward']:.3g} | "
+                     f"{mean['bonus']:.3g} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="the suite's output folder (its runs/ hold the run directories)")
+    parser.add_argument("--suite", default="exploration", help="the suite whose runs to read")
+    parser.add_argument("--last", type=float, default=0.2, help="the share of training read, at its end")
+    parser.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "bonus_scale.md"),
+                        help="where the table goes ('-': print only)")
+    args = parser.parse_args(argv)
+    if not 0 < args.last <= 1:
+        parser.error(f"--last must be in (0, 1], got {args.last}")
+    command = "python benchmarks/bonus_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report(Path(args.out), args.suite, args.last, command.strip())
+    if args.report == "-":
+        print(text)
+    else:
+        atomic_write_text(Path(args.report), text)
+        print(f"report: {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

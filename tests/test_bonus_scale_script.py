@@ -1,0 +1,39 @@
+"""benchmarks/bonus_scale.py: each bonus per step beside the env reward per step as VecNormalize scaled it."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rlgen.bench import load_suite
+
+ROOT = Path(__file__).parent.parent
+spec = importlib.util.spec_from_file_location("bonus_scale", ROOT / "benchmarks" / "bonus_scale.py")
+bonus_scale = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bonus_scale)
+
+
+def test_the_late_bonus_is_set_beside_the_late_env_reward_in_vecnormalizes_units(tmp_path):
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(yaml.safe_dump({"name": "scale-test", "seeds": 1, "runs": [
+        {"algo": "ppo", "env_id": "Pendulum-v1", "label": "ppo+vime", "bonus": "vime", "total_steps": 1000}]}))
+    (run,) = load_suite(suite_file).runs(tmp_path / "out")
+    folder = run.config.run_dir
+    (folder / "monitor").mkdir(parents=True)
+    run.config.save(folder / "config.yaml")
+    (folder / "result.json").write_text(json.dumps({"timesteps": 1000, "wall_time": 1.0}))
+    # five episodes of 200 steps; the last 20% of training (steps after 800) holds the last one: 100 in 200 steps
+    (folder / "monitor" / "0.monitor.csv").write_text(
+        '#{"t_start": 0}\nr,l,t\n' + "".join(f"{r},200,{i}\n" for i, r in enumerate([0, 0, 0, 7, 100])))
+    np.savez(folder / "vecnormalize.npz", ret_var=np.array(100.0 - 1e-8), ret_mean=np.array(0.0))
+    (folder / "vime_log.jsonl").write_text("".join(
+        json.dumps({"timesteps": t, "vime/bonus_mean": b}) + "\n" for t, b in [(400, 1.0), (800, 1.0), (1000, 0.1)]))
+    scale = bonus_scale.run_scale(folder, 1000, 0.2)
+    assert scale == pytest.approx({"bonus": 0.1, "reward": 0.5 * 0.1, "unit": 0.1})
+    text = bonus_scale.report(tmp_path / "out", str(suite_file), 0.2, "cmd")
+    assert "| Pendulum-v1 | ppo+vime | 1 | 0.1 | 0.05 | 0.1 | 2.00 |" in text
+    with pytest.raises(SystemExit, match="no finished run with a bonus log"):
+        bonus_scale.report(tmp_path / "elsewhere", str(suite_file), 0.2, "cmd")
