@@ -31,6 +31,7 @@ from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback, mo
 from rlgen.generative import BNN
 
 METHODS = ("second_order", "exact")
+NORMALISERS = ("running", "frozen")
 
 
 class VIME(ModelBonus):
@@ -67,6 +68,11 @@ class VIME(ModelBonus):
         deviations out); dividing by the median gain then paid a rollout's largest bonus ~970 x ``eta``.
         Clipped at 5 (floor 0.01) the top 1% held 53% and the largest bonus was ~95 x ``eta``, the mean
         1.3 x ``eta`` (benchmarks/results/vime_gain_tail.md). ``clip=None, std_floor=0``: the original's.
+    :param normaliser: ``running`` (default, the original): the medians of the last ``median_window`` windows, so
+        the bonus keeps its size however much the BNN has learnt (its mean per step stays about ``eta`` x the
+        gains' mean over their median, benchmarks/results/bonus_scale.md). ``frozen``: the mean of the first
+        ``median_window`` windows' medians, then fixed, so the bonus falls as the gains do, as the density and RND
+        bonuses fall with visits.
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
         (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
@@ -96,6 +102,7 @@ class VIME(ModelBonus):
         median_window: int = 10,
         max_kl: float = 1000.0,
         max_normalised: float | None = None,
+        normaliser: str = "running",
         clip: float | None = 5.0,
         std_floor: float = 0.01,
         mode: str = "rollout",
@@ -120,6 +127,9 @@ class VIME(ModelBonus):
             if int(value) < 1:
                 raise ValueError(f"VIME {name} must be a positive integer, got {value}")
         self.eta, self.method, self.step_size, self.max_kl = float(eta), method, float(step_size), float(max_kl)
+        if normaliser not in NORMALISERS:
+            raise ValueError(f"unknown VIME normaliser {normaliser!r}; choose one of: {', '.join(NORMALISERS)}")
+        self.normaliser = normaliser
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
@@ -169,8 +179,11 @@ class VIME(ModelBonus):
         """Divide by the mean of the medians of the last ``median_window`` windows: the closed ones and, with
         ``record``, the current one with these gains added (a window closes once it holds ``update_every``
         gains, so a rollout of 2,048 is a window by itself: the mean of the last rollouts' medians). Without
-        ``record`` (step mode's per-step calls) by the closed windows' alone."""
-        if record:
+        ``record`` (step mode's per-step calls) by the closed windows' alone. With the ``frozen`` normaliser, once
+        ``median_window`` windows have closed their mean is the scale for good."""
+        if self.normaliser == "frozen" and len(self.medians) == self.medians.maxlen:
+            scale = float(np.mean(self.medians))
+        elif record:
             self._open_gains.append(np.asarray(gains))
             current = float(np.median(np.concatenate(self._open_gains) if len(self._open_gains) > 1 else gains))
             keep = (self.medians.maxlen or 1) - 1  # the closed windows that count beside the open one
