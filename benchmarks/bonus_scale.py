@@ -10,9 +10,12 @@ scaling; where it comes at every step past a goal (SparseHalfCheetah), each step
 per finished run of the suite's output folder: the bonus per step over the last ``--last`` of training (the
 mean of its per-rollout log's ``*/bonus_mean``), the env reward per step over the same steps (its training
 episodes' returns over their lengths, from the Monitor files) scaled as VecNormalize scaled it at the end of
-the run (``vecnormalize.npz``: one unit of env reward is ``1 / sqrt(ret_var)``), and their ratio. Per task and
-method: the mean over seeds. Nothing is trained. The run directories themselves are needed (the run archive
-keeps no VecNormalize statistics).
+the run (``vecnormalize.npz``: a reward r becomes ``r / sqrt(ret_var + epsilon)``, clipped to ``clip_reward``;
+the clip is applied to one unit of reward, which assumes rewards of 0 or 1 per step, as every task of the
+exploration suite pays), and their ratio. Per task and method: the ratio of the means over seeds (seeds that
+never saw a reward count with 0 env reward), and the per-seed ratios' range over the seeds that saw one.
+Nothing is trained. The run directories themselves are needed (the run archive keeps no VecNormalize
+statistics).
 """
 
 from __future__ import annotations
@@ -69,9 +72,11 @@ def run_scale(run_dir: Path, total_steps: int, last: float) -> dict[str, float] 
     if not logs or not run.finished(total_steps) or not run.vecnorm_file.is_file():
         return None
     with np.load(run.vecnorm_file, allow_pickle=False) as stats:
-        if "ret_var" not in stats.files:
+        if "ret_var" not in stats.files or ("norm_reward" in stats.files and not bool(stats["norm_reward"])):
             return None
-        unit = 1.0 / float(np.sqrt(float(stats["ret_var"]) + 1e-8))
+        epsilon = float(stats["epsilon"]) if "epsilon" in stats.files else 1e-8
+        clip = float(stats["clip_reward"]) if "clip_reward" in stats.files else np.inf
+        unit = min(1.0 / float(np.sqrt(float(stats["ret_var"]) + epsilon)), clip)
     from_step = (1.0 - last) * total_steps
     bonus, reward = bonus_per_step(logs[0], from_step), env_reward_per_step(run, from_step)
     if bonus is None or reward is None:
@@ -89,16 +94,20 @@ def report(out: Path, suite_name: str, last: float, command: str) -> str:
     if not cells:
         raise SystemExit(f"bonus_scale.py: no finished run with a bonus log and vecnormalize.npz under {out}")
     lines = [f"# Each bonus beside the env reward, over the last {last:.0%} of training", "",
-             __doc__.split("\n\n")[1].strip().replace("\n", " "), "", f"Command: `{command}`", "",
+             __doc__.split("\n\n")[2].strip().replace("\n", " "), "", f"Command: `{command}`", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M')}; suite {suite_name}; mean over the seeds finished.", "",
-             "| task | method | runs | one env reward unit, scaled | env reward per step, scaled | "
-             "bonus per step | bonus / env reward |", "|---|---|---|---|---|---|---|"]
+             "| task | method | runs | one env reward unit, scaled (median over seeds with a reward) | env reward "
+             "per step, scaled | bonus per step | bonus / env reward (of the means) | per seed (seeds with a "
+             "reward) |", "|---|---|---|---|---|---|---|---|"]
     for (task, label), values in cells.items():
-        mean = {key: statistics.fmean(v[key] for v in values) for key in ("unit", "reward", "bonus")}
-        ratios = [v["bonus"] / v["reward"] for v in values if v["reward"] > 0]
-        ratio = f"{statistics.fmean(ratios):.2f}" if ratios else "— (no env reward)"
-        lines.append(f"| {task} | {label} | {len(values)} | {mean['unit']:.3g} | {mean['reward']:.3g} | "
-                     f"{mean['bonus']:.3g} | {ratio} |")
+        mean = {key: statistics.fmean(v[key] for v in values) for key in ("reward", "bonus")}
+        rewarded = [v for v in values if v["reward"] > 0]
+        unit = f"{statistics.median(v['unit'] for v in rewarded):.3g}" if rewarded else "—"
+        ratio = f"{mean['bonus'] / mean['reward']:.2f}" if mean["reward"] > 0 else "— (no env reward)"
+        per_seed = sorted(v["bonus"] / v["reward"] for v in rewarded)
+        spread = f"{per_seed[0]:.2f}-{per_seed[-1]:.2f} ({len(per_seed)})" if per_seed else "—"
+        lines.append(f"| {task} | {label} | {len(values)} | {unit} | {mean['reward']:.3g} | {mean['bonus']:.3g} | "
+                     f"{ratio} | {spread} |")
     return "\n".join(lines) + "\n"
 
 

@@ -284,6 +284,19 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):
     assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512
 
 
+def _check_bonus_kwargs(config):
+    """A bonus's settings are keywords its wrapper takes (RunConfig.validated() does not look into them)."""
+    import inspect
+
+    from rlgen.exploration import BONUS_WRAPPERS
+
+    if config.bonus:
+        try:
+            inspect.signature(BONUS_WRAPPERS[config.bonus]).bind_partial(None, **config.bonus_kwargs)
+        except TypeError as exc:
+            raise AssertionError(f"{config.run_name}: bonus_kwargs {config.bonus_kwargs}: {exc}") from None
+
+
 def test_every_built_in_suite_loads_and_builds_its_runs(tmp_path):
     """A typo in a shipped suite (an unknown key, env id, algo or bonus option) fails here, not hours into a run."""
     from rlgen.bench import available_suites
@@ -295,6 +308,7 @@ def test_every_built_in_suite_loads_and_builds_its_runs(tmp_path):
         assert len(set(names)) == len(names), f"{name}: two runs share a run directory"
         for run in runs:
             run.config.validated()
+            _check_bonus_kwargs(run.config)
 
 
 def test_every_suite_file_of_the_benchmarks_loads_and_builds_its_runs(tmp_path):
@@ -308,6 +322,7 @@ def test_every_suite_file_of_the_benchmarks_loads_and_builds_its_runs(tmp_path):
         runs = load_suite(path).runs(tmp_path / path.stem)
         assert runs, path.name
         for run in runs:
+            _check_bonus_kwargs(run.config)
             if not run.config.demos:
                 run.config.validated()
 

@@ -25,15 +25,23 @@ def test_the_late_bonus_is_set_beside_the_late_env_reward_in_vecnormalizes_units
     (folder / "monitor").mkdir(parents=True)
     run.config.save(folder / "config.yaml")
     (folder / "result.json").write_text(json.dumps({"timesteps": 1000, "wall_time": 1.0}))
-    # five episodes of 200 steps; the last 20% of training (steps after 800) holds the last one: 100 in 200 steps
-    (folder / "monitor" / "0.monitor.csv").write_text(
-        '#{"t_start": 0}\nr,l,t\n' + "".join(f"{r},200,{i}\n" for i, r in enumerate([0, 0, 0, 7, 100])))
-    np.savez(folder / "vecnormalize.npz", ret_var=np.array(100.0 - 1e-8), ret_mean=np.array(0.0))
+    # two envs, five episodes of 100 steps each: the last 20% of training (suite steps after 800, each env's
+    # after 400) holds each env's last episode, 50 and 100 in 200 steps
+    for env, last in ((0, 50), (1, 100)):
+        (folder / "monitor" / f"{env}.monitor.csv").write_text(
+            '#{"t_start": 0}\nr,l,t\n' + "".join(f"{r},100,{i}\n" for i, r in enumerate([0, 0, 0, 7, last])))
+    np.savez(folder / "vecnormalize.npz", ret_var=np.array(100.0 - 1e-8), ret_mean=np.array(0.0),
+             epsilon=np.array(1e-8), clip_reward=np.array(10.0), norm_reward=np.array(True))
     (folder / "vime_log.jsonl").write_text("".join(
         json.dumps({"timesteps": t, "vime/bonus_mean": b}) + "\n" for t, b in [(400, 1.0), (800, 1.0), (1000, 0.1)]))
     scale = bonus_scale.run_scale(folder, 1000, 0.2)
-    assert scale == pytest.approx({"bonus": 0.1, "reward": 0.5 * 0.1, "unit": 0.1})
+    assert scale == pytest.approx({"bonus": 0.1, "reward": 0.75 * 0.1, "unit": 0.1})
     text = bonus_scale.report(tmp_path / "out", str(suite_file), 0.2, "cmd")
-    assert "| Pendulum-v1 | ppo+vime | 1 | 0.1 | 0.05 | 0.1 | 2.00 |" in text
+    assert "| Pendulum-v1 | ppo+vime | 1 | 0.1 | 0.075 | 0.1 | 1.33 | 1.33-1.33 (1) |" in text
+    assert "the bonus per step over the last" in text  # the method, not the usage line
+    # a return so rare that one unit of reward scales past VecNormalize's clip: it was clipped to 10
+    np.savez(folder / "vecnormalize.npz", ret_var=np.array(1e-4), ret_mean=np.array(0.0), epsilon=np.array(1e-8),
+             clip_reward=np.array(10.0), norm_reward=np.array(True))
+    assert bonus_scale.run_scale(folder, 1000, 0.2)["unit"] == 10.0
     with pytest.raises(SystemExit, match="no finished run with a bonus log"):
         bonus_scale.report(tmp_path / "elsewhere", str(suite_file), 0.2, "cmd")

@@ -64,6 +64,8 @@ def test_a_bonus_made_by_the_readmes_recipe_trains_logs_and_resumes(tmp_path, mo
     assert state["pool"]["obs"].shape[0] == 1024  # four windows of 256 transitions learnt from
     rows = [json.loads(line) for line in (result.run_dir / "surprise_log.jsonl").read_text().splitlines()]
     assert rows and all(row["surprise/bonus_mean"] >= 0 for row in rows)
-    assert any("surprise/loss" in row for row in rows)
+    assert rows[-1]["surprise/bonus_mean"] > 0 and any("surprise/loss" in row for row in rows)
     config.total_steps = 1536
     assert train(config, resume=True).timesteps == 1536
+    # the pool came back from the checkpoint and grew by the new window (a lost state would leave 512 rows)
+    assert torch.load(result.run_dir / "surprise.pt", weights_only=True)["pool"]["obs"].shape[0] == 1536

@@ -394,15 +394,18 @@ def test_intrinsic_episode_returns_sum_each_episodes_bonus_across_rollouts():
     assert list(vime.callback.episode_intrinsic) == [10.0, 3.0, 7.0, 55.0]
 
 
-def test_the_frozen_normaliser_lets_the_bonus_fall_as_the_gains_do():
-    running, frozen = VIME(line_venv(n=1), median_window=3), VIME(line_venv(n=1), median_window=3, normaliser="frozen")
-    # gains falling tenfold per rollout (a BNN learning the dynamics): the running median follows them down, so
-    # the normalised bonus keeps its size; the frozen scale (the first 3 rollouts' medians) lets it fall
+def test_a_frozen_scale_lets_the_bonus_fall_as_the_gains_do():
+    running = VIME(line_venv(n=1), median_window=3)
+    frozen = VIME(line_venv(n=1), median_window=3, freeze_scale_at=4096)
+    # gains falling tenfold per rollout of 2,048 (a BNN learning the dynamics): the running median follows them
+    # down, so the normalised bonus keeps its size; the scale frozen at 4,096 transitions lets it fall
     for k in range(6):
+        running.recorder.steps = frozen.recorder.steps = 2048 * k  # the transitions seen before this rollout
         gains = np.full(2048, 10.0 ** -k)
         late_running, late_frozen = running.normalise(gains), frozen.normalise(gains)
     assert late_running.mean() > 100 * late_frozen.mean()
-    np.testing.assert_allclose(late_frozen, 1e-5 / np.mean([1.0, 0.1, 0.01]))
-    assert list(frozen.medians) == [1.0, 0.1, 0.01]  # nothing recorded after the third window
-    with pytest.raises(ValueError, match="unknown VIME normaliser 'median'; choose one of: running, frozen"):
-        VIME(line_venv(), normaliser="median")
+    np.testing.assert_allclose(late_frozen, 1e-5 / np.mean([1.0, 0.1]))  # the two windows closed by then
+    assert list(frozen.medians) == [1.0, 0.1] and frozen.scale_frozen
+    np.testing.assert_allclose(frozen.normalise(gains, record=False), late_frozen)
+    with pytest.raises(ValueError, match="VIME freeze_scale_at must be a positive number of transitions or None"):
+        VIME(line_venv(), freeze_scale_at=0.5)

@@ -39,8 +39,9 @@ class RunPlan:
 
 
 def _seconds_per_step(result: dict) -> float | None:
+    # wall_time covers every session of a resumed run, as timesteps do; learn_time only its last one
     try:
-        seconds, steps = float(result.get("learn_time") or result["wall_time"]), int(result["timesteps"])
+        seconds, steps = float(result["wall_time"]), int(result["timesteps"])
     except (KeyError, TypeError, ValueError):
         return None
     return seconds / steps if steps > 0 and seconds > 0 else None
@@ -68,7 +69,8 @@ def plan_runs(runs: Sequence[SuiteRun], archive_dir: str | Path | None = None) -
         if result is not None and local.finished(run.config.total_steps):
             plans.append(RunPlan(run, int(result["timesteps"]), True, "out", _seconds_per_step(result)))
             continue
-        archived = _archived(run, Path(archive_dir)) if archive_dir is not None else None
+        # the archive restores a run only where --out has no result of it: one cut short there trains again
+        archived = (_archived(run, Path(archive_dir)) if archive_dir is not None and result is None else None)
         if archived is not None:
             plans.append(RunPlan(run, int(archived["timesteps"]), True, "archive", _seconds_per_step(archived)))
             continue
@@ -87,8 +89,8 @@ def estimate_seconds(plans: Sequence[RunPlan]) -> dict[int, tuple[float | None, 
 
     ``cell``: the mean seconds per step of the finished runs of its method on its task. ``task``: that of the
     task's other methods, times the method's cost relative to them where both ran on some other task (the
-    median ratio over such tasks). ``method``: the method on other tasks; the task's own cost is unknown, so
-    this is rough. ``none``: nothing finished to time it by."""
+    median ratio over such tasks; ``task, unscaled`` where there is none). ``method``: the method on other tasks;
+    the task's own cost is unknown, so this is rough. ``none``: nothing finished to time it by."""
     cell: dict[tuple[str, str], list[float]] = {}
     for plan in plans:
         if plan.finished and plan.seconds_per_step is not None:
@@ -100,13 +102,13 @@ def estimate_seconds(plans: Sequence[RunPlan]) -> dict[int, tuple[float | None, 
         values = [v for (label, e), v in per_cell.items() if e == env and label != without]
         return statistics.fmean(values) if values else None
 
-    def relative_cost(label: str, task: str) -> float:
+    def relative_cost(label: str, task: str) -> float | None:
         ratios = []
         for env in tasks - {task}:
             others = task_mean(env, label)
             if (label, env) in per_cell and others:
                 ratios.append(per_cell[(label, env)] / others)
-        return statistics.median(ratios) if ratios else 1.0
+        return statistics.median(ratios) if ratios else None
 
     out: dict[int, tuple[float | None, str]] = {}
     for i, plan in enumerate(plans):
@@ -118,7 +120,8 @@ def estimate_seconds(plans: Sequence[RunPlan]) -> dict[int, tuple[float | None, 
         if (label, env) in per_cell:
             out[i] = (plan.steps_left * per_cell[(label, env)], "cell")
         elif others is not None:
-            out[i] = (plan.steps_left * others * relative_cost(label, env), "task")
+            ratio = relative_cost(label, env)
+            out[i] = (plan.steps_left * others * (ratio or 1.0), "task" if ratio is not None else "task, unscaled")
         elif own:
             out[i] = (plan.steps_left * statistics.fmean(own), "method")
         else:
@@ -130,10 +133,15 @@ def _steps(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
-def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Path | None, workers: int) -> list[str]:
-    """The plan as printed: one row per task (in the suite's order), then the totals."""
+def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Path | None, workers: int,
+               timing_runs: Sequence[SuiteRun] = ()) -> list[str]:
+    """The plan as printed: one row per task (in the suite's order), then the totals. ``timing_runs`` (e.g. the
+    whole suite when ``runs`` is a ``--match`` part or other seeds) time the runs left too."""
     plans = plan_runs(runs, archive_dir)
-    estimates = estimate_seconds(plans)
+    chosen = {plan.run.config.run_name for plan in plans}
+    extra = [plan for plan in plan_runs([r for r in timing_runs if r.config.run_name not in chosen], archive_dir)
+             if plan.finished]
+    estimates = estimate_seconds([*plans, *extra])  # indices of ``plans`` come first, unchanged
     tasks = list(dict.fromkeys(plan.run.env_id for plan in plans))
     n_archive = sum(p.finished and p.where == "archive" for p in plans)
     n_out = sum(p.finished and p.where == "out" for p in plans)
@@ -143,13 +151,14 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
              f"{sum(not p.finished for p in plans)} to train", "",
              "| task | finished | to train | env steps left | estimated core-hours | estimated from |",
              "|---|---|---|---|---|---|"]
-    total, unknown = 0.0, 0
+    total, unknown, rough = 0.0, 0, 0.0
     for task in tasks:
         index = [i for i, p in enumerate(plans) if p.run.env_id == task]
         left = [i for i in index if not plans[i].finished]
         seconds = [estimates[i][0] for i in left if estimates[i][0] is not None]
         kinds = sorted({estimates[i][1] for i in left})
         total += sum(seconds)
+        rough += sum(estimates[i][0] or 0.0 for i in left if estimates[i][1] == "method")
         unknown += len(left) - len(seconds)
         hours = f"{sum(seconds) / 3600:.1f}" if seconds else ("0" if not left else "?")
         if "method" in kinds:
@@ -162,8 +171,10 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
         summary = f"left: {unknown} run(s), none of which a finished run of the suite can time"
     else:
         summary = (f"left: about {total / 3600:.1f} core-hours"
+                   + (f" ({rough / 3600:.1f} of them rough, timed by the method on other tasks)" if rough else "")
                    + (f" (and {unknown} run(s) no finished run can time)" if unknown else "")
-                   + f", about {total / 3600 / max(1, workers):.1f} hours with {workers} worker(s) (a lower bound)")
+                   + f", about {total / 3600 / max(1, workers):.1f} hours with {workers} worker(s) (a lower bound: the "
+                   "longest run may outlast the others)")
     lines += ["", summary,
               "estimated from: cell = finished runs of the same method and task; task = of the task's other methods, "
               "scaled by the method's relative cost elsewhere; method = of the same method on other tasks (rough: "

@@ -86,7 +86,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from rlgen.bench.plan import plan_lines
 
         runs = suite.runs(out, seeds=seeds, total_steps=args.steps, match=args.match)
-        print("\n".join(plan_lines(suite.name, runs, args.archive, args.workers or os.cpu_count() or 1)))
+        timing = suite.runs(out, total_steps=args.steps)  # every finished run of the suite times those left
+        print("\n".join(plan_lines(suite.name, runs, args.archive, args.workers or os.cpu_count() or 1, timing)))
         return 0
     if args.report_only:
         runs = suite.runs(out, seeds=seeds, total_steps=args.steps, match=args.match)

@@ -31,7 +31,6 @@ from rlgen.exploration.rollout_bonus import ModelBonus, RolloutBonusCallback, mo
 from rlgen.generative import BNN
 
 METHODS = ("second_order", "exact")
-NORMALISERS = ("running", "frozen")
 
 
 class VIME(ModelBonus):
@@ -68,11 +67,12 @@ class VIME(ModelBonus):
         deviations out); dividing by the median gain then paid a rollout's largest bonus ~970 x ``eta``.
         Clipped at 5 (floor 0.01) the top 1% held 53% and the largest bonus was ~95 x ``eta``, the mean
         1.3 x ``eta`` (benchmarks/results/vime_gain_tail.md). ``clip=None, std_floor=0``: the original's.
-    :param normaliser: ``running`` (default, the original): the medians of the last ``median_window`` windows, so
-        the bonus keeps its size however much the BNN has learnt (its mean per step stays about ``eta`` x the
-        gains' mean over their median, benchmarks/results/bonus_scale.md). ``frozen``: the mean of the first
-        ``median_window`` windows' medians, then fixed, so the bonus falls as the gains do, as the density and RND
-        bonuses fall with visits.
+    :param freeze_scale_at: after this many env transitions (all envs counted) the normaliser's scale stays what
+        it is then, so the bonus falls as the BNN's gains do, as the density and RND bonuses fall with visits.
+        ``None`` (default, the original): never; the bonus then keeps its size however much the BNN has learnt (its
+        mean per step stays about ``eta`` x the gains' mean over their median, benchmarks/results/bonus_scale.md).
+        Freeze after the BNN's first training, not at it: its first windows' gains, of an untrained BNN, are
+        hundreds of times its later ones.
     :param max_normalised: normalised information gains are clipped to [0, max_normalised]; ``None``
         (default, the original): no clip. A cap on the symptom (a few huge bonuses) rather than on its cause.
     :param mode: ``rollout`` (default; on-policy agents) or ``step`` (off-policy agents such as SAC: the bonus
@@ -102,7 +102,7 @@ class VIME(ModelBonus):
         median_window: int = 10,
         max_kl: float = 1000.0,
         max_normalised: float | None = None,
-        normaliser: str = "running",
+        freeze_scale_at: int | None = None,
         clip: float | None = 5.0,
         std_floor: float = 0.01,
         mode: str = "rollout",
@@ -127,9 +127,11 @@ class VIME(ModelBonus):
             if int(value) < 1:
                 raise ValueError(f"VIME {name} must be a positive integer, got {value}")
         self.eta, self.method, self.step_size, self.max_kl = float(eta), method, float(step_size), float(max_kl)
-        if normaliser not in NORMALISERS:
-            raise ValueError(f"unknown VIME normaliser {normaliser!r}; choose one of: {', '.join(NORMALISERS)}")
-        self.normaliser = normaliser
+        if freeze_scale_at is not None and (isinstance(freeze_scale_at, bool) or not isinstance(freeze_scale_at, int)
+                                            or freeze_scale_at < 1):
+            raise ValueError(f"VIME freeze_scale_at must be a positive number of transitions or None, got "
+                             f"{freeze_scale_at!r}")
+        self.freeze_scale_at = freeze_scale_at
         if max_normalised is not None and not max_normalised > 0:
             raise ValueError(f"VIME max_normalised must be > 0 (or None), got {max_normalised}")
         self.max_normalised = None if max_normalised is None else float(max_normalised)
@@ -179,9 +181,9 @@ class VIME(ModelBonus):
         """Divide by the mean of the medians of the last ``median_window`` windows: the closed ones and, with
         ``record``, the current one with these gains added (a window closes once it holds ``update_every``
         gains, so a rollout of 2,048 is a window by itself: the mean of the last rollouts' medians). Without
-        ``record`` (step mode's per-step calls) by the closed windows' alone. With the ``frozen`` normaliser, once
-        ``median_window`` windows have closed their mean is the scale for good."""
-        if self.normaliser == "frozen" and len(self.medians) == self.medians.maxlen:
+        ``record`` (step mode's per-step calls) by the closed windows' alone. From ``freeze_scale_at`` transitions
+        on, by the closed windows' alone, for good (nothing more is recorded)."""
+        if self.scale_frozen:
             scale = float(np.mean(self.medians))
         elif record:
             self._open_gains.append(np.asarray(gains))
@@ -198,6 +200,12 @@ class VIME(ModelBonus):
             scale = float(np.mean(self.medians))
         normalised = gains / scale if scale > 0 else gains
         return normalised if self.max_normalised is None else np.minimum(normalised, self.max_normalised)
+
+    @property
+    def scale_frozen(self) -> bool:
+        """Whether the normaliser's scale is fixed now: ``freeze_scale_at`` transitions seen, a window closed."""
+        return (self.freeze_scale_at is not None and bool(self.medians)
+                and self.num_steps * self.num_envs >= self.freeze_scale_at)
 
     def train_model(self, inputs: np.ndarray, targets: np.ndarray) -> float | None:
         """Add the rollout to the replay pool and take Adam steps on the ELBO (the BNN's noise from the wrapper's
