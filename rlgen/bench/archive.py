@@ -114,6 +114,26 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
+def archived_result(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int = 0,
+                    config: RunConfig | None = None) -> tuple[dict | None, str]:
+    """The archive's result of ``run_dir``'s run if :func:`restore_run` would restore it (trained for at least
+    ``min_timesteps``; given ``config``, its settings and demos), else None; and why an archived record that
+    exists is not that run ('' otherwise). Reads only."""
+    source = RunDir(Path(archive_dir) / Path(run_dir).name)
+    archived = source.read_result()
+    if archived is None or _timesteps(archived) < min_timesteps:
+        return None, ""
+    if config is not None:
+        kept = _config(source)
+        if kept is None or not same_settings(kept, config):
+            return None, f"{source.name} was trained with other settings than the suite's"
+        recorded, asked = source.demos_record().get("sha256"), _demos_sha256(config)
+        if _other_demos(recorded, asked):
+            return None, (f"{source.name} was trained on other demos (sha256 {recorded}) than the suite's "
+                          f"{config.demos} ({asked})")
+    return archived, ""
+
+
 def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int = 0,
                 config: RunConfig | None = None) -> bool:
     """Copy an archived run into ``run_dir`` if the archive has it, trained for at least ``min_timesteps``
@@ -123,20 +143,13 @@ def restore_run(run_dir: str | Path, archive_dir: str | Path, min_timesteps: int
     A local run started since (a checkpoint, no result) is replaced: the archived run finished, the local
     one had not. A run another process is training is left alone."""
     run, source = RunDir(run_dir), RunDir(Path(archive_dir) / Path(run_dir).name)
-    archived = source.read_result()
-    if archived is None or _timesteps(archived) < min_timesteps or run.read_result() is not None:
+    if run.read_result() is not None:
         return False
-    if config is not None:
-        kept = _config(source)
-        if kept is None or not same_settings(kept, config):
-            logger.warning("archive: %s was trained with other settings than the suite's; not restored",
-                           source.name)
-            return False
-        recorded, asked = source.demos_record().get("sha256"), _demos_sha256(config)
-        if _other_demos(recorded, asked):
-            logger.warning("archive: %s was trained on other demos (sha256 %s) than the suite's %s (%s); "
-                           "not restored", source.name, recorded, config.demos, asked)
-            return False
+    archived, refusal = archived_result(run_dir, archive_dir, min_timesteps, config)
+    if refusal:
+        logger.warning("archive: %s; not restored", refusal)
+    if archived is None:
+        return False
     try:
         with run_lock(run.path):
             if run.read_result() is not None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlgen.agents.config import ConfigError
-from rlgen.agents.rundir import RunDir, same_settings
+from rlgen.agents.rundir import RunDir
+from rlgen.bench.archive import archived_result
 from rlgen.bench.suite import SuiteRun
 
 
@@ -47,19 +48,6 @@ def _seconds_per_step(result: dict) -> float | None:
     return seconds / steps if steps > 0 and seconds > 0 else None
 
 
-def _archived(run: SuiteRun, archive_dir: Path) -> dict | None:
-    """The archive's result of this very run (its settings, its whole budget), or None."""
-    kept = RunDir(archive_dir / run.config.run_dir.name)
-    result = kept.read_result()
-    if result is None or not kept.finished(run.config.total_steps):
-        return None
-    try:
-        config = kept.read_config(validate=False)
-    except Exception:  # an unreadable config: not the suite's run as far as anyone can tell
-        return None
-    return result if same_settings(config, run.config) else None
-
-
 def plan_runs(runs: Sequence[SuiteRun], archive_dir: str | Path | None = None) -> list[RunPlan]:
     """Each run's progress, from its run directory and the archive (read only)."""
     plans = []
@@ -69,8 +57,10 @@ def plan_runs(runs: Sequence[SuiteRun], archive_dir: str | Path | None = None) -
         if result is not None and local.finished(run.config.total_steps):
             plans.append(RunPlan(run, int(result["timesteps"]), True, "out", _seconds_per_step(result)))
             continue
-        # the archive restores a run only where --out has no result of it: one cut short there trains again
-        archived = (_archived(run, Path(archive_dir)) if archive_dir is not None and result is None else None)
+        # what the archive would restore: only where --out has no result of the run (one cut short there trains
+        # again), only this very run (settings, demos), trained for its whole budget
+        archived = (archived_result(run.config.run_dir, archive_dir, run.config.total_steps, run.config)[0]
+                    if archive_dir is not None and result is None else None)
         if archived is not None:
             plans.append(RunPlan(run, int(archived["timesteps"]), True, "archive", _seconds_per_step(archived)))
             continue

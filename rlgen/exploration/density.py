@@ -221,7 +221,7 @@ class DensityBonus(ModelBonus):
         seed: int = 0,
         updates_per_rollout: int | None = None,
     ):
-        model_steps = model_steps_renamed("DensityBonus", model_steps, 200, updates_per_rollout)
+        model_steps = model_steps_renamed(DensityBonus, model_steps, updates_per_rollout)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
                          model_steps=model_steps, batch_size=batch_size, seed=seed, clip=_CLIP,
                          mode=mode, update_every=update_every)

@@ -28,6 +28,7 @@ rather than added after it, so an ``eta`` or ``beta`` tuned in rollout mode does
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import warnings
 from collections import deque
@@ -63,12 +64,13 @@ def standardisation(inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.nda
 MODES = ("rollout", "step")
 
 
-def model_steps_renamed(owner: str, model_steps: int, default: int, updates_per_rollout: int | None) -> int:
+def model_steps_renamed(cls: type, model_steps: int, updates_per_rollout: int | None) -> int:
     """``model_steps``, or the old ``updates_per_rollout`` (with a DeprecationWarning that says what changed);
-    both given is a ValueError."""
+    both given (``model_steps`` other than ``cls``'s default) is a ValueError."""
     if updates_per_rollout is None:
         return model_steps
-    if model_steps != default:
+    owner = cls.__name__
+    if model_steps != inspect.signature(cls).parameters["model_steps"].default:
         raise ValueError(f"{owner} got both model_steps and updates_per_rollout (its old name): keep model_steps")
     warnings.warn(f"{owner}(updates_per_rollout=...) is deprecated; use model_steps=..., Adam steps per update_every "
                   f"transitions (2,048 by default) rather than per rollout: the same for rollouts of 2,048 "

@@ -110,7 +110,7 @@ class VIME(ModelBonus):
         seed: int = 0,
         updates_per_rollout: int | None = None,
     ):
-        model_steps = model_steps_renamed("VIME", model_steps, 500, updates_per_rollout)
+        model_steps = model_steps_renamed(VIME, model_steps, updates_per_rollout)
         super().__init__(venv, replay_size=replay_size, min_replay=min_replay,
                          model_steps=model_steps, batch_size=batch_size, seed=seed, clip=clip,
                          mode=mode, update_every=update_every, std_floor=std_floor)
