@@ -1,6 +1,6 @@
 """Choose each exploration bonus's one setting from its tuning runs, as benchmarks/exploration_tune.yaml says.
 
-    python benchmarks/exploration_choose.py [--tune benchmarks/exploration_tune.yaml]
+    python benchmarks/exploration_choose.py [--tune benchmarks/exploration_tune.yaml [--tune LATER_ROUND.yaml]]
         [--runs benchmarks/results/runs/exploration-tune] [--out benchmarks/results/exploration_tune.md]
         [--check exploration]
 
@@ -12,8 +12,14 @@ setting listed first in the suite (the smaller scale). Writes a markdown report 
 plain PPO beside it, the choice with its ``bonus_kwargs``) and prints the choice.
 
 A method is only chosen when every one of its runs has finished; otherwise the report shows what is there and
-says what is missing. ``--check SUITE`` then exits non-zero unless every run of SUITE labelled with a chosen
-method (``ppo+vime``; also ``trpo+vime`` for VIME) uses exactly the chosen ``bonus_kwargs``.
+says what is missing. ``--check SUITE`` then exits non-zero unless every run of SUITE with a tuned bonus (matched
+by its ``bonus`` field: TRPO+VIME takes PPO+VIME's setting) uses exactly the chosen ``bonus_kwargs``.
+
+Several tuning rounds: ``--tune`` given more than once, in the order they were run. A later round's choice
+replaces an earlier one's for the bonuses it tunes, and ``--check`` then also accepts a run that keeps round k's
+choice if its label says so by ending in ``-round<k>`` (e.g. ``ppo+vime-round1``: the first round's cells, kept
+for comparison). Each round's report goes to ``--out`` when it is one round, else to
+benchmarks/results/<tuning suite's file name>.md (``--out -`` prints them all).
 """
 
 from __future__ import annotations
@@ -128,56 +134,91 @@ def report(suite: Suite, records: list[RunRecord], chosen: dict[str, str], missi
     return "\n".join(lines) + "\n"
 
 
-def check(target: Suite, tuned: Suite, chosen: dict[str, str]) -> list[str]:
-    """Runs of ``target`` with a tuned bonus whose bonus_kwargs differ from the chosen ones. A bonus is matched by
-    its ``bonus`` field, whatever the agent (TRPO+VIME takes PPO+VIME's setting) and, for the density bonus,
-    whatever its ``target`` (the transition variant takes the state variant's beta)."""
-    problems = []
-    chosen_by_bonus = {}
+def chosen_kwargs(tuned: Suite, chosen: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """bonus name -> the chosen bonus_kwargs of a round, without the density bonus's ``target`` (the transition
+    variant takes the state variant's scale)."""
+    by_bonus = {}
     for label in chosen.values():
         entry = next(entry for entry in tuned.entries if entry.get("label") == label)
-        chosen_by_bonus[entry["bonus"]] = bonus_kwargs(tuned, label)
+        by_bonus[entry["bonus"]] = {k: v for k, v in bonus_kwargs(tuned, label).items() if k != "target"}
+    return by_bonus
+
+
+ROUND = re.compile(r"-round(?P<k>[1-9][0-9]*)$")
+
+
+def check(target: Suite, tuned: Suite | list[tuple[Suite, dict[str, str]]],
+          chosen: dict[str, str] | None = None) -> list[str]:
+    """Runs of ``target`` with a tuned bonus whose bonus_kwargs differ from the chosen ones. A bonus is matched by
+    its ``bonus`` field, whatever the agent (TRPO+VIME takes PPO+VIME's setting) and, for the density bonus,
+    whatever its ``target``. ``tuned`` is one round (with ``chosen``) or the rounds in order as (suite, chosen)
+    pairs: the last round to tune a bonus sets it, and a run labelled ``...-round<k>`` must use round k's
+    choice instead (a kept earlier cell)."""
+    rounds = [(tuned, chosen or {})] if isinstance(tuned, Suite) else list(tuned)
+    per_round = [chosen_kwargs(suite, picked) for suite, picked in rounds]
+    latest: dict[str, dict[str, Any]] = {}
+    for by_bonus in per_round:
+        latest.update(by_bonus)
+    problems = []
     for entry in target.entries:
-        want = chosen_by_bonus.get(entry.get("bonus"))
-        if want is None:
+        bonus, label = entry.get("bonus"), entry.get("label") or entry.get("algo")
+        if bonus not in latest:
             continue
-        have = dict(entry.get("bonus_kwargs") or {})
-        if {k: v for k, v in want.items() if k != "target"} != {k: v for k, v in have.items() if k != "target"}:
-            problems.append(f"{entry.get('label') or entry.get('algo')}: bonus_kwargs {have}, chosen {want}")
+        kept = ROUND.search(label)
+        if kept and not 1 <= int(kept["k"]) <= len(rounds):
+            problems.append(f"{label}: names tuning round {kept['k']}, but there are {len(rounds)}")
+            continue
+        want = per_round[int(kept["k"]) - 1].get(bonus) if kept else latest[bonus]
+        if want is None:
+            problems.append(f"{label}: tuning round {kept['k']} did not tune {bonus}")
+            continue
+        have = {k: v for k, v in (entry.get("bonus_kwargs") or {}).items() if k != "target"}
+        if have != want:
+            problems.append(f"{label}: bonus_kwargs {have}, chosen {want}")
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tune", default=str(REPO / "benchmarks" / "exploration_tune.yaml"),
-                        help="the tuning suite (default: benchmarks/exploration_tune.yaml)")
+    parser.add_argument("--tune", action="append",
+                        help="a tuning suite; repeat for later rounds, in order (default: "
+                             "benchmarks/exploration_tune.yaml)")
     parser.add_argument("--runs", default=str(REPO / "benchmarks" / "results" / "runs" / "exploration-tune"),
                         help="folder holding its finished runs, one directory per run name (default: its archive)")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "exploration_tune.md"),
-                        help="the report to write ('-': print only)")
+    parser.add_argument("--out", help="the report to write ('-': print only; default: benchmarks/results/<tuning "
+                                      "suite's file name>.md)")
     parser.add_argument("--check", metavar="SUITE", help="fail unless SUITE's bonus runs use the chosen settings")
     args = parser.parse_args(argv)
+    tunes = args.tune or [str(REPO / "benchmarks" / "exploration_tune.yaml")]
     runs_dir = Path(args.runs)
     if not runs_dir.is_dir():
         parser.error(f"--runs {runs_dir} is not a folder")
-    tuned = load_suite(args.tune)
-    records = collect(archived_runs(tuned, runs_dir))
-    chosen, missing = choose(tuned, records)
+    if args.out not in (None, "-") and len(tunes) > 1:
+        parser.error("--out names one report, but there are several --tune rounds (use '-' or leave it out)")
     command = "python benchmarks/exploration_choose.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(tuned, records, chosen, missing, command.strip())
-    if args.out == "-":
-        print(text)
-    else:
-        atomic_write_text(Path(args.out), text)
-    for method, label in chosen.items():
-        print(f"{method}: {label} {bonus_kwargs(tuned, label)}")
-    for method, absent in missing.items():
-        print(f"{method}: {len(absent)} runs unfinished, not chosen")
+    rounds, incomplete = [], False
+    for tune in tunes:
+        tuned = load_suite(tune)
+        records = collect(archived_runs(tuned, runs_dir))
+        chosen, missing = choose(tuned, records)
+        text = report(tuned, records, chosen, missing, command.strip())
+        if args.out == "-":
+            print(text)
+        else:
+            out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"{Path(tune).stem}.md"
+            atomic_write_text(out, text)
+        prefix = f"round {len(rounds) + 1} " if len(tunes) > 1 else ""
+        for method, label in chosen.items():
+            print(f"{prefix}{method}: {label} {bonus_kwargs(tuned, label)}")
+        for method, absent in missing.items():
+            print(f"{prefix}{method}: {len(absent)} runs unfinished, not chosen")
+        rounds.append((tuned, chosen))
+        incomplete = incomplete or bool(missing)
     if args.check:
-        problems = check(load_suite(args.check), tuned, chosen)
+        problems = check(load_suite(args.check), rounds)
         for problem in problems:
             print(f"not the chosen setting: {problem}", file=sys.stderr)
-        if problems or missing:
+        if problems or incomplete:
             return 1
     return 0
 

@@ -78,8 +78,43 @@ def test_a_missing_runs_folder_is_a_one_line_error(tmp_path):
     assert done.returncode == 2 and "is not a folder" in done.stderr
 
 
+def test_a_later_round_sets_its_bonus_and_only_cells_labelled_with_an_earlier_round_may_keep_that_ones():
+    first = Suite("tune1", entries=[
+        {"algo": "ppo", "label": "ppo+vime-eta0.01", "bonus": "vime", "bonus_kwargs": {"eta": 0.01}},
+        {"algo": "ppo", "label": "ppo+rnd-beta1", "bonus": "rnd", "bonus_kwargs": {"beta": 1.0}}], seeds=[100])
+    second = Suite("tune2", entries=[
+        {"algo": "ppo", "label": "ppo+vime-eta0.01-freeze50k", "bonus": "vime",
+         "bonus_kwargs": {"eta": 0.01, "freeze_scale_at": 50000}}], seeds=[100])
+    rounds = [(first, {"ppo+vime": "ppo+vime-eta0.01", "ppo+rnd": "ppo+rnd-beta1"}),
+              (second, {"ppo+vime": "ppo+vime-eta0.01-freeze50k"})]
+    latest = {"eta": 0.01, "freeze_scale_at": 50000}
+    good = Suite("bench", entries=[
+        {"algo": "ppo", "label": "ppo+vime", "bonus": "vime", "bonus_kwargs": latest},
+        {"algo": "trpo", "label": "trpo+vime", "bonus": "vime", "bonus_kwargs": latest},
+        {"algo": "ppo", "label": "ppo+vime-round1", "bonus": "vime", "bonus_kwargs": {"eta": 0.01}},
+        {"algo": "ppo", "label": "ppo+rnd", "bonus": "rnd", "bonus_kwargs": {"beta": 1.0}}], seeds=[0])
+    assert choose_script.check(good, rounds) == []
+    bad = Suite("bench", entries=[
+        {"algo": "ppo", "label": "ppo+vime", "bonus": "vime", "bonus_kwargs": {"eta": 0.01}},  # an old setting
+        {"algo": "ppo", "label": "ppo+vime-round1", "bonus": "vime", "bonus_kwargs": latest},  # not round 1's
+        {"algo": "ppo", "label": "ppo+vime-round3", "bonus": "vime", "bonus_kwargs": {"eta": 0.01}},  # no round 3
+        {"algo": "ppo", "label": "ppo+rnd-round2", "bonus": "rnd", "bonus_kwargs": {"beta": 1.0}}], seeds=[0])
+    problems = choose_script.check(bad, rounds)
+    assert [p.split(":")[0] for p in problems] == ["ppo+vime", "ppo+vime-round1", "ppo+vime-round3", "ppo+rnd-round2"]
+
+
+def test_several_rounds_need_no_single_out_file(tmp_path):
+    done = run("exploration_choose", "--tune", ROOT / "benchmarks" / "exploration_tune.yaml",
+               "--tune", ROOT / "benchmarks" / "exploration_tune_vime_fade.yaml", "--out", tmp_path / "one.md")
+    assert done.returncode == 2 and "several --tune rounds" in done.stderr
+
+
 def test_the_exploration_suite_uses_the_settings_its_committed_tuning_runs_chose():
-    """The benchmark's bonus settings are the ones the archived tuning runs pick (no hand edits after)."""
-    done = run("exploration_choose", "--out", "-", "--check", "exploration")
+    """The benchmark's bonus settings are the ones the archived tuning runs pick (no hand edits after): the
+    first round's for the density bonus and RND, the second's for VIME, the first's for cells labelled round 1."""
+    done = run("exploration_choose", "--tune", ROOT / "benchmarks" / "exploration_tune.yaml",
+               "--tune", ROOT / "benchmarks" / "exploration_tune_vime_fade.yaml", "--out", "-",
+               "--check", "exploration")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "ppo+vime: ppo+vime-eta0.01 {'eta': 0.01}" in done.stdout
+    assert "round 1 ppo+vime: ppo+vime-eta0.01 {'eta': 0.01}" in done.stdout
+    assert "round 2 ppo+vime: ppo+vime-eta0.01-freeze50k {'eta': 0.01, 'freeze_scale_at': 50000}" in done.stdout
