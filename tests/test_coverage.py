@@ -363,3 +363,22 @@ def test_steps_to_first_success_get_a_median_with_its_interval_and_never_counts_
     assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, 40_000)]) == "30k [20k, 40k]"
     assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, None)]) == "30k [20k, never]"
     assert _first_success_ci([record(0, None), record(1, 30_000), record(2, None)]) == "never [30k, never]"
+
+
+def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> None:
+    """A method run on an easier subset of the tasks (TRPO+VIME on VIME's tasks, or a benchmark half done) must
+    not outrank the others by its tasks: the first table covers the shared tasks, the second says it is not a
+    ranking."""
+    from rlgen.bench.report import _normalised_tables
+
+    scores = {"ppo": {"easy": np.array([1.0, 1.0]), "hard": np.array([0.0, 0.0])},
+              "ppo+bonus": {"easy": np.array([0.5, 0.5]), "hard": np.array([0.2, 0.2])},
+              "trpo+bonus": {"easy": np.array([0.9, 0.9])}}
+    text = "\n".join(_normalised_tables(scores, list(scores), ["easy", "hard"], ["easy"]))
+    shared, own = text.split("not a ranking")
+    assert "On the 1 task(s) every method has finished runs on (easy):" in shared
+    assert "| ppo | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] | 2 | 1 |" in shared
+    assert "| trpo+bonus | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | 2 | 1 |" in shared
+    assert "| ppo | 0.500 " in own and "| ppo+bonus | 0.350 " in own and "trpo+bonus" not in own
+    alone = "\n".join(_normalised_tables(scores, list(scores), ["easy", "hard"], []))
+    assert "no task has runs of every method" in alone and "| trpo+bonus | 0.900" in alone

@@ -488,6 +488,30 @@ def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
 _VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference", "unknown": "—"}
 
 
+def _normalised_tables(per_task_norm: dict[str, dict[str, np.ndarray]], labels: list[str], tasks: list[str],
+                       common: list[str]) -> list[str]:
+    """IQM and mean of the normalised scores, first over the tasks every method has finished runs on (methods
+    compared on different tasks would be ranked by their tasks), then, where a method has more, over its own."""
+    def row(label: str, over: list[str]) -> str:
+        groups = [per_task_norm[label][t] for t in over if t in per_task_norm[label]]
+        return (f"| {label} | {_fmt_ci(*stats.stratified_bootstrap_ci(groups, stats.iqm), digits=3)} | "
+                f"{_fmt_ci(*stats.stratified_bootstrap_ci(groups, stats.mean), digits=3)} | "
+                f"{sum(len(g) for g in groups)} | {len(groups)} |")
+
+    header = ["| method | IQM [95% CI] | mean [95% CI] | runs | tasks |", "|---|---|---|---|---|"]
+    lines: list[str] = []
+    if common:
+        lines += ["", f"On the {len(common)} task(s) every method has finished runs on ({', '.join(common)}):", ""]
+        lines += header + [row(label, common) for label in labels]
+    wider = [label for label in labels if len(per_task_norm[label]) > len(common)]
+    if wider:
+        lines += ["", "Each method on every task it has finished runs on (different tasks for different methods: "
+                  "not a ranking):" if common else "Each method on its own tasks (no task has runs of every "
+                  "method: not a ranking):", ""]
+        lines += header + [row(label, tasks) for label in wider]
+    return lines
+
+
 def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
     """Each bonus against the same agent without it, per task: success rate and final return, each "helps" /
     "hurts" where the two 95% intervals do not overlap and "no difference" where they do; then per bonus the
@@ -566,8 +590,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         "| task | method | runs finished | final return, mean [95% CI] | per seed |",
         "|---|---|---|---|---|",
     ]
-    normalised: dict[str, list[float]] = defaultdict(list)
-    per_task_norm: dict[str, list[np.ndarray]] = defaultdict(list)
+    per_task_norm: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # label -> task -> scores
     for task in tasks:
         for label in labels:
             group = [r for r in records if r.run.env_id == task and r.run.label == label]
@@ -580,9 +603,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
                          f"{_fmt_ci(*stats.bootstrap_ci(finals))} | {seeds} |")
             low, high = refs[task]["random"], refs[task]["reference"]
             if len(finals) and np.isfinite(low) and np.isfinite(high) and high != low:
-                scores = stats.normalise(finals, low, high)
-                normalised[label].extend(scores.tolist())
-                per_task_norm[label].append(scores)
+                per_task_norm[label][task] = stats.normalise(finals, low, high)
     lines += _published_table(suite, records, tasks, labels)
     if suite.sparse:
         lines += _success_table(records, tasks, labels)
@@ -594,13 +615,12 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
     lines += [f"| {t} | {refs[t]['random']:.1f} | {refs[t]['reference']:.1f} | {refs[t]['reference_source']} |"
               for t in tasks]
-    lines += ["", "| method | IQM [95% CI] | mean [95% CI] | runs |", "|---|---|---|---|"]
-    for label in labels:
-        if per_task_norm[label]:
-            lines.append(
-                f"| {label} | {_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.iqm), digits=3)} | "
-                f"{_fmt_ci(*stats.stratified_bootstrap_ci(per_task_norm[label], stats.mean), digits=3)} | "
-                f"{len(normalised[label])} |")
+    scored = [label for label in labels if per_task_norm[label]]
+    common = [t for t in tasks if all(t in per_task_norm[label] for label in scored)]
+    lines += _normalised_tables(per_task_norm, scored, tasks, common)
+    # the profile compares methods on the same tasks where they share any, else each on its own
+    normalised = {label: np.concatenate([per_task_norm[label][t] for t in (common or tasks)
+                                         if t in per_task_norm[label]]).tolist() for label in scored}
     lines += _time_table(records, tasks, labels)
     failed = [r for r in records if r.state == "failed"]
     if failed:
