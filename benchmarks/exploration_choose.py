@@ -156,21 +156,25 @@ def check(target: Suite, tuned: Suite | list[tuple[Suite, dict[str, str]]],
     choice instead (a kept earlier cell)."""
     rounds = [(tuned, chosen or {})] if isinstance(tuned, Suite) else list(tuned)
     per_round = [chosen_kwargs(suite, picked) for suite, picked in rounds]
-    latest: dict[str, dict[str, Any]] = {}
-    for by_bonus in per_round:
-        latest.update(by_bonus)
+    tuning = [{entry.get("bonus") for entry in suite.entries if split_label(entry.get("label") or "")} - {None}
+              for suite, _ in rounds]  # the bonuses each round tunes, chosen yet or not
+    last_round = {bonus: k for k, bonuses in enumerate(tuning) for bonus in bonuses}  # the last one wins
     problems = []
     for entry in target.entries:
         bonus, label = entry.get("bonus"), entry.get("label") or entry.get("algo")
-        if bonus not in latest:
+        if bonus not in last_round:
             continue
         kept = ROUND.search(label)
         if kept and not 1 <= int(kept["k"]) <= len(rounds):
             problems.append(f"{label}: names tuning round {kept['k']}, but there are {len(rounds)}")
             continue
-        want = per_round[int(kept["k"]) - 1].get(bonus) if kept else latest[bonus]
+        k = int(kept["k"]) - 1 if kept else last_round[bonus]
+        if bonus not in tuning[k]:
+            problems.append(f"{label}: tuning round {k + 1} does not tune {bonus}")
+            continue
+        want = per_round[k].get(bonus)
         if want is None:
-            problems.append(f"{label}: tuning round {kept['k']} did not tune {bonus}")
+            problems.append(f"{label}: tuning round {k + 1} has not chosen {bonus}'s setting yet")
             continue
         have = {k: v for k, v in (entry.get("bonus_kwargs") or {}).items() if k != "target"}
         if have != want:

@@ -367,18 +367,28 @@ def test_steps_to_first_success_get_a_median_with_its_interval_and_never_counts_
 
 def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> None:
     """A method run on an easier subset of the tasks (TRPO+VIME on VIME's tasks, or a benchmark half done) must
-    not outrank the others by its tasks: the first table covers the shared tasks, the second says it is not a
-    ranking."""
-    from rlgen.bench.report import _normalised_tables
+    not outrank the others by its tasks: the ranking covers the methods run everywhere on the tasks they all
+    finished, and the per-method table says it is not a ranking."""
+    from rlgen.bench.report import _normalised_tables, ranked_on_common_tasks
 
+    tasks = ["easy", "hard", "later"]
     scores = {"ppo": {"easy": np.array([1.0, 1.0]), "hard": np.array([0.0, 0.0])},
               "ppo+bonus": {"easy": np.array([0.5, 0.5]), "hard": np.array([0.2, 0.2])},
-              "trpo+bonus": {"easy": np.array([0.9, 0.9])}}
-    text = "\n".join(_normalised_tables(scores, list(scores), ["easy", "hard"], ["easy"]))
+              "trpo+bonus": {"easy": np.array([0.9, 0.9])},
+              "ppo+unfinished": {}}
+    planned = {"ppo": set(tasks), "ppo+bonus": set(tasks), "trpo+bonus": {"easy"}, "ppo+unfinished": set(tasks)}
+    ranked, common = ranked_on_common_tasks(scores, planned, tasks)
+    assert (ranked, common) == (["ppo", "ppo+bonus"], ["easy", "hard"])  # not cut to trpo+bonus's one task
+    text = "\n".join(_normalised_tables(scores, ranked, list(scores), tasks, common))
     shared, own = text.split("not a ranking")
-    assert "On the 1 task(s) every method has finished runs on (easy):" in shared
-    assert "| ppo | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] | 2 | 1 |" in shared
-    assert "| trpo+bonus | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | 2 | 1 |" in shared
-    assert "| ppo | 0.500 " in own and "| ppo+bonus | 0.350 " in own and "trpo+bonus" not in own
-    alone = "\n".join(_normalised_tables(scores, list(scores), ["easy", "hard"], []))
-    assert "no task has runs of every method" in alone and "| trpo+bonus | 0.900" in alone
+    assert "on the 2 task(s) each of them has finished runs on (easy, hard):" in shared
+    assert "| ppo | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 4 | 2 |" in shared
+    assert "| ppo+bonus | 0.350 " in shared and "trpo+bonus" not in shared
+    assert "| trpo+bonus | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | 2 | 1 |" in own
+    assert "| ppo |" not in own and "ppo+unfinished" not in text
+
+    # a method run everywhere but finished nowhere does not empty the ranking; nothing finished: no ranking
+    assert ranked_on_common_tasks({**scores, "ppo+bonus": {"later": np.array([0.1])}}, planned, tasks) == ([], [])
+    assert ranked_on_common_tasks({}, planned, tasks) == ([], [])
+    alone = "\n".join(_normalised_tables(scores, [], list(scores), tasks, []))
+    assert "no shared tasks" in alone and "| trpo+bonus | 0.900" in alone and "On the" not in alone

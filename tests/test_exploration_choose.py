@@ -101,6 +101,11 @@ def test_a_later_round_sets_its_bonus_and_only_cells_labelled_with_an_earlier_ro
         {"algo": "ppo", "label": "ppo+rnd-round2", "bonus": "rnd", "bonus_kwargs": {"beta": 1.0}}], seeds=[0])
     problems = choose_script.check(bad, rounds)
     assert [p.split(":")[0] for p in problems] == ["ppo+vime", "ppo+vime-round1", "ppo+vime-round3", "ppo+rnd-round2"]
+    assert "round 2 does not tune rnd" in problems[-1]
+    # the later round not chosen yet (runs unfinished): not held to the earlier round's choice instead
+    unfinished = choose_script.check(good, [rounds[0], (second, {})])
+    assert [p.split(":")[0] for p in unfinished] == ["ppo+vime", "trpo+vime"]
+    assert "round 2 has not chosen vime's setting yet" in unfinished[0]
 
 
 def test_several_rounds_need_no_single_out_file(tmp_path):

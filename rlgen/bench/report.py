@@ -488,10 +488,21 @@ def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
 _VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference", "unknown": "—"}
 
 
-def _normalised_tables(per_task_norm: dict[str, dict[str, np.ndarray]], labels: list[str], tasks: list[str],
-                       common: list[str]) -> list[str]:
-    """IQM and mean of the normalised scores, first over the tasks every method has finished runs on (methods
-    compared on different tasks would be ranked by their tasks), then, where a method has more, over its own."""
+def ranked_on_common_tasks(per_task_norm: dict[str, dict[str, np.ndarray]], planned: dict[str, set[str]],
+                           tasks: list[str]) -> tuple[list[str], list[str]]:
+    """The methods a cross-task ranking compares, and the tasks it compares them on: the methods the suite runs
+    on every task (not those it runs on a subset, such as TRPO+VIME on VIME's tasks), on the tasks where each of
+    them has finished runs (a benchmark run in parts is ranked on what is done everywhere). ``per_task_norm``:
+    label -> task -> normalised scores of its finished runs; ``planned``: label -> the tasks the suite runs it on."""
+    ranked = [label for label in planned if set(tasks) <= planned[label] and per_task_norm.get(label)]
+    common = [t for t in tasks if all(t in per_task_norm[label] for label in ranked)] if ranked else []
+    return (ranked, common) if common else ([], [])
+
+
+def _normalised_tables(per_task_norm: dict[str, dict[str, np.ndarray]], ranked: list[str], labels: list[str],
+                       tasks: list[str], common: list[str]) -> list[str]:
+    """IQM and mean of the normalised scores: the ``ranked`` methods on the ``common`` tasks (see
+    :func:`ranked_on_common_tasks`), then every method with other finished tasks, each on its own tasks."""
     def row(label: str, over: list[str]) -> str:
         groups = [per_task_norm[label][t] for t in over if t in per_task_norm[label]]
         return (f"| {label} | {_fmt_ci(*stats.stratified_bootstrap_ci(groups, stats.iqm), digits=3)} | "
@@ -501,13 +512,15 @@ def _normalised_tables(per_task_norm: dict[str, dict[str, np.ndarray]], labels: 
     header = ["| method | IQM [95% CI] | mean [95% CI] | runs | tasks |", "|---|---|---|---|---|"]
     lines: list[str] = []
     if common:
-        lines += ["", f"On the {len(common)} task(s) every method has finished runs on ({', '.join(common)}):", ""]
-        lines += header + [row(label, common) for label in labels]
-    wider = [label for label in labels if len(per_task_norm[label]) > len(common)]
+        lines += ["", f"The methods run on every task, on the {len(common)} task(s) each of them has finished runs "
+                  f"on ({', '.join(common)}):", ""]
+        lines += header + [row(label, common) for label in ranked]
+    wider = [label for label in labels if per_task_norm.get(label)
+             and (label not in ranked or len(per_task_norm[label]) > len(common))]
     if wider:
         lines += ["", "Each method on every task it has finished runs on (different tasks for different methods: "
-                  "not a ranking):" if common else "Each method on its own tasks (no task has runs of every "
-                  "method: not a ranking):", ""]
+                  "not a ranking):" if common else "Each method on its own tasks (no shared tasks to rank the "
+                  "methods on: not a ranking):", ""]
         lines += header + [row(label, tasks) for label in wider]
     return lines
 
@@ -615,12 +628,15 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
     lines += [f"| {t} | {refs[t]['random']:.1f} | {refs[t]['reference']:.1f} | {refs[t]['reference_source']} |"
               for t in tasks]
-    scored = [label for label in labels if per_task_norm[label]]
-    common = [t for t in tasks if all(t in per_task_norm[label] for label in scored)]
-    lines += _normalised_tables(per_task_norm, scored, tasks, common)
-    # the profile compares methods on the same tasks where they share any, else each on its own
-    normalised = {label: np.concatenate([per_task_norm[label][t] for t in (common or tasks)
-                                         if t in per_task_norm[label]]).tolist() for label in scored}
+    planned = {label: {r.run.env_id for r in records if r.run.label == label} for label in labels}
+    ranked, common = ranked_on_common_tasks(per_task_norm, planned, tasks)
+    lines += _normalised_tables(per_task_norm, ranked, labels, tasks, common)
+    # the profile compares the ranked methods on their common tasks; without any, each method on its own
+    profiled = {label: [per_task_norm[label][t] for t in common] for label in ranked} if common else \
+        {label: list(per_task_norm[label].values()) for label in labels if per_task_norm[label]}
+    normalised = {label: np.concatenate(groups).tolist() for label, groups in profiled.items()}
+    if common:
+        lines += ["", f"The performance profile below covers {', '.join(ranked)} on {', '.join(common)}."]
     lines += _time_table(records, tasks, labels)
     failed = [r for r in records if r.state == "failed"]
     if failed:
