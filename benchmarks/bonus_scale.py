@@ -93,7 +93,8 @@ def report(out: Path, suite_name: str, last: float, command: str) -> str:
             cells.setdefault((run.env_id, run.label), []).append(scale)
     if not cells:
         raise SystemExit(f"bonus_scale.py: no finished run with a bonus log and vecnormalize.npz under {out}")
-    lines = [f"# Each bonus beside the env reward, over the last {last:.0%} of training", "",
+    span = "the whole of training" if last >= 1 else f"the last {last:.0%} of training"
+    lines = [f"# Each bonus beside the env reward, over {span}", "",
              __doc__.split("\n\n")[2].strip().replace("\n", " "), "", f"Command: `{command}`", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M')}; suite {suite_name}; mean over the seeds finished.", "",
              "| task | method | runs | one env reward unit, scaled (median over seeds with a reward) | env reward "
