@@ -1,7 +1,7 @@
 """How large each exploration bonus is beside the env reward the agent learns from, late in training.
 
     python benchmarks/bonus_scale.py --out /work/bench_runs/exploration [--suite exploration]
-        [--report benchmarks/results/bonus_scale.md] [--last 0.2]
+        [--report benchmarks/results/bonus_scale.md] [--last 0.2 | --first 0.1]
 
 A bonus is added to the rollout buffer's rewards after VecNormalize has scaled the env reward by the running
 standard deviation of the discounted return, so ``eta`` (or ``beta``) is relative to that scale, and the scale
@@ -37,21 +37,22 @@ from rlgen.atomic import atomic_write_text  # noqa: E402
 from rlgen.bench import load_suite  # noqa: E402
 
 
-def bonus_per_step(log: Path, from_step: float) -> float | None:
+def bonus_per_step(log: Path, from_step: float, to_step: float = np.inf) -> float | None:
+    """The mean per-step bonus of the rollouts that ended after ``from_step`` and by ``to_step``."""
     values = []
     for line in log.read_text().splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("timesteps", 0) > from_step:
+        if from_step < row.get("timesteps", 0) <= to_step:
             values += [v for k, v in row.items() if k.endswith("/bonus_mean")]
     return statistics.fmean(values) if values else None
 
 
-def env_reward_per_step(run: RunDir, from_step: float) -> float | None:
-    """Env reward per step of the training episodes that ended after ``from_step`` (all envs pooled, each env's
-    steps counted along its own episodes)."""
+def env_reward_per_step(run: RunDir, from_step: float, to_step: float = np.inf) -> float | None:
+    """Env reward per step of the training episodes that ended after ``from_step`` and by ``to_step`` (all envs
+    pooled, each env's steps counted along its own episodes)."""
     returns, lengths = [], []
     files = sorted(run.monitor_dir.glob("*.monitor.csv"))
     for path in files:
@@ -60,13 +61,15 @@ def env_reward_per_step(run: RunDir, from_step: float) -> float | None:
         done = 0.0
         for row in rows:
             done += float(row[n])
-            if done * len(files) > from_step:  # this env's share of the steps, in suite steps
+            if from_step < done * len(files) <= to_step:  # this env's share of the steps, in suite steps
                 returns.append(float(row[r]))
                 lengths.append(float(row[n]))
     return sum(returns) / sum(lengths) if lengths else None
 
 
-def run_scale(run_dir: Path, total_steps: int, last: float) -> dict[str, float] | None:
+def run_scale(run_dir: Path, total_steps: int, last: float, first: float | None = None) -> dict[str, float] | None:
+    """Bonus and scaled env reward per step over the last ``last`` of training, or with ``first``, over its first
+    ``first`` instead."""
     run = RunDir(run_dir)
     logs = sorted(run_dir.glob("*_log.jsonl"))
     if not logs or not run.finished(total_steps) or not run.vecnorm_file.is_file():
@@ -77,25 +80,29 @@ def run_scale(run_dir: Path, total_steps: int, last: float) -> dict[str, float] 
         epsilon = float(stats["epsilon"]) if "epsilon" in stats.files else 1e-8
         clip = float(stats["clip_reward"]) if "clip_reward" in stats.files else np.inf
         unit = min(1.0 / float(np.sqrt(float(stats["ret_var"]) + epsilon)), clip)
-    from_step = (1.0 - last) * total_steps
-    bonus, reward = bonus_per_step(logs[0], from_step), env_reward_per_step(run, from_step)
+    from_step, to_step = ((1.0 - last) * total_steps, np.inf) if first is None else (-np.inf, first * total_steps)
+    bonus, reward = bonus_per_step(logs[0], from_step, to_step), env_reward_per_step(run, from_step, to_step)
     if bonus is None or reward is None:
         return None
     return {"bonus": bonus, "reward": reward * unit, "unit": unit}
 
 
-def report(out: Path, suite_name: str, last: float, command: str) -> str:
+def report(out: Path, suite_name: str, last: float, command: str, first: float | None = None) -> str:
     suite = load_suite(suite_name)
     cells: dict[tuple[str, str], list[dict[str, float]]] = {}
     for run in suite.runs(out):
-        scale = run_scale(run.config.run_dir, int(run.config.total_steps), last)
+        scale = run_scale(run.config.run_dir, int(run.config.total_steps), last, first)
         if scale is not None:
             cells.setdefault((run.env_id, run.label), []).append(scale)
     if not cells:
         raise SystemExit(f"bonus_scale.py: no finished run with a bonus log and vecnormalize.npz under {out}")
-    span = "the whole of training" if last >= 1 else f"the last {last:.0%} of training"
+    span = "the whole of training" if last >= 1 and first is None else \
+        f"the first {first:.0%} of training" if first is not None else f"the last {last:.0%} of training"
+    caveat = ("The env reward is scaled by VecNormalize's statistics at the end of the run, not those of this "
+              "early span, so the ratio is rough here; the bonus per step is in the units it was paid in.\n\n"
+              if first is not None else "")
     lines = [f"# Each bonus beside the env reward, over {span}", "",
-             __doc__.split("\n\n")[2].strip().replace("\n", " "), "", f"Command: `{command}`", "",
+             __doc__.split("\n\n")[2].strip().replace("\n", " "), "", caveat + f"Command: `{command}`", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M')}; suite {suite_name}; mean over the seeds finished.", "",
              "| task | method | runs | one env reward unit, scaled (median over seeds with a reward) | env reward "
              "per step, scaled | bonus per step | bonus / env reward (of the means) | per seed (seeds with a "
@@ -117,13 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the suite's output folder (its runs/ hold the run directories)")
     parser.add_argument("--suite", default="exploration", help="the suite whose runs to read")
     parser.add_argument("--last", type=float, default=0.2, help="the share of training read, at its end")
+    parser.add_argument("--first", type=float, help="read this share of training at its start instead")
     parser.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "bonus_scale.md"),
                         help="where the table goes ('-': print only)")
     args = parser.parse_args(argv)
     if not 0 < args.last <= 1:
         parser.error(f"--last must be in (0, 1], got {args.last}")
+    if args.first is not None and not 0 < args.first <= 1:
+        parser.error(f"--first must be in (0, 1], got {args.first}")
     command = "python benchmarks/bonus_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(Path(args.out), args.suite, args.last, command.strip())
+    text = report(Path(args.out), args.suite, args.last, command.strip(), args.first)
     if args.report == "-":
         print(text)
     else:

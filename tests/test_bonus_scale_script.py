@@ -36,6 +36,11 @@ def test_the_late_bonus_is_set_beside_the_late_env_reward_in_vecnormalizes_units
         json.dumps({"timesteps": t, "vime/bonus_mean": b}) + "\n" for t, b in [(400, 1.0), (800, 1.0), (1000, 0.1)]))
     scale = bonus_scale.run_scale(folder, 1000, 0.2)
     assert scale == pytest.approx({"bonus": 0.1, "reward": 0.75 * 0.1, "unit": 0.1})
+    # the first 40% instead (suite steps up to 400, each env's up to 200): two empty episodes per env, and the
+    # rollout that ended at 400
+    early = bonus_scale.run_scale(folder, 1000, 0.2, first=0.4)
+    assert early == pytest.approx({"bonus": 1.0, "reward": 0.0, "unit": 0.1})
+    assert "over the first 40% of training" in bonus_scale.report(tmp_path / "out", str(suite_file), 0.2, "c", 0.4)
     text = bonus_scale.report(tmp_path / "out", str(suite_file), 0.2, "cmd")
     assert "| Pendulum-v1 | ppo+vime | 1 | 0.1 | 0.075 | 0.1 | 1.33 | 1.33-1.33 (1) |" in text
     assert "the bonus per step over the last" in text  # the method, not the usage line
