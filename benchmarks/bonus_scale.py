@@ -96,8 +96,10 @@ def report(out: Path, suite_name: str, last: float, command: str, first: float |
             cells.setdefault((run.env_id, run.label), []).append(scale)
     if not cells:
         raise SystemExit(f"bonus_scale.py: no finished run with a bonus log and vecnormalize.npz under {out}")
-    span = "the whole of training" if last >= 1 and first is None else \
-        f"the first {first:.0%} of training" if first is not None else f"the last {last:.0%} of training"
+    if first is not None:
+        span = f"the first {first:.0%} of training"
+    else:
+        span = "the whole of training" if last >= 1 else f"the last {last:.0%} of training"
     caveat = ("The env reward is scaled by VecNormalize's statistics at the end of the run, not those of this "
               "early span, so the ratio is rough here; the bonus per step is in the units it was paid in.\n\n"
               if first is not None else "")
@@ -123,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="the suite's output folder (its runs/ hold the run directories)")
     parser.add_argument("--suite", default="exploration", help="the suite whose runs to read")
-    parser.add_argument("--last", type=float, default=0.2, help="the share of training read, at its end")
-    parser.add_argument("--first", type=float, help="read this share of training at its start instead")
+    span = parser.add_mutually_exclusive_group()
+    span.add_argument("--last", type=float, default=0.2, help="the share of training read, at its end")
+    span.add_argument("--first", type=float, help="read this share of training at its start instead")
     parser.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "bonus_scale.md"),
                         help="where the table goes ('-': print only)")
     args = parser.parse_args(argv)

@@ -147,14 +147,12 @@ def chosen_kwargs(tuned: Suite, chosen: dict[str, str]) -> dict[str, dict[str, A
 ROUND = re.compile(r"-round(?P<k>[1-9][0-9]*)$")
 
 
-def check(target: Suite, tuned: Suite | list[tuple[Suite, dict[str, str]]],
-          chosen: dict[str, str] | None = None) -> list[str]:
+def check(target: Suite, rounds: list[tuple[Suite, dict[str, str]]]) -> list[str]:
     """Runs of ``target`` with a tuned bonus whose bonus_kwargs differ from the chosen ones. A bonus is matched by
     its ``bonus`` field, whatever the agent (TRPO+VIME takes PPO+VIME's setting) and, for the density bonus,
-    whatever its ``target``. ``tuned`` is one round (with ``chosen``) or the rounds in order as (suite, chosen)
-    pairs: the last round to tune a bonus sets it, and a run labelled ``...-round<k>`` must use round k's
-    choice instead (a kept earlier cell)."""
-    rounds = [(tuned, chosen or {})] if isinstance(tuned, Suite) else list(tuned)
+    whatever its ``target``. ``rounds``: the tuning rounds in order, as (tuning suite, its chosen labels) pairs;
+    the last round to tune a bonus sets it, and a run labelled ``...-round<k>`` must use round k's choice
+    instead (a kept earlier cell)."""
     per_round = [chosen_kwargs(suite, picked) for suite, picked in rounds]
     tuning = [{entry.get("bonus") for entry in suite.entries if split_label(entry.get("label") or "")} - {None}
               for suite, _ in rounds]  # the bonuses each round tunes, chosen yet or not

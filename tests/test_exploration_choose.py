@@ -65,12 +65,12 @@ def test_check_flags_benchmark_runs_without_the_chosen_setting_whatever_the_agen
          "bonus_kwargs": {"target": "transition", "beta": 0.05}},
         {"algo": "ppo", "label": "ppo+vime", "bonus": "vime"},  # not tuned here: not checked
     ], seeds=[0])
-    assert choose_script.check(good, TUNED, chosen) == []
+    assert choose_script.check(good, [(TUNED, chosen)]) == []
     bad = Suite("bench", entries=[
         {"algo": "trpo", "label": "trpo+rnd", "bonus": "rnd"},  # the default beta, not the chosen one
         {"algo": "ppo", "label": "ppo+density-transition", "bonus": "density", "bonus_kwargs": {"beta": 0.5}},
     ], seeds=[0])
-    assert len(choose_script.check(bad, TUNED, chosen)) == 2
+    assert len(choose_script.check(bad, [(TUNED, chosen)])) == 2
 
 
 def test_a_missing_runs_folder_is_a_one_line_error(tmp_path):
