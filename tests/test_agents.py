@@ -1,5 +1,7 @@
 import json
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from rlgen.agents import (
     preset_for,
     train,
 )
-from rlgen.agents.config import build_config, parse_override
+from rlgen.agents.config import build_config, parse_override, resume_config
 from rlgen.agents.envstack import build_model, make_vec_env
 from rlgen.agents.presets import PRESETS
 from rlgen.agents.rundir import read_eval_history
@@ -60,12 +62,50 @@ def test_config_sources_resolve_in_order(tmp_path):
         (lambda: RunConfig(total_steps=10**20).validated(), r"total_steps 1e\+20 is beyond what one run trains"),
         (lambda: parse_override("novalue"), "not of the form key=value"),
         (lambda: RunConfig.from_dict({"algoo": "ppo"}), "unknown config key 'algoo'"),
+        # a wrapper's settings without the wrapper would train something else without a word
+        (lambda: build_config("ppo", "CartPole-v1", overrides=["bonus_kwargs.eta=0.1"]),
+         "bonus_kwargs.eta would be ignored: no bonus"),
+        (lambda: build_config("ppo", "CartPole-v1", imitation="bc", demos="d.npz",
+                              imitation_kwargs={"reward": "log_d"}),
+         "imitation_kwargs.reward would be ignored: .* imitation is 'bc'"),
+        (lambda: RunConfig(imitation_kwargs={"disc_steps": 2}).refuse_unused_settings(), "imitation is not set"),
+        (lambda: RunConfig(imitation="gail", demos="d.npz", bc_kwargs={"loss": "mse"}).refuse_unused_settings(),
+         "bc_kwargs.loss would be ignored: no behaviour cloning"),
     ],
 )
 def test_bad_config_names_the_problem(make, message):
     with pytest.raises(ConfigError, match=message) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+def test_a_wrapper_s_settings_pass_with_the_wrapper_and_a_saved_run_keeps_working(tiny_config):
+    RunConfig(bonus="rnd", bonus_kwargs={"beta": 1.0}).refuse_unused_settings()
+    RunConfig(imitation="gail", demos="d.npz", imitation_kwargs={"disc_steps": 2}).refuse_unused_settings()
+    RunConfig(imitation="infogail", demos="d.npz", imitation_kwargs={"n_modes": 2}).refuse_unused_settings()
+    RunConfig(imitation="gail", demos="d.npz", bc_pretrain=True, bc_kwargs={"loss": "mse"}).refuse_unused_settings()
+    RunConfig(imitation="bc", demos="d.npz", bc_kwargs={"loss": "mse"}).refuse_unused_settings()
+    config = tiny_config(bonus_kwargs={"eta": 0.1}, total_steps=256)
+    with pytest.raises(ConfigError, match="bonus_kwargs.eta would be ignored"):  # a new run from Python
+        train(config)
+    # a run saved before the check (its setting ignored, as it was then) still resumes
+    config.save(Path(config.run_dir).parent / "saved.yaml")
+    train(replace(config, bonus_kwargs={}))
+    saved = RunConfig.load(Path(config.run_dir).parent / "saved.yaml")
+    (Path(config.run_dir) / "config.yaml").write_text((Path(config.run_dir).parent / "saved.yaml").read_text())
+    assert train(resume_config(config.run_dir, total_steps=512), resume=True).timesteps == 512 and saved.bonus_kwargs
+
+
+def test_a_run_its_env_or_wrapper_refuses_leaves_no_run_directory(tiny_config):
+    config = tiny_config(env_id="FrozenLake-v1", bonus="vime")  # VIME needs Box observations
+    with pytest.raises(ConfigError, match="VIME needs a Box observation space"):
+        train(config)
+    assert not config.run_dir.exists()  # nothing half-made to trip over or clean up
+    config.run_dir.mkdir(parents=True)
+    (config.run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="VIME needs a Box observation space"):
+        train(config)
+    assert (config.run_dir / "notes.txt").read_text() == "mine"  # a folder it did not make is left alone
 
 
 def test_every_preset_builds_a_model():

@@ -13,6 +13,9 @@ from tests.fakes import one_line_error as _one_line_error
 def test_unknown_env_is_one_line_exit_2(capsys):
     err = _one_line_error(capsys, ["train", "--env", "Antt-v5"], "unknown env id 'Antt-v5'")
     assert "Ant-v5" in err  # names a valid choice
+    err = _one_line_error(capsys, ["train", "--env", "Foo-v0"], "unknown env id 'Foo-v0'; see `rlgen envs`")
+    assert "did you mean" not in err  # no far-fetched guesses
+    _one_line_error(capsys, ["train", "--env", "ALE/Pong-v5"], "no env of the namespace 'ALE' is registered")
 
 
 def test_unknown_preset_key_is_one_line_exit_2(capsys):
@@ -42,8 +45,16 @@ def test_train_then_eval_json(capsys, tmp_path):
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 2 and len(summary["returns"]) == 2
     assert summary["mean_return"] == pytest.approx(sum(summary["returns"]) / 2)
-    # resuming with a larger budget continues the same directory
-    assert main(["train", "--resume", str(run_dir), "--steps", "384", "--no-progress"]) == 0
+    # a flag that names a setting must agree with the run's own, and one that shapes a new run is refused,
+    # rather than either being dropped without a word
+    resume = ["train", "--resume", str(run_dir), "--steps", "384", "--no-progress"]
+    _one_line_error(capsys, [*resume, "--env", "Acrobot-v1"], "holds a run with env_id 'CartPole-v1'; it cannot be "
+                    "resumed with env_id 'Acrobot-v1'")
+    _one_line_error(capsys, [*resume, "--seed", "1"], "with seed 1")
+    _one_line_error(capsys, [*resume, "--bonus", "rnd"], "with bonus 'rnd'")
+    _one_line_error(capsys, [*resume, "--run-name", "other"], "--run-name is for a new run")
+    # resuming with a larger budget continues the same directory (flags that agree are welcome)
+    assert main([*resume, "--env", "CartPole-v1", "--seed", "0"]) == 0
     assert "after 384 steps" in capsys.readouterr().out
 
 

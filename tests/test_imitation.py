@@ -851,11 +851,18 @@ def test_cli_demos_info_imitate_eval_and_collect(capsys, tmp_path):
     assert (run_dir / "gail.pt").is_file()
     assert main(["eval", str(run_dir), "--episodes", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mean_return"] < 0
+    _one_line_error(capsys, ["imitate", "--resume", str(run_dir), "--steps", "512", "--method", "infogail"],
+                    "holds a run with imitation 'gail'; it cannot be resumed with imitation 'infogail'")
+    _one_line_error(capsys, ["imitate", "--resume", str(run_dir), "--steps", "512", "--demos", str(demos)],
+                    "--demos is for a new run")
     assert main(["imitate", "--resume", str(run_dir), "--steps", "512", "--no-progress"]) == 0
     assert "after 512 steps" in capsys.readouterr().out
 
     assert main(["imitate", "--method", "bc", "-p", "bc_kwargs.gradient_steps=50", *common]) == 0
     bc_dir = out / f"ppo-bc_{REACH_ID.replace('/', '-')}_s0"
+    assert "behaviour cloning:" in capsys.readouterr().out
+    (tmp_path / "bc.yaml").write_text("imitation: bc\nbc_kwargs: {gradient_steps: 50}\n")  # the file's method
+    assert main(["imitate", "--config", str(tmp_path / "bc.yaml"), "--run-name", "bc-file", *common]) == 0
     assert "behaviour cloning:" in capsys.readouterr().out
     collected = tmp_path / "collected.npz"
     assert main(["demos", "collect", str(bc_dir), "-n", "2", "--out", str(collected), "--no-progress"]) == 0
@@ -878,6 +885,9 @@ def test_cli_bad_demos_are_one_line_errors(capsys, tmp_path):
     _one_line_error(capsys, ["demos", "info", str(tmp_path / "cut.npz")], "truncated or corrupt")
     _one_line_error(capsys, ["imitate", "--demos", str(tmp_path / "cut.npz")], "truncated or corrupt")
     _one_line_error(capsys, ["imitate", "--env", REACH_ID], "needs --demos")
+    bc = ["imitate", "--demos", str(demos), "--method", "bc", "--out", str(tmp_path)]
+    _one_line_error(capsys, [*bc, "--reward", "log_d"], "--reward sets the discriminator's reward")
+    _one_line_error(capsys, [*bc, "-p", "imitation_kwargs.disc_steps=2"], "imitation_kwargs.disc_steps would be ignored")
 
 
 def test_imitation_subcommands_have_help(capsys):

@@ -203,6 +203,26 @@ class RunConfig:
                 )
         return self
 
+    def refuse_unused_settings(self) -> RunConfig:
+        """ConfigError if a wrapper's settings come without the wrapper: they would be ignored without a word
+        (``-p bonus_kwargs.eta=0.1`` and no bonus trains plain PPO). Checked on new runs only, so a run saved
+        before the check still resumes and evaluates."""
+        users = (
+            ("bonus_kwargs", self.bonus is not None, "no bonus is chosen (--bonus vime, density or rnd; config key "
+                                                     "bonus)"),
+            ("imitation_kwargs", self.imitation in ("gail", "infogail"),
+             "they are GAIL's and InfoGAIL's settings, and imitation is "
+             + (repr(self.imitation) if self.imitation else "not set")),
+            ("bc_kwargs", self.bc_pretrain or self.imitation == "bc",
+             "no behaviour cloning is asked for (imitation bc, or bc_pretrain: true)"),
+        )
+        for name, used, why in users:
+            settings = getattr(self, name)
+            if settings and not used:
+                keys = ", ".join(f"{name}.{key}" for key in settings)
+                raise ConfigError(f"{keys} would be ignored: {why}")
+        return self
+
     def _validate_imitation(self) -> None:
         if self.imitation not in IMITATIONS:
             choices = ", ".join(str(m) for m in IMITATIONS if m is not None)
@@ -278,7 +298,12 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(str(exc)) from None
     if env_id in gym.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.5)
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+    if namespace is not None and not any(name.startswith(f"{namespace}/") for name in gym.registry):
+        raise ConfigError(f"unknown env id {env_id!r}: no env of the namespace {namespace!r} is registered (the "
+                          f"package that registers them is not installed, or not imported); see `rlgen envs` for "
+                          f"the suites rlgen knows")
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.6)
     hint = f"did you mean: {', '.join(close)}" if close else "see `rlgen envs` for rlgen's tasks"
     raise ConfigError(f"unknown env id {env_id!r}; {hint}")
 
@@ -377,7 +402,7 @@ def build_config(
     data = deep_merge(data, file_data)
     data = deep_merge(data, {k: v for k, v in fields.items() if v is not None})
     data["algo"], data["env_id"] = algo, env_id
-    return apply_overrides(RunConfig.from_dict(data, validate=False), overrides or [])
+    return apply_overrides(RunConfig.from_dict(data, validate=False), overrides or []).refuse_unused_settings()
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

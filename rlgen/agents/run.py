@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import json
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,6 +126,8 @@ def train(config: RunConfig, resume: bool = False) -> RunResult:
     time trains into a run directory: a second gets a ConfigError naming the first's pid.
     """
     config.validated()
+    if not resume:
+        config.refuse_unused_settings()
     run = RunDir(config.run_dir)
     for folder in (run.path, *run.path.parents):
         if folder.exists() and not folder.is_dir():
@@ -163,65 +166,73 @@ def train_bc(config: RunConfig, resume: bool = False) -> RunResult:
 
 def _learn(config: RunConfig, resume: bool) -> RunResult:
     run = RunDir(config.run_dir)
+    created = not resume and not run.path.exists()
     run.path.mkdir(parents=True, exist_ok=True)
     done = run.checkpoint_timesteps() if resume else None
     # the episodes played after the checkpoint are played again: the training-episode log forgets them
     t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
-    with open_run(config, resume, monitor_t_start=t_start) as session:
-        run.record_demos(config, resume)
-        # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
-        config.save(run.config_file)
-        for wrapper in session.wrappers:
-            wrapper.start_log(run.path, keep_until=done)
-        venv = session.venv
-        history: list[dict[str, float]] = []
-        if resume:
-            assert done is not None
-            ckpt = run.checkpoint_dir
-            model = load_model(config, ckpt / MODEL_FILE, env=venv)
-            if (ckpt / REPLAY_FILE).is_file():
-                load_replay_buffer(model, ckpt / REPLAY_FILE)
-            if isinstance(venv, VecNormalize):
-                load_vecnormalize_stats(venv, ckpt / VECNORM_FILE)
+    set_up = False
+    try:
+        with open_run(config, resume, monitor_t_start=t_start) as session:
+            run.record_demos(config, resume)
+            # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
+            config.save(run.config_file)
+            set_up = True
             for wrapper in session.wrappers:
-                try:
-                    wrapper.load_state(ckpt)
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from None
-            history = [row for row in run.read_eval_history() if row["timesteps"] <= done]
-            run.drop_best_after(done)
-            session.start -= history[-1]["wall_time"] if history else 0.0
-        else:
-            model = build_model(config, venv)
-            if config.bc_pretrain:
-                stats = pretrain_with_demos(model, venv, config)
-                atomic_write_text(run.path / BC_FILE, json.dumps(stats, indent=2))
-        model.set_logger(configure(str(run.tb_dir), ["tensorboard"]))
-        install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead (plain MLPs only)
+                wrapper.start_log(run.path, keep_until=done)
+            venv = session.venv
+            history: list[dict[str, float]] = []
+            if resume:
+                assert done is not None
+                ckpt = run.checkpoint_dir
+                model = load_model(config, ckpt / MODEL_FILE, env=venv)
+                if (ckpt / REPLAY_FILE).is_file():
+                    load_replay_buffer(model, ckpt / REPLAY_FILE)
+                if isinstance(venv, VecNormalize):
+                    load_vecnormalize_stats(venv, ckpt / VECNORM_FILE)
+                for wrapper in session.wrappers:
+                    try:
+                        wrapper.load_state(ckpt)
+                    except ValueError as exc:
+                        raise ConfigError(str(exc)) from None
+                history = [row for row in run.read_eval_history() if row["timesteps"] <= done]
+                run.drop_best_after(done)
+                session.start -= history[-1]["wall_time"] if history else 0.0
+            else:
+                model = build_model(config, venv)
+                if config.bc_pretrain:
+                    stats = pretrain_with_demos(model, venv, config)
+                    atomic_write_text(run.path / BC_FILE, json.dumps(stats, indent=2))
+            model.set_logger(configure(str(run.tb_dir), ["tensorboard"]))
+            install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead (plain MLPs only)
 
-        run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers)
-        remaining = config.total_steps - model.num_timesteps
-        learn_time = 0.0
-        if remaining > 0:
-            learn_start = time.perf_counter()
-            with unchecked_distributions():
-                model.learn(
-                    remaining,
-                    callback=CallbackList([*(wrapper.callback for wrapper in session.wrappers), run_callback]),
-                    reset_num_timesteps=not resume,
-                    progress_bar=config.progress_bar,
-                    **_log_interval(model),
-                )
-            learn_time = time.perf_counter() - learn_start
-        else:
-            run_callback.init_callback(model)
-        if not history or history[-1]["timesteps"] < model.num_timesteps:
-            run_callback.evaluate()
-        if remaining > 0:
-            model.logger.dump(model.num_timesteps)  # the final evaluation, and what SB3 recorded since its last line
-        save_checkpoint(model, run, history, session.wrappers)
-        save_final(model, run, session.wrappers)
-    return session.finish(model, history, learn_time)
+            run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers)
+            remaining = config.total_steps - model.num_timesteps
+            learn_time = 0.0
+            if remaining > 0:
+                learn_start = time.perf_counter()
+                with unchecked_distributions():
+                    model.learn(
+                        remaining,
+                        callback=CallbackList([*(wrapper.callback for wrapper in session.wrappers), run_callback]),
+                        reset_num_timesteps=not resume,
+                        progress_bar=config.progress_bar,
+                        **_log_interval(model),
+                    )
+                learn_time = time.perf_counter() - learn_start
+            else:
+                run_callback.init_callback(model)
+            if not history or history[-1]["timesteps"] < model.num_timesteps:
+                run_callback.evaluate()
+            if remaining > 0:
+                model.logger.dump(model.num_timesteps)  # the final evaluation, and what SB3 recorded since its last line
+            save_checkpoint(model, run, history, session.wrappers)
+            save_final(model, run, session.wrappers)
+        return session.finish(model, history, learn_time)
+    except BaseException:
+        if created and not set_up:  # the env or a wrapper refused the settings: no empty run directory is left
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

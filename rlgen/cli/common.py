@@ -135,10 +135,34 @@ def add_training_options(p: argparse.ArgumentParser, *, run_name: str, overrides
     p.add_argument("--no-progress", action="store_true", help=progress_help)
 
 
+# Flags that name one of a run's settings: with --resume they must agree with the run's own (the run refuses a
+# different one, naming both), rather than be dropped without a word.
+RESUME_SETTING_FLAGS = {"algo": "algo", "env_id": "env_id", "seed": "seed", "n_envs": "n_envs", "bonus": "bonus",
+                        "method": "imitation", "demo_episodes": "demo_episodes", "demo_subsample": "demo_subsample"}
+# Flags that only shape a new run: refused with --resume, which trains on with RUN_DIR's config.yaml.
+NEW_RUN_FLAGS = {"config_file": "--config", "out_dir": "--out", "run_name": "--run-name", "no_preset": "--no-preset",
+                 "demos": "--demos", "bc_pretrain": "--bc-pretrain", "n_modes": "--n-modes", "reward": "--reward"}
+
+
 def start_run(args: argparse.Namespace, overrides: list[str], build: Callable[[], RunConfig]) -> RunConfig:
     """The config a training command runs: RUN_DIR's own with --resume, else ``build()``; with its
-    progress bar as the flags say."""
-    config = resume_config(args.resume, args.total_steps, overrides) if args.resume else build()
+    progress bar as the flags say. With --resume, a flag naming a setting is held to the run's (the run refuses
+    another value), and a flag that only shapes a new run is an error."""
+    if args.resume:
+        given = [flag for dest, flag in NEW_RUN_FLAGS.items() if getattr(args, dest, None) not in (None, False)]
+        if given:
+            raise ConfigError(f"{given[0]} is for a new run; --resume trains on with {args.resume}'s own config.yaml")
+        config = resume_config(args.resume, args.total_steps, overrides)
+        for dest, name in RESUME_SETTING_FLAGS.items():
+            if getattr(args, dest, None) is not None:
+                setattr(config, name, getattr(args, dest))
+        from rlgen.agents.rundir import RunDir
+
+        refusal = RunDir(config.run_dir).resume_refusal(config)  # before the checks of a config's own sense
+        if refusal is not None:
+            raise ConfigError(refusal)
+    else:
+        config = build()
     if args.no_progress:
         config.progress_bar = False
     return config

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlgen.agents.config import ON_POLICY, ConfigError, RunConfig, build_config
+from rlgen.agents.config import ON_POLICY, ConfigError, RunConfig, build_config, read_yaml_mapping
 from rlgen.cli.common import (
     HelpFormatter,
     Subparsers,
@@ -106,9 +106,9 @@ def _add_imitate(sub: Subparsers) -> None:
                    help="demonstrations .npz (from `rlgen demos collect`)")
     p.add_argument("--env", dest="env_id", default=None, metavar="ENV",
                    help="Gymnasium env id (default: the demos' env)")
-    p.add_argument("--method", choices=METHODS, default="gail",
-                   help="gail; infogail (GAIL with a latent code of --n-modes values); bc (behaviour cloning "
-                   "alone)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="gail (default, or the config file's imitation); infogail (GAIL with a latent code of "
+                   "--n-modes values); bc (behaviour cloning alone)")
     p.add_argument("--n-modes", type=positive_int, default=None, metavar="K",
                    help="infogail: the number K of behaviours (latent code values) to tell apart "
                    "(the same as -p imitation_kwargs.n_modes=K)")
@@ -230,15 +230,21 @@ def _imitation_config(args: argparse.Namespace) -> RunConfig:
     env_id = args.env_id or _demo_summary(demos)["env_id"]
     if not env_id:
         raise ConfigError(f"{demos} does not record its env id; pass --env")
+    method = args.method  # the flag, else the config file's, else gail
+    if method is None and args.config_file:
+        method = read_yaml_mapping(args.config_file, "config file").get("imitation")
+    method = method or "gail"
+    if args.reward and method == "bc":
+        raise ConfigError("--reward sets the discriminator's reward, which --method bc has not (gail or infogail)")
     imitation_kwargs = {"reward": args.reward} if args.reward else {}
     if args.n_modes is not None:
-        if args.method != "infogail":
+        if method != "infogail":
             raise ConfigError("--n-modes is for --method infogail")
         imitation_kwargs["n_modes"] = args.n_modes
     return build_config(
         algo=args.algo, env_id=env_id, config_file=args.config_file, overrides=args.overrides,
         use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed, n_envs=args.n_envs,
-        out_dir=args.out_dir, run_name=args.run_name, imitation=args.method, demos=str(demos),
+        out_dir=args.out_dir, run_name=args.run_name, imitation=method, demos=str(demos),
         demo_episodes=args.demo_episodes, demo_subsample=args.demo_subsample,
         bc_pretrain=True if args.bc_pretrain else None, imitation_kwargs=imitation_kwargs or None,
     )
