@@ -23,6 +23,16 @@ def test_unknown_preset_key_is_one_line_exit_2(capsys):
     assert "n_steps" in err
 
 
+@pytest.mark.parametrize("argv", [["envs", "--json"], ["demos", "info", "d.npz", "--bogus"], ["gen", "train", "vae", "-x"]])
+def test_an_unknown_option_is_named_by_its_own_command(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    command = " ".join(word for word in argv if not word.startswith("-") and "." not in word and word != "vae")
+    assert info.value.code == 2
+    assert f"usage: rlgen {command} [-h]" in err and f"rlgen {command}: error: unrecognized arguments: {argv[-1]}" in err
+
+
 def test_unknown_algo_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--algo", "dqn"])

@@ -261,8 +261,11 @@ def test_truncated_or_corrupt_files_get_one_line_errors(tmp_path):
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    for name, message in (("cut", "truncated or corrupt"), ("junk", "truncated or corrupt"),
-                          ("other", "not an rlgen demo file"), ("missing", "not found")):
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npz").write_bytes((tmp_path / "array.npy").read_bytes())
+    for name, message in (("cut", "truncated or corrupt"), ("junk", r"not an rlgen demo file \(not an .npz archive"),
+                          ("array", "not an .npz archive"), ("other", "not an rlgen demo file"),
+                          ("missing", "not found")):
         with pytest.raises(DemoError, match=message) as info:
             load_demos(tmp_path / f"{name}.npz")
         assert "\n" not in str(info.value)

@@ -27,4 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # named by the command's own parser, whose usage shows what it takes
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
+    return run_command(args)
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` runs (the one that set its ``func``); ``parser`` if none did."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found = command_parser(sub, args)
+                if found is not sub or sub.get_default("func") is getattr(args, "func", None):
+                    return found
+    return parser
