@@ -91,3 +91,30 @@ def test_bad_rnd_settings_are_refused():
         RND(line_venv(n=1), gamma_int=1.0)
     with pytest.raises(ValueError, match="RND beta must be >= 0"):
         RND(line_venv(n=1), beta=-1.0)
+
+
+@pytest.mark.parametrize("mode", ["rollout", "step"])
+def test_a_non_finite_env_reward_stops_the_agent_with_a_one_line_error(mode):
+    """The check of the rollout-bonus base (VIME, DensityBonus and RND share it), for agents built by hand."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class NanAtStep3(gym.Wrapper):
+        def reset(self, **kwargs):
+            self.t = 0
+            return self.env.reset(**kwargs)
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.t += 1
+            return obs, float("nan") if self.t == 3 else reward, terminated, truncated, info
+
+    venv = make_vec_env(lambda: NanAtStep3(gym.make("Pendulum-v1")), n_envs=2, seed=0)
+    rnd = RND(venv, seed=0, mode=mode, min_replay=1)
+    agent = (PPO("MlpPolicy", rnd, n_steps=16, batch_size=32) if mode == "rollout"
+             else SAC("MlpPolicy", rnd, learning_starts=100))
+    where = "at step 2, env 0 of this rollout" if mode == "rollout" else "at env 0 of step 3"
+    with pytest.raises(ValueError, match=f"RND: the reward the env returned is nan {where}") as info:
+        agent.learn(64, callback=rnd.callback)
+    assert "\n" not in str(info.value)

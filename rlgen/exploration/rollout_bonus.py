@@ -168,6 +168,7 @@ class RolloutBonus(RewardWrapper):
         self._pending.append((s, a, next_obs, np.asarray(dones, dtype=bool)))
         self.check_attached(len(self._pending))
         if self.mode == "step":
+            check_env_rewards(self.state_name, rewards, f"step {self.num_steps}")
             rewards = self._add_step_bonus(rewards)
         return obs, rewards, dones, infos
 
@@ -385,6 +386,18 @@ class ModelBonus(RolloutBonus):
             self.rng.bit_generator.state = json.loads(state["rng"])
 
 
+def check_env_rewards(owner: str, rewards: np.ndarray, where: str) -> None:
+    """ValueError naming the first non-finite reward (step, env) of ``rewards`` ((steps, n_envs) or (n_envs,)):
+    the agent would learn from it and the bonus be added to it (``rlgen train`` stops such an env itself)."""
+    finite = np.isfinite(rewards)
+    if finite.all():
+        return
+    first = tuple(int(i) for i in np.argwhere(~finite)[0])
+    at = f"step {first[0]}, env {first[1]}" if len(first) == 2 else f"env {first[0]}"
+    raise ValueError(f"{owner}: the reward the env returned is {rewards[first]} at {at} of {where}; the agent "
+                     f"would learn from it")
+
+
 def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
                          dones: np.ndarray) -> None:
     """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards and redo its returns and advantages.
@@ -497,6 +510,7 @@ class RolloutBonusCallback(WrapperCallback):
                 f"but the rollout buffer holds {steps} x {n_envs}: is the {wrapper.state_name} wrapper inside the "
                 f"model's env?"
             )
+        check_env_rewards(wrapper.state_name, buffer.rewards, "this rollout")
         flat_in, flat_out = inputs.reshape(steps * n_envs, -1), targets.reshape(steps * n_envs, -1)
         flat_bonus, logged = wrapper.compute_bonus(flat_in, flat_out)
         bonus = flat_bonus.reshape(steps, n_envs)
