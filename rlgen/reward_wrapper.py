@@ -23,6 +23,7 @@ The run loop (``rlgen.agents``) uses only this interface: it never asks which wr
 
 from __future__ import annotations
 
+import inspect
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -315,6 +316,15 @@ class WrapperCallback(BaseCallback):
         return True
 
 
+def keyword_settings(cls: type) -> tuple[set[str], bool]:
+    """The arguments of ``cls``'s constructor a caller may set by name (keyword-only ones, and those with a
+    default), and whether it takes a ``**kwargs``."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # not self
+    names = {p.name for p in params if p.kind is p.KEYWORD_ONLY
+             or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)}
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 class RewardWrapper(VecEnvWrapper):
     """Base of rlgen's reward wrappers (see the module docstring for the contract).
 
@@ -333,6 +343,31 @@ class RewardWrapper(VecEnvWrapper):
     it stops with an error (a hand-built loop that calls the wrapper's methods itself stays below it)."""
 
     callback: WrapperCallback
+
+    settings_go_to: ClassVar[tuple[type, ...]] = ()
+    """Classes whose keyword arguments the constructor's ``**kwargs`` passes on (GAIL's go to its Discriminator);
+    not set on the class itself: a ``**kwargs`` goes to the parent class's constructor."""
+
+    # -- settings --------------------------------------------------------------------------------
+    @classmethod
+    def setting_names(cls) -> set[str] | None:
+        """The settings a config may give this wrapper: its constructor's keyword arguments (not the env nor the
+        other arguments without a default, which the run loop passes), and, through a ``**kwargs``, those of
+        :attr:`settings_go_to` or else of the parent wrapper's constructor. None when that cannot be told (a
+        ``**kwargs`` that reaches no wrapper's constructor): every setting is then left to the constructor."""
+        names, forwards = keyword_settings(cls)
+        if not forwards:
+            return names
+        targets = cls.__dict__.get("settings_go_to") or tuple(  # a subclass's **kwargs goes to its parent
+            base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
+        if not targets:
+            return None
+        for target in targets:
+            more = target.setting_names() if issubclass(target, RewardWrapper) else keyword_settings(target)[0]
+            if more is None:
+                return None
+            names |= more
+        return names
 
     # -- the callback ----------------------------------------------------------------------------
     def check_attached(self, steps: int) -> None:

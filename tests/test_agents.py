@@ -69,6 +69,13 @@ def test_config_sources_resolve_in_order(tmp_path):
                               imitation_kwargs={"reward": "log_d"}),
          "imitation_kwargs.reward would be ignored: .* imitation is 'bc'"),
         (lambda: RunConfig(imitation_kwargs={"disc_steps": 2}).refuse_unused_settings(), "imitation is not set"),
+        # and a setting the wrapper does not have, before any env is built
+        (lambda: build_config("ppo", "CartPole-v1", bonus="rnd", overrides=["bonus_kwargs.betta=1"]),
+         r"bonus_kwargs.betta is no setting of RND \(rnd\); did you mean bonus_kwargs.beta\?"),
+        (lambda: build_config("ppo", "CartPole-v1", imitation="gail", demos="d.npz",
+                              imitation_kwargs={"gradient_penalt": 10}),
+         "imitation_kwargs.gradient_penalt is no setting of GAIL .* did you mean imitation_kwargs.gradient_penalty"),
+        (lambda: build_config("ppo", "CartPole-v1", bonus="vime", bonus_kwargs={"zzz": 1}), "valid: batch_size, "),
         (lambda: RunConfig(imitation="gail", demos="d.npz", bc_kwargs={"loss": "mse"}).refuse_unused_settings(),
          "bc_kwargs.loss would be ignored: no behaviour cloning"),
     ],
@@ -77,6 +84,18 @@ def test_bad_config_names_the_problem(make, message):
     with pytest.raises(ConfigError, match=message) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+def test_a_wrapper_s_settings_are_its_keywords_and_those_it_passes_on():
+    from rlgen.exploration import VIME, DensityBonus
+    from rlgen.imitation import GAIL, InfoGAIL
+
+    assert {"eta", "freeze_scale_at", "seed"} <= VIME.setting_names()
+    assert {"beta", "model", "model_kwargs"} <= DensityBonus.setting_names()
+    assert {"disc_steps", "absorbing", "gradient_penalty", "hidden"} <= GAIL.setting_names()  # the last two: D's
+    assert {"n_modes", "lambda_info", "disc_steps", "gradient_penalty"} <= InfoGAIL.setting_names()
+    for cls in (VIME, DensityBonus, GAIL, InfoGAIL):  # what the run loop passes itself is no setting
+        assert not {"venv", "demos", "obs_space", "self"} & cls.setting_names()
 
 
 def test_a_wrapper_s_settings_pass_with_the_wrapper_and_a_saved_run_keeps_working(tiny_config):

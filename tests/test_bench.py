@@ -100,6 +100,13 @@ def test_bad_suite_input_is_one_line_exit_2(tmp_path, capsys):
     bad.write_text("runs: []\n")
     assert main(["bench", str(bad)]) == 2
     assert "non-empty `runs` list" in capsys.readouterr().err
+    # a typo in one run's wrapper settings stops the suite before any run starts, naming the run
+    bad.write_text("name: typo\nruns:\n  - {algo: ppo, env_id: CartPole-v1}\n"
+                   "  - {algo: ppo, env_id: CartPole-v1, label: rnd, bonus: rnd, bonus_kwargs: {betta: 1}}\n")
+    assert main(["bench", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "suite 'typo', run rnd on CartPole-v1: bonus_kwargs.betta is no setting of RND" in err
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 @pytest.mark.slow

@@ -383,7 +383,8 @@ def test_run_config_refuses_infogail_without_modes(tmp_path):
         _config(tmp_path, imitation_kwargs={}).validated()
     with pytest.raises(ConfigError, match="needs imitation_kwargs.n_modes"):
         _config(tmp_path, imitation_kwargs={"n_modes": 1}).validated()
-    with pytest.raises(ConfigError, match="infogail: .*unexpected keyword argument 'lamda'"):
+    with pytest.raises(ConfigError, match="imitation_kwargs.lamda is no setting of InfoGAIL .*did you mean "
+                                          "imitation_kwargs.lambda_info"):
         train(_config(tmp_path, imitation_kwargs={"n_modes": 2, "lamda": 1}))
 
 

@@ -313,7 +313,7 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
 def test_bad_vime_settings_in_a_config_are_one_line_errors(tmp_path):
     config = RunConfig(env_id="rlgen/SparseMountainCar-v0", bonus="vime", bonus_kwargs={"etaa": 1},
                        out_dir=str(tmp_path), progress_bar=False)
-    with pytest.raises(ConfigError, match="vime: .*etaa"):
+    with pytest.raises(ConfigError, match="bonus_kwargs.etaa is no setting of VIME .*did you mean bonus_kwargs.eta"):
         train(config)
     with pytest.raises(ConfigError, match="sac has not: add bonus_kwargs.mode=step"):
         RunConfig(algo="sac", bonus="vime").validated()

@@ -204,9 +204,10 @@ class RunConfig:
         return self
 
     def refuse_unused_settings(self) -> RunConfig:
-        """ConfigError if a wrapper's settings come without the wrapper: they would be ignored without a word
-        (``-p bonus_kwargs.eta=0.1`` and no bonus trains plain PPO). Checked on new runs only, so a run saved
-        before the check still resumes and evaluates."""
+        """ConfigError if a wrapper's settings come without the wrapper (``-p bonus_kwargs.eta=0.1`` and no bonus
+        trains plain PPO) or name no setting of the wrapper (``bonus_kwargs.etaa``): they would be ignored without
+        a word, or stop the run only once its env is built. Checked on new runs only, so a run saved before the
+        check still resumes and evaluates."""
         users = (
             ("bonus_kwargs", self.bonus is not None, "no bonus is chosen (--bonus vime, density or rnd; config key "
                                                      "bonus)"),
@@ -221,6 +222,16 @@ class RunConfig:
             if settings and not used:
                 keys = ", ".join(f"{name}.{key}" for key in settings)
                 raise ConfigError(f"{keys} would be ignored: {why}")
+        from rlgen.agents.envstack import wrapper_specs
+
+        for spec in wrapper_specs(self):
+            known = spec.cls.setting_names()
+            for key in spec.settings if known is not None else ():
+                if key not in known:
+                    close = difflib.get_close_matches(key, sorted(known), n=1)
+                    hint = f"did you mean {spec.settings_key}.{close[0]}?" if close else f"valid: {', '.join(sorted(known))}"
+                    raise ConfigError(f"{spec.settings_key}.{key} is no setting of {spec.cls.__name__} "
+                                      f"({spec.option}); {hint}")
         return self
 
     def _validate_imitation(self) -> None:

@@ -221,6 +221,8 @@ class WrapperSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     option: str = ""
     """The config value that asked for it (``gail``, ``vime``, ...), for messages."""
+    settings_key: str = ""
+    """The config field holding ``settings`` (``imitation_kwargs``, ``bonus_kwargs``), for messages."""
 
 
 def wrapper_specs(config: RunConfig) -> list[WrapperSpec]:
@@ -232,11 +234,13 @@ def wrapper_specs(config: RunConfig) -> list[WrapperSpec]:
 
         cls = InfoGAIL if config.imitation == "infogail" else GAIL
         # the discriminator's schedule is in transitions, whatever the rollout size: no layout-made default
-        specs.append(WrapperSpec(cls, config.imitation_kwargs, needs_demos=True, option=config.imitation))
+        specs.append(WrapperSpec(cls, config.imitation_kwargs, needs_demos=True, option=config.imitation,
+                                 settings_key="imitation_kwargs"))
     if config.bonus is not None:
         from rlgen.exploration import BONUS_WRAPPERS
 
-        specs.append(WrapperSpec(BONUS_WRAPPERS[config.bonus], config.bonus_kwargs, option=config.bonus))
+        specs.append(WrapperSpec(BONUS_WRAPPERS[config.bonus], config.bonus_kwargs, option=config.bonus,
+                                 settings_key="bonus_kwargs"))
     return specs
 
 

@@ -86,11 +86,14 @@ class Suite:
                 fields["total_steps"] = int(float(budget))
             entry_seeds = seed_list if "seeds" not in entry or seeds is not None else list(range(int(entry["seeds"])))
             for seed in entry_seeds:
-                config = build_config(
-                    algo, env_id, overrides=list(entry.get("overrides", [])), use_preset=entry.get("preset", True),
-                    **{**fields, "seed": seed, "out_dir": str(runs_dir), "progress_bar": False,
-                       "run_name": f"{label}_{env_id.replace('/', '-')}_s{seed}"},
-                )
+                try:
+                    config = build_config(
+                        algo, env_id, overrides=list(entry.get("overrides", [])), use_preset=entry.get("preset", True),
+                        **{**fields, "seed": seed, "out_dir": str(runs_dir), "progress_bar": False,
+                           "run_name": f"{label}_{env_id.replace('/', '-')}_s{seed}"},
+                    )
+                except ConfigError as exc:  # which of the suite's runs it is
+                    raise ConfigError(f"suite {self.name!r}, run {label} on {env_id}: {exc}") from None
                 out.append(SuiteRun(label, env_id, seed, config))
         names = [run.config.run_name for run in out]
         if len(set(names)) != len(names):

@@ -107,6 +107,7 @@ class GAIL(RewardWrapper):
     """
 
     state_file = "gail.pt"
+    settings_go_to = (Discriminator,)
     state_name = "GAIL"
     log_prefix = "gail"
     callback: GAILCallback
