@@ -76,6 +76,14 @@ def test_config_sources_resolve_in_order(tmp_path):
                               imitation_kwargs={"gradient_penalt": 10}),
          "imitation_kwargs.gradient_penalt is no setting of GAIL .* did you mean imitation_kwargs.gradient_penalty"),
         (lambda: build_config("ppo", "CartPole-v1", bonus="vime", bonus_kwargs={"zzz": 1}), "valid: batch_size, "),
+        # suggestions name the current keyword, not its deprecated name (which still works)
+        (lambda: build_config("ppo", "CartPole-v1", imitation="gail", demos="d.npz",
+                              imitation_kwargs={"update_everyy": 1}), "did you mean imitation_kwargs.disc_transitions"),
+        # behaviour cloning alone takes no env steps: a bonus, or cloning before it, would be ignored
+        (lambda: build_config("ppo", "CartPole-v1", imitation="bc", demos="d.npz", bonus="rnd"),
+         "bonus rnd would be ignored: imitation bc is behaviour cloning alone"),
+        (lambda: build_config("ppo", "CartPole-v1", imitation="bc", demos="d.npz", bc_pretrain=True),
+         "bc_pretrain would be ignored"),
         (lambda: RunConfig(imitation="gail", demos="d.npz", bc_kwargs={"loss": "mse"}).refuse_unused_settings(),
          "bc_kwargs.loss would be ignored: no behaviour cloning"),
     ],

@@ -16,6 +16,7 @@ def test_unknown_env_is_one_line_exit_2(capsys):
     err = _one_line_error(capsys, ["train", "--env", "Foo-v0"], "unknown env id 'Foo-v0'; see `rlgen envs`")
     assert "did you mean" not in err  # no far-fetched guesses
     _one_line_error(capsys, ["train", "--env", "ALE/Pong-v5"], "no env of the namespace 'ALE' is registered")
+    _one_line_error(capsys, ["train", "--env", "rlegn/SparseMountainCar-v0"], "did you mean: rlgen/SparseMountainCar")
 
 
 def test_unknown_preset_key_is_one_line_exit_2(capsys):

@@ -316,5 +316,9 @@ def test_bad_settings_from_the_command_line_are_one_line_errors(tmp_path, capsys
     one_line_error(capsys, [*base, "--bonus", "density", "--bonus-model", "gru"],
                    "density: unknown density model 'gru'; choose one of: pixelcnn, pixelrnn, vae, made, bnn")
     one_line_error(capsys, [*base, "--bonus-model", "vae"], "add --bonus density")
+    one_line_error(capsys, [*base, "--bonus", "rnd", "--bonus-model", "vae"], "add --bonus density (bonus is rnd)")
+    (tmp_path / "vime.yaml").write_text("bonus: vime\n")  # the bonus from a config file
+    one_line_error(capsys, [*base, "--config", str(tmp_path / "vime.yaml"), "--bonus-model", "vae"],
+                   "--bonus-model chooses the density bonus's model; add --bonus density")
     one_line_error(capsys, [*base, "--bonus", "density", "-p", "bonus_kwargs.target=reward"],
                    "unknown DensityBonus target 'reward'")

@@ -255,6 +255,20 @@ def test_demos_for_another_env_get_one_line_errors_naming_both(tmp_path):
             [Trajectory(np.zeros((3, 5)), np.zeros((2, 1), np.float32), np.zeros(2))]))
 
 
+def test_an_unreadable_demo_file_is_a_one_line_error(tmp_path, monkeypatch):
+    save_demos(tmp_path / "d.npz", _hand_made_demos())
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "d.npz":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(DemoError, match="cannot read demo file .*d.npz: Permission denied"):
+        load_demos(tmp_path / "d.npz")
+
+
 def test_truncated_or_corrupt_files_get_one_line_errors(tmp_path):
     save_demos(tmp_path / "d.npz", _hand_made_demos())
     data = (tmp_path / "d.npz").read_bytes()
@@ -864,6 +878,8 @@ def test_cli_demos_info_imitate_eval_and_collect(capsys, tmp_path):
     assert main(["imitate", "--method", "bc", "-p", "bc_kwargs.gradient_steps=50", *common]) == 0
     bc_dir = out / f"ppo-bc_{REACH_ID.replace('/', '-')}_s0"
     assert "behaviour cloning:" in capsys.readouterr().out
+    _one_line_error(capsys, ["imitate", "--resume", str(bc_dir), "--steps", "512"],
+                    "is a behaviour-cloning run; it trains in one go and cannot be resumed")
     (tmp_path / "bc.yaml").write_text("imitation: bc\nbc_kwargs: {gradient_steps: 50}\n")  # the file's method
     assert main(["imitate", "--config", str(tmp_path / "bc.yaml"), "--run-name", "bc-file", *common]) == 0
     assert "behaviour cloning:" in capsys.readouterr().out

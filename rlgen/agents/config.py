@@ -208,6 +208,9 @@ class RunConfig:
         trains plain PPO) or name no setting of the wrapper (``bonus_kwargs.etaa``): they would be ignored without
         a word, or stop the run only once its env is built. Checked on new runs only, so a run saved before the
         check still resumes and evaluates."""
+        if self.imitation == "bc" and (self.bonus is not None or self.bc_pretrain):
+            what = f"bonus {self.bonus}" if self.bonus is not None else "bc_pretrain"
+            raise ConfigError(f"{what} would be ignored: imitation bc is behaviour cloning alone (no env steps)")
         users = (
             ("bonus_kwargs", self.bonus is not None, "no bonus is chosen (--bonus vime, density or rnd; config key "
                                                      "bonus)"),
@@ -228,8 +231,10 @@ class RunConfig:
             known = spec.cls.setting_names()
             for key in spec.settings if known is not None else ():
                 if key not in known:
-                    close = difflib.get_close_matches(key, sorted(known), n=1)
-                    hint = f"did you mean {spec.settings_key}.{close[0]}?" if close else f"valid: {', '.join(sorted(known))}"
+                    renames = _RENAMED_KWARGS.get(spec.settings_key, {})  # an old name is suggested as its new one
+                    close = [renames.get(name, name) for name in difflib.get_close_matches(key, sorted(known), n=1)]
+                    current = ", ".join(sorted(known - set(renames)))
+                    hint = f"did you mean {spec.settings_key}.{close[0]}?" if close else f"valid: {current}"
                     raise ConfigError(f"{spec.settings_key}.{key} is no setting of {spec.cls.__name__} "
                                       f"({spec.option}); {hint}")
         return self
@@ -309,12 +314,12 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(str(exc)) from None
     if env_id in gym.registry:
         return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.6)
     namespace = env_id.split("/", 1)[0] if "/" in env_id else None
-    if namespace is not None and not any(name.startswith(f"{namespace}/") for name in gym.registry):
+    if not close and namespace is not None and not any(name.startswith(f"{namespace}/") for name in gym.registry):
         raise ConfigError(f"unknown env id {env_id!r}: no env of the namespace {namespace!r} is registered (the "
                           f"package that registers them is not installed, or not imported); see `rlgen envs` for "
                           f"the suites rlgen knows")
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=4, cutoff=0.6)
     hint = f"did you mean: {', '.join(close)}" if close else "see `rlgen envs` for rlgen's tasks"
     raise ConfigError(f"unknown env id {env_id!r}; {hint}")
 

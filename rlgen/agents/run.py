@@ -145,8 +145,6 @@ def _check_start(run: RunDir, config: RunConfig, resume: bool) -> None:
     never reached a checkpoint (a setting the agent rejected, a kill before the first checkpoint) is cleared
     and started again: there is nothing in it to resume or to lose."""
     if resume:
-        if config.imitation == "bc":
-            raise ConfigError(f"{run.path} is a behaviour-cloning run; it trains in one go and cannot be resumed")
         refusal = run.resume_refusal(config)
         if refusal is not None:
             raise ConfigError(refusal)

@@ -309,7 +309,10 @@ class RunDir:
 
     def resume_refusal(self, config: RunConfig) -> str | None:
         """Why ``config`` cannot continue the run saved here (None: it can): another setting (the saved
-        config.yaml is the run's; a resumed run trains on with it), or no checkpoint to resume from."""
+        config.yaml is the run's; a resumed run trains on with it), a behaviour-cloning run (it trains in one go),
+        or no checkpoint to resume from."""
+        if self.config_file.is_file() and self.read_config(validate=False).imitation == "bc":
+            return f"{self.path} is a behaviour-cloning run; it trains in one go and cannot be resumed"
         if not self.has_checkpoint():
             hint = (": the run stopped before its first checkpoint; start it again without --resume"
                     if self.holds_run() else "")

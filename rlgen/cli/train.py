@@ -58,15 +58,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.bonus_model:
         overrides = [f"bonus_kwargs.model={args.bonus_model}", *overrides]
     wrong_bonus = "--bonus-model chooses the density bonus's model; add --bonus density (bonus is {})"
+    if args.bonus_model and args.bonus not in (None, "density"):
+        raise ConfigError(wrong_bonus.format(args.bonus))
     try:
         config = start_run(args, overrides, lambda: build_config(
             algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=overrides,
             use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
             n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
         ))
-    except ConfigError as exc:  # the flag's own words when it is the setting without a bonus
-        if args.bonus_model and str(exc).startswith("bonus_kwargs.model") and "no bonus is chosen" in str(exc):
-            raise ConfigError(wrong_bonus.format(None)) from None
+    except ConfigError as exc:  # the flag's own words when its setting is refused (no bonus, or a config file's)
+        if args.bonus_model and str(exc).startswith("bonus_kwargs.model"):
+            raise ConfigError(wrong_bonus.split(" (")[0]) from None
         raise
     if args.bonus_model and config.bonus != "density":
         raise ConfigError(wrong_bonus.format(config.bonus))

@@ -296,9 +296,13 @@ def load_demos(
     path = Path(path)
     if not path.is_file():
         raise DemoError(f"demo file not found: {path}")
-    with path.open("rb") as handle:
-        if handle.read(4) != b"PK\x03\x04":  # not a zip archive, as every .npz is: numpy's reason would mislead
-            raise DemoError(f"{path} is not an rlgen demo file (not an .npz archive; `rlgen demos collect` makes one)")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(4)
+    except OSError as exc:
+        raise DemoError(f"cannot read demo file {path}: {exc.strerror or type(exc).__name__}") from None
+    if header != b"PK\x03\x04":  # not a zip archive, as every .npz is: numpy's reason would mislead
+        raise DemoError(f"{path} is not an rlgen demo file (not an .npz archive; `rlgen demos collect` makes one)")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [key for key in _REQUIRED_KEYS if key not in data.files]
