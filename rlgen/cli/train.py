@@ -121,7 +121,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _add_envs(sub: Subparsers) -> None:
     p = sub.add_parser("envs", help="list the sparse-reward tasks (rlgen's own and third-party) and their rewards",
-                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v0) and the "
+                       description="List the sparse-reward tasks rlgen registers (ids rlgen/<Name>-v<N>) and the "
                        "third-party ones it makes through their own packages (the suites extra: pip install "
                        "'rlgen[suites]'): id, episode length, what earns the reward, and for a third-party "
                        "task its package (installed or not) and the defaults rlgen sets under your env_kwargs.")
