@@ -7,8 +7,9 @@ the other sections as they were, each with the command and date that produced it
 
 - loop: PPO on Ant-v5 with its preset, plain SB3 (the same env stack and hyperparameters built by hand)
   against ``rlgen train`` without and with the preset's periodic evaluation;
-- layout: PPO and TRPO on Hopper-v5 and Ant-v5 with their presets' one in-process env of 2,048 steps per
-  rollout, against four in-process envs of 512 (the same 2,048 transitions per rollout and update);
+- layout: PPO and TRPO on Hopper-v5, Ant-v5 and Humanoid-v5, each preset's transitions per rollout from one
+  in-process env against four, and both against the raw env steps/s of the same env stack under random actions
+  (training steps/s as a fraction of what the simulator alone allows);
 - vime: PPO on rlgen/SparseHalfCheetah-v0, ``rlgen train`` without and with the VIME bonus (defaults);
 - gain: VIME's information gain per transition, ``second_order`` for a rollout-sized batch against
   ``exact`` transition by transition, with SparseHalfCheetah's BNN (18-d observation, 6-d action);
@@ -49,6 +50,7 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 from rlgen.agents import train  # noqa: E402
 from rlgen.agents.config import algo_class, build_config  # noqa: E402
 from rlgen.agents.envstack import make_vec_env, resolve_hyperparams  # noqa: E402
+from rlgen.agents.presets import preset_for  # noqa: E402
 from rlgen.generative import BNN  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "throughput.md"
@@ -104,28 +106,67 @@ def measure_loop(steps: int, repeats: int, tmp: Path) -> list[str]:
             "evaluation episodes only when the budget reaches 25,000 steps."]
 
 
+LAYOUT_TASKS = ("Hopper-v5", "Ant-v5", "Humanoid-v5")
+
+
+def raw_env_rate(config, steps: int, seed: int = 0) -> float:
+    """Env steps/s of ``config``'s env stack as a run builds it (its envs and env_kwargs, Monitor, the finite
+    guard; no VecNormalize, no agent) under uniformly random actions drawn beforehand: what the simulator
+    and Gymnasium alone allow, the ceiling of training steps/s."""
+    venv = make_vec_env(config)
+    space = venv.action_space
+    rng = np.random.default_rng(seed)
+    n = max(1, steps // config.n_envs)
+    actions = rng.uniform(space.low, space.high, size=(n, config.n_envs, *space.shape)).astype(space.dtype)
+    venv.seed(seed)
+    venv.reset()
+    start = time.perf_counter()
+    for action in actions:
+        venv.step(action)
+    elapsed = time.perf_counter() - start
+    venv.close()
+    return n * config.n_envs / elapsed
+
+
 def measure_layout(steps: int, repeats: int, tmp: Path) -> list[str]:
-    cells = [(algo, env_id) for env_id in ("Hopper-v5", "Ant-v5") for algo in ("ppo", "trpo")]
-    lines = [f"## Env layout: one env of 2,048 steps against four of 512 ({steps:,} steps per run)", "",
-             "| agent, task | 1 env x 2,048: steps/s (median) | 4 envs x 512: steps/s (median) | ratio |",
-             "|---|---|---|---|"]
-    rows: dict[tuple[str, str, int], list[float]] = {(a, e, n): [] for a, e in cells for n in (1, 4)}
+    """Each preset's rollout (transitions per update) from one env against four in-process envs, and both
+    against the raw env steps/s of the same layout, measured beside them in each repeat."""
+    cells = [(algo, env_id) for env_id in LAYOUT_TASKS for algo in ("ppo", "trpo")]
+    rollout = {cell: preset_for(*cell)["hyperparams"]["n_steps"] * preset_for(*cell).get("n_envs", 1) for cell in cells}
+    lines = [f"## Env layout: one env against four, and the raw env ({steps:,} steps per run)", "",
+             "| agent, task (transitions per rollout) | raw env, 1 env: steps/s | training, 1 env: steps/s | "
+             "fraction of raw | raw env, 4 envs | training, 4 envs | fraction of raw | training, 4 envs / 1 env |",
+             "|---|---|---|---|---|---|---|---|"]
+    rows: dict[tuple[str, str, int, str], list[float]] = {
+        (a, e, n, kind): [] for a, e in cells for n in (1, 4) for kind in ("raw", "train")}
     for i in range(repeats):
         for algo, env_id in cells:
             for n_envs in (1, 4):
                 config = build_config(algo, env_id, total_steps=steps, n_envs=n_envs, eval_freq=0, progress_bar=False,
-                                      overrides=[f"n_steps={2048 // n_envs}"])
-                rows[(algo, env_id, n_envs)].append(rlgen_loop(config, tmp, f"layout-{algo}-{env_id}-{n_envs}-{i}"))
-        print(f"layout {i + 1}/{repeats}: " + ", ".join(f"{a} {e} x{n} {v[-1]:.0f}" for (a, e, n), v in rows.items()),
-              flush=True)
+                                      overrides=[f"n_steps={rollout[(algo, env_id)] // n_envs}"])
+                rows[(algo, env_id, n_envs, "raw")].append(raw_env_rate(config, steps, seed=i))
+                rows[(algo, env_id, n_envs, "train")].append(
+                    rlgen_loop(config, tmp, f"layout-{algo}-{env_id}-{n_envs}-{i}"))
+        print(f"layout {i + 1}/{repeats}: " + ", ".join(f"{a} {e} x{n} {k} {v[-1]:.0f}"
+                                                        for (a, e, n, k), v in rows.items()), flush=True)
     for algo, env_id in cells:
-        one, four = (statistics.median(rows[(algo, env_id, n)]) for n in (1, 4))
-        lines.append(f"| {algo.upper()}, {env_id} | {one:,.0f} | {four:,.0f} | {four / one:.2f} |")
+        med = {(n, kind): statistics.median(rows[(algo, env_id, n, kind)]) for n in (1, 4) for kind in ("raw", "train")}
+        # the fraction per repeat (training beside the raw env it ran next to), then its median
+        frac = {n: statistics.median(t / r for t, r in zip(rows[(algo, env_id, n, "train")],
+                                                           rows[(algo, env_id, n, "raw")], strict=True))
+                for n in (1, 4)}
+        lines.append(f"| {algo.upper()}, {env_id} ({rollout[(algo, env_id)]:,}) | {med[(1, 'raw')]:,.0f} | "
+                     f"{med[(1, 'train')]:,.0f} | {frac[1]:.2f} | {med[(4, 'raw')]:,.0f} | {med[(4, 'train')]:,.0f} | "
+                     f"{frac[4]:.2f} | {med[(4, 'train')] / med[(1, 'train')]:.2f} |")
     return [*lines, "",
-            "Both layouts collect 2,048 transitions per rollout and take the same updates on them; with four envs "
-            "the policy's forward pass, the VecNormalize update and SB3's per-step bookkeeping run once per four "
-            "env steps. The presets keep one env (the committed locomotion and sparse results were trained so); "
-            "the imitation and InfoGAIL benchmarks use four."]
+            "Both layouts collect the preset's transitions per rollout (n_steps x n_envs) and take the same updates "
+            "on them; with four envs the policy's forward pass, the VecNormalize update and SB3's per-step "
+            "bookkeeping run once per four env steps. Raw env: the same env stack (the preset's env_kwargs, Monitor, "
+            "the finite guard; no VecNormalize, no agent) stepped with random actions drawn beforehand, measured "
+            "next to each training run; 'fraction of raw' is the median over repeats of training steps/s over the "
+            "raw env's steps/s of the same repeat (what the agent's forward pass, its updates and rlgen's run loop "
+            "leave of the simulator's speed). The presets of Ant-v5 (PPO and TRPO) and TRPO's Humanoid-v5 use four "
+            "envs; the other MuJoCo presets one."]
 
 
 def measure_vime(steps: int, repeats: int, tmp: Path) -> list[str]:
