@@ -443,9 +443,10 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
         "file, reward wrapper, VecNormalize, the PPO preset with the layout's envs and rollout, the run loop's fast "
         "policy forward and unchecked distributions) and trains them one rollout at a time in turn, so every row "
         "sees the machine of the same seconds (identical seeded runs, run whole one after another, varied by more "
-        "than GAIL costs). GAIL with its defaults: the discriminator's reward computed at every env step, for all "
-        "envs at once (so its fixed cost per call is shared by the envs), one discriminator update per 2,048 "
-        "transitions; the gradient penalty (the imitation benchmark's setting) adds a second backward pass to "
+        "than GAIL costs). GAIL with its defaults: the discriminator's rewards of a rollout computed in one batch at "
+        "its end and added into the rollout buffer, the VecNormalize outside replayed with them (since commit "
+        "'GAIL computes a rollout's rewards at its end'; before, one forward pass per env step for all envs at "
+        "once), one discriminator update per 2,048 transitions; the gradient penalty (the imitation benchmark's setting) adds a second backward pass to "
         "that update. Target: >= 0.95 of PPO's steps/s. The clock runs in GAIL's rows only (a few microseconds "
         "per step), so their ratios lean low."]
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
@@ -301,6 +302,17 @@ class TransitionRing:
         return keep
 
 
+def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
+                         dones: np.ndarray) -> None:
+    """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards and redo its returns and advantages.
+
+    SB3 computes returns and advantages before ``on_rollout_end``; the recomputation uses the same final
+    values and dones it did (the callback's ``locals``), so only the rewards differ.
+    """
+    buffer.rewards += bonus.astype(buffer.rewards.dtype)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+
+
 class WrapperCallback(BaseCallback):
     """The base of every reward wrapper's callback: knows whether an agent has attached it."""
 
@@ -343,6 +355,13 @@ class RewardWrapper(VecEnvWrapper):
     it stops with an error (a hand-built loop that calls the wrapper's methods itself stays below it)."""
 
     callback: WrapperCallback
+
+    @property
+    def changes_step_rewards(self) -> bool:
+        """Whether the rewards this wrapper's ``step_wait`` returns differ from those it was handed (False for a
+        bonus paid at the rollout's end): a wrapper whose reward is filled in at the rollout's end needs those
+        between it and the agent to pass rewards through unchanged (or to be a VecNormalize it can replay)."""
+        return True
 
     settings_go_to: ClassVar[tuple[type, ...]] = ()
     """Classes whose keyword arguments the constructor's ``**kwargs`` passes on (GAIL's go to its Discriminator);

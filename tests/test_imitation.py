@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import hashlib
 import json
@@ -13,7 +14,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecNormalize
 
 from rlgen.agents import ConfigError, RunConfig, collect_demos, evaluate, load_run, train
 from rlgen.cli import main
@@ -21,6 +22,7 @@ from rlgen.imitation import (
     GAIL,
     DemoError,
     Discriminator,
+    InfoGAIL,
     Trajectories,
     Trajectory,
     behaviour_cloning,
@@ -406,9 +408,11 @@ class _EnvReturnCheck(BaseCallback):
         super().__init__()
         self.running, self.checked, self.agent_rewards = None, 0, []
 
+    def _on_rollout_end(self):  # what the agent learns from: the rollout buffer, once GAIL's callback filled it
+        self.agent_rewards.extend(self.model.rollout_buffer.rewards.ravel().tolist())
+
     def _on_step(self):
         infos, dones = self.locals["infos"], self.locals["dones"]
-        self.agent_rewards.extend(np.asarray(self.locals["rewards"]).tolist())
         if self.running is None:
             self.running = np.zeros(len(infos))
         self.running += [info["env_reward"] for info in infos]
@@ -521,19 +525,21 @@ class _RolloutCheck(BaseCallback):
         return torch.cat([p.detach().flatten() for p in self.gail.discriminator.parameters()]).clone()
 
     def _on_rollout_start(self):
-        self.rollouts.append({"start": self._params(), "steps_before": self.gail.n_disc_steps, "unchanged": True})
+        self.rollouts.append({"start": self._params(), "steps_before": self.gail.n_disc_steps, "unchanged": True,
+                              "discriminator": copy.deepcopy(self.gail.discriminator)})
         self.batches = []
 
     def _on_step(self):
-        gail, rollout = self.gail, self.rollouts[-1]
+        rollout = self.rollouts[-1]
         rollout["unchanged"] &= torch.equal(self._params(), rollout["start"])
-        rows = gail.buffer.order()[-gail.num_envs:]  # this step's transitions
-        np.testing.assert_array_equal(self.locals["rewards"],
-                                      gail.discriminator_reward(gail.buffer.obs[rows], gail.buffer.actions[rows]))
         return True
 
-    def _on_rollout_end(self):
-        rollout = self.rollouts[-1]
+    def _on_rollout_end(self):  # after GAIL's callback filled in the rollout's rewards (and took its steps)
+        gail, rollout = self.gail, self.rollouts[-1]
+        rows = gail.buffer.order()[-gail.num_envs * len(self.model.rollout_buffer.rewards):]  # this rollout's
+        in_force = rollout.pop("discriminator")  # every reward of the rollout: the discriminator it started with
+        np.testing.assert_allclose(self.model.rollout_buffer.rewards.ravel(),
+                                   in_force.reward(gail.buffer.obs[rows], gail.buffer.actions[rows]), rtol=1e-6)
         rollout["steps"] = self.gail.n_disc_steps - rollout["steps_before"]
         rollout["batches"] = self.batches
         rollout["actions"] = self.gail.buffer.actions[self.gail.buffer.order()].reshape(-1).copy()
@@ -952,3 +958,77 @@ def test_a_demo_file_with_nan_names_the_file_and_the_episode(tmp_path, capsys, a
     with pytest.raises(DemoError, match=rf"d.npz holds non-finite {name} in episode {episode} \(row {row}\)"):
         load_demos(tmp_path / "d.npz")
     _one_line_error(capsys, ["demos", "info", str(tmp_path / "d.npz")], f"non-finite {name} in episode {episode}")
+
+
+class _RolloutRecord(BaseCallback):
+    """The rollout buffer's rewards and advantages and the VecNormalize's reward statistics at each rollout's end
+    (placed after GAIL's callback, so it sees what the agent learns from)."""
+
+    def __init__(self, normaliser=None):
+        super().__init__()
+        self.normaliser, self.rollouts = normaliser, []
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        buffer = self.model.rollout_buffer
+        stats = () if self.normaliser is None else (self.normaliser.ret_rms.var.copy(),
+                                                    self.normaliser.ret_rms.count, self.normaliser.returns.copy())
+        logged = self.model.logger.name_to_value.get("gail/reward_mean")
+        self.rollouts.append((buffer.rewards.copy(), buffer.advantages.copy(), (*stats, logged)))
+
+
+def _gail_stack(kind, defer):
+    if kind == "discrete":
+        def balance(obs):
+            return int(obs[2] + 0.5 * obs[3] > 0)
+        demos = collect_from_policy(balance, "CartPole-v1", 2)
+        venv = DummyVecEnv([lambda: Monitor(gym.make("CartPole-v1")) for _ in range(2)])
+        gail = GAIL(venv, demos, disc_transitions=32, defer_rewards=defer, seed=1)
+    else:  # env 0 terminates every 3 steps, env 1 is truncated every 3: absorbing return and bootstrapping
+        gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), absorbing=True, disc_transitions=32,
+                    defer_rewards=defer, seed=1)
+    gail.seed(0)
+    outer = VecNormalize(gail, gamma=0.9) if kind != "no-normaliser" else gail
+    model = PPO("MlpPolicy", outer, n_steps=16, batch_size=16, n_epochs=2, gamma=0.9, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [8]})
+    return gail, outer, model
+
+
+@pytest.mark.parametrize("kind", ["absorbing", "discrete", "no-normaliser"])
+def test_rewards_added_at_the_rollout_end_are_what_step_time_rewards_would_have_been(kind):
+    seen = {}
+    for defer in (False, True):
+        gail, outer, model = _gail_stack(kind, defer)
+        record = _RolloutRecord(outer if isinstance(outer, VecNormalize) else None)
+        model.learn(16 * 2 * 3, callback=[gail.callback, record])
+        assert gail.callback.defer is defer  # the deferred run did defer: the agent was handed 0 at each step
+        seen[defer] = (record.rollouts, gail.n_updates)
+    (step_time, updates), (deferred, deferred_updates) = seen[False], seen[True]
+    assert updates == deferred_updates == 3 and len(step_time) == len(deferred) == 3
+    for (rewards, advantages, stats), (d_rewards, d_advantages, d_stats) in zip(step_time, deferred, strict=True):
+        assert np.abs(rewards).max() > 0.05  # rewards to compare, not zeros
+        np.testing.assert_allclose(d_rewards, rewards, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(d_advantages, advantages, rtol=1e-4, atol=1e-5)
+        for a, b in zip(stats, d_stats, strict=True):  # the normaliser's statistics, replayed; gail/reward_mean
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-7)
+
+
+def test_rewards_stay_at_step_time_where_they_cannot_wait():
+    class Scale(VecEnvWrapper):  # an unknown wrapper that changes the step rewards between GAIL and the agent
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rewards, dones, infos = self.venv.step_wait()
+            return obs, 2 * rewards, dones, infos
+
+    gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=32, seed=1)
+    model = PPO("MlpPolicy", VecNormalize(Scale(gail)), n_steps=16, batch_size=16, seed=0, device="cpu")
+    record = _RolloutRecord()
+    model.learn(32, callback=[gail.callback, record])
+    assert gail.callback.defer is False and np.abs(record.rollouts[0][0]).max() > 0.05
+    info = InfoGAIL(_terminal_and_truncated_venv(), _line_demos(), n_modes=2, seed=1)  # adds its own step reward
+    PPO("MlpPolicy", info, n_steps=16, batch_size=16, seed=0, device="cpu").learn(32, callback=info.callback)
+    assert info.callback.defer is False

@@ -39,18 +39,18 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.atomic import atomic_write_text
-from rlgen.reward_wrapper import (
+from rlgen.reward_wrapper import (  # noqa: F401  (add_bonus_to_rollout: imported from here before)
     LOG_EVERY,
     ActionEncoding,
     RewardWrapper,
     TransitionRecorder,
     TransitionRing,
     WrapperCallback,
+    add_bonus_to_rollout,
     standardise,
 )
 
@@ -146,6 +146,10 @@ class RolloutBonus(RewardWrapper):
             window_out = np.concatenate([part for _, part in self._window])
         self._window.clear()
         return self.update_model(window_in, window_out)
+
+    @property
+    def changes_step_rewards(self) -> bool:
+        return self.mode == "step"
 
     # -- recording -------------------------------------------------------------------------------
     @property
@@ -396,17 +400,6 @@ def check_env_rewards(owner: str, rewards: np.ndarray, where: str) -> None:
     at = f"step {first[0]}, env {first[1]}" if len(first) == 2 else f"env {first[0]}"
     raise ValueError(f"{owner}: the reward the env returned is {rewards[first]} at {at} of {where}; the agent "
                      f"would learn from it")
-
-
-def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
-                         dones: np.ndarray) -> None:
-    """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards and redo its returns and advantages.
-
-    SB3 computes returns and advantages before ``on_rollout_end``; the recomputation uses the same final
-    values and dones it did (the callback's ``locals``), so only the rewards differ.
-    """
-    buffer.rewards += bonus.astype(buffer.rewards.dtype)
-    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
 
 class RolloutBonusCallback(WrapperCallback):

@@ -5,7 +5,16 @@ trained to tell the expert's (s, a) pairs from the policy's, so any SB3 agent le
 demonstrations. The env's own reward stays in ``info["env_reward"]``, and SB3's ``rollout/ep_rew_mean``
 (from the Monitor inside the stack) stays the true env return.
 
-The discriminator reward is a cheap forward pass, so it is computed at step time.
+**When the reward is computed.** With an on-policy agent that attached :attr:`GAIL.callback` (PPO, TRPO, A2C,
+as ``rlgen train`` does), the discriminator's rewards of a whole rollout are computed in one batch at its end,
+the discriminator being fixed within a rollout anyway: the wrapper hands the agent 0 at each step and the
+callback adds the rewards into the rollout buffer and recomputes its returns and advantages, as a rollout bonus
+does. A VecNormalize between the wrapper and the agent (rlgen's stack) is replayed over the rollout with the
+true rewards first, so its reward statistics and every normalised reward are what per-step rewards would have
+made them. One forward pass per env step cost about a tenth of a one-env PPO step (benchmarks/results/
+throughput.md). Anything else (a hand-driven loop, an off-policy agent, another wrapper between this one and
+the agent that changes step rewards) gets the reward at step time, as before; ``defer_rewards=False`` asks
+for that always.
 
 **The discriminator's schedule** is set in policy transitions and Adam steps, not in rollouts: ``disc_steps``
 Adam steps (1) per ``disc_transitions`` policy transitions (2,048), each on a minibatch of ``batch_size``
@@ -72,13 +81,20 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlgen.deprecation import renamed
 from rlgen.imitation.demos import Trajectories
 from rlgen.imitation.discriminator import REWARD_KINDS, Discriminator
-from rlgen.reward_wrapper import RewardWrapper, TransitionRecorder, TransitionRing, WrapperCallback
+from rlgen.reward_wrapper import (
+    RewardWrapper,
+    TransitionRecorder,
+    TransitionRing,
+    WrapperCallback,
+    add_bonus_to_rollout,
+)
 
 
 class GAIL(RewardWrapper):
@@ -100,6 +116,8 @@ class GAIL(RewardWrapper):
     :param absorbing: absorbing states for episodes that terminate (see the module docstring); off by default.
     :param gamma: the agent's discount, for the absorbing state's return; None: the agent's own, read by the
         callback (0.99 without one).
+    :param defer_rewards: compute a rollout's rewards in one batch at its end when the agent allows it (see the
+        module docstring; the same rewards, at a tenth of the cost); False: always at step time.
     :param seed: seed of the discriminator's initialisation and of the expert sampling.
     :param discriminator_kwargs: the rest go to :class:`~rlgen.imitation.Discriminator` (hidden,
         activation, use_next_obs, entropy_bonus, label_smoothing, gradient_penalty, penalty_kind,
@@ -123,6 +141,7 @@ class GAIL(RewardWrapper):
         reward: str = "gail",
         absorbing: bool = False,
         gamma: float | None = None,
+        defer_rewards: bool = True,
         seed: int = 0,
         update_every: int | None = None,
         disc_updates: int | None = None,
@@ -148,8 +167,9 @@ class GAIL(RewardWrapper):
                 raise ValueError(f"GAIL {name} must be a positive integer, got {value!r}")
         if batch_size is not None and not _positive_int(batch_size):
             raise ValueError(f"GAIL batch_size must be a positive integer or None, got {batch_size!r}")
-        if not isinstance(absorbing, bool):
-            raise ValueError(f"GAIL absorbing must be true or false, got {absorbing!r}")
+        for name, flag in (("absorbing", absorbing), ("defer_rewards", defer_rewards)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"GAIL {name} must be true or false, got {flag!r}")
         if gamma is not None and not (isinstance(gamma, (int, float)) and 0 <= gamma < 1):
             raise ValueError(f"GAIL gamma must be in [0, 1) or None (the agent's), got {gamma!r}")
         self.disc_steps, self.disc_transitions, self.batch_size = disc_steps, disc_transitions, batch_size
@@ -197,6 +217,11 @@ class GAIL(RewardWrapper):
         self._absorbing_reward = self.discriminator.absorbing_reward(reward) if absorbing else 0.0
         self._reward_sum, self._reward_count = 0.0, 0
         self._fingerprint: str | None = None
+        self.defer_rewards = defer_rewards and self.can_defer_rewards
+        self.deferring = False
+        """Whether the rewards of the rollout under way are left to its end (set by the callback for each
+        rollout it can do so)."""
+        self._rollout_dones: list[np.ndarray] = []
 
     # -- stepping --------------------------------------------------------------------------------
     @property
@@ -231,21 +256,22 @@ class GAIL(RewardWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
         s, a, next_obs = self.recorder.on_step(obs, dones, infos)
-        rewards = self.discriminator.step_reward(s, a, next_obs, kind=self.reward_kind)
         terminal = None
         if self.absorbing:
             terminal = np.array([bool(done) and not info.get("TimeLimit.truncated", False)
                                  for done, info in zip(dones, infos, strict=True)])
-            rewards[terminal] += np.float32(self.absorbing_return)
-        total = float(rewards.sum())
-        if not math.isfinite(total) and not np.isfinite(rewards).all():  # the sum: one check for the usual case
-            raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
+        if self.deferring:  # the callback adds this step's reward at the rollout's end
+            rewards = np.zeros(self.num_envs, dtype=np.float32)
+            self._rollout_dones.append(np.array(dones, dtype=bool))
+        else:
+            rewards = self.discriminator.step_reward(s, a, next_obs, kind=self.reward_kind)
+            if terminal is not None:
+                rewards[terminal] += np.float32(self.absorbing_return)
+            self._check_rewards(rewards)
         for info, env_reward in zip(infos, env_rewards.tolist(), strict=True):
             info["env_reward"] = env_reward
         rows = self._record(s, a, next_obs, terminal)
         self._recorded(s, a, rows)
-        self._reward_sum += total
-        self._reward_count += len(rewards)
         # without an agent's rollouts: a round every disc_transitions transitions, after this step's reward
         if not self.rounds_at_rollout_end and self._since_round >= self.disc_transitions:
             self.end_rollout()
@@ -277,6 +303,39 @@ class GAIL(RewardWrapper):
             grown = np.zeros(capacity, dtype=values.dtype)
             grown[:len(order)] = values[order]
             self.row_data[name] = grown
+
+    def _check_rewards(self, rewards: np.ndarray) -> None:
+        """Refuse non-finite rewards; count the rest for ``gail/reward_mean``."""
+        total = float(rewards.sum())
+        if not math.isfinite(total) and not np.isfinite(rewards).all():  # the sum: one check for the usual case
+            raise FloatingPointError(f"GAIL: non-finite discriminator reward at transition {self.num_transitions}")
+        self._reward_sum += total
+        self._reward_count += rewards.size
+
+    @property
+    def can_defer_rewards(self) -> bool:
+        """Whether this wrapper's rewards can wait for the rollout's end (a subclass that adds a reward of its own
+        at step time says no)."""
+        return True
+
+    def take_rollout_rewards(self) -> tuple[np.ndarray, np.ndarray]:
+        """The discriminator's rewards of the steps since the rollout began (``deferring``), computed in one batch
+        with the discriminator in force during it, shaped (steps, n_envs), and those steps' dones; ends the
+        deferral."""
+        dones = np.array(self._rollout_dones, dtype=bool).reshape(-1, self.num_envs)
+        self._rollout_dones, self.deferring = [], False
+        n = dones.size
+        order = self.buffer.order()
+        rows = order[len(order) - n:]
+        if n:
+            rewards = self.discriminator.reward(self.buffer.obs[rows], self.buffer.actions[rows],
+                                                self.buffer.next_obs[rows], kind=self.reward_kind)
+        else:
+            rewards = np.zeros(0, dtype=np.float32)
+        if self.absorbing:
+            rewards[self.row_data["terminal"][rows]] += np.float32(self.absorbing_return)
+        self._check_rewards(rewards)
+        return rewards.reshape(dones.shape), dones
 
     def end_rollout(self) -> dict[str, float] | None:
         """A rollout ended: take the discriminator steps its transitions (and what earlier ones left) are owed,
@@ -441,11 +500,66 @@ class GAILCallback(WrapperCallback):
         self.gail.rounds_at_rollout_end = True
         gamma = getattr(self.model, "gamma", None)
         self.gail.agent_gamma = float(gamma) if isinstance(gamma, (int, float)) else None
+        self.normaliser: VecNormalize | None = None
+        self.defer = self.gail.defer_rewards and self._reward_path_allows_deferral()
+        self._normaliser_start: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+
+    def _reward_path_allows_deferral(self) -> bool:
+        """Whether the rewards can be added at the rollout's end: an agent with a rollout buffer, and between it
+        and the wrapper nothing that changes step rewards but at most one VecNormalize (replayed then)."""
+        if not isinstance(getattr(self.model, "rollout_buffer", None), RolloutBuffer):
+            return False
+        env = self.model.get_env()
+        while env is not self.gail:
+            if isinstance(env, VecNormalize) and self.normaliser is None:
+                self.normaliser = env
+            elif not (isinstance(env, RewardWrapper) and not env.changes_step_rewards):
+                return False
+            env = getattr(env, "venv", None)
+            if env is None:  # the wrapper is not in the agent's env: its rewards reach no agent
+                return False
+        return True
 
     def _on_training_end(self) -> None:
         self.gail.rounds_at_rollout_end = False  # a later hand-driven loop gets step-time rounds again
+        self.gail.deferring = False
+        self.gail._rollout_dones = []
+
+    def _on_rollout_start(self) -> None:
+        if not self.defer:
+            return
+        if self.normaliser is not None:  # its reward statistics before the rollout, to replay it from
+            rms = self.normaliser.ret_rms
+            self._normaliser_start = (self.normaliser.returns.copy(), np.copy(rms.mean), np.copy(rms.var),
+                                      rms.count)
+        self.gail.deferring = True
+        self.gail._rollout_dones = []
+
+    def _replayed(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """What the VecNormalize makes of the rollout's rewards, its reward statistics brought to where per-step
+        rewards would have left them (its own update and normalisation, step by step from the rollout's start)."""
+        normaliser, start = self.normaliser, self._normaliser_start
+        if normaliser is None or start is None:
+            return rewards
+        normaliser.returns, normaliser.ret_rms.mean, normaliser.ret_rms.var, normaliser.ret_rms.count = (
+            start[0].copy(), start[1], start[2], start[3])
+        out = np.empty_like(rewards)
+        for t in range(len(rewards)):
+            if normaliser.training:
+                normaliser._update_reward(rewards[t])
+            out[t] = normaliser.normalize_reward(rewards[t])
+            normaliser.returns[dones[t]] = 0
+        return out
 
     def _on_rollout_end(self) -> None:
+        if self.gail.deferring:
+            buffer = self.model.rollout_buffer
+            rewards, dones = self.gail.take_rollout_rewards()
+            if rewards.shape != buffer.rewards.shape:
+                raise RuntimeError(f"GAIL recorded {rewards.shape[0]} steps x {rewards.shape[1]} envs in this rollout, "
+                                   f"but the rollout buffer holds {buffer.rewards.shape[0]} x {buffer.rewards.shape[1]}")
+            # each step was handed 0 (normalised: 0), so adding the rewards gives what per-step rewards would have
+            add_bonus_to_rollout(buffer, self._replayed(rewards, dones), self.locals["values"], self.locals["dones"])
         self.gail.end_rollout()
         stats = self.gail.last_stats
         if stats:

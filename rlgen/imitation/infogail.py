@@ -365,6 +365,10 @@ class InfoGAIL(GAIL):
         return self.codes.current.copy()
 
     # -- stepping --------------------------------------------------------------------------------
+    @property
+    def can_defer_rewards(self) -> bool:
+        return False  # the information reward is added at step time, after GAIL's
+
     def reset(self) -> np.ndarray:
         obs = super().reset()
         self.codes.draw()
