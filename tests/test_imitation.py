@@ -973,8 +973,8 @@ class _RolloutRecord(BaseCallback):
 
     def _on_rollout_end(self):
         buffer = self.model.rollout_buffer
-        stats = () if self.normaliser is None else (self.normaliser.ret_rms.var.copy(),
-                                                    self.normaliser.ret_rms.count, self.normaliser.returns.copy())
+        rms = None if self.normaliser is None else self.normaliser.ret_rms
+        stats = () if rms is None else (rms.mean.copy(), rms.var.copy(), rms.count, self.normaliser.returns.copy())
         logged = self.model.logger.name_to_value.get("gail/reward_mean")
         self.rollouts.append((buffer.rewards.copy(), buffer.advantages.copy(), (*stats, logged)))
 
@@ -990,13 +990,19 @@ def _gail_stack(kind, defer):
         gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), absorbing=True, disc_transitions=32,
                     defer_rewards=defer, seed=1)
     gail.seed(0)
-    outer = VecNormalize(gail, gamma=0.9) if kind != "no-normaliser" else gail
+
+    class OwnNormalize(VecNormalize):  # overrides SB3's reward path: replayed with its own methods, step by step
+        def normalize_reward(self, reward):
+            return super().normalize_reward(reward)
+
+    outer = (gail if kind == "no-normaliser" else OwnNormalize(gail, gamma=0.9) if kind == "own-normaliser"
+             else VecNormalize(gail, gamma=0.9))
     model = PPO("MlpPolicy", outer, n_steps=16, batch_size=16, n_epochs=2, gamma=0.9, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [8]})
     return gail, outer, model
 
 
-@pytest.mark.parametrize("kind", ["absorbing", "discrete", "no-normaliser"])
+@pytest.mark.parametrize("kind", ["absorbing", "discrete", "no-normaliser", "own-normaliser"])
 def test_rewards_added_at_the_rollout_end_are_what_step_time_rewards_would_have_been(kind):
     seen = {}
     for defer in (False, True):

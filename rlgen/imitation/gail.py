@@ -82,6 +82,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
@@ -478,6 +479,43 @@ def _with_absorbing(discriminator: Discriminator, batch: tuple[torch.Tensor, ...
               for part, add in zip(batch, extra[:3], strict=True)), flags)
 
 
+def _replay_vec_normalize(normaliser: VecNormalize, rewards: np.ndarray, dones: np.ndarray,
+                          start: tuple[np.ndarray, np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """SB3's VecNormalize reward path over a rollout of (steps, n_envs) ``rewards`` from its ``start`` state
+    (returns, ret_rms mean, var, count), as its ``step_wait`` would have run it step by step: the discounted
+    returns (reset at each done), ``ret_rms`` updated with each step's returns (while ``training``), each reward
+    divided by the standard deviation after its step's update and clipped. The running statistics of every
+    step come from the prefix sums of the returns merged with the start state (the update's parallel form, exact
+    up to rounding), instead of one update per step. Leaves the VecNormalize where the last step would have."""
+    returns0, mean0, var0, count0 = start
+    steps, n = rewards.shape
+    discounted = np.empty((steps, n))
+    running = np.array(returns0, dtype=np.float64, copy=True)
+    for t in range(steps):
+        running = running * normaliser.gamma + rewards[t]
+        discounted[t] = running
+        running[dones[t]] = 0
+    if normaliser.training:
+        counts = n * np.arange(1, steps + 1, dtype=np.float64)
+        shifted = discounted - mean0  # about the start mean: sums of squares without cancellation
+        batch_mean = np.cumsum(shifted.sum(axis=1)) / counts  # the prefix's mean, less mean0 (= the merge's delta)
+        batch_var = np.maximum(np.cumsum(np.square(shifted).sum(axis=1)) / counts - np.square(batch_mean), 0.0)
+        total = count0 + counts
+        means = mean0 + batch_mean * counts / total
+        variances = (var0 * count0 + batch_var * counts + np.square(batch_mean) * count0 * counts / total) / total
+        normaliser.ret_rms.mean = np.asarray(means[-1], dtype=np.asarray(mean0).dtype).reshape(np.shape(mean0))
+        normaliser.ret_rms.var = np.asarray(variances[-1], dtype=np.asarray(var0).dtype).reshape(np.shape(var0))
+        normaliser.ret_rms.count = float(total[-1])
+    else:
+        variances = np.full(steps, float(var0))
+    normaliser.returns = running
+    out = rewards.astype(np.float64)
+    if normaliser.norm_reward:
+        out = np.clip(out / np.sqrt(variances[:, None] + normaliser.epsilon), -normaliser.clip_reward,
+                      normaliser.clip_reward)
+    return out.astype(np.float32)
+
+
 def _env_id(venv: VecEnv) -> str | None:
     """The Gymnasium id of the first env, when it has one (a hand-made env may not)."""
     try:
@@ -537,10 +575,15 @@ class GAILCallback(WrapperCallback):
 
     def _replayed(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """What the VecNormalize makes of the rollout's rewards, its reward statistics brought to where per-step
-        rewards would have left them (its own update and normalisation, step by step from the rollout's start)."""
+        rewards would have left them: SB3's own update and normalisation, in one pass over the rollout (a
+        VecNormalize that overrides them: its own methods, step by step)."""
         normaliser, start = self.normaliser, self._normaliser_start
         if normaliser is None or start is None:
             return rewards
+        if (type(normaliser)._update_reward is VecNormalize._update_reward
+                and type(normaliser).normalize_reward is VecNormalize.normalize_reward
+                and type(normaliser.ret_rms) is RunningMeanStd):
+            return _replay_vec_normalize(normaliser, rewards, dones, start)
         normaliser.returns, normaliser.ret_rms.mean, normaliser.ret_rms.var, normaliser.ret_rms.count = (
             start[0].copy(), start[1], start[2], start[3])
         out = np.empty_like(rewards)
