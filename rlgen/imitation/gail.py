@@ -11,8 +11,8 @@ the discriminator being fixed within a rollout anyway: the wrapper hands the age
 callback adds the rewards into the rollout buffer and recomputes its returns and advantages, as a rollout bonus
 does. A VecNormalize between the wrapper and the agent (rlgen's stack) is replayed over the rollout with the
 true rewards first, so its reward statistics and every normalised reward are what per-step rewards would have
-made them. One forward pass per env step cost about a tenth of a one-env PPO step (benchmarks/results/
-throughput.md). Anything else (a hand-driven loop, an off-policy agent, another wrapper between this one and
+made them. With a forward pass per env step, GAIL's own code had taken 0.083 of a one-env PPO run's time on
+Hopper-v5 (benchmarks/results/throughput.md, its gail section, measured before and after). Anything else (a hand-driven loop, an off-policy agent, another wrapper between this one and
 the agent that changes step rewards) gets the reward at step time, as before; ``defer_rewards=False`` asks
 for that always.
 
@@ -118,7 +118,7 @@ class GAIL(RewardWrapper):
     :param gamma: the agent's discount, for the absorbing state's return; None: the agent's own, read by the
         callback (0.99 without one).
     :param defer_rewards: compute a rollout's rewards in one batch at its end when the agent allows it (see the
-        module docstring; the same rewards, at a tenth of the cost); False: always at step time.
+        module docstring; the same rewards without a forward pass per env step); False: always at step time.
     :param seed: seed of the discriminator's initialisation and of the expert sampling.
     :param discriminator_kwargs: the rest go to :class:`~rlgen.imitation.Discriminator` (hidden,
         activation, use_next_obs, entropy_bonus, label_smoothing, gradient_penalty, penalty_kind,
