@@ -302,15 +302,27 @@ class TransitionRing:
         return keep
 
 
-def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_values: torch.Tensor,
-                         dones: np.ndarray) -> None:
-    """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards and redo its returns and advantages.
+def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_dones: np.ndarray) -> None:
+    """Add ``bonus`` (steps, n_envs) to a filled rollout buffer's rewards, and its share to the advantages and
+    returns SB3 computed from them before ``on_rollout_end``.
 
-    SB3 computes returns and advantages before ``on_rollout_end``; the recomputation uses the same final
-    values and dones it did (the callback's ``locals``), so only the rewards differ.
+    GAE is linear in the rewards, so the advantages grow by the bonus's own GAE with every value 0 (the same
+    ``gamma``, ``gae_lambda`` and episode boundaries; ``last_dones``: the dones of the rollout's last step), and
+    the returns stay advantages + values. Nothing of the agent's final value estimate is needed, which agents that
+    do not hand their callbacks the final ``values`` (sb3-contrib's RecurrentPPO, MaskablePPO) would get wrong.
     """
-    buffer.rewards += bonus.astype(buffer.rewards.dtype)
-    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    bonus = np.asarray(bonus, dtype=buffer.rewards.dtype)
+    buffer.rewards += bonus
+    added = np.zeros_like(bonus)
+    running = np.zeros(bonus.shape[1], dtype=bonus.dtype)
+    decay = np.float32(buffer.gamma * buffer.gae_lambda)
+    for step in reversed(range(len(bonus))):
+        ends = (np.asarray(last_dones, dtype=bool) if step == len(bonus) - 1
+                else buffer.episode_starts[step + 1].astype(bool))
+        running = bonus[step] + decay * np.where(ends, 0.0, running).astype(bonus.dtype)
+        added[step] = running
+    buffer.advantages += added
+    buffer.returns = buffer.advantages + buffer.values
 
 
 class WrapperCallback(BaseCallback):

@@ -979,7 +979,7 @@ class _RolloutRecord(BaseCallback):
         self.rollouts.append((buffer.rewards.copy(), buffer.advantages.copy(), (*stats, logged)))
 
 
-def _gail_stack(kind, defer):
+def _gail_stack(kind, defer, agent="ppo"):
     if kind == "discrete":
         def balance(obs):
             return int(obs[2] + 0.5 * obs[3] > 0)
@@ -997,28 +997,61 @@ def _gail_stack(kind, defer):
 
     outer = (gail if kind == "no-normaliser" else OwnNormalize(gail, gamma=0.9) if kind == "own-normaliser"
              else VecNormalize(gail, gamma=0.9))
-    model = PPO("MlpPolicy", outer, n_steps=16, batch_size=16, n_epochs=2, gamma=0.9, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [8]})
+    if kind == "not-training":  # statistics frozen: only the returns' resets at dones move
+        outer.returns[:] = [0.5, 0.25]
+        outer.ret_rms.var[...] = 3.0
+        outer.training = False
+    if agent == "a2c":
+        from stable_baselines3 import A2C
+
+        model = A2C("MlpPolicy", outer, n_steps=5, gamma=0.9, seed=0, device="cpu", policy_kwargs={"net_arch": [8]})
+    elif agent == "recurrent-ppo":  # hands its callbacks no final values: the bonus must not need them
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MlpLstmPolicy", outer, n_steps=16, batch_size=16, n_epochs=2, gamma=0.9, seed=0,
+                             device="cpu", policy_kwargs={"net_arch": [8], "lstm_hidden_size": 8})
+    else:
+        model = PPO("MlpPolicy", outer, n_steps=16, batch_size=16, n_epochs=2, gamma=0.9, seed=0, device="cpu",
+                    policy_kwargs={"net_arch": [8]})
     return gail, outer, model
 
 
-@pytest.mark.parametrize("kind", ["absorbing", "discrete", "no-normaliser", "own-normaliser"])
-def test_rewards_added_at_the_rollout_end_are_what_step_time_rewards_would_have_been(kind):
+@pytest.mark.parametrize("kind, agent", [("absorbing", "ppo"), ("discrete", "ppo"), ("no-normaliser", "ppo"),
+                                         ("own-normaliser", "ppo"), ("not-training", "ppo"), ("absorbing", "a2c"),
+                                         ("absorbing", "recurrent-ppo")])
+def test_rewards_added_at_the_rollout_end_are_what_step_time_rewards_would_have_been(kind, agent):
     seen = {}
+    rollout = 5 * 2 if agent == "a2c" else 16 * 2
     for defer in (False, True):
-        gail, outer, model = _gail_stack(kind, defer)
+        gail, outer, model = _gail_stack(kind, defer, agent)
         record = _RolloutRecord(outer if isinstance(outer, VecNormalize) else None)
-        model.learn(16 * 2 * 3, callback=[gail.callback, record])
+        model.learn(rollout * 3, callback=[gail.callback, record])
         assert gail.callback.defer is defer  # the deferred run did defer: the agent was handed 0 at each step
         seen[defer] = (record.rollouts, gail.n_updates)
     (step_time, updates), (deferred, deferred_updates) = seen[False], seen[True]
-    assert updates == deferred_updates == 3 and len(step_time) == len(deferred) == 3
+    assert updates == deferred_updates and len(step_time) == len(deferred) == 3
     for (rewards, advantages, stats), (d_rewards, d_advantages, d_stats) in zip(step_time, deferred, strict=True):
         assert np.abs(rewards).max() > 0.05  # rewards to compare, not zeros
         np.testing.assert_allclose(d_rewards, rewards, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(d_advantages, advantages, rtol=1e-4, atol=1e-5)
         for a, b in zip(stats, d_stats, strict=True):  # the normaliser's statistics, replayed; gail/reward_mean
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-7)
+
+
+def test_a_run_stopped_mid_rollout_leaves_the_normaliser_as_step_time_rewards_would():
+    class StopAt(BaseCallback):
+        def _on_step(self):
+            return self.num_timesteps < 40  # mid-way through the second rollout of 32
+
+    seen = {}
+    for defer in (False, True):
+        gail, outer, model = _gail_stack("absorbing", defer)
+        model.learn(96, callback=[gail.callback, StopAt()])
+        seen[defer] = (outer.ret_rms.mean.copy(), outer.ret_rms.var.copy(), outer.ret_rms.count, outer.returns.copy())
+    assert seen[True][2] == seen[False][2] == pytest.approx(1e-4 + 40)  # 20 steps of 2 envs
+    for a, b in zip(seen[False], seen[True], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+    assert np.abs(seen[False][3]).max() > 0.1
 
 
 def test_rewards_stay_at_step_time_where_they_cannot_wait():
@@ -1035,6 +1068,18 @@ def test_rewards_stay_at_step_time_where_they_cannot_wait():
     record = _RolloutRecord()
     model.learn(32, callback=[gail.callback, record])
     assert gail.callback.defer is False and np.abs(record.rollouts[0][0]).max() > 0.05
+
+    class OwnStep(VecNormalize):  # reworks the reward path in its own step_wait: not replayable
+        def step_wait(self):
+            return super().step_wait()
+
+    # and spectral norm, whose every forward pass moves its estimate of the norm
+    for spectral_norm, outer in ((False, OwnStep), (True, lambda env: env)):
+        gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=32, seed=1,
+                    spectral_norm=spectral_norm)
+        PPO("MlpPolicy", outer(gail), n_steps=16, batch_size=16, seed=0, device="cpu").learn(
+            32, callback=gail.callback)
+        assert gail.callback.defer is False
     info = InfoGAIL(_terminal_and_truncated_venv(), _line_demos(), n_modes=2, seed=1)  # adds its own step reward
     PPO("MlpPolicy", info, n_steps=16, batch_size=16, seed=0, device="cpu").learn(32, callback=info.callback)
     assert info.callback.defer is False

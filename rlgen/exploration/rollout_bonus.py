@@ -507,7 +507,7 @@ class RolloutBonusCallback(WrapperCallback):
         flat_in, flat_out = inputs.reshape(steps * n_envs, -1), targets.reshape(steps * n_envs, -1)
         flat_bonus, logged = wrapper.compute_bonus(flat_in, flat_out)
         bonus = flat_bonus.reshape(steps, n_envs)
-        add_bonus_to_rollout(buffer, bonus, self.locals["values"], self.locals["dones"])
+        add_bonus_to_rollout(buffer, bonus, dones[-1])
         self.track_episodes(bonus, dones)
         logged.update(wrapper.rollout_learnt(flat_in, flat_out))
         for key, value in logged.items():

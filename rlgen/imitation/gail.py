@@ -13,8 +13,10 @@ does. A VecNormalize between the wrapper and the agent (rlgen's stack) is replay
 true rewards first, so its reward statistics and every normalised reward are what per-step rewards would have
 made them. With a forward pass per env step, GAIL's own code had taken 0.083 of a one-env PPO run's time on
 Hopper-v5 (benchmarks/results/throughput.md, its gail section, measured before and after). Anything else (a hand-driven loop, an off-policy agent, another wrapper between this one and
-the agent that changes step rewards) gets the reward at step time, as before; ``defer_rewards=False`` asks
-for that always.
+the agent that changes step rewards, a VecNormalize with its own ``step_wait``, a discriminator with spectral
+norm) gets the reward at step time, as before; ``defer_rewards=False`` asks for that always. A run stopped
+inside a rollout has its VecNormalize replayed over the steps it took; a callback that saves the VecNormalize at
+a step inside a rollout saves the statistics of the zeros handed out so far.
 
 **The discriminator's schedule** is set in policy transitions and Adam steps, not in rollouts: ``disc_steps``
 Adam steps (1) per ``disc_transitions`` policy transitions (2,048), each on a minibatch of ``batch_size``
@@ -315,9 +317,10 @@ class GAIL(RewardWrapper):
 
     @property
     def can_defer_rewards(self) -> bool:
-        """Whether this wrapper's rewards can wait for the rollout's end (a subclass that adds a reward of its own
-        at step time says no)."""
-        return True
+        """Whether this wrapper's rewards can wait for the rollout's end: its discriminator's forward pass changes
+        nothing (not so with spectral norm, whose every training-mode pass takes a power-iteration step), and
+        no reward of a subclass's own comes at step time (InfoGAIL's does)."""
+        return self.discriminator._numpy_net is not None
 
     def take_rollout_rewards(self) -> tuple[np.ndarray, np.ndarray]:
         """The discriminator's rewards of the steps since the rollout began (``deferring``), computed in one batch
@@ -492,8 +495,9 @@ def _replay_vec_normalize(normaliser: VecNormalize, rewards: np.ndarray, dones: 
     discounted = np.empty((steps, n))
     running = np.array(returns0, dtype=np.float64, copy=True)
     for t in range(steps):
-        running = running * normaliser.gamma + rewards[t]
-        discounted[t] = running
+        if normaliser.training:  # (a VecNormalize not training leaves its returns alone, but for the dones)
+            running = running * normaliser.gamma + rewards[t]
+            discounted[t] = running
         running[dones[t]] = 0
     if normaliser.training:
         counts = n * np.arange(1, steps + 1, dtype=np.float64)
@@ -549,7 +553,8 @@ class GAILCallback(WrapperCallback):
             return False
         env = self.model.get_env()
         while env is not self.gail:
-            if isinstance(env, VecNormalize) and self.normaliser is None:
+            if (isinstance(env, VecNormalize) and self.normaliser is None
+                    and type(env).step_wait is VecNormalize.step_wait):  # SB3's reward path, which is replayed
                 self.normaliser = env
             elif not (isinstance(env, RewardWrapper) and not env.changes_step_rewards):
                 return False
@@ -560,8 +565,8 @@ class GAILCallback(WrapperCallback):
 
     def _on_training_end(self) -> None:
         self.gail.rounds_at_rollout_end = False  # a later hand-driven loop gets step-time rounds again
-        self.gail.deferring = False
-        self.gail._rollout_dones = []
+        if self.gail.deferring:  # stopped mid-rollout (a callback said so): the VecNormalize's statistics as
+            self._replayed(*self.gail.take_rollout_rewards())  # per-step rewards would have left them
 
     def _on_rollout_start(self) -> None:
         if not self.defer:
@@ -602,7 +607,7 @@ class GAILCallback(WrapperCallback):
                 raise RuntimeError(f"GAIL recorded {rewards.shape[0]} steps x {rewards.shape[1]} envs in this rollout, "
                                    f"but the rollout buffer holds {buffer.rewards.shape[0]} x {buffer.rewards.shape[1]}")
             # each step was handed 0 (normalised: 0), so adding the rewards gives what per-step rewards would have
-            add_bonus_to_rollout(buffer, self._replayed(rewards, dones), self.locals["values"], self.locals["dones"])
+            add_bonus_to_rollout(buffer, self._replayed(rewards, dones), dones[-1])
         self.gail.end_rollout()
         stats = self.gail.last_stats
         if stats:
