@@ -132,7 +132,8 @@ def measure_layout(steps: int, repeats: int, tmp: Path) -> list[str]:
     """Each preset's rollout (transitions per update) from one env against four in-process envs, and both
     against the raw env steps/s of the same layout, measured beside them in each repeat."""
     cells = [(algo, env_id) for env_id in LAYOUT_TASKS for algo in ("ppo", "trpo")]
-    rollout = {cell: preset_for(*cell)["hyperparams"]["n_steps"] * preset_for(*cell).get("n_envs", 1) for cell in cells}
+    presets = {cell: preset_for(*cell) for cell in cells}
+    rollout = {cell: preset["hyperparams"]["n_steps"] * preset.get("n_envs", 1) for cell, preset in presets.items()}
     lines = [f"## Env layout: one env against four, and the raw env ({steps:,} steps per run)", "",
              "| agent, task (transitions per rollout) | raw env, 1 env: steps/s | training, 1 env: steps/s | "
              "fraction of raw | raw env, 4 envs | training, 4 envs | fraction of raw | training, 4 envs / 1 env |",

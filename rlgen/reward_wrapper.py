@@ -316,11 +316,11 @@ def add_bonus_to_rollout(buffer: RolloutBuffer, bonus: np.ndarray, last_dones: n
     added = np.zeros_like(bonus)
     running = np.zeros(bonus.shape[1], dtype=bonus.dtype)
     decay = np.float32(buffer.gamma * buffer.gae_lambda)
+    ends = np.asarray(last_dones, dtype=bool)  # those of the step after each one: an episode start
     for step in reversed(range(len(bonus))):
-        ends = (np.asarray(last_dones, dtype=bool) if step == len(bonus) - 1
-                else buffer.episode_starts[step + 1].astype(bool))
         running = bonus[step] + decay * np.where(ends, 0.0, running).astype(bonus.dtype)
         added[step] = running
+        ends = buffer.episode_starts[step].astype(bool)
     buffer.advantages += added
     buffer.returns = buffer.advantages + buffer.values
 

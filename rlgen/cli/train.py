@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from rlgen.agents.config import ALGOS, BONUSES, ConfigError, build_config
+from rlgen.agents.config import ALGOS, BONUSES, ConfigError, apply_overrides, build_config
 from rlgen.cli.common import (
     HelpFormatter,
     Subparsers,
@@ -53,25 +53,17 @@ def _add_train(sub: Subparsers) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    # a flag ranks below -p overrides, so it goes first among them
-    overrides = args.overrides
+    config = start_run(args, args.overrides, lambda: build_config(
+        algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
+        use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
+        n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
+    ))
     if args.bonus_model:
-        overrides = [f"bonus_kwargs.model={args.bonus_model}", *overrides]
-    wrong_bonus = "--bonus-model chooses the density bonus's model; add --bonus density (bonus is {})"
-    if args.bonus_model and args.bonus not in (None, "density"):
-        raise ConfigError(wrong_bonus.format(args.bonus))
-    try:
-        config = start_run(args, overrides, lambda: build_config(
-            algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=overrides,
-            use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
-            n_envs=args.n_envs, out_dir=args.out_dir, run_name=args.run_name, bonus=args.bonus,
-        ))
-    except ConfigError as exc:  # the flag's own words when its setting is refused (no bonus, or a config file's)
-        if args.bonus_model and str(exc).startswith("bonus_kwargs.model"):
-            raise ConfigError(wrong_bonus.split(" (")[0]) from None
-        raise
-    if args.bonus_model and config.bonus != "density":
-        raise ConfigError(wrong_bonus.format(config.bonus))
+        if config.bonus != "density":
+            raise ConfigError(f"--bonus-model chooses the density bonus's model; add --bonus density (bonus is "
+                              f"{config.bonus})")
+        # a flag ranks below -p overrides: they go on top of it again
+        config = apply_overrides(config, [f"bonus_kwargs.model={args.bonus_model}", *args.overrides])
     print_result(train_run(args, config))
     return 0
 

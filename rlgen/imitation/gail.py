@@ -12,9 +12,10 @@ callback adds the rewards into the rollout buffer and recomputes its returns and
 does. A VecNormalize between the wrapper and the agent (rlgen's stack) is replayed over the rollout with the
 true rewards first, so its reward statistics and every normalised reward are what per-step rewards would have
 made them. With a forward pass per env step, GAIL's own code had taken 0.083 of a one-env PPO run's time on
-Hopper-v5 (benchmarks/results/throughput.md, its gail section, measured before and after). Anything else (a hand-driven loop, an off-policy agent, another wrapper between this one and
-the agent that changes step rewards, a VecNormalize with its own ``step_wait``, a discriminator with spectral
-norm) gets the reward at step time, as before; ``defer_rewards=False`` asks for that always. A run stopped
+Hopper-v5 (benchmarks/results/throughput.md, its gail section, measured before and after). Anything else (a
+hand-driven loop, an off-policy agent, another wrapper between this one and the agent that changes step
+rewards, a VecNormalize with its own ``step_wait``, a discriminator with spectral norm) gets the reward at step
+time, as before; ``defer_rewards=False`` asks for that always. A run stopped
 inside a rollout has its VecNormalize replayed over the steps it took; a callback that saves the VecNormalize at
 a step inside a rollout saves the statistics of the zeros handed out so far.
 
