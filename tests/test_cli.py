@@ -1,5 +1,7 @@
 import argparse
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -195,3 +197,13 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
     monkeypatch.undo()  # space freed
     assert main(["train", "--resume", str(tmp_path / "r"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "r" / "result.json").read_text())["timesteps"] == 768
+
+
+@pytest.mark.parametrize("module", ["rlgen", "rlgen.cli"])
+def test_python_dash_m_runs_the_command_line(module):
+    # `python -m rlgen envs` is the console script by another door: same parser, same exit codes
+    ok = subprocess.run([sys.executable, "-m", module, "envs"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "SparseMountainCar" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", module, "trian"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "trian" in bad.stderr
