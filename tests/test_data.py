@@ -11,6 +11,7 @@ import torch
 from rlgen.data import (
     DataError,
     MissingDataError,
+    NoTestSplitError,
     from_levels,
     load_dataset,
     read_idx,
@@ -88,6 +89,17 @@ def test_idx_round_trip_folder_and_file(tmp_path):
     assert np.array_equal(train.y.numpy(), labels)
     assert len(load_dataset(str(tmp_path), "test")) == 3
     assert len(load_dataset(str(tmp_path / "t10k-images-idx3-ubyte"))) == 3
+    # one train- file: its test split is the t10k- file beside it, never the training file itself
+    one_file = str(tmp_path / "train-images-idx3-ubyte.gz")
+    assert len(load_dataset(one_file, "train")) == 7
+    assert np.array_equal(load_dataset(one_file, "test").to_levels().numpy()[:, 0], images[:3])
+    # a file with no t10k- partner (or that is itself one) has no test split: refused, not reused
+    with pytest.raises(NoTestSplitError) as exc_info:
+        load_dataset(str(tmp_path / "t10k-images-idx3-ubyte"), "test")
+    _one_line_error(exc_info, "t10k-images-idx3-ubyte", "no test split", "folder")
+    (tmp_path / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(NoTestSplitError):
+        load_dataset(one_file, "test")
 
     write_idx(tmp_path / "values.idx", np.arange(6, dtype=np.float32).reshape(2, 3))
     assert np.array_equal(read_idx(tmp_path / "values.idx"), np.arange(6, dtype=np.float32).reshape(2, 3))

@@ -365,6 +365,26 @@ def test_ssgan_losses():
         gan.loss((x, torch.tensor([0, 1, 3, -1, -1, -1])))
 
 
+def test_ssgan_discriminator_loss_is_the_k_plus_1_class_cross_entropy():
+    # improved GAN's discriminator is a K+1-way classifier whose fake class has the constant logit 0:
+    # labelled reals are scored on their class (among the K real ones), unlabelled reals on "not fake",
+    # generated images on "fake"; checked here against that softmax written out by hand.
+    torch.manual_seed(0)
+    gan = SemiSupervisedGAN((1, 8, 8), n_classes=3, width_scale=0.05, input_noise=0.0, hidden_noise=0.0)
+    x, fake = torch.rand(6, 1, 8, 8), torch.rand(4, 1, 8, 8)
+    y = torch.tensor([0, 1, 2, -1, -1, -1])
+    terms = gan.discriminator_terms(x, y, fake, None)
+    with torch.no_grad():
+        p_real = torch.cat([gan.class_logits(x), torch.zeros(6, 1)], dim=1).softmax(dim=1)
+        p_fake = torch.cat([gan.class_logits(fake), torch.zeros(4, 1)], dim=1).softmax(dim=1)
+    supervised = -(p_real[:3, :3] / p_real[:3, :3].sum(dim=1, keepdim=True))[range(3), y[:3]].log().mean()
+    unsupervised = 0.5 * -(1 - p_real[3:, 3]).log().mean() + 0.5 * -p_fake[:, 3].log().mean()
+    torch.testing.assert_close(terms["d_supervised"], supervised)
+    torch.testing.assert_close(terms["d_unsupervised"], unsupervised)
+    torch.testing.assert_close(terms["loss_d"].detach(), supervised + gan.unlabelled_weight * unsupervised)
+    torch.testing.assert_close(terms["d_fake"], (1 - p_fake[:, 3]).mean())
+
+
 def test_infogan_information_term_trains_generator_and_q_and_codes_can_be_fixed():
     torch.manual_seed(0)
     gan = InfoGAN((1, 8, 8), n_categories=3, n_continuous=2, noise_dim=3, width=4)
@@ -385,6 +405,23 @@ def test_infogan_information_term_trains_generator_and_q_and_codes_can_be_fixed(
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(4))
     with pytest.raises(ValueError, match="category"):
         gan.sample(2, category=3)
+
+
+def test_infogan_information_loss_is_the_log_likelihood_of_the_codes_under_q():
+    # the variational bound's terms written out: Q's categorical log-probability of the category drawn and
+    # its unit-variance Gaussian log-density of the continuous codes drawn, each with its weight
+    torch.manual_seed(0)
+    gan = InfoGAN((1, 8, 8), n_categories=3, n_continuous=2, noise_dim=3, width=4, lambda_continuous=0.5)
+    latent = gan.draw_latent(5)
+    _, codes, values = latent
+    fake = gan.generate(latent).detach()
+    terms = gan.discriminator_terms(torch.rand(5, 1, 8, 8), torch.full((5,), -1), fake, latent)
+    with torch.no_grad():
+        logits, means = gan._code_parameters(gan.trunk(fake))
+    log_q_category = logits.log_softmax(dim=1)[range(5), codes].mean()
+    log_q_continuous = torch.distributions.Normal(means, 1.0).log_prob(values).sum(dim=1).mean()
+    expected = -(gan.lambda_info * log_q_category + 0.5 * log_q_continuous)
+    torch.testing.assert_close(terms["loss_d"].detach() - terms["d_bce"], expected)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`rlgen gen` train/sample/eval through argparse, the model registry, and run directories."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -112,6 +113,49 @@ def test_user_mistakes_are_one_line_errors(toy, tmp_path, capsys):
     _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", *out,
                     "--batch-size", "8", "--no-progress"], "batch_size=64, not 8")
     _error(capsys, ["gen", "sample", str(run), "--out", str(tmp_path / "x.jpg")], ".png or .npy")
+    # checkpoints that do not fit, or are damaged: the file and the problem, in one line
+    checkpoint = run / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=True)
+    torch.save({**saved, "model": {"logits": torch.zeros(2, 2)}}, checkpoint)
+    _error(capsys, ["gen", "sample", str(run)], "does not fit", "size mismatch for logits")
+    torch.save({key: value for key, value in saved.items() if key != "model"}, checkpoint)
+    _error(capsys, ["gen", "sample", str(run)], "checkpoint.pt", "damaged", "model")
+    _error(capsys, ["gen", "train", "toy", "--data", "mixture", "--steps", "4", *out, "--no-progress"],
+           "checkpoint.pt", "damaged", "model")
+    checkpoint.write_bytes(b"torn")
+    _error(capsys, ["gen", "eval", str(run)], "checkpoint.pt", "not a readable")
+
+
+def test_one_idx_file_is_trained_on_without_posing_as_its_own_test_set(toy, tmp_path, capsys):
+    from rlgen.data import write_idx
+
+    images = (torch.rand(20, 8, 8) > 0.5).to(torch.uint8).numpy() * 255
+    write_idx(tmp_path / "mine-images-idx3-ubyte", images)
+    write_idx(tmp_path / "mine-labels-idx1-ubyte", torch.zeros(20, dtype=torch.uint8).numpy())
+    argv = ["gen", "train", "toy", "--data", str(tmp_path / "mine-images-idx3-ubyte"), "--steps", "2",
+            "--out", str(tmp_path), "--run-name", "run", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no test split" in out and "eval/" not in out
+    _error(capsys, ["gen", "eval", str(tmp_path / "run")], "no test split", "folder")
+    assert main(["gen", "eval", str(tmp_path / "run"), "--split", "train", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "train"
+
+
+def test_eval_reports_the_vae_importance_weighted_bound_below_its_elbo(tmp_path, capsys):
+    out = ["--out", str(tmp_path), "--run-name", "vae"]
+    assert main(["gen", "train", "vae", "--data", "mixture", "--steps", "30", "-p", "hidden=[16]",
+                 "-p", "latent_dim=4", *out, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["gen", "eval", str(tmp_path / "vae"), "--iw-samples", "20", "--json", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    # the 20-sample bound is tighter than the one-sample ELBO; both in nats per example and bits/dim
+    assert metrics["iw_nll_nats"] < metrics["nll_nats"]
+    assert metrics["iw_bits_per_dim"] == pytest.approx(metrics["iw_nll_nats"] / (64 * math.log(2)))
+    assert main(["gen", "eval", str(tmp_path / "vae"), "--iw-samples", "0", "--json", "--no-progress"]) == 0
+    assert "iw_nll_nats" not in json.loads(capsys.readouterr().out)
+    _error(capsys, ["gen", "train", "vae", "--data", "mixture", "-p", "n_levels=4", "--out", str(tmp_path),
+                    "--run-name", "other"], "n_levels comes from the data", "--binarise")
 
 
 def test_diverging_training_is_one_line_error(monkeypatch, tmp_path, capsys):
@@ -169,6 +213,17 @@ def test_registry_names_every_model():
     assert set(MODELS) == set(_MODULES)
     with pytest.raises(registry.UnknownModelError, match="choose one of: dcgan"):
         registry.build_model("gan", (1, 8, 8), 2, 4)
+
+
+@pytest.mark.parametrize("name, width", [("pixelcnn", "channels"), ("pixelrnn", "hidden")])
+def test_pixel_models_build_for_colour_images_with_their_defaults(name, width):
+    # their masked convolutions split the feature maps into one group per colour: the default width is
+    # rounded up to a multiple of three for RGB images; a width the user gives is checked, not changed
+    model = registry.build_model(name, (3, 8, 8), 256, 10)
+    with torch.no_grad():
+        assert torch.isfinite(model.log_prob(torch.rand(2, 3, 8, 8))).all()
+    with pytest.raises(ValueError, match="divisible"):
+        registry.build_model(name, (3, 8, 8), 256, 10, **{width: 16})
 
 
 @pytest.mark.parametrize("name", list(_MODULES))

@@ -81,6 +81,28 @@ def test_scorer_cache_round_trip_and_shape_check(scorer_and_data):
         scorer.inception_like_score(torch.rand(4, 1, 28, 28))
 
 
+def test_scorer_cache_is_reused_only_for_the_same_fit_and_survives_a_corrupt_file(scorer_and_data, tmp_path,
+                                                                                    monkeypatch):
+    scorer, train, test, cache = scorer_and_data
+    mine = tmp_path / "scorer.pt"
+    mine.write_bytes(cache.read_bytes())
+    fits = []  # a fit saves what it fitted; a scorer taken from the cache is not saved again
+    original_save = SampleScorer.save
+    monkeypatch.setattr(SampleScorer, "save", lambda self, *a, **k: fits.append(1) or original_save(self, *a, **k))
+    SampleScorer.fit(train, epochs=6, cache=mine)
+    assert fits == []  # the same fit: reused
+    other = SampleScorer.fit(train, epochs=1, seed=1, cache=mine)  # another seed and length: fitted anew
+    assert len(fits) == 1
+    again = SampleScorer.fit(train, epochs=1, seed=1, cache=mine)
+    assert len(fits) == 1 and torch.allclose(again.probabilities(test.x[:5]), other.probabilities(test.x[:5]))
+    mine.write_bytes(b"torn")
+    with pytest.warns(UserWarning, match="not a readable sample scorer"):
+        SampleScorer.fit(train, epochs=1, cache=mine)
+    assert SampleScorer.load(mine).n_classes == 10  # replaced by the new fit
+    with pytest.raises(ValueError, match="not a readable sample scorer"):
+        SampleScorer.load(tmp_path / "missing.pt")
+
+
 def test_mode_coverage_counts_the_classes_samples_fall_into(scorer_and_data):
     scorer, _, test, _ = scorer_and_data
     real = scorer.mode_coverage(test.x)
@@ -92,3 +114,17 @@ def test_mode_coverage_counts_the_classes_samples_fall_into(scorer_and_data):
     assert partial["kl_uniform"] == pytest.approx(math.log(10 / 3), abs=0.2)  # a few misclassified
     collapsed = scorer.mode_coverage(test.x[:1].expand(200, -1, -1, -1))
     assert collapsed["modes"] == 1 and collapsed["kl_uniform"] == pytest.approx(math.log(10), abs=1e-6)
+
+
+def test_inception_like_score_by_hand(monkeypatch):
+    # exp E_x KL(p(y|x) || p(y)) on class-probability tables worked out by hand
+    scorer = SampleScorer((1, 8, 8), n_classes=2)
+    x = torch.zeros(2, 1, 8, 8)
+    tables = {
+        2.0: [[1.0, 0.0], [0.0, 1.0]],  # confident and varied: as many as the classes
+        1.0: [[1.0, 0.0], [1.0, 0.0]],  # collapsed onto one class
+        math.exp(0.9 * math.log(1.8) + 0.1 * math.log(0.2)): [[0.9, 0.1], [0.1, 0.9]],
+    }
+    for expected, table in tables.items():
+        monkeypatch.setattr(scorer, "probabilities", lambda samples, t=table: torch.tensor(t))
+        assert scorer.inception_like_score(x) == pytest.approx(expected, rel=1e-6)

@@ -215,6 +215,15 @@ def test_evaluate_is_repeatable_and_leaves_the_global_rng(mixture):
     assert first == second and torch.equal(torch.get_rng_state(), state)
 
 
+
+def test_fit_leaves_the_callers_global_rng(mixture):
+    trainer = Trainer(_fresh(TwoPlayer), mixture[0], steps=3, batch_size=16, progress_bar=False)
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    trainer.fit()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_save_image_grid_writes_png(tmp_path):
     save_image_grid(torch.rand(10, 3, 5, 5), tmp_path / "rgb.png")
     assert (tmp_path / "rgb.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from rlgen.agents.config import ConfigError, parse_override
 from rlgen.atomic import atomic_write_bytes
 from rlgen.cli.common import HelpFormatter, Subparsers, add_run_dir_options, positive_int, warn
-from rlgen.data import DATASETS, DataError, ImageData, load_dataset, semi_supervised_split
+from rlgen.data import DATASETS, DataError, ImageData, NoTestSplitError, load_dataset, semi_supervised_split
 from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
 
 DEFAULT_STEPS = 2000
@@ -93,7 +93,8 @@ def _add_eval(sub: Subparsers) -> None:
     p = sub.add_parser(
         "eval", help="evaluate a trained model on the test split",
         description="Print RUN_DIR's model metrics on a split of its data: the loss terms; for density "
-        "models NLL in nats and bits/dim; for ssgan the classification error; for infogan the category "
+        "models NLL in nats and bits/dim (for the VAEs the one-sample ELBO's, and the importance-weighted "
+        "bound's as iw_nll_nats / iw_bits_per_dim); for ssgan the classification error; for infogan the category "
         "accuracy after best matching. --score adds the classifier-based sample scores (Inception-like score "
         "and Fréchet distance of a small CNN fitted on the training split; no downloads).",
         formatter_class=HelpFormatter,
@@ -104,6 +105,9 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--score", type=int, default=0, metavar="N",
                    help="also score N samples with the classifier (the scorer is cached in "
                    "RUN_DIR/scorer.pt)")
+    p.add_argument("--iw-samples", type=int, default=100, metavar="K",
+                   help="VAEs: importance samples per example of the importance-weighted NLL bound (Burda et al. "
+                   "2016), the VAE's figure to compare with PixelCNN's exact NLL; 0 skips it")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and sampling")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -143,7 +147,7 @@ def _build(spec: ModelSpec) -> torch.nn.Module:
 
 
 def _load(run_dir: str) -> tuple[torch.nn.Module, ModelSpec]:
-    from rlgen.generative.trainer import CHECKPOINT_FILE, load_checkpoint
+    from rlgen.generative.trainer import CHECKPOINT_FILE, load_checkpoint, state_dict_mismatch
 
     try:
         spec = ModelSpec.load(run_dir)
@@ -154,8 +158,11 @@ def _load(run_dir: str) -> tuple[torch.nn.Module, ModelSpec]:
         raise ConfigError(f"{run_dir} has no {CHECKPOINT_FILE}; train the model first")
     try:
         model.load_state_dict(load_checkpoint(run_dir)["model"])
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{run_dir}: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # CheckpointError: already one line naming the file
+        raise ConfigError(str(exc)) from None
+    except RuntimeError as exc:
+        raise ConfigError(f"{run_dir}: the checkpoint does not fit model.json's {spec.name}: "
+                          f"{state_dict_mismatch(exc)}") from None
     return model.eval(), spec
 
 
@@ -200,9 +207,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     n_labels = defaults.n_labels if args.labels is None else (args.labels or None)
     try:
         train = load_dataset(args.data, "train")
-        test = load_dataset(args.data, "test")
+        try:
+            test: ImageData | None = load_dataset(args.data, "test")
+        except NoTestSplitError as exc:
+            print(f"note: {exc}; training without held-out evaluation")
+            test = None
         if args.binarise is not None:
-            train, test = train.binarised(args.binarise), test.binarised(args.binarise)
+            train = train.binarised(args.binarise)
+            test = test.binarised(args.binarise) if test is not None else None
         if n_labels is not None:
             train = semi_supervised_split(train, n_labels=n_labels, seed=args.seed)
     except DataError as exc:
@@ -210,7 +222,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data_key = args.data if args.data in DATASETS else str(Path(args.data).expanduser().resolve())
     try:
         spec = ModelSpec(name=args.model, input_shape=train.shape, n_levels=train.n_levels,
-                         n_classes=max(train.n_classes, test.n_classes), kwargs=_model_kwargs(args.params),
+                         n_classes=max(train.n_classes, test.n_classes if test is not None else 0),
+                         kwargs=_model_kwargs(args.params),
                          data=data_key, binarise=args.binarise, n_labels=n_labels)
     except UnknownModelError as exc:
         raise ConfigError(str(exc)) from None
@@ -281,8 +294,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = load_run_data(spec, args.split)
     metrics: dict[str, Any] = {"run_dir": args.run_dir, "model": spec.name, "data": spec.data,
                                "split": args.split}
+    if args.iw_samples < 0:
+        raise ConfigError(f"--iw-samples must be 0 or more, got {args.iw_samples}")
     metrics.update(evaluate(model, data, batch_size=args.batch_size, seed=args.seed,
-                            progress_bar=not args.no_progress))
+                            progress_bar=not args.no_progress, iw_samples=args.iw_samples))
     if args.score:
         if len(data.shape) != 3:
             raise ConfigError("--score needs image data; this run models vectors")

@@ -13,6 +13,7 @@ from rlgen.data.image_data import (
     DataError,
     ImageData,
     MissingDataError,
+    NoTestSplitError,
     from_levels,
     semi_supervised_split,
     vector_dataset,
@@ -20,7 +21,7 @@ from rlgen.data.image_data import (
 from rlgen.data.load import DATASETS, load_dataset
 
 __all__ = [
-    "DATASETS", "DataError", "ImageData", "MissingDataError", "from_levels", "load_cifar10", "load_dataset",
-    "load_mnist_idx", "make_mixture", "mixture_prototypes", "read_idx", "semi_supervised_split",
+    "DATASETS", "DataError", "ImageData", "MissingDataError", "NoTestSplitError", "from_levels", "load_cifar10",
+    "load_dataset", "load_mnist_idx", "make_mixture", "mixture_prototypes", "read_idx", "semi_supervised_split",
     "vector_dataset", "write_idx",
 ]

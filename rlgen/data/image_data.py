@@ -18,6 +18,10 @@ class MissingDataError(DataError, FileNotFoundError):
     """A data file or folder that does not exist."""
 
 
+class NoTestSplitError(DataError):
+    """The data given has no held-out test split (one IDX file with no t10k- file beside it)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ImageData:
     """Images (or vectors) with their labels.

@@ -8,7 +8,7 @@ from pathlib import Path
 from rlgen.data.bundled import load_digits, load_mixture, load_mnist5k
 from rlgen.data.cifar import is_cifar_folder, load_cifar10
 from rlgen.data.idx import find_idx_images, load_mnist_idx
-from rlgen.data.image_data import DataError, ImageData, MissingDataError
+from rlgen.data.image_data import DataError, ImageData, MissingDataError, NoTestSplitError
 
 DATASETS: dict[str, Callable[[str], ImageData]] = {
     "digits": load_digits,
@@ -26,7 +26,9 @@ def load_dataset(name_or_path: str | Path, split: str = "train") -> ImageData:
 
     * an MNIST-format folder holding ``train-images-idx3-ubyte[.gz]`` / ``t10k-images-idx3-ubyte[.gz]``
       and their ``*-labels-idx1-ubyte`` files; ``split`` picks train or t10k;
-    * one IDX images file (its labels file beside it): that file, whatever ``split`` says;
+    * one IDX images file (its labels file beside it): that file is the ``train`` split; ``test`` is the
+      ``t10k-`` file beside a ``train-`` file, and :class:`NoTestSplitError` where there is none (a
+      training file is never handed out as its own test set);
     * a CIFAR-10 python-batches folder (``data_batch_1``..``5``, ``test_batch``), or its parent.
 
     ``split`` is ``train``, ``test`` or (bundled sets) ``all``.
@@ -43,7 +45,13 @@ def load_dataset(name_or_path: str | Path, split: str = "train") -> ImageData:
     if split == "all":
         raise DataError(f"split 'all' is only for the bundled data sets; load {key} with train or test")
     if path.is_file():
-        return load_mnist_idx(path)
+        if split == "train":
+            return load_mnist_idx(path)
+        sibling = find_idx_images(path.parent, "test") if path.name.startswith("train") else None
+        if sibling is None:
+            raise NoTestSplitError(f"{path} is one IDX file with no t10k- images file beside it, so it has no "
+                                   "test split; give the folder holding both the train- and t10k- files")
+        return load_mnist_idx(sibling)
     for folder in (path, path / "cifar-10-batches-py"):
         if is_cifar_folder(folder):
             return load_cifar10(folder, split)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +188,9 @@ class SampleScorer(nn.Module):
             cache: str | Path | None = None, progress_bar: bool = False, **kwargs: int) -> SampleScorer:
         """Train a scorer on ``data``'s labelled images (seconds on digits, about a minute on mnist5k).
 
-        With ``cache``, a scorer saved there for the same image shape and classes is loaded instead,
-        and a newly fitted one is saved there.
+        With ``cache``, a scorer saved there by a fit with the same settings (seed, epochs, batch size,
+        learning rate, network size) on data of the same shape, classes and size is loaded instead; otherwise
+        (or where the cached file is unreadable) a scorer is fitted and saved there in its place.
         """
         if len(data.shape) != 3:
             raise ValueError(f"SampleScorer needs image data (N, C, H, W), got examples of shape {data.shape}")
@@ -197,10 +199,17 @@ class SampleScorer(nn.Module):
         if len(x) == 0:
             raise ValueError(f"{data.name}: SampleScorer needs labelled images, found none")
         n_classes = int(y.max()) + 1
+        fit_settings = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                        "n_examples": len(x), **kwargs}
         if cache is not None and Path(cache).is_file():
-            scorer = cls.load(cache)
-            if scorer.image_shape == tuple(data.shape) and scorer.n_classes == n_classes:
-                return scorer
+            try:
+                cached, cached_settings = cls._load_with_settings(cache)
+            except ValueError as exc:
+                warnings.warn(f"{exc}; fitting a new scorer in its place", stacklevel=2)
+            else:
+                if (cached.image_shape == tuple(data.shape) and cached.n_classes == n_classes
+                        and cached_settings == fit_settings):
+                    return cached
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -219,22 +228,33 @@ class SampleScorer(nn.Module):
                     bar.update(1)
         scorer.eval()
         if cache is not None:
-            scorer.save(cache)
+            scorer.save(cache, fit_settings)
         return scorer
 
-    def save(self, path: str | Path) -> None:
-        """Write the weights and the constructor arguments (a torch file loadable with weights_only)."""
+    def save(self, path: str | Path, fit_settings: dict | None = None) -> None:
+        """Write the weights and the constructor arguments (a torch file loadable with weights_only), and
+        the settings of the fit that made them (what ``fit`` compares before reusing a cached scorer)."""
         buffer = io.BytesIO()
         config = {"image_shape": list(self.image_shape), "n_classes": self.n_classes, "width": self.width,
                   "n_features": self.n_features}
-        torch.save({"config": json.dumps(config), "state_dict": self.state_dict()}, buffer)
+        torch.save({"config": json.dumps(config), "fit": json.dumps(fit_settings),
+                    "state_dict": self.state_dict()}, buffer)
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> SampleScorer:
-        """A scorer written by ``save``."""
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config = json.loads(saved["config"])
-        scorer = cls(tuple(config["image_shape"]), config["n_classes"], config["width"], config["n_features"])
-        scorer.load_state_dict(saved["state_dict"])
-        return scorer.eval()
+        """A scorer written by ``save``; ValueError naming the file if it is not one."""
+        return cls._load_with_settings(path)[0]
+
+    @classmethod
+    def _load_with_settings(cls, path: str | Path) -> tuple[SampleScorer, dict | None]:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            config = json.loads(saved["config"])
+            scorer = cls(tuple(config["image_shape"]), config["n_classes"], config["width"],
+                         config["n_features"])
+            scorer.load_state_dict(saved["state_dict"])
+            fit_settings = json.loads(saved.get("fit", "null"))
+        except Exception as exc:  # torn, foreign or from another version: say which file, in one line
+            raise ValueError(f"{path}: not a readable sample scorer ({type(exc).__name__})") from None
+        return scorer.eval(), fit_settings

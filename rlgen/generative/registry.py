@@ -7,6 +7,7 @@ only when their model is built, so a missing or broken one affects only itself.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -58,16 +59,30 @@ def _iaf_vae(input_shape: tuple[int, ...], n_levels: int, n_classes: int, **kwar
     return VAE(input_shape, **{"posterior": "iaf", **_vae_likelihood(n_levels), **kwargs})
 
 
+def _width_for_channels(model: type, width: str, input_shape: tuple[int, ...], kwargs: dict[str, Any]
+                        ) -> dict[str, Any]:
+    """The model's default ``width`` rounded up to a multiple of an image's channels, where the user gives
+    none: the masked convolutions split their feature maps into one group per colour channel (64 feature maps
+    for RGB images become 66). A width the user gives is left for the model to check."""
+    if width in kwargs or len(input_shape) != 3:
+        return kwargs
+    default = inspect.signature(model).parameters[width].default
+    n_channels = input_shape[0]
+    return {**kwargs, width: -(-default // n_channels) * n_channels}
+
+
 def _pixelcnn(input_shape: tuple[int, ...], n_levels: int, n_classes: int, **kwargs: Any) -> nn.Module:
     from rlgen.generative.pixelcnn import PixelCNN
 
-    return PixelCNN(input_shape, **{"n_levels": n_levels, **kwargs})
+    return PixelCNN(input_shape, **{"n_levels": n_levels,
+                                    **_width_for_channels(PixelCNN, "channels", input_shape, kwargs)})
 
 
 def _pixelrnn(input_shape: tuple[int, ...], n_levels: int, n_classes: int, **kwargs: Any) -> nn.Module:
     from rlgen.generative.pixelrnn import PixelRNN
 
-    return PixelRNN(input_shape, **{"n_levels": n_levels, **kwargs})
+    return PixelRNN(input_shape, **{"n_levels": n_levels,
+                                    **_width_for_channels(PixelRNN, "hidden", input_shape, kwargs)})
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -133,6 +148,9 @@ class ModelSpec:
             json.dumps(self.kwargs)
         except TypeError as exc:
             raise ValueError(f"model kwargs must be JSON values (numbers, strings, lists, dicts): {exc}") from None
+        if "n_levels" in self.kwargs:  # a likelihood over other levels than the data's scores other data
+            raise ValueError(f"n_levels comes from the data ({self.n_levels} levels), not a model keyword; "
+                             "binarise the data instead (rlgen gen train --binarise)")
 
     def build(self) -> nn.Module:
         """A freshly initialised model (seed torch first for a reproducible initialisation)."""

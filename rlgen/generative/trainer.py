@@ -107,11 +107,14 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int | None = None, m
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DataLike, *, batch_size: int = 256, seed: int = 0,
-             progress_bar: bool = False) -> dict[str, float]:
+             progress_bar: bool = False, iw_samples: int = 0) -> dict[str, float]:
     """The model's loss terms averaged over ``data`` and, for density models, NLL and bits/dim.
 
     ``nll_nats`` is the mean of -log_prob(x) per example (a bound for the VAE, which its log_prob
-    documents) and ``bits_per_dim`` divides it by the number of dimensions and ln 2. Models with a
+    documents) and ``bits_per_dim`` divides it by the number of dimensions and ln 2. With ``iw_samples``
+    K > 0, models with ``importance_weighted_nll`` (the VAE) also get ``iw_nll_nats`` and
+    ``iw_bits_per_dim``: the K-sample importance-weighted bound, much tighter than the one-sample ELBO and
+    the figure to set beside an exact-likelihood model's NLL (K times the cost of the ELBO). Models with a
     ``classify(x) -> logits`` method (the semi-supervised GAN) also get ``error`` on the labelled
     examples; models with ``infer_codes(x) -> (category probabilities, ...)`` (InfoGAN) get
     ``category_accuracy``, the accuracy of the inferred category after the best one-to-one matching of
@@ -133,6 +136,9 @@ def evaluate(model: nn.Module, data: DataLike, *, batch_size: int = 256, seed: i
                 log_prob = getattr(model, "log_prob", None)
                 if log_prob is not None:
                     terms["nll_nats"] = float(-log_prob(xb).double().sum()) / len(xb)
+                importance_weighted = getattr(model, "importance_weighted_nll", None)
+                if iw_samples > 0 and importance_weighted is not None:
+                    terms["iw_nll_nats"] = float(importance_weighted(xb, k=iw_samples).double().sum()) / len(xb)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value * len(xb)
                 classify = getattr(model, "classify", None)
@@ -148,6 +154,8 @@ def evaluate(model: nn.Module, data: DataLike, *, batch_size: int = 256, seed: i
     metrics = {key: value / len(x) for key, value in sums.items()}
     if "nll_nats" in metrics:
         metrics["bits_per_dim"] = bits_per_dim(metrics["nll_nats"], math.prod(x.shape[1:]))
+    if "iw_nll_nats" in metrics:
+        metrics["iw_bits_per_dim"] = bits_per_dim(metrics["iw_nll_nats"], math.prod(x.shape[1:]))
     if labelled:
         metrics["error"] = wrong / labelled
     if clusters and bool((y >= 0).all()):
@@ -166,6 +174,10 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable rlgen checkpoint ({type(exc).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: not an rlgen generative checkpoint of version {CHECKPOINT_VERSION}")
+    kinds = {"step": int, "model": dict, "optimizers": dict, "settings": dict}
+    missing = [key for key, kind in kinds.items() if not isinstance(checkpoint.get(key), kind)]
+    if missing:
+        raise CheckpointError(f"{path}: a damaged checkpoint (missing or malformed: {', '.join(missing)})")
     return checkpoint
 
 
@@ -181,8 +193,16 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], run_dir: str | Path)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0:2]
-        raise CheckpointError(f"the checkpoint in {run_dir} does not fit this model: {' '.join(first)}") from None
+        raise CheckpointError(f"the checkpoint in {run_dir} does not fit this model: "
+                              f"{state_dict_mismatch(exc)}") from None
+
+
+def state_dict_mismatch(exc: Exception) -> str:
+    """One line of torch's load_state_dict error: its first specific complaint (a size mismatch, a missing
+    or unexpected key) rather than its header, which names no parameter."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    specific = [line for line in lines[1:] if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    return (specific or lines or [type(exc).__name__])[0]
 
 
 class Trainer:
@@ -299,7 +319,14 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        """Train to ``total_steps`` (resuming from out_dir's checkpoint) and return the final metrics."""
+        """Train to ``total_steps`` (resuming from out_dir's checkpoint) and return the final metrics.
+
+        Each step seeds torch from (seed, step), so that a resumed run repeats an uninterrupted one; the
+        caller's global torch RNG is restored afterwards."""
+        with torch.random.fork_rng():
+            return self._fit()
+
+    def _fit(self) -> dict[str, float]:
         self._resume()
         self._last_checkpoint = self.step if self.out_dir and self.step else 0
         writer = None
