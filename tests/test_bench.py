@@ -16,9 +16,39 @@ from rlgen.cli import main
 def test_iqm_is_the_mean_of_the_middle_half():
     assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
     assert stats.iqm(np.array([0, 0, 1, 1, 1, 1, 100, -100])) == pytest.approx(0.75)  # outliers ignored
-    # n not divisible by 4: the boundary values count in part (0.25 of 1 and of 4 for n=5)
-    assert stats.iqm(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(3.0)
-    assert stats.iqm(np.array([0.0, 0, 0, 10, 10])) == pytest.approx((0.75 * 0 + 0 + 0.75 * 10) / 2.5)
+    # n not divisible by 4: floor(n / 4) cut from each end, as rliable (scipy.stats.trim_mean(x, 0.25))
+    assert stats.iqm(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(3.0)  # 2, 3, 4
+    assert stats.iqm(np.array([0.0, 0, 0, 10, 10])) == pytest.approx(10 / 3)  # 0, 0, 10
+    from scipy.stats import trim_mean
+
+    x = np.random.default_rng(0).normal(size=30)
+    assert stats.iqm(x) == pytest.approx(trim_mean(x, 0.25))
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_the_resampled_means():
+    # two runs, 0 and 1: a resample's mean is 0, 0.5 or 1 with chances 1/4, 1/2, 1/4, so the 2.5% and 97.5%
+    # percentiles of 2,000 resampled means are 0 and 1; with five runs 0, 0, 0, 0, 1 the chance that a resample
+    # holds no 1 is 0.8^5 = 0.33 > 0.025, so the low end is 0, and the 97.5% point is 0.6 (three or more 1s:
+    # 5.8%; four or more: 0.67%)
+    assert stats.bootstrap_ci([0.0, 1.0])[1:] == (0.0, 1.0)
+    point, low, high = stats.bootstrap_ci([0.0, 0, 0, 0, 1])
+    assert (point, low, high) == (pytest.approx(0.2), 0.0, pytest.approx(0.6))
+    # a 90% interval: the 5% and 95% points of the means of 2,000 resamples of the runs
+    x = np.random.default_rng(1).normal(size=6)
+    means = x[np.random.default_rng(7).integers(0, 6, size=(2000, 6))].mean(axis=1)
+    assert stats.bootstrap_ci(x, confidence=0.9, seed=7)[1:] == pytest.approx(tuple(np.quantile(means, [0.05, 0.95])))
+
+
+def test_permutation_test_counts_every_split():
+    # 5 runs against 5, all of one group above all of the other: only the observed split and its mirror
+    # image are as far apart, 2 of the 252 ways to split ten runs into five and five
+    assert stats.permutation_test([1.0] * 5, [0.0] * 5) == pytest.approx(2 / 252)
+    # three successes against none: the 21 splits with all three 1s on one side, on either side
+    assert stats.permutation_test([0.3, 0.2, 0.1, 0, 0], [0.0] * 5) == pytest.approx(2 * 21 / 252)
+    assert stats.permutation_test([1.0, 2, 3], [1.0, 2, 3]) == 1.0
+    # too many splits to count: a seeded sample of them, near the exact value
+    a, b = np.arange(12.0), np.arange(12.0) + 8
+    assert stats.permutation_test(a, b) < 0.01 < stats.permutation_test(a, b + -7.5)
 
 
 def test_bootstrap_interval_covers_and_narrows():
@@ -519,6 +549,29 @@ def test_the_archive_keeps_the_better_record_and_the_suites_settings(tmp_path, c
     statuses, report = run_suite(suite, tmp_path / "c", workers=1, total_steps=512, archive_dir=blocked)
     assert [s.status for s in statuses] == ["done", "done"] and "2/2" in report.read_text()
     assert any(m.startswith("archive: could not copy ppo_CartPole-v1_s0 to ") for m in caplog.messages)
+
+
+def test_a_finished_run_of_other_settings_under_a_suite_runs_name_is_never_counted_resumed_or_archived(tmp_path):
+    suite, store = load_suite("smoke"), tmp_path / "archive"
+    other = suite.runs(tmp_path, seeds=1, total_steps=512)[0]
+    other.config.hyperparams = {**other.config.hyperparams, "n_steps": 128}
+    assert [s.status for s in run_suite_runs([other], workers=1)] == ["done"]
+    result = (other.config.run_dir / "result.json").read_text()
+    statuses, report = run_suite(suite, tmp_path, workers=1, total_steps=512, seeds=1, archive_dir=store)
+    assert [s.status for s in statuses] == ["failed"]
+    assert "was trained with hyperparams.n_steps=128" in statuses[0].error and "--out" in statuses[0].error
+    assert (other.config.run_dir / "result.json").read_text() == result  # left as it was
+    assert not (store / other.config.run_dir.name).exists()
+    text = report.read_text()
+    assert "| CartPole-v1 | ppo | 0/1 |" in text and "## Runs left out" in text
+    assert f"- `{other.config.run_dir.name}`: {other.config.run_dir.name} was trained with hyperparams.n_steps=128" \
+        in text
+    # a run trained for a larger budget than the suite's is not the suite's run either
+    longer = suite.runs(tmp_path / "long", seeds=1, total_steps=1024)[0]
+    run_suite_runs([longer], workers=1)
+    statuses, report = run_suite(suite, tmp_path / "long", workers=1, total_steps=512, seeds=1)
+    assert [s.status for s in statuses] == ["failed"] and "budget of 1,024 env steps, not 512" in statuses[0].error
+    assert "| CartPole-v1 | ppo | 0/1 |" in report.read_text()
 
 
 def test_a_hook_before_archiving_writes_what_the_archive_carries_and_its_failure_costs_only_its_file(tmp_path,

@@ -336,7 +336,9 @@ def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> N
     assert "| no | **helps** | +0.833 [" in rows[hard] and rows[hard].count("**helps**") == 2
     assert "| yes | **hurts** | -0.700 [" in rows[easy] and rows[easy].count("**hurts**") == 2
     assert rows[even].count("no difference") == 2
-    assert "| yes | no difference | +0.000 [+0.000, +0.000] | **hurts** | -3.0 [" in rows[costly]
+    assert "| yes | no difference | +0.000 [+0.000, +0.000], p 1.000 | **hurts** | -3.0 [" in rows[costly]
+    # beside each difference its exact permutation p: 3 seeds against 3 wholly apart is 2 of the 20 splits
+    assert "], p 0.100 | **helps** |" in rows[hard]
     assert (f"- ppo+vime: success better on 1 task(s) ({hard}); worse success or final return on 2 ({easy}, "
             f"{costly}).") in text
     # the agent without a bonus is never compared with itself
@@ -355,14 +357,20 @@ def test_steps_to_first_success_get_a_median_with_its_interval_and_never_counts_
 
     def record(seed: int, first: float | None) -> RunRecord:
         config = RunConfig(algo="ppo", env_id="rlgen/SparseMountainCar-v0", seed=seed, total_steps=100_000)
-        returns = np.array([0.0, 0.0, 1.0 if first is not None else 0.0])
-        steps = np.array([1000.0, 2000.0, first if first is not None else 3000.0])
+        # a success at ``first`` and another later: the first one counts
+        returns = np.array([0.0, 0.0, 1.0, 1.0]) if first is not None else np.zeros(4)
+        steps = np.array([1000.0, 2000.0, first or 3000.0, (first or 3000.0) + 50_000])
         return RunRecord(SuiteRun("ppo", config.env_id, seed, config), "finished", np.zeros(1), np.zeros(1),
                          train_steps=steps, train_returns=returns)
 
     assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, 40_000)]) == "30k [20k, 40k]"
     assert _first_success_ci([record(0, 20_000), record(1, 30_000), record(2, None)]) == "30k [20k, never]"
     assert _first_success_ci([record(0, None), record(1, 30_000), record(2, None)]) == "never [30k, never]"
+    # a run with no training episodes recorded is not "never": it is left out
+    unrecorded = record(3, None)
+    unrecorded.train_returns, unrecorded.train_steps = np.zeros(0), np.zeros(0)
+    assert np.isnan(unrecorded.first_success) and np.isnan(unrecorded.success_rate)
+    assert _first_success_ci([record(0, 20_000), unrecorded]) == "20k [20k, 20k]"
 
 
 def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> None:
@@ -386,6 +394,12 @@ def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> Non
     assert "| ppo+bonus | 0.350 " in shared and "trpo+bonus" not in shared
     assert "| trpo+bonus | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | 2 | 1 |" in own
     assert "| ppo |" not in own and "ppo+unfinished" not in text
+
+    # the IQM pools a method's runs over the tasks (rliable's), not a mean of per-task IQMs: 6 runs, the middle 4
+    skewed = {"ppo": {"easy": np.array([0.0, 0.0, 0.0, 0.9]), "hard": np.array([1.0, 0.1])}}
+    row = next(line for line in _normalised_tables(skewed, ["ppo"], ["ppo"], tasks, ["easy", "hard"])
+               if line.startswith("| ppo |"))
+    assert row.startswith("| ppo | 0.250 [") and "| 0.333 [" in row and row.endswith("| 6 | 2 |")
 
     # a method run everywhere but finished nowhere does not empty the ranking; nothing finished: no ranking
     assert ranked_on_common_tasks({**scores, "ppo+bonus": {"later": np.array([0.1])}}, planned, tasks) == ([], [])

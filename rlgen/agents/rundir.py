@@ -183,6 +183,24 @@ class RunDir:
             return None
         return data if isinstance(data, dict) else None
 
+    def mismatch(self, config: RunConfig) -> str | None:
+        """Why the run in this directory is not the run ``config`` describes, in a phrase (another setting, by
+        :func:`setting_difference`, or a larger budget: its later steps are not the run asked for); None when
+        it is (a smaller budget is the same run, not yet trained as far), or when the directory holds no
+        readable config to compare."""
+        try:
+            saved = self.read_config(validate=False)
+        except Exception:  # no run here yet, or a config from no known version: nothing to compare
+            return None
+        difference = setting_difference(saved, config)
+        if difference is not None:
+            key, theirs, mine = difference
+            return f"{self.path.name} was trained with {key}={theirs!r}, not {mine!r}"
+        if saved.total_steps > config.total_steps:
+            return (f"{self.path.name} was trained for a budget of {saved.total_steps:,} env steps, "
+                    f"not {config.total_steps:,}")
+        return None
+
     def finished(self, total_steps: int = 0) -> bool:
         """Whether the run finished with at least ``total_steps`` env steps (its result.json says so)."""
         result = self.read_result()

@@ -103,7 +103,7 @@ def run_suite(
                         logger.warning("archive: %s: before archiving: %s; archived without it", status.name,
                                        reason)
                 try:
-                    archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps)
+                    archive.archive_run(config.run_dir, archive_dir, archive_models, config.total_steps, config)
                 except OSError as exc:  # the runs matter more than their copies: say so and go on
                     logger.warning("archive: could not copy %s to %s: %s", status.name, archive_dir, exc)
             log_progress(done, total, start, status)

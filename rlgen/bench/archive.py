@@ -86,15 +86,19 @@ def _other_demos(a: str | None, b: str | None) -> bool:
 
 
 def archive_run(run_dir: str | Path, archive_dir: str | Path, with_model: bool = False,
-                min_timesteps: int = 0) -> bool:
+                min_timesteps: int = 0, config: RunConfig | None = None) -> bool:
     """Copy a finished run's record into ``archive_dir/<run name>``; returns whether it wrote.
 
     Nothing is written for a run without a result or trained for fewer than ``min_timesteps`` (its
-    budget), nor over an archived record of the same run (settings and demos) that trained longer, nor when
-    the archive already holds this very result."""
+    budget), nor, given the ``config`` a suite asks for, for a run of other settings or another budget
+    under that name (:meth:`RunDir.mismatch`), nor over an archived record of the same run (settings and
+    demos) that trained longer, nor when the archive already holds this very result."""
     run, kept = RunDir(run_dir), RunDir(Path(archive_dir) / Path(run_dir).name)
     result = run.read_result()
     if result is None or _timesteps(result) < min_timesteps:
+        return False
+    if config is not None and (other := run.mismatch(config)) is not None:
+        logger.warning("archive: %s; not archived", other)
         return False
     files = run.record_files(with_model)
     archived = kept.read_result()
@@ -127,6 +131,9 @@ def archived_result(run_dir: str | Path, archive_dir: str | Path, min_timesteps:
         kept = _config(source)
         if kept is None or not same_settings(kept, config):
             return None, f"{source.name} was trained with other settings than the suite's"
+        if kept.total_steps > config.total_steps:
+            return None, (f"{source.name} was trained for a budget of {kept.total_steps:,} env steps, not the "
+                          f"suite's {config.total_steps:,}")
         recorded, asked = source.demos_record().get("sha256"), _demos_sha256(config)
         if _other_demos(recorded, asked):
             return None, (f"{source.name} was trained on other demos (sha256 {recorded}) than the suite's "

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RunRecord:
     run: SuiteRun
-    state: str  # finished | incomplete | failed | missing
+    state: str  # finished | incomplete | failed | missing | other (another run under this name: left out)
     steps: np.ndarray
     returns: np.ndarray
     error: str | None = None
@@ -91,8 +91,11 @@ class RunRecord:
 
     @property
     def first_success(self) -> float:
-        """Env steps until the first training episode with a positive return (inf: never)."""
-        if self.train_returns is None or not (self.train_returns > 0).any():
+        """Env steps until the first training episode with a positive return (inf: never; NaN: no training
+        episodes recorded, which is not "never")."""
+        if self.train_returns is None or not len(self.train_returns):
+            return float("nan")
+        if not (self.train_returns > 0).any():
             return float("inf")
         return float(self.train_steps[np.argmax(self.train_returns > 0)])
 
@@ -105,8 +108,11 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
         steps = np.array([row["timesteps"] for row in history])
         returns = np.array([row["mean_return"] for row in history])
         error = None
+        other = RunDir(run_dir).mismatch(run.config) if RunDir(run_dir).read_result() is not None else None
         if run_finished(run.config):
             state = "finished"
+        elif other is not None:
+            state, error = "other", other
         elif (run_dir / ERROR_FILE).is_file():
             state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
         else:
@@ -251,7 +257,8 @@ def _curves_png(records: list[RunRecord], tasks: list[str], labels: list[str]) -
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         for i, label in enumerate(labels):
-            group = [r for r in records if r.run.env_id == task and r.run.label == label and len(r.steps) > 1]
+            group = [r for r in records if r.run.env_id == task and r.run.label == label and len(r.steps) > 1
+                     and r.state == "finished"]
             if not group:
                 continue
             end = min(r.steps[-1] for r in group)
@@ -311,11 +318,14 @@ def _success_table(records: list[RunRecord], tasks: list[str], labels: list[str]
                 continue
             rates = np.array([r.success_rate for r in group])
             firsts = np.array([r.first_success for r in group])
+            recorded = ~np.isnan(firsts)  # runs with no training episodes recorded count on neither side
             per_seed = ", ".join(
                 f"{r.success_rate:.2f} ({r.first_success / 1000:.0f}k)" if np.isfinite(r.first_success)
-                else f"{r.success_rate:.2f} (never)" for r in group)
-            lines.append(f"| {task} | {label} | {_fmt_ci(*stats.bootstrap_ci(rates), digits=3)} | "
-                         f"{int(np.isfinite(firsts).sum())}/{len(group)} | {_first_success_ci(group)} | {per_seed} |")
+                else f"{r.success_rate:.2f} (never)" if np.isinf(r.first_success)
+                else "no episodes recorded" for r in group)
+            lines.append(f"| {task} | {label} | {_fmt_ci(*stats.bootstrap_ci(rates[recorded]), digits=3)} | "
+                         f"{int(np.isfinite(firsts).sum())}/{int(recorded.sum())} | {_first_success_ci(group)} | "
+                         f"{per_seed} |")
     return lines
 
 
@@ -323,6 +333,9 @@ def _first_success_ci(group: list[RunRecord]) -> str:
     """The median over seeds of the env steps to the first success, with its 95% bootstrap interval; a seed that
     never succeeded counts as later than any that did, so a median (or bound) among those reads "never"."""
     firsts = np.array([r.first_success for r in group])
+    firsts = firsts[~np.isnan(firsts)]  # no training episodes recorded: not "never", left out
+    if not len(firsts):
+        return "—"
     never = 10.0 * max(r.run.config.total_steps for r in group) + 1.0  # later than any success in these runs
     point, low, high = stats.bootstrap_ci(np.where(np.isfinite(firsts), firsts, never), np.median)
 
@@ -420,7 +433,8 @@ def _coverage_png(records: list[RunRecord], tasks: list[str], labels: list[str])
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    covered = [task for task in tasks if any(r.run.env_id == task and r.coverage is not None for r in records)]
+    covered = [task for task in tasks if any(r.run.env_id == task and r.coverage is not None
+                                             and r.state == "finished" for r in records)]
     if not covered:
         return None
     fig = Figure(figsize=(4.2 * len(covered), 3.4))
@@ -429,7 +443,7 @@ def _coverage_png(records: list[RunRecord], tasks: list[str], labels: list[str])
         ax = fig.add_subplot(1, len(covered), column + 1)
         for i, label in enumerate(labels):
             group = [r.coverage for r in records if r.run.env_id == task and r.run.label == label
-                     and r.coverage is not None and len(r.coverage[0])]
+                     and r.state == "finished" and r.coverage is not None and len(r.coverage[0])]
             if not group:
                 continue
             grid = np.linspace(0.0, min(steps[-1] for steps, _ in group), 40)
@@ -545,9 +559,11 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
                 verdict = _compare(mine, theirs)
                 difference = "—"
                 if verdict != "unknown":
-                    point, low, high = stats.difference_ci(mine[np.isfinite(mine)], theirs[np.isfinite(theirs)])
+                    mine_ok, theirs_ok = mine[np.isfinite(mine)], theirs[np.isfinite(theirs)]
+                    point, low, high = stats.difference_ci(mine_ok, theirs_ok)
                     digits = 3 if measure == "success_rate" else 1
-                    difference = f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+                    p_value = stats.permutation_test(mine_ok, theirs_ok)
+                    difference = f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], p {p_value:.3f}"
                 verdicts += [verdict, difference]
             rates = [r.success_rate for r in others if np.isfinite(r.success_rate)]
             solved = "—" if not rates else "yes" if float(np.mean(rates)) >= 0.5 else "no"
@@ -573,7 +589,11 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             "settings; \"(other seeds)\" where the two finished different seeds): **helps** where the bonus's 95% "
             "interval lies wholly above the agent's own, **hurts** where wholly below, no difference where the two "
             "overlap, — with fewer than two seeds on a side; beside each, the difference of the means over seeds "
-            "with its 95% bootstrap interval. \"Solved without\": the agent alone succeeds in at least half of its "
+            "with its 95% bootstrap interval and p, the two-sided exact permutation test of that difference (5 "
+            "seeds against 5: at least 0.008). Percentile bootstrap intervals over 5 seeds are narrow (a nominal "
+            "95% interval of a mean covers it about 83% of the time: benchmarks/bootstrap_coverage.py), so a "
+            "verdict whose p is above 0.05 is weak evidence; nothing here corrects for the many comparisons. "
+            "\"Solved without\": the agent alone succeeds in at least half of its "
             "training episodes (mean over seeds).", "",
             "| task | method | without = | solved without | success rate | bonus minus without | final return "
             "| bonus minus without |", "|---|---|---|---|---|---|---|---|", *rows, "", *summary]
@@ -590,14 +610,17 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     labels = list(dict.fromkeys(r.run.label for r in records))
     refs = reference_scores(suite, records, out_dir)
     budgets = _steps_per_task(records, tasks)
+    finished_seeds = sorted({r.run.seed for r in records if r.state == "finished"})
+    episodes = " or ".join(str(n) for n in sorted({r.run.config.eval_episodes for r in records})) or "the"
 
     lines = [f"# Benchmark suite `{suite.name}`" + (f": {name}" if name != suite.name else ""), ""]
     if suite.description:
         lines += [suite.description, ""]
     lines += [
         f"Command: `{command}`", "",
-        f"Written {time.strftime('%Y-%m-%d %H:%M')}; env steps per run: {budgets}; seeds: {sorted({r.run.seed for r in records})}. Return = mean over the evaluation "
-        "episodes of the final evaluation (deterministic policy, true env reward); intervals are 95% "
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}; env steps per run: {budgets}; seeds: {finished_seeds}. Return = mean over the "
+        f"{episodes} evaluation episodes of the final evaluation (deterministic policy, true env reward); "
+        "intervals are 95% "
         "percentile-bootstrap intervals over seeds.", "",
         "## Final return per task", "",
         "| task | method | runs finished | final return, mean [95% CI] | per seed |",
@@ -641,6 +664,11 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     failed = [r for r in records if r.state == "failed"]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in failed]
+    others = [r for r in records if r.state == "other"]
+    if others:
+        lines += ["", "## Runs left out", "",
+                  "Finished runs under a suite run's name that are not that run (counted nowhere above):", ""]
+        lines += [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in others]
     incomplete = [r for r in records if r.state in ("incomplete", "missing")]
     if incomplete:
         lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the suite (or its part that holds "

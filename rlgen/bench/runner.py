@@ -44,8 +44,11 @@ class RunStatus:
 
 
 def run_finished(config: RunConfig) -> bool:
-    """A run counts as finished once its result.json reports the configured budget."""
-    return RunDir(config.run_dir).finished(config.total_steps)
+    """A run counts as finished once its result.json reports the configured budget, and it is the run ``config``
+    describes: a run directory of other settings or another budget under the same name never stands in for it
+    (:meth:`RunDir.mismatch`)."""
+    run = RunDir(config.run_dir)
+    return run.finished(config.total_steps) and run.mismatch(config) is None
 
 
 def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +71,11 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
 
     if run_finished(config):  # finished by another suite since this one looked
         return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
+    other = RunDir(config.run_dir).mismatch(config)
+    if other is not None and RunDir(config.run_dir).read_result() is not None:
+        # a finished run of something else under this name: left as it is, neither resumed nor counted
+        return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0,
+                "error": f"{other}; move it away or give the suite another --out"}
     # a run that stopped before its first checkpoint has nothing to resume: train() clears and starts it again
     resume = RunDir(config.run_dir).has_checkpoint()
     try:

@@ -96,7 +96,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
             for run in runs:  # both ways: archived runs missing here come in, runs finished here go in
                 archive.restore_run(run.config.run_dir, args.archive, run.config.total_steps, run.config)
-                archive.archive_run(run.config.run_dir, args.archive, min_timesteps=run.config.total_steps)
+                archive.archive_run(run.config.run_dir, args.archive, min_timesteps=run.config.total_steps,
+                                    config=run.config)
         report = write_report(suite, runs, out, command, args.report_dir, name=args.report_name)
         failed = 0
     else:
