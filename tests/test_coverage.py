@@ -406,3 +406,25 @@ def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> Non
     assert ranked_on_common_tasks({}, planned, tasks) == ([], [])
     alone = "\n".join(_normalised_tables(scores, [], list(scores), tasks, []))
     assert "no shared tasks" in alone and "| trpo+bonus | 0.900" in alone and "On the" not in alone
+
+
+def test_random_policy_scores_are_cached_per_env_settings(tmp_path, monkeypatch) -> None:
+    # the random policy's score on a task depends on its settings (a farther goal): two suites that run one
+    # env id with other env_kwargs must not share the first one's cached score
+    from rlgen.agents import RunConfig
+    from rlgen.bench import report
+    from rlgen.bench.report import RunRecord, reference_scores
+    from rlgen.bench.suite import Suite, SuiteRun
+
+    measured = []
+    monkeypatch.setattr(report, "random_policy_score",
+                        lambda env_id, kwargs: measured.append(kwargs) or float(kwargs.get("goal_x", 0.0)))
+
+    def scores(goal_x: float | None) -> dict[str, float]:
+        kwargs = {} if goal_x is None else {"goal_x": goal_x}
+        config = RunConfig(algo="ppo", env_id="rlgen/SparseHalfCheetah-v0", env_kwargs=kwargs, seed=0)
+        record = RunRecord(SuiteRun("ppo", config.env_id, 0, config), "finished", np.array([1.0]), np.array([9.0]))
+        return reference_scores(Suite("s", [], [0]), [record], tmp_path)[config.env_id]
+
+    assert scores(2.0)["random"] == 2.0 and scores(3.0)["random"] == 3.0 and scores(None)["random"] == 0.0
+    assert scores(2.0)["random"] == 2.0 and len(measured) == 3  # each measured once, then read from the cache

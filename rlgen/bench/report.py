@@ -205,12 +205,15 @@ def reference_scores(suite: Suite, records: list[RunRecord], out_dir: Path) -> d
         given = suite.scores.get(env_id, {})
         finished = [r for r in records if r.run.env_id == env_id and r.state == "finished"]
         finals = [r.final for r in finished]
+        # the random policy's score depends on the env's settings (a goal farther away, say): cached per both
+        kwargs = finished[0].run.config.env_kwargs if finished else {}
+        key = env_id if not kwargs else f"{env_id} {json.dumps(kwargs, sort_keys=True)}"
         if "random" in given:
             low = given["random"]
-        elif env_id in cache:
-            low = cache[env_id]
+        elif key in cache:
+            low = cache[key]
         elif finished:  # measured with the env settings of a run that worked
-            low = cache[env_id] = random_policy_score(env_id, finished[0].run.config.env_kwargs)
+            low = cache[key] = random_policy_score(env_id, kwargs)
             atomic_write_text(cache_path, json.dumps(cache, indent=2))
         else:
             low = float("nan")
@@ -593,6 +596,8 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             "seeds against 5: at least 0.008). Percentile bootstrap intervals over 5 seeds are narrow (a nominal "
             "95% interval of a mean covers it about 83% of the time: benchmarks/bootstrap_coverage.py), so a "
             "verdict whose p is above 0.05 is weak evidence; nothing here corrects for the many comparisons. "
+            "The verdict asks whether the two groups' intervals overlap, which is stricter than whether the "
+            "difference's own interval holds 0: a difference whose interval excludes 0 can still read no difference. "
             "\"Solved without\": the agent alone succeeds in at least half of its "
             "training episodes (mean over seeds).", "",
             "| task | method | without = | solved without | success rate | bonus minus without | final return "
