@@ -247,3 +247,20 @@ def test_model_spec_errors(tmp_path):
     (tmp_path / "model.json").write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="not an rlgen model description"):
         ModelSpec.load(tmp_path)
+
+
+def test_ssgan_trains_on_the_papers_semi_supervised_batches_by_default(tmp_path, capsys, monkeypatch):
+    from rlgen.generative import trainer as trainer_module
+
+    sizes = []
+    original = trainer_module.Trainer.batch_at
+    monkeypatch.setattr(trainer_module.Trainer, "batch_at",
+                        lambda self, step: sizes.append(((b := original(self, step))[1] >= 0).sum().item()) or b)
+    out = ["--out", str(tmp_path), "--no-progress", "-p", "width_scale=0.05", "--steps", "2", "--data", "digits"]
+    assert main(["gen", "train", "ssgan", "--run-name", "a", *out]) == 0
+    assert sizes == [100, 100]  # 100 labelled examples beside the 100 of all the data, labels hidden
+    sizes.clear()
+    assert main(["gen", "train", "ssgan", "--run-name", "b", "--labelled-batch", "0", *out]) == 0
+    assert max(sizes) < 20  # as drawn: ~100 labels among 1,400 digits leave a few per batch
+    capsys.readouterr()
+    _error(capsys, ["gen", "train", "ssgan", "--labelled-batch", "-1", *out], "--labelled-batch", "-1")

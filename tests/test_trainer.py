@@ -229,3 +229,33 @@ def test_save_image_grid_writes_png(tmp_path):
     assert (tmp_path / "rgb.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="shape"):
         save_image_grid(torch.rand(10, 25), tmp_path / "flat.png")
+
+
+def test_labelled_batches_cycle_over_the_labels_beside_the_data_with_labels_hidden(mixture, tmp_path):
+    from rlgen.data import semi_supervised_split
+
+    data = semi_supervised_split(mixture[0], n_labels=8, seed=0)
+    labelled = set(torch.nonzero(data.y >= 0).flatten().tolist())
+    trainer = Trainer(_fresh(TwoPlayer), data, steps=8, batch_size=32, labelled_batch_size=3, progress_bar=False)
+    seen = []
+    for step in range(8):
+        x, y = trainer.batch_at(step)
+        assert len(x) == len(y) == 35 and bool((y[3:] == -1).all()) and bool((y[:3] >= 0).all())
+        # the labelled part is labelled examples, with their own labels
+        rows = trainer._labelled_at(step).tolist()
+        assert torch.equal(x[:3], data.x[rows]) and set(rows) <= labelled and data.y[rows].tolist() == y[:3].tolist()
+        seen += rows
+    # 24 draws over 8 labelled examples: three full passes, each example once per pass, in fresh orders
+    assert all(sorted(seen[i:i + 8]) == sorted(labelled) for i in (0, 8, 16)) and seen[:8] != seen[8:16]
+    # a function of (seed, step) alone, whatever was drawn before
+    again = Trainer(_fresh(TwoPlayer), data, steps=8, batch_size=32, labelled_batch_size=3, progress_bar=False)
+    assert torch.equal(again.batch_at(5)[0], trainer.batch_at(5)[0])
+    # the data order is part of what a resumed run must keep
+    first = Trainer(_fresh(TwoPlayer), data, steps=2, batch_size=32, labelled_batch_size=3, progress_bar=False,
+                    out_dir=tmp_path / "run", checkpoint_every=1)
+    first.fit()
+    with pytest.raises(ValueError, match="labelled_batch_size=3, not 4"):
+        Trainer(_fresh(TwoPlayer), data, steps=4, batch_size=32, labelled_batch_size=4, progress_bar=False,
+                out_dir=tmp_path / "run").fit()
+    with pytest.raises(ValueError, match="needs labelled examples"):
+        Trainer(_fresh(TwoPlayer), (data.x, torch.full((len(data.x),), -1)), steps=1, labelled_batch_size=2)

@@ -42,7 +42,7 @@ def _add_train(sub: Subparsers) -> None:
         description="Train MODEL on a data set into the run directory OUT/RUN_NAME. Running it again into "
         "the same run directory resumes from the checkpoint (raise --steps to train longer). Learning rate, "
         "betas, batch size and the number of labels default to each model's reference settings (GANs: Adam "
-        "beta1 0.5; ssgan: lr 3e-3, batch 100, 100 labels).",
+        "beta1 0.5; ssgan: lr 3e-3, batches of 100 labelled and 100 unlabelled examples, 100 labels).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(MODELS)}")
@@ -64,6 +64,10 @@ def _add_train(sub: Subparsers) -> None:
     p.add_argument("--labels", type=int, default=None,
                    help="keep only this many training labels, balanced over classes (ssgan default 100); "
                    "0 keeps all")
+    p.add_argument("--labelled-batch", type=int, default=None, metavar="N",
+                   help="add N labelled examples to every batch, cycling over the labelled ones, while the batch's "
+                   "--batch-size examples of all the data have their labels hidden (the improved-GAN paper's "
+                   "semi-supervised batches; ssgan default 100); 0: batches as drawn")
     p.add_argument("--binarise", type=float, default=None, metavar="THRESHOLD",
                    help="binarise the images at THRESHOLD in [0, 1) (0.5 = MNIST's usual > 127)")
     p.add_argument("--log-every", type=positive_int, default=50, help="updates between TensorBoard points")
@@ -205,6 +209,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--binarise must be in [0, 1), got {args.binarise}")
     defaults = training_defaults(args.model)
     n_labels = defaults.n_labels if args.labels is None else (args.labels or None)
+    labelled_batch = defaults.labelled_batch if args.labelled_batch is None else args.labelled_batch
+    if labelled_batch < 0:
+        raise ConfigError(f"--labelled-batch must be 0 or more, got {labelled_batch}")
     try:
         train = load_dataset(args.data, "train")
         try:
@@ -250,7 +257,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size or defaults.batch_size, lr=lr, betas=betas,
                           out_dir=run_dir, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
                           sample_every=args.sample_every, seed=args.seed, progress_bar=not args.no_progress,
-                          eval_data=test, spec=spec)
+                          eval_data=test, spec=spec, labelled_batch_size=labelled_batch)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     print(f"run directory: {run_dir}")

@@ -104,12 +104,14 @@ class TrainingDefaults:
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 64
     n_labels: int | None = None  # keep only this many labels (balanced) in the training data
+    labelled_batch: int = 0  # labelled examples added to every batch (Trainer's labelled_batch_size)
 
 
 TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {
     "dcgan": TrainingDefaults(lr=2e-4, betas=(0.5, 0.999)),
-    # improved-GAN's MNIST semi-supervised setting: Adam(0.003, beta1 0.5), batch 100, 100 labels
-    "ssgan": TrainingDefaults(lr=3e-3, betas=(0.5, 0.999), batch_size=100, n_labels=100),
+    # improved-GAN's MNIST semi-supervised setting: Adam(0.003, beta1 0.5), batches of 100 labelled examples
+    # (cycling over the 100 labels) and 100 of all the data, labels hidden
+    "ssgan": TrainingDefaults(lr=3e-3, betas=(0.5, 0.999), batch_size=100, n_labels=100, labelled_batch=100),
     # InfoGAN: lr 2e-4 for D (the model may set its own G rate), beta1 0.5, batch 128
     "infogan": TrainingDefaults(lr=2e-4, betas=(0.5, 0.999), batch_size=128),
 }

@@ -210,15 +210,21 @@ class Trainer:
 
     Give ``steps`` (updates) or ``epochs`` (passes over the data). With ``out_dir`` the trainer writes
     TensorBoard logs, checkpoints, sample grids and metrics there, and a later ``fit()`` on the same
-    directory resumes from the checkpoint (``steps``/``epochs`` may grow; ``seed`` and ``batch_size``
-    must stay, since they fix the order of the data).
+    directory resumes from the checkpoint (``steps``/``epochs`` may grow; ``seed``, ``batch_size`` and
+    ``labelled_batch_size`` must stay, since they fix the order of the data).
+
+    ``labelled_batch_size`` > 0 (semi-supervised training, as the improved-GAN paper's): every batch is that
+    many labelled examples, cycling over the labelled ones in a fresh order each pass, followed by
+    ``batch_size`` examples of the whole data with their labels hidden (-1), so the supervised term sees a
+    full batch however few labels there are and the unsupervised one sees the data as it is.
     """
 
     def __init__(self, model: nn.Module, data: DataLike, *, steps: int | None = None, epochs: int | None = None,
                  batch_size: int = 64, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  out_dir: str | Path | None = None, log_every: int = 50, checkpoint_every: int = 1000,
                  sample_every: int = 1000, seed: int = 0, progress_bar: bool = True,
-                 eval_data: DataLike | None = None, n_samples: int = 64, spec: ModelSpec | None = None):
+                 eval_data: DataLike | None = None, n_samples: int = 64, spec: ModelSpec | None = None,
+                 labelled_batch_size: int = 0):
         if (steps is None) == (epochs is None):
             raise ValueError("give exactly one of steps or epochs")
         for name, value in (("steps", steps), ("epochs", epochs)):
@@ -232,6 +238,13 @@ class Trainer:
             raise ValueError(f"lr must be positive, got {lr}")
         self.model = model
         self.x, self.y = as_tensors(data)
+        if labelled_batch_size < 0:
+            raise ValueError(f"labelled_batch_size must be 0 or more, got {labelled_batch_size}")
+        self.labelled = torch.nonzero(self.y >= 0).flatten() if labelled_batch_size else torch.zeros(0, dtype=torch.long)
+        if labelled_batch_size and not len(self.labelled):
+            raise ValueError("labelled_batch_size needs labelled examples; the data has none")
+        self.labelled_batch_size = labelled_batch_size
+        self._labelled_orders: dict[int, Tensor] = {}
         self.batch_size = min(batch_size, len(self.x))
         # drop the last partial batch: a batch of one breaks batch norm and makes steps unequal
         self.steps_per_epoch = len(self.x) // self.batch_size
@@ -253,11 +266,32 @@ class Trainer:
             generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
             self._order = (epoch, torch.randperm(len(self.x), generator=generator))
         index = self._order[1][position * self.batch_size:(position + 1) * self.batch_size]
-        return self.x[index], self.y[index]
+        if not self.labelled_batch_size:
+            return self.x[index], self.y[index]
+        labelled = self._labelled_at(step)
+        return (torch.cat([self.x[labelled], self.x[index]]),
+                torch.cat([self.y[labelled], torch.full((len(index),), -1, dtype=self.y.dtype)]))
+
+    def _labelled_at(self, step: int) -> Tensor:
+        """The labelled examples of update ``step``: positions step * k .. step * k + k - 1 of an endless
+        sequence of passes over the labelled examples, each pass in its own seeded order."""
+        n, k = len(self.labelled), self.labelled_batch_size
+        positions = torch.arange(step * k, (step + 1) * k)
+        passes = positions // n
+        for p in passes.unique().tolist():
+            if p not in self._labelled_orders:
+                generator = torch.Generator().manual_seed(_epoch_seed(self.seed, p, stream=2))
+                self._labelled_orders = {**{q: o for q, o in self._labelled_orders.items() if q >= p - 1},
+                                         p: torch.randperm(n, generator=generator)}
+        return self.labelled[torch.stack([self._labelled_orders[int(p)][int(i)]
+                                          for p, i in zip(passes, positions % n, strict=True)])]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
-        return {"seed": self.seed, "batch_size": self.batch_size, "n_examples": len(self.x)}
+        settings = {"seed": self.seed, "batch_size": self.batch_size, "n_examples": len(self.x)}
+        if self.labelled_batch_size:  # absent before it existed: older checkpoints resume as they were
+            settings["labelled_batch_size"] = self.labelled_batch_size
+        return settings
 
     def save_checkpoint(self) -> None:
         assert self.out_dir is not None
@@ -395,7 +429,8 @@ class Trainer:
         return metrics
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # the third word keeps these keys apart from step_seed's two-word ones
-    state = np.random.SeedSequence([seed, epoch, 1]).generate_state(2, np.uint32)
+def _epoch_seed(seed: int, epoch: int, stream: int = 1) -> int:
+    # the third word keeps these keys apart from step_seed's two-word ones, and the labelled passes' (2) apart
+    # from the data's (1)
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1
