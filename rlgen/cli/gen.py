@@ -88,7 +88,8 @@ def _add_sample(sub: Subparsers) -> None:
     p.add_argument("--out", default=None, metavar="FILE",
                    help="the output file: .png (image grid) or .npy (array) (default RUN_DIR/samples.png)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="samples drawn at once")
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="samples drawn at once (the samples depend on --seed and on this)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_sample)
 
