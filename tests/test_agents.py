@@ -1,5 +1,6 @@
 import json
 import shutil
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rlgen.agents import (
 from rlgen.agents.config import build_config, parse_override, resume_config
 from rlgen.agents.envstack import build_model, make_vec_env
 from rlgen.agents.presets import PRESETS
-from rlgen.agents.rundir import read_eval_history
+from rlgen.agents.rundir import RunDir, read_eval_history
 
 
 def _params(run_dir):
@@ -49,6 +50,40 @@ def test_config_sources_resolve_in_order(tmp_path):
     assert config.hyperparams["learning_rate"] == pytest.approx(1e-4)
     assert config.hyperparams["policy_kwargs"]["net_arch"] == [8, 8]
     assert config.hyperparams["policy_kwargs"]["activation_fn"] == "tanh"  # the rest of the preset stays
+
+
+def test_a_config_file_and_overrides_read_numbers_and_names_as_meant(tmp_path):
+    # YAML 1.1 reads 1e-3 as a string; rlgen's files read it as the number it is (a quoted "1e-3" stays text)
+    (tmp_path / "c.yaml").write_text("total_steps: 1e6\nhyperparams:\n  ent_coef: 1e-3\n  target_kl: 2e-2\n"
+                                     "env_kwargs:\n  label: '1e-3'\n")
+    config = build_config("ppo", "CartPole-v1", config_file=tmp_path / "c.yaml").validated()
+    assert config.total_steps == 1_000_000 and isinstance(config.total_steps, int)
+    assert config.hyperparams["ent_coef"] == 1e-3 and config.hyperparams["target_kl"] == 2e-2
+    assert config.env_kwargs["label"] == "1e-3"
+    config = build_config("ppo", "CartPole-v1", overrides=["total_steps=2.5e5", "run_name=2024", "seed=3.0"])
+    assert (config.total_steps, config.run_name, config.seed) == (250_000, "2024", 3)
+    assert config.run_dir.name == "2024"
+    with pytest.raises(ConfigError, match="normalize must be true or false, got 'Flase'"):
+        build_config("ppo", "CartPole-v1", overrides=["normalize=Flase"]).validated()
+    # the preset follows --algo and --env: an override of either would come after it was chosen
+    for item, flag in (("env_id=rlgen/SparseMountainCar-v0", "--env"), ("algo=trpo", "--algo")):
+        with pytest.raises(ConfigError, match=f"give {flag}"):
+            build_config("ppo", "CartPole-v1", overrides=[item])
+
+
+def test_resume_config_takes_the_folder_as_named_and_only_raises_the_budget(tiny_config, monkeypatch):
+    run_dir = train(tiny_config(total_steps=256, eval_freq=0, run_name="here")).run_dir
+    monkeypatch.chdir(run_dir)
+    assert resume_config(".").run_dir == run_dir.resolve()
+    with pytest.raises(ConfigError, match="--steps 128 is below the run's budget of 256"):
+        resume_config(run_dir, total_steps=128)
+    assert resume_config(run_dir, total_steps=512).total_steps == 512
+    # a schedule laid over the old budget would jump: said
+    config = RunConfig.load(run_dir / "config.yaml")
+    config.hyperparams = {**config.hyperparams, "learning_rate": {"schedule": "linear", "start": 1e-3, "end": 0.0}}
+    config.save(run_dir / "config.yaml")
+    with pytest.warns(UserWarning, match="learning_rate follow a schedule laid over the run's 256 env steps"):
+        resume_config(run_dir, total_steps=512)
 
 
 @pytest.mark.parametrize(
@@ -150,8 +185,13 @@ def test_run_directory_holds_everything(tiny_config):
     result = train(tiny_config())
     run_dir = result.run_dir
     for name in ("config.yaml", "model.zip", "vecnormalize.npz", "eval.csv", "learning_curve.png",
-                 "result.json", "checkpoint/model.zip", "checkpoint/progress.json"):
+                 "result.json", "checkpoint/progress.json"):
         assert (run_dir / name).is_file(), name
+    # the last checkpoint's files, in the folder its progress file names
+    assert RunDir(run_dir).checkpoint_files.parent == run_dir / "checkpoint"
+    assert {p.name for p in (run_dir / "checkpoint").iterdir()} == {"progress.json", "step_000000000512"}
+    assert (RunDir(run_dir).checkpoint_files / "model.zip").is_file()
+    assert (RunDir(run_dir).checkpoint_files / "vecnormalize.npz").is_file()
     assert any((run_dir / "tb").iterdir())
     assert [row["timesteps"] for row in result.eval_history] == [256, 512]
     versions = json.loads((run_dir / "result.json").read_text())["versions"]  # what the numbers were made with
@@ -335,6 +375,41 @@ def test_demos_from_the_best_policy_see_its_own_statistics(tiny_config, monkeypa
     final = collect_demos(run_dir, 2)
     assert any(len(a.acts) != len(b.acts) or not np.array_equal(a.acts, b.acts)
                for a, b in zip(trajs, final, strict=True))
+
+
+def test_vecnormalize_statistics_round_trip_whole(tmp_path):
+    # every number the running statistics carry, counts included: a resumed run's first update weighs its
+    # new batch against what the count says was seen before
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from rlgen.agents.normalization import load_vecnormalize_stats, save_vecnormalize_stats
+
+    def venv():
+        return VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), gamma=0.9, clip_obs=7.0)
+
+    trained = venv()
+    trained.reset()
+    for _ in range(50):
+        trained.step(np.array([[0.5]]))
+    save_vecnormalize_stats(trained, tmp_path / "stats.npz")
+    loaded = venv()
+    load_vecnormalize_stats(loaded, tmp_path / "stats.npz")
+    for name in ("obs_rms", "ret_rms"):
+        mine, theirs = getattr(loaded, name), getattr(trained, name)
+        assert mine.count == theirs.count and theirs.count > 50  # not the fresh 1e-4
+        np.testing.assert_array_equal(mine.mean, theirs.mean)
+        np.testing.assert_array_equal(mine.var, theirs.var)
+    assert (loaded.clip_obs, loaded.gamma) == (7.0, 0.9)
+
+
+def test_evaluation_episodes_start_apart_from_training_ones(tiny_config):
+    from rlgen.agents.evaluation import EVAL_SEED_OFFSET, eval_seed
+
+    config = tiny_config(seed=4)
+    assert eval_seed(config) == 4 + EVAL_SEED_OFFSET and EVAL_SEED_OFFSET >= 1000  # never a training seed's
+    # (a run's envs reset from seed + env index, so the offset keeps the two sets of starts apart)
+    assert eval_seed(config) not in range(config.seed, config.seed + 64)
 
 
 def test_resume_as_another_agent_is_refused(tiny_config):
@@ -537,6 +612,24 @@ def test_a_tampered_model_file_runs_no_code_and_gets_a_one_line_error(tiny_confi
                pickled_globals(__import__("pickle").dumps(_Payload(marker))))
 
 
+def test_a_model_whose_weights_hold_a_pickled_object_runs_no_code_and_gets_a_one_line_error(tiny_config, tmp_path):
+    import io
+
+    run_dir = train(tiny_config(total_steps=256, eval_freq=0)).run_dir
+    marker = tmp_path / "pwned"
+    with zipfile.ZipFile(run_dir / "model.zip") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    buffer = io.BytesIO()
+    torch.save({"weights": _Payload(marker)}, buffer)
+    files["policy.pth"] = buffer.getvalue()
+    with zipfile.ZipFile(run_dir / "model.zip", "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    with pytest.raises(ConfigError, match=r"model.zip: its weights hold objects other than tensors") as info:
+        evaluate(run_dir, episodes=1)
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
 def test_a_truncated_model_file_gets_a_one_line_error_naming_it(tiny_config):
     run_dir = train(tiny_config(total_steps=256, eval_freq=0)).run_dir
     content = (run_dir / "model.zip").read_bytes()
@@ -581,7 +674,7 @@ def test_a_resume_forgets_the_episodes_played_after_its_checkpoint_and_keeps_the
 def test_a_damaged_checkpoint_gets_a_one_line_error_naming_the_file(tiny_config, damage):
     config = tiny_config(total_steps=256, run_name="run")
     train(config)
-    ckpt = config.run_dir / "checkpoint"
+    ckpt = RunDir(config.run_dir).checkpoint_files
     if damage == "truncated":
         content = (ckpt / "vecnormalize.npz").read_bytes()
         (ckpt / "vecnormalize.npz").write_bytes(content[: len(content) // 3])
@@ -593,10 +686,10 @@ def test_a_damaged_checkpoint_gets_a_one_line_error_naming_the_file(tiny_config,
         np.savez(ckpt / "vecnormalize.npz", **arrays)
         expected = r"vecnormalize.npz hold non-finite values \(obs_mean\)"
     elif damage == "progress-text":
-        (ckpt / "progress.json").write_text('{"timeste')
+        (config.run_dir / "checkpoint" / "progress.json").write_text('{"timeste')
         expected = r"progress.json is damaged"
     else:
-        (ckpt / "progress.json").write_text('{"timesteps": "many"}')
+        (config.run_dir / "checkpoint" / "progress.json").write_text('{"timesteps": "many"}')
         expected = r"progress.json is damaged: timesteps is 'many'"
     with pytest.raises(ConfigError, match=expected) as info:
         train(tiny_config(total_steps=512, run_name="run"), resume=True)

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,20 +166,25 @@ def test_eval_without_seed_leaves_the_seed_to_evaluate(monkeypatch, capsys):
     assert "2.00 ± 1.00 over 2 episodes" in capsys.readouterr().out
 
 
-def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("failing", ["model.zip", "vecnormalize.npz"])
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, capsys, monkeypatch,
+                                                                                     failing):
     import errno
     import json
+    import zipfile
 
     import rlgen.atomic
+    from rlgen.agents.rundir import RunDir
     from rlgen.cli import main
 
     real = rlgen.atomic.atomic_write
     writes = {"model": 0}
 
     def full_disk(path, write):
-        if str(path).endswith("checkpoint/model.zip"):
+        # the first file a checkpoint writes, or a later one (its model already written)
+        if "/checkpoint/" in str(path) and Path(path).name == failing:
             writes["model"] += 1
-            if writes["model"] == 2:  # the second checkpoint: the disk is full half-way through the model
+            if writes["model"] == 2:  # the second checkpoint: the disk is full half-way through the file
                 def half(handle):
                     handle.write(b"partial")
                     raise OSError(errno.ENOSPC, "No space left on device")
@@ -190,10 +196,12 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_the_run_resu
             "-p", "n_steps=128", "-p", "checkpoint_freq=256", "-p", "eval_freq=0", "--no-progress"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no space left on the device writing" in err[0] and "checkpoint/model.zip" in err[0]
+    assert len(err) == 1 and "no space left on the device writing" in err[0] and failing in err[0]
     ckpt = tmp_path / "r" / "checkpoint"
     assert json.loads((ckpt / "progress.json").read_text())["timesteps"] == 256  # the previous checkpoint
-    assert not list(ckpt.glob(".*.tmp"))  # no half-written file left behind
+    assert not list(ckpt.glob(".*.tmp"))  # no half-written folder left behind
+    with zipfile.ZipFile(RunDir(tmp_path / "r").checkpoint_files / "model.zip") as archive:
+        assert json.loads(archive.read("data"))["num_timesteps"] == 256  # ... whole: its model is of that step
     monkeypatch.undo()  # space freed
     assert main(["train", "--resume", str(tmp_path / "r"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "r" / "result.json").read_text())["timesteps"] == 768

@@ -49,6 +49,30 @@ def test_training_with_the_fast_forward_is_training_without_it(algo):
     assert torch.equal(trained(True), trained(False))
 
 
+def test_the_fast_forward_takes_float64_observations_as_sb3_does():
+    # Gymnasium's MuJoCo tasks observe float64; SB3 casts the observation to float32 before its networks
+    class Float64LineEnv(LineEnv):
+        def __init__(self):
+            super().__init__(horizon=20)
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+
+        def _obs(self):
+            return super()._obs().astype(np.float64)
+
+    venv = DummyVecEnv([lambda: gym.wrappers.TimeLimit(Float64LineEnv(), 20) for _ in range(2)])
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=32, seed=3, device="cpu", policy_kwargs={"net_arch": [8]})
+    reference = copy.deepcopy(model)
+    assert install_fast_forward(model.policy)
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(5, 2)), dtype=torch.float64)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        expected = reference.policy(obs.float())
+        torch.manual_seed(7)
+        got = model.policy(obs)
+    assert all(torch.equal(e, g) for e, g in zip(expected, got, strict=True))
+    model.learn(64)  # and trains on them
+
+
 def test_other_policies_are_left_alone():
     discrete = PPO("MlpPolicy", "CartPole-v1", device="cpu")
     assert not install_fast_forward(discrete.policy)

@@ -9,6 +9,7 @@ from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlgen.agents import ConfigError, RunConfig, train
+from rlgen.agents.rundir import RunDir
 from rlgen.exploration import VIME
 from tests.fakes import RolloutRecorder, line_venv, step_until_nan
 
@@ -247,7 +248,7 @@ def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
             "rollout/ep_intrinsic_mean"} <= scalar_tags(result.run_dir / "tb")
     # SAC's replay buffer (saved with the checkpoint, raw rewards as SB3 keeps them behind VecNormalize) holds
     # Pendulum's reward plus the bonus: recompute the env's reward from the stored (s, a) and compare
-    with np.load(result.run_dir / "checkpoint" / "replay_buffer.npz", allow_pickle=False) as replay:
+    with np.load(RunDir(result.run_dir).checkpoint_files / "replay_buffer.npz", allow_pickle=False) as replay:
         assert int(replay["pos"]) == 800
         obs, actions, stored = replay["observations"][:, 0], replay["actions"][:, 0, 0], replay["rewards"][:, 0]
     theta, theta_dot, torque = np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2], 2.0 * actions
@@ -258,7 +259,7 @@ def test_step_mode_trains_sac_through_the_run_loop(tmp_path):
     config.total_steps = 1024
     resumed = train(config, resume=True)
     assert torch.load(resumed.run_dir / "vime.pt", weights_only=True)["windows"] == 4
-    with np.load(resumed.run_dir / "checkpoint" / "replay_buffer.npz", allow_pickle=False) as replay:
+    with np.load(RunDir(resumed.run_dir).checkpoint_files / "replay_buffer.npz", allow_pickle=False) as replay:
         assert int(replay["pos"]) == 1024  # the resumed agent went on filling the buffer it had
 
 

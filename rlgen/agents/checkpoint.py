@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from rlgen.agents.config import ConfigError
 from rlgen.agents.normalization import save_vecnormalize_stats
 from rlgen.agents.plotting import plot_learning_curve
-from rlgen.agents.rundir import BEST_FILE, MODEL_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
+from rlgen.agents.rundir import BEST_FILE, MODEL_FILE, PROGRESS_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
 from rlgen.atomic import atomic_dir, atomic_write, atomic_write_bytes, atomic_write_text
 from rlgen.reward_wrapper import RewardWrapper
 
@@ -68,19 +69,34 @@ def save_final(model: BaseAlgorithm, run_dir: RunDir, wrappers: list[RewardWrapp
 
 def save_checkpoint(model: BaseAlgorithm, run_dir: RunDir, history: list[dict[str, float]],
                     wrappers: list[RewardWrapper]) -> None:
-    """Model, statistics, wrapper states, then progress.json last: a checkpoint counts once its
-    progress file names it."""
+    """Model, replay buffer, statistics and wrapper states into a folder of their own under checkpoint/, swapped
+    in whole; then progress.json, which names that folder: a checkpoint counts once its progress file names
+    it, and one cut short (a kill, a full disk) leaves the previous checkpoint whole and named. The folders
+    of earlier checkpoints are removed after."""
     ckpt = run_dir.checkpoint_dir
-    save_model(model, ckpt / MODEL_FILE)
-    save_replay_buffer(model, ckpt / REPLAY_FILE)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    steps = int(model.num_timesteps)
+    base = f"step_{steps:012d}"
+    # a second checkpoint at the same step is never written over the folder progress.json names
+    name = f"{base}_again" if run_dir.checkpoint_files.name == base else base
     env = model.get_vec_normalize_env()
-    if env is not None:
-        save_vecnormalize_stats(env, ckpt / VECNORM_FILE)
     for wrapper in wrappers:
         wrapper.flush_log()  # a wrapper's log reaches the checkpoint's step
-        wrapper.save_state(ckpt)
+
+    def fill(folder: Path) -> None:
+        save_model(model, folder / MODEL_FILE)
+        save_replay_buffer(model, folder / REPLAY_FILE)
+        if env is not None:
+            save_vecnormalize_stats(env, folder / VECNORM_FILE)
+        for wrapper in wrappers:
+            wrapper.save_state(folder)
+
+    atomic_dir(ckpt / name, fill)
     run_dir.write_eval_history(history)
-    atomic_write_text(run_dir.progress_file, json.dumps({"timesteps": int(model.num_timesteps)}))
+    atomic_write_text(run_dir.progress_file, json.dumps({"timesteps": steps, "files": name}))
+    for entry in ckpt.iterdir():  # earlier checkpoints, an older run's files at the top, leftovers of a kill
+        if entry.name not in (name, PROGRESS_FILE):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     plot_learning_curve(run_dir.path)
 
 

@@ -7,6 +7,8 @@ import dataclasses
 import difflib
 import inspect
 import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,18 @@ class RunConfig:
         weight = self.env_reward_weight
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
             raise ConfigError(f"env_reward_weight must be a finite number, got {weight!r}")
+        for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads", "eval_freq", "checkpoint_freq",
+                     "seed"):
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():  # 1e6 in a file or -p: a whole number
+                setattr(self, name, int(value))
+        for name in ("out_dir", "run_name"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):  # -p run_name=2024 reads as a number
+                setattr(self, name, str(value))
+        for name in ("normalize", "norm_reward", "progress_bar"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("total_steps", "n_envs", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -264,13 +278,33 @@ class RunConfig:
             raise ConfigError(f"demo_episodes must be a positive integer or null, got {value!r}")
 
 
+class _Yaml12Floats(yaml.SafeLoader):
+    """PyYAML's safe loader, but reading unquoted numbers such as 1e6 and 3e-4 as numbers (YAML 1.2), not as the
+    strings YAML 1.1 makes of them."""
+
+
+_Yaml12Floats.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as rlgen reads its config files: safe (no object construction), numbers in e-notation as numbers."""
+    return yaml.load(text, Loader=_Yaml12Floats)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML file holding a mapping; ConfigError (one line) when it is missing, malformed or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -376,16 +410,29 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     return RunConfig.from_dict(data)
 
 
+def scheduled_settings(hyperparams: dict[str, Any]) -> list[str]:
+    """The hyperparameters given as a schedule over the run's budget ({schedule: linear, ...})."""
+    return [key for key, value in hyperparams.items() if isinstance(value, dict) and "schedule" in value]
+
+
 def resume_config(run_dir: str | Path, total_steps: int | None = None, overrides: list[str] | None = None
                   ) -> RunConfig:
     """The config of the run in ``run_dir``, to resume it (``total_steps`` raises its budget)."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # `--resume .` names the folder, whose name '.' does not say
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     config = RunConfig.load(run_dir / "config.yaml")
     # the run keeps its directory wherever it has been moved to
     config.out_dir, config.run_name = str(run_dir.parent), run_dir.name
     if total_steps:
+        if total_steps < config.total_steps and config.imitation != "bc":  # cloning has no env-step budget
+            raise ConfigError(f"--steps {total_steps:,} is below the run's budget of {config.total_steps:,} env "
+                              "steps: a resume can only raise it")
+        scheduled = scheduled_settings(config.hyperparams)
+        if total_steps > config.total_steps and scheduled:
+            warnings.warn(f"{', '.join(scheduled)} follow a schedule laid over the run's {config.total_steps:,} env "
+                          f"steps; from here SB3 lays it over {total_steps:,}, so the values jump and the resumed run "
+                          f"differs from a fresh run of {total_steps:,} steps", stacklevel=2)
         config.total_steps = total_steps
     return apply_overrides(config, overrides or [])
 
@@ -406,6 +453,12 @@ def build_config(
     if config_file:
         file_data = read_yaml_mapping(config_file, "config file")
         RunConfig.from_dict(file_data, validate=False)  # unknown keys: a one-line error naming them
+    for item in overrides or []:
+        key = parse_override(item)[0][0]
+        if key in ("algo", "env_id"):  # they choose the preset, which an override would come too late for
+            flag = "--algo" if key == "algo" else "--env"
+            raise ConfigError(f"-p {key}=... comes after the preset is chosen; give {flag} (or {key} in the config "
+                              "file) instead")
     defaults = RunConfig()
     algo = algo or file_data.get("algo") or defaults.algo
     env_id = env_id or file_data.get("env_id") or defaults.env_id

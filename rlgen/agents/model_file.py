@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import pickle
 import pickletools
 import zipfile
 from pathlib import Path
@@ -160,6 +161,10 @@ def load_model(config: RunConfig, path: str | Path, env: VecEnv | None = None) -
     _check_spaces(path, data, custom)
     try:
         return algo_class(config.algo).load(path, env=env, device="cpu", custom_objects=custom)
+    except pickle.UnpicklingError:
+        # torch.load(weights_only=True) refused something in the archive's weights: nothing of it ran
+        raise ConfigError(f"cannot load model {path}: its weights hold objects other than tensors (damaged, or "
+                          "not written by rlgen); nothing in it was run") from None
     except (zipfile.BadZipFile, RuntimeError, KeyError, ValueError, EOFError, OSError) as exc:
         raise ConfigError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                           ) from None

@@ -182,8 +182,12 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             history: list[dict[str, float]] = []
             if resume:
                 assert done is not None
-                ckpt = run.checkpoint_dir
+                ckpt = run.checkpoint_files
                 model = load_model(config, ckpt / MODEL_FILE, env=venv)
+                if model.num_timesteps != done:
+                    raise ConfigError(f"{ckpt / MODEL_FILE} holds a model at {model.num_timesteps:,} env steps where "
+                                      f"{run.progress_file} names {done:,}: the checkpoint cannot be trusted; start "
+                                      "the run again under another run_name")
                 if (ckpt / REPLAY_FILE).is_file():
                     load_replay_buffer(model, ckpt / REPLAY_FILE)
                 if isinstance(venv, VecNormalize):

@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rlgen.agents.config import ConfigError, RunConfig
+from rlgen.agents.config import ConfigError, RunConfig, scheduled_settings
 from rlgen.atomic import atomic_write_text
 
 CONFIG_FILE = "config.yaml"
@@ -128,6 +128,19 @@ class RunDir:
         return self.checkpoint_dir / PROGRESS_FILE
 
     @property
+    def checkpoint_files(self) -> Path:
+        """The folder of the latest checkpoint's files: the one its progress file names (each checkpoint is
+        written whole into a folder of its own before the progress file names it, so a checkpoint cut short
+        leaves the previous one intact); ``checkpoint/`` itself for runs checkpointed before that."""
+        try:
+            name = json.loads(self.progress_file.read_text()).get("files")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if isinstance(name, str) and name and name == Path(name).name and not name.startswith("."):
+            return self.checkpoint_dir / name
+        return self.checkpoint_dir
+
+    @property
     def eval_file(self) -> Path:
         return self.path / EVAL_FILE
 
@@ -199,6 +212,11 @@ class RunDir:
         if saved.total_steps > config.total_steps:
             return (f"{self.path.name} was trained for a budget of {saved.total_steps:,} env steps, "
                     f"not {config.total_steps:,}")
+        scheduled = scheduled_settings(saved.hyperparams)
+        if saved.total_steps < config.total_steps and scheduled and self.read_result() is not None:
+            # extended, its schedule would jump: not the run a fresh one of the larger budget is
+            return (f"{self.path.name} has {', '.join(scheduled)} on a schedule laid over {saved.total_steps:,} env "
+                    f"steps, not {config.total_steps:,}")
         return None
 
     def finished(self, total_steps: int = 0) -> bool:
@@ -231,11 +249,11 @@ class RunDir:
             return self.best_dir / MODEL_FILE, self.best_dir / VECNORM_FILE
         if self.model_file.is_file():
             return self.model_file, self.vecnorm_file
-        return self.checkpoint_dir / MODEL_FILE, self.checkpoint_dir / VECNORM_FILE
+        return self.checkpoint_files / MODEL_FILE, self.checkpoint_files / VECNORM_FILE
 
     def has_model(self) -> bool:
         """Whether a policy can be rolled out here (a run restored from an archive may have none)."""
-        return self.model_file.is_file() or (self.checkpoint_dir / MODEL_FILE).is_file()
+        return self.model_file.is_file() or (self.checkpoint_files / MODEL_FILE).is_file()
 
     def record_files(self, with_model: bool = False) -> list[Path]:
         """The files an archive keeps of this run, relative to it."""
