@@ -130,8 +130,18 @@ def test_dm_control_cells_are_joint_angles_wrapped() -> None:
     cell, progress = _cell_and_progress("dm_control/pendulum-swingup-v0", joints(hinge=2 * math.pi + 0.3,
                                                                                  velocity=1.2))
     assert cell == (1, 2) and progress == pytest.approx(math.cos(0.3), abs=1e-6)  # 10 degrees by 0.5 rad/s
-    cell, _ = _cell_and_progress("dm_control/acrobot-swingup_sparse-v0", joints(shoulder=-0.1, elbow=7.0))
+    # both acrobot joints wrap (a shoulder past pi reads as the negative angle it is)
+    cell, _ = _cell_and_progress("dm_control/acrobot-swingup_sparse-v0", joints(shoulder=-0.1 + 2 * math.pi,
+                                                                               elbow=7.0))
     assert cell == (-1, math.floor(wrap_angle(7.0) / (math.pi / 18)))
+    # the tip nearer the target (up) is nearer the goal: upright beats hanging
+    _, up = _cell_and_progress("dm_control/acrobot-swingup_sparse-v0", joints(shoulder=0.0, elbow=0.0))
+    _, down = _cell_and_progress("dm_control/acrobot-swingup_sparse-v0", joints(shoulder=math.pi, elbow=0.0))
+    assert up > down
+    # the dm_control cart-pole's pole angle wraps as well
+    cell, _ = _cell_and_progress("dm_control/cartpole-swingup_sparse-v0", joints(slider=0.05,
+                                                                               hinge_1=2 * math.pi + 0.2))
+    assert cell == (0, math.floor(0.2 / (math.pi / 18)))
 
 
 # ---------------------------------------------------------------- the wrapper

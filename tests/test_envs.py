@@ -174,6 +174,9 @@ def test_cartpole_reset_distribution() -> None:
     lo, hi = np.min(states, axis=0), np.max(states, axis=0)
     np.testing.assert_array_less([-1.0, -2.0, math.pi - 1.0, -3.0], lo)
     np.testing.assert_array_less(hi, [1.0, 2.0, math.pi + 1.0, 3.0])
+    # ... and fills them: 200 uniform draws come within 5% of each bound (a narrower reset would not)
+    np.testing.assert_array_less(lo, [-0.9, -1.8, math.pi - 0.9, -2.7])
+    np.testing.assert_array_less([0.9, 1.8, math.pi + 0.9, 2.7], hi)
     # Hanging down, so the pole always starts well outside the rewarded cone.
     assert np.cos(np.array(states)[:, 2]).max() < 0.8
 
@@ -322,6 +325,24 @@ def test_half_cheetah_v1_pays_for_the_centre_of_mass_past_the_goal_at_vimes_time
     assert _step(env)[1] == 1.0 and _raw(env).data.qpos[0] < 5.0
 
 
+def test_half_cheetah_v1_observes_and_pays_the_centre_of_mass_of_the_step_just_taken() -> None:
+    # mj_step computes subtree_com before it moves the bodies; rllab ran the model forward after each step, so
+    # its observation and reward saw the centre of mass where the step left it
+    import mujoco
+
+    env = gym.make("rlgen/SparseHalfCheetah-v1")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    base = _raw(env)
+    for _ in range(5):
+        obs, _, _, _, info = env.step(env.action_space.sample())
+        fresh = mujoco.MjData(base.model)
+        fresh.qpos[:], fresh.qvel[:] = base.data.qpos, base.data.qvel
+        mujoco.mj_forward(base.model, fresh)
+        np.testing.assert_allclose(obs[-3:], fresh.subtree_com[base.model.body("torso").id], atol=1e-12)
+        assert info["com_x"] == pytest.approx(fresh.subtree_com[base.model.body("torso").id][0], abs=1e-12)
+
+
 def test_half_cheetah_v1_random_policy_stays_far_from_the_goal() -> None:
     # 500 steps of 0.01 s: uniform random actions move the centre of mass a few tens of centimetres
     env = gym.make("rlgen/SparseHalfCheetah-v1")
@@ -382,6 +403,20 @@ def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_sheds_a_swings_en
     for _ in range(100):
         _step(damped)
     assert energy(_raw(damped).state) < 0.1 * start
+    # ... but not so much that the task cannot be done: pushing with the full 1 N along the velocity reaches the
+    # goal from rest in under 200 steps (rllab's Box2D car: 84-87 steps)
+    pump = gym.make("rlgen/SparseMountainCar-v1")
+    pump.reset(seed=0)
+    _raw(pump).state = np.array([0.0, 0.0])
+    paid = False
+    for _ in range(199):
+        paid = _step(pump, np.array([1.0 if _raw(pump).state[1] >= 0 else -1.0], np.float32))[1] == 1.0
+        if paid:
+            break
+    assert paid and _raw(pump).state[0] >= 0.6
+    # the reset's velocity fills U(-1, 1)
+    velocities = [gym.make("rlgen/SparseMountainCar-v1").reset(seed=seed)[0][1] for seed in range(100)]
+    assert min(velocities) < -0.9 and max(velocities) > 0.9
     # the motor's 1 N cannot hold the 0.4 kg cart where gravity's pull along the slope is over 2.5 m/s^2
     base.state = np.array([0.5, 0.0])
     _step(env, np.array([1.0], np.float32))

@@ -6,7 +6,8 @@ Euler. ``theta = 0`` is upright and ``theta = pi`` hangs down; theta is not wrap
 sees it through cos and sin.
 
 Observation (float32): ``[x, x_dot, cos(theta), sin(theta), theta_dot]`` (``raw_angle``: ``[x, x_dot, theta,
-theta_dot]``, the Box2D state rllab's env observed).
+theta_dot]``, the state rllab's env observed, though Box2D measures the angle the other way round: rllab's
+``(theta, theta_dot)`` is this module's ``(2 pi - theta, -theta_dot)``).
 Action: force in [-1, 1], scaled by ``max_force`` newtons (``force_actions``: the force itself, in
 [-max_force, max_force], as rllab's env took it).
 Reward: 1 while ``cos(theta) > cos_threshold`` and ``|x| <= x_limit``, else 0.
@@ -23,6 +24,13 @@ tenth of v0's push), the raw angle observed, g = 10. The equations of motion are
 ``pole_drag`` (a torque ``-pole_drag * theta_dot**3`` at the pole's joint, 0.0006 N m s^3 in v1) sheds a fast
 swing's energy as Box2D's joint does at its 0.05 s steps (benchmarks/results/vime_box2d_check.md: it brings the
 angle of the same actions within 0.1 rad of Box2D's over 100 steps, 0.8 rad without it).
+
+Where -v1 departs from how VIME ran the task: VIME's launchers (experiments/run_trpo*.py) wrapped every env
+in rllab's ``NormalizedEnv``, which maps the policy's [-1, 1] onto the env's bounds and clips, so VIME's agent
+(initial std 1) pushed with up to 10 N from the start, as -v0's unit actions do; -v1 takes the force itself
+(``env_kwargs.force_actions=false`` gives the launchers' scaling on -v1's physics). Its reset also places a
+consistent state, where rllab moved the cart and left the pole's body behind for Box2D to snap back
+(benchmarks/results/vime_box2d_check.md compares the two).
 """
 
 from __future__ import annotations

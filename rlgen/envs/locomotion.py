@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium import spaces, utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -112,6 +113,10 @@ class VIMEHalfCheetahEnv(HalfCheetahEnv):
         return self.data.subtree_com[self._torso].copy()
 
     def _get_obs(self) -> np.ndarray:
+        # mj_step leaves subtree_com at the positions it started from (rllab ran the model forward after each
+        # step): bring it to the current ones, or the observation and the reward would lag one step behind
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
         return np.concatenate([self.data.qpos.flat[1:], self.data.qvel.flat, self.centre_of_mass()])
 
     def reset_model(self) -> np.ndarray:
