@@ -63,6 +63,14 @@ def test_a_config_file_and_overrides_read_numbers_and_names_as_meant(tmp_path):
     config = build_config("ppo", "CartPole-v1", overrides=["total_steps=2.5e5", "run_name=2024", "seed=3.0"])
     assert (config.total_steps, config.run_name, config.seed) == (250_000, "2024", 3)
     assert config.run_dir.name == "2024"
+    assert build_config("ppo", "CartPole-v1", overrides=["run_name=2024.10"]).run_name == "2024.10"  # as typed
+    # a name that reads like a number is written quoted, so it loads back as the same name
+    named = build_config("ppo", "CartPole-v1", overrides=["run_name=1e5"])
+    named.save(tmp_path / "named.yaml")
+    assert RunConfig.load(tmp_path / "named.yaml").run_name == "1e5"
+    (tmp_path / "bad.yaml").write_text("seed: ._\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        build_config("ppo", "CartPole-v1", config_file=tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="normalize must be true or false, got 'Flase'"):
         build_config("ppo", "CartPole-v1", overrides=["normalize=Flase"]).validated()
     # the preset follows --algo and --env: an override of either would come after it was chosen

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from rlgen.agents import RunConfig
 from rlgen.agents.config import ConfigError
 from rlgen.bench import load_suite, run_suite, stats
 from rlgen.bench.report import collect
@@ -572,6 +573,11 @@ def test_a_finished_run_of_other_settings_under_a_suite_runs_name_is_never_count
     statuses, report = run_suite(suite, tmp_path / "long", workers=1, total_steps=512, seeds=1)
     assert [s.status for s in statuses] == ["failed"] and "budget of 1,024 env steps, not 512" in statuses[0].error
     assert "| CartPole-v1 | ppo | 0/1 |" in report.read_text()
+    # ... nor is it once unfinished (a checkpoint, no result): it is not resumed as the smaller run
+    (longer.config.run_dir / "result.json").unlink()
+    statuses = run_suite_runs(suite.runs(tmp_path / "long", seeds=1, total_steps=512), workers=1)
+    assert [s.status for s in statuses] == ["failed"] and "budget of 1,024 env steps, not 512" in statuses[0].error
+    assert RunConfig.load(longer.config.run_dir / "config.yaml").total_steps == 1024  # left as it was
 
 
 def test_a_hook_before_archiving_writes_what_the_archive_carries_and_its_failure_costs_only_its_file(tmp_path,

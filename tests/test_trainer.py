@@ -254,8 +254,14 @@ def test_labelled_batches_cycle_over_the_labels_beside_the_data_with_labels_hidd
     first = Trainer(_fresh(TwoPlayer), data, steps=2, batch_size=32, labelled_batch_size=3, progress_bar=False,
                     out_dir=tmp_path / "run", checkpoint_every=1)
     first.fit()
-    with pytest.raises(ValueError, match="labelled_batch_size=3, not 4"):
-        Trainer(_fresh(TwoPlayer), data, steps=4, batch_size=32, labelled_batch_size=4, progress_bar=False,
-                out_dir=tmp_path / "run").fit()
+    for other in (4, 0):  # another size, or none: another data order
+        with pytest.raises(ValueError, match=f"labelled_batch_size=3, not {other}"):
+            Trainer(_fresh(TwoPlayer), data, steps=4, batch_size=32, labelled_batch_size=other, progress_bar=False,
+                    out_dir=tmp_path / "run").fit()
+    # more labelled examples a batch than there are labelled ones: the batch spans several passes
+    many = Trainer(_fresh(TwoPlayer), data, steps=3, batch_size=32, labelled_batch_size=30, progress_bar=False)
+    for step in range(3):
+        rows = many._labelled_at(step).tolist()
+        assert len(rows) == 30 and set(rows) <= labelled
     with pytest.raises(ValueError, match="needs labelled examples"):
         Trainer(_fresh(TwoPlayer), (data.x, torch.full((len(data.x),), -1)), steps=1, labelled_batch_size=2)

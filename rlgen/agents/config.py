@@ -143,7 +143,7 @@ class RunConfig:
     def save(self, path: str | Path) -> None:
         from rlgen.atomic import atomic_write_text
 
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(path, dump_yaml(self.to_dict()))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], validate: bool = True) -> RunConfig:
@@ -283,14 +283,22 @@ class _Yaml12Floats(yaml.SafeLoader):
     strings YAML 1.1 makes of them."""
 
 
-_Yaml12Floats.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+class _Yaml12FloatsDumper(yaml.SafeDumper):
+    """The safe dumper that quotes any text :class:`_Yaml12Floats` would read as a number (a run named 1e5)."""
+
+
+_FLOAT_12 = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                    |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                   |\.(?:nan|NaN|NAN))$""", re.X)
+for _cls in (_Yaml12Floats, _Yaml12FloatsDumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML that :func:`load_yaml` reads back as the same values."""
+    return yaml.dump(data, Dumper=_Yaml12FloatsDumper, sort_keys=False)
 
 
 def load_yaml(text: str) -> Any:
@@ -305,7 +313,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} not found: {path}")
     try:
         data = load_yaml(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of keys, got {type(data).__name__}")
@@ -367,7 +375,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):
+    if key.strip() in ("run_name", "out_dir"):  # names, taken as typed (2024.10 and 007 stay as they are)
+        value = raw
+    elif isinstance(value, str):
         value = _number_or_text(value)  # YAML 1.1 reads "1e6" and "3e-4" as strings
     path = [part for part in key.strip().split(".") if part]
     if not path:

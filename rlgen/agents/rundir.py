@@ -6,9 +6,10 @@ run archive) goes through :class:`RunDir`, so a file name or the rule "is this t
     config.yaml          the resolved RunConfig
     model.zip            the final SB3 model
     vecnormalize.npz     VecNormalize statistics (loaded without pickle)
-    checkpoint/          the latest resumable state: model.zip, vecnormalize.npz, an off-policy agent's replay
-                         buffer (replay_buffer.npz), each reward wrapper's state, and progress.json, written
-                         last: a checkpoint counts once its progress file names it
+    checkpoint/          the latest resumable state: step_N/ (model.zip, vecnormalize.npz, an off-policy
+                         agent's replay buffer replay_buffer.npz, each reward wrapper's state), written whole,
+                         and progress.json, written last, which names it: a checkpoint counts once its progress
+                         file names it (runs checkpointed before step_N/ existed hold the files at the top)
     vime.pt, gail.pt...  each reward wrapper's final state; <name>_log.jsonl: a bonus's values per rollout
     best/                the policy of the best periodic evaluation so far (model.zip, vecnormalize.npz as they
                          were then, best.json: its step count and mean return)
@@ -213,7 +214,7 @@ class RunDir:
             return (f"{self.path.name} was trained for a budget of {saved.total_steps:,} env steps, "
                     f"not {config.total_steps:,}")
         scheduled = scheduled_settings(saved.hyperparams)
-        if saved.total_steps < config.total_steps and scheduled and self.read_result() is not None:
+        if saved.total_steps < config.total_steps and scheduled:
             # extended, its schedule would jump: not the run a fresh one of the larger budget is
             return (f"{self.path.name} has {', '.join(scheduled)} on a schedule laid over {saved.total_steps:,} env "
                     f"steps, not {config.total_steps:,}")

@@ -72,8 +72,8 @@ def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
     if run_finished(config):  # finished by another suite since this one looked
         return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
     other = RunDir(config.run_dir).mismatch(config)
-    if other is not None and RunDir(config.run_dir).read_result() is not None:
-        # a finished run of something else under this name: left as it is, neither resumed nor counted
+    if other is not None:
+        # a run of something else under this name, finished or not: left as it is, neither resumed nor counted
         return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0,
                 "error": f"{other}; move it away or give the suite another --out"}
     # a run that stopped before its first checkpoint has nothing to resume: train() clears and starts it again

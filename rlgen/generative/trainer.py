@@ -138,7 +138,10 @@ def evaluate(model: nn.Module, data: DataLike, *, batch_size: int = 256, seed: i
                     terms["nll_nats"] = float(-log_prob(xb).double().sum()) / len(xb)
                 importance_weighted = getattr(model, "importance_weighted_nll", None)
                 if iw_samples > 0 and importance_weighted is not None:
-                    terms["iw_nll_nats"] = float(importance_weighted(xb, k=iw_samples).double().sum()) / len(xb)
+                    # chunk: importance samples decoded at once, each a whole batch: ~4k images at a time
+                    chunk = max(1, 4096 // len(xb))
+                    terms["iw_nll_nats"] = float(importance_weighted(xb, k=iw_samples, chunk=chunk).double().sum()
+                                                 ) / len(xb)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value * len(xb)
                 classify = getattr(model, "classify", None)
@@ -278,20 +281,19 @@ class Trainer:
         n, k = len(self.labelled), self.labelled_batch_size
         positions = torch.arange(step * k, (step + 1) * k)
         passes = positions // n
-        for p in passes.unique().tolist():
+        needed = passes.unique().tolist()
+        for p in needed:
             if p not in self._labelled_orders:
                 generator = torch.Generator().manual_seed(_epoch_seed(self.seed, p, stream=2))
-                self._labelled_orders = {**{q: o for q, o in self._labelled_orders.items() if q >= p - 1},
-                                         p: torch.randperm(n, generator=generator)}
+                self._labelled_orders[p] = torch.randperm(n, generator=generator)
+        self._labelled_orders = {q: o for q, o in self._labelled_orders.items() if q >= min(needed)}
         return self.labelled[torch.stack([self._labelled_orders[int(p)][int(i)]
                                           for p, i in zip(passes, positions % n, strict=True)])]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
-        settings = {"seed": self.seed, "batch_size": self.batch_size, "n_examples": len(self.x)}
-        if self.labelled_batch_size:  # absent before it existed: older checkpoints resume as they were
-            settings["labelled_batch_size"] = self.labelled_batch_size
-        return settings
+        return {"seed": self.seed, "batch_size": self.batch_size, "n_examples": len(self.x),
+                "labelled_batch_size": self.labelled_batch_size}
 
     def save_checkpoint(self) -> None:
         assert self.out_dir is not None
@@ -310,7 +312,8 @@ class Trainer:
             return
         checkpoint = load_checkpoint(self.out_dir)
         for key, value in self._settings().items():
-            saved = checkpoint["settings"].get(key)
+            # a checkpoint from before labelled batches drew none
+            saved = checkpoint["settings"].get(key, 0 if key == "labelled_batch_size" else None)
             if saved != value:
                 raise CheckpointError(f"cannot resume {self.out_dir}: its checkpoint was made with {key}={saved}, "
                                  f"not {value}; use the same setting or another out_dir")
