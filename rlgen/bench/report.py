@@ -17,7 +17,6 @@ from rlgen.agents.plotting import coverage_over_steps, training_episodes
 from rlgen.agents.rundir import ERROR_FILE, RunDir
 from rlgen.atomic import atomic_write_bytes, atomic_write_text
 from rlgen.bench import stats
-from rlgen.bench.runner import run_finished
 from rlgen.bench.suite import Suite, SuiteRun
 from rlgen.envs.coverage import MAX_PROGRESS, measures_for
 from rlgen.envs.progress import MAX_GOAL_FRACTION
@@ -108,8 +107,9 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
         steps = np.array([row["timesteps"] for row in history])
         returns = np.array([row["mean_return"] for row in history])
         error = None
-        other = RunDir(run_dir).mismatch(run.config) if RunDir(run_dir).read_result() is not None else None
-        if run_finished(run.config):
+        record = RunDir(run_dir)
+        other = record.mismatch(run.config) if record.read_result() is not None else None
+        if other is None and record.finished(run.config.total_steps):  # run_finished, its config read once
             state = "finished"
         elif other is not None:
             state, error = "other", other

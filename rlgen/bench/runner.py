@@ -69,9 +69,9 @@ def run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
 def _train_locked(config: RunConfig, start: float) -> dict[str, Any]:
     from rlgen.agents import train
 
-    if run_finished(config):  # finished by another suite since this one looked
-        return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
     other = RunDir(config.run_dir).mismatch(config)
+    if other is None and RunDir(config.run_dir).finished(config.total_steps):  # finished by another suite since
+        return {"name": config.run_dir.name, "status": "skipped", "seconds": 0.0}
     if other is not None:
         # a run of something else under this name, finished or not: left as it is, neither resumed nor counted
         return {"name": config.run_dir.name, "status": "failed", "seconds": 0.0,

@@ -119,9 +119,9 @@ def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     observed = abs(x.mean() - y.mean())
     total = pooled.sum()
     if math.comb(n, k) <= resamples:
-        sums = np.array([pooled[list(first)].sum() for first in itertools.combinations(range(n), k)])
-        hits, count = _far(sums, total, k, n, observed), len(sums)
-        return float(hits / count)
+        firsts = np.array(list(itertools.combinations(range(n), k)))
+        sums = pooled[firsts].sum(axis=1)
+        return float(_far(sums, total, k, n, observed) / len(sums))
     rng = np.random.default_rng(seed)
     sums = np.array([pooled[rng.permutation(n)[:k]].sum() for _ in range(resamples)])
     return float((_far(sums, total, k, n, observed) + 1) / (resamples + 1))

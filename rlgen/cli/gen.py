@@ -152,7 +152,7 @@ def _build(spec: ModelSpec) -> torch.nn.Module:
 
 
 def _load(run_dir: str) -> tuple[torch.nn.Module, ModelSpec]:
-    from rlgen.generative.trainer import CHECKPOINT_FILE, load_checkpoint, state_dict_mismatch
+    from rlgen.generative.trainer import CHECKPOINT_FILE, load_checkpoint, load_model_state
 
     try:
         spec = ModelSpec.load(run_dir)
@@ -162,12 +162,9 @@ def _load(run_dir: str) -> tuple[torch.nn.Module, ModelSpec]:
     if not (Path(run_dir) / CHECKPOINT_FILE).is_file():
         raise ConfigError(f"{run_dir} has no {CHECKPOINT_FILE}; train the model first")
     try:
-        model.load_state_dict(load_checkpoint(run_dir)["model"])
-    except ValueError as exc:  # CheckpointError: already one line naming the file
+        load_model_state(model, load_checkpoint(run_dir)["model"], run_dir)
+    except ValueError as exc:  # CheckpointError: one line naming the file, or the first parameter that does not fit
         raise ConfigError(str(exc)) from None
-    except RuntimeError as exc:
-        raise ConfigError(f"{run_dir}: the checkpoint does not fit model.json's {spec.name}: "
-                          f"{state_dict_mismatch(exc)}") from None
     return model.eval(), spec
 
 

@@ -188,11 +188,12 @@ def load_trained_model(run_dir: str | Path) -> tuple[nn.Module, ModelSpec]:
     """Rebuild a run directory's model from model.json and load its checkpoint's weights (in eval mode)."""
     spec = ModelSpec.load(run_dir)
     model = spec.build()
-    _load_state(model, load_checkpoint(run_dir)["model"], run_dir)
+    load_model_state(model, load_checkpoint(run_dir)["model"], run_dir)
     return model.eval(), spec
 
 
-def _load_state(model: nn.Module, state: dict[str, Tensor], run_dir: str | Path) -> None:
+def load_model_state(model: nn.Module, state: dict[str, Tensor], run_dir: str | Path) -> None:
+    """``model.load_state_dict(state)``; CheckpointError (one line, the first parameter that does not fit)."""
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -243,7 +244,7 @@ class Trainer:
         self.x, self.y = as_tensors(data)
         if labelled_batch_size < 0:
             raise ValueError(f"labelled_batch_size must be 0 or more, got {labelled_batch_size}")
-        self.labelled = torch.nonzero(self.y >= 0).flatten() if labelled_batch_size else torch.zeros(0, dtype=torch.long)
+        self.labelled = torch.nonzero(self.y >= 0).flatten()
         if labelled_batch_size and not len(self.labelled):
             raise ValueError("labelled_batch_size needs labelled examples; the data has none")
         self.labelled_batch_size = labelled_batch_size
@@ -286,9 +287,9 @@ class Trainer:
             if p not in self._labelled_orders:
                 generator = torch.Generator().manual_seed(_epoch_seed(self.seed, p, stream=2))
                 self._labelled_orders[p] = torch.randperm(n, generator=generator)
-        self._labelled_orders = {q: o for q, o in self._labelled_orders.items() if q >= min(needed)}
-        return self.labelled[torch.stack([self._labelled_orders[int(p)][int(i)]
-                                          for p, i in zip(passes, positions % n, strict=True)])]
+        self._labelled_orders = {q: o for q, o in self._labelled_orders.items() if q >= needed[0]}
+        orders = torch.stack([self._labelled_orders[p] for p in needed])  # the passes are consecutive
+        return self.labelled[orders[passes - needed[0], positions % n]]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
@@ -317,7 +318,7 @@ class Trainer:
             if saved != value:
                 raise CheckpointError(f"cannot resume {self.out_dir}: its checkpoint was made with {key}={saved}, "
                                  f"not {value}; use the same setting or another out_dir")
-        _load_state(self.model, checkpoint["model"], self.out_dir)
+        load_model_state(self.model, checkpoint["model"], self.out_dir)
         if set(checkpoint["optimizers"]) != set(self.optimizers):
             raise CheckpointError(f"cannot resume {self.out_dir}: its optimisers {sorted(checkpoint['optimizers'])} "
                              f"differ from the model's {sorted(self.optimizers)}")
