@@ -3,6 +3,7 @@ and a run's state coverage (the union of the cells of its monitor files) read ba
 
 from __future__ import annotations
 
+import heapq
 import math
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rlgen.agents.envstack import make_env_fn
 from rlgen.agents.plotting import coverage_over_steps, training_episodes
 from rlgen.agents.rundir import align_monitor_columns, read_monitor_file
 from rlgen.envs.coverage import (
+    MAX_PATH_PROGRESS,
     MAX_PROGRESS,
     NEW_CELLS,
     ReachAndCoverage,
@@ -104,17 +106,95 @@ def test_locomotion_cells_follow_the_torso() -> None:
     assert _cell_and_progress("rlgen/SparseAnt-v0", torso(2.5, -0.5))[0] == (2, -1)  # cells of 1 m
 
 
-@needs_suites
-def test_a_maze_cell_is_its_balls_x_y_and_its_progress_minus_the_distance_to_the_goal() -> None:
+def _place_ball(xy: tuple[float, float], goal: tuple[float, float]) -> Any:
     def place(env: Any) -> None:
         qpos = env.point_env.data.qpos.copy()
-        qpos[:2] = (0.35, -0.87)
+        qpos[:2] = xy
         env.point_env.set_state(qpos, np.zeros_like(env.point_env.data.qvel))
-        env.goal = np.array([1.0, 1.0])
+        env.goal = np.array(goal)
+    return place
 
-    cell, progress = _cell_and_progress("PointMaze_UMaze-v3", place)
-    assert cell == (3, -9)  # cells of 0.1 m
-    assert progress == pytest.approx(-math.hypot(0.65, 1.87))
+
+@needs_suites
+def test_a_maze_cell_is_its_balls_x_y_and_its_progress_minus_the_path_distance_around_the_walls() -> None:
+    # U-maze, 1 m cells centred at 0: free (-1.5..1.5, 0.5..1.5) across the top, (0.5..1.5, -1.5..1.5) down the
+    # right, (-1.5..1.5, -1.5..-0.5) across the bottom; the wall (-1.5..0.5, -0.5..0.5) between the arms
+    measures = measures_for("PointMaze_UMaze-v3")
+    assert measures is not None and measures.column == MAX_PATH_PROGRESS != MAX_PROGRESS
+    cell, progress = _cell_and_progress("PointMaze_UMaze-v3", _place_ball((-0.9, -0.8), (-1.0, 1.0)))
+    assert cell == (-9, -8)  # cells of 0.1 m
+    # bottom arm to top arm: round the wall's two corners at (0.5, -0.5) and (0.5, 0.5), not the straight 1.80 m
+    assert progress == pytest.approx(-(math.hypot(1.4, 0.3) + 1.0 + math.hypot(1.5, 0.5)), abs=1e-4)
+    # the goal in sight (the same arm): the straight line
+    assert _cell_and_progress("PointMaze_UMaze-v3", _place_ball((0.3, 1.2), (-1.0, 1.0)))[1] == pytest.approx(
+        -math.hypot(1.3, 0.2), abs=1e-5)
+    # along the wall's face, and past its corner to the right arm
+    assert _cell_and_progress("PointMaze_UMaze-v3", _place_ball((-1.4, -0.5), (0.5, -0.5)))[1] == pytest.approx(
+        -1.9, abs=1e-5)
+    # straight up the seam between two wall cells is no way through
+    assert _cell_and_progress("PointMaze_UMaze-v3", _place_ball((-0.5, -1.0), (-0.5, 1.0)))[1] == pytest.approx(
+        -(2 * math.hypot(1.0, 0.5) + 1.0), abs=1e-5)
+
+
+@needs_suites
+def test_the_maze_path_distance_grows_against_a_wall_and_is_never_shorter_than_a_fine_grid_search() -> None:
+    from rlgen.envs.coverage import maze_path_distance
+
+    env = quiet_make("PointMaze_Medium-v3")
+    env.reset(seed=0)
+    maze, goal = env.unwrapped.maze, np.array([-1.0, 1.0])
+    u_maze = quiet_make("PointMaze_UMaze-v3")
+    u_maze.reset(seed=0)
+    # along the bottom arm under a goal behind the wall: nearer in a straight line, farther by the path (away from
+    # the corner the path turns at)
+    along = [(x, -1.0) for x in (0.2, -0.2, -0.6, -1.0)]
+    assert np.all(np.diff([np.linalg.norm(np.subtract(xy, goal)) for xy in along]) < 0)
+    assert np.all(np.diff([maze_path_distance(u_maze.unwrapped.maze, xy, goal) for xy in along]) > 0)
+    # the medium maze against a 16-neighbour Dijkstra over 0.05 m squares of its free cells (paths between square
+    # centres may not cut a wall's corner): the grid's path is a real path, so never shorter than the shortest,
+    # and at most a few percent longer (its directions are 16) and some squares (half of one at either end, and
+    # one or two round each corner it turns)
+    res, size = 20, float(maze.maze_size_scaling)
+    rows, cols = maze.map_length * res, maze.map_width * res
+    free = np.zeros((rows, cols), dtype=bool)
+    for i in range(maze.map_length):
+        for j in range(maze.map_width):
+            free[i * res:(i + 1) * res, j * res:(j + 1) * res] = maze.maze_map[i][j] != 1
+
+    def centre(a: int, b: int) -> np.ndarray:
+        return np.array([(b + 0.5) * size / res - maze.x_map_center, maze.y_map_center - (a + 0.5) * size / res])
+
+    start = int((maze.y_map_center - goal[1]) * res / size), int((goal[0] + maze.x_map_center) * res / size)
+    moves = [(a, b) for a in range(-2, 3) for b in range(-2, 3) if (a, b) != (0, 0) and math.gcd(abs(a), abs(b)) == 1]
+    dist = np.full((rows, cols), np.inf)
+    dist[start] = float(np.linalg.norm(centre(*start) - goal))
+    queue = [(dist[start], start)]
+    while queue:
+        d, (a, b) = heapq.heappop(queue)
+        if d > dist[a, b]:
+            continue
+        for da, db in moves:
+            na, nb = a + da, b + db
+            if (0 <= na < rows and 0 <= nb < cols and free[na, nb] and free[a + np.sign(da), b]
+                    and free[a, b + np.sign(db)] and free[na - np.sign(da), nb] and free[na, nb - np.sign(db)]):
+                nd = d + math.hypot(da, db) * size / res
+                if nd < dist[na, nb]:
+                    dist[na, nb] = nd
+                    heapq.heappush(queue, (nd, (na, nb)))
+    rng = np.random.default_rng(0)
+    squares = [tuple(ab) for ab in np.argwhere(free & np.isfinite(dist))]
+    for index in rng.choice(len(squares), size=200, replace=False):
+        a, b = squares[index]
+        exact = maze_path_distance(maze, centre(a, b), goal)
+        assert exact <= dist[a, b] + 1e-5 and dist[a, b] <= 1.03 * exact + 5 * size / res, (a, b)
+    # 1-Lipschitz between nearby free points (a geodesic distance has no jumps)
+    for _ in range(300):
+        p = centre(*squares[rng.integers(len(squares))]) + rng.uniform(-0.02, 0.02, 2)
+        q = p + rng.normal(0.0, 0.01, 2)
+        gap = abs(maze_path_distance(maze, p, goal) - maze_path_distance(maze, q, goal))
+        assert gap <= np.linalg.norm(p - q) + 1e-6
+    env.close()
+    u_maze.close()
 
 
 @needs_suites
@@ -240,6 +320,48 @@ def test_a_run_without_the_column_has_no_coverage_and_an_older_runs_goal_fractio
     assert reach.tolist() == [0.4, 1.2]
     [record] = collect([SuiteRun("ppo", config.env_id, 0, config)])
     assert record.farthest == 1.2 and math.isnan(record.cells_visited)
+
+
+def test_a_mazes_straight_line_progress_of_older_runs_is_not_read_as_its_path_progress(tmp_path: Path) -> None:
+    import dataclasses
+
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import _reach_table, collect
+    from rlgen.bench.suite import SuiteRun
+
+    runs = []
+    for name, column in (("old", MAX_PROGRESS), ("new", MAX_PATH_PROGRESS)):
+        config = RunConfig(algo="ppo", env_id="PointMaze_UMaze-v3", out_dir=str(tmp_path), run_name=name)
+        _monitor_file(config.run_dir / "monitor" / "0.monitor.csv", f"r,l,t,{column},{NEW_CELLS}",
+                      ["0,10,1,-0.9,0:0", "1,10,2,-0.4,1:0"])
+        runs.append(SuiteRun(name, config.env_id, 0, config))
+    old, new = (dataclasses.replace(record, state="finished") for record in collect(runs))
+    assert math.isnan(old.farthest) and new.farthest == -0.4
+    table = "\n".join(_reach_table([new], ["PointMaze_UMaze-v3"], ["new"]))
+    assert "path distance" in table and "| PointMaze_UMaze-v3 | new | 1 |" in table and "Not recorded" not in table
+    table = "\n".join(_reach_table([old, new], ["PointMaze_UMaze-v3", "AntMaze_UMaze-v5"], ["old", "new"]))
+    assert "| PointMaze_UMaze-v3 | old |" not in table
+    # a task whose finished runs all predate its measure's column is named, with the column
+    old_ant = dataclasses.replace(old, run=SuiteRun("old", "AntMaze_UMaze-v5", 0, old.run.config))
+    table = "\n".join(_reach_table([old_ant, new], ["PointMaze_UMaze-v3", "AntMaze_UMaze-v5"], ["old", "new"]))
+    assert "Not recorded by the finished runs of AntMaze_UMaze-v5" in table and MAX_PATH_PROGRESS in table
+
+
+def test_resuming_a_maze_file_of_the_straight_line_column_keeps_it_after_the_path_column(tmp_path: Path) -> None:
+    path = tmp_path / "monitor" / "0.monitor.csv"
+    _monitor_file(path, f"r,l,t,{MAX_PROGRESS},{NEW_CELLS}", ["0,10,1,-0.9,0:0"])
+    align_monitor_columns(path, ("r", "l", "t", MAX_PATH_PROGRESS, NEW_CELLS))
+    header, rows = read_monitor_file(path)
+    assert header == ["r", "l", "t", MAX_PATH_PROGRESS, NEW_CELLS, MAX_PROGRESS]
+    assert rows == [["0", "10", "1", "nan", "0:0", "-0.9"]]  # nothing recorded is lost
+    with path.open("a") as file:  # Monitor appends rows of its own columns
+        file.write("1,10,2,-0.4,1:0\n")
+    align_monitor_columns(path, ("r", "l", "t", MAX_PATH_PROGRESS, NEW_CELLS))  # its columns come first: left alone
+    assert read_monitor_file(path)[0] == header
+    _, _, reach = training_episodes(tmp_path, column=MAX_PATH_PROGRESS)
+    assert np.isnan(reach[0]) and reach[1] == -0.4
+    _, _, straight = training_episodes(tmp_path, column=MAX_PROGRESS)
+    assert straight[0] == -0.9 and np.isnan(straight[1])
 
 
 def test_resuming_a_file_of_older_columns_renames_them_and_appends_aligned_rows(tmp_path: Path) -> None:

@@ -47,10 +47,10 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
 
     A task with measures in :mod:`rlgen.envs.coverage` (rlgen's sparse tasks, the DeepMind Control cartpole,
     acrobot and pendulum, the mazes) gets :class:`~rlgen.envs.coverage.ReachAndCoverage` inside Monitor, whose
-    file then has a ``max_progress`` column (each episode's highest progress) and a ``new_cells`` one (the cells
-    of its discretised position the env first visited in it); any other env's file keeps ``r, l, t`` alone. A
-    resumed run's env starts from the cells its file already holds, and a file of an older rlgen's columns
-    (``max_goal_fraction``) is brought to these first.
+    file then has a ``max_progress`` column (each episode's highest progress; the mazes' is ``max_path_progress``)
+    and a ``new_cells`` one (the cells of its discretised position the env first visited in it); any other env's
+    file keeps ``r, l, t`` alone. A resumed run's env starts from the cells its file already holds, and a file of
+    an older rlgen's columns (``max_goal_fraction``; a maze's ``max_progress``) is brought to these first.
 
     A Dict observation (the DeepMind Control Suite's through shimmy, a maze's observation / achieved_goal /
     desired_goal) is flattened by gymnasium's ``FlattenObservation`` into one vector, the keys in the Dict

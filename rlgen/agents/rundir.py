@@ -400,17 +400,20 @@ def read_monitor_file(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def align_monitor_columns(path: Path, columns: tuple[str, ...], renamed: dict[str, str] | None = None) -> None:
     """Before a resumed run's Monitor appends to ``path`` (which writes no header then), make the file's columns
-    ``columns``: a file written with other info keywords (an older rlgen's) is rewritten, atomically, each value
-    kept under its column's name (``renamed`` maps old names to new ones) and ``nan`` (not recorded) in the new
-    columns of the old rows. A file already so, or missing, or without a header, is left alone."""
+    ``columns`` first: a file written with other info keywords (an older rlgen's) is rewritten, atomically, each
+    value kept under its column's name (``renamed`` maps old names to new ones), ``nan`` (not recorded) in the new
+    columns of the old rows, and a column this run no longer writes (a measure whose meaning changed) kept after
+    them, so that nothing recorded is lost (the rows appended later are shorter; readers take a missing value as
+    not recorded). A file already so, or missing, or without a header, is left alone."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines()
-    if len(lines) < 2 or tuple(lines[1].split(",")) == columns:
+    if len(lines) < 2 or tuple(lines[1].split(","))[:len(columns)] == columns:
         return
     old = [(renamed or {}).get(name, name) for name in lines[1].split(",")]
+    kept = (*columns, *(name for name in old if name not in columns))
     rows = []
     for line in filter(None, lines[2:]):
         values = dict(zip(old, line.split(","), strict=False))
-        rows.append(",".join(values.get(name, "nan") for name in columns))
-    atomic_write_text(path, "".join(f"{line}\n" for line in [lines[0], ",".join(columns), *rows]))
+        rows.append(",".join(values.get(name, "nan") for name in kept))
+    atomic_write_text(path, "".join(f"{line}\n" for line in [lines[0], ",".join(kept), *rows]))

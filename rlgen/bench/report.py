@@ -117,12 +117,22 @@ def collect(runs: list[SuiteRun]) -> list[RunRecord]:
             state, error = "failed", json.loads((run_dir / ERROR_FILE).read_text())["error"]
         else:
             state = "incomplete" if history else "missing"
-        # older runs recorded only their locomotion tasks' goal fraction, as max_goal_fraction
-        train_steps, train_returns, reach = training_episodes(run_dir, column=(MAX_PROGRESS, MAX_GOAL_FRACTION))
+        train_steps, train_returns, reach = training_episodes(run_dir, column=_progress_columns(run.env_id))
         wall, speed = _timing(run_dir) if state == "finished" else (float("nan"), float("nan"))
         records.append(RunRecord(run, state, steps, returns, error, train_steps, train_returns, reach,
                                  coverage_over_steps(run_dir), wall, speed))
     return records
+
+
+def _progress_columns(env_id: str) -> tuple[str, ...]:
+    """The Monitor columns of ``env_id``'s progress measure, the first a file has counting: the measure's own
+    (the mazes' path distance has a column of its own, so that their runs recorded as the straight-line distance
+    are not read as it) or ``max_progress``, which older runs of the locomotion tasks recorded as
+    ``max_goal_fraction``."""
+    measures = measures_for(env_id)
+    if measures is not None and measures.column != MAX_PROGRESS:
+        return (measures.column,)
+    return (MAX_PROGRESS, MAX_GOAL_FRACTION)
 
 
 def _timing(run_dir: Path) -> tuple[float, float]:
@@ -364,11 +374,17 @@ def _reach_table(records: list[RunRecord], tasks: list[str], labels: list[str]) 
                         f"{_fmt_ci(*stats.bootstrap_ci(late), digits=2)} | {per_seed} |")
     if not rows:
         return []
+    # tasks with a measure whose finished runs recorded none of it (trained before the measure or its column)
+    unrecorded = [task for task in tasks if task not in measured and measures_for(task) is not None
+                  and any(r.run.env_id == task and r.state == "finished" for r in records)]
+    missing = ([f"Not recorded by the finished runs of {', '.join(unrecorded)} (trained before the task's measure, "
+                f"or before its Monitor column {', '.join(dict.fromkeys(_progress_columns(t)[0] for t in unrecorded))}"
+                ").", ""] if unrecorded else [])
     return ["", "## How near the goal (each task's progress measure; higher is nearer)", "",
             "Per run: the farthest any training episode got (the highest progress of any of its states), and in "
             "brackets the median over the last tenth of the training episodes; runs that recorded it. Each "
             "task's measure:", "",
-            *(f"- {task}: {_progress_text(task)}" for task in measured), "",
+            *(f"- {task}: {_progress_text(task)}" for task in measured), "", *missing,
             "| task | method | runs | farthest, mean [95% CI] | late median, mean [95% CI] | per seed: farthest (late) |",
             "|---|---|---|---|---|---|", *rows]
 

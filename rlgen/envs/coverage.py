@@ -4,8 +4,9 @@ Per task (:func:`measures_for`: rlgen's own tasks by id, third-party ones by id 
 ``dm_control/cartpole-``), a :class:`TaskMeasures` holds
 
 * a **progress** measure: a number read off the unwrapped env (its state, or the step's info), higher nearer the
-  goal, e.g. the car's x, the pole's cos(angle), minus a maze ball's distance to its goal, or the goal fraction
-  rlgen's locomotion tasks report (:mod:`rlgen.envs.progress`: 1.0 at the goal);
+  goal, e.g. the car's x, the pole's cos(angle), minus a maze ball's path distance to its goal (through the
+  maze's corridors, :func:`maze_path_distance`), or the goal fraction rlgen's locomotion tasks report
+  (:mod:`rlgen.envs.progress`: 1.0 at the goal);
 * a low-dimensional **position**, the part of the state that exploration is about (the car's x and velocity, the
   cart's x and the pole's angle, a maze ball's x and y, ...), read off the unwrapped env's own state (never a
   flattened observation, whose layout depends on the wrapping), with a **cell size** per dimension: the cell of a
@@ -15,7 +16,8 @@ Per task (:func:`measures_for`: rlgen's own tasks by id, third-party ones by id 
 
 :class:`ReachAndCoverage`, which the run's env stack puts inside Monitor
 (:func:`rlgen.agents.envstack.make_env_fn`), keeps each episode's maximum progress in ``info["max_progress"]``
-and, at each episode's end, the cells this env first visited since its last episode-end in
+(or the column a task's measure names, :attr:`TaskMeasures.column`) and, at each episode's end, the cells this
+env first visited since its last episode-end in
 ``info["new_cells"]`` (text such as ``"3:-2;4:-2"``, no commas, so the Monitor file stays plain CSV). Monitor
 writes both as columns; a run's coverage after t steps is the size of the union of the cells of all its
 episodes that ended by t, over all its monitor files (:func:`rlgen.agents.plotting.coverage_over_steps`).
@@ -25,6 +27,7 @@ Any other env (CartPole-v1, Hopper-v5, ...) gets no measures and no columns.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +37,14 @@ import numpy as np
 
 from rlgen.envs.progress import GOAL_FRACTION, reports_goal_fraction
 
-__all__ = ["MAX_PROGRESS", "NEW_CELLS", "Cell", "ReachAndCoverage", "TaskMeasures", "format_cells",
-           "measures_for", "parse_cells", "task_measures", "wrap_angle"]
+__all__ = ["MAX_PATH_PROGRESS", "MAX_PROGRESS", "NEW_CELLS", "Cell", "ReachAndCoverage", "TaskMeasures", "format_cells",
+           "maze_path_distance", "measures_for", "parse_cells", "task_measures", "wrap_angle"]
 
 MAX_PROGRESS = "max_progress"
 """The Monitor column (and info key) of an episode's highest progress; NaN where the task measured none."""
+MAX_PATH_PROGRESS = "max_path_progress"
+"""The Monitor column of the mazes' progress (minus the path distance to the goal); their runs recorded before it
+hold minus the straight-line distance, which ignores the walls, in ``max_progress``."""
 NEW_CELLS = "new_cells"
 """The Monitor column (and info key, at an episode's end) of the cells first visited since the last one."""
 
@@ -57,6 +63,9 @@ class TaskMeasures:
     """unwrapped env -> the position of its current state (None: the task has no coverage measure)."""
     position_names: tuple[str, ...] = ()
     cell_size: tuple[float, ...] = ()
+    column: str = MAX_PROGRESS
+    """The Monitor column (and info key) of the episode's highest progress. A measure whose meaning changed gets a
+    column of its own, so that runs recorded under the old meaning are not read as the new one."""
 
     def cell(self, env: Any) -> Cell | None:
         """The cell of ``env``'s (the unwrapped env's) current state; None for a non-finite position."""
@@ -158,7 +167,120 @@ def _maze_robot(env: Any) -> Any:
 
 def _maze_progress(env: Any, info: Mapping[str, Any]) -> float:
     # the ball's (the Ant's torso's) x, y is the observation's achieved_goal
-    return -float(np.linalg.norm(_maze_robot(env).data.qpos[:2] - env.goal))
+    return -maze_path_distance(env.maze, _maze_robot(env).data.qpos[:2], env.goal)
+
+
+class _MazeWalls:
+    """A Gymnasium-Robotics ``Maze``'s walls as boxes, the corners a shortest path can bend at, and the lengths of
+    the straight free paths between those corners (built once per maze)."""
+
+    def __init__(self, maze: Any) -> None:
+        size, rows, cols = float(maze.maze_size_scaling), int(maze.map_length), int(maze.map_width)
+        x0, y0 = float(maze.x_map_center), float(maze.y_map_center)
+
+        def wall(i: int, j: int) -> bool:  # outside the map counts as a wall
+            return not (0 <= i < rows and 0 <= j < cols) or maze.maze_map[i][j] == 1
+
+        # cell (i, j) spans x in [j, j + 1] * size - x0 and y in y0 - [i + 1, i] * size (Maze.cell_rowcol_to_xy)
+        def box(i: int, j: int) -> tuple[float, float, float, float]:  # xmin, xmax, ymin, ymax
+            return j * size - x0, (j + 1) * size - x0, y0 - (i + 1) * size, y0 - i * size
+
+        self.size, self.x0, self.y0 = size, x0, y0
+        self.free_cells = {(i, j) for i in range(rows) for j in range(cols) if not wall(i, j)}
+        self.free = np.array([box(*cell) for cell in sorted(self.free_cells)], dtype=float).reshape(-1, 4)
+        # a segment between two free points that passes through walls enters one next to a free cell (side or
+        # corner): only those walls are tested; outside the map counts as walls
+        boxes = [box(i, j) for i in range(-1, rows + 1) for j in range(-1, cols + 1) if wall(i, j) and any(
+            (i + di, j + dj) in self.free_cells for di in (-1, 0, 1) for dj in (-1, 0, 1))]
+        # walls grown by a hair overlap their neighbours, so no path slips through the seam between two of them
+        grow = 1e-9 * size
+        walls = np.array(boxes, dtype=float).reshape(-1, 4) + np.array([-grow, grow, -grow, grow])
+        self.low, self.high = walls[:, [0, 2]], walls[:, [1, 3]]  # (walls, axes): xmin, ymin and xmax, ymax
+        # a shortest path between two points bends only at the walls' corners that stick out into the free space:
+        # the grid points with exactly one wall among the four cells around them, each moved a hair away from
+        # that wall (more than the walls grew), so that a path may run along a wall's face
+        corners, off = [], 1e-6 * size
+        for a in range(rows + 1):
+            for b in range(cols + 1):
+                around = [(di, dj) for di in (-1, 0) for dj in (-1, 0) if wall(a + di, b + dj)]
+                if len(around) == 1:  # row a - 1 lies above (larger y), column b - 1 to the left
+                    (di, dj), = around
+                    corners.append((b * size - x0 + (off if dj == -1 else -off),
+                                    y0 - a * size + (-off if di == -1 else off)))
+        self.corners = np.array(corners, dtype=float).reshape(-1, 2)
+        n = len(self.corners)
+        between = np.array([np.where(self.visible(corner, self.corners), np.linalg.norm(self.corners - corner, axis=1),
+                                     np.inf) for corner in self.corners]).reshape(n, n)
+        np.fill_diagonal(between, 0.0)
+        for k in range(n):  # Floyd-Warshall: the shortest path between every two corners
+            between = np.minimum(between, between[:, k:k + 1] + between[k:k + 1, :])
+        self.between = between
+        self._goal: tuple[float, float] | None = None
+        self._target, self._to_goal = np.zeros(2), np.zeros(n)
+
+    def visible(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Per end point (rows of ``end``), whether the segment from ``start`` (one point, or one per row) to it
+        misses the inside of every wall: the slab method, both axes at once. A segment along a face, parallel to
+        it, grazes it (0 * inf is NaN there, and NaN compares false)."""
+        start = np.asarray(start, dtype=float).reshape(-1, 1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse = 1.0 / (np.asarray(end, dtype=float) - start[:, 0])[:, None, :]  # inf where parallel
+            low, high = (self.low - start) * inverse, (self.high - start) * inverse  # (ends, walls, axes)
+        near, far = np.minimum(low, high), np.maximum(low, high)
+        enter = np.maximum(np.maximum(near[..., 0], near[..., 1]), 0.0)
+        leave = np.minimum(np.minimum(far[..., 0], far[..., 1]), 1.0)
+        return ~(enter < leave).any(axis=1)
+
+    def into_free(self, point: np.ndarray) -> np.ndarray:
+        """``point``, or where it lies inside a wall (or outside the map, or on a wall's face), the nearest point of
+        a free cell a hair inside it."""
+        i, j = math.floor((self.y0 - point[1]) / self.size), math.floor((point[0] + self.x0) / self.size)
+        if not len(self.free) or ((i, j) in self.free_cells and not np.any(
+                np.all((point > self.low) & (point < self.high), axis=1))):  # free, and clear of the walls' growth
+            return point
+        gap = np.stack([np.maximum(self.free[:, 0] - point[0], point[0] - self.free[:, 1]),
+                        np.maximum(self.free[:, 2] - point[1], point[1] - self.free[:, 3])], axis=1)
+        nearest = self.free[np.argmin(np.linalg.norm(np.maximum(gap, 0.0), axis=1))]
+        off = 1e-6 * self.size  # inside the cell, clear of the walls' growth
+        return np.array([np.clip(point[0], nearest[0] + off, nearest[1] - off),
+                         np.clip(point[1], nearest[2] + off, nearest[3] - off)])
+
+    def to_goal(self, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``goal`` moved out of any wall, then the path length to it from each corner (inf where none)), kept for
+        the last goal asked: a maze's goal stays put for an episode."""
+        key = (float(goal[0]), float(goal[1]))
+        if key != self._goal:
+            target = self.into_free(np.array(key))
+            direct = np.where(self.visible(target, self.corners), np.linalg.norm(self.corners - target, axis=1),
+                              np.inf)
+            self._to_goal = np.min(self.between + direct[None, :], axis=1) if len(direct) else direct
+            self._target, self._goal = target, key
+        return self._target, self._to_goal
+
+
+_WALLS: weakref.WeakKeyDictionary[Any, _MazeWalls] = weakref.WeakKeyDictionary()
+
+
+def maze_path_distance(maze: Any, xy: Sequence[float], goal: Sequence[float]) -> float:
+    """The length of a shortest path from ``xy`` to ``goal`` that passes through no wall of a Gymnasium-Robotics
+    ``Maze`` (its cells marked 1, and everything outside its map): straight where the goal can be seen, else
+    bending at the corners of walls (the geodesic distance of the maze's free space, for a point-sized robot).
+    In a U-maze a robot at the end of one arm is about six cell sizes from a goal at the end of the other, not
+    the two a straight line through the wall between them gives. A point inside a wall (a robot pressed into it)
+    or outside the map counts from the nearest point of a free cell; a goal that no path reaches gives the
+    straight-line distance."""
+    walls = _WALLS.get(maze)
+    if walls is None:
+        walls = _WALLS[maze] = _MazeWalls(maze)
+    target, corner_lengths = walls.to_goal(np.asarray(goal, dtype=float)[:2])
+    point = walls.into_free(np.asarray(xy, dtype=float)[:2])
+    seen = walls.visible(point, np.vstack([target[None, :], walls.corners]))
+    straight = float(np.linalg.norm(point - target))
+    if seen[0]:
+        return straight
+    lengths = np.linalg.norm(walls.corners - point, axis=1) + corner_lengths
+    best = float(np.min(lengths[seen[1:]])) if seen[1:].any() else math.inf
+    return best if math.isfinite(best) else straight
 
 
 def _maze_xy(env: Any) -> Sequence[float]:
@@ -217,14 +339,14 @@ _BY_PREFIX: tuple[tuple[str, TaskMeasures], ...] = (
         # a pole dropped from upright swings through the bottom at ~8 rad/s: +-8 rad/s is 32 cells
         _pendulum, ("pole angle", "angular velocity"), (_PI_18, 0.5))),
     ("PointMaze_", TaskMeasures(
-        _maze_progress, "minus the ball's distance to the goal (reward within 0.45)",
+        _maze_progress, "minus the ball's path distance to the goal through the maze (reward within 0.45)",
         # the maze's cells are 1 m (maze_size_scaling 1): 10 position cells per maze cell, so U-maze's
         # 3 x 3 free cells are 30 x 30
-        _maze_xy, ("x", "y"), (0.1, 0.1))),
+        _maze_xy, ("x", "y"), (0.1, 0.1), MAX_PATH_PROGRESS)),
     ("AntMaze_", TaskMeasures(
-        _maze_progress, "minus the torso's distance to the goal (reward within 0.45)",
+        _maze_progress, "minus the torso's path distance to the goal through the maze (reward within 0.45)",
         # the maze's cells are 4 m (maze_size_scaling 4): 10 position cells per maze cell, as PointMaze's
-        _maze_xy, ("torso x", "torso y"), (0.4, 0.4))),
+        _maze_xy, ("torso x", "torso y"), (0.4, 0.4), MAX_PATH_PROGRESS)),
 )
 
 _GOAL_FRACTION_ONLY = TaskMeasures(_goal_fraction, "goal fraction (1 at the goal)")
@@ -264,14 +386,15 @@ class ReachAndCoverage(gym.Wrapper):
     @property
     def info_keywords(self) -> tuple[str, ...]:
         """The info keys Monitor should write as columns."""
-        return (MAX_PROGRESS, NEW_CELLS) if self.measures.position is not None else (MAX_PROGRESS,)
+        column = self.measures.column
+        return (column, NEW_CELLS) if self.measures.position is not None else (column,)
 
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
         base = self.env.unwrapped
         value = self.measures.progress(base, info)
         if value is not None and (math.isnan(self._max) or value > self._max):  # NaN: none known yet
             self._max = float(value)
-        info[MAX_PROGRESS] = self._max
+        info[self.measures.column] = self._max
         if self.measures.position is not None:
             cell = self.measures.cell(base)
             if cell is not None and cell not in self.seen:
