@@ -189,6 +189,81 @@ def test_discrete_actions_are_one_hot_and_bad_spaces_are_refused():
         Discriminator(*_SPACES, activation="sigmoidish")
 
 
+def test_the_discriminator_loss_is_its_terms():
+    """The loss minimised is half the class-balanced BCE (expert label 1 - label_smoothing), minus
+    entropy_bonus x the mean Bernoulli entropy of the logits, plus gradient_penalty x the penalty: each option
+    reaches the loss with its sign and weight, not only "still learns"."""
+    torch.manual_seed(0)
+    obs, expert_acts, random_acts = _separable_problem(n=64)
+    disc = Discriminator(*_SPACES, label_smoothing=0.2, entropy_bonus=0.05, gradient_penalty=3.0)
+    disc.set_expert_statistics(obs, expert_acts)
+    for _ in range(20):  # logits away from 0, where every term is visible
+        disc.train_step((obs, expert_acts), (obs, random_acts))
+    terms = disc.loss((obs, expert_acts), (obs, random_acts))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    with torch.no_grad():
+        le, lp = disc.logits(obs, expert_acts), disc.logits(obs, random_acts)
+        p = torch.sigmoid(torch.cat([le, lp]))
+        entropy = -(p * torch.log(p) + (1 - p) * torch.log(1 - p)).mean()
+        expected = (0.5 * (bce(le, torch.full_like(le, 0.8)) + bce(lp, torch.zeros_like(lp))) - 0.05 * entropy
+                    + 3.0 * terms["gradient_penalty"])
+    assert float(terms["gradient_penalty"]) > 1e-3 and float(entropy) > 1e-3
+    assert float(terms["loss"].detach()) == pytest.approx(float(expected), rel=1e-5)
+
+
+def _gp_spy(monkeypatch):
+    import rlgen.imitation.discriminator as discriminator_module
+
+    seen = []
+    original = discriminator_module.gradient_penalty
+
+    def spy(net, real, fake, **kwargs):
+        seen.append((real.detach().clone(), fake.detach().clone()))
+        return original(net, real, fake, **kwargs)
+
+    monkeypatch.setattr(discriminator_module, "gradient_penalty", spy)
+    return seen
+
+
+def test_the_gradient_penalty_sees_every_policy_transition_when_the_expert_has_fewer(monkeypatch):
+    """10 expert pairs against a pool of 64 policy transitions: the WGAN-GP interpolates reach every policy
+    row (each paired with a random expert row), not only the pool's 10 oldest."""
+    seen = _gp_spy(monkeypatch)
+    gail = GAIL(line_venv(n=2, horizon=50), _line_demos(n=2), disc_transitions=64, gradient_penalty=10.0, seed=0)
+    gail.seed(0)
+    gail.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(32):
+        gail.step(rng.uniform(-1, 1, (2, 1)).astype(np.float32))
+    assert gail.n_disc_steps == 1 and len(gail.expert[0]) == 10
+    (real, fake), = seen
+    disc = gail.discriminator
+    pool = disc.standardise(disc.features(gail.buffer.obs[:64], gail.buffer.actions[:64]))
+    expert = disc.standardise(disc.features(*gail.expert))
+    assert len(fake) == len(real) == 64
+    torch.testing.assert_close(torch.sort(fake, dim=0).values, torch.sort(pool, dim=0).values)
+    assert all(bool((row == expert).all(dim=1).any()) for row in real)  # expert rows, drawn with replacement
+
+
+@pytest.mark.parametrize("options", [{"input_noise": 0.1}, {"gradient_penalty": 10.0}])
+def test_the_gail_seed_decides_the_discriminators_noise_and_penalty(options):
+    """Input noise and the gradient penalty's draws come from the wrapper's seeded generator: the same seed
+    gives the same discriminator whatever torch's global RNG holds, and the global RNG (the agent's action
+    sampling) is not moved by a discriminator step."""
+    params = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        gail = GAIL(line_venv(n=2), _line_demos(), disc_transitions=8, seed=0, **options)
+        gail.seed(0)
+        gail.reset()
+        before = torch.get_rng_state()
+        for _ in range(8):
+            gail.step(np.full((2, 1), 0.3, dtype=np.float32))
+        assert gail.n_disc_steps == 2 and torch.equal(torch.get_rng_state(), before)
+        params.append(torch.cat([p.detach().flatten() for p in gail.discriminator.parameters()]))
+    assert torch.equal(*params)
+
+
 # -- demonstrations ------------------------------------------------------------------------------------
 def test_demos_round_trip_exactly(tmp_path):
     trajs = _hand_made_demos()

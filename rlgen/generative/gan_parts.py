@@ -86,18 +86,23 @@ def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 
 
 
 class GaussianNoise(nn.Module):
-    """Adds ``N(0, sd^2)`` noise in training mode; the identity in eval mode or when ``sd`` is 0."""
+    """Adds ``N(0, sd^2)`` noise in training mode; the identity in eval mode or when ``sd`` is 0. The noise is
+    drawn from :attr:`generator` when one is set (an owner that seeds all its randomness itself), else from
+    torch's global RNG."""
 
     def __init__(self, sd: float) -> None:
         super().__init__()
         if sd < 0:
             raise ValueError(f"GaussianNoise sd must be >= 0, got {sd}")
         self.sd = float(sd)
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sd == 0.0:
             return x
-        return x + self.sd * torch.randn_like(x)
+        if self.generator is None:
+            return x + self.sd * torch.randn_like(x)
+        return x + self.sd * torch.randn(x.shape, generator=self.generator, dtype=x.dtype, device=x.device)
 
     def extra_repr(self) -> str:
         return f"sd={self.sd}"
@@ -334,20 +339,22 @@ def feature_matching_loss(features_real: Tensor, features_fake: Tensor) -> Tenso
 
 
 def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor | None = None,
-                     kind: str = "wgan_gp") -> Tensor:
+                     kind: str = "wgan_gp", generator: torch.Generator | None = None) -> Tensor:
     """A penalty on the discriminator's input gradient, differentiable in its parameters.
 
     ``"wgan_gp"`` (Gulrajani et al. 2017): ``mean (||grad D(x_hat)||_2 - 1)^2`` at random interpolates
     ``x_hat`` between real and fake examples; needs ``fake``. ``"r1"`` (Mescheder et al. 2018):
     ``mean ||grad D(x)||^2`` at the real examples only; the usual weight is gamma / 2. Multiply by your
-    coefficient (10 for WGAN-GP) and add to the discriminator's loss.
+    coefficient (10 for WGAN-GP) and add to the discriminator's loss. ``generator``: where the interpolation
+    weights are drawn from (default: torch's global RNG).
     """
     if kind not in _GRADIENT_PENALTIES:
         raise ValueError(f"gradient penalty kind must be one of {_GRADIENT_PENALTIES}, got {kind!r}")
     if kind == "wgan_gp":
         if fake is None or fake.shape != real.shape:
             raise ValueError("the WGAN-GP penalty needs fake examples of the real examples' shape")
-        mix = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        mix = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device,
+                         dtype=real.dtype)
         points = (mix * real.detach() + (1.0 - mix) * fake.detach()).requires_grad_(True)
     else:
         points = real.detach().requires_grad_(True)

@@ -170,6 +170,21 @@ class Discriminator(nn.Module):
         # reward()'s numpy forward of every layer but the input noise (rlgen.imitation.numpy_mlp); None where
         # it cannot run them (spectral norm): the torch path then
         self._numpy_net = NumpyMLP.of(list(self.net)[1:])
+        self._generator: torch.Generator | None = None
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        """Where training draws its randomness (the input noise, the gradient penalty's interpolation weights
+        and pairs) from; None: torch's global RNG. :class:`~rlgen.imitation.GAIL` sets its own seeded one, so
+        its ``seed`` decides them and the agent's draws from the global RNG are left alone."""
+        return self._generator
+
+    @generator.setter
+    def generator(self, generator: torch.Generator | None) -> None:
+        self._generator = generator
+        noise = self.net[0]
+        assert isinstance(noise, GaussianNoise)
+        noise.generator = generator
 
     # -- inputs ----------------------------------------------------------------------------------
     def features(self, obs: ArrayLike, acts: ArrayLike, next_obs: ArrayLike | None = None,
@@ -332,13 +347,18 @@ class Discriminator(nn.Module):
                                        entropy_bonus=2.0 * self.entropy_bonus)
         terms = {"bce_plus_entropy": loss.detach()}
         if self.penalty_coef > 0:
-            fake = x_policy
+            x_expert_gp, fake = x_expert, x_policy
             if self.penalty_kind == "wgan_gp" and len(x_policy) != len(x_expert):
-                n = min(len(x_policy), len(x_expert))
-                x_expert_gp, fake = x_expert[:n], x_policy[:n]
-            else:
-                x_expert_gp = x_expert
-            penalty = gradient_penalty(self.net, x_expert_gp, fake, kind=self.penalty_kind)
+                # interpolates at every row of the larger batch, each paired with a random row of the smaller
+                # one (not the smaller batch's length of leading rows: a policy pool is in step order, so
+                # that would penalise only its oldest transitions, and never its absorbing rows)
+                n = max(len(x_policy), len(x_expert))
+                if len(x_expert) < n:
+                    x_expert_gp = x_expert[torch.randint(len(x_expert), (n,), generator=self._generator)]
+                else:
+                    fake = x_policy[torch.randint(len(x_policy), (n,), generator=self._generator)]
+            penalty = gradient_penalty(self.net, x_expert_gp, fake, kind=self.penalty_kind,
+                                       generator=self._generator)
             loss = loss + self.penalty_coef * penalty
             terms["gradient_penalty"] = penalty.detach()
         terms.update({

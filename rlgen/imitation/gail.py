@@ -122,7 +122,8 @@ class GAIL(RewardWrapper):
         callback (0.99 without one).
     :param defer_rewards: compute a rollout's rewards in one batch at its end when the agent allows it (see the
         module docstring; the same rewards without a forward pass per env step); False: always at step time.
-    :param seed: seed of the discriminator's initialisation and of the expert sampling.
+    :param seed: seed of the discriminator's initialisation, of the expert and minibatch sampling and of the
+        discriminator's input noise and gradient penalty (none of them draws from torch's global RNG).
     :param discriminator_kwargs: the rest go to :class:`~rlgen.imitation.Discriminator` (hidden,
         activation, use_next_obs, entropy_bonus, label_smoothing, gradient_penalty, penalty_kind,
         spectral_norm, input_noise, learning_rate, clip_input).
@@ -187,6 +188,7 @@ class GAIL(RewardWrapper):
             torch.manual_seed(seed)
             self.discriminator = Discriminator(obs_space, act_space, absorbing=absorbing, **discriminator_kwargs)
         self.generator = torch.Generator().manual_seed(seed)
+        self.discriminator.generator = self.generator  # its input noise and gradient penalty: seeded, saved
         obs, acts, next_obs, ends = demos.transitions()
         expert = (torch.as_tensor(obs.reshape(len(obs), -1), dtype=torch.float32),
                   torch.as_tensor(acts if self.discriminator.discrete_actions else acts.astype(np.float32)),
