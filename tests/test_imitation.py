@@ -373,6 +373,26 @@ def test_truncated_or_corrupt_files_get_one_line_errors(tmp_path):
         load_demos(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("obs_dtype", np.array("foo"), "shapes or dtypes cannot be read"),
+    ("obs_shape", np.array(["a"]), "shapes or dtypes cannot be read"),
+    ("schema_version", np.array("x"), "is no integer"),
+    ("episode_starts", np.array([0.0, 3.0, 9.0, 10.0, 15.0]), "inconsistent"),
+    ("rewards", np.zeros((15, 1)), "inconsistent"),
+])
+def test_a_demo_file_with_unreadable_metadata_is_a_one_line_error(tmp_path, capsys, field, value, message):
+    """Fields a damaged or hand-made file may hold in place of shapes, dtypes and integer offsets: a DemoError
+    naming the file (one line from `rlgen demos info` too), not a TypeError traceback."""
+    save_demos(tmp_path / "d.npz", _hand_made_demos())
+    arrays = dict(np.load(tmp_path / "d.npz"))
+    arrays[field] = value
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DemoError, match=message) as info:
+        load_demos(tmp_path / "bad.npz")
+    assert "\n" not in str(info.value) and "bad.npz" in str(info.value)
+    _one_line_error(capsys, ["demos", "info", str(tmp_path / "bad.npz")], message)
+
+
 def test_empty_demos_are_refused(tmp_path):
     with pytest.raises(DemoError, match="no episodes"):
         Trajectories.from_episodes([])

@@ -316,7 +316,10 @@ def load_demos(
         raise DemoError(f"cannot read demo file {path} (truncated or corrupt?): {reason}") from None
     if str(arrays["format"]) != FORMAT_NAME:
         raise DemoError(f"{path} is not an rlgen demo file (format {str(arrays['format'])!r})")
-    version = int(arrays["schema_version"])
+    try:
+        version = int(arrays["schema_version"])
+    except (TypeError, ValueError):
+        raise DemoError(f"{path} is corrupt: its schema_version {arrays['schema_version']!r} is no integer") from None
     if version > SCHEMA_VERSION:
         raise DemoError(f"{path} has demo schema version {version}; this rlgen reads up to {SCHEMA_VERSION}")
     trajs = _unpack(arrays, path)
@@ -347,10 +350,18 @@ def demo_record_mismatch(recorded: Mapping[str, Any], path: str | Path) -> str |
 
 
 def _unpack(arrays: dict[str, np.ndarray], path: Path) -> Trajectories:
-    obs_shape = tuple(int(n) for n in arrays["obs_shape"])
-    act_shape = tuple(int(n) for n in arrays["act_shape"])
+    try:  # what a damaged or hand-made file may hold instead of shapes and dtypes
+        obs_shape = tuple(int(n) for n in np.atleast_1d(arrays["obs_shape"]))
+        act_shape = tuple(int(n) for n in np.atleast_1d(arrays["act_shape"]))
+        obs_dtype, act_dtype = np.dtype(str(arrays["obs_dtype"])), np.dtype(str(arrays["act_dtype"]))
+    except (TypeError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DemoError(f"{path} is corrupt: its shapes or dtypes cannot be read ({reason})") from None
     obs, acts, rewards = arrays["obs"], arrays["acts"], arrays["rewards"]
     starts, terminated = arrays["episode_starts"], arrays["terminated"]
+    if terminated.ndim != 1 or starts.ndim != 1 or starts.dtype.kind not in "iu" or rewards.ndim != 1:
+        raise DemoError(f"{path} is inconsistent (episode offsets, array lengths or shapes disagree); "
+                        "the file is corrupt")
     n = len(terminated)
     if n == 0:
         raise DemoError(f"{path} holds no episodes")
@@ -374,8 +385,7 @@ def _unpack(arrays: dict[str, np.ndarray], path: Path) -> Trajectories:
                    rewards[starts[i]:starts[i + 1]], bool(terminated[i]))
         for i in range(n)
     )
-    return Trajectories(episodes, str(arrays["env_id"]), obs_shape, act_shape,
-                        np.dtype(str(arrays["obs_dtype"])), np.dtype(str(arrays["act_dtype"])))
+    return Trajectories(episodes, str(arrays["env_id"]), obs_shape, act_shape, obs_dtype, act_dtype)
 
 
 # -- Minari-style episode data -------------------------------------------------------------------
