@@ -942,6 +942,31 @@ def test_behaviour_cloning_run_and_collecting_demos_from_it(tmp_path):
     assert not np.allclose(seen, trajs[0].obs[:-1])
 
 
+def test_cloning_behind_vecnormalize_fits_the_observations_the_policy_will_see(monkeypatch):
+    """Behind VecNormalize the statistics start as every demo observation's (counted as that many samples), and
+    the policy is fitted on the demo pairs normalised with them, the observations it acts on. Reach1D's expert
+    (a = clip(-4x)) barely changes under a rescaled x, so a run's return would not tell."""
+    import rlgen.imitation.bc as bc_module
+
+    demos = _reach_demos(10).subsampled(3, seed=1)
+    normalizer = VecNormalize(DummyVecEnv([Reach1D]), gamma=0.99)
+    model = PPO("MlpPolicy", normalizer, policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
+    fitted = {}
+    monkeypatch.setattr(bc_module, "behaviour_cloning",
+                        lambda policy, obs, acts, **kwargs: fitted.update(obs=obs, acts=acts) or {"loss": 0.0})
+    stats = bc_module.clone_demos(model.policy, demos, normalizer)
+    every_obs = np.concatenate([traj.obs for traj in demos])
+    np.testing.assert_allclose(normalizer.obs_rms.mean, every_obs.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(normalizer.obs_rms.var, every_obs.var(axis=0), rtol=1e-5)
+    assert normalizer.obs_rms.count == len(every_obs) and float(np.sqrt(every_obs.var())) < 0.5  # far from 1
+    obs, acts, _, _ = demos.transitions()
+    assert stats["pairs"] == len(obs) < demos.n_transitions  # the subsampled pairs
+    expected = np.clip((obs - every_obs.mean(axis=0)) / np.sqrt(every_obs.var(axis=0) + normalizer.epsilon),
+                       -normalizer.clip_obs, normalizer.clip_obs)
+    np.testing.assert_allclose(fitted["obs"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fitted["acts"], acts)
+
+
 def test_bc_pretraining_before_gail(tmp_path):
     config = _gail_config(tmp_path, total_steps=256, bc_pretrain=True, bc_kwargs={"gradient_steps": 300, "learning_rate": 3e-3})
     result = train(config)

@@ -150,6 +150,28 @@ def _drive(info, policy, steps):
     return info.take_info_reward_mean()
 
 
+def test_the_posterior_reads_inputs_standardised_with_the_experts_statistics():
+    """Q sees [s, a] standardised (and clipped) with the mean and standard deviation of the expert's pairs, as
+    the discriminator does: on a task whose observations are far from unit scale it would otherwise read raw
+    magnitudes."""
+    demos = _two_way_demos(3)
+    info = InfoGAIL(_venv(2), demos, n_modes=2, seed=0)
+    obs, acts, _, _ = demos.transitions()
+    rows = np.concatenate([obs, acts], axis=1).astype(np.float64)
+    np.testing.assert_allclose(info.posterior.in_mean.numpy(), rows.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(info.posterior.in_std.numpy(), np.sqrt(rows.var(axis=0) + 1e-8), rtol=1e-4)
+    raw = (obs[:5] * 50.0).astype(np.float32)  # beyond the clip: standardised rows are clipped to +-10
+    x = np.clip((np.concatenate([raw, acts[:5]], axis=1) - rows.mean(axis=0)) / np.sqrt(rows.var(axis=0) + 1e-8),
+                -10, 10).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.log_softmax(info.posterior.net(torch.from_numpy(x)), dim=1)[:, 1].numpy()
+    codes = np.ones(5, dtype=np.int64)
+    np.testing.assert_allclose(info.log_posterior(raw, acts[:5], codes), expected, rtol=1e-4, atol=1e-5)  # reward
+    features = torch.from_numpy(np.concatenate([raw, acts[:5]], axis=1))  # and the torch path Q trains on
+    np.testing.assert_allclose(info.posterior.log_prob(features, torch.from_numpy(codes)).numpy(), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_the_posterior_reads_the_code_from_actions_that_depend_on_it_and_only_then():
     """Q is trained on the policy's own (s, a, c): a scripted policy that goes right under c = 1 and left
     under c = 0 lets it recover the codes (and the information reward rises towards 0), one that ignores the
