@@ -304,6 +304,18 @@ def test_subsampling_keeps_every_kth_pair(tmp_path):
     assert len(load_demos(tmp_path / "d.npz", n_episodes=2)) == 2
 
 
+def test_subsampling_draws_random_offsets_and_keeps_every_episode():
+    """Each episode starts its every-k-th pairs at its own random offset in [0, k) (the GAIL paper's), and an
+    episode shorter than its offset keeps its last pair instead of vanishing from the demos."""
+    trajs = _hand_made_demos()  # episodes of 3, 6, 1 and 5 steps
+    offsets = Trajectories.from_episodes(list(trajs) * 10).subsampled(20, seed=0).sample_offsets
+    assert len(set(offsets)) > 5 and min(offsets) >= 0 and max(offsets) < 20
+    late = dataclasses.replace(trajs, subsample=4, sample_offsets=(3, 3, 3, 3))
+    obs, _, _, dones = late.transitions()
+    np.testing.assert_array_equal(obs, np.stack([trajs[0].obs[2], trajs[1].obs[3], trajs[2].obs[0], trajs[3].obs[3]]))
+    assert dones.tolist() == [True, False, True, False]  # the terminated episodes' last pairs
+
+
 def test_minari_episodes_convert_both_ways():
     trajs = _hand_made_demos()
     episodes = to_minari_episodes(trajs)

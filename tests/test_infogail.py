@@ -85,6 +85,29 @@ def test_the_code_is_one_hot_in_the_observation_held_for_an_episode_and_redrawn_
     assert info.buffer.contents()[0].shape[1] == 2
 
 
+@pytest.mark.parametrize("wrap", ["infogail", "append_code"])
+def test_an_episode_ending_redraws_its_own_envs_code_only(wrap):
+    """Envs whose episodes end at different steps (horizons 2 and 5): the end of one env's episode draws a new
+    code for that env alone; the other keeps its code to the end of its own episode."""
+    venv = DummyVecEnv([lambda: Monitor(LineEnv(horizon=2)), lambda: Monitor(LineEnv(horizon=5))])
+    env = (InfoGAIL(venv, _two_way_demos(2), n_modes=4, disc_transitions=1000, seed=1) if wrap == "infogail"
+           else AppendCode(venv, 4, seed=1))
+    obs = env.reset()
+    codes, episode_codes, redrawn = _code_of(obs, 4), {0: [], 1: []}, 0
+    for _ in range(40):
+        obs, _, dones, _ = env.step(np.zeros((2, 1), dtype=np.float32))
+        new = _code_of(obs, 4)
+        for i in range(2):
+            if dones[i]:
+                episode_codes[i].append(codes[i])
+                redrawn += int(new[i] != codes[i])
+            else:
+                assert new[i] == codes[i], f"env {i}'s code changed inside its episode"
+        codes = new
+    assert len(episode_codes[0]) == 20 and len(episode_codes[1]) == 8 and redrawn > 10
+    assert set(episode_codes[0]) == set(episode_codes[1]) == {0, 1, 2, 3}
+
+
 def test_fix_code_holds_the_code_and_append_code_does_the_same_for_evaluation():
     info = InfoGAIL(line_venv(n=2, horizon=3), _two_way_demos(2), n_modes=2, disc_transitions=100)
     info.fix_code(1)
