@@ -316,6 +316,14 @@ def test_subsampling_draws_random_offsets_and_keeps_every_episode():
     assert dones.tolist() == [True, False, True, False]  # the terminated episodes' last pairs
 
 
+def test_n_episodes_keeps_the_first_episodes_of_the_file(tmp_path):
+    """A benchmark's fewer-demos cells take the first n episodes of the file its more-demos cells use whole."""
+    save_demos(tmp_path / "d.npz", _hand_made_demos())
+    first_two = load_demos(tmp_path / "d.npz", n_episodes=2)
+    assert [len(traj) for traj in first_two] == [3, 6]
+    assert first_two.fingerprint() == _hand_made_demos()[:2].fingerprint()
+
+
 def test_minari_episodes_convert_both_ways():
     trajs = _hand_made_demos()
     episodes = to_minari_episodes(trajs)
