@@ -24,8 +24,9 @@ Adam steps (1) per ``disc_transitions`` policy transitions (2,048), each on a mi
 policy transitions (default: ``disc_transitions``) against as many expert samples. The steps are taken at the
 end of each rollout (the wrapper's callback tells it when one ends), on the transitions collected since the
 last steps (the latest ``batch_size`` if fewer came since), so every reward of a rollout comes from one fixed
-discriminator, as in the original algorithm. A rollout of 16,384 transitions gets 8 steps, each on a fresh
-eighth of it (a random permutation of the rollout cut into minibatches); one of 2,048 gets 1 step on all of
+discriminator, the one from before the rollout's update (as OpenAI baselines and the imitation library do; the
+GAIL paper's Algorithm 1 scores a rollout after updating the discriminator on it). A rollout of 16,384
+transitions gets 8 steps, each on a fresh eighth of it (a random permutation of the rollout cut into minibatches); one of 2,048 gets 1 step on all of
 it; rollouts of 512 take theirs every fourth rollout, on the latest 2,048 transitions. What a rollout owes in
 fractions of a step carries over to the next (and is saved with the wrapper's state). Why: the original takes
 one full-batch step per policy iteration, which ties the discriminator's pace to the rollout size, so a
