@@ -352,6 +352,17 @@ def test_demos_for_another_env_get_one_line_errors_naming_both(tmp_path):
             [Trajectory(np.zeros((3, 5)), np.zeros((2, 1), np.float32), np.zeros(2))]))
 
 
+def test_gail_refuses_to_sit_above_a_vecnormalize_that_normalises_observations():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    # the discriminator would compare normalised learner observations with raw expert ones
+    with pytest.raises(ValueError, match=r"VecNormalize\(GAIL\(venv, demos\)\)") as info:
+        GAIL(VecNormalize(line_venv(n=2)), _line_demos())
+    assert "\n" not in str(info.value)
+    GAIL(VecNormalize(line_venv(n=2), norm_obs=False), _line_demos())  # rewards alone: fine
+    VecNormalize(GAIL(line_venv(n=2), _line_demos()))  # the order rlgen's own stack uses
+
+
 def test_an_unreadable_demo_file_is_a_one_line_error(tmp_path, monkeypatch):
     save_demos(tmp_path / "d.npz", _hand_made_demos())
     real_open = Path.open

@@ -166,6 +166,7 @@ class GAIL(RewardWrapper):
             raise TypeError(f"demos must be rlgen.imitation.demos.Trajectories (see load_demos), "
                             f"got {type(demos).__name__}")
         demos.check_compatible(_env_id(venv), obs_space, act_space)
+        _refuse_normalised_observations(venv)
         if reward not in REWARD_KINDS:
             raise ValueError(f"unknown GAIL reward {reward!r}; choose one of: {', '.join(REWARD_KINDS)}")
         for name, value in (("disc_transitions", disc_transitions), ("disc_steps", disc_steps)):
@@ -522,6 +523,18 @@ def _replay_vec_normalize(normaliser: VecNormalize, rewards: np.ndarray, dones: 
         out = np.clip(out / np.sqrt(variances[:, None] + normaliser.epsilon), -normaliser.clip_reward,
                       normaliser.clip_reward)
     return out.astype(np.float32)
+
+
+def _refuse_normalised_observations(venv: VecEnv) -> None:
+    """A VecNormalize that normalises observations beneath the wrapper would have the discriminator compare the
+    learner's normalised observations with the expert's raw ones: refused, naming the order that works."""
+    inner: Any = venv
+    while inner is not None:
+        if isinstance(inner, VecNormalize) and inner.norm_obs:
+            raise ValueError("GAIL wraps a VecNormalize that normalises observations: the discriminator would "
+                             "compare normalised learner observations with the raw expert demos; wrap GAIL in "
+                             "it instead, VecNormalize(GAIL(venv, demos)) (norm_obs=False beneath is fine)")
+        inner = getattr(inner, "venv", None)
 
 
 def _env_id(venv: VecEnv) -> str | None:
