@@ -162,3 +162,24 @@ def test_an_env_that_cannot_render_says_why_in_its_own_words(tiny_config, tmp_pa
     # an env that refuses render_mode when made: one line naming the env
     assert main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "c.gif"), "--video-size", "8x8"]) == 2
     assert "CartPole-v1 cannot render as asked" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("backend", "package"), [("osmesa", "libosmesa6"), ("egl", "libegl1")])
+def test_a_mujoco_gl_whose_library_is_missing_is_one_line_naming_the_package(monkeypatch, capsys, backend, package):
+    # MUJOCO_GL=osmesa without libosmesa6 made every env build fail: a misleading "the env's own code failed"
+    # for Gymnasium's tasks (and CartPole, as rlgen's MuJoCo tasks are imported), a traceback for dm_control's
+    from rlgen.cli import common
+
+    monkeypatch.setenv("MUJOCO_GL", backend)
+    monkeypatch.setattr(common, "gl_library_loads", lambda name: False)
+    assert main(["envs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"MUJOCO_GL={backend} needs" in err and package in err and "unset MUJOCO_GL" in err
+
+
+def test_the_gl_library_probe_finds_what_the_loader_finds():
+    from rlgen.cli.common import gl_library_loads
+
+    assert gl_library_loads("c")  # libc.so.6
+    assert not gl_library_loads("NoSuchLibraryAnywhere")

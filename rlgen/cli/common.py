@@ -191,12 +191,39 @@ MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw", "glx", "enable", "enabled", "on", "
                     "disable", "disabled", "off", "false", "0")
 
 
+# The offscreen backends whose library PyOpenGL loads as soon as a MuJoCo or dm_control module is imported (every
+# env build imports rlgen's MuJoCo tasks): the library's name for the loader, and the Debian package that has it
+MUJOCO_GL_LIBRARIES = {"egl": ("EGL", "libegl1"), "osmesa": ("OSMesa", "libosmesa6")}
+
+
+def gl_library_loads(name: str) -> bool:
+    """Whether ``lib<name>`` can be loaded as PyOpenGL's loader looks for it on Linux (``lib<name>.so``, then
+    ``.so.9`` down to ``.so.0``)."""
+    import ctypes
+
+    for filename in [f"lib{name}.so", *(f"lib{name}.so.{i}" for i in range(9, -1, -1))]:
+        try:
+            ctypes.CDLL(filename)
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def check_mujoco_gl() -> None:
-    """A MUJOCO_GL that MuJoCo would reject with a traceback when first imported, as a one-line error instead."""
+    """A MUJOCO_GL that MuJoCo would reject with a traceback when first imported, or that names a backend whose
+    library is not installed (PyOpenGL then fails inside every env build, dm_control's with a traceback), as a
+    one-line error naming the package instead."""
     value = os.environ.get("MUJOCO_GL", "").lower().strip()
     if value and value not in MUJOCO_GL_VALUES:
         raise ConfigError(f"MUJOCO_GL={os.environ['MUJOCO_GL']!r} is not a renderer MuJoCo knows: use egl (Debian's "
                           f"libegl1), osmesa (libosmesa6) or glfw (a display), or unset it")
+    if value in MUJOCO_GL_LIBRARIES and sys.platform.startswith("linux"):
+        library, package = MUJOCO_GL_LIBRARIES[value]
+        if not gl_library_loads(library):
+            others = " or ".join(f"MUJOCO_GL={b} ({p})" for b, (_, p) in MUJOCO_GL_LIBRARIES.items() if b != value)
+            raise ConfigError(f"MUJOCO_GL={os.environ['MUJOCO_GL']} needs lib{library}, which is not installed: "
+                              f"install Debian's {package}, or use {others}, or unset MUJOCO_GL")
 
 
 def run_command(args: argparse.Namespace) -> int:
