@@ -178,6 +178,23 @@ def test_a_run_its_env_or_wrapper_refuses_leaves_no_run_directory(tiny_config):
     assert (config.run_dir / "notes.txt").read_text() == "mine"  # a folder it did not make is left alone
 
 
+def test_a_discrete_observation_trains_evaluates_and_resumes_with_normalize_on(tiny_config):
+    # VecNormalize standardises Box observations only: a Discrete one (FrozenLake, Taxi) was a traceback from SB3
+    # unless -p normalize=false; SB3's policy one-hot encodes it, so its statistics are kept unused, as for images
+    config = tiny_config(env_id="FrozenLake-v1", total_steps=256, eval_freq=0, checkpoint_freq=0)
+    assert config.normalize
+    run_dir = train(config).run_dir
+    assert len(evaluate(run_dir, episodes=2)) == 2
+    assert train(resume_config(run_dir, total_steps=384), resume=True).timesteps == 384
+
+
+def test_an_observation_space_no_policy_takes_is_one_line_and_leaves_no_run_directory(tiny_config):
+    config = tiny_config(env_id="Blackjack-v1")  # Tuple(Discrete, Discrete, Discrete)
+    with pytest.raises(ConfigError, match=r"Blackjack-v1 observes a Tuple space .* SB3's policies do not take"):
+        train(config)
+    assert not config.run_dir.exists()
+
+
 def test_every_preset_builds_a_model():
     for (algo, env_id), preset in PRESETS.items():
         config = RunConfig(algo=algo, env_id=env_id, **preset).validated()

@@ -71,6 +71,11 @@ def make_env_fn(env_id: str, env_kwargs: dict[str, Any], monitor_file: str | Non
         except Exception as exc:  # env kwargs it does not take, or the env's package failing on this machine
             raise ConfigError(env_build_error(env_id, env_kwargs, exc)) from exc
         env = flat_observation(env)
+        try:
+            check_observation_space(env_id, env.observation_space)
+        except ConfigError:
+            env.close()
+            raise
         keywords: tuple[str, ...] = ()
         path = monitor_path(monitor_file) if monitor_file is not None else None
         measures = task_measures(env_id, env)
@@ -117,6 +122,19 @@ def flat_observation(env: gym.Env) -> gym.Env:
             warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered")
             env = DtypeObservation(env, np.float32)
     return env
+
+
+POLICY_OBSERVATION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+"""The observation spaces SB3's MlpPolicy takes (a Dict is flattened into a Box before it sees one)."""
+
+
+def check_observation_space(env_id: str, space: gym.Space) -> None:
+    """A one-line ConfigError for an observation space no SB3 policy takes (Tuple, Text, Graph, ...), which SB3
+    would otherwise reject with a traceback once the model is built."""
+    if not isinstance(space, POLICY_OBSERVATION_SPACES):
+        raise ConfigError(f"{env_id} observes a {type(space).__name__} space ({space}), which SB3's policies do not "
+                          f"take: Box, Discrete, MultiDiscrete, MultiBinary or Dict (flattened by rlgen); wrap the "
+                          f"env (e.g. gymnasium's FlattenObservation) to give it one of these")
 
 
 class NonFiniteEnvOutput(ConfigError):
@@ -320,14 +338,16 @@ def load_run_demos(config: RunConfig, observation_space: gym.Space | None = None
 def vec_normalize(venv: VecEnv, config: RunConfig, **kwargs: Any) -> VecNormalize:
     """VecNormalize for a run (``kwargs``: training, norm_reward). Image observations (uint8 (C, H, W) in
     [0, 255], e.g. rlgen/SparseMountainCarPixels-v0) are left as they are: the policy scales them to [0, 1]
-    itself, and per-pixel standardisation would blow up pixels that are almost always dark. Rewards are
+    itself, and per-pixel standardisation would blow up pixels that are almost always dark; so are Discrete,
+    MultiDiscrete and MultiBinary ones (FrozenLake-v1, Taxi-v3), which SB3 one-hot encodes. Rewards are
     still normalised; the observation statistics are kept (unused, never updated) so that saving, loading and
     syncing them work as for any run."""
-    image = is_image_space(venv.observation_space)
+    space = venv.observation_space
+    norm_obs = isinstance(space, gym.spaces.Box) and not is_image_space(space)
     gamma = float(config.hyperparams.get("gamma", 0.99))
-    normalizer = VecNormalize(venv, norm_obs=not image, gamma=gamma, **kwargs)
-    if image:
-        normalizer.obs_rms = RunningMeanStd(shape=venv.observation_space.shape)
+    normalizer = VecNormalize(venv, norm_obs=norm_obs, gamma=gamma, **kwargs)
+    if not norm_obs:
+        normalizer.obs_rms = RunningMeanStd(shape=space.shape)
     return normalizer
 
 
