@@ -456,6 +456,13 @@ def test_collect_records_raw_observations_and_clipped_actions():
     np.testing.assert_allclose(trajs[0].rewards, -np.abs(trajs[0].obs[1:, 0]), rtol=1e-6)
 
 
+def test_collect_steps_an_env_that_looks_its_discrete_action_up():
+    # FrozenLake indexes P[s][a] with the action: a 0-d array (what a policy's predict gives) is unhashable there
+    env = gym.make("FrozenLake-v1", is_slippery=False)
+    trajs = collect_from_policy(lambda obs: np.array([1]), env, 1, seed=0)  # always down: into the hole at (3, 0)
+    assert trajs[0].acts.tolist() == [1, 1, 1] and trajs[0].terminated
+
+
 def test_collect_with_a_minimum_return_keeps_the_first_episodes_that_reach_it():
     still = lambda obs: np.array([0.0], dtype=np.float32)  # noqa: E731  (x stays put: return -10 |x0|)
     trajs = collect_from_policy(still, Reach1D(), 3, seed=0, min_return=-3.0)

@@ -495,7 +495,10 @@ def collect_demos(
                     action = np.clip(action.reshape(act_space.shape), act_space.low, act_space.high)
                 elif isinstance(act_space, spaces.Discrete):
                     action = np.asarray(action.reshape(()), dtype=act_dtype)
-                obs, reward, terminated, truncated, _ = env.step(action)
+                # a Discrete action reaches the env as a numpy integer, as Gymnasium's spaces sample it: a 0-d array
+                # is unhashable, and envs that look it up (FrozenLake's P[s][a], Taxi's) fail on one
+                obs, reward, terminated, truncated, _ = env.step(
+                    action[()] if isinstance(act_space, spaces.Discrete) else action)
                 if on_step is not None:
                     on_step(env, False)
                 observations.append(np.asarray(obs, dtype=obs_dtype))
