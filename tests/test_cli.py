@@ -215,3 +215,21 @@ def test_python_dash_m_runs_the_command_line(module):
     assert "SparseMountainCar" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", module, "trian"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "trian" in bad.stderr
+
+
+def test_a_user_env_as_module_colon_id_trains_and_a_missing_module_is_one_line(tmp_path, monkeypatch, capsys):
+    # gym.make("module:EnvId") imports module (which registers EnvId): the way to bring one's own env to a CLI
+    (tmp_path / "my_envs.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MyCartPole-v0', entry_point='gymnasium.envs.classic_control.cartpole:CartPoleEnv',\n"
+        "             max_episode_steps=50)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "runs"
+    assert main(["train", "--env", "my_envs:MyCartPole-v0", "--steps", "128", "-p", "n_steps=64", "-p",
+                 "eval_episodes=1", "--out", str(out), "--no-progress"]) == 0
+    run_dir = out / "ppo_my_envs-MyCartPole-v0_s0"
+    assert (run_dir / "model.zip").is_file()
+    assert main(["eval", str(run_dir), "--episodes", "1"]) == 0
+    capsys.readouterr()
+    _one_line_error(capsys, ["train", "--env", "no_such_module_here:X-v0"], "importing 'no_such_module_here' failed")
+    _one_line_error(capsys, ["train", "--env", "my_envs:MyCartPol-v0"], "did you mean: MyCartPole-v0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib
 import inspect
 import math
 import re
@@ -322,7 +323,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
 
 def default_run_name(algo: str, env_id: str, seed: int, bonus: str | None = None,
                      imitation: str | None = None) -> str:
-    slug = env_id.replace("/", "-")
+    slug = env_id.replace("/", "-").replace(":", "-")  # module:Env-v0 (a user's env) -> module-Env-v0
     method = "-".join(part for part in (algo, imitation, bonus) if part)
     return f"{method}_{slug}_s{seed}"
 
@@ -344,12 +345,20 @@ def sb3_arguments(algo: str) -> set[str]:
 def check_env_id(env_id: str) -> None:
     """ConfigError unless ``env_id`` is registered with Gymnasium. An id of a third-party suite
     (``dm_control/*``, ``PointMaze_*``, ``AntMaze_*``) first has its package imported, which registers it;
-    when that package is missing the error names the extra that installs it."""
+    when that package is missing the error names the extra that installs it. Gymnasium's ``module:EnvId``
+    (a user's own env, registered when ``module`` is imported, as ``gym.make`` does) imports the module first."""
     import gymnasium as gym
 
     import rlgen.envs  # noqa: F401  (registers rlgen/* ids)
     from rlgen.envs.suites import SuiteNotInstalled, ensure_registered
 
+    if ":" in env_id:  # Gymnasium's "module:EnvId": gym.make imports the module, which registers the id
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # ImportError, or the module's own failure: one line
+            raise ConfigError(f"env id {module}:{env_id}: importing {module!r} failed ({type(exc).__name__}: "
+                              f"{(str(exc).splitlines() or [''])[0]}); is it on PYTHONPATH?") from None
     try:
         ensure_registered(env_id)
     except SuiteNotInstalled as exc:
