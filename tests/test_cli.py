@@ -233,3 +233,25 @@ def test_a_user_env_as_module_colon_id_trains_and_a_missing_module_is_one_line(t
     capsys.readouterr()
     _one_line_error(capsys, ["train", "--env", "no_such_module_here:X-v0"], "importing 'no_such_module_here' failed")
     _one_line_error(capsys, ["train", "--env", "my_envs:MyCartPol-v0"], "did you mean: MyCartPole-v0")
+
+
+def test_ctrl_c_says_whether_a_checkpoint_was_kept_and_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
+    import rlgen.agents
+    from rlgen.agents.rundir import RunDir
+
+    def interrupt(config, resume=False, checkpoint=False):
+        if checkpoint:
+            RunDir(config.run_dir).checkpoint_dir.mkdir(parents=True)
+            RunDir(config.run_dir).progress_file.write_text('{"timesteps": 256, "files": "step_256"}')
+        raise KeyboardInterrupt
+
+    argv = ["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--run-name", "my run"]
+    monkeypatch.setattr(rlgen.agents, "train", interrupt)  # Ctrl-C before the first checkpoint
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == ("rlgen: interrupted (no checkpoint was written yet; run the same command again to start the run "
+                   "anew)")
+    monkeypatch.setattr(rlgen.agents, "train", lambda config, resume=False: interrupt(config, checkpoint=True))
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"rlgen: interrupted (the last checkpoint is kept; resume with --resume '{tmp_path / 'my run'}')"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlgen.agents.config import ConfigError, RunConfig, resume_config
@@ -168,12 +170,27 @@ def start_run(args: argparse.Namespace, overrides: list[str], build: Callable[[]
     return config
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a training command's run; its message says what is kept of the run and how to go on."""
+
+    def __init__(self, run_dir: Path):
+        from rlgen.agents.rundir import RunDir
+
+        if RunDir(run_dir).has_checkpoint():
+            super().__init__(f"the last checkpoint is kept; resume with --resume {shlex.quote(str(run_dir))}")
+        else:
+            super().__init__("no checkpoint was written yet; run the same command again to start the run anew")
+
+
 def train_run(args: argparse.Namespace, config: RunConfig) -> RunResult:
     """Train ``config`` (resuming with --resume), naming the run directory first so a user can look in."""
     from rlgen.agents import train  # looked up when called, so tests can stand in for training
 
     print(f"run directory: {config.run_dir}")
-    return train(config, resume=bool(args.resume))
+    try:
+        return train(config, resume=bool(args.resume))
+    except KeyboardInterrupt:
+        raise RunInterrupted(config.run_dir) from None
 
 
 def print_result(result: RunResult, note: str = "") -> None:
@@ -238,9 +255,8 @@ def run_command(args: argparse.Namespace) -> int:
     except FloatingPointError as exc:  # a learned reward or model diverged: say which, in one line
         print(f"rlgen: error: {exc} (the run's last checkpoint is kept)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("rlgen: interrupted (the last checkpoint is kept; resume with --resume RUN_DIR)",
-              file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a training command's says what is kept (RunInterrupted)
+        print(f"rlgen: interrupted ({exc})" if str(exc) else "rlgen: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
