@@ -573,7 +573,7 @@ def test_resume_with_another_setting_is_refused_and_names_it(tiny_config):
 
 
 def test_a_start_that_failed_on_a_bad_setting_can_be_started_again(tiny_config):
-    config = tiny_config(total_steps=256, run_name="run", hyperparams={"n_steps": 128, "learning_rate": "abc"})
+    config = tiny_config(total_steps=256, run_name="run", hyperparams={"n_steps": 128, "batch_size": 1})
     with pytest.raises(ConfigError, match="rejected the hyperparameters"):
         train(config)
     assert (config.run_dir / "config.yaml").is_file()  # what the failed start left

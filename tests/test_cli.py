@@ -255,3 +255,16 @@ def test_ctrl_c_says_whether_a_checkpoint_was_kept_and_names_the_run_to_resume(t
     assert main(argv) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"rlgen: interrupted (the last checkpoint is kept; resume with --resume '{tmp_path / 'my run'}')"
+
+
+def test_an_action_space_the_algo_does_not_take_and_a_mistyped_hyperparameter_are_named(tmp_path, capsys):
+    _one_line_error(capsys, ["train", "--algo", "sac", "--env", "CartPole-v1", "--out", str(tmp_path)],
+                    "sac needs Box actions; CartPole-v1 has Discrete(2); use ppo, trpo or a2c")
+    # a -p value of the wrong type for SB3's argument is refused before anything is built, naming the key
+    base = ["train", "--env", "CartPole-v1", "--out", str(tmp_path)]
+    _one_line_error(capsys, [*base, "-p", "n_steps=abc"], "ppo hyperparameter n_steps must be a number (default "
+                    "2048), got 'abc'")
+    _one_line_error(capsys, [*base, "-p", "normalize_advantage=abc"], "ppo hyperparameter normalize_advantage "
+                    "must be true or false (default true), got 'abc'")
+    _one_line_error(capsys, [*base, "--algo", "a2c", "-p", "gamma=true"], "a2c hyperparameter gamma must be a number")
+    assert not (tmp_path / "ppo_CartPole-v1_s0").exists()

@@ -216,6 +216,7 @@ class RunConfig:
                 raise ConfigError(
                     f"unknown {self.algo} hyperparameter {key!r}; valid: {', '.join(sorted(valid))}"
                 )
+        _check_hyperparam_types(self.algo, self.hyperparams)
         return self
 
     def refuse_unused_settings(self) -> RunConfig:
@@ -340,6 +341,22 @@ def sb3_arguments(algo: str) -> set[str]:
     """Constructor arguments of the SB3 class that a config may set in ``hyperparams``."""
     params = inspect.signature(algo_class(algo).__init__).parameters
     return {name for name in params if name not in _MANAGED and name != "self"}
+
+
+def _check_hyperparam_types(algo: str, hyperparams: dict[str, Any]) -> None:
+    """ConfigError naming the key for a hyperparameter whose value is clearly of the wrong type for SB3's
+    argument: text (or true/false) where its default is a number, text where it is true or false. Anything else
+    is left to SB3 (a number's range, train_freq's [1, episode], a schedule)."""
+    defaults = {name: param.default for name, param in
+                inspect.signature(algo_class(algo).__init__).parameters.items()}
+    for key, value in hyperparams.items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                raise ConfigError(f"{algo} hyperparameter {key} must be true or false (default {str(default).lower()}), "
+                                  f"got {value!r}")
+        elif isinstance(default, int | float) and isinstance(value, str | bool):
+            raise ConfigError(f"{algo} hyperparameter {key} must be a number (default {default}), got {value!r}")
 
 
 def check_env_id(env_id: str) -> None:

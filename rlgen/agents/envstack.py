@@ -137,6 +137,27 @@ def check_observation_space(env_id: str, space: gym.Space) -> None:
                           f"env (e.g. gymnasium's FlattenObservation) to give it one of these")
 
 
+ACTION_SPACES: dict[str, tuple[type[gym.Space], ...]] = {
+    **dict.fromkeys(("ppo", "trpo", "a2c"), (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete,
+                                             gym.spaces.MultiBinary)),
+    "sac": (gym.spaces.Box,),
+}
+"""The action spaces each algorithm's SB3 class takes (its ``supported_action_spaces``)."""
+
+
+def check_action_space(config: RunConfig, space: gym.Space) -> None:
+    """A one-line ConfigError naming the action space an algorithm does not take (SAC on CartPole-v1's
+    Discrete(2)), which SB3 asserts on inside the model's constructor."""
+    if isinstance(space, ACTION_SPACES.get(config.algo, (gym.Space,))):
+        return
+    takes = " or ".join(cls.__name__ for cls in ACTION_SPACES[config.algo])
+    others = [algo for algo, supported in ACTION_SPACES.items() if isinstance(space, supported)]
+    hint = ""
+    if others:
+        hint = "; use " + (f"{', '.join(others[:-1])} or {others[-1]}" if len(others) > 1 else others[0])
+    raise ConfigError(f"{config.algo} needs {takes} actions; {config.env_id} has {space}{hint}")
+
+
 class NonFiniteEnvOutput(ConfigError):
     """An env returned a NaN or infinite reward or observation."""
 
@@ -393,6 +414,7 @@ def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
 
 def build_model(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     cls = algo_class(config.algo)
+    check_action_space(config, venv.action_space)
     try:
         return cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **resolve_hyperparams(config))
     except (TypeError, ValueError, AssertionError) as exc:

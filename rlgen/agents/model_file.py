@@ -118,8 +118,9 @@ def check_serialized_fields(path: Path, data: dict[str, Any]) -> list[str]:
 def _rebuilt_fields(config: RunConfig, venv: VecEnv, fields: list[str], path: Path) -> dict[str, Any]:
     """The serialized fields, as a model of ``config`` on ``venv`` has them; the caller's random streams are left
     as they were (building a policy draws from them)."""
-    from rlgen.agents.envstack import resolve_hyperparams
+    from rlgen.agents.envstack import check_action_space, resolve_hyperparams
 
+    check_action_space(config, venv.action_space)
     unknown = [key for key in fields if key not in RUNTIME_STATE]
     state = np.random.get_state()
     with torch.random.fork_rng(devices=[]):
