@@ -482,7 +482,7 @@ def test_a_nan_reward_stops_the_run_in_one_line_and_keeps_its_checkpoint(tmp_pat
     err = one_line_error(capsys, ["train", "--algo", "ppo", "--env", "rlgen-test/NanReward-v0", "--steps", "1000",
                                   "--out", str(tmp_path), "-p", "n_steps=128", "-p", "batch_size=64",
                                   "-p", "checkpoint_freq=128", "-p", "eval_freq=0", "-p", "progress_bar=false"],
-                         "rlgen-test/NanReward-v0 returned a non-finite reward at step 300")
+                         "rlgen-test/NanReward-v0 returned a non-finite reward at env step 300")
     assert "last checkpoint is kept" in err
     run_dir = tmp_path / "ppo_rlgen-test-NanReward-v0_s0"
     assert json.loads((run_dir / "checkpoint" / "progress.json").read_text())["timesteps"] == 256
@@ -766,6 +766,6 @@ def test_training_runs_without_distribution_checks_and_a_nan_action_still_stops_
     guard = FiniteGuard(DummyVecEnv([lambda: LineEnv(horizon=5)]), "rlgen-test/Line")
     guard.reset()
     guard.step(np.array([[0.5]], dtype=np.float32))
-    with pytest.raises(NonFiniteAction, match="non-finite action at step 2: its training diverged") as info:
+    with pytest.raises(NonFiniteAction, match="non-finite action at env step 2: its training diverged") as info:
         guard.step(np.array([[np.nan]], dtype=np.float32))
     assert "\n" not in str(info.value)

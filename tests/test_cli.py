@@ -268,3 +268,20 @@ def test_an_action_space_the_algo_does_not_take_and_a_mistyped_hyperparameter_ar
                     "must be true or false (default true), got 'abc'")
     _one_line_error(capsys, [*base, "--algo", "a2c", "-p", "gamma=true"], "a2c hyperparameter gamma must be a number")
     assert not (tmp_path / "ppo_CartPole-v1_s0").exists()
+
+
+def test_a_non_finite_reward_names_the_runs_env_step_over_all_envs_and_across_a_resume(tmp_path, capsys,
+                                                                                        monkeypatch):
+    import gymnasium as gym
+
+    env_id = "rlgen-test/NanLater-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point="tests.fakes:LineEnv", kwargs={"horizon": 50, "nan_reward_at": None})
+    out = ["--out", str(tmp_path), "--run-name", "r", "--no-progress"]
+    assert main(["train", "--env", env_id, "--n-envs", "2", "--steps", "256", "-p", "n_steps=64",
+                 "-p", "batch_size=64", "-p", "eval_freq=0", "-p", "eval_episodes=1", *out]) == 0
+    capsys.readouterr()
+    # the resumed process's envs return NaN at their 64th step: the run's env step 256 + 64 x 2
+    monkeypatch.setitem(gym.registry[env_id].kwargs, "nan_reward_at", 64)
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "r"), "--steps", "1024", "--no-progress"],
+                    f"{env_id} returned a non-finite reward at env step 384 in env 0 of 2")

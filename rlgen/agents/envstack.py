@@ -171,16 +171,24 @@ class FiniteGuard(VecEnvWrapper):
     before it reaches VecNormalize's running statistics (one NaN there spoils every later observation and
     reward) or a wrapper's model, and at the first non-finite action the policy sends (the run loop turns off
     torch's distribution argument checks, which caught that before, for speed). Costs an ``isfinite`` over
-    each step's arrays."""
+    each step's arrays.
 
-    def __init__(self, venv: VecEnv, env_id: str):
+    The step named is the run's env step count once that vectorised step is taken (SB3's ``num_timesteps``,
+    summed over the envs), counted on from ``start_steps``, the env steps a resumed run had."""
+
+    def __init__(self, venv: VecEnv, env_id: str, start_steps: int = 0):
         super().__init__(venv)
-        self.env_id, self.steps = env_id, 0
+        self.env_id, self.steps, self.start_steps = env_id, 0, start_steps
+
+    def env_steps(self, steps: int) -> int:
+        """The run's env steps after ``steps`` vectorised steps of this guard."""
+        return self.start_steps + steps * self.num_envs
 
     def step_async(self, actions: np.ndarray) -> None:
         if isinstance(actions, np.ndarray) and actions.dtype.kind in "fc" and not np.all(np.isfinite(actions)):
-            raise NonFiniteAction(f"the policy sent {self.env_id} a non-finite action at step {self.steps + 1}: "
-                                  f"its training diverged (the run's last checkpoint is kept)")
+            raise NonFiniteAction(f"the policy sent {self.env_id} a non-finite action at env step "
+                                  f"{self.env_steps(self.steps + 1)}: its training diverged (the run's last "
+                                  f"checkpoint is kept)")
         self.venv.step_async(actions)
 
     def reset(self) -> Any:
@@ -191,7 +199,7 @@ class FiniteGuard(VecEnvWrapper):
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
         self.steps += 1
-        where = f"at step {self.steps}"
+        where = f"at env step {self.env_steps(self.steps)}"
         self._check(rewards, "reward", where)
         self._check(obs, "observation", where)
         for info in infos:
@@ -230,9 +238,9 @@ def env_build_error(env_id: str, env_kwargs: dict[str, Any], exc: BaseException)
 
 
 def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: bool = False,
-                 t_start: float | None = None) -> VecEnv:
-    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given; ``append`` and ``t_start``: a resumed run's
-    files and clock) under a :class:`FiniteGuard`."""
+                 t_start: float | None = None, start_steps: int = 0) -> VecEnv:
+    """The run's envs (Monitor-wrapped when ``monitor_dir`` is given; ``append``, ``t_start`` and ``start_steps``:
+    a resumed run's files, clock and env steps) under a :class:`FiniteGuard`."""
     fns = [
         make_env_fn(config.env_id, config.env_kwargs,
                     str(monitor_dir / str(i)) if monitor_dir is not None else None, append, t_start,
@@ -241,11 +249,11 @@ def make_vec_env(config: RunConfig, monitor_dir: Path | None = None, append: boo
     ]
     if config.vec_env == "subproc" and config.n_envs > 1:
         try:
-            return FiniteGuard(SubprocVecEnv(fns), config.env_id)
+            return FiniteGuard(SubprocVecEnv(fns), config.env_id, start_steps)
         except (EOFError, ConnectionError):  # a worker died building its env: build one here for the reason
             fns[0]().close()  # raises the one-line ConfigError of make_env_fn (when that was the cause)
             raise
-    return FiniteGuard(DummyVecEnv(fns), config.env_id)
+    return FiniteGuard(DummyVecEnv(fns), config.env_id, start_steps)
 
 
 # -- reward wrappers -------------------------------------------------------------------------------

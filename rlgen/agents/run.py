@@ -95,15 +95,17 @@ class OpenRun:
 
 @contextlib.contextmanager
 def open_run(config: RunConfig, resume: bool = False, monitor: bool = True,
-             monitor_t_start: float | None = None) -> Iterator[OpenRun]:
+             monitor_t_start: float | None = None, start_steps: int = 0) -> Iterator[OpenRun]:
     """Set up a run (torch threads, seeds, the env stack, the evaluator) and take it down again afterwards,
     however the block ends; ``monitor`` keeps training episodes in the run's monitor/ folder (a resumed run's
-    files appended to, with its Monitor clock started at ``monitor_t_start``)."""
+    files appended to, with its Monitor clock started at ``monitor_t_start``); ``start_steps``: the env steps a
+    resumed run had, from which the env stack's messages count."""
     run = RunDir(config.run_dir)
     with torch_threads(config.torch_threads):
         set_random_seed(config.seed)
         start = time.time()
-        venv = make_vec_env(config, run.monitor_dir if monitor else None, append=resume, t_start=monitor_t_start)
+        venv = make_vec_env(config, run.monitor_dir if monitor else None, append=resume, t_start=monitor_t_start,
+                            start_steps=start_steps)
         evaluator = None
         try:
             venv, wrappers = attach_reward_wrappers(venv, config)
@@ -171,7 +173,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
     t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
     set_up = False
     try:
-        with open_run(config, resume, monitor_t_start=t_start) as session:
+        with open_run(config, resume, monitor_t_start=t_start, start_steps=done or 0) as session:
             run.record_demos(config, resume)
             # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
             config.save(run.config_file)
