@@ -285,3 +285,12 @@ def test_a_non_finite_reward_names_the_runs_env_step_over_all_envs_and_across_a_
     monkeypatch.setitem(gym.registry[env_id].kwargs, "nan_reward_at", 64)
     _one_line_error(capsys, ["train", "--resume", str(tmp_path / "r"), "--steps", "1024", "--no-progress"],
                     f"{env_id} returned a non-finite reward at env step 384 in env 0 of 2")
+
+
+def test_gen_train_out_help_says_that_without_run_name_out_is_the_run_directory(capsys):
+    from rlgen.cli.gen import _run_dir
+
+    assert "without --run-name, DIR is the run directory itself" in _option(["gen", "train"], "--out").help
+    args = build_parser().parse_args(["gen", "train", "vae", "--out", "gen"])
+    assert _run_dir(args) == Path("gen")  # what the help says
+    assert "deprecated" in capsys.readouterr().err

@@ -111,11 +111,11 @@ def add_deprecated_option(parser: argparse.ArgumentParser, old: str, new: str, *
 
 # -- commands that write a run directory ---------------------------------------------------------------
 
-def add_run_dir_options(p: argparse.ArgumentParser, parent: str, name: str) -> None:
+def add_run_dir_options(p: argparse.ArgumentParser, parent: str, name: str, out_note: str = "") -> None:
     """``--out`` and ``--run-name`` mean the same in every command that creates a run directory: the run
-    goes to OUT/RUN_NAME."""
+    goes to OUT/RUN_NAME (``out_note``: what a command still does otherwise, for its --out help)."""
     p.add_argument("--out", dest="out_dir", default=None, metavar="DIR",
-                   help=f"parent folder of run directories (default {parent})")
+                   help=f"parent folder of run directories (default {parent}){out_note}")
     p.add_argument("--run-name", default=None, metavar="NAME", help=f"run directory name (default {name})")
 
 

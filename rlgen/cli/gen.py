@@ -57,7 +57,9 @@ def _add_train(sub: Subparsers) -> None:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (model default)")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (model default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, data order and noise")
-    add_run_dir_options(p, parent=DEFAULT_PARENT, name="<model>_<data>_s<seed>")
+    add_run_dir_options(p, parent=DEFAULT_PARENT, name="<model>_<data>_s<seed>",
+                        out_note="; but without --run-name, DIR is the run directory itself in this release "
+                        "(deprecated: it will become the parent folder)")
     p.add_argument("-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor keyword (repeatable; values are YAML), e.g. -p z_dim=64 "
                    "-p feature_matching=true -p hidden=[128,128]")
