@@ -473,6 +473,17 @@ def test_report_only_with_an_archive_syncs_both_ways_and_names_its_report(tmp_pa
     assert "| CartPole-v1 | ppo | 1/2 |" in (tmp_path / "b" / "smoke.md").read_text()  # seed 0 restored
 
 
+def test_report_only_of_a_folder_without_any_run_of_the_suite_is_an_error_not_an_empty_report(tmp_path, capsys):
+    from tests.fakes import one_line_error
+
+    wrong = tmp_path / "wrong"
+    one_line_error(capsys, ["bench", "smoke", "--report-only", "--out", str(wrong)],
+                   f"--report-only: no run of suite 'smoke' in {wrong}; check --out")
+    one_line_error(capsys, ["bench", "smoke", "--report-only", "--out", str(wrong), "--archive",
+                            str(tmp_path / "archive")], f"no run of suite 'smoke' in {wrong} or {tmp_path / 'archive'}")
+    assert not (wrong / "smoke.md").exists()
+
+
 def test_a_sparse_report_says_how_near_the_goal_each_method_came(tmp_path):
     from rlgen.agents.plotting import coverage_over_steps, training_episodes
 

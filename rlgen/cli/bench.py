@@ -69,6 +69,8 @@ def report_name(text: str) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from rlgen.agents.config import ConfigError
+    from rlgen.agents.rundir import RunDir
     from rlgen.bench import load_suite, run_suite, show_messages, write_report
 
     show_messages()  # the harness only logs its progress lines; a command-line user reads them
@@ -98,6 +100,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 archive.restore_run(run.config.run_dir, args.archive, run.config.total_steps, run.config)
                 archive.archive_run(run.config.run_dir, args.archive, min_timesteps=run.config.total_steps,
                                     config=run.config)
+        if not any(RunDir(run.config.run_dir).holds_run() for run in runs):  # a mistyped --out: not an empty report
+            where = out + (f" or {args.archive}" if args.archive is not None else "")
+            raise ConfigError(f"--report-only: no run of suite {suite.name!r} in {where}; check --out (the folder "
+                              f"given to `rlgen bench` when the runs were trained)")
         report = write_report(suite, runs, out, command, args.report_dir, name=args.report_name)
         failed = 0
     else:
