@@ -294,3 +294,10 @@ def test_gen_train_out_help_says_that_without_run_name_out_is_the_run_directory(
     args = build_parser().parse_args(["gen", "train", "vae", "--out", "gen"])
     assert _run_dir(args) == Path("gen")  # what the help says
     assert "deprecated" in capsys.readouterr().err
+
+
+def test_train_help_names_the_default_env(capsys):
+    from rlgen.agents import RunConfig
+
+    assert f"default: {RunConfig().env_id}, or the config file's" in _option(["train"], "--env").help
+    assert "rlgen/SparseMountainCar-v0" in " ".join(_commands_help(["train"], capsys).split())

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from rlgen.agents.config import ALGOS, BONUSES, ConfigError, apply_overrides, build_config
+from rlgen.agents.config import ALGOS, BONUSES, ConfigError, RunConfig, apply_overrides, build_config
 from rlgen.cli.common import (
     HelpFormatter,
     Subparsers,
@@ -38,7 +38,8 @@ def _add_train(sub: Subparsers) -> None:
     p.add_argument("--algo", choices=ALGOS, default=None,
                    help="algorithm (default: ppo, or the config file's)")
     p.add_argument("--env", dest="env_id", default=None, metavar="ENV",
-                   help="Gymnasium env id, e.g. Ant-v5 or rlgen/SparseHalfCheetah-v0 (see `rlgen envs`)")
+                   help=f"Gymnasium env id, e.g. Ant-v5 or rlgen/SparseHalfCheetah-v0 (see `rlgen envs`; default: "
+                   f"{RunConfig.env_id}, or the config file's)")
     p.add_argument("--bonus", choices=[b for b in BONUSES if b], default=None,
                    help="exploration bonus wrapper; its settings via -p bonus_kwargs.NAME=VALUE (e.g. eta)")
     p.add_argument("--bonus-model", default=None, metavar="MODEL",
