@@ -301,3 +301,22 @@ def test_train_help_names_the_default_env(capsys):
 
     assert f"default: {RunConfig().env_id}, or the config file's" in _option(["train"], "--env").help
     assert "rlgen/SparseMountainCar-v0" in " ".join(_commands_help(["train"], capsys).split())
+
+
+def test_counts_and_seeds_take_whole_numbers_in_e_notation_and_bench_workers_must_be_positive(capsys):
+    parser = build_parser()
+    args = parser.parse_args(["train", "--seed", "1e2", "--n-envs", "1e1"])
+    assert (args.seed, args.n_envs) == (100, 10)
+    assert parser.parse_args(["imitate", "--seed", "1e2"]).seed == 100
+    args = parser.parse_args(["eval", "RUN", "--episodes", "1e1", "--seed", "2e1"])
+    assert (args.episodes, args.seed) == (10, 20)
+    assert parser.parse_args(["demos", "collect", "RUN", "--seed", "1e3"]).seed == 1000
+    assert parser.parse_args(["gen", "sample", "RUN", "--seed", "1e1"]).seed == 10
+    assert parser.parse_args(["bench", "smoke", "--workers", "2"]).workers == 2
+    for argv, needle in ((["bench", "smoke", "--workers", "-1"], "must be a positive whole number, got '-1'"),
+                         (["train", "--n-envs", "0"], "must be a positive whole number, got '0'"),
+                         (["train", "--seed", "-1"], "must be a non-negative whole number, got '-1'"),
+                         (["eval", "RUN", "--episodes", "2.5"], "must be a positive whole number, got '2.5'")):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(argv)
+        assert info.value.code == 2 and needle in capsys.readouterr().err, argv

@@ -37,7 +37,7 @@ def register(sub: Subparsers) -> None:
                    help="the order runs start in: suite (as the suite lists them), task (all of a task's runs "
                    "before the next task's: its cells finish early, for reports in parts) or seed (every "
                    "cell's first seed before any second)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="runs at once (default: the number of cores)")
     # not a run directory: the suite's own folder, which holds one run directory per run and the report
     p.add_argument("--out", default=None, metavar="DIR",

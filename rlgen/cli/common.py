@@ -124,8 +124,8 @@ def add_training_options(p: argparse.ArgumentParser, *, run_name: str, overrides
     """The options of the commands that train an agent through ``build_config`` (train, imitate)."""
     p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, metavar="N",
                    help="total env steps, e.g. 1e6")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=nonnegative_int, default=None, help="random seed (default 0)")
+    p.add_argument("--n-envs", dest="n_envs", type=positive_int, default=None, metavar="N",
                    help="envs stepped together")
     p.add_argument("--config", dest="config_file", default=None, metavar="FILE",
                    help="YAML file of RunConfig keys")

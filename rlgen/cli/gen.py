@@ -14,7 +14,14 @@ from tqdm.auto import tqdm
 
 from rlgen.agents.config import ConfigError, parse_override
 from rlgen.atomic import atomic_write_bytes
-from rlgen.cli.common import HelpFormatter, Subparsers, add_run_dir_options, positive_int, warn
+from rlgen.cli.common import (
+    HelpFormatter,
+    Subparsers,
+    add_run_dir_options,
+    nonnegative_int,
+    positive_int,
+    warn,
+)
 from rlgen.data import DATASETS, DataError, ImageData, NoTestSplitError, load_dataset, semi_supervised_split
 from rlgen.generative.registry import MODELS, ModelSpec, UnknownModelError, training_defaults
 
@@ -56,7 +63,7 @@ def _add_train(sub: Subparsers) -> None:
                    help="examples per update (model default)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (model default)")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (model default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, data order and noise")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the initialisation, data order and noise")
     add_run_dir_options(p, parent=DEFAULT_PARENT, name="<model>_<data>_s<seed>",
                         out_note="; but without --run-name, DIR is the run directory itself in this release "
                         "(deprecated: it will become the parent folder)")
@@ -89,7 +96,7 @@ def _add_sample(sub: Subparsers) -> None:
     # a file, not a run directory: sampling writes no run
     p.add_argument("--out", default=None, metavar="FILE",
                    help="the output file: .png (image grid) or .npy (array) (default RUN_DIR/samples.png)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="sampling seed")
     p.add_argument("--batch-size", type=positive_int, default=16,
                    help="samples drawn at once (the samples depend on --seed and on this)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -115,7 +122,7 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--iw-samples", type=int, default=100, metavar="K",
                    help="VAEs: importance samples per example of the importance-weighted NLL bound (Burda et al. "
                    "2016), the VAE's figure to compare with PixelCNN's exact NLL; 0 skips it")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise and sampling")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the evaluation noise and sampling")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_eval)

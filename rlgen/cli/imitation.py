@@ -15,6 +15,7 @@ from rlgen.cli.common import (
     add_deprecated_option,
     add_training_options,
     add_video_options,
+    nonnegative_int,
     positive_int,
     print_result,
     start_run,
@@ -50,7 +51,7 @@ def _add_collect(sub: Subparsers) -> None:
     p.add_argument("--out", default=None, metavar="FILE",
                    help="the output file, a .npz (default RUN_DIR/demos.npz)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
-    p.add_argument("--seed", type=int, default=0, help="episode i starts from reset seed SEED + i")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="episode i starts from reset seed SEED + i")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--code", type=int, default=None,
                    help="an infogail run: the latent code (0..K-1) its policy acts under")
@@ -82,7 +83,7 @@ def _add_mix(sub: Subparsers) -> None:
                        formatter_class=HelpFormatter)
     p.add_argument("files", metavar="FILE", nargs="+", help="demonstrations .npz files of the same env")
     p.add_argument("--out", required=True, metavar="FILE", help="the output file, a .npz")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episode order")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the episode order")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=_cmd_mix)
 

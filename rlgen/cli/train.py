@@ -13,6 +13,8 @@ from rlgen.cli.common import (
     Subparsers,
     add_training_options,
     add_video_options,
+    nonnegative_int,
+    positive_int,
     print_result,
     start_run,
     train_run,
@@ -76,9 +78,9 @@ def _add_eval(sub: Subparsers) -> None:
                        formatter_class=HelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR",
                    help="a run directory written by `rlgen train` or `rlgen imitate`")
-    p.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to roll out")
+    p.add_argument("--episodes", type=positive_int, default=10, metavar="N", help="episodes to roll out")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mean")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=None,
                    help="seed of the evaluation env (default: the run's own evaluation seed, config seed + "
                    "10000, which reproduces its eval.csv)")
     p.add_argument("--code", type=int, default=None,
