@@ -320,3 +320,14 @@ def test_counts_and_seeds_take_whole_numbers_in_e_notation_and_bench_workers_mus
         with pytest.raises(SystemExit) as info:
             parser.parse_args(argv)
         assert info.value.code == 2 and needle in capsys.readouterr().err, argv
+
+
+def test_a_config_files_top_level_sb3_argument_is_told_to_go_under_hyperparams(tmp_path, capsys):
+    (tmp_path / "my_run.yaml").write_text("learning_rate: 1e-3\n")
+    _one_line_error(capsys, ["train", "--config", str(tmp_path / "my_run.yaml")],
+                    "unknown config key 'learning_rate' (a ppo hyperparameter: put it under hyperparams:); valid keys:")
+    (tmp_path / "sac.yaml").write_text("algo: sac\ntau: 0.01\n")
+    _one_line_error(capsys, ["train", "--config", str(tmp_path / "sac.yaml")], "'tau' (a sac hyperparameter")
+    (tmp_path / "typo.yaml").write_text("learning_rat: 1e-3\n")
+    err = _one_line_error(capsys, ["train", "--config", str(tmp_path / "typo.yaml")], "unknown config key 'learning_rat'")
+    assert "hyperparameter" not in err

@@ -152,7 +152,10 @@ class RunConfig:
         completed by overrides, e.g. ``-p bonus_kwargs.mode=step`` that makes a bonus valid for SAC)."""
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(field_names())}")
+            algo = data.get("algo") or cls.algo
+            hint = (f" (a {algo} hyperparameter: put it under hyperparams:)"
+                    if algo in ALGOS and unknown[0] in sb3_arguments(algo) else "")
+            raise ConfigError(f"unknown config key {unknown[0]!r}{hint}; valid keys: {', '.join(field_names())}")
         data = dict(data)
         for name, renames in _RENAMED_KWARGS.items():  # configs written before a keyword was renamed
             if isinstance(data.get(name), dict):
