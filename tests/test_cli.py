@@ -331,3 +331,11 @@ def test_a_config_files_top_level_sb3_argument_is_told_to_go_under_hyperparams(t
     (tmp_path / "typo.yaml").write_text("learning_rat: 1e-3\n")
     err = _one_line_error(capsys, ["train", "--config", str(tmp_path / "typo.yaml")], "unknown config key 'learning_rat'")
     assert "hyperparameter" not in err
+
+
+def test_imitate_bc_refuses_steps_it_would_ignore(tmp_path, capsys):
+    argv = ["imitate", "--demos", str(tmp_path / "d.npz"), "--env", "CartPole-v1", "--steps", "500"]
+    _one_line_error(capsys, [*argv, "--method", "bc"], "--steps would be ignored: --method bc takes no env steps "
+                    "(its updates: -p bc_kwargs.gradient_steps=N)")
+    (tmp_path / "bc.yaml").write_text("imitation: bc\n")  # the method from the config file
+    _one_line_error(capsys, [*argv, "--config", str(tmp_path / "bc.yaml")], "--steps would be ignored")

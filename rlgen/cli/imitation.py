@@ -235,6 +235,9 @@ def _imitation_config(args: argparse.Namespace) -> RunConfig:
     if method is None and args.config_file:
         method = read_yaml_mapping(args.config_file, "config file").get("imitation")
     method = method or "gail"
+    if args.total_steps is not None and method == "bc":
+        raise ConfigError("--steps would be ignored: --method bc takes no env steps (its updates: "
+                          "-p bc_kwargs.gradient_steps=N)")
     if args.reward and method == "bc":
         raise ConfigError("--reward sets the discriminator's reward, which --method bc has not (gail or infogail)")
     imitation_kwargs = {"reward": args.reward} if args.reward else {}
