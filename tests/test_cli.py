@@ -339,3 +339,10 @@ def test_imitate_bc_refuses_steps_it_would_ignore(tmp_path, capsys):
                     "(its updates: -p bc_kwargs.gradient_steps=N)")
     (tmp_path / "bc.yaml").write_text("imitation: bc\n")  # the method from the config file
     _one_line_error(capsys, [*argv, "--config", str(tmp_path / "bc.yaml")], "--steps would be ignored")
+
+
+def test_a_run_directory_already_holding_a_run_points_to_the_run_name_flag(tmp_path, capsys):
+    (tmp_path / "r" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "r" / "checkpoint" / "progress.json").write_text('{"timesteps": 256, "files": "step_256"}')
+    _one_line_error(capsys, ["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--run-name", "r"],
+                    "already holds a run; resume it or choose another run_name (--run-name)")

@@ -151,7 +151,8 @@ def _check_start(run: RunDir, config: RunConfig, resume: bool) -> None:
         if refusal is not None:
             raise ConfigError(refusal)
     elif run.started():
-        raise ConfigError(f"run directory {run.path} already holds a run; resume it or choose another run_name")
+        raise ConfigError(f"run directory {run.path} already holds a run; resume it or choose another run_name "
+                          "(--run-name)")
     elif run.holds_run():
         run.clear_unstarted()
 
@@ -189,7 +190,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
                 if model.num_timesteps != done:
                     raise ConfigError(f"{ckpt / MODEL_FILE} holds a model at {model.num_timesteps:,} env steps where "
                                       f"{run.progress_file} names {done:,}: the checkpoint cannot be trusted; start "
-                                      "the run again under another run_name")
+                                      "the run again under another run_name (--run-name)")
                 if (ckpt / REPLAY_FILE).is_file():
                     load_replay_buffer(model, ckpt / REPLAY_FILE)
                 if isinstance(venv, VecNormalize):

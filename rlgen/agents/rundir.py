@@ -237,10 +237,12 @@ class RunDir:
             value = json.loads(self.progress_file.read_text())["timesteps"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{self.progress_file} is damaged ({type(exc).__name__}: {exc}); the checkpoint it "
-                              f"names cannot be trusted: start the run again under another run_name") from None
+                              f"names cannot be trusted: start the run again under another run_name "
+                              "(--run-name)") from None
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"{self.progress_file} is damaged: timesteps is {value!r}, not a step count; the "
-                              f"checkpoint it names cannot be trusted: start the run again under another run_name")
+                              f"checkpoint it names cannot be trusted: start the run again under another run_name "
+                              "(--run-name)")
         return value
 
     def policy_file(self, best: bool = False) -> tuple[Path, Path]:
