@@ -346,3 +346,17 @@ def test_a_run_directory_already_holding_a_run_points_to_the_run_name_flag(tmp_p
     (tmp_path / "r" / "checkpoint" / "progress.json").write_text('{"timesteps": 256, "files": "step_256"}')
     _one_line_error(capsys, ["train", "--env", "CartPole-v1", "--out", str(tmp_path), "--run-name", "r"],
                     "already holds a run; resume it or choose another run_name (--run-name)")
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path, capsys):
+    config_file = tmp_path / "my_run.yaml"
+    config_file.write_text("seed: abc\n")
+    _one_line_error(capsys, ["train", "--env", "CartPole-v1", "--config", str(config_file)],
+                    f"config file {config_file}: seed must be a non-negative integer, got 'abc'")
+    err = _one_line_error(capsys, ["train", "--env", "CartPole-v1", "-p", "seed=abc"], "seed must be a non-negative")
+    assert "config file" not in err  # not from a file
+    config_file.write_text("seed: 1e1\ntotal_steps: 1e6\n")  # whole numbers in e-notation stay welcome
+    from rlgen.agents.config import build_config
+
+    config = build_config(env_id="CartPole-v1", config_file=config_file)
+    assert (config.seed, config.total_steps) == (10, 1_000_000)

@@ -184,6 +184,20 @@ class RunConfig:
             raise ConfigError(f"the {self.bonus} bonus rewrites rollouts, which {self.algo} has not: add "
                               f"bonus_kwargs.mode=step (the bonus at step time, slower) or use ppo, trpo or a2c")
         self._validate_imitation()
+        self.check_values()
+        valid = sb3_arguments(self.algo)
+        for key in self.hyperparams:
+            if key not in valid:
+                raise ConfigError(
+                    f"unknown {self.algo} hyperparameter {key!r}; valid: {', '.join(sorted(valid))}"
+                )
+        _check_hyperparam_types(self.algo, self.hyperparams)
+        return self
+
+    def check_values(self) -> RunConfig:
+        """Check each field whose value is right or wrong on its own, whatever the others hold (types and ranges;
+        1e6 is made the whole number it is, a number given as run_name text): the part of :meth:`validated` a
+        config file is held to before flags and overrides complete it."""
         weight = self.env_reward_weight
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
             raise ConfigError(f"env_reward_weight must be a finite number, got {weight!r}")
@@ -213,13 +227,6 @@ class RunConfig:
         for name in ("env_kwargs", "hyperparams", "bonus_kwargs", "imitation_kwargs", "bc_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
-        valid = sb3_arguments(self.algo)
-        for key in self.hyperparams:
-            if key not in valid:
-                raise ConfigError(
-                    f"unknown {self.algo} hyperparameter {key!r}; valid: {', '.join(sorted(valid))}"
-                )
-        _check_hyperparam_types(self.algo, self.hyperparams)
         return self
 
     def refuse_unused_settings(self) -> RunConfig:
@@ -491,7 +498,10 @@ def build_config(
     file_data: dict[str, Any] = {}
     if config_file:
         file_data = read_yaml_mapping(config_file, "config file")
-        RunConfig.from_dict(file_data, validate=False)  # unknown keys: a one-line error naming them
+        try:  # unknown keys and values wrong on their own: a one-line error naming the file
+            RunConfig.from_dict(file_data, validate=False).check_values()
+        except ConfigError as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
     for item in overrides or []:
         key = parse_override(item)[0][0]
         if key in ("algo", "env_id"):  # they choose the preset, which an override would come too late for
