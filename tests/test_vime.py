@@ -298,7 +298,7 @@ def test_run_loop_attaches_vime_and_resumes_it(tmp_path, algo):
     resumed = train(config, resume=True)
     state = torch.load(resumed.run_dir / "vime.pt", weights_only=True)
     assert state["pool"]["obs"].shape == (256, 2)  # the pool carried over and grew
-    assert len(state["medians"]) == 2
+    assert len(state["medians"]) == 1  # the second window's: the untrained BNN's first is not kept
     # the run's own log of VIME's values, one row per rollout; rows past the checkpoint were dropped on resume
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [row["timesteps"] for row in rows] == [128, 256]
@@ -410,3 +410,24 @@ def test_a_frozen_scale_lets_the_bonus_fall_as_the_gains_do():
     np.testing.assert_allclose(frozen.normalise(gains, record=False), late_frozen)
     with pytest.raises(ValueError, match="VIME freeze_scale_at must be a positive number of transitions or None"):
         VIME(line_venv(), freeze_scale_at=0.5)
+
+
+def test_the_gains_of_the_untrained_bnn_never_set_the_scale_of_later_windows():
+    # the first window's gains come from a BNN that has not trained, on unstandardised inputs: hundreds of times
+    # the trained BNN's. Kept among the medians they divided the next median_window - 1 windows' bonuses down to
+    # a few percent of eta; VIME's original keeps none of its first iteration's gains
+    vime = VIME(line_venv(n=2, horizon=20), eta=0.5, min_replay=1, model_steps=5, update_every=64, seed=0)
+    vime.venv.seed(0)
+    vime.reset()
+    rng = np.random.default_rng(0)
+    for window in range(3):
+        for _ in range(32):
+            vime.step(rng.uniform(-1, 1, (2, 1)).astype(np.float32))
+        inputs, targets, _ = vime.take_rollout()
+        flat_in, flat_out = inputs.reshape(64, -1), targets.reshape(64, -1)
+        assert (vime.stats is None) == (window == 0)  # the BNN trains at the first window's end
+        bonus, _ = vime.compute_bonus(flat_in, flat_out)
+        assert len(vime.medians) == window  # the untrained window's median was not kept
+        if window < 2:  # a window alone: its gains over their own median, not over the untrained window's
+            assert np.median(bonus) == pytest.approx(0.5)
+        vime.rollout_learnt(flat_in, flat_out)

@@ -160,9 +160,10 @@ class VIME(ModelBonus):
     def compute_bonus(self, inputs: np.ndarray, targets: np.ndarray,
                       record: bool = True) -> tuple[np.ndarray, dict[str, float]]:
         """``eta`` x the normalised information gain of each transition, and the gains' statistics to log."""
+        trained = self.stats is not None  # set by the BNN's first training (before it: raw inputs, see _standardise)
         gains = self.information_gain(inputs, targets)
         eta = self.current_eta()
-        bonus = eta * self.normalise(gains, record=record)
+        bonus = eta * self.normalise(gains, record=record, kept=trained)
         return bonus, {"vime/info_gain_mean": float(gains.mean()), "vime/info_gain_median": float(np.median(gains)),
                        "vime/bonus_mean": float(bonus.mean()), "vime/eta": eta}
 
@@ -177,12 +178,17 @@ class VIME(ModelBonus):
         elbo = self.train_model(inputs, targets)
         return {} if elbo is None else {"vime/bnn_elbo": elbo}
 
-    def normalise(self, gains: np.ndarray, record: bool = True) -> np.ndarray:
+    def normalise(self, gains: np.ndarray, record: bool = True, kept: bool = True) -> np.ndarray:
         """Divide by the mean of the medians of the last ``median_window`` windows: the closed ones and, with
         ``record``, the current one with these gains added (a window closes once it holds ``update_every``
         gains, so a rollout of 2,048 is a window by itself: the mean of the last rollouts' medians). Without
         ``record`` (step mode's per-step calls) by the closed windows' alone. From ``freeze_scale_at`` transitions
-        on, by the closed windows' alone, for good (nothing more is recorded)."""
+        on, by the closed windows' alone, for good (nothing more is recorded).
+
+        ``kept=False`` (gains of a BNN that has not trained yet, on unstandardised inputs): the window's median
+        scales its own gains but is not kept for later windows. Kept, it was hundreds of times the trained BNN's
+        and set the scale of the next ``median_window - 1`` windows, paying them a few percent of the bonus
+        (VIME's original pays no bonus for its first iteration and keeps none of its gains)."""
         if self.scale_frozen:
             scale = float(np.mean(self.medians))
         elif record:
@@ -192,7 +198,8 @@ class VIME(ModelBonus):
             closed = list(self.medians)[max(0, len(self.medians) - keep):] if keep > 0 else []
             scale = float(np.mean([*closed, current]))
             if sum(len(part) for part in self._open_gains) >= self.update_every:
-                self.medians.append(current)
+                if kept:
+                    self.medians.append(current)
                 self._open_gains.clear()
         else:
             if not self.medians:  # nothing closed yet: these gains start it
