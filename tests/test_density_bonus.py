@@ -322,3 +322,20 @@ def test_bad_settings_from_the_command_line_are_one_line_errors(tmp_path, capsys
                    "--bonus-model chooses the density bonus's model; add --bonus density")
     one_line_error(capsys, [*base, "--bonus", "density", "-p", "bonus_kwargs.target=reward"],
                    "unknown DensityBonus target 'reward'")
+
+
+def test_a_stochastic_models_prediction_gains_come_from_the_wrappers_seed():
+    # a VAE's gains draw noise: from the wrapper's own stream, not from torch's global one (which they leave alone)
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(64, 3)).astype(np.float32)
+    targets = rng.normal(size=(64, 2)).astype(np.float32)
+    gains = []
+    for draws in (0, 1000):
+        torch.manual_seed(0)
+        bonus = DensityBonus(line_venv(n=1), "vae", min_replay=1, model_steps=5, update_every=64, seed=3)
+        torch.randn(draws)  # the caller's own draws in between
+        before = torch.get_rng_state()
+        bonus.update_model(inputs, targets)
+        gains.append(bonus.prediction_gain(inputs, targets)[0])
+        assert torch.equal(torch.get_rng_state(), before)
+    np.testing.assert_array_equal(gains[0], gains[1])

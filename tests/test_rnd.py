@@ -118,3 +118,40 @@ def test_a_non_finite_env_reward_stops_the_agent_with_a_one_line_error(mode):
     with pytest.raises(ValueError, match=f"RND: the reward the env returned is nan {where}") as info:
         agent.learn(64, callback=rnd.callback)
     assert "\n" not in str(info.value)
+
+
+def test_the_bonus_is_the_novelty_of_the_next_state_not_of_the_state_left():
+    rnd = RND(line_venv(n=1), min_replay=1, model_steps=300, batch_size=64, seed=0, update_every=512)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        rnd.update_model(*_rows(_visited(rng, 512)))
+    familiar, novel = _visited(rng, 64), np.column_stack([rng.normal(4.0, 0.3, 64), np.ones(64)]).astype(np.float32)
+    action = np.zeros((64, 1), np.float32)
+    into_novel = rnd.compute_bonus(np.hstack([familiar, action]), novel, record=False)[0]  # s familiar, s' novel
+    out_of_novel = rnd.compute_bonus(np.hstack([novel, action]), familiar, record=False)[0]  # s novel, s' familiar
+    assert np.median(into_novel) > 5 * np.median(out_of_novel)
+
+
+def test_a_resumed_rnd_pays_what_the_uninterrupted_one_does(tmp_path):
+    # the running intrinsic returns and their statistics carry over: the next rollout's scale is the same
+    rng = np.random.default_rng(0)
+    rollouts = [_rows(_visited(rng, 128)) for _ in range(4)]
+
+    def make():
+        return RND(line_venv(n=2), min_replay=1, model_steps=10, update_every=128, seed=0)
+
+    def play(rnd, parts):
+        paid = []
+        for inputs, targets in parts:
+            paid.append(rnd.compute_bonus(inputs, targets)[0])
+            rnd.rollout_learnt(inputs, targets)
+        return paid
+
+    uninterrupted = play(make(), rollouts)
+    first = make()
+    play(first, rollouts[:2])
+    first.save_state(tmp_path)
+    resumed = make()
+    resumed.load_state(tmp_path)
+    for a, b in zip(uninterrupted[2:], play(resumed, rollouts[2:]), strict=True):
+        np.testing.assert_array_equal(a, b)
