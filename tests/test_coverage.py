@@ -187,6 +187,7 @@ def test_the_maze_path_distance_grows_against_a_wall_and_is_never_shorter_than_a
         a, b = squares[index]
         exact = maze_path_distance(maze, centre(a, b), goal)
         assert exact <= dist[a, b] + 1e-5 and dist[a, b] <= 1.03 * exact + 5 * size / res, (a, b)
+    assert math.isnan(maze_path_distance(maze, (math.nan, 0.0), goal))  # a simulation gone wrong: no crash
     # 1-Lipschitz between nearby free points (a geodesic distance has no jumps)
     for _ in range(300):
         p = centre(*squares[rng.integers(len(squares))]) + rng.uniform(-0.02, 0.02, 2)

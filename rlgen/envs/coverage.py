@@ -246,8 +246,8 @@ class _MazeWalls:
                          np.clip(point[1], nearest[2] + off, nearest[3] - off)])
 
     def to_goal(self, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(``goal`` moved out of any wall, then the path length to it from each corner (inf where none)), kept for
-        the last goal asked: a maze's goal stays put for an episode."""
+        """``goal`` moved out of any wall, and the path length to it from each corner (inf where none); kept for the
+        last goal asked, since a maze's goal stays put for an episode."""
         key = (float(goal[0]), float(goal[1]))
         if key != self._goal:
             target = self.into_free(np.array(key))
@@ -265,10 +265,13 @@ def maze_path_distance(maze: Any, xy: Sequence[float], goal: Sequence[float]) ->
     """The length of a shortest path from ``xy`` to ``goal`` that passes through no wall of a Gymnasium-Robotics
     ``Maze`` (its cells marked 1, and everything outside its map): straight where the goal can be seen, else
     bending at the corners of walls (the geodesic distance of the maze's free space, for a point-sized robot).
-    In a U-maze a robot at the end of one arm is about six cell sizes from a goal at the end of the other, not
-    the two a straight line through the wall between them gives. A point inside a wall (a robot pressed into it)
-    or outside the map counts from the nearest point of a free cell; a goal that no path reaches gives the
-    straight-line distance."""
+    In a U-maze a robot at the end of one arm is about four cell sizes from a goal at the end of the other (round
+    the end of the wall between them), not the two of a straight line through it. A point inside a wall (a robot
+    pressed into it) or outside the map counts from the nearest point of a free cell; a goal that no path reaches
+    gives the straight-line distance; a position or goal that is not finite (a simulation gone wrong) gives NaN,
+    which the progress record skips."""
+    if not (np.isfinite(np.asarray(xy, dtype=float)[:2]).all() and np.isfinite(np.asarray(goal, dtype=float)[:2]).all()):
+        return math.nan
     walls = _WALLS.get(maze)
     if walls is None:
         walls = _WALLS[maze] = _MazeWalls(maze)
