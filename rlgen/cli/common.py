@@ -66,7 +66,8 @@ def add_video_options(p: argparse.ArgumentParser, what: str) -> None:
     """--video, --video-steps and --video-size: record ``what`` as a .gif or .mp4 (rlgen.agents.video)."""
     p.add_argument("--video", default=None, metavar="FILE",
                    help=f"record {what} into FILE, a .gif or an .mp4 (.mp4: pip install 'rlgen[video]'), rendered "
-                   "offscreen: MUJOCO_GL if set, else EGL, else OSMesa (Debian's libegl1 or libosmesa6)")
+                   "offscreen: MUJOCO_GL if set, else EGL, else OSMesa (Debian's libegl1 or libosmesa6); "
+                   "Gymnasium's classic-control and Box2D tasks draw with pygame instead (pip install pygame)")
     p.add_argument("--video-steps", type=positive_int, default=None, metavar="N",
                    help="record only the first N steps of each episode (the episodes still run to their end)")
     p.add_argument("--video-size", type=video_size, default=None, metavar="WxH",
