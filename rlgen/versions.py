@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
+from pathlib import Path
 
 VERSIONED_PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "stable-baselines3", "sb3-contrib")
 
@@ -18,3 +21,27 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict[str, str | bool]:
+    """rlgen's version and, when it runs from a git checkout, the commit and whether ``rlgen/`` differs from
+    it (``dirty``): a result's figures belong to the code that made them, and a fix after a run changes what
+    the same settings would give."""
+    from importlib import metadata
+
+    try:
+        info: dict[str, str | bool] = {"rlgen": metadata.version("rlgen")}
+    except metadata.PackageNotFoundError:
+        info = {}
+    package = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", "."],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed wheel)
+        return info
+    info["commit"] = commit
+    info["dirty"] = bool(status.strip())
+    return info

@@ -1,5 +1,7 @@
+import importlib.metadata
 import json
 import shutil
+import subprocess
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+import rlgen
 from rlgen.agents import (
     ConfigError,
     RunConfig,
@@ -221,6 +224,12 @@ def test_run_directory_holds_everything(tiny_config):
     assert [row["timesteps"] for row in result.eval_history] == [256, 512]
     versions = json.loads((run_dir / "result.json").read_text())["versions"]  # what the numbers were made with
     assert {"python", "torch", "mujoco", "gymnasium", "stable-baselines3"} <= versions.keys()
+    code = json.loads((run_dir / "result.json").read_text())["code"]  # and the code that made them
+    assert code["rlgen"] == importlib.metadata.version("rlgen")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(rlgen.__file__).parent, capture_output=True,
+                          text=True)
+    if head.returncode == 0:  # a git checkout (CI's clone is one)
+        assert code["commit"] == head.stdout.strip() and isinstance(code["dirty"], bool)
     assert json.loads((run_dir / "result.json").read_text())["timesteps"] == 512
     with np.load(run_dir / "vecnormalize.npz", allow_pickle=False) as stats:
         assert stats["obs_mean"].shape == (4,) and float(stats["obs_count"]) > 500

@@ -742,3 +742,46 @@ def test_a_ray_trials_watch_ends_it_with_the_driver(tmp_path):
             if process.poll() is None:
                 process.kill()
     assert trial.returncode == 1
+
+
+def test_archived_only_cells_come_from_the_archive_and_are_never_trained(tmp_path, capsys):
+    """Earlier code's runs kept beside today's (a fix since changed what their settings do): restored from the
+    archive and reported, never trained by today's code, however the suite is run."""
+    tiny = ["n_steps=128", "batch_size=64", "n_epochs=1"]
+    path = tmp_path / "suite.yaml"
+    spec = {"name": "kept", "seeds": 1, "total_steps": 256,
+            "runs": [{"algo": "ppo", "env_id": "CartPole-v1", "eval_freq": 0, "overrides": tiny},
+                     {"algo": "ppo", "env_id": "CartPole-v1", "label": "old", "eval_freq": 0, "overrides": tiny,
+                      "archived_only": "made before fix abc123"}]}
+    path.write_text(yaml.safe_dump(spec))
+    suite = load_suite(path)
+    assert [run.archived_only for run in suite.runs(tmp_path / "x")] == ["", "made before fix abc123"]
+    statuses, report = run_suite(suite, tmp_path / "out", workers=1, archive_dir=tmp_path / "store")
+    by_label = {s.name.split("_")[0]: s for s in statuses}
+    assert by_label["ppo"].status == "done"
+    assert by_label["old"].status == "archived-only" and "made before fix abc123" in by_label["old"].error
+    assert not (tmp_path / "out" / "runs" / "old_CartPole-v1_s0").exists()  # nothing trained, nothing written
+    text = report.read_text()
+    assert "## Cells kept from earlier code" in text and "- old: made before fix abc123" in text
+    assert "1 archived-only run(s) are missing: old_CartPole-v1_s0" in text
+    assert "have not finished" not in text  # re-running would not finish it: not promised
+    assert main(["bench", str(path), "--plan", "--out", str(tmp_path / "out"), "--archive",
+                 str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert "finished 1 (1 in --out, 0 only in the archive), 0 under way (a checkpoint in --out), 0 to train, " \
+           "1 archived only and missing" in out and "old: made before fix abc123" in out
+    # the earlier code's run in the archive (here: trained as its plain twin, then put there): restored, reported
+    spec["runs"][1].pop("archived_only")
+    path.write_text(yaml.safe_dump(spec))
+    assert [s.status for s in run_suite(load_suite(path), tmp_path / "earlier", workers=1,
+                                        archive_dir=tmp_path / "store")[0]] == ["skipped", "done"]
+    spec["runs"][1]["archived_only"] = "made before fix abc123"
+    path.write_text(yaml.safe_dump(spec))
+    statuses, report = run_suite(load_suite(path), tmp_path / "new", workers=1, archive_dir=tmp_path / "store")
+    assert [s.status for s in statuses] == ["skipped", "skipped"]
+    assert "| CartPole-v1 | old | 1/1 |" in report.read_text() and "are missing" not in report.read_text()
+    # an archived_only entry must say why
+    spec["runs"][1]["archived_only"] = " "
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="archived_only must say why"):
+        load_suite(path).runs(tmp_path / "x")

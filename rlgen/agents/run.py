@@ -43,7 +43,7 @@ from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BC_FILE, MODEL_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
 from rlgen.reward_wrapper import LOG_EVERY, RewardWrapper
-from rlgen.versions import package_versions
+from rlgen.versions import code_version, package_versions
 
 
 @dataclass
@@ -62,6 +62,9 @@ class RunResult:
     versions: dict[str, str] = field(default_factory=dict)
     """The package versions the run finished under (rlgen.versions)."""
 
+    code: dict[str, str | bool] = field(default_factory=dict)
+    """rlgen's version and git commit the run finished under (:func:`rlgen.versions.code_version`)."""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_dir": str(self.run_dir),
@@ -71,6 +74,7 @@ class RunResult:
             "wall_time": self.wall_time,
             "learn_time": self.learn_time,
             "versions": self.versions,
+            "code": self.code,
         }
 
 
@@ -88,7 +92,8 @@ class OpenRun:
     def finish(self, model: BaseAlgorithm, history: list[dict[str, float]], learn_time: float) -> RunResult:
         last = history[-1]
         result = RunResult(self.run.path, int(model.num_timesteps), last["mean_return"], last["std_return"],
-                           time.time() - self.start, learn_time, history, package_versions())
+                           time.time() - self.start, learn_time, history, package_versions(),
+                           code_version())
         atomic_write_text(self.run.result_file, json.dumps(result.to_dict(), indent=2))
         return result
 

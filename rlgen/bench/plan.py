@@ -36,7 +36,12 @@ class RunPlan:
 
     @property
     def steps_left(self) -> int:
-        return 0 if self.finished else max(0, int(self.run.config.total_steps) - self.done_steps)
+        return max(0, int(self.run.config.total_steps) - self.done_steps) if self.trainable else 0
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the runner would train it: not finished, and not archived only (earlier code's run)."""
+        return not self.finished and not self.run.archived_only
 
 
 def _seconds_per_step(result: dict) -> float | None:
@@ -102,7 +107,7 @@ def estimate_seconds(plans: Sequence[RunPlan]) -> dict[int, tuple[float | None, 
 
     out: dict[int, tuple[float | None, str]] = {}
     for i, plan in enumerate(plans):
-        if plan.finished:
+        if not plan.trainable:
             continue
         label, env = plan.run.label, plan.run.env_id
         others = task_mean(env, label)
@@ -135,16 +140,18 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
     tasks = list(dict.fromkeys(plan.run.env_id for plan in plans))
     n_archive = sum(p.finished and p.where == "archive" for p in plans)
     n_out = sum(p.finished and p.where == "out" for p in plans)
-    under_way = sum(not p.finished and p.done_steps > 0 for p in plans)
+    under_way = sum(p.trainable and p.done_steps > 0 for p in plans)
+    gone = [p for p in plans if not p.finished and not p.trainable]
     lines = [f"suite {suite_name}: {len(plans)} runs; finished {n_out + n_archive} ({n_out} in --out, {n_archive} "
              f"only in the archive), {under_way} under way (a checkpoint in --out), "
-             f"{sum(not p.finished for p in plans)} to train", "",
+             f"{sum(p.trainable for p in plans)} to train"
+             + (f", {len(gone)} archived only and missing (not trained by this code)" if gone else ""), "",
              "| task | finished | to train | env steps left | estimated core-hours | estimated from |",
              "|---|---|---|---|---|---|"]
     total, unknown, rough = 0.0, 0, 0.0
     for task in tasks:
         index = [i for i, p in enumerate(plans) if p.run.env_id == task]
-        left = [i for i in index if not plans[i].finished]
+        left = [i for i in index if plans[i].trainable]
         seconds = [estimates[i][0] for i in left if estimates[i][0] is not None]
         kinds = sorted({estimates[i][1] for i in left})
         total += sum(seconds)
@@ -155,7 +162,8 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
             hours = "~" + hours
         if len(seconds) < len(left) and seconds:
             hours += f" + {len(left) - len(seconds)} run(s) untimed"
-        lines.append(f"| {task} | {len(index) - len(left)}/{len(index)} | {len(left)} | "
+        finished = sum(plans[i].finished for i in index)
+        lines.append(f"| {task} | {finished}/{len(index)} | {len(left)} | "
                      f"{_steps(sum(plans[i].steps_left for i in left))} | {hours} | {', '.join(kinds) or '—'} |")
     if total == 0 and unknown:
         summary = f"left: {unknown} run(s), none of which a finished run of the suite can time"
@@ -165,6 +173,9 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
                    + (f" (and {unknown} run(s) no finished run can time)" if unknown else "")
                    + f", about {total / 3600 / max(1, workers):.1f} hours with {workers} worker(s) (a lower bound: the "
                    "longest run may outlast the others)")
+    reasons = dict.fromkeys(f"{p.run.label}: {p.run.archived_only}" for p in gone)
+    lines += [f"archived only and missing ({len(gone)} run(s); give --archive the archive that holds them): "
+              + "; ".join(reasons)] if gone else []
     lines += ["", summary,
               "estimated from: cell = finished runs of the same method and task; task = of the task's other methods, "
               "scaled by the method's relative cost elsewhere; method = of the same method on other tasks (rough: "

@@ -690,7 +690,17 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         lines += ["", "## Runs left out", "",
                   "Finished runs under a suite run's name that are not that run (counted nowhere above):", ""]
         lines += [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in others]
-    incomplete = [r for r in records if r.state in ("incomplete", "missing")]
+    kept = {r.run.label: r.run.archived_only for r in records if r.run.archived_only}
+    if kept:
+        lines += ["", "## Cells kept from earlier code", "",
+                  "Runs that earlier code made, reported as they are; today's code, which would make other runs "
+                  "under their settings, does not train them:", ""]
+        lines += [f"- {label}: {why}" for label, why in kept.items()]
+    gone = [r for r in records if r.state in ("incomplete", "missing") and r.run.archived_only]
+    if gone:
+        lines += ["", f"{len(gone)} archived-only run(s) are missing: {', '.join(r.run.config.run_dir.name for r in gone)}"
+                  " (give --archive the run archive that holds them)."]
+    incomplete = [r for r in records if r.state in ("incomplete", "missing") and not r.run.archived_only]
     if incomplete:
         lines += ["", f"{len(incomplete)} run(s) have not finished; re-running the suite (or its part that holds "
                   "them) resumes them."]

@@ -37,7 +37,9 @@ BACKENDS = ("local", "ray")
 @dataclass
 class RunStatus:
     name: str
-    status: str  # "done" (this call), "skipped" (finished before), "busy" (another process trains it), "failed"
+    status: str
+    """"done" (this call), "skipped" (finished before), "busy" (another process trains it), "failed", or
+    "archived-only" (not finished, and made only by earlier code: :attr:`SuiteRun.archived_only`)."""
     seconds: float = 0.0
     final_return: float | None = None
     error: str | None = None
@@ -118,6 +120,11 @@ def run_suite_runs(
     for run in runs:
         if run_finished(run.config):
             statuses.append(RunStatus(run.config.run_dir.name, "skipped"))
+            on_status(len(statuses), len(runs), start, statuses[-1])
+        elif run.archived_only:  # today's code would make another run under its settings
+            statuses.append(RunStatus(run.config.run_dir.name, "archived-only",
+                                      error=f"not trained: archived only ({run.archived_only}); give --archive the "
+                                            "run archive that holds it"))
             on_status(len(statuses), len(runs), start, statuses[-1])
         else:
             todo.append(run.config.to_dict())

@@ -17,6 +17,11 @@
       CartPole-v1: {ppo: {return: 500, sd: 0, source: "rl-baselines3-zoo benchmark.md, 100k steps, 1 run"}}
     sparse: false              # true: the report adds success rates (training episodes with return > 0)
 
+An entry with ``archived_only: <why>`` holds runs that earlier code made and today's code would make otherwise
+(a fix since changed what the same settings do): they come from the run archive and are reported as they are,
+and the runner never trains them; ``<why>`` (e.g. the fix and its commit) is shown where they are missing and in
+the report.
+
 Built-in suites live in ``rlgen/bench/suites/<name>.yaml``; a path to any YAML file works too.
 """
 
@@ -34,7 +39,7 @@ from rlgen.agents.config import ConfigError, RunConfig, build_config, read_yaml_
 SUITES_DIR = Path(__file__).parent / "suites"
 RUNS_DIR = "runs"
 """Where a suite's run directories go in its output folder."""
-_ENTRY_KEYS = {"label", "overrides", "preset", "seeds", "tasks"}
+_ENTRY_KEYS = {"archived_only", "label", "overrides", "preset", "seeds", "tasks"}
 
 
 @dataclass
@@ -45,6 +50,9 @@ class SuiteRun:
     env_id: str
     seed: int
     config: RunConfig
+    archived_only: str = ""
+    """Why earlier code's runs stand here and today's code must not train them (the entry's ``archived_only``);
+    empty for a run the runner trains."""
 
 
 @dataclass
@@ -81,6 +89,10 @@ class Suite:
             if not algo or not env_id:
                 raise ConfigError(f"suite {self.name!r}: every run needs algo and env_id, got {entry}")
             label = str(entry.get("label") or algo)
+            archived_only = entry.get("archived_only", "")
+            if not isinstance(archived_only, str) or ("archived_only" in entry and not archived_only.strip()):
+                raise ConfigError(f"suite {self.name!r}, run {label}: archived_only must say why its runs come only "
+                                  f"from the archive (e.g. the fix since, and its commit), got {archived_only!r}")
             budget = total_steps or fields.get("total_steps") or self.total_steps
             if budget:
                 fields["total_steps"] = int(float(budget))
@@ -94,7 +106,7 @@ class Suite:
                     )
                 except ConfigError as exc:  # which of the suite's runs it is
                     raise ConfigError(f"suite {self.name!r}, run {label} on {env_id}: {exc}") from None
-                out.append(SuiteRun(label, env_id, seed, config))
+                out.append(SuiteRun(label, env_id, seed, config, archived_only.strip()))
         names = [run.config.run_name for run in out]
         if len(set(names)) != len(names):
             raise ConfigError(f"suite {self.name!r}: two runs share a label and env; give them distinct labels")
