@@ -1,4 +1,5 @@
 import json
+import subprocess
 import threading
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+import rlgen
 from rlgen.agents import RunConfig
 from rlgen.agents.config import ConfigError
 from rlgen.bench import load_suite, run_suite, stats
@@ -777,9 +779,17 @@ def test_archived_only_cells_come_from_the_archive_and_are_never_trained(tmp_pat
                                         archive_dir=tmp_path / "store")[0]] == ["skipped", "done"]
     spec["runs"][1]["archived_only"] = "made before fix abc123"
     path.write_text(yaml.safe_dump(spec))
+    record = tmp_path / "store" / "old_CartPole-v1_s0" / "result.json"  # as a run from before commits were kept
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "code"}))
     statuses, report = run_suite(load_suite(path), tmp_path / "new", workers=1, archive_dir=tmp_path / "store")
     assert [s.status for s in statuses] == ["skipped", "skipped"]
-    assert "| CartPole-v1 | old | 1/1 |" in report.read_text() and "are missing" not in report.read_text()
+    text = report.read_text()
+    assert "| CartPole-v1 | old | 1/1 |" in text and "are missing" not in text
+    # the code each cell's runs were made by
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(rlgen.__file__).parent, capture_output=True,
+                          text=True)
+    if head.returncode == 0:  # a git checkout
+        assert f"| ppo | {head.stdout.strip()[:10]}" in text and "| old | not recorded (1) |" in text
     # an archived_only entry must say why
     spec["runs"][1]["archived_only"] = " "
     path.write_text(yaml.safe_dump(spec))

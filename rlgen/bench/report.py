@@ -167,6 +167,31 @@ def _time_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -
             "|---|---|---|---|---|", *rows]
 
 
+def _code_lines(records: list[RunRecord], labels: list[str]) -> list[str]:
+    """Per method, the rlgen commits its finished runs were made by (result.json's ``code``), where any run
+    records one: a fix between two runs of a cell shows here."""
+    made: dict[str, dict[str, int]] = {}
+    for record in records:
+        if record.state != "finished":
+            continue
+        try:
+            code = json.loads((record.run.config.run_dir / "result.json").read_text()).get("code") or {}
+        except (OSError, ValueError, AttributeError):
+            code = {}
+        commit = code.get("commit") if isinstance(code, dict) else None
+        name = "not recorded" if not commit else str(commit)[:10] + (" (with changes)" if code.get("dirty") else "")
+        made.setdefault(record.run.label, {}).setdefault(name, 0)
+        made[record.run.label][name] += 1
+    if not any(name != "not recorded" for counts in made.values() for name in counts):
+        return []
+    rows = [f"| {label} | " + ", ".join(f"{name} ({n})" for name, n in made[label].items()) + " |"
+            for label in labels if label in made]
+    return ["", "## Code the runs were made by", "",
+            "The rlgen commit of each finished run, as its result.json records it (runs finished before rlgen "
+            "recorded it: not recorded); run counts in brackets.", "",
+            "| method | commit (runs) |", "|---|---|", *rows]
+
+
 def _published_table(suite: Suite, records: list[RunRecord], tasks: list[str], labels: list[str]) -> list[str]:
     if not suite.published:
         return []
@@ -682,6 +707,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
     if common:
         lines += ["", f"The performance profile below covers {', '.join(ranked)} on {', '.join(common)}."]
     lines += _time_table(records, tasks, labels)
+    lines += _code_lines(records, labels)
     failed = [r for r in records if r.state == "failed"]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in failed]
