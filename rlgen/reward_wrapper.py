@@ -349,6 +349,33 @@ def keyword_settings(cls: type) -> tuple[set[str], bool]:
     return names, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of ``cls``'s constructor arguments that have one (keyword-only or positional)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return {p.name: p.default for p in params if p.default is not p.empty
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def setting_type_error(name: str, value: Any, default: Any, owner: str = "") -> str | None:
+    """Why ``value`` cannot stand for setting ``name`` of ``owner`` whose default is ``default`` (a number for a
+    number, true/false for a flag, text for text), or None; a default of another kind (None, a tuple) checks
+    nothing."""
+    def is_number(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    if isinstance(default, bool):
+        kind, fits = "true or false", isinstance(value, bool)
+    elif is_number(default):
+        kind, fits = "a number", is_number(value)
+    elif isinstance(default, str):
+        kind, fits = "text", isinstance(value, str)
+    else:
+        return None
+    shown = str(default).lower() if isinstance(default, bool) else repr(default)
+    whose = f"{owner}'s default" if owner else "default"
+    return None if fits else f"{name} must be {kind} ({whose} {shown}), got {value!r}"
+
+
 class RewardWrapper(VecEnvWrapper):
     """Base of rlgen's reward wrappers (see the module docstring for the contract).
 
@@ -399,6 +426,21 @@ class RewardWrapper(VecEnvWrapper):
                 return None
             names |= more
         return names
+
+    @classmethod
+    def setting_defaults(cls) -> dict[str, Any]:
+        """The defaults of the settings :meth:`setting_names` lists, where one is known (the wrapper's own over
+        those its ``**kwargs`` reaches)."""
+        defaults: dict[str, Any] = {}
+        _, forwards = keyword_settings(cls)
+        if forwards:
+            targets = cls.__dict__.get("settings_go_to") or tuple(
+                base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
+            for target in reversed(targets):
+                defaults.update(target.setting_defaults() if issubclass(target, RewardWrapper)
+                                else keyword_defaults(target))
+        defaults.update(keyword_defaults(cls))
+        return defaults
 
     # -- the callback ----------------------------------------------------------------------------
     def check_attached(self, steps: int) -> None:

@@ -122,6 +122,16 @@ def test_resume_config_takes_the_folder_as_named_and_only_raises_the_budget(tiny
                               imitation_kwargs={"gradient_penalt": 10}),
          "imitation_kwargs.gradient_penalt is no setting of GAIL .* did you mean imitation_kwargs.gradient_penalty"),
         (lambda: build_config("ppo", "CartPole-v1", bonus="vime", bonus_kwargs={"zzz": 1}), "valid: batch_size, "),
+        # and a value of the wrong kind for it, named, not a TypeError from deep inside the wrapper
+        (lambda: build_config("ppo", "CartPole-v1", bonus="vime", overrides=["bonus_kwargs.eta=abc"]),
+         r"bonus_kwargs.eta must be a number \(VIME's default 0.1\), got 'abc'"),
+        (lambda: build_config("ppo", "CartPole-v1", bonus="vime", overrides=["bonus_kwargs.model_steps=true"]),
+         "bonus_kwargs.model_steps must be a number .*, got True"),
+        (lambda: build_config("ppo", "CartPole-v1", imitation="gail", demos="d.npz",
+                              overrides=["imitation_kwargs.absorbing=1"]),
+         r"imitation_kwargs.absorbing must be true or false \(GAIL's default false\), got 1"),
+        (lambda: build_config("ppo", "CartPole-v1", bonus="density", overrides=["bonus_kwargs.model=3"]),
+         "bonus_kwargs.model must be text .*, got 3"),
         # suggestions name the current keyword, not its deprecated name (which still works)
         (lambda: build_config("ppo", "CartPole-v1", imitation="gail", demos="d.npz",
                               imitation_kwargs={"update_everyy": 1}), "did you mean imitation_kwargs.disc_transitions"),

@@ -260,6 +260,7 @@ def test_ctrl_c_says_whether_a_checkpoint_was_kept_and_names_the_run_to_resume(t
 def test_an_action_space_the_algo_does_not_take_and_a_mistyped_hyperparameter_are_named(tmp_path, capsys):
     _one_line_error(capsys, ["train", "--algo", "sac", "--env", "CartPole-v1", "--out", str(tmp_path)],
                     "sac needs Box actions; CartPole-v1 has Discrete(2); use ppo, trpo or a2c")
+    assert not (tmp_path / "sac_CartPole-v1_s0").exists()  # a run the agent refused leaves no run directory
     # a -p value of the wrong type for SB3's argument is refused before anything is built, naming the key
     base = ["train", "--env", "CartPole-v1", "--out", str(tmp_path)]
     _one_line_error(capsys, [*base, "-p", "n_steps=abc"], "ppo hyperparameter n_steps must be a number (default "

@@ -252,6 +252,7 @@ class RunConfig:
                 keys = ", ".join(f"{name}.{key}" for key in settings)
                 raise ConfigError(f"{keys} would be ignored: {why}")
         from rlgen.agents.envstack import wrapper_specs
+        from rlgen.reward_wrapper import setting_type_error
 
         for spec in wrapper_specs(self):
             known = spec.cls.setting_names()
@@ -263,6 +264,11 @@ class RunConfig:
                     hint = f"did you mean {spec.settings_key}.{close[0]}?" if close else f"valid: {current}"
                     raise ConfigError(f"{spec.settings_key}.{key} is no setting of {spec.cls.__name__} "
                                       f"({spec.option}); {hint}")
+            defaults = spec.cls.setting_defaults()
+            for key, value in spec.settings.items():
+                problem = setting_type_error(f"{spec.settings_key}.{key}", value, defaults.get(key), spec.cls.__name__)
+                if problem is not None:
+                    raise ConfigError(problem)
         return self
 
     def _validate_imitation(self) -> None:

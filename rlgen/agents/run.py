@@ -183,7 +183,6 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             run.record_demos(config, resume)
             # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
             config.save(run.config_file)
-            set_up = True
             for wrapper in session.wrappers:
                 wrapper.start_log(run.path, keep_until=done)
             venv = session.venv
@@ -217,6 +216,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead (plain MLPs only)
 
             run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers)
+            set_up = True  # from here a failure may leave something to keep (a checkpoint, the logs of steps)
             remaining = config.total_steps - model.num_timesteps
             learn_time = 0.0
             if remaining > 0:
@@ -240,7 +240,8 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             save_final(model, run, session.wrappers)
         return session.finish(model, history, learn_time)
     except BaseException:
-        if created and not set_up:  # the env or a wrapper refused the settings: no empty run directory is left
+        if created and not set_up:  # the env, a wrapper or the agent refused the settings: no run directory
+            # of a run that never started is left
             shutil.rmtree(run.path, ignore_errors=True)
         raise
 
