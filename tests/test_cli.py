@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from rlgen.cli import build_parser, main
 from rlgen.envs import TASKS
@@ -361,3 +362,12 @@ def test_a_bad_value_in_a_config_file_names_the_file(tmp_path, capsys):
 
     config = build_config(env_id="CartPole-v1", config_file=config_file)
     assert (config.seed, config.total_steps) == (10, 1_000_000)
+
+
+def test_the_algorithm_can_be_given_as_a_word(tmp_path, capsys):
+    argv = ["--env", "CartPole-v1", "--steps", "64", "--out", str(tmp_path), "--no-progress",
+            "-p", "n_steps=32", "-p", "eval_freq=0"]
+    assert main(["train", "a2c", *argv]) == 0
+    config = yaml.safe_load((tmp_path / "a2c_CartPole-v1_s0" / "config.yaml").read_text())
+    assert config["algo"] == "a2c"
+    _one_line_error(capsys, ["train", "a2c", "--algo", "ppo", *argv], "two algorithms: a2c and --algo ppo; give one")

@@ -37,6 +37,8 @@ def _add_train(sub: Subparsers) -> None:
         "TensorBoard logs (tb/) and a resumable checkpoint.",
         formatter_class=HelpFormatter,
     )
+    p.add_argument("algo_word", nargs="?", choices=ALGOS, default=None, metavar="ALGO",
+                   help="the algorithm, as a word (`rlgen train sac --env Ant-v5`) or as --algo")
     p.add_argument("--algo", choices=ALGOS, default=None,
                    help="algorithm (default: ppo, or the config file's)")
     p.add_argument("--env", dest="env_id", default=None, metavar="ENV",
@@ -56,6 +58,10 @@ def _add_train(sub: Subparsers) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.algo_word is not None:
+        if args.algo is not None and args.algo != args.algo_word:
+            raise ConfigError(f"two algorithms: {args.algo_word} and --algo {args.algo}; give one")
+        args.algo = args.algo_word
     config = start_run(args, args.overrides, lambda: build_config(
         algo=args.algo, env_id=args.env_id, config_file=args.config_file, overrides=args.overrides,
         use_preset=not args.no_preset, total_steps=args.total_steps, seed=args.seed,
