@@ -161,3 +161,34 @@ def step_until_nan(wrapper, nan_at: int = 3) -> None:
     for _ in range(nan_at):
         wrapper.step(np.zeros((1, 1), dtype=np.float32))
 
+
+
+class SizedFrameEnv(gym.Env):
+    """A one-step-per-episode env that draws frames of the size given as ``render_kwargs={width, height}`` (as
+    shimmy's dm_control tasks take it), not as ``width`` and ``height``."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode=None, render_kwargs=None):
+        self.render_mode = render_mode
+        self.size = (render_kwargs or {}).get("height", 10), (render_kwargs or {}).get("width", 12)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full(2, 0.1 * self.t, np.float32), 0.0, False, self.t >= 5, {}
+
+    def render(self):
+        frame = np.zeros((*self.size, 3), np.uint8)
+        frame[:, : 1 + self.t] = 200  # a moving bar: frames differ
+        return frame
+
+
+gym.register("SizedFrame-v0", entry_point=SizedFrameEnv, max_episode_steps=5)

@@ -161,7 +161,18 @@ def test_an_env_that_cannot_render_says_why_in_its_own_words(tiny_config, tmp_pa
     assert not (tmp_path / "c.gif").exists()
     # an env that refuses render_mode when made: one line naming the env
     assert main(["eval", str(run), "--episodes", "1", "--video", str(tmp_path / "c.gif"), "--video-size", "8x8"]) == 2
-    assert "CartPole-v1 cannot render as asked" in capsys.readouterr().err
+    assert "CartPole-v1 cannot render as asked: it takes no frame size" in capsys.readouterr().err
+
+
+def test_an_env_that_takes_its_frame_size_as_render_kwargs_records_at_that_size(tiny_config, tmp_path):
+    # shimmy's dm_control tasks take render_kwargs={width, height}, not width and height: --video-size was a
+    # "could not be built" error for them
+    run = train(tiny_config(env_id="tests.fakes:SizedFrame-v0", total_steps=256, eval_freq=0)).run_dir
+    evaluate(run, episodes=1, video=tmp_path / "clip.gif", video_size=(20, 16))
+    frames = _gif_frames(tmp_path / "clip.gif")
+    assert frames[0].shape == (16, 20, 3) and len(frames) >= 2
+    evaluate(run, episodes=1, video=tmp_path / "default.gif")  # without a size: the env's own
+    assert _gif_frames(tmp_path / "default.gif")[0].shape == (10, 12, 3)
 
 
 @pytest.mark.parametrize(("backend", "package"), [("osmesa", "libosmesa6"), ("egl", "libegl1")])

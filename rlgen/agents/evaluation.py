@@ -12,7 +12,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -119,10 +119,36 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
     return config, model, stats_path if config.normalize else None
 
 
+T = TypeVar("T")
+
+
 def _cannot_render(env_id: str, exc: Exception) -> ConfigError:
     """An env that refused render_mode, width or height when made, as a one-line error."""
     reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return ConfigError(f"{env_id} cannot render as asked: {reason}")
+
+
+def _made_rendering(make: Callable[[dict[str, Any] | None], T], env_id: str,
+                    render_kwargs: dict[str, Any] | None) -> T:
+    """``make(render_kwargs)``: the env made to render as asked. An env whose constructor takes the frame size
+    as ``render_kwargs={width, height}`` rather than as ``width`` and ``height`` (shimmy's dm_control tasks) is
+    made that way; one that takes neither is a one-line error saying to drop --video-size."""
+    try:
+        return make(render_kwargs)
+    except (TypeError, ValueError) as exc:
+        if render_kwargs is None:
+            raise
+        first = exc
+    size = {key: render_kwargs[key] for key in ("width", "height") if key in render_kwargs}
+    if not size or "unexpected keyword argument 'width'" not in str(first) and \
+            "unexpected keyword argument 'height'" not in str(first):
+        raise _cannot_render(env_id, first) from None
+    rest = {key: value for key, value in render_kwargs.items() if key not in size}
+    try:
+        return make({**rest, "render_kwargs": size})
+    except (TypeError, ValueError):
+        raise ConfigError(f"{env_id} cannot render as asked: it takes no frame size (neither width and height "
+                          f"nor render_kwargs); drop --video-size") from None
 
 
 def _render_kwargs(video: Path | None, size: tuple[int, int] | None) -> dict[str, Any] | None:
@@ -157,13 +183,9 @@ def evaluate(run_dir: str | Path, episodes: int = 10, deterministic: bool = True
     config, model, stats_path = load_run(run_dir, best)
     render_kwargs = _render_kwargs(video, video_size)
     with torch_threads(config.torch_threads):
-        try:
-            evaluator = Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code,
-                                  render_kwargs=render_kwargs)
-        except (TypeError, ValueError) as exc:
-            if render_kwargs is None:
-                raise
-            raise _cannot_render(config.env_id, exc) from None
+        evaluator = _made_rendering(
+            lambda kwargs: Evaluator(config, seed=eval_seed(config) if seed is None else seed, code=code,
+                                     render_kwargs=kwargs), config.env_id, render_kwargs)
         try:
             if stats_path is not None:
                 load_vecnormalize_stats(evaluator.venv, stats_path)  # type: ignore[arg-type]
@@ -230,12 +252,8 @@ def collect_demos(run_dir: str | Path, episodes: int | None = None, *, determini
         raise ConfigError(f"{run_dir}: {exc}") from None
     rollout_id = config.env_id if env_id is None else env_id
     render_kwargs = _render_kwargs(video, video_size)
-    try:
-        env = make_env_fn(rollout_id, {**config.env_kwargs, **(render_kwargs or {})}, None, False)()
-    except (TypeError, ValueError) as exc:
-        if render_kwargs is None:
-            raise
-        raise _cannot_render(rollout_id, exc) from None
+    env = _made_rendering(lambda kwargs: make_env_fn(rollout_id, {**config.env_kwargs, **(kwargs or {})}, None,
+                                                     False)(), rollout_id, render_kwargs)
     if rollout_id != config.env_id:
         try:
             _check_same_spaces(config, env)
