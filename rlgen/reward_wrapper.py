@@ -356,6 +356,15 @@ def keyword_defaults(cls: type) -> dict[str, Any]:
             and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
+def keyword_optional(cls: type) -> set[str]:
+    """``cls``'s constructor arguments whose annotation admits None (``float | None``, ``Optional[float]``)."""
+    def admits_none(annotation: Any) -> bool:
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        return "None" in [part.strip() for part in text.replace("Optional[", "None|").split("|")]
+
+    return {p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:] if admits_none(p.annotation)}
+
+
 def setting_type_error(name: str, value: Any, default: Any, owner: str = "") -> str | None:
     """Why ``value`` cannot stand for setting ``name`` of ``owner`` whose default is ``default`` (a number for a
     number, true/false for a flag, text for text), or None; a default of another kind (None, a tuple) checks
@@ -441,6 +450,19 @@ class RewardWrapper(VecEnvWrapper):
                                 else keyword_defaults(target))
         defaults.update(keyword_defaults(cls))
         return defaults
+
+    @classmethod
+    def setting_optional(cls) -> set[str]:
+        """The settings that may be None (their annotation says so), over the same classes as
+        :meth:`setting_defaults`."""
+        names: set[str] = set()
+        _, forwards = keyword_settings(cls)
+        if forwards:
+            targets = cls.__dict__.get("settings_go_to") or tuple(
+                base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
+            for target in targets:
+                names |= target.setting_optional() if issubclass(target, RewardWrapper) else keyword_optional(target)
+        return names | keyword_optional(cls)
 
     # -- the callback ----------------------------------------------------------------------------
     def check_attached(self, steps: int) -> None:

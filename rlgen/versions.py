@@ -27,7 +27,8 @@ def package_versions() -> dict[str, str]:
 def code_version() -> dict[str, str | bool]:
     """rlgen's version and, when it runs from a git checkout, the commit and whether ``rlgen/`` differs from
     it (``dirty``): a result's figures belong to the code that made them, and a fix after a run changes what
-    the same settings would give."""
+    the same settings would give. Taken once per process (a training session takes it as it starts: the code
+    it imported, not a commit made while it trains)."""
     from importlib import metadata
 
     try:
@@ -36,6 +37,9 @@ def code_version() -> dict[str, str | bool]:
         info = {}
     package = Path(__file__).resolve().parent
     try:
+        # this very file tracked by the checkout's git: not an installed copy inside some other repository
+        subprocess.run(["git", "-C", str(package), "ls-files", "--error-unmatch", "--", Path(__file__).name],
+                       capture_output=True, timeout=10, check=True)
         commit = subprocess.run(["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
         status = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", "."],

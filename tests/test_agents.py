@@ -97,6 +97,16 @@ def test_resume_config_takes_the_folder_as_named_and_only_raises_the_budget(tiny
         resume_config(run_dir, total_steps=512)
 
 
+def test_a_wrapper_setting_of_its_own_kind_passes_the_type_check():
+    # None where the setting's type admits it (VIME's clip: the original VIME's unclipped inputs), an int for a
+    # float, a float for an int-valued default: the wrapper decides those, not the check
+    config = build_config("ppo", "CartPole-v1", bonus="vime",
+                          overrides=["bonus_kwargs.clip=null", "bonus_kwargs.std_floor=0", "bonus_kwargs.eta=1"])
+    assert config.bonus_kwargs == {"clip": None, "std_floor": 0, "eta": 1}
+    with pytest.raises(ConfigError, match="bonus_kwargs.eta must be a number"):  # eta has no None
+        build_config("ppo", "CartPole-v1", bonus="vime", overrides=["bonus_kwargs.eta=null"])
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -293,6 +303,23 @@ def test_resume_continues_the_same_run(tiny_config):
     # the resumed model started from the checkpoint, not from scratch: fresh runs differ from it
     fresh = train(tiny_config(total_steps=512, run_name="fresh"))
     assert not torch.equal(_params(resumed.run_dir), _params(fresh.run_dir))
+
+
+def test_a_run_resumed_under_other_code_names_each_sessions_commit(tiny_config, monkeypatch):
+    import rlgen.agents.run as run_module
+
+    monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "a" * 40, "dirty": False})
+    first = train(tiny_config(total_steps=256))
+    monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "b" * 40, "dirty": True})
+    train(tiny_config(total_steps=512), resume=True)
+    result = json.loads((first.run_dir / "result.json").read_text())
+    assert result["code"] == {"rlgen": "0.1.0", "commit": "b" * 40, "dirty": True}  # the last session's
+    assert [(s["from_step"], s["commit"][0]) for s in result["code_sessions"]] == [(0, "a"), (256, "b")]
+    # each further session adds its own, from the step it resumed at
+    monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "c" * 40, "dirty": False})
+    train(tiny_config(total_steps=768), resume=True)
+    sessions = json.loads((first.run_dir / "result.json").read_text())["code_sessions"]
+    assert [(s["from_step"], s["commit"][0]) for s in sessions] == [(0, "a"), (256, "b"), (512, "c")]
 
 
 def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):
@@ -595,7 +622,10 @@ def test_a_start_that_failed_on_a_bad_setting_can_be_started_again(tiny_config):
     config = tiny_config(total_steps=256, run_name="run", hyperparams={"n_steps": 128, "batch_size": 1})
     with pytest.raises(ConfigError, match="rejected the hyperparameters"):
         train(config)
-    assert (config.run_dir / "config.yaml").is_file()  # what the failed start left
+    assert not config.run_dir.exists()  # the agent refused it: nothing of it is left
+    # a start that got further and stopped before its first checkpoint (a kill) leaves its config
+    config.run_dir.mkdir(parents=True)
+    config.save(config.run_dir / "config.yaml")
     with pytest.raises(ConfigError, match="stopped before its first checkpoint; start it again without --resume"):
         train(config, resume=True)
     fixed = tiny_config(total_steps=256, run_name="run")

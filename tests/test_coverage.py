@@ -541,6 +541,30 @@ def test_methods_are_ranked_across_tasks_only_on_the_tasks_they_all_ran() -> Non
     assert "no shared tasks" in alone and "| trpo+bonus | 0.900" in alone and "On the" not in alone
 
 
+def test_an_archived_only_cell_is_planned_only_where_earlier_code_made_its_runs() -> None:
+    # earlier code's cell, listed on every task but made on two of three: its missing task is missing for good,
+    # and must not leave that task out of every method's ranking
+    from types import SimpleNamespace
+
+    from rlgen.bench.report import planned_tasks, ranked_on_common_tasks
+
+    def record(label, task, state, archived_only=""):
+        return SimpleNamespace(run=SimpleNamespace(label=label, env_id=task, archived_only=archived_only),
+                               state=state)
+
+    tasks = ["a", "b", "c"]
+    records = [record("ppo", t, "finished") for t in tasks]
+    records += [record("old", t, "finished" if t != "c" else "missing", "before a fix") for t in tasks]
+    records += [record("new", t, "finished" if t != "c" else "incomplete") for t in tasks]  # today's, under way
+    planned = planned_tasks(records, ["ppo", "old", "new"])
+    assert planned == {"ppo": {"a", "b", "c"}, "old": {"a", "b"}, "new": {"a", "b", "c"}}
+    scores = {label: {t: np.array([0.5]) for t in ("a", "b", "c") if (label, t) not in
+                      {("old", "c"), ("new", "c")}} for label in planned}
+    assert ranked_on_common_tasks(scores, planned, tasks) == (["ppo", "new"], ["a", "b"])  # new: c not done yet
+    done = {**scores, "new": {t: np.array([0.5]) for t in tasks}}
+    assert ranked_on_common_tasks(done, planned, tasks) == (["ppo", "new"], ["a", "b", "c"])  # old: not ranked
+
+
 def test_random_policy_scores_are_cached_per_env_settings(tmp_path, monkeypatch) -> None:
     # the random policy's score on a task depends on its settings (a farther goal): two suites that run one
     # env id with other env_kwargs must not share the first one's cached score

@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -68,11 +69,12 @@ def save_final(model: BaseAlgorithm, run_dir: RunDir, wrappers: list[RewardWrapp
 
 
 def save_checkpoint(model: BaseAlgorithm, run_dir: RunDir, history: list[dict[str, float]],
-                    wrappers: list[RewardWrapper]) -> None:
+                    wrappers: list[RewardWrapper], code: list[dict[str, Any]] | None = None) -> None:
     """Model, replay buffer, statistics and wrapper states into a folder of their own under checkpoint/, swapped
     in whole; then progress.json, which names that folder: a checkpoint counts once its progress file names
     it, and one cut short (a kill, a full disk) leaves the previous checkpoint whole and named. The folders
-    of earlier checkpoints are removed after."""
+    of earlier checkpoints are removed after. ``code``: the code of each training session so far (the run's
+    ``code_sessions``), kept in progress.json so that a resumed run's result names every session's."""
     ckpt = run_dir.checkpoint_dir
     ckpt.mkdir(parents=True, exist_ok=True)
     steps = int(model.num_timesteps)
@@ -93,7 +95,10 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: RunDir, history: list[dict[st
 
     atomic_dir(ckpt / name, fill)
     run_dir.write_eval_history(history)
-    atomic_write_text(run_dir.progress_file, json.dumps({"timesteps": steps, "files": name}))
+    progress: dict[str, Any] = {"timesteps": steps, "files": name}
+    if code is not None:
+        progress["code"] = code
+    atomic_write_text(run_dir.progress_file, json.dumps(progress))
     for entry in ckpt.iterdir():  # earlier checkpoints, an older run's files at the top, leftovers of a kill
         if entry.name not in (name, PROGRESS_FILE):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()

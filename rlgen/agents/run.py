@@ -63,7 +63,10 @@ class RunResult:
     """The package versions the run finished under (rlgen.versions)."""
 
     code: dict[str, str | bool] = field(default_factory=dict)
-    """rlgen's version and git commit the run finished under (:func:`rlgen.versions.code_version`)."""
+    """rlgen's version and git commit of the run's last training session (:func:`rlgen.versions.code_version`,
+    taken as the session started)."""
+    code_sessions: list[dict[str, Any]] = field(default_factory=list)
+    """The same for every session of a resumed run, each with the env step it started from (``from_step``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class RunResult:
             "learn_time": self.learn_time,
             "versions": self.versions,
             "code": self.code,
+            "code_sessions": self.code_sessions,
         }
 
 
@@ -88,14 +92,28 @@ class OpenRun:
     wrappers: list[RewardWrapper]
     evaluator: Evaluator
     start: float
+    code_sessions: list[dict[str, Any]] = field(default_factory=list)
+    """The code of each training session, this one last (see :attr:`RunResult.code_sessions`)."""
 
     def finish(self, model: BaseAlgorithm, history: list[dict[str, float]], learn_time: float) -> RunResult:
         last = history[-1]
         result = RunResult(self.run.path, int(model.num_timesteps), last["mean_return"], last["std_return"],
                            time.time() - self.start, learn_time, history, package_versions(),
-                           code_version())
+                           _without_step(self.code_sessions[-1]) if self.code_sessions else code_version(),
+                           self.code_sessions)
         atomic_write_text(self.run.result_file, json.dumps(result.to_dict(), indent=2))
         return result
+
+
+def _from_step(session: dict[str, Any]) -> int:
+    try:
+        return int(session.get("from_step", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _without_step(session: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in session.items() if key != "from_step"}
 
 
 @contextlib.contextmanager
@@ -175,11 +193,15 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
     created = not resume and not run.path.exists()
     run.path.mkdir(parents=True, exist_ok=True)
     done = run.checkpoint_timesteps() if resume else None
+    # the code of each session: the earlier ones' from the checkpoint (those before its step), then this one's
+    sessions = [entry for entry in run.checkpoint_code() if _from_step(entry) < done] if done is not None else []
+    sessions.append({"from_step": done or 0, **code_version()})
     # the episodes played after the checkpoint are played again: the training-episode log forgets them
     t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
     set_up = False
     try:
         with open_run(config, resume, monitor_t_start=t_start, start_steps=done or 0) as session:
+            session.code_sessions = sessions
             run.record_demos(config, resume)
             # saved once the wrappers accepted their settings, so a bad setting can be fixed and re-run
             config.save(run.config_file)
@@ -215,7 +237,8 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             model.set_logger(configure(str(run.tb_dir), ["tensorboard"]))
             install_fast_forward(model.policy)  # the same numbers at each env step, with less overhead (plain MLPs only)
 
-            run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers)
+            run_callback = RunCallback(config, run, session.evaluator, history, session.start, session.wrappers,
+                                       sessions)
             set_up = True  # from here a failure may leave something to keep (a checkpoint, the logs of steps)
             remaining = config.total_steps - model.num_timesteps
             learn_time = 0.0
@@ -236,7 +259,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
                 run_callback.evaluate()
             if remaining > 0:
                 model.logger.dump(model.num_timesteps)  # the final evaluation, and what SB3 recorded since its last line
-            save_checkpoint(model, run, history, session.wrappers)
+            save_checkpoint(model, run, history, session.wrappers, sessions)
             save_final(model, run, session.wrappers)
         return session.finish(model, history, learn_time)
     except BaseException:
@@ -313,9 +336,11 @@ class RunCallback(BaseCallback):
     """Periodic evaluation (to eval.csv and TensorBoard) and resumable checkpoints."""
 
     def __init__(self, config: RunConfig, run: RunDir, evaluator: Evaluator,
-                 history: list[dict[str, float]], start_time: float, wrappers: list[RewardWrapper] | None = None):
+                 history: list[dict[str, float]], start_time: float, wrappers: list[RewardWrapper] | None = None,
+                 code_sessions: list[dict[str, Any]] | None = None):
         super().__init__()
         self.wrappers = wrappers or []
+        self.code_sessions = code_sessions
         self.config = config
         self.run = run
         self.evaluator = evaluator
@@ -371,7 +396,7 @@ class RunCallback(BaseCallback):
         return row
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.model, self.run, self.history, self.wrappers)
+        save_checkpoint(self.model, self.run, self.history, self.wrappers, self.code_sessions)
 
 
 def _log_interval(model: BaseAlgorithm) -> dict[str, int]:

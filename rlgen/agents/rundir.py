@@ -245,6 +245,16 @@ class RunDir:
                               "(--run-name)")
         return value
 
+    def checkpoint_code(self) -> list[dict[str, Any]]:
+        """The code of each training session up to the latest checkpoint, as progress.json records it (a list of
+        :func:`rlgen.versions.code_version` records, each with ``from_step``); empty for a checkpoint from before
+        rlgen kept it."""
+        try:
+            code = json.loads(self.progress_file.read_text()).get("code")
+        except (OSError, ValueError, AttributeError):
+            return []
+        return [entry for entry in code if isinstance(entry, dict)] if isinstance(code, list) else []
+
     def policy_file(self, best: bool = False) -> tuple[Path, Path]:
         """(model, VecNormalize statistics) of the final policy (an unfinished run: its latest checkpoint's) or,
         with ``best``, of the best periodic evaluation."""

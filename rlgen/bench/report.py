@@ -167,6 +167,14 @@ def _time_table(records: list[RunRecord], tasks: list[str], labels: list[str]) -
             "|---|---|---|---|---|", *rows]
 
 
+def _commit_name(code: object) -> str:
+    """A result's ``code`` record as a short commit (``with changes`` when rlgen/ differed from it)."""
+    named = code.get("commit") if isinstance(code, dict) else None
+    if not named:
+        return "not recorded"
+    return str(named)[:10] + (" (with changes)" if isinstance(code, dict) and code.get("dirty") else "")
+
+
 def _code_lines(records: list[RunRecord], labels: list[str]) -> list[str]:
     """Per method, the rlgen commits its finished runs were made by (result.json's ``code``), where any run
     records one: a fix between two runs of a cell shows here."""
@@ -175,11 +183,12 @@ def _code_lines(records: list[RunRecord], labels: list[str]) -> list[str]:
         if record.state != "finished":
             continue
         try:
-            code = json.loads((record.run.config.run_dir / "result.json").read_text()).get("code") or {}
+            result = json.loads((record.run.config.run_dir / "result.json").read_text())
+            sessions = result.get("code_sessions") or [result.get("code") or {}]
         except (OSError, ValueError, AttributeError):
-            code = {}
-        commit = code.get("commit") if isinstance(code, dict) else None
-        name = "not recorded" if not commit else str(commit)[:10] + (" (with changes)" if code.get("dirty") else "")
+            sessions = [{}]
+        names = list(dict.fromkeys(_commit_name(code) for code in sessions))
+        name = names[0] if len(names) == 1 else "resumed across " + " then ".join(names)
         made.setdefault(record.run.label, {}).setdefault(name, 0)
         made[record.run.label][name] += 1
     if not any(name != "not recorded" for counts in made.values() for name in counts):
@@ -188,7 +197,8 @@ def _code_lines(records: list[RunRecord], labels: list[str]) -> list[str]:
             for label in labels if label in made]
     return ["", "## Code the runs were made by", "",
             "The rlgen commit of each finished run, as its result.json records it (runs finished before rlgen "
-            "recorded it: not recorded); run counts in brackets.", "",
+            "recorded it: not recorded; a run resumed under other code names each session's); run counts in "
+            "brackets.", "",
             "| method | commit (runs) |", "|---|---|", *rows]
 
 
@@ -546,6 +556,13 @@ def _compare(bonus: np.ndarray, plain: np.ndarray) -> str:
 _VERDICT_WORDS = {"better": "**helps**", "worse": "**hurts**", "same": "no difference", "unknown": "—"}
 
 
+def planned_tasks(records: list[RunRecord], labels: list[str]) -> dict[str, set[str]]:
+    """Per method, the tasks the suite runs it on; an archived-only cell only where earlier code made its runs
+    (one missing is missing for good, and must not take a task out of every method's ranking)."""
+    return {label: {r.run.env_id for r in records if r.run.label == label
+                    and (not r.run.archived_only or r.state == "finished")} for label in labels}
+
+
 def ranked_on_common_tasks(per_task_norm: dict[str, dict[str, np.ndarray]], planned: dict[str, set[str]],
                            tasks: list[str]) -> tuple[list[str], list[str]]:
     """The methods a cross-task ranking compares, and the tasks it compares them on: the methods the suite runs
@@ -697,7 +714,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
     lines += [f"| {t} | {refs[t]['random']:.1f} | {refs[t]['reference']:.1f} | {refs[t]['reference_source']} |"
               for t in tasks]
-    planned = {label: {r.run.env_id for r in records if r.run.label == label} for label in labels}
+    planned = planned_tasks(records, labels)
     ranked, common = ranked_on_common_tasks(per_task_norm, planned, tasks)
     lines += _normalised_tables(per_task_norm, ranked, labels, tasks, common)
     # the profile compares the ranked methods on their common tasks; without any, each method on its own
