@@ -585,3 +585,27 @@ def test_random_policy_scores_are_cached_per_env_settings(tmp_path, monkeypatch)
 
     assert scores(2.0)["random"] == 2.0 and scores(3.0)["random"] == 3.0 and scores(None)["random"] == 0.0
     assert scores(2.0)["random"] == 2.0 and len(measured) == 3  # each measured once, then read from the cache
+
+
+def test_todays_cell_is_compared_with_earlier_codes_cell_of_the_same_settings() -> None:
+    from types import SimpleNamespace
+
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import _earlier_code_lines
+
+    def record(label, seed, success, final, archived_only="", eta=0.01):
+        config = RunConfig(env_id="CartPole-v1", seed=seed, bonus="vime", bonus_kwargs={"eta": eta})
+        run = SimpleNamespace(label=label, env_id="CartPole-v1", seed=seed, config=config,
+                              archived_only=archived_only)
+        return SimpleNamespace(run=run, state="finished", success_rate=success, final=final)
+
+    records = [record("ppo+vime", s, 0.9, 100.0 + s) for s in range(5)]
+    records += [record("ppo+vime-old", s, 0.5, 50.0 + s, "before a fix") for s in range(5)]
+    records += [record("ppo+vime-other-eta", s, 0.1, 0.0, "another setting", eta=1.0) for s in range(5)]
+    text = "\n".join(_earlier_code_lines(records, ["CartPole-v1"]))
+    assert "- ppo+vime-old: before a fix" in text and "- ppo+vime-other-eta: another setting" in text
+    # the twin is the cell of the same settings, not one of other settings nor another kept cell
+    assert ("| CartPole-v1 | ppo+vime (5) | ppo+vime-old (5) | +0.400 [+0.400, +0.400], p 0.008 | "
+            "+50.0 [+48.2, +51.8], p 0.008 |") in text
+    assert "ppo+vime-other-eta (5)" not in text
+    assert _earlier_code_lines([r for r in records if not r.run.archived_only], ["CartPole-v1"]) == []

@@ -662,6 +662,58 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             "| bonus minus without |", "|---|---|---|---|---|---|---|---|", *rows, "", *summary]
 
 
+def _twin(records: list[RunRecord], task: str, label: str) -> str | None:
+    """Today's method of ``task`` whose runs have the settings of the archived-only ``label``'s (seed by seed)."""
+    from rlgen.agents.rundir import same_settings
+
+    kept = {r.run.seed: r.run.config for r in records if r.run.env_id == task and r.run.label == label}
+    for other in dict.fromkeys(r.run.label for r in records if r.run.env_id == task and not r.run.archived_only):
+        mine = {r.run.seed: r.run.config for r in records if r.run.env_id == task and r.run.label == other}
+        shared = set(kept) & set(mine)
+        if shared and all(same_settings(kept[seed], mine[seed]) for seed in shared):
+            return other
+    return None
+
+
+def _earlier_code_lines(records: list[RunRecord], tasks: list[str]) -> list[str]:
+    """The archived-only cells, why they are kept, and per task today's cell of the same settings against them:
+    what the change since did."""
+    kept = {r.run.label: r.run.archived_only for r in records if r.run.archived_only}
+    if not kept:
+        return []
+    lines = ["", "## Cells kept from earlier code", "",
+             "Runs that earlier code made, reported as they are; today's code, which would make other runs under "
+             "their settings, does not train them:", "", *(f"- {label}: {why}" for label, why in kept.items())]
+    rows = []
+    for task in tasks:
+        for label in kept:
+            earlier = _finished(records, task, label)
+            today_label = _twin(records, task, label) if earlier else None
+            today = _finished(records, task, today_label) if today_label is not None else []
+            if len(earlier) < 2 or len(today) < 2:
+                continue
+            cells = []
+            for measure, digits in (("success_rate", 3), ("final", 1)):
+                mine = np.array([getattr(r, measure) for r in today], dtype=float)
+                theirs = np.array([getattr(r, measure) for r in earlier], dtype=float)
+                mine, theirs = mine[np.isfinite(mine)], theirs[np.isfinite(theirs)]
+                if len(mine) < 2 or len(theirs) < 2:
+                    cells.append("—")
+                    continue
+                point, low, high = stats.difference_ci(mine, theirs)
+                cells.append(f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], p "
+                             f"{stats.permutation_test(mine, theirs):.3f}")
+            rows.append(f"| {task} | {today_label} ({len(today)}) | {label} ({len(earlier)}) | {cells[0]} | "
+                        f"{cells[1]} |")
+    if rows:
+        lines += ["", "Today's cell of the same settings against earlier code's, per task (finished runs in "
+                  "brackets): the difference of the means over seeds with its 95% bootstrap interval and p (the "
+                  "two-sided exact permutation test), as in the comparison of each bonus with its agent above.", "",
+                  "| task | today's | earlier code's | success rate: today's minus earlier | final return: today's "
+                  "minus earlier |", "|---|---|---|---|---|", *rows]
+    return lines
+
+
 def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, command: str,
                  report_dir: str | Path | None = None, name: str | None = None) -> Path:
     """Write ``<report_dir>/<name>.md`` (default: ``<out_dir>/<suite name>.md``) with its two PNGs."""
@@ -733,12 +785,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         lines += ["", "## Runs left out", "",
                   "Finished runs under a suite run's name that are not that run (counted nowhere above):", ""]
         lines += [f"- `{r.run.config.run_dir.name}`: {r.error}" for r in others]
-    kept = {r.run.label: r.run.archived_only for r in records if r.run.archived_only}
-    if kept:
-        lines += ["", "## Cells kept from earlier code", "",
-                  "Runs that earlier code made, reported as they are; today's code, which would make other runs "
-                  "under their settings, does not train them:", ""]
-        lines += [f"- {label}: {why}" for label, why in kept.items()]
+    lines += _earlier_code_lines(records, tasks)
     gone = [r for r in records if r.state in ("incomplete", "missing") and r.run.archived_only]
     if gone:
         lines += ["", f"{len(gone)} archived-only run(s) are missing: {', '.join(r.run.config.run_dir.name for r in gone)}"
