@@ -81,3 +81,37 @@ def test_other_policies_are_left_alone():
     elu = PPO("MlpPolicy", _venv(1), policy_kwargs={"activation_fn": torch.nn.ELU}, device="cpu")
     assert not install_fast_forward(elu.policy)
     assert "forward" not in vars(elu.policy)  # untouched: the class's own forward
+
+
+def test_the_fast_predict_gives_sb3s_deterministic_actions_and_leaves_the_rest_to_sb3():
+    # the evaluation's call at every env step: the actor's mean, clipped to the action space, for one observation
+    # or a batch, float64 or float32; a stochastic action is SB3's own (the same draws for the same RNG state)
+    model = PPO("MlpPolicy", _venv(), policy_kwargs={"net_arch": [16, 16], "log_std_init": 1.0}, seed=0,
+                device="cpu")
+    with torch.no_grad():  # a large output layer: some actions fall outside [-1, 1] and are clipped
+        model.policy.action_net.weight.mul_(40.0)
+        model.policy.action_net.bias.fill_(0.95)
+    fast = copy.deepcopy(model.policy)
+    assert install_fast_forward(fast)
+    rng = np.random.default_rng(0)
+    for obs in (rng.normal(size=(6, 2)), rng.normal(size=(6, 2)).astype(np.float32), rng.normal(size=2)):
+        expected, _ = model.policy.predict(obs, deterministic=True)
+        got, state = fast.predict(obs, deterministic=True)
+        assert got.shape == expected.shape and got.dtype == expected.dtype and np.array_equal(got, expected)
+        assert state is None
+    many = rng.normal(size=(50, 2))
+    assert np.array_equal(fast.predict(many, deterministic=True)[0], model.policy.predict(many, deterministic=True)[0])
+    assert np.abs(fast.predict(many, deterministic=True)[0]).max() == 1.0  # some clipped, as SB3 clips them
+    torch.manual_seed(5)
+    expected, _ = model.policy.predict(obs, deterministic=False)
+    torch.manual_seed(5)
+    assert np.array_equal(fast.predict(obs, deterministic=False)[0], expected)
+    with pytest.raises(ValueError):  # an observation of another shape: SB3's own error
+        fast.predict(np.zeros(3), deterministic=True)
+    # a deep copy computes with its own weights, not the original's
+    twin = copy.deepcopy(fast)
+    with torch.no_grad():
+        twin.action_net.bias.add_(0.3)
+    assert not np.array_equal(twin.predict(obs, deterministic=True)[0], fast.predict(obs, deterministic=True)[0])
+    assert not torch.equal(twin(torch.as_tensor(obs[None]), deterministic=True)[0],
+                           fast(torch.as_tensor(obs[None]), deterministic=True)[0])

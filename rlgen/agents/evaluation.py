@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from rlgen.agents.config import ConfigError, RunConfig
 from rlgen.agents.envstack import make_env_fn, policy_env, policy_observation, vec_normalize
+from rlgen.agents.fast_policy import install_fast_forward
 from rlgen.agents.model_file import load_model
 from rlgen.agents.normalization import load_vecnormalize_stats
 from rlgen.agents.rundir import BEST_DIR, BEST_FILE, MODEL_FILE, RunDir
@@ -116,6 +117,7 @@ def load_run(run_dir: str | Path, best: bool = False) -> tuple[RunConfig, BaseAl
             raise ConfigError(f"{exc} (the policy of its best evaluation, best/, is another file: "
                               f"rlgen eval {run_dir} --best)") from None
         raise
+    install_fast_forward(model.policy)  # the same actions, with less per-step overhead (plain MLPs only)
     return config, model, stats_path if config.normalize else None
 
 

@@ -8,8 +8,8 @@ half of its time here (~230 us against ~130 us). :func:`install_fast_forward` gi
 ``nn.Linear`` + Tanh/ReLU layers, a diagonal Gaussian without gSDE) a ``forward`` that runs the same tensor
 operations in the same order on the same parameters: the same actions for the same torch RNG state, the same
 values and log-probabilities (tests/test_fast_policy.py checks it bit for bit). Everything else about the policy
-(training's ``evaluate_actions``, ``predict``, saving) is untouched, and a policy of any other shape is left as it
-is.
+(training's ``evaluate_actions``, saving) is untouched, and a policy of any other shape is left as it is. Its
+``predict`` of a deterministic action, what every evaluation calls per env step, gets the same shortcut.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
@@ -70,30 +72,60 @@ def _plain(policy: BasePolicy) -> tuple[Layers, Layers] | None:
 
 
 def install_fast_forward(policy: BasePolicy) -> bool:
-    """Give ``policy`` (in place) the fast ``forward`` if it has the plain shape; returns whether it did (any
-    other policy, an off-policy agent's say, is left alone)."""
+    """Give ``policy`` (in place) the fast ``forward`` and ``predict`` if it has the plain shape; returns whether it
+    did (any other policy, an off-policy agent's say, is left alone). The layers are kept on the policy itself, so
+    a deep copy of it computes with its own."""
     layers = _plain(policy)
     if layers is None:
         return False
-    actor, critic = layers
-
-    def forward(self: ActorCriticPolicy, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        features = obs.float().flatten(1)  # preprocess_obs of a Box, then FlattenExtractor
-        latent_pi = latent_vf = features
-        for linear, activation in actor:
-            latent_pi = activation(F.linear(latent_pi, linear.weight, linear.bias))
-        for linear, activation in critic:
-            latent_vf = activation(F.linear(latent_vf, linear.weight, linear.bias))
-        values = F.linear(latent_vf, self.value_net.weight, self.value_net.bias)
-        mean = F.linear(latent_pi, self.action_net.weight, self.action_net.bias)
-        std = torch.ones_like(mean) * self.log_std.exp()  # DiagGaussianDistribution.proba_distribution
-        if deterministic:
-            actions = mean
-        else:  # Normal.rsample: loc + eps * scale, eps drawn with normal_()
-            actions = mean + torch.empty(mean.shape, dtype=mean.dtype, device=mean.device).normal_() * std
-        # Normal.log_prob, summed over the action dimensions
-        log_prob = (-((actions - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
-        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
-
-    policy.forward = types.MethodType(forward, policy)  # type: ignore[method-assign]
+    policy._fast_layers = layers  # type: ignore[attr-defined]
+    policy.forward = types.MethodType(_fast_forward, policy)  # type: ignore[method-assign]
+    policy.predict = types.MethodType(_fast_predict, policy)  # type: ignore[method-assign]
     return True
+
+
+def _fast_forward(self: ActorCriticPolicy, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    actor, critic = self._fast_layers  # type: ignore[attr-defined]
+    features = obs.float().flatten(1)  # preprocess_obs of a Box, then FlattenExtractor
+    latent_pi = latent_vf = features
+    for linear, activation in actor:
+        latent_pi = activation(F.linear(latent_pi, linear.weight, linear.bias))
+    for linear, activation in critic:
+        latent_vf = activation(F.linear(latent_vf, linear.weight, linear.bias))
+    values = F.linear(latent_vf, self.value_net.weight, self.value_net.bias)
+    mean = F.linear(latent_pi, self.action_net.weight, self.action_net.bias)
+    std = torch.ones_like(mean) * self.log_std.exp()  # DiagGaussianDistribution.proba_distribution
+    if deterministic:
+        actions = mean
+    else:  # Normal.rsample: loc + eps * scale, eps drawn with normal_()
+        actions = mean + torch.empty(mean.shape, dtype=mean.dtype, device=mean.device).normal_() * std
+    # Normal.log_prob, summed over the action dimensions
+    log_prob = (-((actions - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI).sum(dim=1)
+    return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+
+
+def _fast_predict(self: ActorCriticPolicy, observation: Any, state: Any = None, episode_start: Any = None,
+                  deterministic: bool = False) -> tuple[np.ndarray, Any]:
+    """SB3's ``predict`` of a deterministic action (an evaluation's, a demo's), the actor's mean clipped to the
+    action space, without its per-call bookkeeping (the training mode set on every module, a distribution
+    built): about half of an evaluation step's time on Ant besides the env. A stochastic action, a recurrent
+    state or an observation SB3 would reshape otherwise goes to SB3's own."""
+    if not deterministic or state is not None or not isinstance(observation, np.ndarray):
+        return ActorCriticPolicy.predict(self, observation, state, episode_start, deterministic)
+    shape = self.observation_space.shape
+    if observation.shape == shape:
+        vectorized = False
+    elif observation.shape[1:] == shape:
+        vectorized = True
+    else:  # SB3 says what is wrong with it
+        return ActorCriticPolicy.predict(self, observation, state, episode_start, deterministic)
+    actor, _ = self._fast_layers  # type: ignore[attr-defined]
+    with torch.no_grad():
+        latent = torch.as_tensor(observation.reshape((-1, *shape))).float().flatten(1)
+        for linear, activation in actor:
+            latent = activation(F.linear(latent, linear.weight, linear.bias))
+        mean = F.linear(latent, self.action_net.weight, self.action_net.bias)
+    actions = mean.numpy().reshape((-1, *self.action_space.shape))
+    assert isinstance(self.action_space, spaces.Box)
+    actions = np.clip(actions, self.action_space.low, self.action_space.high)
+    return (actions if vectorized else actions.squeeze(axis=0)), None
