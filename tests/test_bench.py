@@ -772,6 +772,7 @@ def test_archived_only_cells_come_from_the_archive_and_are_never_trained(tmp_pat
     out = capsys.readouterr().out
     assert "finished 1 (1 in --out, 0 only in the archive), 0 under way (a checkpoint in --out), 0 to train, " \
            "1 archived only and missing" in out and "old: made before fix abc123" in out
+    assert "| CartPole-v1 | 1/2 (1 archived only, missing) | 0 |" in out
     # the earlier code's run in the archive (here: trained as its plain twin, then put there): restored, reported
     spec["runs"][1].pop("archived_only")
     path.write_text(yaml.safe_dump(spec))

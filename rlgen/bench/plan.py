@@ -163,7 +163,9 @@ def plan_lines(suite_name: str, runs: Sequence[SuiteRun], archive_dir: str | Pat
         if len(seconds) < len(left) and seconds:
             hours += f" + {len(left) - len(seconds)} run(s) untimed"
         finished = sum(plans[i].finished for i in index)
-        lines.append(f"| {task} | {finished}/{len(index)} | {len(left)} | "
+        missing = sum(not plans[i].finished and not plans[i].trainable for i in index)
+        done = f"{finished}/{len(index)}" + (f" ({missing} archived only, missing)" if missing else "")
+        lines.append(f"| {task} | {done} | {len(left)} | "
                      f"{_steps(sum(plans[i].steps_left for i in left))} | {hours} | {', '.join(kinds) or '—'} |")
     if total == 0 and unknown:
         summary = f"left: {unknown} run(s), none of which a finished run of the suite can time"
