@@ -349,40 +349,59 @@ def keyword_settings(cls: type) -> tuple[set[str], bool]:
     return names, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
-def keyword_defaults(cls: type) -> dict[str, Any]:
-    """The defaults of ``cls``'s constructor arguments that have one (keyword-only or positional)."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    return {p.name: p.default for p in params if p.default is not p.empty
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+def keyword_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """``cls``'s constructor arguments a caller may pass by name (keyword-only or positional), by name."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # not self
+    return {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
-def keyword_optional(cls: type) -> set[str]:
-    """``cls``'s constructor arguments whose annotation admits None (``float | None``, ``Optional[float]``)."""
-    def admits_none(annotation: Any) -> bool:
-        text = annotation if isinstance(annotation, str) else repr(annotation)
-        return "None" in [part.strip() for part in text.replace("Optional[", "None|").split("|")]
+def _annotation_kinds(annotation: Any) -> set[str]:
+    """The plain kinds an annotation names (``float | None`` -> {"float", "None"}); empty when it names
+    anything else (a class, a container, none at all), which checks nothing."""
+    if annotation is inspect.Parameter.empty:
+        return set()
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", repr(annotation))
+    text = text.replace("Optional[", "None | ").rstrip("]") if text.startswith("Optional[") else text
+    parts = {part.strip() for part in text.split("|")}
+    return parts if parts <= {"int", "float", "bool", "str", "None"} else set()
 
-    return {p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:] if admits_none(p.annotation)}
 
+def setting_type_error(name: str, value: Any, param: inspect.Parameter | None, owner: str = "") -> str | None:
+    """Why ``value`` cannot stand for setting ``name`` of ``owner`` (``param``: its constructor argument), or None:
+    a number for a number, true/false for a flag, text for text, null only where the annotation admits None.
+    The kind comes from the annotation where it names plain kinds, else from the default; a setting of any other
+    kind (a tuple, a module) is left to the constructor."""
+    if param is None:
+        return None
 
-def setting_type_error(name: str, value: Any, default: Any, owner: str = "") -> str | None:
-    """Why ``value`` cannot stand for setting ``name`` of ``owner`` whose default is ``default`` (a number for a
-    number, true/false for a flag, text for text), or None; a default of another kind (None, a tuple) checks
-    nothing."""
     def is_number(x: Any) -> bool:
         return isinstance(x, int | float) and not isinstance(x, bool)
 
-    if isinstance(default, bool):
-        kind, fits = "true or false", isinstance(value, bool)
-    elif is_number(default):
-        kind, fits = "a number", is_number(value)
-    elif isinstance(default, str):
-        kind, fits = "text", isinstance(value, str)
-    else:
+    kinds = _annotation_kinds(param.annotation)
+    default = param.default
+    if not kinds - {"None"}:  # the annotation names no plain kind: the default's kind
+        kinds = kinds | ({"bool"} if isinstance(default, bool) else {"float"} if is_number(default)
+                         else {"str"} if isinstance(default, str) else set())
+    plain = kinds - {"None"}
+    if not plain:
         return None
-    shown = str(default).lower() if isinstance(default, bool) else repr(default)
+    if value is None:
+        fits = "None" in kinds
+    elif "bool" in plain and isinstance(value, bool):
+        fits = True
+    elif plain & {"int", "float"} and is_number(value):
+        fits = True
+    else:
+        fits = "str" in plain and isinstance(value, str)
+    if fits:
+        return None
+    words = {"bool": "true or false", "int": "a number", "float": "a number", "str": "text"}
+    kind = " or ".join(dict.fromkeys(words[k] for k in sorted(plain))) + (" or null" if "None" in kinds else "")
+    if default is inspect.Parameter.empty:
+        return f"{name} must be {kind}, got {value!r}"
+    shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else repr(default)
     whose = f"{owner}'s default" if owner else "default"
-    return None if fits else f"{name} must be {kind} ({whose} {shown}), got {value!r}"
+    return f"{name} must be {kind} ({whose} {shown}), got {value!r}"
 
 
 class RewardWrapper(VecEnvWrapper):
@@ -437,32 +456,19 @@ class RewardWrapper(VecEnvWrapper):
         return names
 
     @classmethod
-    def setting_defaults(cls) -> dict[str, Any]:
-        """The defaults of the settings :meth:`setting_names` lists, where one is known (the wrapper's own over
-        those its ``**kwargs`` reaches)."""
-        defaults: dict[str, Any] = {}
+    def setting_parameters(cls) -> dict[str, inspect.Parameter]:
+        """The constructor arguments behind :meth:`setting_names`, by name (the wrapper's own over those its
+        ``**kwargs`` reaches), for checking a config's values before the wrapper is built."""
+        params: dict[str, inspect.Parameter] = {}
         _, forwards = keyword_settings(cls)
         if forwards:
             targets = cls.__dict__.get("settings_go_to") or tuple(
                 base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
             for target in reversed(targets):
-                defaults.update(target.setting_defaults() if issubclass(target, RewardWrapper)
-                                else keyword_defaults(target))
-        defaults.update(keyword_defaults(cls))
-        return defaults
-
-    @classmethod
-    def setting_optional(cls) -> set[str]:
-        """The settings that may be None (their annotation says so), over the same classes as
-        :meth:`setting_defaults`."""
-        names: set[str] = set()
-        _, forwards = keyword_settings(cls)
-        if forwards:
-            targets = cls.__dict__.get("settings_go_to") or tuple(
-                base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
-            for target in targets:
-                names |= target.setting_optional() if issubclass(target, RewardWrapper) else keyword_optional(target)
-        return names | keyword_optional(cls)
+                params.update(target.setting_parameters() if issubclass(target, RewardWrapper)
+                              else keyword_parameters(target))
+        params.update(keyword_parameters(cls))
+        return params
 
     # -- the callback ----------------------------------------------------------------------------
     def check_attached(self, steps: int) -> None:

@@ -105,6 +105,14 @@ def test_a_wrapper_setting_of_its_own_kind_passes_the_type_check():
     assert config.bonus_kwargs == {"clip": None, "std_floor": 0, "eta": 1}
     with pytest.raises(ConfigError, match="bonus_kwargs.eta must be a number"):  # eta has no None
         build_config("ppo", "CartPole-v1", bonus="vime", overrides=["bonus_kwargs.eta=null"])
+    # a setting whose default is None is checked by its annotation (int | None): a number or null
+    assert build_config("ppo", "CartPole-v1", bonus="vime",
+                        overrides=["bonus_kwargs.freeze_scale_at=5e4"]).bonus_kwargs == {"freeze_scale_at": 50000}
+    with pytest.raises(ConfigError, match=r"bonus_kwargs.freeze_scale_at must be a number or null \(VIME's default "
+                                          r"null\), got 'abc'"):
+        build_config("ppo", "CartPole-v1", bonus="vime", overrides=["bonus_kwargs.freeze_scale_at=abc"])
+    # one of another kind (GAIL's hidden sizes, a sequence) is left to the wrapper
+    build_config("ppo", "CartPole-v1", imitation="gail", demos="d.npz", overrides=["imitation_kwargs.hidden=[8,8]"])
 
 
 @pytest.mark.parametrize(

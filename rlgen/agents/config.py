@@ -264,12 +264,9 @@ class RunConfig:
                     hint = f"did you mean {spec.settings_key}.{close[0]}?" if close else f"valid: {current}"
                     raise ConfigError(f"{spec.settings_key}.{key} is no setting of {spec.cls.__name__} "
                                       f"({spec.option}); {hint}")
-            defaults = spec.cls.setting_defaults()
-            optional = spec.cls.setting_optional()
+            params = spec.cls.setting_parameters()
             for key, value in spec.settings.items():
-                if value is None and key in optional:  # clip: null (VIME: no clip)
-                    continue
-                problem = setting_type_error(f"{spec.settings_key}.{key}", value, defaults.get(key), spec.cls.__name__)
+                problem = setting_type_error(f"{spec.settings_key}.{key}", value, params.get(key), spec.cls.__name__)
                 if problem is not None:
                     raise ConfigError(problem)
         return self
