@@ -138,6 +138,8 @@ def test_imitation_learners_are_archived_with_their_score_by_the_imitate_stage_a
     assert "left out" not in (tmp_path / "f" / "imitation.md").read_text()
 
 
+@pytest.mark.slow  # trains a second GAIL setting's cells (~1 min idle); the default setting reaching its runs is
+# checked in `make test` by test_imitation_benchmark_carries_on_from_its_archive_without_training_again
 def test_imitation_gail_settings_reach_their_runs_and_the_report_shows_every_one_with_runs(imitation_archive,
                                                                                           tmp_path):
     store, report, _ = imitation_archive

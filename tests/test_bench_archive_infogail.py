@@ -5,11 +5,14 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.benchmark_scripts import ok, run, run_dirs, sha256, tables
 
 
+@pytest.mark.slow  # ~2.5 min on an idle machine, a quarter of `make test`: the pipeline it runs is the one the
+# imitation benchmark's archive tests (test_bench_archive_imitation.py) cover in `make test`; `make test-slow` runs it
 def test_infogail_benchmark_carries_on_from_its_archive_without_training_again(tmp_path):
     def infogail(out, *extra):
         return ["--quick", "--pairs", "Swimmer-v5", "--workers", "1", "--archive", str(tmp_path / "arch"),
