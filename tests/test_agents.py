@@ -323,11 +323,19 @@ def test_a_run_resumed_under_other_code_names_each_sessions_commit(tiny_config, 
     result = json.loads((first.run_dir / "result.json").read_text())
     assert result["code"] == {"rlgen": "0.1.0", "commit": "b" * 40, "dirty": True}  # the last session's
     assert [(s["from_step"], s["commit"][0]) for s in result["code_sessions"]] == [(0, "a"), (256, "b")]
+    # a checkpoint from before progress.json kept the code: its sessions are named unknown, not today's
+    progress = first.run_dir / "checkpoint" / "progress.json"
+    record = json.loads(progress.read_text())
+    progress.write_text(json.dumps({k: v for k, v in record.items() if k != "code"}))
+    monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "d" * 40, "dirty": False})
+    train(tiny_config(total_steps=640), resume=True)
+    sessions = json.loads((first.run_dir / "result.json").read_text())["code_sessions"]
+    assert [(s["from_step"], s.get("commit", "?")[0]) for s in sessions] == [(0, "?"), (512, "d")]
     # each further session adds its own, from the step it resumed at
     monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "c" * 40, "dirty": False})
     train(tiny_config(total_steps=768), resume=True)
     sessions = json.loads((first.run_dir / "result.json").read_text())["code_sessions"]
-    assert [(s["from_step"], s["commit"][0]) for s in sessions] == [(0, "a"), (256, "b"), (512, "c")]
+    assert [(s["from_step"], s.get("commit", "?")[0]) for s in sessions] == [(0, "?"), (512, "d"), (640, "c")]
 
 
 def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):

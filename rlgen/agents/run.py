@@ -195,6 +195,8 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
     done = run.checkpoint_timesteps() if resume else None
     # the code of each session: the earlier ones' from the checkpoint (those before its step), then this one's
     sessions = [entry for entry in run.checkpoint_code() if _from_step(entry) < done] if done is not None else []
+    if done and not sessions:  # a checkpoint from before the code was kept: its steps' code is not known
+        sessions = [{"from_step": 0}]
     sessions.append({"from_step": done or 0, **code_version()})
     # the episodes played after the checkpoint are played again: the training-episode log forgets them
     t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
