@@ -436,6 +436,13 @@ class RewardWrapper(VecEnvWrapper):
 
     # -- settings --------------------------------------------------------------------------------
     @classmethod
+    def _settings_targets(cls) -> tuple[type, ...]:
+        """The classes a constructor's ``**kwargs`` passes settings on to: :attr:`settings_go_to`, else the
+        parent wrapper (a subclass's ``**kwargs`` goes to its parent), else none."""
+        return cls.__dict__.get("settings_go_to") or tuple(
+            base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
+
+    @classmethod
     def setting_names(cls) -> set[str] | None:
         """The settings a config may give this wrapper: its constructor's keyword arguments (not the env nor the
         other arguments without a default, which the run loop passes), and, through a ``**kwargs``, those of
@@ -444,8 +451,7 @@ class RewardWrapper(VecEnvWrapper):
         names, forwards = keyword_settings(cls)
         if not forwards:
             return names
-        targets = cls.__dict__.get("settings_go_to") or tuple(  # a subclass's **kwargs goes to its parent
-            base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
+        targets = cls._settings_targets()
         if not targets:
             return None
         for target in targets:
@@ -462,9 +468,7 @@ class RewardWrapper(VecEnvWrapper):
         params: dict[str, inspect.Parameter] = {}
         _, forwards = keyword_settings(cls)
         if forwards:
-            targets = cls.__dict__.get("settings_go_to") or tuple(
-                base for base in cls.__mro__[1:2] if issubclass(base, RewardWrapper) and base is not RewardWrapper)
-            for target in reversed(targets):
+            for target in reversed(cls._settings_targets()):
                 params.update(target.setting_parameters() if issubclass(target, RewardWrapper)
                               else keyword_parameters(target))
         params.update(keyword_parameters(cls))
