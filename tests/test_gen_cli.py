@@ -264,3 +264,17 @@ def test_ssgan_trains_on_the_papers_semi_supervised_batches_by_default(tmp_path,
     assert max(sizes) < 20  # as drawn: ~100 labels among 1,400 digits leave a few per batch
     capsys.readouterr()
     _error(capsys, ["gen", "train", "ssgan", "--labelled-batch", "-1", *out], "--labelled-batch", "-1")
+
+
+@pytest.mark.parametrize("option, value", [("--score", "-5"), ("--iw-samples", "-1"), ("--score", "2.5")])
+def test_eval_counts_must_be_whole_numbers_of_zero_or_more(toy, tmp_path, capsys, option, value):
+    """--score -5 drew no samples and crashed in torch.cat with a traceback; argparse now refuses it."""
+    assert main(["gen", "train", "toy", "--data", "mixture", "--steps", "1", "--out", str(tmp_path),
+                 "--run-name", "run", "--no-progress"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["gen", "eval", str(tmp_path / "run"), option, value, "--no-progress"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: must be a non-negative whole number, got '{value}'" in err
+    assert "Traceback" not in err

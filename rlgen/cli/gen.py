@@ -116,10 +116,10 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `rlgen gen train`")
     p.add_argument("--split", choices=("test", "train"), default="test", help="data split to evaluate on")
     p.add_argument("--batch-size", type=positive_int, default=256, help="examples per evaluation batch")
-    p.add_argument("--score", type=int, default=0, metavar="N",
+    p.add_argument("--score", type=nonnegative_int, default=0, metavar="N",
                    help="also score N samples with the classifier (the scorer is cached in "
                    "RUN_DIR/scorer.pt)")
-    p.add_argument("--iw-samples", type=int, default=100, metavar="K",
+    p.add_argument("--iw-samples", type=nonnegative_int, default=100, metavar="K",
                    help="VAEs: importance samples per example of the importance-weighted NLL bound (Burda et al. "
                    "2016), the VAE's figure to compare with PixelCNN's exact NLL; 0 skips it")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the evaluation noise and sampling")
@@ -308,8 +308,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = load_run_data(spec, args.split)
     metrics: dict[str, Any] = {"run_dir": args.run_dir, "model": spec.name, "data": spec.data,
                                "split": args.split}
-    if args.iw_samples < 0:
-        raise ConfigError(f"--iw-samples must be 0 or more, got {args.iw_samples}")
     metrics.update(evaluate(model, data, batch_size=args.batch_size, seed=args.seed,
                             progress_bar=not args.no_progress, iw_samples=args.iw_samples))
     if args.score:
