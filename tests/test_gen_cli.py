@@ -278,3 +278,14 @@ def test_eval_counts_must_be_whole_numbers_of_zero_or_more(toy, tmp_path, capsys
     err = capsys.readouterr().err
     assert f"argument {option}: must be a non-negative whole number, got '{value}'" in err
     assert "Traceback" not in err
+
+
+def test_resume_refuses_another_learning_rate_or_beta1(toy, tmp_path, capsys):
+    """--lr and --beta1 on a resumed run were silently replaced by the checkpoint's optimiser state."""
+    train = ["gen", "train", "toy", "--data", "mixture", "--out", str(tmp_path), "--run-name", "run", "--no-progress"]
+    assert main([*train, "--steps", "2"]) == 0
+    _error(capsys, [*train, "--steps", "4", "--lr", "0.5"], "made with lr=0.001, not 0.5")
+    _error(capsys, [*train, "--steps", "4", "--beta1", "0.1"], "made with betas=[0.9, 0.999], not [0.1, 0.999]")
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert main([*train, "--steps", "4"]) == 0
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 4

@@ -265,3 +265,28 @@ def test_labelled_batches_cycle_over_the_labels_beside_the_data_with_labels_hidd
         assert len(rows) == 30 and set(rows) <= labelled
     with pytest.raises(ValueError, match="needs labelled examples"):
         Trainer(_fresh(TwoPlayer), (data.x, torch.full((len(data.x),), -1)), steps=1, labelled_batch_size=2)
+
+
+def test_resume_refuses_a_changed_learning_rate_or_betas(mixture, tmp_path):
+    """The optimisers' saved state holds lr and betas: a resumed run given others silently trained with the old."""
+    settings = dict(batch_size=32, out_dir=tmp_path, progress_bar=False)
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=5, lr=0.01, **settings).fit()
+    with pytest.raises(ValueError, match=r"made with lr=0.01, not 0.5"):
+        Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, lr=0.5, **settings).fit()
+    with pytest.raises(ValueError, match=r"made with betas=\[0.9, 0.999\], not \[0.5, 0.999\]"):
+        Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, lr=0.01, betas=(0.5, 0.999), **settings).fit()
+    assert load_checkpoint(tmp_path)["step"] == 5
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, lr=0.01, **settings).fit()  # the same settings resume
+    assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_resume_of_a_checkpoint_without_optimiser_settings(mixture, tmp_path):
+    """Checkpoints written before lr and betas were recorded still resume (their optimiser state has them)."""
+    settings = dict(batch_size=32, lr=0.01, out_dir=tmp_path, progress_bar=False)
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=5, **settings).fit()
+    checkpoint = load_checkpoint(tmp_path)
+    for key in ("lr", "betas"):
+        del checkpoint["settings"][key]
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, **settings).fit()
+    assert load_checkpoint(tmp_path)["step"] == 10

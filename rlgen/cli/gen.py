@@ -47,7 +47,8 @@ def _add_train(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train", help="train a generative model and write a run directory",
         description="Train MODEL on a data set into the run directory OUT/RUN_NAME. Running it again into "
-        "the same run directory resumes from the checkpoint (raise --steps to train longer). Learning rate, "
+        "the same run directory resumes from the checkpoint (raise --steps to train longer; the other settings "
+        "must stay as they were). Learning rate, "
         "betas, batch size and the number of labels default to each model's reference settings (GANs: Adam "
         "beta1 0.5; ssgan: lr 3e-3, batches of 100 labelled and 100 unlabelled examples, 100 labels).",
         formatter_class=HelpFormatter,

@@ -38,6 +38,9 @@ from rlgen.generative.registry import ModelSpec
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_VERSION = 1
+# Settings a checkpoint records since a later release; older checkpoints lack them and are not checked for them.
+# The optimisers' state_dicts carry lr and betas, so loading them would silently undo a changed lr: it is refused.
+_SETTINGS_ADDED_LATER = ("lr", "betas")
 
 DataLike = ImageData | Tensor | tuple[Tensor, Tensor] | torch.utils.data.TensorDataset
 
@@ -215,7 +218,8 @@ class Trainer:
     Give ``steps`` (updates) or ``epochs`` (passes over the data). With ``out_dir`` the trainer writes
     TensorBoard logs, checkpoints, sample grids and metrics there, and a later ``fit()`` on the same
     directory resumes from the checkpoint (``steps``/``epochs`` may grow; ``seed``, ``batch_size`` and
-    ``labelled_batch_size`` must stay, since they fix the order of the data).
+    ``labelled_batch_size`` must stay, since they fix the order of the data, and ``lr`` and ``betas`` too, since
+    the optimisers' saved state would override them).
 
     ``labelled_batch_size`` > 0 (semi-supervised training, as the improved-GAN paper's): every batch is that
     many labelled examples, cycling over the labelled ones in a fresh order each pass, followed by
@@ -294,7 +298,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
         return {"seed": self.seed, "batch_size": self.batch_size, "n_examples": len(self.x),
-                "labelled_batch_size": self.labelled_batch_size}
+                "labelled_batch_size": self.labelled_batch_size, "lr": self.lr, "betas": list(self.betas)}
 
     def save_checkpoint(self) -> None:
         assert self.out_dir is not None
@@ -313,8 +317,12 @@ class Trainer:
             return
         checkpoint = load_checkpoint(self.out_dir)
         for key, value in self._settings().items():
+            if key in _SETTINGS_ADDED_LATER and key not in checkpoint["settings"]:
+                continue  # a checkpoint from before the optimiser settings were recorded: its optimiser state has them
             # a checkpoint from before labelled batches drew none
             saved = checkpoint["settings"].get(key, 0 if key == "labelled_batch_size" else None)
+            if isinstance(saved, tuple):
+                saved = list(saved)
             if saved != value:
                 raise CheckpointError(f"cannot resume {self.out_dir}: its checkpoint was made with {key}={saved}, "
                                  f"not {value}; use the same setting or another out_dir")
