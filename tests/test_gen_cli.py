@@ -289,3 +289,21 @@ def test_resume_refuses_another_learning_rate_or_beta1(toy, tmp_path, capsys):
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
     assert main([*train, "--steps", "4"]) == 0
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+def test_train_refuses_a_folder_that_holds_something_else(toy, tmp_path, capsys):
+    """gen train wrote model.json, checkpoint.pt, metrics.json and its tb/ events into an RL run's directory."""
+    rl_run = tmp_path / "ppo_run"
+    (rl_run / "tb").mkdir(parents=True)
+    (rl_run / "config.yaml").write_text("algo: ppo\n")
+    train = ["gen", "train", "toy", "--data", "mixture", "--steps", "1", "--no-progress"]
+    _error(capsys, [*train, "--out", str(tmp_path), "--run-name", "ppo_run"],
+           "not a generative-model run directory", "config.yaml, tb")
+    assert main([*train, "--out", str(rl_run)]) == 2  # the deprecated form: a warning, then the error
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"rlgen: error: {rl_run} is not a generative-model")
+    assert sorted(p.name for p in rl_run.iterdir()) == ["config.yaml", "tb"] and not any((rl_run / "tb").iterdir())
+    (tmp_path / "file").write_text("x")
+    _error(capsys, [*train, "--out", str(tmp_path), "--run-name", "file"], "is a file")
+    (tmp_path / "empty").mkdir()
+    assert main([*train, "--out", str(tmp_path), "--run-name", "empty"]) == 0  # an empty folder is fine
+    assert main([*train, "--steps", "2", "--out", str(tmp_path), "--run-name", "empty"]) == 0  # and so is a resume

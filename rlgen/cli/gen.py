@@ -206,6 +206,20 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.out_dir or DEFAULT_PARENT) / name
 
 
+def _check_run_dir(run_dir: Path) -> None:
+    """A run directory is new, empty or a generative-model run's (it has model.json): training never writes its
+    files among another command's (an RL run's config.yaml and tb/, or the parent folder of other runs)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --out/--run-name")
+    if not run_dir.is_dir() or (run_dir / "model.json").is_file():
+        return
+    held = sorted(path.name for path in run_dir.iterdir())
+    if held:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError(f"{run_dir} is not a generative-model run directory (no model.json) and holds other "
+                          f"files ({shown}); give a new or empty folder with --out PARENT --run-name NAME")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rlgen.generative.trainer import CheckpointError, Trainer, TrainingDiverged
 
@@ -245,6 +259,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     run_dir = _run_dir(args)
+    _check_run_dir(run_dir)
     if (run_dir / "model.json").is_file():
         try:
             previous = ModelSpec.load(run_dir)
