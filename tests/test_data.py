@@ -244,3 +244,24 @@ def test_cifar_reader_accepts_numpy1_pickles(tmp_path):
     (folder / "test_batch").write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
     loaded = load_dataset(str(folder), "test")
     assert loaded.y.tolist() == [7] and np.array_equal(loaded.to_levels().numpy().reshape(1, -1), data)
+
+
+def test_files_holding_no_images_are_one_line_errors(tmp_path):
+    """Empty IDX files and an empty CIFAR batch loaded as a data set of 0 images (ZeroDivisionError in training)."""
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    write_idx(idx / "train-images-idx3-ubyte", np.zeros((0, 8, 8), np.uint8))
+    write_idx(idx / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(idx))
+    _one_line_error(exc_info, "holds no images", str(idx))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(idx / "train-images-idx3-ubyte"))
+    _one_line_error(exc_info, "holds no images")
+
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    (cifar / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(cifar), "test")
+    _one_line_error(exc_info, "holds no images")

@@ -307,3 +307,10 @@ def test_train_refuses_a_folder_that_holds_something_else(toy, tmp_path, capsys)
     (tmp_path / "empty").mkdir()
     assert main([*train, "--out", str(tmp_path), "--run-name", "empty"]) == 0  # an empty folder is fine
     assert main([*train, "--steps", "2", "--out", str(tmp_path), "--run-name", "empty"]) == 0  # and so is a resume
+
+
+def test_a_batch_of_one_for_a_batch_norm_model_is_a_one_line_error(tmp_path, capsys):
+    """dcgan --batch-size 1 ended in torch's BatchNorm1d ValueError with a traceback at the first step."""
+    _error(capsys, ["gen", "train", "dcgan", "--data", "mixture", "--batch-size", "1", "-p", "width=4",
+                    "--out", str(tmp_path), "--run-name", "run", "--no-progress"],
+           "DCGAN has batch norm layers", "at least 2 examples per batch")

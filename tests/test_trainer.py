@@ -290,3 +290,20 @@ def test_resume_of_a_checkpoint_without_optimiser_settings(mixture, tmp_path):
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     Trainer(_fresh(PixelBernoulli), mixture[0], steps=10, **settings).fit()
     assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_data_without_examples_or_batches_batch_norm_cannot_take_are_refused(mixture):
+    """An empty ImageData divided by zero; a batch of one reached torch's BatchNorm1d error at the first step."""
+    with pytest.raises(ValueError, match="hold no examples"):
+        Trainer(_fresh(PixelBernoulli), mixture[0].subset(slice(0, 0)), steps=1)
+
+    class WithBatchNorm(PixelBernoulli):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(3)
+
+    with pytest.raises(ValueError, match="at least 2 examples per batch; got batches of 1"):
+        Trainer(_fresh(WithBatchNorm), mixture[0], steps=1, batch_size=1)
+    with pytest.raises(ValueError, match=r"batches of 1 \(the data hold only 1 example\)"):
+        Trainer(_fresh(WithBatchNorm), mixture[0].subset(slice(0, 1)), steps=1)
+    Trainer(_fresh(PixelBernoulli), mixture[0], steps=1, batch_size=1, progress_bar=False).fit()  # no batch norm

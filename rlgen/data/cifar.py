@@ -56,8 +56,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: b'data' must be uint8 of shape (N, 3072), got "
                         f"{getattr(data, 'dtype', type(data).__name__)} of shape {getattr(data, 'shape', '?')}")
-    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer) \
-            or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+    if labels.shape != (len(data),) or (labels.size and (not np.issubdtype(labels.dtype, np.integer)
+                                                         or labels.min() < 0 or labels.max() > 9)):
         raise DataError(f"{path}: b'labels' must be {len(data)} integers in 0..9")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 

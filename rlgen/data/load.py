@@ -44,6 +44,13 @@ def load_dataset(name_or_path: str | Path, split: str = "train") -> ImageData:
                                "MNIST IDX files or a CIFAR-10 batches folder (no such file or folder)")
     if split == "all":
         raise DataError(f"split 'all' is only for the bundled data sets; load {key} with train or test")
+    data = _load_path(path, key, split)
+    if len(data) == 0:
+        raise DataError(f"{data.name}: holds no images")
+    return data
+
+
+def _load_path(path: Path, key: str, split: str) -> ImageData:
     if path.is_file():
         if split == "train":
             return load_mnist_idx(path)

@@ -56,6 +56,8 @@ class CheckpointError(ValueError):
 def as_tensors(data: DataLike) -> tuple[Tensor, Tensor]:
     """(x, y) from ImageData, a tensor of examples (unlabelled), an (x, y) pair or a TensorDataset."""
     if isinstance(data, ImageData):
+        if len(data) == 0:
+            raise ValueError(f"{data.name}: the data hold no examples")
         return data.x, data.y
     if isinstance(data, torch.utils.data.TensorDataset):
         data = tuple(data.tensors)  # type: ignore[assignment]
@@ -256,6 +258,12 @@ class Trainer:
         self.batch_size = min(batch_size, len(self.x))
         # drop the last partial batch: a batch of one breaks batch norm and makes steps unequal
         self.steps_per_epoch = len(self.x) // self.batch_size
+        examples = self.batch_size + labelled_batch_size
+        if examples < 2 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+            # torch's BatchNorm1d cannot normalise one example in training mode: say so before step 1 does
+            raise ValueError(f"{type(model).__name__} has batch norm layers, which need at least 2 examples per "
+                             f"batch; got batches of {examples}"
+                             + (" (the data hold only 1 example)" if len(self.x) == 1 else ""))
         self.total_steps = steps if steps is not None else epochs * self.steps_per_epoch  # type: ignore[operator]
         self.lr, self.betas, self.seed = lr, (float(betas[0]), float(betas[1])), seed
         self.out_dir = Path(out_dir) if out_dir is not None else None
