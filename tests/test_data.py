@@ -265,3 +265,14 @@ def test_files_holding_no_images_are_one_line_errors(tmp_path):
     with pytest.raises(DataError) as exc_info:
         load_dataset(str(cifar), "test")
     _one_line_error(exc_info, "holds no images")
+
+
+def test_cifar_batch_with_ragged_labels_is_a_one_line_error(tmp_path):
+    """numpy's ValueError for a ragged label list escaped read_batch as a traceback."""
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    batch = {b"data": np.zeros((3, 3072), np.uint8), b"labels": [[1, 2], [3], 4]}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(folder), "test")
+    _one_line_error(exc_info, "test_batch", "b'labels' must be 3 integers")

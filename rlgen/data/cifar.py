@@ -52,7 +52,12 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a readable CIFAR-10 batch ({exc})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict with b'data' and b'labels')")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
+    data = batch[b"data"]
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except (ValueError, TypeError):  # a ragged list: numpy refuses to make an array of it
+        raise DataError(f"{path}: b'labels' must be {len(data) if hasattr(data, '__len__') else 'N'} integers "
+                        "in 0..9, got a nested list") from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: b'data' must be uint8 of shape (N, 3072), got "
                         f"{getattr(data, 'dtype', type(data).__name__)} of shape {getattr(data, 'shape', '?')}")
