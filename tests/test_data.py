@@ -276,3 +276,14 @@ def test_cifar_batch_with_ragged_labels_is_a_one_line_error(tmp_path):
     with pytest.raises(DataError) as exc_info:
         load_dataset(str(folder), "test")
     _one_line_error(exc_info, "test_batch", "b'labels' must be 3 integers")
+
+
+def test_idx_folder_with_train_files_only_has_no_test_split(tmp_path):
+    """It said it found no MNIST IDX files at all (the train- files are there), and so gen train refused the
+    folder that it trains on as one file."""
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((4, 8, 8), np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, np.uint8))
+    assert len(load_dataset(str(tmp_path))) == 4
+    with pytest.raises(NoTestSplitError) as exc_info:
+        load_dataset(str(tmp_path), "test")
+    _one_line_error(exc_info, "no test split", "t10k")

@@ -314,3 +314,17 @@ def test_a_batch_of_one_for_a_batch_norm_model_is_a_one_line_error(tmp_path, cap
     _error(capsys, ["gen", "train", "dcgan", "--data", "mixture", "--batch-size", "1", "-p", "width=4",
                     "--out", str(tmp_path), "--run-name", "run", "--no-progress"],
            "DCGAN has batch norm layers", "at least 2 examples per batch")
+
+
+def test_an_idx_folder_without_t10k_files_is_trained_on_without_a_test_split(toy, tmp_path, capsys):
+    from rlgen.data import write_idx
+
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", (torch.rand(20, 8, 8) > 0.5).to(torch.uint8).numpy() * 255)
+    write_idx(data / "train-labels-idx1-ubyte", torch.zeros(20, dtype=torch.uint8).numpy())
+    assert main(["gen", "train", "toy", "--data", str(data), "--steps", "2", "--out", str(tmp_path),
+                 "--run-name", "run", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "no test split" in out and "eval/" not in out
+    _error(capsys, ["gen", "eval", str(tmp_path / "run")], "no test split")

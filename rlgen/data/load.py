@@ -25,7 +25,8 @@ def load_dataset(name_or_path: str | Path, split: str = "train") -> ImageData:
     256 levels), ``mixture`` (synthetic 8x8 binary, for fast tests). Paths:
 
     * an MNIST-format folder holding ``train-images-idx3-ubyte[.gz]`` / ``t10k-images-idx3-ubyte[.gz]``
-      and their ``*-labels-idx1-ubyte`` files; ``split`` picks train or t10k;
+      and their ``*-labels-idx1-ubyte`` files; ``split`` picks train or t10k (:class:`NoTestSplitError` for
+      ``test`` where only the train- files are there);
     * one IDX images file (its labels file beside it): that file is the ``train`` split; ``test`` is the
       ``t10k-`` file beside a ``train-`` file, and :class:`NoTestSplitError` where there is none (a
       training file is never handed out as its own test set);
@@ -65,5 +66,8 @@ def _load_path(path: Path, key: str, split: str) -> ImageData:
     images = find_idx_images(path, split)
     if images is not None:
         return load_mnist_idx(images, name=f"{path}:{split}")
+    if split == "test" and find_idx_images(path, "train") is not None:
+        raise NoTestSplitError(f"{path} holds train- IDX files but no t10k-images-idx3-ubyte[.gz], so it has no "
+                               "test split")
     raise DataError(f"{path}: found neither MNIST IDX files ({'train' if split == 'train' else 't10k'}"
                     "-images-idx3-ubyte[.gz]) nor CIFAR-10 batches (data_batch_1..5, test_batch)")
