@@ -287,3 +287,26 @@ def test_idx_folder_with_train_files_only_has_no_test_split(tmp_path):
     with pytest.raises(NoTestSplitError) as exc_info:
         load_dataset(str(tmp_path), "test")
     _one_line_error(exc_info, "no test split", "t10k")
+
+
+def test_idx_file_of_the_wrong_dimensions_or_label_type_is_named_so(tmp_path):
+    """A magic number giving 7 dimensions read image bytes as sizes and was reported as a truncated file of
+    shape (4, 3, 3, 0, ...); float labels were silently truncated to integers."""
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((4, 3, 3), np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, np.uint8))
+    path = tmp_path / "train-images-idx3-ubyte"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:3] + b"\x07" + raw[4:])
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(tmp_path))
+    _one_line_error(exc_info, "not an IDX file of 3 dimensions", "00000807", "gives 7")
+    assert "truncated" not in str(exc_info.value)
+    path.write_bytes(raw)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros((4, 1), np.uint8))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(tmp_path))
+    _one_line_error(exc_info, "train-labels-idx1-ubyte", "not an IDX file of 1 dimension ")
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(4, 2.5, np.float32))
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(tmp_path))
+    _one_line_error(exc_info, "expected integer labels", "float32")

@@ -26,8 +26,9 @@ _TYPES: dict[int, np.dtype] = {
 _CODES = {dtype.newbyteorder("="): code for code, dtype in _TYPES.items()}
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file; DataError if it is malformed or truncated."""
+def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
+    """The array stored in an IDX file; DataError if it is malformed or truncated, or (with ``ndim``) if its
+    magic number gives another number of dimensions (3 for an images file, 1 for a labels file)."""
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"IDX file not found: {path}")
@@ -38,6 +39,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     dtype, n_dims = _TYPES[raw[2]], raw[3]
+    if ndim is not None and n_dims != ndim:
+        # checked before the sizes: a wrong dimension count reads data bytes as sizes, and looks truncated
+        raise DataError(f"{path}: not an IDX file of {ndim} dimension{'s' if ndim > 1 else ''} (magic number "
+                        f"{raw[:4].hex()} gives {n_dims})")
     header = 4 + 4 * n_dims
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
@@ -87,10 +92,12 @@ def load_mnist_idx(images_file: str | Path, name: str | None = None) -> ImageDat
     labels_file = labels_path(images_file)
     if labels_file == images_file:
         raise DataError(f"{images_file}: cannot tell the labels file from the name (expected 'images' in it)")
-    images, labels = read_idx(images_file), read_idx(labels_file)
-    if images.ndim != 3 or images.dtype != np.uint8:
+    images, labels = read_idx(images_file, ndim=3), read_idx(labels_file, ndim=1)
+    if images.dtype != np.uint8:
         raise DataError(f"{images_file}: expected uint8 images of shape (N, H, W), got {images.dtype} "
                         f"of shape {images.shape}")
-    if labels.ndim != 1 or len(labels) != len(images):
+    if len(labels) != len(images):
         raise DataError(f"{labels_file}: expected {len(images)} labels to match the images, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{labels_file}: expected integer labels, got {labels.dtype}")
     return from_levels(images[:, None], labels, 256, name or str(images_file))
