@@ -328,3 +328,14 @@ def test_an_idx_folder_without_t10k_files_is_trained_on_without_a_test_split(toy
     out = capsys.readouterr().out
     assert "no test split" in out and "eval/" not in out
     _error(capsys, ["gen", "eval", str(tmp_path / "run")], "no test split")
+
+
+def test_resume_with_other_data_settings_names_what_differs(toy, tmp_path, capsys):
+    """It said "holds a different run (toy on digits with {})" when only --binarise or --labels differed."""
+    train = ["gen", "train", "toy", "--data", "digits", "--steps", "1", "--out", str(tmp_path), "--run-name", "run",
+             "--no-progress"]
+    assert main([*train, "--binarise", "0.5"]) == 0
+    _error(capsys, train, "holds a different run", "--binarise 0.5 there, None here")
+    _error(capsys, [*train, "--binarise", "0.5", "--labels", "10"], "--labels None there, 10 here")
+    _error(capsys, [*train, "--binarise", "0.5", "-p", "init=1"], "-p {} there, {'init': 1} here")
+    _error(capsys, [*train, "--binarise", "0.25"], "--binarise 0.5 there, 0.25 here")

@@ -206,6 +206,20 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.out_dir or DEFAULT_PARENT) / name
 
 
+# what each recorded field of a run is set by on the command line
+_SPEC_OPTIONS = {"name": "MODEL", "data": "--data", "binarise": "--binarise", "n_labels": "--labels", "kwargs": "-p",
+                 "input_shape": "the data's image shape", "n_levels": "the data's levels",
+                 "n_classes": "the data's classes"}
+
+
+def _spec_differences(previous: ModelSpec, spec: ModelSpec) -> str:
+    """What differs between a run directory's recorded run and the one asked for, e.g. "--binarise 0.5 there,
+    None here"."""
+    parts = [f"{option} {getattr(previous, field)} there, {getattr(spec, field)} here"
+             for field, option in _SPEC_OPTIONS.items() if getattr(previous, field) != getattr(spec, field)]
+    return "; ".join(parts)
+
+
 def _check_run_dir(run_dir: Path) -> None:
     """A run directory is new, empty or a generative-model run's (it has model.json): training never writes its
     files among another command's (an RL run's config.yaml and tb/, or the parent folder of other runs)."""
@@ -267,7 +281,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
         if previous != spec:
             raise ConfigError(f"{run_dir} holds a different run ({previous.name} on {previous.data} with "
-                              f"{previous.kwargs}); choose another --run-name to start a new one")
+                              f"{previous.kwargs}; {_spec_differences(previous, spec)}); choose another "
+                              "--run-name to start a new one")
     torch.manual_seed(args.seed)  # the initialisation
     model = _build(spec)
     lr = args.lr if args.lr is not None else defaults.lr
