@@ -289,6 +289,21 @@ def test_idx_folder_with_train_files_only_has_no_test_split(tmp_path):
     _one_line_error(exc_info, "no test split", "t10k")
 
 
+def test_cifar_folder_with_train_batches_only_has_no_test_split(tmp_path):
+    """As an IDX folder of train- files: trained on without held-out data (it was a MissingDataError, which gen
+    train refuses), while a folder missing a train batch still names it."""
+    for i in range(1, 6):
+        _write_cifar_batch(tmp_path / f"data_batch_{i}", 2, i)
+    assert len(load_dataset(str(tmp_path))) == 10
+    with pytest.raises(NoTestSplitError) as exc_info:
+        load_dataset(str(tmp_path), "test")
+    _one_line_error(exc_info, "no test split", "test_batch")
+    (tmp_path / "data_batch_5").unlink()
+    with pytest.raises(MissingDataError) as exc_info:
+        load_dataset(str(tmp_path), "test")
+    _one_line_error(exc_info, "test_batch")
+
+
 def test_idx_file_of_the_wrong_dimensions_or_label_type_is_named_so(tmp_path):
     """A magic number giving 7 dimensions read image bytes as sizes and was reported as a truncated file of
     shape (4, 3, 3, 0, ...); float labels were silently truncated to integers."""

@@ -75,8 +75,15 @@ def test_train_sample_eval_and_resume(toy, tmp_path, capsys):
 
     # same command with a larger budget resumes: 10 more steps, not 50
     argv[argv.index("40")] = "50"
+    capsys.readouterr()
     assert main(argv) == 0
+    assert "nothing trained" not in capsys.readouterr().out
     assert json.loads((run / "metrics.json").read_text())["step"] == 50
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 50
+    # a budget the run has reached already trains nothing, and says so (it exited 0 without a word)
+    argv[argv.index("50")] = "30"
+    assert main(argv) == 0
+    assert "note: the run had trained 50 steps already (30 asked for): nothing trained" in capsys.readouterr().out
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 50
 
 

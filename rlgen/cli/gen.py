@@ -303,6 +303,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         metrics = trainer.fit()
     except (TrainingDiverged, CheckpointError) as exc:
         raise ConfigError(str(exc)) from None
+    if trainer.resumed_at >= trainer.total_steps:
+        print(f"note: the run had trained {trainer.resumed_at} steps already ({trainer.total_steps} asked for): "
+              "nothing trained; raise --steps or --epochs to train longer")
     _print_metrics(metrics)
     print(f"samples:       {run_dir / 'samples'}")
     print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tb'}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rlgen.data.image_data import DataError, ImageData, MissingDataError, from_levels
+from rlgen.data.image_data import DataError, ImageData, MissingDataError, NoTestSplitError, from_levels
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCHES = ("test_batch",)
@@ -74,6 +74,9 @@ def load_cifar10(folder: str | Path, split: str = "train") -> ImageData:
         raise MissingDataError(f"CIFAR-10 folder not found: {folder}")
     names = TRAIN_BATCHES if split == "train" else TEST_BATCHES
     missing = [name for name in names if not (folder / name).is_file()]
+    if missing and split == "test" and all((folder / name).is_file() for name in TRAIN_BATCHES):
+        # the train batches without test_batch: trained on without held-out data, as an IDX folder of train- files
+        raise NoTestSplitError(f"{folder} holds CIFAR-10's train batches but no test_batch, so it has no test split")
     if missing:
         raise MissingDataError(f"{folder}: CIFAR-10 {split} split needs {', '.join(missing)} (not found)")
     parts = [read_batch(folder / name) for name in names]

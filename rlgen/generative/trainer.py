@@ -271,6 +271,8 @@ class Trainer:
         self.progress_bar, self.eval_data, self.n_samples, self.spec = progress_bar, eval_data, n_samples, spec
         self.optimizers = default_optimizers(model, lr=lr, betas=self.betas)
         self.step = 0
+        self.resumed_at = 0
+        """The step the last fit() started from (a resumed run's checkpoint step, else 0)."""
         self._last_checkpoint = 0
         self._order: tuple[int, Tensor] | None = None
 
@@ -382,6 +384,7 @@ class Trainer:
 
     def _fit(self) -> dict[str, float]:
         self._resume()
+        self.resumed_at = self.step
         self._last_checkpoint = self.step if self.out_dir and self.step else 0
         writer = None
         if self.out_dir is not None:
