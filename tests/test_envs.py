@@ -421,3 +421,14 @@ def test_mountain_car_v1_pays_at_either_end_of_vimes_track_and_sheds_a_swings_en
     base.state = np.array([0.5, 0.0])
     _step(env, np.array([1.0], np.float32))
     assert base.state[1] < 0
+
+
+@pytest.mark.parametrize("key", ["reset_noise_scale", "exclude_current_positions_from_observation"])
+def test_half_cheetah_v1_refuses_the_base_keywords_it_would_ignore(key: str) -> None:
+    # its reset noise and observation are rllab's: HalfCheetah-v5's reset_noise_scale used to be taken and dropped
+    value = 0.5 if key == "reset_noise_scale" else False
+    with pytest.raises(TypeError, match=f"SparseHalfCheetah-v1 does not take {key}"):
+        gym.make("rlgen/SparseHalfCheetah-v1", **{key: value})
+    # the keywords it does take still work
+    env = gym.make("rlgen/SparseHalfCheetah-v1", goal_x=3.0, forward_reward_weight=2.0)
+    assert _raw(env).goal_x == 3.0

@@ -99,7 +99,18 @@ class VIMEHalfCheetahEnv(HalfCheetahEnv):
 
     reports_goal_fraction = True  # info["goal_fraction"] = centre-of-mass x / goal_x
 
+    FIXED: dict[str, str] = {
+        "reset_noise_scale": "its reset noise is rllab's: N(0, 0.01) on the joint positions, N(0, 0.1) on the "
+                             "velocities",
+        "exclude_current_positions_from_observation": "its observation is rllab's 20 numbers (qpos[1:], qvel, "
+                                                      "centre of mass)",
+    }
+    """HalfCheetah-v5 keywords this task would ignore or override, and why: refused rather than dropped."""
+
     def __init__(self, goal_x: float = HALF_CHEETAH_GOAL_X, frame_skip: int = 1, **kwargs: Any) -> None:
+        for key, reason in self.FIXED.items():
+            if key in kwargs:
+                raise TypeError(f"SparseHalfCheetah-v1 does not take {key}: {reason}")
         with quiet_settotalmass():
             super().__init__(frame_skip=frame_skip, exclude_current_positions_from_observation=True, **kwargs)
         utils.EzPickle.__init__(self, goal_x=goal_x, frame_skip=frame_skip, **kwargs)
