@@ -432,3 +432,15 @@ def test_half_cheetah_v1_refuses_the_base_keywords_it_would_ignore(key: str) -> 
     # the keywords it does take still work
     env = gym.make("rlgen/SparseHalfCheetah-v1", goal_x=3.0, forward_reward_weight=2.0)
     assert _raw(env).goal_x == 3.0
+
+
+@pytest.mark.parametrize("env_id", ["rlgen/SparseMountainCar-v0", "rlgen/SparseMountainCarPixels-v0"])
+def test_mountain_car_goal_beyond_the_tracks_end_is_refused(env_id: str) -> None:
+    # Gymnasium's car stops at x = 0.6: a goal past it used to make a task that never pays
+    for goal in (0.61, float("nan")):
+        with pytest.raises(ValueError, match="goal_position must be at most the track's end, 0.6"):
+            gym.make(env_id, goal_position=goal)
+    env = gym.make(env_id, goal_position=0.6)  # the end itself is reached
+    env.reset(seed=0)
+    _raw(env).state = np.array([0.59, 0.07], dtype=np.float32)
+    assert _step(env, np.array([1.0], dtype=np.float32))[1] == 1.0

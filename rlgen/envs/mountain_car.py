@@ -24,6 +24,9 @@ class SparseMountainCarEnv(Continuous_MountainCarEnv):
 
     def __init__(self, render_mode: str | None = None, goal_position: float = 0.45) -> None:
         super().__init__(render_mode=render_mode)
+        if not float(goal_position) <= self.max_position:  # NaN too
+            # the parent stops the car at max_position: a goal beyond it would never pay, silently
+            raise ValueError(f"goal_position must be at most the track's end, {self.max_position}, got {goal_position}")
         # The parent reads this attribute for its dense goal bonus and for drawing the flag, so both follow.
         self.goal_position = float(goal_position)
 
