@@ -444,3 +444,20 @@ def test_mountain_car_goal_beyond_the_tracks_end_is_refused(env_id: str) -> None
     env.reset(seed=0)
     _raw(env).state = np.array([0.59, 0.07], dtype=np.float32)
     assert _step(env, np.array([1.0], dtype=np.float32))[1] == 1.0
+
+
+@pytest.mark.parametrize("env_id", ["rlgen/SparseCartPoleSwingup-v0", "rlgen/SparseCartPoleSwingup-v1",
+                                    "rlgen/SparseMountainCar-v1"])
+@pytest.mark.parametrize(("key", "value"), [("substeps", 0), ("substeps", -1), ("substeps", 2.5), ("dt", 0.0),
+                                            ("dt", -0.05), ("max_force", 0.0), ("max_force", float("nan"))])
+def test_a_step_that_cannot_move_the_system_is_refused(env_id: str, key: str, value: float) -> None:
+    # substeps < 1 or dt <= 0 used to freeze the state silently (substeps 0 and no force divided by zero in step)
+    with pytest.raises(ValueError, match=f"^{key} must be"):
+        gym.make(env_id, **{key: value})
+
+
+def test_cartpole_without_a_track_and_a_massless_car_are_refused() -> None:
+    with pytest.raises(ValueError, match="^x_limit must be > 0"):
+        gym.make("rlgen/SparseCartPoleSwingup-v0", x_limit=0.0)
+    with pytest.raises(ValueError, match="^mass must be > 0"):
+        gym.make("rlgen/SparseMountainCar-v1", mass=0.0)

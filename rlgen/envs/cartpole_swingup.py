@@ -76,6 +76,13 @@ class SparseCartPoleSwingupEnv(gym.Env[np.ndarray, np.ndarray]):
         self.force_actions, self.raw_angle = bool(force_actions), bool(raw_angle)
         if not pole_drag >= 0:
             raise ValueError(f"pole_drag must be >= 0, got {pole_drag}")
+        # a step of no time, or of no substeps, would leave the state where it is (a task that never moves); no
+        # force would divide by zero in the first step; no track would end every episode at its first step
+        for name, value in (("max_force", max_force), ("dt", dt), ("x_limit", x_limit)):
+            if not value > 0:  # NaN too
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if int(substeps) != substeps or substeps < 1:
+            raise ValueError(f"substeps must be a whole number >= 1, got {substeps}")
         self.pole_drag = float(pole_drag)
         # Several small integration steps per control step keep the fast swinging pole accurate.
         self.substeps = int(substeps)

@@ -156,6 +156,12 @@ class VIMEMountainCarEnv(gym.Env[np.ndarray, np.ndarray]):
         self.dt, self.substeps = float(dt), int(substeps)
         if not damping >= 0:
             raise ValueError(f"damping must be >= 0, got {damping}")
+        # a step of no time, or of no substeps, would leave the car where it is; no mass or force divides by zero
+        for name, value in (("mass", mass), ("max_force", max_force), ("dt", dt)):
+            if not value > 0:  # NaN too
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if int(substeps) != substeps or substeps < 1:
+            raise ValueError(f"substeps must be a whole number >= 1, got {substeps}")
         self.damping = float(damping)
         self.action_space = spaces.Box(-self.max_force, self.max_force, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
