@@ -461,3 +461,14 @@ def test_cartpole_without_a_track_and_a_massless_car_are_refused() -> None:
         gym.make("rlgen/SparseCartPoleSwingup-v0", x_limit=0.0)
     with pytest.raises(ValueError, match="^mass must be > 0"):
         gym.make("rlgen/SparseMountainCar-v1", mass=0.0)
+
+
+@pytest.mark.parametrize("env_id", DISTANCE_TASKS)
+@pytest.mark.parametrize("goal", [5.0, 0.0, -1.0])
+def test_the_reset_goal_fraction_is_that_of_distance_zero(env_id: str, goal: float) -> None:
+    from rlgen.envs.progress import goal_fraction
+
+    env = gym.make(env_id, goal_distance=goal)
+    _, info = env.reset(seed=0)
+    # it was 0.0 whatever the goal: below the 1 + distance - goal of every later step when the goal is at 0 or below
+    assert info["goal_fraction"] == goal_fraction(0.0, goal) == (0.0 if goal > 0 else 1.0 - goal)

@@ -188,7 +188,9 @@ class _DistanceFromStartGoal:
         return obs
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return {**super()._get_reset_info(), "distance_from_start": 0.0, GOAL_FRACTION: 0.0}  # type: ignore[misc]
+        # the goal fraction of distance 0 (0.0 for a goal above 0; a goal moved to or below 0 by hand counts on)
+        return {**super()._get_reset_info(), "distance_from_start": 0.0,  # type: ignore[misc]
+                GOAL_FRACTION: goal_fraction(0.0, self.goal_distance)}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, dense_reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
