@@ -1,4 +1,4 @@
-"""Sparse-reward tasks (VIME's benchmarks), registered with Gymnasium on import as ``rlgen/<Name>-v0``.
+"""Sparse-reward tasks (VIME's benchmarks), registered with Gymnasium on import as ``rlgen/<Name>-v<N>``.
 
 Registration uses entry-point strings, so MuJoCo is only imported when a locomotion task is made.
 ``TASKS`` describes each task for ``rlgen envs``; every threshold in it is a constructor keyword of the
