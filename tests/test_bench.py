@@ -1,3 +1,4 @@
+import itertools
 import json
 import subprocess
 import threading
@@ -52,6 +53,26 @@ def test_permutation_test_counts_every_split():
     # too many splits to count: a seeded sample of them, near the exact value
     a, b = np.arange(12.0), np.arange(12.0) + 8
     assert stats.permutation_test(a, b) < 0.01 < stats.permutation_test(a, b + -7.5)
+
+
+def test_permutation_test_counts_splits_tied_with_the_observed_one_whatever_the_rounding():
+    # one run 0.1 below four others, all else alike: every split puts that run on one side or the other, so
+    # every split is exactly as far apart as the observed one and p is 1; at returns in the hundreds the
+    # differences of the 252 splits differ from the observed one in their last bits, and the ties must count
+    assert stats.permutation_test([0.3, 0.3, 0.2, 0.3, 0.3], [0.3] * 5) == 1.0
+    assert stats.permutation_test([315.3, 315.3, 315.2, 315.3, 315.3], [315.3] * 5) == 1.0
+    # never below the smallest p the splits allow (2/252 for 5 against 5), at any scale of the scores
+    a, b = 4042127.3 + np.zeros(5), 4042127.3 + np.array([3.1, 1.0, 0.5, 1.2, 6.4])
+    assert stats.permutation_test(a, b) == pytest.approx(2 / 252)
+    # the exact count, in integers, of splits at least as far apart as the observed one (tenths of a return)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        tenths = rng.integers(4380, 4400, size=10)
+        pooled = tenths.sum()
+        observed = abs(2 * tenths[:5].sum() - pooled)
+        far = sum(abs(2 * tenths[list(first)].sum() - pooled) >= observed
+                  for first in itertools.combinations(range(10), 5))
+        assert stats.permutation_test(tenths[:5] / 10, tenths[5:] / 10) == pytest.approx(far / 252)
 
 
 def test_bootstrap_interval_covers_and_narrows():

@@ -110,7 +110,9 @@ def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     dealing the pooled runs into groups of the same sizes whose difference is at least as far from 0 as the
     observed one. Every way is counted when there are at most ``resamples`` of them (5 runs against 5: 252
     ways, so p is at least 2/252 = 0.008); otherwise ``resamples`` random ones (p = (hits + 1) / (resamples +
-    1)). NaN with an empty group."""
+    1)). Splits whose difference equals the observed one up to rounding count as at least as far: two
+    differences of means closer than 1e-9 of the largest absolute value pooled are taken as the same (sums of
+    returns in the hundreds differ in their last bits with the order of summing). NaN with an empty group."""
     x, y = (np.asarray(v, dtype=np.float64).ravel() for v in (a, b))
     if len(x) == 0 or len(y) == 0:
         return float("nan")
@@ -118,17 +120,19 @@ def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     n, k = len(pooled), len(x)
     observed = abs(x.mean() - y.mean())
     total = pooled.sum()
+    tolerance = 1e-9 * float(np.abs(pooled).max())
     if math.comb(n, k) <= resamples:
         firsts = np.array(list(itertools.combinations(range(n), k)))
         sums = pooled[firsts].sum(axis=1)
-        return float(_far(sums, total, k, n, observed) / len(sums))
+        return float(_far(sums, total, k, n, observed - tolerance) / len(sums))
     rng = np.random.default_rng(seed)
     sums = np.array([pooled[rng.permutation(n)[:k]].sum() for _ in range(resamples)])
-    return float((_far(sums, total, k, n, observed) + 1) / (resamples + 1))
+    return float((_far(sums, total, k, n, observed - tolerance) + 1) / (resamples + 1))
 
 
-def _far(first_sums: np.ndarray, total: float, k: int, n: int, observed: float) -> int:
-    """How many splits (given by their first group's sums) have a difference of means at least ``observed``
-    (a relative tolerance keeps the observed split itself counted despite rounding)."""
+def _far(first_sums: np.ndarray, total: float, k: int, n: int, threshold: float) -> int:
+    """How many splits (given by their first group's sums) have a difference of means at least ``threshold``
+    (the observed difference less a tolerance for rounding, which keeps the observed split and its ties
+    counted)."""
     differences = np.abs(first_sums / k - (total - first_sums) / (n - k))
-    return int((differences >= observed * (1 - 1e-12) - 1e-15).sum())
+    return int((differences >= threshold).sum())
