@@ -75,6 +75,12 @@ def test_permutation_test_counts_splits_tied_with_the_observed_one_whatever_the_
         assert stats.permutation_test(tenths[:5] / 10, tenths[5:] / 10) == pytest.approx(far / 252)
 
 
+def test_permutation_test_of_a_group_with_a_value_that_is_not_finite_is_nan_not_significant():
+    assert np.isnan(stats.permutation_test([1.0, np.nan, 2.0], [1.0, 2.0, 3.0]))
+    assert np.isnan(stats.permutation_test([np.inf, 1.0], [1.0, 2.0]))
+    assert np.isnan(stats.permutation_test([], [1.0, 2.0]))
+
+
 def test_bootstrap_interval_covers_and_narrows():
     rng = np.random.default_rng(0)
     small, large = rng.normal(3.0, 1.0, 5), rng.normal(3.0, 1.0, 500)

@@ -112,9 +112,10 @@ def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     ways, so p is at least 2/252 = 0.008); otherwise ``resamples`` random ones (p = (hits + 1) / (resamples +
     1)). Splits whose difference equals the observed one up to rounding count as at least as far: two
     differences of means closer than 1e-9 of the largest absolute value pooled are taken as the same (sums of
-    returns in the hundreds differ in their last bits with the order of summing). NaN with an empty group."""
+    returns in the hundreds differ in their last bits with the order of summing). NaN with an empty group or a
+    value that is not finite (a run without the measure: leave it out first), never a p of 0."""
     x, y = (np.asarray(v, dtype=np.float64).ravel() for v in (a, b))
-    if len(x) == 0 or len(y) == 0:
+    if len(x) == 0 or len(y) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
     pooled = np.concatenate([x, y])
     n, k = len(pooled), len(x)
