@@ -565,6 +565,29 @@ def test_an_archived_only_cell_is_planned_only_where_earlier_code_made_its_runs(
     assert ranked_on_common_tasks(done, planned, tasks) == (["ppo", "new"], ["a", "b", "c"])  # old: not ranked
 
 
+def test_a_task_whose_reference_is_not_above_the_random_policy_gets_no_normalised_score() -> None:
+    # the random policy's luck can score above every run (a maze: random 0.1, each run 0.0, the reference the
+    # best run's 0.0): (0 - 0.1) / (0 - 0.1) would give every failed run a perfect 1, and a run above the
+    # reference but below random more than 1 (the scale turned over); the task is left out, and said so
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import RunRecord, normalised_scores
+    from rlgen.bench.suite import SuiteRun
+
+    def record(task: str, label: str, seed: int, final: float) -> RunRecord:
+        config = RunConfig(algo="ppo", env_id=task, seed=seed)
+        return RunRecord(SuiteRun(label, task, seed, config), "finished", np.array([1.0]), np.array([final]))
+
+    maze, car, cheetah = "AntMaze_UMaze-v5", "rlgen/SparseMountainCar-v0", "rlgen/SparseHalfCheetah-v0"
+    records = [record(maze, "ppo", s, 0.0) for s in range(2)] + [record(car, "ppo", s, float(s)) for s in range(2)]
+    records += [record(cheetah, "ppo", s, 3.0) for s in range(2)]
+    refs = {maze: {"random": 0.1, "reference": 0.0}, car: {"random": 0.0, "reference": 1.0},
+            cheetah: {"random": 3.0, "reference": 3.0}}
+    scores, unscored = normalised_scores(records, [maze, car, cheetah], ["ppo"], refs)
+    assert list(scores["ppo"]) == [car] and scores["ppo"][car].tolist() == [0.0, 1.0]
+    assert unscored == {maze: "reference 0.0 not above the random policy's 0.1",
+                        cheetah: "reference 3.0 not above the random policy's 3.0"}
+
+
 def test_random_policy_scores_are_cached_per_env_settings(tmp_path, monkeypatch) -> None:
     # the random policy's score on a task depends on its settings (a farther goal): two suites that run one
     # env id with other env_kwargs must not share the first one's cached score

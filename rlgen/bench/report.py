@@ -268,6 +268,37 @@ def reference_scores(suite: Suite, records: list[RunRecord], out_dir: Path) -> d
     return refs
 
 
+def _unscored(ref: dict[str, float]) -> str | None:
+    """Why a task's returns get no normalised score (None: they do): a reference that is not above the random
+    policy's score would give every run the same score (equal) or turn the scale over, the worst run scoring
+    highest (below)."""
+    low, high = ref["random"], ref["reference"]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no reference score" if not np.isfinite(high) else "no random policy score"
+    if high <= low:
+        return f"reference {high:.1f} not above the random policy's {low:.1f}"
+    return None
+
+
+def normalised_scores(records: list[RunRecord], tasks: list[str], labels: list[str],
+                      refs: dict[str, dict[str, float]]) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """(label -> task -> the normalised final returns of its finished runs, task -> why it has none): a task is
+    scored only where its reference lies above its random policy's score (:func:`_unscored`)."""
+    scores: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    unscored: dict[str, str] = {}
+    for task in tasks:
+        why = _unscored(refs[task])
+        if why is not None:
+            if any(r.run.env_id == task and r.state == "finished" for r in records):
+                unscored[task] = why
+            continue
+        for label in labels:
+            finals = np.array([r.final for r in _finished(records, task, label)])
+            if len(finals):
+                scores[label][task] = stats.normalise(finals, refs[task]["random"], refs[task]["reference"])
+    return scores, unscored
+
+
 def _fmt_ci(point: float, low: float, high: float, digits: int = 1) -> str:
     if np.isnan(point):
         return "—"
@@ -741,7 +772,7 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
         "| task | method | runs finished | final return, mean [95% CI] | per seed |",
         "|---|---|---|---|---|",
     ]
-    per_task_norm: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # label -> task -> scores
+    per_task_norm, unscored = normalised_scores(records, tasks, labels, refs)  # label -> task -> scores
     for task in tasks:
         for label in labels:
             group = [r for r in records if r.run.env_id == task and r.run.label == label]
@@ -752,9 +783,6 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
             seeds = ", ".join(f"{r.final:.1f}" if r.state == "finished" else r.state for r in group)
             lines.append(f"| {task} | {label} | {len(done)}/{len(group)} | "
                          f"{_fmt_ci(*stats.bootstrap_ci(finals))} | {seeds} |")
-            low, high = refs[task]["random"], refs[task]["reference"]
-            if len(finals) and np.isfinite(low) and np.isfinite(high) and high != low:
-                per_task_norm[label][task] = stats.normalise(finals, low, high)
     lines += _published_table(suite, records, tasks, labels)
     if suite.sparse:
         lines += _success_table(records, tasks, labels)
@@ -766,6 +794,9 @@ def write_report(suite: Suite, runs: list[SuiteRun], out_dir: str | Path, comman
               "| task | random policy | reference | reference from |", "|---|---|---|---|"]
     lines += [f"| {t} | {refs[t]['random']:.1f} | {refs[t]['reference']:.1f} | {refs[t]['reference_source']} |"
               for t in tasks]
+    if unscored:
+        lines += ["", "Left out of the normalised scores below (no scale to put their returns on): "
+                  + "; ".join(f"{task} ({why})" for task, why in unscored.items()) + "."]
     planned = planned_tasks(records, labels)
     ranked, common = ranked_on_common_tasks(per_task_norm, planned, tasks)
     lines += _normalised_tables(per_task_norm, ranked, labels, tasks, common)
