@@ -472,8 +472,9 @@ def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> N
     assert "| yes | no difference | +0.000 [+0.000, +0.000], p 1.000 | **hurts** | -3.0 [" in rows[costly]
     # beside each difference its exact permutation p: 3 seeds against 3 wholly apart is 2 of the 20 splits
     assert "], p 0.100 | **helps** |" in rows[hard]
-    assert (f"- ppo+vime: success better on 1 task(s) ({hard}); worse success or final return on 2 ({easy}, "
-            f"{costly}).") in text
+    # the summary gives each task's p, and how many of them are below 0.05: 3 seeds against 3 cannot be
+    assert (f"- ppo+vime: success better on 1 task(s) ({hard} p 0.100; 0 of 1 with p below 0.05); worse success or "
+            f"final return on 2 ({easy} p 0.100, {costly} p 0.100; 0 of 2 with p below 0.05).") in text
     # the agent without a bonus is never compared with itself
     assert "| ppo | ppo |" not in text
     # one seed a side gives no verdict (its interval is a point), and other seeds are said
@@ -481,6 +482,29 @@ def test_the_report_says_where_a_bonus_helps_hurts_or_makes_no_difference() -> N
     single = [record(lone, "ppo", None, 0, 0, 0.0), record(lone, "ppo+vime", "vime", 1, 9, 1.0)]
     row = [line for line in _verdict_table(single, [lone], ["ppo", "ppo+vime"]) if "| ppo+vime |" in line][0]
     assert row == f"| {lone} | ppo+vime | ppo (other seeds) | no | — | — | — | — |"
+
+
+def test_a_helps_against_a_plain_agent_that_never_succeeds_carries_its_weak_p_into_the_summary() -> None:
+    # plain PPO never succeeds (its interval is the point 0); three of five bonus seeds succeed a little: the
+    # intervals do not overlap (helps), yet only 42 of the 252 splits (p 0.167) are less far apart
+    from rlgen.agents import RunConfig
+    from rlgen.bench.report import RunRecord, _verdict_table
+    from rlgen.bench.suite import SuiteRun
+
+    task = "rlgen/SparseCartPoleSwingup-v1"
+
+    def record(label: str, bonus: str | None, seed: int, successes: int) -> RunRecord:
+        config = RunConfig(algo="ppo", env_id=task, bonus=bonus, seed=seed, total_steps=2000)
+        train_returns = np.array([1.0] * successes + [0.0] * (20 - successes))
+        return RunRecord(SuiteRun(label, task, seed, config), "finished", np.array([2000.0]),
+                         np.array([float(successes)]), train_steps=np.arange(20.0) * 100, train_returns=train_returns)
+
+    records = [record("ppo", None, s, 0) for s in range(5)]
+    records += [record("ppo+rnd", "rnd", s, n) for s, n in enumerate([3, 0, 2, 4, 0])]
+    text = "\n".join(_verdict_table(records, [task], ["ppo", "ppo+rnd"]))
+    assert "| no | **helps** | +0.090 [" in text and "], p 0.167 | **helps** |" in text
+    assert f"- ppo+rnd: success better on 1 task(s) ({task} p 0.167; 0 of 1 with p below 0.05);" in text
+    assert "three seeds of five above it read **helps** at p 0.167" in text
 
 
 def test_steps_to_first_success_get_a_median_with_its_interval_and_never_counts_as_latest() -> None:

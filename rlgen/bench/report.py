@@ -636,7 +636,7 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
     "hurts" where the two 95% intervals do not overlap and "no difference" where they do; then per bonus the
     tasks where it helps and those where it costs something."""
     rows: list[str] = []
-    tally: dict[str, dict[str, list[str]]] = {}
+    tally: dict[str, dict[str, list[tuple[str, float]]]] = {}  # label -> kind -> (task, its p)
     for task in tasks:
         for label in labels:
             group = _finished(records, task, label)
@@ -644,12 +644,12 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             others = _finished(records, task, plain) if plain is not None else []
             if not others:
                 continue
-            verdicts = []
+            verdicts, p_values = [], []
             for measure in ("success_rate", "final"):
                 mine = np.array([getattr(r, measure) for r in group])
                 theirs = np.array([getattr(r, measure) for r in others])
                 verdict = _compare(mine, theirs)
-                difference = "—"
+                difference, p_value = "—", float("nan")
                 if verdict != "unknown":
                     mine_ok, theirs_ok = mine[np.isfinite(mine)], theirs[np.isfinite(theirs)]
                     point, low, high = stats.difference_ci(mine_ok, theirs_ok)
@@ -657,25 +657,33 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
                     p_value = stats.permutation_test(mine_ok, theirs_ok)
                     difference = f"{point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], p {p_value:.3f}"
                 verdicts += [verdict, difference]
+                p_values.append(p_value)
             rates = [r.success_rate for r in others if np.isfinite(r.success_rate)]
             solved = "—" if not rates else "yes" if float(np.mean(rates)) >= 0.5 else "no"
             if {r.run.seed for r in group} != {r.run.seed for r in others}:
                 plain += " (other seeds)"
             tally.setdefault(label, {"success": [], "cost": []})
             if verdicts[0] == "better":
-                tally[label]["success"].append(task)
-            if verdicts[2] == "worse" or verdicts[0] == "worse":
-                tally[label]["cost"].append(task)
+                tally[label]["success"].append((task, p_values[0]))
+            if verdicts[2] == "worse" or verdicts[0] == "worse":  # the smaller p of the measures found worse
+                tally[label]["cost"].append((task, min(p for p, v in zip(p_values, verdicts[::2], strict=True)
+                                                       if v == "worse")))
             rows.append(f"| {task} | {label} | {plain} | {solved} | {_VERDICT_WORDS[verdicts[0]]} | "
                         f"{verdicts[1]} | {_VERDICT_WORDS[verdicts[2]]} | {verdicts[3]} |")
     if not rows:
         return []
+
+    def listed(found: list[tuple[str, float]]) -> str:
+        if not found:
+            return "none"
+        firm = sum(p < 0.05 for _, p in found)
+        return (", ".join(f"{task} p {p:.3f}" for task, p in found)
+                + f"; {firm} of {len(found)} with p below 0.05")
+
     summary = []
     for label, kinds in tally.items():
-        helped = ", ".join(kinds["success"]) or "none"
-        cost = ", ".join(kinds["cost"]) or "none"
-        summary.append(f"- {label}: success better on {len(kinds['success'])} task(s) ({helped}); worse success or "
-                       f"final return on {len(kinds['cost'])} ({cost}).")
+        summary.append(f"- {label}: success better on {len(kinds['success'])} task(s) ({listed(kinds['success'])}); "
+                       f"worse success or final return on {len(kinds['cost'])} ({listed(kinds['cost'])}).")
     return ["", "## Each bonus against the same agent without it", "",
             "Per task, a bonus's finished runs against those of the same agent without a bonus (same algorithm and "
             "settings; \"(other seeds)\" where the two finished different seeds): **helps** where the bonus's 95% "
@@ -687,6 +695,9 @@ def _verdict_table(records: list[RunRecord], tasks: list[str], labels: list[str]
             "verdict whose p is above 0.05 is weak evidence; nothing here corrects for the many comparisons. "
             "The verdict asks whether the two groups' intervals overlap, which is stricter than whether the "
             "difference's own interval holds 0: a difference whose interval excludes 0 can still read no difference. "
+            "It is not stricter where every seed of one side scores the same (every plain run never succeeds): that "
+            "side's interval is a point, and three seeds of five above it read **helps** at p 0.167. The lists "
+            "below give each task's p. "
             "\"Solved without\": the agent alone succeeds in at least half of its "
             "training episodes (mean over seeds).", "",
             "| task | method | without = | solved without | success rate | bonus minus without | final return "
