@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -34,11 +35,22 @@ def _plain_mode(path: Path, default: int) -> int:
         return default & ~_umask()
 
 
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p`` whose error names the file standing where a folder is needed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file on the way
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (a folder is needed there)", str(blocker)) from exc
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``. The file gets the
     mode a plain write would give it (the umask's, or the replaced file's)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory (a file was to be written there)", str(path))
     mode = _plain_mode(path, 0o666)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -67,6 +67,13 @@ def test_train_sample_eval_and_resume(toy, tmp_path, capsys):
 
     assert np.load(tmp_path / "s.npy", allow_pickle=False).shape == (5, 1, 8, 8)
     capsys.readouterr()
+    # an --out that cannot be written: one line naming the path, exit 1 (it was a traceback)
+    for out, needle in ((tmp_path / "s.png" / "x.png", "not a directory"), (tmp_path / "d.png", "is a directory")):
+        (tmp_path / "d.png").mkdir(exist_ok=True)
+        assert main(["gen", "sample", str(run), "-n", "2", "--out", str(out), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
     assert main(["gen", "eval", str(run), "--json", "--no-progress"]) == 0
     metrics = json.loads(capsys.readouterr().out)

@@ -244,6 +244,9 @@ def check_mujoco_gl() -> None:
                               f"install Debian's {package}, or use {others}, or unset MUJOCO_GL")
 
 
+_PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR, errno.ENOENT)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; a user's mistake is one stderr line and exit code 2."""
     func: Callable[[argparse.Namespace], int] = args.func
@@ -260,6 +263,12 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"rlgen: interrupted ({exc})" if str(exc) else "rlgen: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
+        if exc.errno in _PATH_ERRNOS and exc.filename:
+            # a path the user gave cannot be written or read (permissions, a read-only disk, a file where a
+            # folder is needed): one line naming it; atomic writes left every earlier file whole
+            print(f"rlgen: error: {exc.strerror.lower() if exc.strerror else 'cannot use'}: {exc.filename}",
+                  file=sys.stderr)
+            return 1
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         # every file rlgen keeps is written atomically: what was complete before the write that failed stays
