@@ -418,7 +418,7 @@ class RewardWrapper(VecEnvWrapper):
     callback_required: ClassVar[bool] = False
     """Whether the reward depends on :attr:`callback` (a rollout bonus is paid by it)."""
     unattached_limit: ClassVar[int] = 10_000
-    """With ``callback_required``: steps a wrapper records without an agent having attached its callback before
+    """With ``callback_required``: transitions (env steps of all its envs) a wrapper records without an agent having attached its callback before
     it stops with an error (a hand-built loop that calls the wrapper's methods itself stays below it)."""
 
     callback: WrapperCallback
@@ -476,10 +476,10 @@ class RewardWrapper(VecEnvWrapper):
 
     # -- the callback ----------------------------------------------------------------------------
     def check_attached(self, steps: int) -> None:
-        """Raise the one-line error of a forgotten callback once ``steps`` pass :attr:`unattached_limit`."""
+        """Raise the one-line error of a forgotten callback once ``steps`` transitions pass :attr:`unattached_limit`."""
         if self.callback_required and steps > self.unattached_limit and not self.callback.attached:
             name = self.log_prefix
-            raise RuntimeError(f"{self.state_name} has recorded {steps} steps but its callback was never attached, so "
+            raise RuntimeError(f"{self.state_name} has recorded {steps} transitions but its callback was never attached, so "
                                f"no bonus is paid: call model.learn(..., callback={name}.callback) (rlgen.agents "
                                f"attaches it itself)")
 

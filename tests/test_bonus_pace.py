@@ -158,3 +158,33 @@ def test_a_state_saved_inside_a_window_resumes_it(tmp_path, kind):
     if kind == "vime":
         assert list(resumed.medians) == list(whole.medians)
         np.testing.assert_array_equal(np.concatenate(resumed._open_gains), np.concatenate(whole._open_gains))
+
+
+@pytest.mark.parametrize("name", ["vime", "rnd", "density"])
+def test_a_diverged_bonus_model_stops_the_run_in_one_line(name):
+    # a learning rate that sends the model's loss to NaN/inf stopped with a traceback from TensorBoard's
+    # histogram of NaN bonuses (or paid them, in step mode): now a FloatingPointError naming the bonus
+    from rlgen.exploration import BONUS_WRAPPERS
+
+    cls = BONUS_WRAPPERS[name]
+    extra = {"model": "made"} if name == "density" else {}
+    wrapper = cls(line_venv(n=2, horizon=5), update_every=64, min_replay=1, **extra)
+    state = wrapper.state_name
+    for param in wrapper.optimizer.param_groups[0]["params"]:  # a model already diverged
+        param.data.fill_(float("nan"))
+    model = PPO("MlpPolicy", wrapper, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]}, seed=0)
+    with pytest.raises(FloatingPointError, match=rf"^{state}'s (model diverged|bonus is nan).*learning_rate"):
+        model.learn(256, callback=wrapper.callback)
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        cls(line_venv(n=1), learning_rate=0.0, **extra)
+    with pytest.raises(ValueError, match="min_replay must be a whole number >= 0"):
+        cls(line_venv(n=1), min_replay=-5, **extra)
+
+
+def test_a_nan_bonus_is_never_paid():
+    from rlgen.exploration.rollout_bonus import check_finite_bonus
+
+    wrapper = RND(line_venv(n=1))
+    check_finite_bonus(wrapper, np.zeros(4))
+    with pytest.raises(FloatingPointError, match=r"^RND's bonus is inf after 0 transitions"):
+        check_finite_bonus(wrapper, np.array([0.0, np.inf]))

@@ -110,15 +110,17 @@ def test_a_wrappers_seed_decides_all_of_its_randomness():
     assert not np.array_equal(first, _vime_after_a_rollout(seed=4))
 
 
-@pytest.mark.parametrize("mode, raises", [("rollout", True), ("step", False)])
-def test_a_forgotten_callback_stops_a_rollout_bonus_with_the_fix_named(mode, raises):
+@pytest.mark.parametrize("mode, raises, n_envs", [("rollout", True, 1), ("rollout", True, 3), ("step", False, 1)])
+def test_a_forgotten_callback_stops_a_rollout_bonus_with_the_fix_named(mode, raises, n_envs):
     from stable_baselines3 import PPO
 
     from rlgen.exploration import VIME
     from tests.fakes import line_venv
 
-    vime = VIME(line_venv(n=1, horizon=5), mode=mode, update_every=64, min_replay=1, model_steps=1)
-    vime.unattached_limit = 300  # a class default of 10,000 steps: lowered to keep the test quick
+    vime = VIME(line_venv(n=n_envs, horizon=5), mode=mode, update_every=64, min_replay=1, model_steps=1)
+    # a class default of 10,000 transitions: lowered to keep the test quick. The limit counts transitions,
+    # not VecEnv steps (with 3 envs, 640 transitions are 214 steps: it never stopped)
+    vime.unattached_limit = 300
     model = PPO("MlpPolicy", vime, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [8]}, seed=0)
     if raises:
         with pytest.raises(RuntimeError, match=r"callback was never attached.*callback=vime.callback"):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -170,7 +171,7 @@ class RolloutBonus(RewardWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         s, a, next_obs = self.recorder.on_step(obs, dones, infos)
         self._pending.append((s, a, next_obs, np.asarray(dones, dtype=bool)))
-        self.check_attached(len(self._pending))
+        self.check_attached(len(self._pending) * self.num_envs)  # transitions, as unattached_limit counts
         if self.mode == "step":
             check_env_rewards(self.state_name, rewards, f"step {self.num_steps}")
             rewards = self._add_step_bonus(rewards)
@@ -182,6 +183,7 @@ class RolloutBonus(RewardWrapper):
         logged: dict[str, float] = {}
         if self.windows > 0:
             bonus, _ = self.compute_bonus(np.concatenate([obs, actions], axis=-1), next_obs, record=False)
+            check_finite_bonus(self, bonus)
         else:
             bonus = np.zeros(self.num_envs)
         self.callback.track_episodes(bonus[None], dones[None])
@@ -278,6 +280,9 @@ class ModelBonus(RolloutBonus):
                 raise ValueError(f"{self.state_name} {name} must be a positive integer, got {value}")
         if clip is not None and not clip > 0:
             raise ValueError(f"{self.state_name} clip must be > 0 (or None), got {clip}")
+        if isinstance(min_replay, bool) or not isinstance(min_replay, (int, np.integer)) or min_replay < 0:
+            raise ValueError(f"{self.state_name} min_replay must be a whole number >= 0 (transitions in the pool "
+                             f"before its model trains), got {min_replay!r}")
         if isinstance(model_steps, bool) or not isinstance(model_steps, (int, np.integer)) or model_steps < 0:
             raise ValueError(f"{self.state_name} model_steps must be a whole number >= 0 (Adam steps per "
                              f"update_every transitions), got {model_steps!r}")
@@ -310,6 +315,9 @@ class ModelBonus(RolloutBonus):
     def set_model(self, model: torch.nn.Module, learning_rate: float, fused: bool = False) -> None:
         """The model's Adam; ``fused``: torch's one-kernel Adam (the same update, a fraction of the per-step
         overhead of a small model's many parameter tensors)."""
+        if not learning_rate > 0 or not math.isfinite(learning_rate):
+            raise ValueError(f"{self.state_name} learning_rate must be a positive number, got {learning_rate} (0 "
+                             f"leaves its model untrained)")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
 
     def pool_statistics(self) -> dict[str, np.ndarray]:
@@ -344,11 +352,19 @@ class ModelBonus(RolloutBonus):
         loss = float("nan")
         for _ in range(steps):
             value = objective(*self.sample_batch())
+            loss = float(value.detach())
+            self.check_finite_loss(loss)
             self.optimizer.zero_grad(set_to_none=True)
             value.backward()
             self.optimizer.step()
-            loss = float(value.detach())
         return loss
+
+    def check_finite_loss(self, loss: float) -> None:
+        """Stop a model whose training diverged before it pays NaN bonuses (a one-line error: FloatingPointError)."""
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{self.state_name}'s model diverged: its training loss is {loss} after "
+                                     f"{self.num_steps * self.num_envs} transitions; lower its learning_rate "
+                                     f"(bonus_kwargs.learning_rate)")
 
     # -- noise from the wrapper's own generator -----------------------------------------------------
     def noise_generator(self) -> torch.Generator:
@@ -388,6 +404,14 @@ class ModelBonus(RolloutBonus):
         if "generator" in state:  # (states saved before the random streams were kept start new ones)
             self.generator.set_state(state["generator"])
             self.rng.bit_generator.state = json.loads(state["rng"])
+
+
+def check_finite_bonus(wrapper: RolloutBonus, bonus: np.ndarray) -> None:
+    """A NaN or infinite bonus (a diverged model) stops the run in one line before the agent learns from it."""
+    if not np.isfinite(bonus).all():
+        bad = bonus[~np.isfinite(bonus)].ravel()[0]
+        raise FloatingPointError(f"{wrapper.state_name}'s bonus is {bad} after {wrapper.num_steps * wrapper.num_envs} "
+                                 f"transitions: its model diverged; lower its learning_rate (bonus_kwargs.learning_rate)")
 
 
 def check_env_rewards(owner: str, rewards: np.ndarray, where: str) -> None:
@@ -506,6 +530,7 @@ class RolloutBonusCallback(WrapperCallback):
         check_env_rewards(wrapper.state_name, buffer.rewards, "this rollout")
         flat_in, flat_out = inputs.reshape(steps * n_envs, -1), targets.reshape(steps * n_envs, -1)
         flat_bonus, logged = wrapper.compute_bonus(flat_in, flat_out)
+        check_finite_bonus(wrapper, flat_bonus)
         bonus = flat_bonus.reshape(steps, n_envs)
         add_bonus_to_rollout(buffer, bonus, dones[-1])
         self.track_episodes(bonus, dones)

@@ -235,7 +235,9 @@ class VIME(ModelBonus):
         negative_log_likelihood = self.bnn.elbo_steps(x.view(steps, batch, -1), y.view(steps, batch, -1), noise,
                                                       self.optimizer, n_batches=n_batches)
         with torch.no_grad():
-            return -float(negative_log_likelihood + self.bnn.kl_to_prior() / n_batches)
+            elbo = -float(negative_log_likelihood + self.bnn.kl_to_prior() / n_batches)
+        self.check_finite_loss(elbo)
+        return elbo
 
     # -- saving ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
