@@ -505,6 +505,25 @@ def test_resume_as_another_agent_is_refused(tiny_config):
         train(tiny_config(total_steps=512, algo="a2c", hyperparams={"n_steps": 128}, run_name="run"), resume=True)
 
 
+def test_a_resume_that_fails_before_training_leaves_the_run_directory_as_it_was(tiny_config):
+    # it trimmed the Monitor files and the bonus's log to the checkpoint's step, and saved config.yaml, before
+    # it found the checkpoint unusable
+    config = tiny_config(total_steps=512, bonus="rnd", bonus_kwargs={"update_every": 128}, run_name="run")
+    train(config)
+    run = Path(config.run_dir)
+    progress = run / "checkpoint" / "progress.json"
+    state = json.loads(progress.read_text())
+    progress.write_text(json.dumps({**state, "timesteps": 256, "files": "step_000000000256"}))  # no such folder
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert any(p.name == "rnd_log.jsonl" for p in before)
+    with pytest.raises(ConfigError):
+        train(tiny_config(total_steps=1024, bonus="rnd", bonus_kwargs={"update_every": 128}, run_name="run"),
+              resume=True)
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()
+    assert [p for p in before if after[p] != before[p]] == []
+
+
 def test_resume_without_checkpoint_is_refused(tiny_config):
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(tiny_config(), resume=True)
@@ -834,3 +853,8 @@ def test_training_runs_without_distribution_checks_and_a_nan_action_still_stops_
     with pytest.raises(NonFiniteAction, match="non-finite action at env step 2: its training diverged") as info:
         guard.step(np.array([[np.nan]], dtype=np.float32))
     assert "\n" not in str(info.value)
+
+    # discrete actions: the NaN logits fail in torch's sampler before the guard sees an action (a traceback)
+    hyperparams = {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "learning_rate": float("inf")}
+    with pytest.raises(NonFiniteAction, match="action probabilities on CartPole-v1 are not finite at env step 128"):
+        train(tiny_config(total_steps=512, eval_freq=0, hyperparams=hyperparams, run_name="diverges"))

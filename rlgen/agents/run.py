@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from rlgen.agents.checkpoint import load_replay_buffer, save_best, save_checkpoint, save_final
 from rlgen.agents.config import ConfigError, RunConfig
 from rlgen.agents.envstack import (
+    NonFiniteAction,
     attach_reward_wrappers,
     build_model,
     load_run_demos,
@@ -40,8 +41,16 @@ from rlgen.agents.evaluation import Evaluator, eval_seed, torch_threads
 from rlgen.agents.fast_policy import install_fast_forward
 from rlgen.agents.model_file import load_model
 from rlgen.agents.normalization import load_vecnormalize_stats
-from rlgen.agents.rundir import BC_FILE, MODEL_FILE, REPLAY_FILE, VECNORM_FILE, RunDir
-from rlgen.atomic import LockedError, atomic_write_text, run_lock
+from rlgen.agents.rundir import (
+    BC_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    MONITOR_DIR,
+    REPLAY_FILE,
+    VECNORM_FILE,
+    RunDir,
+)
+from rlgen.atomic import LockedError, atomic_write_bytes, atomic_write_text, run_lock
 from rlgen.reward_wrapper import LOG_EVERY, RewardWrapper
 from rlgen.versions import code_version, package_versions
 
@@ -199,6 +208,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
         sessions = [{"from_step": 0}]
     sessions.append({"from_step": done or 0, **code_version()})
     # the episodes played after the checkpoint are played again: the training-episode log forgets them
+    before_resume = _resume_rewrites(run) if resume else {}
     t_start = run.trim_monitor_files(done, config.n_envs) if done is not None else None
     set_up = False
     try:
@@ -246,7 +256,7 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
             learn_time = 0.0
             if remaining > 0:
                 learn_start = time.perf_counter()
-                with unchecked_distributions():
+                with unchecked_distributions(), nan_probabilities_named(model, config.env_id):
                     model.learn(
                         remaining,
                         callback=CallbackList([*(wrapper.callback for wrapper in session.wrappers), run_callback]),
@@ -268,7 +278,29 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
         if created and not set_up:  # the env, a wrapper or the agent refused the settings: no run directory
             # of a run that never started is left
             shutil.rmtree(run.path, ignore_errors=True)
+        elif resume and not set_up:  # a resume that failed before training (a bad checkpoint, say) changes nothing
+            _restore_rewrites(run, before_resume)
         raise
+
+
+# files a resume rewrites before it has loaded the checkpoint (trimmed to its step, or saved again)
+_RESUME_REWRITES = (CONFIG_FILE, f"{MONITOR_DIR}/*.monitor.csv", "*_log.jsonl")
+
+
+def _resume_rewrites(run: RunDir) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for pattern in _RESUME_REWRITES for path in run.path.glob(pattern)
+            if path.is_file()}
+
+
+def _restore_rewrites(run: RunDir, before: dict[Path, bytes]) -> None:
+    """Put the files :func:`_resume_rewrites` read back as they were; remove those of the pattern made since."""
+    for pattern in _RESUME_REWRITES:
+        for path in run.path.glob(pattern):
+            if path not in before:
+                path.unlink(missing_ok=True)
+    for path, data in before.items():
+        if not path.is_file() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
 
 
 @contextlib.contextmanager
@@ -284,6 +316,21 @@ def unchecked_distributions() -> Iterator[None]:
         yield
     finally:
         torch.distributions.Distribution.set_default_validate_args(before)
+
+
+@contextlib.contextmanager
+def nan_probabilities_named(model: BaseAlgorithm, env_id: str) -> Iterator[None]:
+    """A diverged policy over discrete actions fails inside torch's sampler, before FiniteGuard sees an action
+    (torch.multinomial: "probability tensor contains either inf, nan or element < 0"): the same one-line error
+    as a NaN Box action."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "probability tensor contains" not in str(exc):
+            raise
+        raise NonFiniteAction(f"the policy's action probabilities on {env_id} are not finite at env step "
+                              f"{model.num_timesteps}: its training diverged (the run's last checkpoint is "
+                              f"kept)") from None
 
 
 # -- behaviour cloning -----------------------------------------------------------------------------
