@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import inspect
 import io
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -404,6 +406,28 @@ def setting_type_error(name: str, value: Any, param: inspect.Parameter | None, o
     return f"{name} must be {kind} ({whose} {shown}), got {value!r}"
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the first caller outside rlgen (the line that
+    built the wrapper, however many constructors deep)."""
+    package = str(Path(__file__).resolve().parent)
+    level, frame = 2, sys._getframe(2)  # 1: this function's caller (the warning's own line); 2: its caller
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+def normalises_observations(venv: VecEnv) -> bool:
+    """Whether ``venv`` is or wraps a VecNormalize that normalises observations (a reward wrapper's model would
+    learn from observations whose normalisation drifts, GAIL's discriminator compare them with raw demos)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    while isinstance(venv, VecEnvWrapper):
+        if isinstance(venv, VecNormalize) and venv.norm_obs:
+            return True
+        venv = venv.venv
+    return False
+
+
 class RewardWrapper(VecEnvWrapper):
     """Base of rlgen's reward wrappers (see the module docstring for the contract).
 
@@ -418,10 +442,19 @@ class RewardWrapper(VecEnvWrapper):
     callback_required: ClassVar[bool] = False
     """Whether the reward depends on :attr:`callback` (a rollout bonus is paid by it)."""
     unattached_limit: ClassVar[int] = 10_000
-    """With ``callback_required``: transitions (env steps of all its envs) a wrapper records without an agent having attached its callback before
-    it stops with an error (a hand-built loop that calls the wrapper's methods itself stays below it)."""
+    """With ``callback_required``: transitions (env steps of all its envs) a wrapper records without an agent
+    having attached its callback before it stops with an error (a hand-built loop that calls the wrapper's methods
+    itself stays below it)."""
 
     callback: WrapperCallback
+
+    def __init__(self, venv: VecEnv, *args: Any, **kwargs: Any):
+        if normalises_observations(venv):
+            warnings.warn(f"{self.state_name} wraps a VecNormalize that normalises observations: its model would "
+                          f"learn from observations whose normalisation drifts as training goes; put VecNormalize "
+                          f"on top of {self.state_name} (as rlgen.agents does; norm_obs=False beneath is fine)",
+                          stacklevel=_user_stacklevel())
+        super().__init__(venv, *args, **kwargs)
 
     @property
     def changes_step_rewards(self) -> bool:

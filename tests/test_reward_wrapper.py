@@ -169,3 +169,20 @@ def test_an_infogail_policy_gets_its_code_outside_training_and_others_refuse_one
     with pytest.raises(ConfigError, match="only an infogail run's policy takes a latent code"):
         policy_env(DummyVecEnv([LineEnv]), plain, code=0)
 
+
+
+def test_a_wrapper_over_vec_normalize_warns_at_the_users_line():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from rlgen.exploration import RND
+    from tests.fakes import line_venv
+
+    with pytest.warns(UserWarning, match="RND wraps a VecNormalize that normalises observations: .*put VecNormalize on top") as record:
+        RND(VecNormalize(line_venv(n=2)))
+    assert record[0].filename == __file__  # not rlgen's constructors, three deep
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VecNormalize(RND(line_venv(n=2)))  # the right order: no warning
+        RND(VecNormalize(line_venv(n=2), norm_obs=False))  # rewards alone beneath: no warning

@@ -275,7 +275,8 @@ class DensityBonus(ModelBonus):
         """The model, if it can score this env's ``x`` (and context) with the chosen target; else a one-line error."""
         if isinstance(model, BNN):
             if self.target != "transition":
-                raise ValueError("the BNN is a dynamics model p(s' | s, a): use it with target='transition'")
+                raise ValueError("the BNN is a dynamics model p(s' | s, a): use it with target='transition' "
+                                 "(rlgen train: -p bonus_kwargs.target=transition)")
             if (model.in_dim, model.out_dim) != (self.obs_dim + self.act_dim, self.obs_dim):
                 raise ValueError(f"the BNN maps {model.in_dim} -> {model.out_dim}, this env needs "
                                  f"{self.obs_dim + self.act_dim} ([s, a]) -> {self.obs_dim} (s')")

@@ -99,6 +99,7 @@ from rlgen.reward_wrapper import (
     TransitionRing,
     WrapperCallback,
     add_bonus_to_rollout,
+    normalises_observations,
 )
 
 
@@ -155,6 +156,7 @@ class GAIL(RewardWrapper):
     ):
         disc_transitions = renamed("GAIL", "update_every", update_every, "disc_transitions", disc_transitions)
         disc_steps = renamed("GAIL", "disc_updates", disc_updates, "disc_steps", disc_steps)
+        _refuse_normalised_observations(venv)  # before the base class's warning about the same
         super().__init__(venv)
         obs_space, act_space = venv.observation_space, venv.action_space
         if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, (spaces.Box, spaces.Discrete)):
@@ -166,7 +168,6 @@ class GAIL(RewardWrapper):
             raise TypeError(f"demos must be rlgen.imitation.demos.Trajectories (see load_demos), "
                             f"got {type(demos).__name__}")
         demos.check_compatible(_env_id(venv), obs_space, act_space)
-        _refuse_normalised_observations(venv)
         if reward not in REWARD_KINDS:
             raise ValueError(f"unknown GAIL reward {reward!r}; choose one of: {', '.join(REWARD_KINDS)}")
         for name, value in (("disc_transitions", disc_transitions), ("disc_steps", disc_steps)):
@@ -528,13 +529,10 @@ def _replay_vec_normalize(normaliser: VecNormalize, rewards: np.ndarray, dones: 
 def _refuse_normalised_observations(venv: VecEnv) -> None:
     """A VecNormalize that normalises observations beneath the wrapper would have the discriminator compare the
     learner's normalised observations with the expert's raw ones: refused, naming the order that works."""
-    inner: Any = venv
-    while inner is not None:
-        if isinstance(inner, VecNormalize) and inner.norm_obs:
-            raise ValueError("GAIL wraps a VecNormalize that normalises observations: the discriminator would "
-                             "compare normalised learner observations with the raw expert demos; wrap GAIL in "
-                             "it instead, VecNormalize(GAIL(venv, demos)) (norm_obs=False beneath is fine)")
-        inner = getattr(inner, "venv", None)
+    if normalises_observations(venv):
+        raise ValueError("GAIL wraps a VecNormalize that normalises observations: the discriminator would "
+                         "compare normalised learner observations with the raw expert demos; wrap GAIL in "
+                         "it instead, VecNormalize(GAIL(venv, demos)) (norm_obs=False beneath is fine)")
 
 
 def _env_id(venv: VecEnv) -> str | None:
