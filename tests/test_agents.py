@@ -336,6 +336,13 @@ def test_a_run_resumed_under_other_code_names_each_sessions_commit(tiny_config, 
     train(tiny_config(total_steps=768), resume=True)
     sessions = json.loads((first.run_dir / "result.json").read_text())["code_sessions"]
     assert [(s["from_step"], s.get("commit", "?")[0]) for s in sessions] == [(0, "?"), (512, "d"), (640, "c")]
+    # a resume that trains nothing (the budget reached) adds no session, and the run's code stays the last one's
+    monkeypatch.setattr(run_module, "code_version", lambda: {"rlgen": "0.1.0", "commit": "e" * 40, "dirty": False})
+    train(tiny_config(total_steps=768), resume=True)
+    result = json.loads((first.run_dir / "result.json").read_text())
+    assert [(s["from_step"], s.get("commit", "?")[0]) for s in result["code_sessions"]] == [(0, "?"), (512, "d"),
+                                                                                              (640, "c")]
+    assert result["code"]["commit"] == "c" * 40
 
 
 def test_checkpoints_fall_between_rollouts(tiny_config, monkeypatch):

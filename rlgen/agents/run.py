@@ -267,6 +267,8 @@ def _learn(config: RunConfig, resume: bool) -> RunResult:
                 learn_time = time.perf_counter() - learn_start
             else:
                 run_callback.init_callback(model)
+                if len(sessions) > 1 and _from_step(sessions[-1]) >= model.num_timesteps:
+                    sessions.pop()  # this session trains nothing: the run's code is still the last one's
             if not history or history[-1]["timesteps"] < model.num_timesteps:
                 run_callback.evaluate()
             if remaining > 0:
