@@ -324,6 +324,26 @@ def test_counts_and_seeds_take_whole_numbers_in_e_notation_and_bench_workers_mus
         assert info.value.code == 2 and needle in capsys.readouterr().err, argv
 
 
+def test_a_seed_past_2_to_the_32_is_refused_in_one_line(tmp_path, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["train", "--seed", str(2**32 - 1)]).seed == 2**32 - 1
+    for argv in (["train", "--seed", "1e12"], ["imitate", "--seed", str(2**32)]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(argv)
+        assert info.value.code == 2
+        assert f"argument --seed: must be at most 2**32 - 1 = 4294967295, the largest numpy's generator takes, got " \
+               f"{argv[-1]!r}" in capsys.readouterr().err
+    base = ["train", "--env", "CartPole-v1", "--out", str(tmp_path)]
+    _one_line_error(capsys, [*base, "-p", "seed=1e12"], "seed 1000000000000 is past 2**32 - 1 = 4294967295")
+    (tmp_path / "seed.yaml").write_text("seed: 4294967296\n")
+    _one_line_error(capsys, [*base, "--config", str(tmp_path / "seed.yaml")],
+                    f"config file {tmp_path / 'seed.yaml'}: seed 4294967296 is past 2**32 - 1")
+    # rlgen bench --first-seed S: the suite's seeds S, S + 1, ... are held to the same bound
+    _one_line_error(capsys, ["bench", "smoke", "--first-seed", str(2**32 - 1), "--seeds", "2", "--plan",
+                             "--out", str(tmp_path / "bench")], "seed 4294967296 is past 2**32 - 1")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seed.yaml"]
+
+
 def test_a_config_files_top_level_sb3_argument_is_told_to_go_under_hyperparams(tmp_path, capsys):
     (tmp_path / "my_run.yaml").write_text("learning_rate: 1e-3\n")
     _one_line_error(capsys, ["train", "--config", str(tmp_path / "my_run.yaml")],

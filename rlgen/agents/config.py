@@ -37,6 +37,9 @@ _RENAMED_KWARGS = {
 MAX_TOTAL_STEPS = 10**10
 """A budget past this is a typo (1e20 for 1e6), not a plan: ~116 days at 1,000 steps/s."""
 
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's global generator takes, which SB3 seeds (``set_random_seed``)."""
+
 
 class ConfigError(ValueError):
     """A configuration problem a user can fix; the CLI prints it on one line and exits with code 2."""
@@ -224,6 +227,9 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed {self.seed} is past 2**32 - 1 = {MAX_SEED}, the largest numpy's generator takes "
+                              f"(SB3 seeds it): give a smaller seed")
         for name in ("env_kwargs", "hyperparams", "bonus_kwargs", "imitation_kwargs", "bc_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlgen.agents.config import ConfigError, RunConfig, resume_config
+from rlgen.agents.config import MAX_SEED, ConfigError, RunConfig, resume_config
 
 if TYPE_CHECKING:
     from rlgen.agents import RunResult
@@ -52,6 +52,15 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """argparse type for a seed or an offset: 0, 100, 1e3."""
     return _whole_number(text, 0, "non-negative")
+
+
+def run_seed(text: str) -> int:
+    """argparse type for a run's seed, e.g. 1e3: at most 2**32 - 1 (:data:`rlgen.agents.config.MAX_SEED`)."""
+    value = _whole_number(text, 0, "non-negative")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most 2**32 - 1 = {MAX_SEED}, the largest numpy's generator "
+                                         f"takes, got {text!r}")
+    return value
 
 
 def video_size(text: str) -> tuple[int, int]:
@@ -125,7 +134,7 @@ def add_training_options(p: argparse.ArgumentParser, *, run_name: str, overrides
     """The options of the commands that train an agent through ``build_config`` (train, imitate)."""
     p.add_argument("--steps", dest="total_steps", type=positive_int, default=None, metavar="N",
                    help="total env steps, e.g. 1e6")
-    p.add_argument("--seed", type=nonnegative_int, default=None, help="random seed (default 0)")
+    p.add_argument("--seed", type=run_seed, default=None, help="random seed, at most 2**32 - 1 (default 0)")
     p.add_argument("--n-envs", dest="n_envs", type=positive_int, default=None, metavar="N",
                    help="envs stepped together")
     p.add_argument("--config", dest="config_file", default=None, metavar="FILE",
