@@ -344,6 +344,20 @@ def test_a_seed_past_2_to_the_32_is_refused_in_one_line(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["seed.yaml"]
 
 
+def test_a_damaged_eval_csv_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    assert main(["train", "--env", "CartPole-v1", "--steps", "256", "--out", str(tmp_path), "--run-name", "r",
+                 "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64", "-p", "n_epochs=1",
+                 "-p", "eval_freq=128", "-p", "eval_episodes=1"]) == 0
+    eval_file = tmp_path / "r" / "eval.csv"
+    resume = ["train", "--resume", str(tmp_path / "r"), "--steps", "512", "--no-progress"]
+    for text, needle in (("timesteps,mean_return\n1024,abc\n", "line 2 ('1024,abc') has mean_return 'abc', not a "
+                                                                "number; correct or delete that line"),
+                         (eval_file.read_text().splitlines()[0] + "\n128,1.0,0.0\n", "line 2 ('128,1.0,0.0') has "
+                                                                                     "no episodes")):
+        eval_file.write_text(text)
+        _one_line_error(capsys, resume, f"{eval_file} is damaged: {needle}")
+
+
 def test_a_config_files_top_level_sb3_argument_is_told_to_go_under_hyperparams(tmp_path, capsys):
     (tmp_path / "my_run.yaml").write_text("learning_rate: 1e-3\n")
     _one_line_error(capsys, ["train", "--config", str(tmp_path / "my_run.yaml")],

@@ -383,10 +383,32 @@ def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_eval_history(path: Path) -> list[dict[str, float]]:
+    """The rows of eval.csv ([] without it); ConfigError naming the file and the line when one lacks a column of
+    :data:`EVAL_FIELDS` or holds no number there."""
     if not path.is_file():
         return []
-    with path.open() as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    history = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            try:
+                history.append({name: float(row[name]) for name in EVAL_FIELDS})
+            except (KeyError, TypeError, ValueError):
+                name = next(name for name in EVAL_FIELDS if not _is_number(row.get(name)))
+                value = row.get(name)
+                text = ",".join(v for k, v in row.items() if k is not None and v is not None)
+                what = f"no {name}" if value is None else f"{name} {value!r}, not a number"
+                raise ConfigError(f"{path} is damaged: line {reader.line_num} ({text!r}) has {what}; correct or "
+                                  "delete that line") from None
+    return history
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 # -- SB3 Monitor files -------------------------------------------------------------------------------
