@@ -28,6 +28,19 @@ def test_unknown_preset_key_is_one_line_exit_2(capsys):
     assert "n_steps" in err
 
 
+def test_a_value_that_is_not_yaml_is_refused_naming_the_key(tmp_path, capsys):
+    base = ["train", "--env", "CartPole-v1", "--out", str(tmp_path)]
+    _one_line_error(capsys, [*base, "-p", "policy_kwargs.net_arch=[64,"],
+                    "-p policy_kwargs.net_arch: '[64,' is not valid YAML (")
+    err = _one_line_error(capsys, [*base, "-p", "env_kwargs.name=a: b: c"], "-p env_kwargs.name: 'a: b: c' is not")
+    assert "quote text" in err
+    assert not list(tmp_path.iterdir())  # refused before a run directory is made
+    from rlgen.agents.config import parse_override
+
+    assert parse_override('env_kwargs.name="a: b: c"') == (["env_kwargs", "name"], "a: b: c")  # quoted: text
+    assert parse_override("run_name=[a") == (["run_name"], "[a")  # names are taken as typed
+
+
 @pytest.mark.parametrize("argv", [["envs", "--json"], ["demos", "info", "d.npz", "--bogus"], ["gen", "train", "vae", "-x"]])
 def test_an_unknown_option_is_named_by_its_own_command(capsys, argv):
     with pytest.raises(SystemExit) as info:

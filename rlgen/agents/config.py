@@ -419,14 +419,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key=value")
     key, raw = item.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
     if key.strip() in ("run_name", "out_dir"):  # names, taken as typed (2024.10 and 007 stay as they are)
-        value = raw
-    elif isinstance(value, str):
-        value = _number_or_text(value)  # YAML 1.1 reads "1e6" and "3e-4" as strings
+        value: Any = raw
+    else:
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:  # an unclosed [64, would reach SB3 as text and fail there, unnamed
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"-p {key.strip()}: {raw!r} is not valid YAML ({problem}); close its brackets, or "
+                              f"quote text: -p '{key.strip()}=\"...\"'") from None
+        if isinstance(value, str):
+            value = _number_or_text(value)  # YAML 1.1 reads "1e6" and "3e-4" as strings
     path = [part for part in key.strip().split(".") if part]
     if not path:
         raise ConfigError(f"override {item!r} has an empty key")
