@@ -357,6 +357,23 @@ def test_a_seed_past_2_to_the_32_is_refused_in_one_line(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["seed.yaml"]
 
 
+def test_a_run_name_must_be_one_folder_name(tmp_path, capsys):
+    out = tmp_path / "out"
+    parser = build_parser()
+    assert parser.parse_args(["train", "--run-name", "my run.v2"]).run_name == "my run.v2"
+    for words in (["train"], ["imitate"], ["gen", "train", "vae"]):
+        for name in ("../../escape", "a/b", "..", ".", ""):
+            with pytest.raises(SystemExit) as info:
+                parser.parse_args([*words, "--out", str(out), "--run-name", name])
+            assert info.value.code == 2
+            assert f"argument --run-name: {name!r} is not a folder name" in capsys.readouterr().err, (words, name)
+    base = ["train", "--env", "CartPole-v1", "--out", str(out), "--steps", "64", "--no-progress"]
+    _one_line_error(capsys, [*base, "-p", "run_name=../escape"], "run_name '../escape' is not a folder name")
+    (tmp_path / "escape.yaml").write_text("run_name: ../escape\n")
+    _one_line_error(capsys, [*base, "--config", str(tmp_path / "escape.yaml")], "is not a folder name")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["escape.yaml"]  # nothing written, in --out or not
+
+
 def test_a_damaged_eval_csv_is_one_line_naming_the_file_and_line(tmp_path, capsys):
     assert main(["train", "--env", "CartPole-v1", "--steps", "256", "--out", str(tmp_path), "--run-name", "r",
                  "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64", "-p", "n_epochs=1",

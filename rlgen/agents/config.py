@@ -351,6 +351,12 @@ def default_run_name(algo: str, env_id: str, seed: int, bonus: str | None = None
     return f"{method}_{slug}_s{seed}"
 
 
+def is_folder_name(name: str) -> bool:
+    """Whether a run_name names one folder: the run goes to out_dir/run_name, which '..' or a '/' would put
+    elsewhere and '.' into out_dir itself ('' is no name either, not the default one)."""
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
@@ -535,7 +541,11 @@ def build_config(
     data = deep_merge(data, file_data)
     data = deep_merge(data, {k: v for k, v in fields.items() if v is not None})
     data["algo"], data["env_id"] = algo, env_id
-    return apply_overrides(RunConfig.from_dict(data, validate=False), overrides or []).refuse_unused_settings()
+    config = apply_overrides(RunConfig.from_dict(data, validate=False), overrides or []).refuse_unused_settings()
+    if config.run_name is not None and not is_folder_name(config.run_name):  # new runs only: saved ones resume
+        raise ConfigError(f"run_name {config.run_name!r} is not a folder name: the run goes to out_dir/run_name; "
+                          f"give one name without '/' or '..' (a parent folder goes in out_dir)")
+    return config
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

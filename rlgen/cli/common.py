@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlgen.agents.config import MAX_SEED, ConfigError, RunConfig, resume_config
+from rlgen.agents.config import MAX_SEED, ConfigError, RunConfig, is_folder_name, resume_config
 
 if TYPE_CHECKING:
     from rlgen.agents import RunResult
@@ -61,6 +61,14 @@ def run_seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at most 2**32 - 1 = {MAX_SEED}, the largest numpy's generator "
                                          f"takes, got {text!r}")
     return value
+
+
+def folder_name(text: str) -> str:
+    """argparse type for --run-name: one folder's name (:func:`rlgen.agents.config.is_folder_name`)."""
+    if not is_folder_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder name: the run goes to OUT/NAME (--out); give one "
+                                         f"name without '/' or '..'")
+    return text
 
 
 def video_size(text: str) -> tuple[int, int]:
@@ -126,7 +134,8 @@ def add_run_dir_options(p: argparse.ArgumentParser, parent: str, name: str, out_
     goes to OUT/RUN_NAME (``out_note``: what a command still does otherwise, for its --out help)."""
     p.add_argument("--out", dest="out_dir", default=None, metavar="DIR",
                    help=f"parent folder of run directories (default {parent}){out_note}")
-    p.add_argument("--run-name", default=None, metavar="NAME", help=f"run directory name (default {name})")
+    p.add_argument("--run-name", type=folder_name, default=None, metavar="NAME",
+                   help=f"run directory name (default {name}), a single folder name")
 
 
 def add_training_options(p: argparse.ArgumentParser, *, run_name: str, overrides_example: str,
