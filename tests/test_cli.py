@@ -374,6 +374,13 @@ def test_a_run_name_must_be_one_folder_name(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["escape.yaml"]  # nothing written, in --out or not
 
 
+def test_eval_takes_no_progress_as_the_other_commands_do():
+    parser = build_parser()
+    assert parser.parse_args(["eval", "RUN", "--no-progress"]).no_progress
+    for words in (["train"], ["demos", "collect", "RUN"], ["gen", "sample", "RUN"]):
+        assert parser.parse_args([*words, "--no-progress"]).no_progress
+
+
 def test_a_damaged_eval_csv_is_one_line_naming_the_file_and_line(tmp_path, capsys):
     assert main(["train", "--env", "CartPole-v1", "--steps", "256", "--out", str(tmp_path), "--run-name", "r",
                  "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64", "-p", "n_epochs=1",

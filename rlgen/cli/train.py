@@ -96,6 +96,8 @@ def _add_eval(sub: Subparsers) -> None:
                    help="the policy of the run's best periodic evaluation (RUN_DIR/best) instead of its "
                    "final one")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no effect: eval shows no progress bar (taken, as train and demos collect take it)")
     add_video_options(p, "the evaluated episodes")
     p.set_defaults(func=_cmd_eval)
 
