@@ -25,7 +25,11 @@ def test_unknown_env_is_one_line_exit_2(capsys):
 
 def test_unknown_preset_key_is_one_line_exit_2(capsys):
     err = _one_line_error(capsys, ["train", "--env", "CartPole-v1", "-p", "n_stepz=8"], "unknown key 'n_stepz'")
-    assert "n_steps" in err
+    assert err.endswith("; did you mean n_steps?") and "vf_coef" not in err  # the close key, not every valid one
+    _one_line_error(capsys, ["train", "--env", "CartPole-v1", "-p", "polcy_kwargs.net_arch=[8]"],
+                    "did you mean policy_kwargs.net_arch?")
+    err = _one_line_error(capsys, ["train", "--env", "CartPole-v1", "-p", "zzz=8"], "unknown key 'zzz'")
+    assert "did you mean" not in err and "n_steps" in err  # nothing close: the valid keys
 
 
 def test_a_value_that_is_not_yaml_is_refused_naming_the_key(tmp_path, capsys):

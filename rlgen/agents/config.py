@@ -460,10 +460,11 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         if path[0] not in fields:
             valid = sb3_arguments(data["algo"]) if data["algo"] in ALGOS else set()
             if path[0] not in valid:
-                raise ConfigError(
-                    f"unknown key {path[0]!r} in -p {item}; valid: config keys ({', '.join(sorted(fields))}) "
-                    f"or {data['algo']} hyperparameters ({', '.join(sorted(valid))})"
-                )
+                close = difflib.get_close_matches(path[0], sorted(fields | valid), n=1)
+                hint = (f"did you mean {'.'.join([close[0], *path[1:]])}?" if close else
+                        f"valid: config keys ({', '.join(sorted(fields))}) or {data['algo']} hyperparameters "
+                        f"({', '.join(sorted(valid))})")
+                raise ConfigError(f"unknown key {path[0]!r} in -p {item}; {hint}")
             path = ["hyperparams", *path]
         target = data
         for part in path[:-1]:
