@@ -385,6 +385,13 @@ def test_eval_takes_no_progress_as_the_other_commands_do():
         assert parser.parse_args([*words, "--no-progress"]).no_progress
 
 
+def test_an_empty_config_file_is_called_empty(tmp_path, capsys):
+    for text in ("", "# nothing yet\n"):
+        (tmp_path / "empty.yaml").write_text(text)
+        _one_line_error(capsys, ["train", "--env", "CartPole-v1", "--config", str(tmp_path / "empty.yaml")],
+                        f"config file {tmp_path / 'empty.yaml'} is empty: it must hold a mapping of keys")
+
+
 def test_a_damaged_eval_csv_is_one_line_naming_the_file_and_line(tmp_path, capsys):
     assert main(["train", "--env", "CartPole-v1", "--steps", "256", "--out", str(tmp_path), "--run-name", "r",
                  "--no-progress", "-p", "n_steps=128", "-p", "batch_size=64", "-p", "n_epochs=1",

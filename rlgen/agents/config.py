@@ -339,6 +339,8 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
         data = load_yaml(path.read_text())
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:  # no text, or comments only
+        raise ConfigError(f"{what} {path} is empty: it must hold a mapping of keys (key: value, one a line)")
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of keys, got {type(data).__name__}")
     return data
