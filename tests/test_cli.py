@@ -453,3 +453,41 @@ def test_the_algorithm_can_be_given_as_a_word(tmp_path, capsys):
     config = yaml.safe_load((tmp_path / "a2c_CartPole-v1_s0" / "config.yaml").read_text())
     assert config["algo"] == "a2c"
     _one_line_error(capsys, ["train", "a2c", "--algo", "ppo", *argv], "two algorithms: a2c and --algo ppo; give one")
+
+
+def test_sigterm_stops_a_training_command_as_ctrl_c_does(tmp_path):
+    # killed with SIGTERM, `rlgen train` died without a word (exit 143); now it stops as Ctrl-C does and says what
+    # is kept and how to go on
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "rlgen", "train", "--env", "CartPole-v1", "--steps", "1000000",
+                             "--out", str(tmp_path), "--no-progress", "-p", "n_steps=64"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("run directory:")
+        # training under way (episodes logged): a signal during the imports before it once ended the process by
+        # SIGINT (returncode -2) after the right message; the interrupted import's code is not rlgen's
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(
+                len(p.read_text().splitlines()) for p in tmp_path.glob("*/monitor/*.csv")) < 5:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("rlgen: interrupted ("), err
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    # `rlgen envs | head -1`: stdout's reader closed before the command wrote
+    proc = subprocess.Popen([sys.executable, "-m", "rlgen", "envs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the command has imported rlgen
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 1

@@ -7,11 +7,13 @@ Imports no command module of ``rlgen.cli`` (they import this one), so the comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,12 +267,40 @@ def check_mujoco_gl() -> None:
 _PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR, errno.ENOENT)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM (``kill``, a scheduler's stop) ends a command as Ctrl-C does: the run stops
+    where a resume can pick it up and says so, instead of dying without a word. Processes forked inside (a
+    benchmark's workers) keep the default: they die at once, as before. The old handler is back afterwards."""
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; a user's mistake is one stderr line and exit code 2."""
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         check_mujoco_gl()
-        return func(args)
+        with sigterm_as_interrupt():
+            code = func(args)
+        sys.stdout.flush()  # a reader gone shows here, not as a traceback at Python's exit
+        return code
     except ConfigError as exc:
         print(f"rlgen: error: {exc}", file=sys.stderr)
         return 2
@@ -280,6 +310,10 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # a training command's says what is kept (RunInterrupted)
         print(f"rlgen: interrupted ({exc})" if str(exc) else "rlgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader went away (`rlgen bench ... --plan | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
+        return 1
     except OSError as exc:
         if exc.errno in _PATH_ERRNOS and exc.filename:
             # a path the user gave cannot be written or read (permissions, a read-only disk, a file where a
