@@ -401,7 +401,9 @@ def test_a_damaged_eval_csv_is_one_line_naming_the_file_and_line(tmp_path, capsy
     for text, needle in (("timesteps,mean_return\n1024,abc\n", "line 2 ('1024,abc') has mean_return 'abc', not a "
                                                                 "number; correct or delete that line"),
                          (eval_file.read_text().splitlines()[0] + "\n128,1.0,0.0\n", "line 2 ('128,1.0,0.0') has "
-                                                                                     "no episodes")):
+                                                                                     "no episodes"),
+                         ("timesteps,mean_return\n128,1.0,7\n", "line 2 ('128,1.0,7') has more values than the "
+                                                                 "header's columns")):
         eval_file.write_text(text)
         _one_line_error(capsys, resume, f"{eval_file} is damaged: {needle}")
 

@@ -383,8 +383,9 @@ def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_eval_history(path: Path) -> list[dict[str, float]]:
-    """The rows of eval.csv ([] without it); ConfigError naming the file and the line when one lacks a column of
-    :data:`EVAL_FIELDS` or holds no number there."""
+    """The rows of eval.csv, each column of its header as a number ([] without it: files of older rlgen versions
+    hold fewer columns than :data:`EVAL_FIELDS`); ConfigError naming the file and the line when one lacks a
+    column of the header or holds no number there."""
     if not path.is_file():
         return []
     history = []
@@ -392,12 +393,13 @@ def read_eval_history(path: Path) -> list[dict[str, float]]:
         reader = csv.DictReader(handle)
         for row in reader:
             try:
-                history.append({name: float(row[name]) for name in EVAL_FIELDS})
-            except (KeyError, TypeError, ValueError):
-                name = next(name for name in EVAL_FIELDS if not _is_number(row.get(name)))
+                history.append({name: float(value) for name, value in row.items()})  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                name = next(name for name, value in row.items() if name is None or not _is_number(value))
                 value = row.get(name)
-                text = ",".join(v for k, v in row.items() if k is not None and v is not None)
-                what = f"no {name}" if value is None else f"{name} {value!r}, not a number"
+                text = ",".join([*(v for k, v in row.items() if k is not None and v is not None), *row.get(None, [])])
+                what = ("more values than the header's columns" if name is None else
+                        f"no {name}" if value is None else f"{name} {value!r}, not a number")
                 raise ConfigError(f"{path} is damaged: line {reader.line_num} ({text!r}) has {what}; correct or "
                                   "delete that line") from None
     return history
