@@ -28,6 +28,7 @@ from rlgen.agents import ConfigError, RunConfig
 from rlgen.agents.rundir import ERROR_FILE, RunDir
 from rlgen.atomic import LockedError, atomic_write_text, run_lock
 from rlgen.bench.suite import SuiteRun
+from rlgen.interrupt import sigterm_as_interrupt
 
 logger = logging.getLogger(__name__)
 
@@ -147,21 +148,18 @@ def _run_local(todo: list[dict[str, Any]], workers: int):
     # parent however the parent dies (die_with_parent), so no orphan trains on in a suite's run directories
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=die_with_parent, initargs=(os.getpid(),))
-    previous = _sigterm_raises_keyboard_interrupt()
-    try:
-        futures = [pool.submit(run_one, config) for config in todo]
-        for future in as_completed(futures):
-            yield future.result()
-    except BaseException:
-        # Stopped (Ctrl-C, kill): end the workers too, or they train on as orphans and write into the
-        # run directories a resumed suite is using. Their runs resume from the last checkpoint.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():
+        try:
+            futures = [pool.submit(run_one, config) for config in todo]
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            # Stopped (Ctrl-C, kill): end the workers too, or they train on as orphans and write into the
+            # run directories a resumed suite is using. Their runs resume from the last checkpoint.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     pool.shutdown()
 
 
@@ -195,17 +193,6 @@ def die_with_parent(parent: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="rlgen-parent-watch", daemon=True).start()
-
-
-def _sigterm_raises_keyboard_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt in the main thread; returns the previous handler (or None)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def die_with_process(pid: int, host: str) -> None:

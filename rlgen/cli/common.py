@@ -7,17 +7,16 @@ Imports no command module of ``rlgen.cli`` (they import this one), so the comman
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import os
 import shlex
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlgen.agents.config import MAX_SEED, ConfigError, RunConfig, is_folder_name, resume_config
+from rlgen.interrupt import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from rlgen.agents import RunResult
@@ -265,31 +264,6 @@ def check_mujoco_gl() -> None:
 
 
 _PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR, errno.ENOENT)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside the block SIGTERM (``kill``, a scheduler's stop) ends a command as Ctrl-C does: the run stops
-    where a resume can pick it up and says so, instead of dying without a word. Processes forked inside (a
-    benchmark's workers) keep the default: they die at once, as before. The old handler is back afterwards."""
-    owner = os.getpid()
-
-    def handler(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_command(args: argparse.Namespace) -> int:
