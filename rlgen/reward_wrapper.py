@@ -62,6 +62,10 @@ class TransitionRecorder:
         self.steps = 0
         self.last_obs: np.ndarray | None = None
         self.actions: np.ndarray | None = None
+        self._staged: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, actions, dones) per staged step
+        self._staged_ends: list[tuple[int, int, np.ndarray]] = []  # (staged step, env, terminal observation)
+        self._staged_truncated: list[tuple[int, int]] = []  # (staged step, env) of episodes a time limit ended
+        self._staged_from: np.ndarray | None = None  # s of the first staged step
 
     def where(self) -> str:
         """The step being checked: "step N" (counting it), or "transition N" (the transitions before it)."""
@@ -78,8 +82,11 @@ class TransitionRecorder:
         self.last_obs = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
 
     def on_actions(self, actions: np.ndarray) -> None:
+        self.actions = actions  # as given: made rows by on_step, or copied whole by stage
+
+    def _action_rows(self, actions: np.ndarray, n_rows: int) -> np.ndarray:
         shape = (-1,) if self.action_shape is None else self.action_shape
-        self.actions = np.asarray(actions, dtype=self.action_dtype).reshape(self.num_envs, *shape)
+        return np.asarray(actions, dtype=self.action_dtype).reshape(n_rows, *shape)
 
     def on_step(self, obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,7 +96,10 @@ class TransitionRecorder:
         will be (one copy less at every env step)."""
         if self.last_obs is None or self.actions is None:
             raise RuntimeError(f"{self.owner}.step_wait called before reset/step_async")
+        if self._staged:
+            raise RuntimeError(f"{self.owner}: on_step with staged steps not taken yet (take_staged first)")
         self.steps += 1
+        actions = self._action_rows(self.actions, self.num_envs)
         flat = np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
         self.check_finite(flat, "observation")
         ended = np.flatnonzero(dones)
@@ -101,9 +111,64 @@ class TransitionRecorder:
                 if terminal is not None:
                     next_obs[i] = np.asarray(terminal, dtype=np.float32).reshape(-1)
             self.check_finite(next_obs[ended], "terminal observation")
-        transition = (self.last_obs, self.actions, next_obs)
+        transition = (self.last_obs, actions, next_obs)
         self.last_obs = flat
         return transition
+
+    def stage(self, obs: np.ndarray, dones: np.ndarray, infos: Sequence[dict[str, Any]]) -> None:
+        """Keep a step for :meth:`take_staged`, which makes the rows of all steps kept in one batch: what
+        :meth:`on_step` does per step costs far more right after an env step, with the caches cold, than in one
+        pass over a rollout (benchmarks/results/throughput.md, GAIL's section). Per step only the observation
+        (copied, as float32, and checked, so a non-finite one still stops the step it came in), a copy of the
+        actions, the dones and the terminal observations of the envs that ended. :attr:`last_obs` and
+        :attr:`steps` move on as with :meth:`on_step`."""
+        if self.last_obs is None or self.actions is None:
+            raise RuntimeError(f"{self.owner}.step_wait called before reset/step_async")
+        self.steps += 1
+        flat = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)  # a copy: the VecEnv may reuse its array
+        self.check_finite(flat, "observation")
+        dones = np.array(dones, dtype=bool)
+        if not self._staged:
+            self._staged_from = self.last_obs
+        if dones.any():
+            t = len(self._staged)
+            for i in np.flatnonzero(dones):
+                terminal = infos[i].get("terminal_observation")
+                if terminal is not None:
+                    terminal = np.asarray(terminal, dtype=np.float32).reshape(-1)
+                    self.check_finite(terminal, "terminal observation")
+                    self._staged_ends.append((t, int(i), terminal))
+                if infos[i].get("TimeLimit.truncated", False):
+                    self._staged_truncated.append((t, int(i)))
+        self._staged.append((flat, np.array(self.actions), dones))
+        self.last_obs = flat
+
+    @property
+    def staged_steps(self) -> int:
+        """Steps kept by :meth:`stage` and not taken yet."""
+        return len(self._staged)
+
+    def take_staged(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(s, a, s', dones, truncated) of the steps kept since the last call (at least one): rows step by step
+        (steps x envs rows, as :meth:`on_step` would have given them one step at a time); dones and truncated
+        (the episode ended by a time limit, ``info["TimeLimit.truncated"]``) shaped (steps, envs)."""
+        steps = len(self._staged)
+        if steps == 0:
+            raise RuntimeError(f"{self.owner}: take_staged with no staged steps (see staged_steps)")
+        obs = np.stack([step[0] for step in self._staged])  # (steps, envs, dim)
+        actions = self._action_rows(np.stack([step[1] for step in self._staged]), steps * self.num_envs)
+        dones = np.stack([step[2] for step in self._staged])
+        first = self._staged_from
+        next_obs = obs.copy() if self._staged_ends else obs
+        for t, i, terminal in self._staged_ends:
+            next_obs[t, i] = terminal
+        truncated = np.zeros_like(dones)
+        for t, i in self._staged_truncated:
+            truncated[t, i] = True
+        s = np.concatenate([first[None], obs[:-1]])
+        self._staged, self._staged_ends, self._staged_truncated, self._staged_from = [], [], [], None
+        n = steps * self.num_envs
+        return s.reshape(n, -1), actions, next_obs.reshape(n, -1), dones, truncated
 
 
 class ActionEncoding:

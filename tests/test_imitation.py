@@ -1198,18 +1198,32 @@ def test_rewards_added_at_the_rollout_end_are_what_step_time_rewards_would_have_
 
 def test_a_run_stopped_mid_rollout_leaves_the_normaliser_as_step_time_rewards_would():
     class StopAt(BaseCallback):
+        def __init__(self, gail):
+            super().__init__()
+            self.gail, self.saved = gail, None
+
         def _on_step(self):
+            if self.num_timesteps == 36:  # a state saved inside a rollout holds its steps so far
+                self.saved = self.gail.state_dict()
             return self.num_timesteps < 40  # mid-way through the second rollout of 32
 
-    seen = {}
+    seen, saved = {}, {}
     for defer in (False, True):
         gail, outer, model = _gail_stack("absorbing", defer)
-        model.learn(96, callback=[gail.callback, StopAt()])
+        stop = StopAt(gail)
+        model.learn(96, callback=[gail.callback, stop])
         seen[defer] = (outer.ret_rms.mean.copy(), outer.ret_rms.var.copy(), outer.ret_rms.count, outer.returns.copy())
+        saved[defer] = stop.saved
     assert seen[True][2] == seen[False][2] == pytest.approx(1e-4 + 40)  # 20 steps of 2 envs
     for a, b in zip(seen[False], seen[True], strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
     assert np.abs(seen[False][3]).max() > 0.1
+    assert saved[True]["num_transitions"] == saved[False]["num_transitions"] == 36
+    assert saved[True]["since_update"] == saved[False]["since_update"] == 4
+    for name in ("buffer", "buffer_terminal"):
+        a, b = saved[False][name], saved[True][name]
+        for key in (a if isinstance(a, dict) else {"": a}):
+            np.testing.assert_array_equal(b[key] if key else b, a[key] if key else a, err_msg=f"{name} {key}")
 
 
 def test_rewards_stay_at_step_time_where_they_cannot_wait():

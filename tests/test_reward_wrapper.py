@@ -151,6 +151,48 @@ def test_the_recorder_pairs_each_step_with_the_true_next_observation_and_refuses
         recorder.on_step(np.array([[np.nan], [0.0]]), np.array([False, False]), [{}, {}])
 
 
+def test_staged_steps_give_the_rows_step_by_step_recording_gives():
+    """A deferred rollout keeps its steps (stage) and makes their rows in one batch (take_staged): the same
+    (s, a, s') as on_step per step, terminal observations and time-limit ends included, also when taken in two
+    parts (a state saved inside a rollout), and a VecEnv that reuses its arrays changes nothing kept."""
+    from rlgen.reward_wrapper import TransitionRecorder
+
+    rng = np.random.default_rng(0)
+    n_envs, steps = 3, 12
+    obs_seq = rng.normal(size=(steps + 1, n_envs, 2))
+    act_seq = rng.normal(size=(steps, n_envs, 1)).astype(np.float32)
+    dones = rng.random((steps, n_envs)) < 0.3
+    truncated = dones & (rng.random((steps, n_envs)) < 0.5)
+    infos = [[{"terminal_observation": rng.normal(size=2), "TimeLimit.truncated": bool(truncated[t, i])}
+              if dones[t, i] else {} for i in range(n_envs)] for t in range(steps)]
+    stepwise, staged = TransitionRecorder(n_envs, "Test"), TransitionRecorder(n_envs, "Test")
+    for recorder in (stepwise, staged):
+        recorder.on_reset(obs_seq[0])
+    expected, parts = [], []
+    env_obs, env_act = np.empty((n_envs, 2), np.float32), np.empty((n_envs, 1), np.float32)  # reused, as VecEnvs may
+    for t in range(steps):
+        stepwise.on_actions(act_seq[t])
+        expected.append(stepwise.on_step(obs_seq[t + 1], dones[t], infos[t]))
+        env_act[:], env_obs[:] = act_seq[t], obs_seq[t + 1]
+        staged.on_actions(env_act)
+        staged.stage(env_obs, dones[t], infos[t])
+        np.testing.assert_array_equal(staged.last_obs, stepwise.last_obs)
+        if t == 4:
+            parts.append(staged.take_staged())
+    assert staged.staged_steps == steps - 5 and staged.steps == steps
+    parts.append(staged.take_staged())
+    for k, name in enumerate(("s", "a", "s'")):
+        got = np.concatenate([part[k] for part in parts])
+        np.testing.assert_array_equal(got, np.concatenate([step[k] for step in expected]), err_msg=name)
+    np.testing.assert_array_equal(np.concatenate([part[3] for part in parts]), dones)
+    np.testing.assert_array_equal(np.concatenate([part[4] for part in parts]), truncated)
+    with pytest.raises(RuntimeError, match="no staged steps"):
+        staged.take_staged()
+    staged.on_actions(np.zeros((n_envs, 1)))
+    with pytest.raises(ValueError, match="Test: non-finite observation at step 13"):
+        staged.stage(np.full((n_envs, 2), np.nan), np.zeros(n_envs, bool), [{}] * n_envs)
+
+
 def test_an_infogail_policy_gets_its_code_outside_training_and_others_refuse_one():
     from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -264,21 +264,20 @@ class GAIL(RewardWrapper):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
+        for info, env_reward in zip(infos, env_rewards.tolist(), strict=True):
+            info["env_reward"] = env_reward
+        if self.deferring:  # the callback adds this step's reward at the rollout's end; its rows are made then
+            self.recorder.stage(obs, dones, infos)
+            return obs, np.zeros(self.num_envs, dtype=np.float32), dones, infos
         s, a, next_obs = self.recorder.on_step(obs, dones, infos)
         terminal = None
         if self.absorbing:
             terminal = np.array([bool(done) and not info.get("TimeLimit.truncated", False)
                                  for done, info in zip(dones, infos, strict=True)])
-        if self.deferring:  # the callback adds this step's reward at the rollout's end
-            rewards = np.zeros(self.num_envs, dtype=np.float32)
-            self._rollout_dones.append(np.array(dones, dtype=bool))
-        else:
-            rewards = self.discriminator.step_reward(s, a, next_obs, kind=self.reward_kind)
-            if terminal is not None:
-                rewards[terminal] += np.float32(self.absorbing_return)
-            self._check_rewards(rewards)
-        for info, env_reward in zip(infos, env_rewards.tolist(), strict=True):
-            info["env_reward"] = env_reward
+        rewards = self.discriminator.step_reward(s, a, next_obs, kind=self.reward_kind)
+        if terminal is not None:
+            rewards[terminal] += np.float32(self.absorbing_return)
+        self._check_rewards(rewards)
         rows = self._record(s, a, next_obs, terminal)
         self._recorded(s, a, rows)
         # without an agent's rollouts: a round every disc_transitions transitions, after this step's reward
@@ -286,10 +285,21 @@ class GAIL(RewardWrapper):
             self.end_rollout()
         return obs, rewards, dones, infos
 
+    def _take_staged(self) -> None:
+        """Move the steps a deferred rollout staged (:meth:`TransitionRecorder.stage`) into the buffer, their dones
+        into the rollout's: before the rollout's rewards, and before the state is saved."""
+        if not self.recorder.staged_steps:
+            return
+        s, a, next_obs, dones, truncated = self.recorder.take_staged()
+        terminal = (dones & ~truncated).reshape(-1) if self.absorbing else None
+        rows = self._record(s, a, next_obs, terminal)
+        self._recorded(s, a, rows)
+        self._rollout_dones.extend(dones)
+
     def _record(self, s: np.ndarray, a: np.ndarray, next_obs: np.ndarray, terminal: np.ndarray | None
                 ) -> slice | np.ndarray:
-        """Add a step's transitions to the buffer (grown first if the transitions since the last round would
-        not fit); returns the rows they went to (a slice unless the ring wrapped around)."""
+        """Add transitions (a step's, or a deferred rollout's) to the buffer (grown first if the transitions since
+        the last round would not fit); returns the rows they went to (a slice unless the ring wrapped around)."""
         n = len(s)
         if self._since_round + n > self.buffer.capacity:
             self._grow_buffer(max(2 * self.buffer.capacity, self._since_round + n))
@@ -304,7 +314,8 @@ class GAIL(RewardWrapper):
         return rows
 
     def _recorded(self, obs: np.ndarray, acts: np.ndarray, rows: slice | np.ndarray) -> None:
-        """Called with each step's transitions and their buffer rows, before a round that step may end."""
+        """Called with each step's transitions and their buffer rows, before a round that step may end (with a
+        deferred rollout's, all of them at once)."""
 
     def _grow_buffer(self, capacity: int) -> None:
         order = self.buffer.grow(capacity)
@@ -332,6 +343,7 @@ class GAIL(RewardWrapper):
         """The discriminator's rewards of the steps since the rollout began (``deferring``), computed in one batch
         with the discriminator in force during it, shaped (steps, n_envs), and those steps' dones; ends the
         deferral."""
+        self._take_staged()
         dones = np.array(self._rollout_dones, dtype=bool).reshape(-1, self.num_envs)
         self._rollout_dones, self.deferring = [], False
         n = dones.size
@@ -434,6 +446,7 @@ class GAIL(RewardWrapper):
         return self._fingerprint
 
     def state_dict(self) -> dict[str, Any]:
+        self._take_staged()  # saved inside a deferred rollout: its steps so far are in the buffer
         size = self.buffer.size
         return {"discriminator": self.discriminator.full_state_dict(), "buffer": self.buffer.state("acts"),
                 **{f"buffer_{name}": torch.from_numpy(values[:size].copy()) for name, values in self.row_data.items()},
