@@ -314,10 +314,13 @@ class GailClock:
         gail.step_wait, callback._on_rollout_end = step_wait, on_rollout_end
 
 
-def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, float], dict[str, float]]:
+def interleaved_stacks(configs: dict[str, Any], steps: int
+                       ) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, int]]]:
     """Each config's env stack, reward wrappers and agent, built as ``rlgen train`` builds them, then trained
     one rollout at a time in turn (``learn(rollout, reset_num_timesteps=False)``), so that every row sees
-    the machine of the same seconds. Returns steps/s and GAIL's share of the learn() time per config."""
+    the machine of the same seconds. Returns per config steps/s, GAIL's share of the learn() time, and the
+    envs' own time per step (microseconds; the DummyVecEnv's step_wait, Monitor and env) with the episodes
+    finished: what the agent's reward does to the envs' cost, through where its episodes go and end."""
     from stable_baselines3.common.callbacks import CallbackList
 
     from rlgen.agents.envstack import attach_reward_wrappers, build_model, vec_normalize
@@ -335,18 +338,61 @@ def interleaved_stacks(configs: dict[str, Any], steps: int) -> tuple[dict[str, f
     seconds = dict.fromkeys(configs, 0.0)
     done = dict.fromkeys(configs, 0)
     try:
-        with GailClock() as clock, unchecked_distributions():
+        with GailClock() as clock, EnvClock() as env_clock, unchecked_distributions():
             while min(done.values()) < steps:
                 for name, (model, callback, _, rollout) in stacks.items():
                     start = time.perf_counter()
                     model.learn(rollout, callback=callback, reset_num_timesteps=False)
                     seconds[name] += time.perf_counter() - start
                     done[name] = model.num_timesteps
+        envs = {name: _dummy_vec_env(stacks[name][0].get_env()) for name in configs}
+        env_cost = {name: (1e6 * env_clock[envs[name]] / (done[name] / envs[name].num_envs),
+                           sum(len(env.get_episode_lengths()) for env in envs[name].envs)) for name in configs}
     finally:
         for model, *_ in stacks.values():
             model.get_env().close()
     return ({name: done[name] / seconds[name] for name in configs},
-            {name: sum(clock[w] for w in stacks[name][2]) / seconds[name] for name in configs})
+            {name: sum(clock[w] for w in stacks[name][2]) / seconds[name] for name in configs}, env_cost)
+
+
+def _dummy_vec_env(venv: Any) -> Any:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    while not isinstance(venv, DummyVecEnv):
+        venv = venv.venv
+    return venv
+
+
+class EnvClock:
+    """Wall-clock seconds spent in each DummyVecEnv's ``step_wait`` (its envs' steps, Monitors and resets), per
+    instance, while in the ``with`` block: a benchmark instrument, like :class:`GailClock`, timing every row."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+
+    def __getitem__(self, venv: Any) -> float:
+        return self.seconds.get(id(venv), 0.0)
+
+    def __enter__(self) -> EnvClock:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        self._saved = DummyVecEnv.step_wait
+        step_wait, clock = DummyVecEnv.step_wait, self
+
+        def timed(venv):
+            start = time.perf_counter()
+            try:
+                return step_wait(venv)
+            finally:
+                clock.seconds[id(venv)] = clock[venv] + time.perf_counter() - start
+
+        DummyVecEnv.step_wait = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        DummyVecEnv.step_wait = self._saved
 
 
 def gail_reward_after(demos_path: Path, repeats: int) -> dict[str, Any]:
@@ -417,21 +463,35 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
                               imitation_kwargs={"gradient_penalty": 10.0})}
         rows: dict[str, list[float]] = {name: [] for name in configs}
         share: dict[str, list[float]] = {name: [] for name in configs if name != "PPO"}
+        env_cost: dict[str, list[tuple[float, int]]] = {name: [] for name in configs}
         for i in range(repeats):
-            speed, gail_share = interleaved_stacks(configs, steps)
+            speed, gail_share, envs = interleaved_stacks(configs, steps)
             for name in configs:
                 rows[name].append(speed[name])
+                env_cost[name].append(envs[name])
             for name in share:
                 share[name].append(gail_share[name])
             print(f"gail, {layout_name}, {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items())
-                  + "; GAIL's share: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in share.items()), flush=True)
+                  + "; GAIL's share: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in share.items())
+                  + "; envs' us/step, episodes: " + ", ".join(f"{k} {v[-1][0]:.0f}, {v[-1][1]}"
+                                                             for k, v in env_cost.items()), flush=True)
         inside = ["| GAIL setting | GAIL's share of learn() (median) | repeats | 1 - share |", "|---|---|---|---|"]
         for name, values in share.items():
             med = statistics.median(values)
             inside.append(f"| {name} | {med:.3f} | {', '.join(f'{v:.3f}' for v in values)} | {1 - med:.3f} |")
+        envs_table = ["| measurement | envs' time per env step, us (median) | repeats | episodes finished (median) |",
+                      "|---|---|---|---|"]
+        for name, values in env_cost.items():
+            micro, episodes = [v[0] for v in values], [v[1] for v in values]
+            envs_table.append(f"| {name} | {statistics.median(micro):.0f} | {', '.join(f'{v:.0f}' for v in micro)} "
+                              f"| {statistics.median(episodes):.0f} |")
         lines += [f"### {layout_name[0].upper()}{layout_name[1:]}", "", *table(rows, "steps/s", "PPO"), "",
                   "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
-                  "of each GAIL run's learn() time:", "", *inside, ""]
+                  "of each GAIL run's learn() time:", "", *inside, "",
+                  "The envs' own time (the DummyVecEnv's step_wait: env steps, Monitors, resets; EnvClock) per env "
+                  "step, and the episodes the run finished: a learner rewarded otherwise goes elsewhere and ends its "
+                  "episodes at other times, which changes what its envs cost apart from GAIL's code:", "",
+                  *envs_table, ""]
     lines += ["### The per-step reward, warm and cold", "",
               "`Discriminator.step_reward` on one Hopper-v5 transition (the defaults' 2 x 100 tanh network), timed "
               "alone, each call right after another, and each call right after a Hopper-v5 env step or a forward "
@@ -447,7 +507,9 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
         "than GAIL costs). GAIL with its defaults: the discriminator's rewards of a rollout computed in one batch at "
         "its end and added into the rollout buffer, the VecNormalize outside replayed with them (since commit "
         "'GAIL computes a rollout's rewards at its end'; before, one forward pass per env step for all envs at "
-        "once), one discriminator update per 2,048 transitions; the gradient penalty (the imitation benchmark's setting) adds a second backward pass to "
+        "once) and its transitions made in one batch there too (since commit 'GAIL: a deferred rollout's steps are "
+        "kept as they come'; before, each step's made and stored at the step), one discriminator update "
+        "per 2,048 transitions; the gradient penalty (the imitation benchmark's setting) adds a second backward pass to "
         "that update. Target: >= 0.95 of PPO's steps/s. The clock runs in GAIL's rows only (a few microseconds "
         "per step), so their ratios lean low."]
 
