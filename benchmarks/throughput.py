@@ -479,7 +479,7 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
         for name, values in share.items():
             med = statistics.median(values)
             inside.append(f"| {name} | {med:.3f} | {', '.join(f'{v:.3f}' for v in values)} | {1 - med:.3f} |")
-        envs_table = ["| measurement | envs' time per env step, us (median) | repeats | episodes finished (median) |",
+        envs_table = ["| measurement | envs' time per VecEnv step, us (median) | repeats | episodes finished (median) |",
                       "|---|---|---|---|"]
         for name, values in env_cost.items():
             micro, episodes = [v[0] for v in values], [v[1] for v in values]
@@ -488,8 +488,8 @@ def measure_gail(steps: int, repeats: int, tmp: Path) -> list[str]:
         lines += [f"### {layout_name[0].upper()}{layout_name[1:]}", "", *table(rows, "steps/s", "PPO"), "",
                   "GAIL's own time (its step_wait less the envs it wraps, and its callback; GailClock) as a share "
                   "of each GAIL run's learn() time:", "", *inside, "",
-                  "The envs' own time (the DummyVecEnv's step_wait: env steps, Monitors, resets; EnvClock) per env "
-                  "step, and the episodes the run finished: a learner rewarded otherwise goes elsewhere and ends its "
+                  "The envs' own time (the DummyVecEnv's step_wait: env steps, Monitors, resets; EnvClock) per VecEnv "
+                  "step (one step of each of its envs), and the episodes the run finished: a learner rewarded otherwise goes elsewhere and ends its "
                   "episodes at other times, which changes what its envs cost apart from GAIL's code:", "",
                   *envs_table, ""]
     lines += ["### The per-step reward, warm and cold", "",
