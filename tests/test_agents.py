@@ -512,6 +512,30 @@ def test_resume_as_another_agent_is_refused(tiny_config):
         train(tiny_config(total_steps=512, algo="a2c", hyperparams={"n_steps": 128}, run_name="run"), resume=True)
 
 
+def test_resume_takes_a_setting_spelled_out_at_its_default_as_the_same_run(tiny_config):
+    """A run that left a bonus setting or a hyperparameter to its default resumes with it given explicitly at that
+    default (``--bonus-model pixelcnn``, ``-p gamma=0.99``); another value is refused, naming the default the run
+    trained with (not None)."""
+    hyper = {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}}
+    rnd = {"update_every": 128}
+    train(tiny_config(total_steps=256, bonus="rnd", bonus_kwargs=rnd, run_name="run"))
+    resumed = train(tiny_config(total_steps=384, bonus="rnd", bonus_kwargs={**rnd, "beta": 0.1},  # RND's default
+                                hyperparams={**hyper, "gamma": 0.99}, run_name="run"), resume=True)
+    assert resumed.timesteps == 384
+    with pytest.raises(ConfigError, match=r"holds a run with hyperparams.gae_lambda 0.95; it cannot be resumed "
+                                          r"with hyperparams.gae_lambda 0.9$"):
+        train(tiny_config(total_steps=512, bonus="rnd", bonus_kwargs=rnd,
+                          hyperparams={**hyper, "gae_lambda": 0.9}, run_name="run"), resume=True)
+    with pytest.raises(ConfigError, match=r"holds a run with bonus_kwargs.beta 0.1; it cannot be resumed with "
+                                          r"bonus_kwargs.beta 2.0$"):
+        train(tiny_config(total_steps=512, bonus="rnd", bonus_kwargs={**rnd, "beta": 2.0}, run_name="run"),
+              resume=True)
+    with pytest.raises(ConfigError, match=r"holds a run with env_kwargs.sutton_barto_reward not set; it cannot be "
+                                          r"resumed with env_kwargs.sutton_barto_reward True$"):  # no default known
+        train(tiny_config(total_steps=512, bonus="rnd", bonus_kwargs=rnd, env_kwargs={"sutton_barto_reward": True},
+                          run_name="run"), resume=True)
+
+
 def test_a_resume_that_fails_before_training_leaves_the_run_directory_as_it_was(tiny_config):
     # it trimmed the Monitor files and the bonus's log to the checkpoint's step, and saved config.yaml, before
     # it found the checkpoint unusable

@@ -367,11 +367,52 @@ class RunDir:
                     if self.holds_run() else "")
             return f"nothing to resume in {self.path}: no {CHECKPOINT_DIR}/{PROGRESS_FILE}{hint}"
         saved = self.read_config(validate=False)
-        difference = setting_difference(saved, config)
+        difference = _first_difference(*_with_wrapper_defaults(saved, config), "")
         if difference is not None:
             name, kept, asked = difference
-            return f"{self.path} holds a run with {name} {kept!r}; it cannot be resumed with {name} {asked!r}"
+            return (f"{self.path} holds a run with {_setting_text(name, kept)}; it cannot be resumed with "
+                    f"{_setting_text(name, asked)}")
         return None
+
+
+def _with_wrapper_defaults(saved: RunConfig, given: RunConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`settings` of both configs, where a reward wrapper's setting is given on one side and left to its
+    default on the other (``--bonus-model pixelcnn`` on resuming a run that named no model) filled in on that
+    other with the default the run loop would have used: a setting spelled out is the same run. So too an agent's
+    hyperparameter (``-p gamma=0.99`` for a PPO run that left gamma to SB3)."""
+    import inspect
+
+    from rlgen.agents.config import algo_class
+    from rlgen.agents.envstack import wrapper_specs
+
+    a, b = settings(saved), settings(given)
+    if saved.bonus != given.bonus or saved.imitation != given.imitation or saved.algo != given.algo:
+        return a, b  # that difference is the one to name
+    try:
+        specs = wrapper_specs(given)
+        agent = inspect.signature(algo_class(given.algo).__init__).parameters
+    except (KeyError, ValueError, ConfigError):  # an unknown bonus or algo: the config's own checks name it
+        return a, b
+    groups = [("hyperparams", dict(agent), {})]
+    groups += [(spec.settings_key, spec.cls.setting_parameters(), spec.defaults) for spec in specs]
+    for field_name, params, run_defaults in groups:
+        mine, theirs = a.get(field_name), b.get(field_name)
+        if not isinstance(mine, dict) or not isinstance(theirs, dict):
+            continue
+        for key in set(mine) ^ set(theirs):
+            param = params.get(key)
+            if key in run_defaults:
+                default = run_defaults[key]
+            elif param is not None and param.default is not inspect.Parameter.empty:
+                default = param.default
+            else:
+                continue
+            (theirs if key in mine else mine)[key] = default
+    return a, b
+
+
+def _setting_text(name: str, value: Any) -> str:
+    return f"{name} not set" if value is None else f"{name} {value!r}"
 
 
 def write_eval_history(path: Path, history: list[dict[str, float]]) -> None:
