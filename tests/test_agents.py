@@ -93,7 +93,7 @@ def test_resume_config_takes_the_folder_as_named_and_only_raises_the_budget(tiny
     config = RunConfig.load(run_dir / "config.yaml")
     config.hyperparams = {**config.hyperparams, "learning_rate": {"schedule": "linear", "start": 1e-3, "end": 0.0}}
     config.save(run_dir / "config.yaml")
-    with pytest.warns(UserWarning, match="learning_rate follow a schedule laid over the run's 256 env steps"):
+    with pytest.warns(UserWarning, match="learning_rate follows a schedule laid over the run's 256 env steps"):
         resume_config(run_dir, total_steps=512)
 
 

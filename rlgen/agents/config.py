@@ -500,7 +500,8 @@ def resume_config(run_dir: str | Path, total_steps: int | None = None, overrides
                               "steps: a resume can only raise it")
         scheduled = scheduled_settings(config.hyperparams)
         if total_steps > config.total_steps and scheduled:
-            warnings.warn(f"{', '.join(scheduled)} follow a schedule laid over the run's {config.total_steps:,} env "
+            verb = "follows" if len(scheduled) == 1 else "follow"
+            warnings.warn(f"{', '.join(scheduled)} {verb} a schedule laid over the run's {config.total_steps:,} env "
                           f"steps; from here SB3 lays it over {total_steps:,}, so the values jump and the resumed run "
                           f"differs from a fresh run of {total_steps:,} steps", stacklevel=2)
         config.total_steps = total_steps
