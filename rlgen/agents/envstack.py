@@ -230,6 +230,9 @@ def env_build_error(env_id: str, env_kwargs: dict[str, Any], exc: BaseException)
         hint = "a package the env needs is not installed"
     elif env_kwargs and isinstance(exc, TypeError):
         hint = "check env_kwargs against the env's constructor"
+    elif env_kwargs:  # most likely a value the env refuses; else its code with these versions
+        hint = ("check the env_kwargs values; if they are right, the env's package may not support the installed "
+                "versions (`rlgen envs` lists the tasks rlgen tests)")
     else:
         hint = ("the env's own code failed: its package may not support the installed versions (`rlgen envs` "
                 "lists the tasks rlgen tests)")
