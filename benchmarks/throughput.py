@@ -257,8 +257,8 @@ class GailClock:
     updates), and its ``GAILCallback``'s rollout-end logging. ``clock[wrapper]`` reads one wrapper's
     seconds. A benchmark instrument: it wraps the two methods on their classes and puts them back on exit.
     It times GAIL only: InfoGAIL's own ``step_wait`` (its information reward, its posterior's training) is
-    not timed; ``GAIL.step_async`` (a copy of the actions) is not either, and the clock itself adds a few
-    microseconds per step to the wrapper it times.
+    not timed; ``GAIL.step_async`` (it keeps a reference to the actions, which its step_wait copies) is not
+    either, and the clock itself adds a few microseconds per step to the wrapper it times.
 
     A share of ``learn()`` time measured so is GAIL's cost apart from what its reward does to the policy
     (when episodes end, hence what the envs cost)."""

@@ -128,18 +128,23 @@ class TransitionRecorder:
         flat = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)  # a copy: the VecEnv may reuse its array
         self.check_finite(flat, "observation")
         dones = np.array(dones, dtype=bool)
-        if not self._staged:
-            self._staged_from = self.last_obs
+        t = len(self._staged)
+        ends: list[tuple[int, int, np.ndarray]] = []
+        truncated: list[tuple[int, int]] = []
         if dones.any():
-            t = len(self._staged)
             for i in np.flatnonzero(dones):
                 terminal = infos[i].get("terminal_observation")
                 if terminal is not None:
-                    terminal = np.asarray(terminal, dtype=np.float32).reshape(-1)
+                    terminal = np.array(terminal, dtype=np.float32).reshape(-1)  # a copy, as the observation
                     self.check_finite(terminal, "terminal observation")
-                    self._staged_ends.append((t, int(i), terminal))
+                    ends.append((t, int(i), terminal))
                 if infos[i].get("TimeLimit.truncated", False):
-                    self._staged_truncated.append((t, int(i)))
+                    truncated.append((t, int(i)))
+        # every check passed: only now is anything kept (a caller that catches an error keeps a consistent state)
+        if not self._staged:
+            self._staged_from = self.last_obs
+        self._staged_ends += ends
+        self._staged_truncated += truncated
         self._staged.append((flat, np.array(self.actions), dones))
         self.last_obs = flat
 

@@ -534,6 +534,14 @@ def test_resume_takes_a_setting_spelled_out_at_its_default_as_the_same_run(tiny_
                                           r"resumed with env_kwargs.sutton_barto_reward True$"):  # no default known
         train(tiny_config(total_steps=512, bonus="rnd", bonus_kwargs=rnd, env_kwargs={"sutton_barto_reward": True},
                           run_name="run"), resume=True)
+    # a wrapper's seed defaults to the run's (the run loop passes it), not to its constructor's 0
+    train(tiny_config(total_steps=256, seed=3, bonus="rnd", bonus_kwargs=rnd, run_name="seeded"))
+    with pytest.raises(ConfigError, match=r"holds a run with bonus_kwargs.seed 3; it cannot be resumed with "
+                                          r"bonus_kwargs.seed 0$"):
+        train(tiny_config(total_steps=384, seed=3, bonus="rnd", bonus_kwargs={**rnd, "seed": 0}, run_name="seeded"),
+              resume=True)
+    assert train(tiny_config(total_steps=384, seed=3, bonus="rnd", bonus_kwargs={**rnd, "seed": 3},
+                             run_name="seeded"), resume=True).timesteps == 384
 
 
 def test_a_resume_that_fails_before_training_leaves_the_run_directory_as_it_was(tiny_config):

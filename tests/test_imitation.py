@@ -1226,6 +1226,52 @@ def test_a_run_stopped_mid_rollout_leaves_the_normaliser_as_step_time_rewards_wo
             np.testing.assert_array_equal(b[key] if key else b, a[key] if key else a, err_msg=f"{name} {key}")
 
 
+def test_deferred_recording_keeps_the_buffer_and_survives_an_interrupted_learn_as_step_time_recording_does():
+    """Rollouts longer than the ring (48 steps x 2 envs against disc_transitions 32) grow it as step-time
+    recording does, to the same capacity, rows and cursor; and a learn() that an exception stops inside a
+    rollout (its callback never sees the rollout end) leaves GAIL ready for the next learn(), with the stopped
+    rollout's steps in the buffer as step-time recording left them. (A policy that does not learn keeps the two
+    runs' trajectories the same; the VecNormalize of a rollout stopped so is not replayed, so the rewards after
+    it are not compared.)"""
+    class Boom(BaseCallback):
+        def _on_step(self):
+            if self.num_timesteps == 40:
+                raise KeyboardInterrupt
+            return True
+
+    seen = {}
+    for defer in (False, True):
+        gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), absorbing=True, disc_transitions=32,
+                    defer_rewards=defer, seed=1)
+        gail.seed(0)
+        outer = VecNormalize(gail, gamma=0.9)
+        model = PPO("MlpPolicy", outer, n_steps=48, batch_size=32, n_epochs=1, gamma=0.9, seed=0, device="cpu",
+                    learning_rate=0.0, policy_kwargs={"net_arch": [8]})
+        with pytest.raises(KeyboardInterrupt):
+            model.learn(96, callback=[gail.callback, Boom()])
+        model.learn(192, callback=gail.callback, reset_num_timesteps=False)  # two rollouts
+        assert gail.callback.defer is defer
+        state = gail.state_dict()
+        seen[defer] = (gail.buffer.capacity, gail.buffer.cursor, state)
+    (cap, cursor, state), (d_cap, d_cursor, d_state) = seen[False], seen[True]
+    assert (d_cap, d_cursor) == (cap, cursor) and cap > 64  # grown past the first capacity, as step by step
+    assert d_state["num_transitions"] == state["num_transitions"] == 40 + 192
+    for key in state["buffer"]:
+        np.testing.assert_array_equal(d_state["buffer"][key], state["buffer"][key], err_msg=key)
+    np.testing.assert_array_equal(d_state["buffer_terminal"], state["buffer_terminal"])
+    assert d_state["n_disc_steps"] == state["n_disc_steps"]
+    # a reset inside a deferred rollout: the step after it starts from the reset observation
+    gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=32, seed=1)
+    gail.reset()
+    gail.deferring = True
+    for _ in range(2):
+        gail.step(np.full((2, 1), 0.5, dtype=np.float32))
+    start = gail.reset()
+    gail.step(np.full((2, 1), 0.5, dtype=np.float32))
+    gail.take_rollout_rewards()
+    np.testing.assert_array_equal(gail.buffer.obs[4:6], start)
+
+
 def test_rewards_stay_at_step_time_where_they_cannot_wait():
     class Scale(VecEnvWrapper):  # an unknown wrapper that changes the step rewards between GAIL and the agent
         def reset(self):

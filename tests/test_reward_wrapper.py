@@ -163,19 +163,25 @@ def test_staged_steps_give_the_rows_step_by_step_recording_gives():
     act_seq = rng.normal(size=(steps, n_envs, 1)).astype(np.float32)
     dones = rng.random((steps, n_envs)) < 0.3
     truncated = dones & (rng.random((steps, n_envs)) < 0.5)
-    infos = [[{"terminal_observation": rng.normal(size=2), "TimeLimit.truncated": bool(truncated[t, i])}
+    infos = [[{"terminal_observation": rng.normal(size=2).astype(np.float32), "TimeLimit.truncated": bool(truncated[t, i])}
               if dones[t, i] else {} for i in range(n_envs)] for t in range(steps)]
     stepwise, staged = TransitionRecorder(n_envs, "Test"), TransitionRecorder(n_envs, "Test")
     for recorder in (stepwise, staged):
         recorder.on_reset(obs_seq[0])
     expected, parts = [], []
     env_obs, env_act = np.empty((n_envs, 2), np.float32), np.empty((n_envs, 1), np.float32)  # reused, as VecEnvs may
+    env_terminals = [np.empty(2, np.float32) for _ in range(n_envs)]  # so are the terminal observations
     for t in range(steps):
         stepwise.on_actions(act_seq[t])
         expected.append(stepwise.on_step(obs_seq[t + 1], dones[t], infos[t]))
         env_act[:], env_obs[:] = act_seq[t], obs_seq[t + 1]
+        env_infos = [{**info, "terminal_observation": env_terminal} if "terminal_observation" in info else info
+                     for info, env_terminal in zip(infos[t], env_terminals, strict=True)]
+        for info, env_terminal in zip(infos[t], env_terminals, strict=True):
+            if "terminal_observation" in info:
+                env_terminal[:] = info["terminal_observation"]
         staged.on_actions(env_act)
-        staged.stage(env_obs, dones[t], infos[t])
+        staged.stage(env_obs, dones[t], env_infos)
         np.testing.assert_array_equal(staged.last_obs, stepwise.last_obs)
         if t == 4:
             parts.append(staged.take_staged())
@@ -191,6 +197,14 @@ def test_staged_steps_give_the_rows_step_by_step_recording_gives():
     staged.on_actions(np.zeros((n_envs, 1)))
     with pytest.raises(ValueError, match="Test: non-finite observation at step 13"):
         staged.stage(np.full((n_envs, 2), np.nan), np.zeros(n_envs, bool), [{}] * n_envs)
+    # a bad terminal observation of the last env keeps nothing of the step (not the first env's end either)
+    ended = [{"terminal_observation": np.zeros(2)}, {}, {"terminal_observation": np.full(2, np.inf)}]
+    with pytest.raises(ValueError, match="non-finite terminal observation"):
+        staged.stage(np.zeros((n_envs, 2)), np.array([True, False, True]), ended)
+    staged.stage(np.ones((n_envs, 2)), np.zeros(n_envs, bool), [{}] * n_envs)
+    _, _, s_next, done_rows, _ = staged.take_staged()
+    np.testing.assert_array_equal(s_next, np.ones((n_envs, 2)))
+    assert not done_rows.any()
 
 
 def test_an_infogail_policy_gets_its_code_outside_training_and_others_refuse_one():

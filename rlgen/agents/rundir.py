@@ -391,10 +391,13 @@ def _with_wrapper_defaults(saved: RunConfig, given: RunConfig) -> tuple[dict[str
     try:
         specs = wrapper_specs(given)
         agent = inspect.signature(algo_class(given.algo).__init__).parameters
-    except (KeyError, ValueError, ConfigError):  # an unknown bonus or algo: the config's own checks name it
+    except (KeyError, ValueError, ImportError, ConfigError):  # an unknown bonus or algo, or sb3-contrib missing:
+        # the config's own checks name it
         return a, b
     groups = [("hyperparams", dict(agent), {})]
-    groups += [(spec.settings_key, spec.cls.setting_parameters(), spec.defaults) for spec in specs]
+    # the run loop builds each wrapper with the run's seed and its spec's defaults under the config's settings
+    groups += [(spec.settings_key, spec.cls.setting_parameters(), {"seed": given.seed, **spec.defaults})
+               for spec in specs]
     for field_name, params, run_defaults in groups:
         mine, theirs = a.get(field_name), b.get(field_name)
         if not isinstance(mine, dict) or not isinstance(theirs, dict):

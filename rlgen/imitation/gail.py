@@ -254,6 +254,7 @@ class GAIL(RewardWrapper):
         return self.discount / (1.0 - self.discount) * self._absorbing_reward
 
     def reset(self) -> np.ndarray:
+        self._take_staged()  # the steps before it (a rollout a raised exception left unfinished) keep their s
         obs = self.venv.reset()
         self.recorder.on_reset(obs)
         return obs
@@ -292,8 +293,13 @@ class GAIL(RewardWrapper):
             return
         s, a, next_obs, dones, truncated = self.recorder.take_staged()
         terminal = (dones & ~truncated).reshape(-1) if self.absorbing else None
-        rows = self._record(s, a, next_obs, terminal)
-        self._recorded(s, a, rows)
+        start = 0
+        while start < len(s):  # in runs of steps that fit, so the ring grows (and evicts) as step by step it would
+            fit = (self.buffer.capacity - self._since_round) // self.num_envs
+            part = slice(start, start + max(fit, 1) * self.num_envs)
+            rows = self._record(s[part], a[part], next_obs[part], None if terminal is None else terminal[part])
+            self._recorded(s[part], a[part], rows)
+            start = part.stop
         self._rollout_dones.extend(dones)
 
     def _record(self, s: np.ndarray, a: np.ndarray, next_obs: np.ndarray, terminal: np.ndarray | None
@@ -603,7 +609,8 @@ class GAILCallback(WrapperCallback):
             rms = self.normaliser.ret_rms
             self._normaliser_start = (self.normaliser.returns.copy(), np.copy(rms.mean), np.copy(rms.var),
                                       rms.count)
-        self.gail.deferring = True
+        self.gail._take_staged()  # a rollout that never ended (learn() stopped by an exception): its steps are
+        self.gail.deferring = True  # recorded, as at step time, and no reward of theirs is owed any more
         self.gail._rollout_dones = []
 
     def _replayed(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
