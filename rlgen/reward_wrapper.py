@@ -148,6 +148,10 @@ class TransitionRecorder:
         self._staged.append((flat, np.array(self.actions), dones))
         self.last_obs = flat
 
+    def discard_staged(self) -> None:
+        """Forget the steps kept by :meth:`stage` (a state loaded over them replaces what they would have added)."""
+        self._staged, self._staged_ends, self._staged_truncated, self._staged_from = [], [], [], None
+
     @property
     def staged_steps(self) -> int:
         """Steps kept by :meth:`stage` and not taken yet."""

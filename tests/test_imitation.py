@@ -1260,6 +1260,28 @@ def test_deferred_recording_keeps_the_buffer_and_survives_an_interrupted_learn_a
         np.testing.assert_array_equal(d_state["buffer"][key], state["buffer"][key], err_msg=key)
     np.testing.assert_array_equal(d_state["buffer_terminal"], state["buffer_terminal"])
     assert d_state["n_disc_steps"] == state["n_disc_steps"]
+    # after an interrupted deferred learn(): a learn() that does not defer pays step-time rewards (it was handed
+    # zeros and failed at its rollout's end), and a state loaded over the stopped rollout's steps replaces them
+    for then in ("step-time learn", "load", "hand loop"):
+        gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=32, seed=1)
+        saved = gail.state_dict()
+        model = PPO("MlpPolicy", VecNormalize(gail, gamma=0.9), n_steps=48, batch_size=32, n_epochs=1, seed=0,
+                    device="cpu", policy_kwargs={"net_arch": [8]})
+        with pytest.raises(KeyboardInterrupt):
+            model.learn(96, callback=[gail.callback, Boom()])
+        if then == "load":
+            gail.load_state_dict(saved)
+            assert gail.state_dict()["since_update"] == 0 and gail.buffer.size == 0
+            continue
+        if then == "hand loop":  # a loop of its own, after a reset: rewards at step time
+            gail.reset()
+            assert np.abs(gail.step(np.full((2, 1), 0.5, dtype=np.float32))[1]).min() > 0
+            continue
+        gail.defer_rewards = False
+        record = _RolloutRecord()
+        model.learn(96, callback=[gail.callback, record], reset_num_timesteps=False)
+        assert gail.callback.defer is False and not gail.deferring
+        assert np.abs(record.rollouts[0][0]).min() > 0  # every step's reward paid, none left at 0
     # a reset inside a deferred rollout: the step after it starts from the reset observation
     gail = GAIL(_terminal_and_truncated_venv(), _line_demos(), disc_transitions=32, seed=1)
     gail.reset()

@@ -254,7 +254,7 @@ class GAIL(RewardWrapper):
         return self.discount / (1.0 - self.discount) * self._absorbing_reward
 
     def reset(self) -> np.ndarray:
-        self._take_staged()  # the steps before it (a rollout a raised exception left unfinished) keep their s
+        self.end_deferral()  # a rollout a raised exception left unfinished: its steps keep their s
         obs = self.venv.reset()
         self.recorder.on_reset(obs)
         return obs
@@ -285,6 +285,14 @@ class GAIL(RewardWrapper):
         if not self.rounds_at_rollout_end and self._since_round >= self.disc_transitions:
             self.end_rollout()
         return obs, rewards, dones, infos
+
+    def end_deferral(self) -> None:
+        """Leave a deferred rollout that will not reach its end (``learn()`` stopped by an exception, so its callback
+        never saw the end): its steps go into the buffer, as step-time recording had put them, no reward of theirs
+        is owed any more, and later steps get their rewards at step time until a callback defers again (at a
+        rollout's start). Called by :meth:`reset` and when a callback is attached."""
+        self._take_staged()
+        self._rollout_dones, self.deferring = [], False
 
     def _take_staged(self) -> None:
         """Move the steps a deferred rollout staged (:meth:`TransitionRecorder.stage`) into the buffer, their dones
@@ -472,6 +480,8 @@ class GAIL(RewardWrapper):
             self.discriminator.load_full_state_dict(state["discriminator"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(f"GAIL state does not fit this discriminator: {exc}".splitlines()[0]) from None
+        self.recorder.discard_staged()  # steps staged before the load: the loaded state replaces them
+        self._rollout_dones = []
         saved_rows = len(state["buffer"]["obs"])
         if saved_rows > self.buffer.capacity:  # a ring grown by long rollouts: every row comes back
             self._grow_buffer(saved_rows)
@@ -573,6 +583,7 @@ class GAILCallback(WrapperCallback):
 
     def _init_callback(self) -> None:
         super()._init_callback()
+        self.gail.end_deferral()  # one an earlier learn() left (stopped by an exception) whatever this one does
         self.gail.rounds_at_rollout_end = True
         gamma = getattr(self.model, "gamma", None)
         self.gail.agent_gamma = float(gamma) if isinstance(gamma, (int, float)) else None
@@ -609,9 +620,8 @@ class GAILCallback(WrapperCallback):
             rms = self.normaliser.ret_rms
             self._normaliser_start = (self.normaliser.returns.copy(), np.copy(rms.mean), np.copy(rms.var),
                                       rms.count)
-        self.gail._take_staged()  # a rollout that never ended (learn() stopped by an exception): its steps are
-        self.gail.deferring = True  # recorded, as at step time, and no reward of theirs is owed any more
-        self.gail._rollout_dones = []
+        self.gail.end_deferral()  # a rollout that never ended (learn() stopped by an exception)
+        self.gail.deferring = True
 
     def _replayed(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """What the VecNormalize makes of the rollout's rewards, its reward statistics brought to where per-step
