@@ -17,7 +17,10 @@ hand-driven loop, an off-policy agent, another wrapper between this one and the 
 rewards, a VecNormalize with its own ``step_wait``, a discriminator with spectral norm) gets the reward at step
 time, as before; ``defer_rewards=False`` asks for that always. A run stopped
 inside a rollout has its VecNormalize replayed over the steps it took; a callback that saves the VecNormalize at
-a step inside a rollout saves the statistics of the zeros handed out so far.
+a step inside a rollout saves the statistics of the zeros handed out so far. A rollout's steps are kept as they
+come and made into transitions in one batch at its end, before a state is saved, or, for a ``learn()`` an
+exception stopped inside a rollout, when a callback is next attached or the wrapper reset (the VecNormalize then
+keeps the statistics of the zeros handed out: nothing replays them).
 
 **The discriminator's schedule** is set in policy transitions and Adam steps, not in rollouts: ``disc_steps``
 Adam steps (1) per ``disc_transitions`` policy transitions (2,048), each on a minibatch of ``batch_size``
