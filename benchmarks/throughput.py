@@ -251,7 +251,20 @@ def measure_bnn_step(bnn: BNN, repeats: int, steps: int = 500, batch_size: int =
     return lines
 
 
-class GailClock:
+class _Clock:
+    """Seconds per object (by identity) that a benchmark instrument's timed methods add up: ``clock[obj]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}
+
+    def __getitem__(self, obj: Any) -> float:
+        return self.seconds.get(id(obj), 0.0)
+
+    def _add(self, obj: Any, seconds: float) -> None:
+        self.seconds[id(obj)] = self[obj] + seconds
+
+
+class GailClock(_Clock):
     """Seconds spent in each GAIL wrapper's own code while the clock is entered: ``GAIL.step_wait`` less the
     time of the envs it wraps (so the discriminator's reward, the transition buffer and the discriminator's
     updates), and its ``GAILCallback``'s rollout-end logging. ``clock[wrapper]`` reads one wrapper's
@@ -262,15 +275,6 @@ class GailClock:
 
     A share of ``learn()`` time measured so is GAIL's cost apart from what its reward does to the policy
     (when episodes end, hence what the envs cost)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[int, float] = {}
-
-    def __getitem__(self, wrapper: Any) -> float:
-        return self.seconds.get(id(wrapper), 0.0)
-
-    def _add(self, wrapper: Any, seconds: float) -> None:
-        self.seconds[id(wrapper)] = self[wrapper] + seconds
 
     def __enter__(self) -> GailClock:
         from rlgen.imitation.gail import GAIL, GAILCallback
@@ -363,15 +367,9 @@ def _dummy_vec_env(venv: Any) -> Any:
     return venv
 
 
-class EnvClock:
+class EnvClock(_Clock):
     """Wall-clock seconds spent in each DummyVecEnv's ``step_wait`` (its envs' steps, Monitors and resets), per
     instance, while in the ``with`` block: a benchmark instrument, like :class:`GailClock`, timing every row."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[int, float] = {}
-
-    def __getitem__(self, venv: Any) -> float:
-        return self.seconds.get(id(venv), 0.0)
 
     def __enter__(self) -> EnvClock:
         from stable_baselines3.common.vec_env import DummyVecEnv
@@ -384,7 +382,7 @@ class EnvClock:
             try:
                 return step_wait(venv)
             finally:
-                clock.seconds[id(venv)] = clock[venv] + time.perf_counter() - start
+                clock._add(venv, time.perf_counter() - start)
 
         DummyVecEnv.step_wait = timed
         return self

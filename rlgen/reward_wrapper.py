@@ -175,7 +175,7 @@ class TransitionRecorder:
         for t, i in self._staged_truncated:
             truncated[t, i] = True
         s = np.concatenate([first[None], obs[:-1]])
-        self._staged, self._staged_ends, self._staged_truncated, self._staged_from = [], [], [], None
+        self.discard_staged()
         n = steps * self.num_envs
         return s.reshape(n, -1), actions, next_obs.reshape(n, -1), dones, truncated
 

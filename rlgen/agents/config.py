@@ -158,9 +158,9 @@ class RunConfig:
             algo = data.get("algo") or cls.algo
             hint = (f" (a {algo} hyperparameter: put it under hyperparams:)"
                     if algo in ALGOS and unknown[0] in sb3_arguments(algo) else "")
-            close = difflib.get_close_matches(unknown[0], field_names(), n=1)
             if hint:
                 raise ConfigError(f"unknown config key {unknown[0]!r}{hint}")
+            close = difflib.get_close_matches(unknown[0], field_names(), n=1)
             keys = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(field_names())}"
             raise ConfigError(f"unknown config key {unknown[0]!r}; {keys}")
         data = dict(data)

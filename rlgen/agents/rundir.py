@@ -26,6 +26,7 @@ run archive) goes through :class:`RunDir`, so a file name or the rule "is this t
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import shutil
@@ -380,8 +381,6 @@ def _with_wrapper_defaults(saved: RunConfig, given: RunConfig) -> tuple[dict[str
     default on the other (``--bonus-model pixelcnn`` on resuming a run that named no model) filled in on that
     other with the default the run loop would have used: a setting spelled out is the same run. So too an agent's
     hyperparameter (``-p gamma=0.99`` for a PPO run that left gamma to SB3)."""
-    import inspect
-
     from rlgen.agents.config import algo_class
     from rlgen.agents.envstack import wrapper_specs
 
